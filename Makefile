@@ -1,0 +1,57 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# VNAT, out-of-tree Rust kernel module. The two commands:
+#   make check   set up the machine, build our kernel and vnat.ko, run every test
+#   make demo    set up, boot the test kernel and show VNAT at work
+# Other targets: setup, kernel, module (the default), host-test, lint, qemu-test,
+# clean. Build against your own Rust-enabled kernel with
+#   make KDIR=/path/to/kernel/build [LLVM=1]
+
+VNAT_CACHE ?= /var/cache/vnat
+export VNAT_CACHE
+LLVM ?= -19
+export LLVM
+
+# KDIR given on the command line: build against that kernel and set up nothing.
+# Otherwise: our own test kernel, built (once) by qemu-tests/kernel.sh.
+ifeq ($(KDIR),)
+OWN_KERNEL := 1
+KDIR_CMD := tools/setup.sh && qemu-tests/kernel.sh
+else
+KDIR_CMD := echo $(KDIR)
+endif
+
+KBUILD_FLAGS = LLVM=$(LLVM) KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
+
+.PHONY: all module setup kernel check demo host-test lint qemu-test clean
+
+all: module
+
+setup:
+	@tools/setup.sh
+
+kernel: setup
+	@qemu-tests/kernel.sh >/dev/null
+
+module:
+	@kdir=$$($(KDIR_CMD)) && . tools/kenv.sh "$$kdir" && \
+	$(MAKE) -C "$$kdir" M=$(CURDIR) $(KBUILD_FLAGS) CLIPPY=$(CLIPPY) modules
+
+host-test:
+	cd tools && cargo test --locked
+
+lint:
+	@tools/lint.sh
+
+qemu-test: module
+	@qemu-tests/run.sh
+
+check:
+	@tools/check.sh
+
+demo:
+	@tools/demo.sh
+
+clean:
+	@kdir=$$($(KDIR_CMD)) && $(MAKE) -C "$$kdir" M=$(CURDIR) clean
+	rm -rf tools/target

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Runs inside the test guest (see run.sh): every test under qemu-tests/tests/
+# in turn, each with its own namespaces, then the KUnit suites of vnat.ko and
+# a final kmemleak scan. Prints TAP. A test fails if it exits non-zero, runs
+# out of time, or if the kernel log it caused shows a WARN, BUG, Oops, KASAN,
+# lockdep, kmemleak or hung-task report.
+# Usage: guest.sh RESULTS_DIR [TEST...]
+set -u
+results=${1:?}
+shift
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+export VNAT_KO="$top/vnat.ko"
+export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here"
+cd "$top"
+
+mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+# Forget what boot left for kmemleak; only what the tests allocate counts.
+echo clear > /sys/kernel/debug/kmemleak 2>/dev/null
+
+splats='WARNING:|BUG:|Oops|KASAN|kernel BUG|general protection fault|possible circular locking|inconsistent lock state|possible recursive locking|lockdep|unreferenced object|blocked for more than|UBSAN|refcount_t:|list_add corruption|list_del corruption|Call Trace:'
+
+if [ $# -gt 0 ]; then
+	tests=()
+	for t in "$@"; do tests+=("$here/tests/$t"); done
+else
+	tests=("$here"/tests/*)
+fi
+kunit_suites=(vnat_virtualization vnat_config)
+echo "TAP version 13"
+echo "1..$(( ${#tests[@]} + ${#kunit_suites[@]} + 1 ))"
+n=0
+
+# Prints the kernel log written since marker $1.
+log_since() {
+	dmesg -t | sed -n "/vnat-test-mark $1\$/,\$p"
+}
+
+cleanup() {
+	if lsmod | grep -q '^vnat '; then rmmod vnat; fi
+	for ns in $(ip netns list | awk '{print $1}'); do ip netns del "$ns"; done
+}
+
+for t in "${tests[@]}"; do
+	n=$((n + 1))
+	name=$(basename "$t")
+	echo "vnat-test-mark $name" > /dev/kmsg
+	out=$(timeout 600 "$t" 2>&1)
+	rc=$?
+	cleanup >/dev/null 2>&1
+	echo "vnat-test-mark $name-end" > /dev/kmsg
+	bad=$(log_since "$name" | grep -E "$splats")
+	printf '%s\n' "$out" | sed 's/^/# /'
+	if [ "$rc" = 0 ] && [ -z "$bad" ]; then
+		echo "ok $n - $name"
+	else
+		[ "$rc" = 0 ] || echo "# exit status $rc"
+		if [ -n "$bad" ]; then
+			echo "# kernel log of this test shows a splat:"
+			log_since "$name" | sed 's/^/#   /'
+		fi
+		echo "not ok $n - $name"
+	fi
+done
+
+# KUnit: the suites run when the module loads; their KTAP goes to the log.
+echo "vnat-test-mark kunit" > /dev/kmsg
+insmod "$VNAT_KO"
+rmmod vnat
+kunit=$(log_since kunit)
+for s in "${kunit_suites[@]}"; do
+	n=$((n + 1))
+	printf '%s\n' "$kunit" | grep -E "^\s*(# Subtest: $s|\s+(not )?ok [0-9]+ )" | sed 's/^/# /' | head -40
+	if printf '%s\n' "$kunit" | grep -qE "^\s*ok [0-9]+ $s\$" && ! printf '%s\n' "$kunit" | grep -qE "$splats"; then
+		echo "ok $n - kunit: $s"
+	else
+		echo "not ok $n - kunit: $s"
+	fi
+done
+
+# kmemleak only reports objects older than 5 s (its min_age), so let the
+# last allocations of the module age before the scan.
+n=$((n + 1))
+sleep 6
+echo scan > /sys/kernel/debug/kmemleak
+leaks=$(cat /sys/kernel/debug/kmemleak)
+if [ -z "$leaks" ]; then
+	echo "ok $n - kmemleak: nothing leaked"
+else
+	printf '%s\n' "$leaks" | head -60 | sed 's/^/# /'
+	echo "not ok $n - kmemleak: unreferenced objects"
+fi
+dmesg > "$results/dmesg.txt"
+echo "# guest finished"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Builds the VNAT test kernel from Debian's linux-source-7.x with the config
+# fragment qemu-tests/kernel.config on top of allnoconfig, and prints the build
+# directory on stdout. The build is cached under $VNAT_CACHE, keyed by the
+# source package version, the fragment, rustc's and clang's versions, so a
+# change of any of them builds a new kernel. Progress goes to stderr every 30 s;
+# the whole build log is kept next to the build.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
+. "$here/../tools/kenv.sh"
+LINUX_SOURCE_PKG=$_vnat_LINUX_SOURCE_PKG
+LINUX_SOURCE_TARBALL=$_vnat_LINUX_SOURCE_TARBALL
+
+pkgver=$(dpkg-query -W -f='${Version}' "$LINUX_SOURCE_PKG")
+key=$( { echo "$LINUX_SOURCE_PKG $pkgver"; rustc --version; clang-19 --version | head -n1
+	  cat "$here/kernel.config"; } | sha256sum | cut -c1-16)
+src="$VNAT_CACHE/src/$LINUX_SOURCE_PKG-$pkgver"
+out="$VNAT_CACHE/kernel-$key"
+log() { printf 'kernel: %s\n' "$*" >&2; }
+
+if [ -f "$out/.vnat-done" ]; then
+	echo "$out"
+	exit 0
+fi
+
+if [ ! -f "$src/.vnat-extracted" ]; then
+	log "extracting $LINUX_SOURCE_TARBALL"
+	rm -rf "$src" "$src.tmp"
+	mkdir -p "$src.tmp"
+	tar -C "$src.tmp" --strip-components=1 -xf "$LINUX_SOURCE_TARBALL"
+	touch "$src.tmp/.vnat-extracted"
+	mv "$src.tmp" "$src"
+fi
+
+mk=(make -C "$src" O="$out" LLVM=-19 -j"$(nproc)")
+mkdir -p "$out"
+"${mk[@]}" -s allnoconfig
+"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$here/kernel.config" >/dev/null
+"${mk[@]}" -s olddefconfig
+
+# Every option the fragment asks for must have survived olddefconfig.
+bad=0
+while IFS= read -r line; do
+	case "$line" in
+	CONFIG_*=*) want=$line ;;
+	"# CONFIG_"*" is not set") want=$line ;;
+	*) continue ;;
+	esac
+	opt=${want#\# }; opt=${opt%%[= ]*}
+	got=$(grep -E "^$opt=|^# $opt is not set" "$out/.config" || echo "# $opt is not set")
+	if [ "$got" != "$want" ]; then
+		log "config: asked '$want', got '$got'"
+		bad=1
+	fi
+done < "$here/kernel.config"
+[ "$bad" = 0 ] || { log "the config fragment does not apply; see above"; exit 1; }
+
+log "building $LINUX_SOURCE_PKG $pkgver in $out (log: $out/build.log)"
+start=$(date +%s)
+"${mk[@]}" bzImage modules_prepare > "$out/build.log" 2>&1 &
+pid=$!
+while kill -0 "$pid" 2>/dev/null; do
+	for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null && sleep 1; done
+	kill -0 "$pid" 2>/dev/null || break
+	n=$(grep -c '^  [A-Z]' "$out/build.log" || true)
+	log "$(( $(date +%s) - start ))s, $n steps, last: $(tail -n1 "$out/build.log" | cut -c1-80)"
+done
+if ! wait "$pid"; then
+	tail -n 40 "$out/build.log" >&2
+	log "build failed; full log in $out/build.log"
+	exit 1
+fi
+log "built in $(( $(date +%s) - start ))s"
+echo "$(( $(date +%s) - start ))" > "$out/.vnat-build-seconds"
+touch "$out/.vnat-done"
+echo "$out"

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boots the test kernel with virtme-ng and runs qemu-tests/guest.sh inside,
+# which prints TAP. KVM is used when a quick probe shows that it boots here;
+# otherwise TCG. Usage: qemu-tests/run.sh KDIR [TEST...]
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+kdir=${1:?usage: qemu-tests/run.sh KDIR [TEST...]}
+shift
+export VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
+. "$top/tools/kenv.sh"
+: "${VNG:?run tools/setup.sh first}"
+
+[ -f "$top/vnat.ko" ] || { echo "not ok 1 - vnat.ko is not built (make module)"; exit 1; }
+
+# KVM: nested KVM may hang early in boot on this kind of machine, so probe it
+# once per kernel and QEMU version, with a short timeout, and remember.
+accel=(--disable-kvm)
+if [ -w /dev/kvm ] && [ "${VNAT_TCG:-}" != 1 ]; then
+	probe="$VNAT_CACHE/kvm-probe-$(basename "$kdir")-$(qemu-system-x86_64 --version | head -n1 | tr -dc '0-9.')"
+	if [ ! -f "$probe" ]; then
+		if timeout 60 "$VNG" --run "$kdir" --cpus 1 --memory 1G --user root \
+			--exec 'echo vnat-kvm-ok' </dev/null 2>/dev/null | grep -q vnat-kvm-ok; then
+			echo kvm > "$probe"
+		else
+			echo tcg > "$probe"
+		fi
+	fi
+	[ "$(cat "$probe")" = kvm ] && accel=()
+fi
+echo "# booting $(basename "$kdir") with ${accel[*]:-KVM}" >&2
+
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+# The guest's own timeouts are per test; this one only guards against a hung guest.
+timeout "${VNAT_GUEST_TIMEOUT:-2400}" "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G \
+	--user root --rwdir "$results" --cwd "$top" \
+	--exec "$here/guest.sh $results $*" </dev/null || echo "# vng exited with $?"
+if [ -f "$results/dmesg.txt" ]; then
+	mkdir -p "$here/results"
+	cp "$results/dmesg.txt" "$here/results/dmesg.txt"
+	echo "# guest dmesg kept in qemu-tests/results/dmesg.txt"
+fi

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Bad input to vnatd: malformed, truncated and unknown-version VCMP, updates
+for unknown connections and a flood of connections are counted and refused,
+never answered; nothing crashes, and a tracked connection is not disturbed."""
+import os
+import socket
+import struct
+from vnattest import *
+
+def upd(version=1, cmd=1, rvp=80, rva="10.8.0.2", lva="10.8.0.1", lpa="10.8.0.3", lvp=40000, lpp=40001):
+    a = lambda s: socket.inet_aton(s)
+    return struct.pack("!BBH4s4s4sHH", version, cmd, rvp, a(rva), a(lva), a(lpa), lvp, lpp)
+
+insmod()
+add_netns("d")   # the daemon's host
+add_netns("p")   # the peer sending bad input
+veth("p", "10.8.0.1", "d", "10.8.0.2")
+# An application connection that must survive all of this.
+srv = tcp_listen("d", "0.0.0.0", 7000)
+app = tcp_connect("p", "10.8.0.2", 7000)
+app_d, _ = srv.accept()
+
+def session(payload, label):
+    """Sends payload on a fresh VCMP connection; returns what came back
+    before the daemon closed (or b'' if it stayed open and silent)."""
+    before = stats("d")
+    s = tcp_connect("p", "10.8.0.2", 2031)
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    s.settimeout(10)
+    got = b""
+    try:
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            got += d
+    except (ConnectionResetError, socket.timeout):
+        pass
+    s.close()
+    check_eq(got, b"", f"{label}: no reply")
+    return before
+
+b = session(b"hello vnatd, this is not VCMP", "garbage")
+wait_for(lambda: stats("d")["vcmp_malformed"] == b["vcmp_malformed"] + 1, "garbage counted as malformed")
+b = session(upd(version=2), "unknown version")
+wait_for(lambda: stats("d")["vcmp_malformed"] == b["vcmp_malformed"] + 1, "unknown version counted as malformed")
+b = session(upd(cmd=9), "unknown command")
+wait_for(lambda: stats("d")["vcmp_malformed"] == b["vcmp_malformed"] + 1, "unknown command counted as malformed")
+b = session(upd(lpa="0.0.0.0"), "zero address")
+wait_for(lambda: stats("d")["vcmp_malformed"] == b["vcmp_malformed"] + 1, "zero address counted as malformed")
+b = session(upd()[:13], "truncated")
+s = stats("d")
+check_eq(s["vcmp_malformed"], b["vcmp_malformed"], "a truncated message is not a message")
+check_eq(s["vcmp_messages"], b["vcmp_messages"], "and nothing was taken from it")
+b = session(upd() + upd(rvp=81), "two updates for unknown connections")
+wait_for(lambda: stats("d")["vcmp_unknown_connection"] == b["vcmp_unknown_connection"] + 2, "updates for unknown connections counted")
+check_eq(stats("d")["vcmp_messages"], b["vcmp_messages"] + 2, "both well-formed")
+# Random bytes in random pieces, 50 connections.
+for i in range(50):
+    s = tcp_connect("p", "10.8.0.2", 2031)
+    s.sendall(os.urandom(1 + i * 7))
+    s.close()
+# A flood: more concurrent connections than vcmp_max_clients.
+check_eq(write_knob("vcmp_max_clients", "8"), None, "vcmp_max_clients set to 8")
+b = stats("d")
+flood = [tcp_connect("p", "10.8.0.2", 2031) for _ in range(40)]
+wait_for(lambda: stats("d")["vcmp_clients_refused"] - b["vcmp_clients_refused"] >= 32, "connections beyond 8 refused and counted")
+for s in flood:
+    s.close()
+# Idle clients are dropped after vcmp_idle_timeout_ms.
+check_eq(write_knob("vcmp_idle_timeout_ms", "300"), None, "vcmp_idle_timeout_ms set to 300")
+b = stats("d")
+idle = tcp_connect("p", "10.8.0.2", 2031)
+idle.settimeout(10)
+check_eq(idle.recv(1), b"", "a silent client is closed by the daemon")
+check(stats("d")["vcmp_clients_idle_closed"] > b["vcmp_clients_idle_closed"], "and counted as idle")
+idle.close()
+# The daemon still works and the application connection is intact.
+b = session(upd(), "valid update after all that")
+wait_for(lambda: stats("d")["vcmp_messages"] == b["vcmp_messages"] + 1, "vnatd still parses messages")
+check(2031 in listening_ports("d"), "vnatd still listens")
+app.sendall(b"still here")
+check_eq(app_d.recv(10), b"still here", "application connection intact")
+check_eq(len(connections("d")), 1, "its record intact")
+for s in (app, app_d, srv):
+    s.close()
+log("stats: " + ", ".join(f"{k}={v}" for k, v in stats("d").items() if k.startswith("vcmp")))
+done()

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""configfs knobs: good values are taken, bad ones refused with EINVAL and a
+one-line reason in the kernel log, the old value kept; counters are
+read-only totals over all namespaces."""
+import errno
+from vnattest import *
+
+insmod()
+check_eq(read_knob("vcmp_max_clients"), "64", "vcmp_max_clients default")
+check_eq(read_knob("vcmp_idle_timeout_ms"), "30000", "vcmp_idle_timeout_ms default")
+check_eq(read_knob("vcmp_port"), "2031", "vcmp_port shows the parameter")
+for name, good, bad in [
+        ("vcmp_max_clients", "128", ["0", "1025", "-1", "abc", "\n", "12 ", "99999999999"]),
+        ("vcmp_idle_timeout_ms", "1000", ["99", "3600001", "1e3", "0x10"])]:
+    check_eq(write_knob(name, good + "\n"), None, f"{name}={good} accepted")
+    check_eq(read_knob(name), good, f"{name} reads back {good}")
+    for v in bad:
+        check_eq(write_knob(name, v), errno.EINVAL, f"{name}={v!r} refused with EINVAL")
+        check_eq(read_knob(name), good, f"{name} kept {good} after {v!r}")
+    check(match_line(dmesg_tail(3), rf"{name}: refused .*expected an integer"), f"{name}: reason logged")
+check(write_knob("vcmp_port", "5") is not None, "vcmp_port is read-only")
+check(write_knob("counters", "0") is not None, "counters are read-only")
+# Totals: packets in two namespaces add up.
+add_netns("t1")
+add_netns("t2")
+before = {l.split()[0]: int(l.split()[1]) for l in open(f"{CONFIGFS}/counters")}
+for ns in ("t1", "t2"):
+    srv = tcp_listen(ns, "127.0.0.1")
+    c = tcp_connect(ns, "127.0.0.1", srv.getsockname()[1])
+    a, _ = srv.accept()
+    c.close(); a.close(); srv.close()
+after = {l.split()[0]: int(l.split()[1]) for l in open(f"{CONFIGFS}/counters")}
+check_eq(after["connections_tracked"] - before["connections_tracked"], 4, "total tracked counts both namespaces")
+check_eq(after["kprobes_missed"], 0, "no kprobe hit missed")
+done()

@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VNAT's kernel-independent logic, compiled for the host.
+//!
+//! The sources live in the kernel module's tree (`vnat/`) and are included
+//! here unchanged, so `cargo test`, property tests and fuzzing exercise the
+//! very code the module runs.
+
+#![no_std]
+
+#[path = "../../../vnat/vcmp.rs"]
+pub mod vcmp;

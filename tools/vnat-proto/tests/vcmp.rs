@@ -1,0 +1,155 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VCMP wire-format tests: the paper's layout, round trips, and rejection of
+//! every malformed length, version and command.
+
+use proptest::prelude::*;
+use vnat_proto::vcmp::*;
+
+fn endpoint() -> impl Strategy<Value = Endpoint> {
+    (1u32.., 1u16..).prop_map(|(a, p)| Endpoint::new(a, p))
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (endpoint(), endpoint(), endpoint()).prop_map(|(r, l, p)| Message::Update(Update {
+            remote_virtual: r,
+            local_virtual: l,
+            local_physical: p,
+        })),
+        endpoint().prop_map(|p| Message::UpdateReply(UpdateReply { local_physical: p })),
+    ]
+}
+
+#[test]
+fn update_layout_matches_figure_3_4() {
+    let m = Message::Update(Update {
+        remote_virtual: Endpoint::new(0x1414_1414, 80),
+        local_virtual: Endpoint::new(0x0a0a_0a0a, 40000),
+        local_physical: Endpoint::new(0x1e1e_1e1e, 40001),
+    });
+    let b = m.encode();
+    assert_eq!(
+        b,
+        [
+            1, 1, 0, 80, // Version, VNAT_UPD, R_Vir_Port
+            20, 20, 20, 20, // R_Vir_Addr
+            10, 10, 10, 10, // L_Vir_Addr
+            30, 30, 30, 30, // L_Phy_Addr
+            0x9c, 0x40, 0x9c, 0x41, // L_Vir_Port, L_Phy_Port
+        ]
+    );
+}
+
+#[test]
+fn update_reply_layout_matches_figure_3_5() {
+    let m = Message::UpdateReply(UpdateReply {
+        local_physical: Endpoint::new(0xc0a8_0102, 2031),
+    });
+    let b = m.encode();
+    assert_eq!(
+        b,
+        [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 192, 168, 1, 2, 0, 0, 0x07, 0xef]
+    );
+}
+
+#[test]
+fn unused_fields_of_reply_are_ignored() {
+    let mut b = Message::UpdateReply(UpdateReply {
+        local_physical: Endpoint::new(7, 7),
+    })
+    .encode();
+    b[2] = 0xff;
+    b[5] = 0xff;
+    b[16] = 0xff;
+    assert_eq!(
+        Message::decode(&b),
+        Ok(Message::UpdateReply(UpdateReply {
+            local_physical: Endpoint::new(7, 7)
+        }))
+    );
+}
+
+#[test]
+fn zero_endpoints_are_refused() {
+    let ok = Update {
+        remote_virtual: Endpoint::new(1, 1),
+        local_virtual: Endpoint::new(2, 2),
+        local_physical: Endpoint::new(3, 3),
+    };
+    for field in 0..6 {
+        let mut u = ok;
+        match field {
+            0 => u.remote_virtual.addr = 0,
+            1 => u.remote_virtual.port = 0,
+            2 => u.local_virtual.addr = 0,
+            3 => u.local_virtual.port = 0,
+            4 => u.local_physical.addr = 0,
+            _ => u.local_physical.port = 0,
+        }
+        assert_eq!(
+            Message::decode(&Message::Update(u).encode()),
+            Err(DecodeError::Unspecified),
+            "field {field}"
+        );
+    }
+}
+
+proptest! {
+    #[test]
+    fn round_trip(m in message()) {
+        prop_assert_eq!(Message::decode(&m.encode()), Ok(m));
+    }
+
+    #[test]
+    fn every_other_length_is_rejected(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        prop_assume!(bytes.len() != MSG_LEN);
+        prop_assert_eq!(Message::decode(&bytes), Err(DecodeError::Length(bytes.len())));
+    }
+
+    #[test]
+    fn every_other_version_is_rejected(m in message(), v in any::<u8>()) {
+        prop_assume!(v != VERSION);
+        let mut b = m.encode();
+        b[0] = v;
+        prop_assert_eq!(Message::decode(&b), Err(DecodeError::Version(v)));
+    }
+
+    #[test]
+    fn every_other_command_is_rejected(m in message(), c in any::<u8>()) {
+        prop_assume!(c != CMD_UPD && c != CMD_UPD_R);
+        let mut b = m.encode();
+        b[1] = c;
+        prop_assert_eq!(Message::decode(&b), Err(DecodeError::Command(c)));
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+        let _ = Message::decode(&bytes);
+    }
+
+    /// However a stream of messages is cut into reads, the reader yields the
+    /// same messages in the same order and holds back only the incomplete tail.
+    #[test]
+    fn stream_reader_reassembles(msgs in proptest::collection::vec(message(), 0..20),
+                                 cuts in proptest::collection::vec(0usize..64, 0..40),
+                                 tail in 0usize..MSG_LEN) {
+        let mut wire = Vec::new();
+        for m in &msgs {
+            wire.extend_from_slice(&m.encode());
+        }
+        wire.extend(core::iter::repeat_n(1u8, tail));
+        let mut r = StreamReader::new();
+        let mut got = Vec::new();
+        let mut rest = &wire[..];
+        for c in cuts {
+            let c = c.min(rest.len());
+            r.feed(&rest[..c], |m| got.push(m));
+            rest = &rest[c..];
+        }
+        r.feed(rest, |m| got.push(m));
+        let want: Vec<_> = msgs.into_iter().map(Ok).collect();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(r.pending(), tail);
+    }
+}

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Run-time knobs and read-only counters in configfs, at
+//! `/sys/kernel/config/vnat/`.
+//!
+//! | attribute              | access | meaning                                  |
+//! |------------------------|--------|------------------------------------------|
+//! | `vcmp_max_clients`     | rw     | VCMP connections one vnatd serves at once |
+//! | `vcmp_idle_timeout_ms` | rw     | a VCMP connection silent this long is closed |
+//! | `counters`             | ro     | totals over all namespaces, `name value` |
+//! | `vcmp_port`            | ro     | the port vnatd listens on (module parameter) |
+//!
+//! A value out of range or not a number is refused with `EINVAL` and one line
+//! in the kernel log; the old value stays.
+
+use crate::netns::{Counter, TOTALS};
+use kernel::{
+    configfs::{self, configfs_attrs},
+    page::PAGE_SIZE,
+    prelude::*,
+    str::CStr,
+    sync::atomic::{Atomic, Relaxed},
+};
+
+/// A numeric knob with its valid range.
+pub(crate) struct Knob {
+    name: &'static str,
+    value: Atomic<u32>,
+    min: u32,
+    max: u32,
+}
+
+impl Knob {
+    const fn new(name: &'static str, default: u32, min: u32, max: u32) -> Self {
+        Self {
+            name,
+            value: Atomic::new(default),
+            min,
+            max,
+        }
+    }
+
+    /// The current value.
+    pub(crate) fn get(&self) -> u32 {
+        self.value.load(Relaxed)
+    }
+
+    /// Parses and sets a value written by user space (trailing newline
+    /// allowed); a bad value is refused and the old one kept.
+    pub(crate) fn set_from(&self, input: &[u8]) -> Result {
+        match parse_u32(input) {
+            Some(v) if (self.min..=self.max).contains(&v) => {
+                self.value.store(v, Relaxed);
+                Ok(())
+            }
+            _ => {
+                pr_warn!(
+                    "{}: refused '{}': expected an integer from {} to {}\n",
+                    self.name,
+                    Printable(input),
+                    self.min,
+                    self.max
+                );
+                Err(EINVAL)
+            }
+        }
+    }
+}
+
+/// Parses a decimal `u32`, allowing one trailing newline.
+fn parse_u32(input: &[u8]) -> Option<u32> {
+    let s = input.strip_suffix(b"\n").unwrap_or(input);
+    if s.is_empty() || s.len() > 10 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+    }
+    Some(v)
+}
+
+/// Shows user input in a log line without control characters, cut short.
+struct Printable<'a>(&'a [u8]);
+
+impl core::fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let s = self.0.strip_suffix(b"\n").unwrap_or(self.0);
+        for &b in s.iter().take(32) {
+            let c = if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '?'
+            };
+            write!(f, "{c}")?;
+        }
+        if s.len() > 32 {
+            write!(f, "...")?;
+        }
+        Ok(())
+    }
+}
+
+/// VCMP connections one vnatd serves at once; more are refused and counted.
+pub(crate) static VCMP_MAX_CLIENTS: Knob = Knob::new("vcmp_max_clients", 64, 1, 1024);
+/// A VCMP connection that sends nothing for this long is closed and counted.
+pub(crate) static VCMP_IDLE_TIMEOUT_MS: Knob =
+    Knob::new("vcmp_idle_timeout_ms", 30_000, 100, 3_600_000);
+
+/// The configfs subsystem `vnat`.
+#[pin_data]
+pub(crate) struct Config {
+    #[pin]
+    subsystem: configfs::Subsystem<Knobs>,
+}
+
+/// The data behind the subsystem's attributes: the knobs are statics, so it
+/// holds only the load-time VCMP port.
+#[pin_data]
+pub(crate) struct Knobs {
+    vcmp_port: u16,
+}
+
+impl Config {
+    pub(crate) fn new(vcmp_port: u16) -> impl PinInit<Self, Error> {
+        let item_type = configfs_attrs! {
+            container: configfs::Subsystem<Knobs>,
+            data: Knobs,
+            attributes: [
+                vcmp_max_clients: 0,
+                vcmp_idle_timeout_ms: 1,
+                counters: 2,
+                vcmp_port: 3,
+            ],
+        };
+        try_pin_init!(Self {
+            subsystem <- configfs::Subsystem::new(
+                c"vnat",
+                item_type,
+                try_pin_init!(Knobs { vcmp_port }),
+            ),
+        })
+    }
+}
+
+/// Writes `args` into a configfs page, returning the length written.
+fn show(page: &mut [u8; PAGE_SIZE], args: core::fmt::Arguments<'_>) -> Result<usize> {
+    let mut w = kernel::str::Formatter::new(&mut page[..]);
+    core::fmt::write(&mut w, args).map_err(|_| EINVAL)?;
+    Ok(w.bytes_written())
+}
+
+#[vtable]
+impl configfs::AttributeOperations<0> for Knobs {
+    type Data = Knobs;
+
+    fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show(page, format_args!("{}\n", VCMP_MAX_CLIENTS.get()))
+    }
+
+    fn store(_: &Knobs, page: &[u8]) -> Result {
+        VCMP_MAX_CLIENTS.set_from(page)
+    }
+}
+
+#[vtable]
+impl configfs::AttributeOperations<1> for Knobs {
+    type Data = Knobs;
+
+    fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show(page, format_args!("{}\n", VCMP_IDLE_TIMEOUT_MS.get()))
+    }
+
+    fn store(_: &Knobs, page: &[u8]) -> Result {
+        VCMP_IDLE_TIMEOUT_MS.set_from(page)
+    }
+}
+
+#[vtable]
+impl configfs::AttributeOperations<2> for Knobs {
+    type Data = Knobs;
+
+    fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let mut w = kernel::str::Formatter::new(&mut page[..]);
+        for &c in Counter::ALL {
+            core::fmt::write(&mut w, format_args!("{} {}\n", c.name(), TOTALS.get(c)))
+                .map_err(|_| EINVAL)?;
+        }
+        core::fmt::write(
+            &mut w,
+            format_args!(
+                "kprobes_missed {}\n",
+                crate::ffi::KprobeRegistration::missed()
+            ),
+        )
+        .map_err(|_| EINVAL)?;
+        Ok(w.bytes_written())
+    }
+}
+
+#[vtable]
+impl configfs::AttributeOperations<3> for Knobs {
+    type Data = Knobs;
+
+    fn show(k: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        show(page, format_args!("{}\n", k.vcmp_port))
+    }
+}
+
+#[kunit_tests(vnat_config)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse() {
+        assert_eq!(parse_u32(b"64\n"), Some(64));
+        assert_eq!(parse_u32(b"0"), Some(0));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b""), None);
+        assert_eq!(parse_u32(b"\n"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+        assert_eq!(parse_u32(b"12a"), None);
+        assert_eq!(parse_u32(b" 12"), None);
+        assert_eq!(parse_u32(b"12\n\n"), None);
+    }
+
+    #[test]
+    fn bad_values_keep_the_old_one() {
+        let k = Knob::new("test_knob", 5, 1, 10);
+        assert!(k.set_from(b"11").is_err());
+        assert!(k.set_from(b"0").is_err());
+        assert!(k.set_from(b"x").is_err());
+        assert_eq!(k.get(), 5);
+        assert!(k.set_from(b"10\n").is_ok());
+        assert_eq!(k.get(), 10);
+    }
+}

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The thin layer between Rust and `vnat/shim.c`.
+//!
+//! The shim owns the structures whose layout depends on the kernel
+//! configuration (`struct kprobe`, `struct nf_hook_ops`, `struct
+//! pernet_operations`) and wraps static inline helpers. This file declares its
+//! functions and gives each registration a Rust type whose `Drop` undoes it,
+//! so that the rest of the module never calls into C directly.
+
+use kernel::{bindings, error::to_result, prelude::*};
+
+/// Opaque `struct vnat_waker` of the shim.
+#[repr(C)]
+pub(crate) struct RawWaker {
+    _private: [u8; 0],
+}
+
+extern "C" {
+    fn vnat_shim_pernet_register() -> c_int;
+    fn vnat_shim_pernet_unregister();
+    fn vnat_shim_hooks_register(net: *mut bindings::net) -> c_int;
+    fn vnat_shim_hooks_unregister(net: *mut bindings::net);
+    fn vnat_shim_kprobes_register() -> c_int;
+    fn vnat_shim_kprobes_unregister();
+    fn vnat_shim_kprobes_missed() -> c_ulong;
+    fn vnat_shim_proc_register(net: *mut bindings::net) -> c_int;
+    fn vnat_shim_proc_unregister(net: *mut bindings::net);
+    fn vnat_shim_net_inum(net: *const bindings::net) -> c_uint;
+    pub(crate) fn vnat_shim_waker_new() -> *mut RawWaker;
+    pub(crate) fn vnat_shim_waker_set_task(w: *mut RawWaker, task: *mut bindings::task_struct);
+    pub(crate) fn vnat_shim_waker_free(w: *mut RawWaker);
+    pub(crate) fn vnat_shim_waker_wait(w: *mut RawWaker, timeout: c_long) -> bool;
+    pub(crate) fn vnat_shim_sock_watch(sock: *mut bindings::socket, w: *mut RawWaker);
+    pub(crate) fn vnat_shim_sock_unwatch(sock: *mut bindings::socket, w: *mut RawWaker);
+    pub(crate) fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
+}
+
+/// The module's pernet operations: while registered, every network
+/// namespace, present and future, has a [`crate::netns::NetState`].
+///
+/// # Invariants
+///
+/// The pernet operations are registered for as long as this value lives.
+pub(crate) struct PernetRegistration(());
+
+impl PernetRegistration {
+    /// Registers the pernet operations, which runs the per-namespace set-up
+    /// for every namespace that exists already.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: The shim's pernet operations are static and registered once;
+        // `Drop` unregisters them.
+        to_result(unsafe { vnat_shim_pernet_register() })?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for PernetRegistration {
+    fn drop(&mut self) {
+        // SAFETY: Registered, by the type invariant.
+        unsafe { vnat_shim_pernet_unregister() };
+    }
+}
+
+/// A network namespace, as the kernel hands it to pernet operations.
+///
+/// # Invariants
+///
+/// `ptr` points to a `struct net` that stays alive for as long as this value
+/// lives: the value is created by the pernet init callback and dropped, at
+/// the latest, by the pernet exit callback of the same namespace.
+#[derive(Clone, Copy)]
+pub(crate) struct Net {
+    ptr: *mut bindings::net,
+}
+
+// SAFETY: A `struct net` may be used from any thread; the invariant keeps it alive.
+unsafe impl Send for Net {}
+// SAFETY: As above; all the methods take `&self` and are thread safe in C.
+unsafe impl Sync for Net {}
+
+impl Net {
+    /// # Safety
+    ///
+    /// `ptr` must be valid for the lifetime of the returned value and of all
+    /// its copies (see the type invariant).
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::net) -> Self {
+        Self { ptr }
+    }
+
+    /// The raw pointer, for the thin layers that call into C.
+    pub(crate) fn as_ptr(&self) -> *mut bindings::net {
+        self.ptr
+    }
+
+    /// The namespace's inode number, as `ls -L -i /proc/self/ns/net` shows it.
+    pub(crate) fn inum(&self) -> u32 {
+        // SAFETY: `ptr` is valid by the type invariant.
+        unsafe { vnat_shim_net_inum(self.ptr) }
+    }
+}
+
+/// The four IPv4 netfilter hooks of a namespace (paper section 4.2).
+///
+/// # Invariants
+///
+/// The hooks are registered in `net` for as long as this value lives.
+pub(crate) struct HookRegistration {
+    net: Net,
+}
+
+impl HookRegistration {
+    pub(crate) fn new(net: Net) -> Result<Self> {
+        // SAFETY: `net` is alive (its invariant); `Drop` unregisters.
+        to_result(unsafe { vnat_shim_hooks_register(net.as_ptr()) })?;
+        Ok(Self { net })
+    }
+}
+
+impl Drop for HookRegistration {
+    fn drop(&mut self) {
+        // SAFETY: Registered in this live namespace, by the type invariant.
+        // Unregistering waits until no hook runs any more.
+        unsafe { vnat_shim_hooks_unregister(self.net.as_ptr()) };
+    }
+}
+
+/// The files `/proc/net/vnat/stats` and `/proc/net/vnat/connections` of a
+/// namespace.
+///
+/// # Invariants
+///
+/// The files exist in `net` for as long as this value lives.
+pub(crate) struct ProcRegistration {
+    net: Net,
+}
+
+impl ProcRegistration {
+    pub(crate) fn new(net: Net) -> Result<Self> {
+        // SAFETY: `net` is alive (its invariant); `Drop` removes the files.
+        to_result(unsafe { vnat_shim_proc_register(net.as_ptr()) })?;
+        Ok(Self { net })
+    }
+}
+
+impl Drop for ProcRegistration {
+    fn drop(&mut self) {
+        // SAFETY: Created in this live namespace, by the type invariant.
+        // Removal waits for readers that are inside a show callback.
+        unsafe { vnat_shim_proc_unregister(self.net.as_ptr()) };
+    }
+}
+
+/// The kprobes on `tcp_connect`, `tcp_close` and the kretprobe on
+/// `inet_csk_accept` (paper section 4.1).
+///
+/// # Invariants
+///
+/// The probes are registered for as long as this value lives.
+pub(crate) struct KprobeRegistration(());
+
+impl KprobeRegistration {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: The probes are static in the shim and registered once;
+        // `Drop` unregisters them.
+        to_result(unsafe { vnat_shim_kprobes_register() })?;
+        Ok(Self(()))
+    }
+
+    /// How many probe hits were missed (nested probes, kretprobe instances).
+    pub(crate) fn missed() -> u64 {
+        // SAFETY: Reads counters of static structures; always valid.
+        u64::from(unsafe { vnat_shim_kprobes_missed() })
+    }
+}
+
+impl Drop for KprobeRegistration {
+    fn drop(&mut self) {
+        // SAFETY: Registered, by the type invariant. Unregistering waits for
+        // running handlers.
+        unsafe { vnat_shim_kprobes_unregister() };
+    }
+}

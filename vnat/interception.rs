@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Socket tracking: interception of connect, accept and close (paper 4.1).
+//!
+//! The paper patched the system call table; a module today uses kprobes. The
+//! shim probes the kernel functions that every path of each call goes
+//! through, once the connection's 4-tuple is known:
+//!
+//! - `tcp_connect()`: called by `tcp_v4_connect()` after the source address
+//!   and port are chosen, for blocking and non-blocking `connect()`, for
+//!   `sendto()` with `MSG_FASTOPEN` and for io_uring; the connection is
+//!   recorded from its SYN on.
+//! - `inet_csk_accept()` (a kretprobe, for its return value): the child socket
+//!   of every `accept()`, `accept4()` and io_uring accept.
+//! - `tcp_close()`: the last close of a TCP socket, from `close()`, from the
+//!   exit of its process or from the release of its last file reference.
+//!
+//! Only IPv4 TCP sockets owned by user space are tracked; the kernel's own,
+//! such as vnatd's, are not.
+
+use crate::{
+    netns::{self, Counter},
+    vcmp::Endpoint,
+    virtualization::{Origin, VirtualConnection},
+};
+use kernel::prelude::*;
+
+/// The events, numbered as the shim numbers them (`vnat/shim.c`).
+const EV_CONNECT: c_uint = 0;
+const EV_ACCEPT: c_uint = 1;
+const EV_CLOSE: c_uint = 2;
+
+/// Called by the shim's probe handlers; addresses and ports are in network
+/// byte order. Runs in process context with preemption disabled.
+#[no_mangle]
+extern "C" fn vnat_rs_sock_event(
+    state: *mut c_void,
+    event: c_uint,
+    sk: *const c_void,
+    saddr: u32,
+    sport: u16,
+    daddr: u32,
+    dport: u16,
+    pid: c_int,
+) {
+    // SAFETY: The shim passes the live state of the socket's namespace, which
+    // cannot go away while a user socket of it is open.
+    let state = unsafe { netns::borrow(state) };
+    let key = sk as usize;
+    let origin = match event {
+        EV_CONNECT => Origin::Connect,
+        EV_ACCEPT => Origin::Accept,
+        EV_CLOSE => {
+            if state.connections.remove(key).is_some() {
+                state.count(Counter::ConnectionsForgotten, 1);
+            }
+            return;
+        }
+        _ => return,
+    };
+    let conn = VirtualConnection {
+        // Virtual endpoints are the initial physical ones (paper 3.1).
+        local: Endpoint::new(u32::from_be(saddr), u16::from_be(sport)),
+        remote: Endpoint::new(u32::from_be(daddr), u16::from_be(dport)),
+        pid,
+        origin,
+    };
+    match state.connections.insert(key, conn) {
+        Ok(()) => state.count(Counter::ConnectionsTracked, 1),
+        Err(_) => state.count(Counter::ConnectionsUntracked, 1),
+    }
+}

@@ -1,0 +1,386 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The C side of vnat.ko: only what Rust cannot reach on its own.
+ *
+ * - structures whose layout depends on the kernel configuration and that the
+ *   kernel keeps pointers to for as long as they are registered (struct
+ *   kprobe, struct kretprobe, struct nf_hook_ops, struct pernet_operations);
+ * - static inline helpers (net_generic(), sock_net(), inet_sk(),
+ *   regs_get_kernel_argument(), the sk_callback_lock dance);
+ * - the procfs files under /proc/net/vnat/, whose callbacks receive a
+ *   seq_file and forward to Rust.
+ *
+ * Every function here is a thin adapter: it extracts plain values and calls
+ * into Rust (vnat_rs_*), or performs one kernel call on behalf of Rust
+ * (vnat_shim_*). The policy lives in Rust. The prototypes Rust sees are in
+ * vnat/ffi.rs; keep the two in sync.
+ */
+
+#include <linux/kprobes.h>
+#include <linux/kthread.h>
+#include <linux/module.h>
+#include <linux/netfilter.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/proc_fs.h>
+#include <linux/sched.h>
+#include <linux/seq_file.h>
+#include <net/inet_sock.h>
+#include <net/net_namespace.h>
+#include <net/netns/generic.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+/* Implemented in Rust (vnat/netns.rs, vnat/translation.rs, vnat/interception.rs). */
+void *vnat_rs_net_init(struct net *net);
+void vnat_rs_net_exit(void *state);
+unsigned int vnat_rs_hook(void *state, unsigned int hook, struct sk_buff *skb);
+void vnat_rs_sock_event(void *state, unsigned int event, const void *sk,
+			__be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
+			int pid);
+void vnat_rs_proc_show(void *state, unsigned int file, struct seq_file *m);
+
+/* ---- per network namespace state (pernet operations) --------------------- */
+
+static unsigned int vnat_net_id __read_mostly;
+
+struct vnat_net {
+	void *state; /* Rust's NetState, or NULL while it is being set up. */
+};
+
+static void *vnat_state(const struct net *net)
+{
+	struct vnat_net *vn = net_generic(net, vnat_net_id);
+
+	return READ_ONCE(vn->state);
+}
+
+static int __net_init vnat_net_init(struct net *net)
+{
+	struct vnat_net *vn = net_generic(net, vnat_net_id);
+	void *state = vnat_rs_net_init(net);
+
+	if (IS_ERR(state))
+		return PTR_ERR(state);
+	WRITE_ONCE(vn->state, state);
+	return 0;
+}
+
+static void __net_exit vnat_net_exit(struct net *net)
+{
+	struct vnat_net *vn = net_generic(net, vnat_net_id);
+	void *state = vn->state;
+
+	WRITE_ONCE(vn->state, NULL);
+	vnat_rs_net_exit(state);
+}
+
+static struct pernet_operations vnat_net_ops = {
+	.init = vnat_net_init,
+	.exit = vnat_net_exit,
+	.id = &vnat_net_id,
+	.size = sizeof(struct vnat_net),
+};
+
+int vnat_shim_pernet_register(void)
+{
+	return register_pernet_subsys(&vnat_net_ops);
+}
+
+void vnat_shim_pernet_unregister(void)
+{
+	unregister_pernet_subsys(&vnat_net_ops);
+}
+
+/* ---- netfilter hooks (paper section 4.2) ----------------------------------- */
+
+/* Hook numbers as Rust knows them (vnat/translation.rs, enum Hook). */
+enum {
+	VNAT_HOOK_PRE_ROUTING,	/* incoming DNAT */
+	VNAT_HOOK_LOCAL_IN,	/* incoming SNAT */
+	VNAT_HOOK_LOCAL_OUT,	/* outgoing DNAT */
+	VNAT_HOOK_POST_ROUTING,	/* outgoing SNAT */
+};
+
+static unsigned int vnat_nf_hook(void *priv, struct sk_buff *skb,
+				 const struct nf_hook_state *hs)
+{
+	void *state = vnat_state(hs->net);
+
+	if (unlikely(!state))
+		return NF_ACCEPT;
+	return vnat_rs_hook(state, (unsigned long)priv, skb);
+}
+
+/* DNAT runs where conntrack's DNAT would (before routing), SNAT where SNAT would. */
+static const struct nf_hook_ops vnat_nf_ops[] = {
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_PRE_ROUTING,
+	  .priority = NF_IP_PRI_NAT_DST, .priv = (void *)VNAT_HOOK_PRE_ROUTING },
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP_PRI_NAT_SRC, .priv = (void *)VNAT_HOOK_LOCAL_IN },
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_LOCAL_OUT,
+	  .priority = NF_IP_PRI_NAT_DST, .priv = (void *)VNAT_HOOK_LOCAL_OUT },
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_POST_ROUTING,
+	  .priority = NF_IP_PRI_NAT_SRC, .priv = (void *)VNAT_HOOK_POST_ROUTING },
+};
+
+int vnat_shim_hooks_register(struct net *net)
+{
+	return nf_register_net_hooks(net, vnat_nf_ops, ARRAY_SIZE(vnat_nf_ops));
+}
+
+void vnat_shim_hooks_unregister(struct net *net)
+{
+	nf_unregister_net_hooks(net, vnat_nf_ops, ARRAY_SIZE(vnat_nf_ops));
+}
+
+/* ---- socket tracking: kprobes on connect, accept, close (paper 4.1) ------ */
+
+/* Event numbers as Rust knows them (vnat/interception.rs, enum Event). */
+enum { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE };
+
+static void vnat_sock_event(unsigned int event, struct sock *sk)
+{
+	const struct inet_sock *inet;
+	void *state;
+
+	/* IPv4 TCP sockets of user space only: vnatd's own are kernel sockets. */
+	if (!sk || sk->sk_family != AF_INET || sk->sk_protocol != IPPROTO_TCP ||
+	    sk->sk_kern_sock)
+		return;
+	state = vnat_state(sock_net(sk));
+	if (!state)
+		return;
+	inet = inet_sk(sk);
+	vnat_rs_sock_event(state, event, sk, inet->inet_saddr, inet->inet_sport,
+			   inet->inet_daddr, inet->inet_dport,
+			   task_tgid_nr(current));
+}
+
+/* tcp_connect(sk): every active open, blocking or not, once the 4-tuple is set. */
+static int vnat_kp_connect(struct kprobe *p, struct pt_regs *regs)
+{
+	vnat_sock_event(VNAT_EV_CONNECT,
+			(struct sock *)regs_get_kernel_argument(regs, 0));
+	return 0;
+}
+
+/* tcp_close(sk, timeout): the last close of the socket, by close() or at exit. */
+static int vnat_kp_close(struct kprobe *p, struct pt_regs *regs)
+{
+	vnat_sock_event(VNAT_EV_CLOSE,
+			(struct sock *)regs_get_kernel_argument(regs, 0));
+	return 0;
+}
+
+/* inet_csk_accept() returns the child of every accept(), accept4() and io_uring accept. */
+static int vnat_krp_accept(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	vnat_sock_event(VNAT_EV_ACCEPT, (struct sock *)regs_return_value(regs));
+	return 0;
+}
+
+static struct kprobe vnat_kp_tcp_connect = {
+	.symbol_name = "tcp_connect",
+	.pre_handler = vnat_kp_connect,
+};
+
+static struct kprobe vnat_kp_tcp_close = {
+	.symbol_name = "tcp_close",
+	.pre_handler = vnat_kp_close,
+};
+
+static struct kretprobe vnat_krp_inet_csk_accept = {
+	.kp.symbol_name = "inet_csk_accept",
+	.handler = vnat_krp_accept,
+	.maxactive = 64,
+};
+
+static struct kprobe *vnat_kprobes[] = { &vnat_kp_tcp_connect, &vnat_kp_tcp_close };
+
+int vnat_shim_kprobes_register(void)
+{
+	int err = register_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+
+	if (err)
+		return err;
+	err = register_kretprobe(&vnat_krp_inet_csk_accept);
+	if (err)
+		unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+	return err;
+}
+
+void vnat_shim_kprobes_unregister(void)
+{
+	unregister_kretprobe(&vnat_krp_inet_csk_accept);
+	unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+}
+
+/* Kernel functions and counts of missed kretprobe hits, for /proc/net/vnat/stats. */
+unsigned long vnat_shim_kprobes_missed(void)
+{
+	return vnat_kp_tcp_connect.nmissed + vnat_kp_tcp_close.nmissed +
+	       vnat_krp_inet_csk_accept.nmissed + vnat_krp_inet_csk_accept.kp.nmissed;
+}
+
+/* ---- vnatd: waking the daemon thread when its sockets have work ----------- */
+
+/*
+ * One waker per vnatd thread. The listening socket and every accepted socket
+ * point at it through sk_user_data; their sk_data_ready and sk_state_change
+ * callbacks wake the thread. Children that are still in the accept queue
+ * inherit both from the listener and die with it when the listener is
+ * released; accepted ones are detached before they are released.
+ */
+struct vnat_waker {
+	struct task_struct *task;
+	atomic_t pending;
+	void (*data_ready)(struct sock *sk);
+	void (*state_change)(struct sock *sk);
+};
+
+static void vnat_waker_kick(struct sock *sk, bool data)
+{
+	struct vnat_waker *w;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	w = sk->sk_user_data;
+	if (w) {
+		if (data)
+			w->data_ready(sk);
+		else
+			w->state_change(sk);
+		atomic_set(&w->pending, 1);
+		wake_up_process(w->task);
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void vnat_sk_data_ready(struct sock *sk)
+{
+	vnat_waker_kick(sk, true);
+}
+
+static void vnat_sk_state_change(struct sock *sk)
+{
+	vnat_waker_kick(sk, false);
+}
+
+struct vnat_waker *vnat_shim_waker_new(void)
+{
+	return kzalloc(sizeof(struct vnat_waker), GFP_KERNEL);
+}
+
+void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task)
+{
+	w->task = task;
+}
+
+void vnat_shim_waker_free(struct vnat_waker *w)
+{
+	kfree(w);
+}
+
+/* Makes @sock wake @w's thread. The first socket watched provides the
+ * original callbacks (all TCP sockets share them). */
+void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (!w->data_ready) {
+		w->data_ready = sk->sk_data_ready;
+		w->state_change = sk->sk_state_change;
+	}
+	sk->sk_user_data = w;
+	sk->sk_data_ready = vnat_sk_data_ready;
+	sk->sk_state_change = vnat_sk_state_change;
+	write_unlock_bh(&sk->sk_callback_lock);
+	/* Data may have arrived before the callbacks were in place. */
+	atomic_set(&w->pending, 1);
+}
+
+/* Undoes vnat_shim_sock_watch(); once it returns, no callback uses @w for @sock. */
+void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_user_data == w) {
+		sk->sk_user_data = NULL;
+		sk->sk_data_ready = w->data_ready;
+		sk->sk_state_change = w->state_change;
+	}
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* Sleeps until a watched socket has work, @timeout jiffies pass, or the
+ * thread is asked to stop. Returns whether work is pending. */
+bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout)
+{
+	set_current_state(TASK_INTERRUPTIBLE);
+	if (!atomic_read(&w->pending) && !kthread_should_stop())
+		schedule_timeout(timeout);
+	__set_current_state(TASK_RUNNING);
+	return atomic_xchg(&w->pending, 0);
+}
+
+/* Whether the peer has closed or reset @sock. */
+bool vnat_shim_sock_dead(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	return READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) ||
+	       READ_ONCE(sk->sk_state) == TCP_CLOSE;
+}
+
+/* ---- /proc/net/vnat/{stats,connections} ------------------------------------ */
+
+/* File numbers as Rust knows them (vnat/netns.rs, enum ProcFile). */
+enum { VNAT_PROC_STATS, VNAT_PROC_CONNECTIONS };
+
+static int vnat_proc_show(struct seq_file *m, void *v, unsigned int file)
+{
+	void *state = vnat_state(seq_file_single_net(m));
+
+	if (state)
+		vnat_rs_proc_show(state, file, m);
+	return 0;
+}
+
+static int vnat_proc_stats(struct seq_file *m, void *v)
+{
+	return vnat_proc_show(m, v, VNAT_PROC_STATS);
+}
+
+static int vnat_proc_connections(struct seq_file *m, void *v)
+{
+	return vnat_proc_show(m, v, VNAT_PROC_CONNECTIONS);
+}
+
+int vnat_shim_proc_register(struct net *net)
+{
+	struct proc_dir_entry *dir = proc_net_mkdir(net, "vnat", net->proc_net);
+
+	if (!dir)
+		return -ENOMEM;
+	if (!proc_create_net_single("stats", 0444, dir, vnat_proc_stats, NULL) ||
+	    !proc_create_net_single("connections", 0444, dir, vnat_proc_connections,
+				    NULL)) {
+		remove_proc_subtree("vnat", net->proc_net);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void vnat_shim_proc_unregister(struct net *net)
+{
+	remove_proc_subtree("vnat", net->proc_net);
+}
+
+/* ---- small accessors ------------------------------------------------------- */
+
+/* The inode number of @net, as `ip netns identify` and /proc/<pid>/ns/net show it. */
+unsigned int vnat_shim_net_inum(const struct net *net)
+{
+	return net->ns.inum;
+}

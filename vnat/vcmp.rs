@@ -1,0 +1,230 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VCMP, the VNAT Connection Migration Protocol: wire format.
+//!
+//! Paper section 3.3.2.2, figures 3-4 (`VNAT_UPD`) and 3-5 (`VNAT_UPD_R`).
+//! Every message is five 32-bit words (20 bytes), in network byte order:
+//!
+//! ```text
+//!  0       8       16                31
+//! +-------+-------+-------------------+
+//! |Version|Command|    R_Vir_Port     |   word 0
+//! +-------+-------+-------------------+
+//! |            R_Vir_Addr             |   word 1
+//! +-----------------------------------+
+//! |            L_Vir_Addr             |   word 2
+//! +-----------------------------------+
+//! |            L_Phy_Addr             |   word 3
+//! +-------------------+---------------+
+//! |    L_Vir_Port     |  L_Phy_Port   |   word 4
+//! +-------------------+---------------+
+//! ```
+//!
+//! `VNAT_UPD_R` uses only `L_Phy_Addr` and `L_Phy_Port`; the other fields are
+//! "Not Used": sent as zero and ignored on receipt.
+//!
+//! Numeric codes chosen by this implementation (the paper names them but does
+//! not give numbers): [`VERSION`] is 1, [`CMD_UPD`] is 1, [`CMD_UPD_R`] is 2.
+//! Anything else is rejected.
+//!
+//! This file is plain `no_std` Rust without allocation: the kernel module
+//! includes it, and so does the host crate `tools/vnat-proto`, whose tests and
+//! fuzz targets exercise it.
+
+/// The VCMP version this implementation speaks.
+pub const VERSION: u8 = 1;
+/// Command code of `VNAT_UPD` (figure 3-4).
+pub const CMD_UPD: u8 = 1;
+/// Command code of `VNAT_UPD_R` (figure 3-5).
+pub const CMD_UPD_R: u8 = 2;
+/// Length of every VCMP message, in bytes.
+pub const MSG_LEN: usize = 20;
+/// The well-known TCP port of `vnatd` (paper section 4.3).
+pub const DEFAULT_PORT: u16 = 2031;
+
+/// An IPv4 endpoint: address and port, both in host byte order.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    /// IPv4 address, host byte order (`10.0.0.1` is `0x0a00_0001`).
+    pub addr: u32,
+    /// Port, host byte order.
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// Creates an endpoint from an address and a port in host byte order.
+    pub const fn new(addr: u32, port: u16) -> Self {
+        Self { addr, port }
+    }
+
+    /// Whether address and port are both non-zero, as every endpoint of an
+    /// established connection is.
+    pub const fn is_specified(&self) -> bool {
+        self.addr != 0 && self.port != 0
+    }
+}
+
+/// `VNAT_UPD`: the sender's endpoint of a virtual connection moved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Update {
+    /// The receiver's virtual endpoint (`R_Vir_Addr:R_Vir_Port`).
+    pub remote_virtual: Endpoint,
+    /// The sender's virtual endpoint (`L_Vir_Addr:L_Vir_Port`).
+    pub local_virtual: Endpoint,
+    /// The sender's new physical endpoint (`L_Phy_Addr:L_Phy_Port`).
+    pub local_physical: Endpoint,
+}
+
+/// `VNAT_UPD_R`: the answer to a `VNAT_UPD`, carrying the answering side's
+/// current physical endpoint of the same virtual connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UpdateReply {
+    /// The replier's physical endpoint (`L_Phy_Addr:L_Phy_Port`).
+    pub local_physical: Endpoint,
+}
+
+/// A decoded VCMP message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// `VNAT_UPD`.
+    Update(Update),
+    /// `VNAT_UPD_R`.
+    UpdateReply(UpdateReply),
+}
+
+/// Why bytes are not a valid VCMP message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Fewer or more than [`MSG_LEN`] bytes.
+    Length(usize),
+    /// A version other than [`VERSION`].
+    Version(u8),
+    /// A command code that is neither [`CMD_UPD`] nor [`CMD_UPD_R`].
+    Command(u8),
+    /// An address or port that must be non-zero is zero.
+    Unspecified,
+}
+
+impl DecodeError {
+    /// A short, stable name for logs and counters.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Length(_) => "bad length",
+            Self::Version(_) => "unknown version",
+            Self::Command(_) => "unknown command",
+            Self::Unspecified => "zero address or port",
+        }
+    }
+}
+
+fn be16(b: &[u8; MSG_LEN], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn be32(b: &[u8; MSG_LEN], at: usize) -> u32 {
+    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl Message {
+    /// Encodes the message into its 20-byte wire form.
+    pub fn encode(&self) -> [u8; MSG_LEN] {
+        let mut b = [0u8; MSG_LEN];
+        b[0] = VERSION;
+        match self {
+            Self::Update(u) => {
+                b[1] = CMD_UPD;
+                b[2..4].copy_from_slice(&u.remote_virtual.port.to_be_bytes());
+                b[4..8].copy_from_slice(&u.remote_virtual.addr.to_be_bytes());
+                b[8..12].copy_from_slice(&u.local_virtual.addr.to_be_bytes());
+                b[12..16].copy_from_slice(&u.local_physical.addr.to_be_bytes());
+                b[16..18].copy_from_slice(&u.local_virtual.port.to_be_bytes());
+                b[18..20].copy_from_slice(&u.local_physical.port.to_be_bytes());
+            }
+            Self::UpdateReply(r) => {
+                b[1] = CMD_UPD_R;
+                b[12..16].copy_from_slice(&r.local_physical.addr.to_be_bytes());
+                b[18..20].copy_from_slice(&r.local_physical.port.to_be_bytes());
+            }
+        }
+        b
+    }
+
+    /// Decodes exactly one message; `bytes` must be [`MSG_LEN`] long.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let b: &[u8; MSG_LEN] = bytes
+            .try_into()
+            .map_err(|_| DecodeError::Length(bytes.len()))?;
+        if b[0] != VERSION {
+            return Err(DecodeError::Version(b[0]));
+        }
+        let phys = Endpoint::new(be32(b, 12), be16(b, 18));
+        let msg = match b[1] {
+            CMD_UPD => {
+                let u = Update {
+                    remote_virtual: Endpoint::new(be32(b, 4), be16(b, 2)),
+                    local_virtual: Endpoint::new(be32(b, 8), be16(b, 16)),
+                    local_physical: phys,
+                };
+                if !(u.remote_virtual.is_specified() && u.local_virtual.is_specified()) {
+                    return Err(DecodeError::Unspecified);
+                }
+                Self::Update(u)
+            }
+            CMD_UPD_R => Self::UpdateReply(UpdateReply {
+                local_physical: phys,
+            }),
+            c => return Err(DecodeError::Command(c)),
+        };
+        if !phys.is_specified() {
+            return Err(DecodeError::Unspecified);
+        }
+        Ok(msg)
+    }
+}
+
+/// Splits a TCP byte stream into VCMP messages.
+///
+/// VCMP runs over TCP, so a message may arrive in pieces; the reader keeps the
+/// partial message between calls, without allocating.
+#[derive(Default)]
+pub struct StreamReader {
+    buf: [u8; MSG_LEN],
+    len: usize,
+}
+
+impl StreamReader {
+    /// Creates an empty reader.
+    pub const fn new() -> Self {
+        Self {
+            buf: [0; MSG_LEN],
+            len: 0,
+        }
+    }
+
+    /// Bytes of an incomplete message held back so far.
+    pub const fn pending(&self) -> usize {
+        self.len
+    }
+
+    /// Feeds `input`; calls `f` once per complete message, in order, with the
+    /// decoding result. Returns how many complete messages were seen.
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut f: impl FnMut(Result<Message, DecodeError>),
+    ) -> usize {
+        let mut n = 0;
+        while !input.is_empty() {
+            let take = core::cmp::min(MSG_LEN - self.len, input.len());
+            self.buf[self.len..self.len + take].copy_from_slice(&input[..take]);
+            self.len += take;
+            input = &input[take..];
+            if self.len == MSG_LEN {
+                f(Message::decode(&self.buf));
+                self.len = 0;
+                n += 1;
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,234 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Kernel TCP sockets for vnatd: the thin layer over `sock_create_kern()`,
+//! `kernel_accept()`, `kernel_recvmsg()` and friends.
+//!
+//! Every call here is non-blocking: vnatd sleeps in one place only, waiting
+//! for its sockets' callbacks (see [`Watch`]).
+
+use crate::ffi::{self, Net, RawWaker};
+use core::ptr::NonNull;
+use kernel::{bindings, error::to_result, prelude::*};
+
+/// An IPv4 TCP socket owned by the kernel.
+///
+/// # Invariants
+///
+/// `sock` points to a socket created by `sock_create_kern()` or returned by
+/// `kernel_accept()`, owned by this value and released by its `Drop`.
+pub(crate) struct Socket {
+    sock: NonNull<bindings::socket>,
+}
+
+// SAFETY: A `struct socket` may be used and released from any thread; the
+// value is only ever used by one thread at a time (it is not `Sync`).
+unsafe impl Send for Socket {}
+
+/// What a non-blocking receive found.
+pub(crate) enum Received {
+    /// This many bytes, at the front of the buffer.
+    Data(usize),
+    /// Nothing yet.
+    WouldBlock,
+    /// The peer closed the connection.
+    Eof,
+}
+
+impl Socket {
+    /// Creates a socket in `net` listening on `0.0.0.0:port`.
+    pub(crate) fn listen(net: Net, port: u16, backlog: i32) -> Result<Self> {
+        let mut raw: *mut bindings::socket = core::ptr::null_mut();
+        // SAFETY: `net` is alive (its invariant); `raw` is a valid out pointer.
+        to_result(unsafe {
+            bindings::sock_create_kern(
+                net.as_ptr(),
+                bindings::PF_INET as c_int,
+                bindings::sock_type_SOCK_STREAM as c_int,
+                bindings::IPPROTO_TCP as c_int,
+                &mut raw,
+            )
+        })?;
+        let sock = Self {
+            // INVARIANT: `sock_create_kern()` succeeded, so `raw` is a socket we own.
+            sock: NonNull::new(raw).ok_or(ENOMEM)?,
+        };
+        // SAFETY: `sock.sk` of a freshly created socket is valid.
+        unsafe { bindings::sock_set_reuseaddr((*sock.as_ptr()).sk) };
+        // SAFETY: An all-zero `sockaddr_in` is valid (plain integers).
+        let mut addr: bindings::sockaddr_in = unsafe { core::mem::zeroed() };
+        addr.sin_family = bindings::AF_INET as u16;
+        addr.sin_port = port.to_be();
+        // SAFETY: The socket is valid; `addr` is a `sockaddr_in` of the given
+        // length, which `kernel_bind()` copies before returning.
+        to_result(unsafe {
+            bindings::kernel_bind(
+                sock.as_ptr(),
+                (&raw mut addr).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
+            )
+        })?;
+        // SAFETY: The socket is valid and bound.
+        to_result(unsafe { bindings::kernel_listen(sock.as_ptr(), backlog) })?;
+        Ok(sock)
+    }
+
+    fn as_ptr(&self) -> *mut bindings::socket {
+        self.sock.as_ptr()
+    }
+
+    /// Accepts one pending connection, if any.
+    pub(crate) fn accept(&self) -> Result<Option<Self>> {
+        let mut raw: *mut bindings::socket = core::ptr::null_mut();
+        // SAFETY: The socket is valid (type invariant); `raw` is a valid out
+        // pointer. `O_NONBLOCK` makes the call return `EAGAIN` instead of
+        // sleeping.
+        let ret = unsafe {
+            bindings::kernel_accept(self.as_ptr(), &mut raw, bindings::O_NONBLOCK as c_int)
+        };
+        match to_result(ret) {
+            Ok(()) => Ok(NonNull::new(raw).map(|sock| Self { sock })),
+            Err(e) if e == EAGAIN => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Receives into `buf` without blocking.
+    pub(crate) fn recv(&self, buf: &mut [u8]) -> Result<Received> {
+        let mut vec = bindings::kvec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: An all-zero `msghdr` is the empty message header the kernel's
+        // own callers of `kernel_recvmsg()` start from.
+        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+        // SAFETY: The socket is valid; `vec` describes `buf`, which outlives
+        // the call.
+        let ret = unsafe {
+            bindings::kernel_recvmsg(
+                self.as_ptr(),
+                &mut msg,
+                &mut vec,
+                1,
+                buf.len(),
+                bindings::MSG_DONTWAIT as c_int,
+            )
+        };
+        match ret {
+            0 => Ok(Received::Eof),
+            n if n > 0 => Ok(Received::Data(n as usize)),
+            n if n == EAGAIN.to_errno() => Ok(Received::WouldBlock),
+            n => Err(Error::from_errno(n)),
+        }
+    }
+
+    /// Sends all of `buf` without blocking; a short send is an error.
+    pub(crate) fn send(&self, buf: &[u8]) -> Result {
+        let mut vec = bindings::kvec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: As in `recv`.
+        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+        msg.msg_flags = (bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL) as c_int;
+        // SAFETY: The socket is valid; `vec` describes `buf`, which the kernel
+        // only reads and which outlives the call.
+        let ret =
+            unsafe { bindings::kernel_sendmsg(self.as_ptr(), &mut msg, &mut vec, 1, buf.len()) };
+        match ret {
+            n if n >= 0 && n as usize == buf.len() => Ok(()),
+            n if n >= 0 => Err(EAGAIN),
+            n => Err(Error::from_errno(n)),
+        }
+    }
+
+    /// Whether the peer has closed or reset the connection.
+    pub(crate) fn is_dead(&self) -> bool {
+        // SAFETY: The socket is valid.
+        unsafe { ffi::vnat_shim_sock_dead(self.as_ptr()) }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // SAFETY: We own the socket (type invariant); it is not used again.
+        unsafe { bindings::sock_release(self.as_ptr()) };
+    }
+}
+
+/// The wake-up source of a vnatd thread: the callbacks of the sockets it
+/// watches wake it.
+///
+/// # Invariants
+///
+/// `w` is a waker allocated by the shim for this thread, freed by `Drop`.
+pub(crate) struct Waker {
+    w: NonNull<RawWaker>,
+}
+
+// SAFETY: The shim's waker is used from any CPU under its own locking.
+unsafe impl Send for Waker {}
+// SAFETY: As above.
+unsafe impl Sync for Waker {}
+
+impl Waker {
+    /// A waker that wakes no thread yet.
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: Plain allocation in the shim.
+        let w = unsafe { ffi::vnat_shim_waker_new() };
+        Ok(Self {
+            w: NonNull::new(w).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Sets the thread to wake: call before any socket is watched.
+    /// `task` must stay alive as long as the waker.
+    pub(crate) fn set_task(&self, task: NonNull<bindings::task_struct>) {
+        // SAFETY: The waker is valid; no socket is watched yet, so no callback
+        // reads the field concurrently.
+        unsafe { ffi::vnat_shim_waker_set_task(self.w.as_ptr(), task.as_ptr()) };
+    }
+
+    /// Sleeps until a watched socket has work, `timeout` jiffies have passed,
+    /// or the thread is asked to stop. Returns whether there is work.
+    pub(crate) fn wait(&self, timeout: c_long) -> bool {
+        // SAFETY: The waker is valid (type invariant); called by its thread.
+        unsafe { ffi::vnat_shim_waker_wait(self.w.as_ptr(), timeout) }
+    }
+
+    /// Makes `sock` wake this waker's thread until the returned guard drops.
+    pub(crate) fn watch(&self, sock: Socket) -> Watch<'_> {
+        // SAFETY: Both are valid; `Watch::drop` undoes this before the socket
+        // is released, and the guard cannot outlive the waker.
+        unsafe { ffi::vnat_shim_sock_watch(sock.as_ptr(), self.w.as_ptr()) };
+        Watch { sock, waker: self }
+    }
+}
+
+impl Drop for Waker {
+    fn drop(&mut self) {
+        // SAFETY: Every `Watch` borrows the waker, so none is left, and the
+        // children of a watched listener were released with it.
+        unsafe { ffi::vnat_shim_waker_free(self.w.as_ptr()) };
+    }
+}
+
+/// A socket whose callbacks wake a vnatd thread; dropping it detaches the
+/// callbacks and then releases the socket.
+pub(crate) struct Watch<'a> {
+    sock: Socket,
+    waker: &'a Waker,
+}
+
+impl Watch<'_> {
+    pub(crate) fn socket(&self) -> &Socket {
+        &self.sock
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        // SAFETY: Both are valid; after this returns no callback of the socket
+        // refers to the waker, and the socket is released right after.
+        unsafe { ffi::vnat_shim_sock_unwatch(self.sock.as_ptr(), self.waker.w.as_ptr()) };
+    }
+}
