@@ -18,7 +18,6 @@ use kernel::{
     configfs::{self, configfs_attrs},
     page::PAGE_SIZE,
     prelude::*,
-    str::CStr,
     sync::atomic::{Atomic, Relaxed},
 };
 
@@ -86,7 +85,7 @@ fn parse_u32(input: &[u8]) -> Option<u32> {
 /// Shows user input in a log line without control characters, cut short.
 struct Printable<'a>(&'a [u8]);
 
-impl core::fmt::Display for Printable<'_> {
+impl kernel::fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let s = self.0.strip_suffix(b"\n").unwrap_or(self.0);
         for &b in s.iter().take(32) {

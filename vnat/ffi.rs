@@ -16,6 +16,9 @@ pub(crate) struct RawWaker {
     _private: [u8; 0],
 }
 
+// Pointers to bindgen's kernel structures are fine to pass: C only sees
+// pointers, whatever Rust makes of the zero-sized members inside them.
+#[expect(improper_ctypes)]
 extern "C" {
     fn vnat_shim_pernet_register() -> c_int;
     fn vnat_shim_pernet_unregister();
@@ -33,6 +36,7 @@ extern "C" {
     pub(crate) fn vnat_shim_waker_wait(w: *mut RawWaker, timeout: c_long) -> bool;
     pub(crate) fn vnat_shim_sock_watch(sock: *mut bindings::socket, w: *mut RawWaker);
     pub(crate) fn vnat_shim_sock_unwatch(sock: *mut bindings::socket, w: *mut RawWaker);
+    pub(crate) fn vnat_shim_sock_reuseaddr(sock: *mut bindings::socket);
     pub(crate) fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
 }
 
@@ -170,7 +174,7 @@ impl KprobeRegistration {
     /// How many probe hits were missed (nested probes, kretprobe instances).
     pub(crate) fn missed() -> u64 {
         // SAFETY: Reads counters of static structures; always valid.
-        u64::from(unsafe { vnat_shim_kprobes_missed() })
+        (unsafe { vnat_shim_kprobes_missed() }) as u64
     }
 }
 

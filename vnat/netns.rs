@@ -132,13 +132,13 @@ impl NetState {
         self.net
     }
 
-    fn new(net: Net) -> impl PinInit<Self, Error> {
+    fn new(ns: Net) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             connections <- ConnectionTable::new(),
             counters: Counters::new(),
-            net,
-            _proc: ProcRegistration::new(net)?,
-            _hooks: HookRegistration::new(net)?,
+            net: ns,
+            _proc: ProcRegistration::new(ns)?,
+            _hooks: HookRegistration::new(ns)?,
             vnatd: SetOnce::new(),
         })
     }
@@ -237,7 +237,7 @@ fn show_connections(state: &NetState, m: &SeqFile) {
 /// Formats an IPv4 address in host byte order as dotted quad.
 pub(crate) struct Ipv4(pub(crate) u32);
 
-impl core::fmt::Display for Ipv4 {
+impl kernel::fmt::Display for Ipv4 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         let [a, b, c, d] = self.0.to_be_bytes();
         write!(f, "{a}.{b}.{c}.{d}")

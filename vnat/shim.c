@@ -30,14 +30,7 @@
 #include <net/sock.h>
 #include <net/tcp.h>
 
-/* Implemented in Rust (vnat/netns.rs, vnat/translation.rs, vnat/interception.rs). */
-void *vnat_rs_net_init(struct net *net);
-void vnat_rs_net_exit(void *state);
-unsigned int vnat_rs_hook(void *state, unsigned int hook, struct sk_buff *skb);
-void vnat_rs_sock_event(void *state, unsigned int event, const void *sk,
-			__be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
-			int pid);
-void vnat_rs_proc_show(void *state, unsigned int file, struct seq_file *m);
+#include "shim.h"
 
 /* ---- per network namespace state (pernet operations) --------------------- */
 
@@ -322,6 +315,11 @@ bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout)
 		schedule_timeout(timeout);
 	__set_current_state(TASK_RUNNING);
 	return atomic_xchg(&w->pending, 0);
+}
+
+void vnat_shim_sock_reuseaddr(struct socket *sock)
+{
+	sock_set_reuseaddr(sock->sk);
 }
 
 /* Whether the peer has closed or reset @sock. */

@@ -29,7 +29,7 @@ mod ffi;
 mod interception;
 mod netns;
 mod translation;
-mod vcmp;
+pub mod vcmp;
 mod virtualization;
 #[path = "../vnatd_kthread/vnatd.rs"]
 mod vnatd;
@@ -50,7 +50,7 @@ module! {
 
 /// The VCMP port, from the module parameter.
 pub(crate) fn vcmp_port() -> u16 {
-    *module_parameters::vcmp_port.value()
+    module_parameters::vcmp_port.value()
 }
 
 /// The module: its registrations, dropped in field order (the reverse of
@@ -77,11 +77,5 @@ impl kernel::InPlaceModule for Vnat {
                 _kprobes: ffi::KprobeRegistration::new()?,
             }))
         })
-    }
-}
-
-impl Drop for Vnat {
-    fn drop(&mut self) {
-        pr_info!("unloading\n");
     }
 }

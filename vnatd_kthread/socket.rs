@@ -52,8 +52,8 @@ impl Socket {
             // INVARIANT: `sock_create_kern()` succeeded, so `raw` is a socket we own.
             sock: NonNull::new(raw).ok_or(ENOMEM)?,
         };
-        // SAFETY: `sock.sk` of a freshly created socket is valid.
-        unsafe { bindings::sock_set_reuseaddr((*sock.as_ptr()).sk) };
+        // SAFETY: The socket is valid (freshly created above).
+        unsafe { ffi::vnat_shim_sock_reuseaddr(sock.as_ptr()) };
         // SAFETY: An all-zero `sockaddr_in` is valid (plain integers).
         let mut addr: bindings::sockaddr_in = unsafe { core::mem::zeroed() };
         addr.sin_family = bindings::AF_INET as u16;
@@ -117,26 +117,6 @@ impl Socket {
             0 => Ok(Received::Eof),
             n if n > 0 => Ok(Received::Data(n as usize)),
             n if n == EAGAIN.to_errno() => Ok(Received::WouldBlock),
-            n => Err(Error::from_errno(n)),
-        }
-    }
-
-    /// Sends all of `buf` without blocking; a short send is an error.
-    pub(crate) fn send(&self, buf: &[u8]) -> Result {
-        let mut vec = bindings::kvec {
-            iov_base: buf.as_ptr().cast_mut().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: As in `recv`.
-        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
-        msg.msg_flags = (bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL) as c_int;
-        // SAFETY: The socket is valid; `vec` describes `buf`, which the kernel
-        // only reads and which outlives the call.
-        let ret =
-            unsafe { bindings::kernel_sendmsg(self.as_ptr(), &mut msg, &mut vec, 1, buf.len()) };
-        match ret {
-            n if n >= 0 && n as usize == buf.len() => Ok(()),
-            n if n >= 0 => Err(EAGAIN),
             n => Err(Error::from_errno(n)),
         }
     }

@@ -84,7 +84,7 @@ impl Vnatd {
                 Some(vnatd_thread),
                 data.cast_mut().cast(),
                 bindings::NUMA_NO_NODE,
-                c"vnatd/%u".as_ptr(),
+                c"vnatd/%u".as_char_ptr(),
                 net.inum(),
             )
         };
@@ -113,6 +113,11 @@ impl Drop for Vnatd {
 }
 
 /// The kthread function.
+///
+/// # Safety
+///
+/// `data` must point to the `Shared` of the [`Vnatd`] that created the
+/// thread (see the type invariant there).
 unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
     // SAFETY: `data` is the `Shared` of the `Vnatd` that created the thread,
     // valid until `kthread_stop()` returns, i.e. after this function.
@@ -254,7 +259,7 @@ impl<'a> Daemon<'a> {
                         self.state.count(Counter::VcmpClientsIdleClosed, 1);
                     }
                     // Detaches and releases the socket.
-                    drop(self.clients.swap_remove(i));
+                    drop(self.clients.remove(i));
                 }
             }
         }

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The interface between vnat/shim.c and the Rust side of vnat.ko.
+ * Rust declares the same prototypes in vnat/ffi.rs (vnat_shim_*) and defines
+ * the vnat_rs_* functions; keep the three in sync.
+ */
+#ifndef VNAT_SHIM_H
+#define VNAT_SHIM_H
+
+#include <linux/types.h>
+
+struct net;
+struct seq_file;
+struct sk_buff;
+struct socket;
+struct task_struct;
+struct vnat_waker;
+
+/* Implemented in Rust. */
+void *vnat_rs_net_init(struct net *net);
+void vnat_rs_net_exit(void *state);
+unsigned int vnat_rs_hook(void *state, unsigned int hook, struct sk_buff *skb);
+void vnat_rs_sock_event(void *state, unsigned int event, const void *sk,
+			__be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
+			int pid);
+void vnat_rs_proc_show(void *state, unsigned int file, struct seq_file *m);
+
+/* Implemented in vnat/shim.c, called from Rust. */
+int vnat_shim_pernet_register(void);
+void vnat_shim_pernet_unregister(void);
+int vnat_shim_hooks_register(struct net *net);
+void vnat_shim_hooks_unregister(struct net *net);
+int vnat_shim_kprobes_register(void);
+void vnat_shim_kprobes_unregister(void);
+unsigned long vnat_shim_kprobes_missed(void);
+int vnat_shim_proc_register(struct net *net);
+void vnat_shim_proc_unregister(struct net *net);
+unsigned int vnat_shim_net_inum(const struct net *net);
+struct vnat_waker *vnat_shim_waker_new(void);
+void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task);
+void vnat_shim_waker_free(struct vnat_waker *w);
+bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout);
+void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w);
+void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w);
+void vnat_shim_sock_reuseaddr(struct socket *sock);
+bool vnat_shim_sock_dead(struct socket *sock);
+
+#endif /* VNAT_SHIM_H */
