@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# `make demo`: sets everything up, boots the test kernel in QEMU and shows
+# what VNAT does today, step by step (see qemu-tests/demo-guest.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
+tools/setup.sh
+kdir=$(qemu-tests/kernel.sh)
+make --no-print-directory module KDIR="$kdir"
+. tools/kenv.sh
+accel=(--disable-kvm)
+probe=$(ls "$VNAT_CACHE"/kvm-probe-"$(basename "$kdir")"-* 2>/dev/null | head -n1 || true)
+[ -n "$probe" ] && [ "$(cat "$probe")" = kvm ] && accel=()
+echo "Booting the VNAT test kernel (${accel[*]:-KVM}); this takes a little while under emulation..."
+exec "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G --user root --cwd "$PWD" \
+	--exec "$PWD/qemu-tests/demo-guest.sh" </dev/null
