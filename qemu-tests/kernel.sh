@@ -61,7 +61,7 @@ done < "$here/kernel.config"
 
 log "building $LINUX_SOURCE_PKG $pkgver in $out (log: $out/build.log)"
 start=$(date +%s)
-"${mk[@]}" bzImage modules_prepare > "$out/build.log" 2>&1 &
+"${mk[@]}" bzImage modules modules_prepare > "$out/build.log" 2>&1 &
 pid=$!
 while kill -0 "$pid" 2>/dev/null; do
 	for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null && sleep 1; done
@@ -77,4 +77,8 @@ fi
 log "built in $(( $(date +%s) - start ))s"
 echo "$(( $(date +%s) - start ))" > "$out/.vnat-build-seconds"
 touch "$out/.vnat-done"
+# Other keys' kernels are stale now: keep the disk from filling up.
+for old in "$VNAT_CACHE"/kernel-*; do
+	[ "$old" = "$out" ] || rm -rf "$old"
+done
 echo "$out"

@@ -21,14 +21,18 @@ accel=(--disable-kvm)
 if [ -w /dev/kvm ] && [ "${VNAT_TCG:-}" != 1 ]; then
 	probe="$VNAT_CACHE/kvm-probe-$(basename "$kdir")-$(qemu-system-x86_64 --version | head -n1 | tr -dc '0-9.')"
 	if [ ! -f "$probe" ]; then
-		if timeout 60 "$VNG" --run "$kdir" --cpus 1 --memory 1G --user root \
-			--exec 'echo vnat-kvm-ok' </dev/null 2>/dev/null | grep -q vnat-kvm-ok; then
+		echo "# probing KVM (at most 60 s, once per kernel and QEMU version)" >&2
+		out=$(timeout 60 "$VNG" --run "$kdir" --cpus 1 --memory 1G --user root \
+			--exec 'echo vnat-kvm-ok' </dev/null 2>&1) && rc=0 || rc=$?
+		if grep -q vnat-kvm-ok <<<"$out"; then
 			echo kvm > "$probe"
+		elif [ "$rc" = 124 ]; then
+			echo tcg > "$probe"   # hung: never try again
 		else
-			echo tcg > "$probe"
+			echo "# KVM probe failed (exit $rc), using TCG this time: $(tail -n1 <<<"$out")" >&2
 		fi
 	fi
-	[ "$(cat "$probe")" = kvm ] && accel=()
+	[ "$(cat "$probe" 2>/dev/null)" = kvm ] && accel=()
 fi
 echo "# booting $(basename "$kdir") with ${accel[*]:-KVM}" >&2
 

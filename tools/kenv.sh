@@ -7,7 +7,7 @@ if [ -f "$_env" ]; then
 	eval "$(sed -n 's/^\([A-Z_]*\) := \(.*\)$/_vnat_\1="\2"/p' "$_env")"
 	export RUST_LIB_SRC="${RUST_LIB_SRC:-$_vnat_RUST_LIB_SRC}"
 	export LIBCLANG_PATH="${LIBCLANG_PATH:-$_vnat_LIBCLANG_PATH}"
-	PATH="$(dirname "$_vnat_BINDGEN"):$PATH"
+	PATH="$(dirname "$_vnat_BINDGEN"):$(dirname "$_vnat_VNG"):$PATH"
 	export PATH
 	VNG="$_vnat_VNG"
 fi

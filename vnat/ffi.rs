@@ -155,8 +155,8 @@ impl Drop for ProcRegistration {
     }
 }
 
-/// The kprobes on `tcp_connect`, `tcp_close` and the kretprobe on
-/// `inet_csk_accept` (paper section 4.1).
+/// The kprobes on `tcp_connect`, `__inet_accept` and `tcp_close` (paper
+/// section 4.1).
 ///
 /// # Invariants
 ///
@@ -171,7 +171,7 @@ impl KprobeRegistration {
         Ok(Self(()))
     }
 
-    /// How many probe hits were missed (nested probes, kretprobe instances).
+    /// How many probe hits were missed (a probe hit while another ran).
     pub(crate) fn missed() -> u64 {
         // SAFETY: Reads counters of static structures; always valid.
         (unsafe { vnat_shim_kprobes_missed() }) as u64

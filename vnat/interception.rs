@@ -10,8 +10,12 @@
 //!   and port are chosen, for blocking and non-blocking `connect()`, for
 //!   `sendto()` with `MSG_FASTOPEN` and for io_uring; the connection is
 //!   recorded from its SYN on.
-//! - `inet_csk_accept()` (a kretprobe, for its return value): the child socket
-//!   of every `accept()`, `accept4()` and io_uring accept.
+//! - `__inet_accept()`: where every `accept()`, `accept4()` and io_uring
+//!   accept of an inet socket grafts the child socket (its third argument)
+//!   onto the new `struct socket`, after any blocking wait. A plain kprobe
+//!   there, unlike a kretprobe on `inet_csk_accept()`, holds no instance
+//!   while a thread sleeps in `accept()`, so any number of blocked acceptors
+//!   cannot make it miss.
 //! - `tcp_close()`: the last close of a TCP socket, from `close()`, from the
 //!   exit of its process or from the release of its last file reference.
 //!

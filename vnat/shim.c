@@ -165,10 +165,14 @@ static int vnat_kp_close(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
-/* inet_csk_accept() returns the child of every accept(), accept4() and io_uring accept. */
-static int vnat_krp_accept(struct kretprobe_instance *ri, struct pt_regs *regs)
+/*
+ * __inet_accept(sock, newsock, newsk): every accept(), accept4() and io_uring
+ * accept of an inet socket grafts its child here, after the blocking wait.
+ */
+static int vnat_kp_accept(struct kprobe *p, struct pt_regs *regs)
 {
-	vnat_sock_event(VNAT_EV_ACCEPT, (struct sock *)regs_return_value(regs));
+	vnat_sock_event(VNAT_EV_ACCEPT,
+			(struct sock *)regs_get_kernel_argument(regs, 2));
 	return 0;
 }
 
@@ -182,37 +186,34 @@ static struct kprobe vnat_kp_tcp_close = {
 	.pre_handler = vnat_kp_close,
 };
 
-static struct kretprobe vnat_krp_inet_csk_accept = {
-	.kp.symbol_name = "inet_csk_accept",
-	.handler = vnat_krp_accept,
-	.maxactive = 64,
+static struct kprobe vnat_kp_inet_accept = {
+	.symbol_name = "__inet_accept",
+	.pre_handler = vnat_kp_accept,
 };
 
-static struct kprobe *vnat_kprobes[] = { &vnat_kp_tcp_connect, &vnat_kp_tcp_close };
+static struct kprobe *vnat_kprobes[] = {
+	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_close,
+};
 
 int vnat_shim_kprobes_register(void)
 {
-	int err = register_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
-
-	if (err)
-		return err;
-	err = register_kretprobe(&vnat_krp_inet_csk_accept);
-	if (err)
-		unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
-	return err;
+	return register_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
 }
 
 void vnat_shim_kprobes_unregister(void)
 {
-	unregister_kretprobe(&vnat_krp_inet_csk_accept);
 	unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
 }
 
-/* Kernel functions and counts of missed kretprobe hits, for /proc/net/vnat/stats. */
+/* Probe hits missed (a probe hit while another ran on the same CPU). */
 unsigned long vnat_shim_kprobes_missed(void)
 {
-	return vnat_kp_tcp_connect.nmissed + vnat_kp_tcp_close.nmissed +
-	       vnat_krp_inet_csk_accept.nmissed + vnat_krp_inet_csk_accept.kp.nmissed;
+	unsigned long n = 0;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(vnat_kprobes); i++)
+		n += vnat_kprobes[i]->nmissed;
+	return n;
 }
 
 /* ---- vnatd: waking the daemon thread when its sockets have work ----------- */
