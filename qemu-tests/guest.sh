@@ -73,7 +73,7 @@ rmmod vnat
 kunit=$(log_since kunit)
 for s in "${kunit_suites[@]}"; do
 	n=$((n + 1))
-	printf '%s\n' "$kunit" | grep -E "^\s*(# Subtest: $s|\s+(not )?ok [0-9]+ )" | sed 's/^/# /' | head -40
+	printf '%s\n' "$kunit" | awk -v s="$s" '$0 ~ "# Subtest: " s "$" { on = 1 } on && /(^|[^#] *)(not )?ok [0-9]+ / { print "# " $0 } $0 ~ "^(not )?ok [0-9]+ " s "$" { on = 0 }'
 	if printf '%s\n' "$kunit" | grep -qE "^\s*ok [0-9]+ $s\$" && ! printf '%s\n' "$kunit" | grep -qE "$splats"; then
 		echo "ok $n - kunit: $s"
 	else

@@ -4,6 +4,7 @@
 half-sent VCMP message: the module goes cleanly and the application
 connections keep working without it."""
 import os
+import threading
 from vnattest import *
 
 insmod()
@@ -26,10 +27,12 @@ try:
 except ConnectionResetError:
     check(True, "VCMP client sees the daemon's socket reset")
 payload = os.urandom(1 << 20)
-c.sendall(payload)
+sender = threading.Thread(target=c.sendall, args=(payload,))
+sender.start()
 got = b""
 while len(got) < len(payload):
     got += a.recv(1 << 16)
+sender.join()
 check(got == payload, "1 MiB crosses the application connection after rmmod")
 a.sendall(b"bye")
 check_eq(c.recv(3), b"bye", "and back")
