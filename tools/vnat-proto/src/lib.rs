@@ -10,3 +10,9 @@
 
 #[path = "../../../vnat/vcmp.rs"]
 pub mod vcmp;
+
+#[path = "../../../vnat/checksum.rs"]
+pub mod checksum;
+
+#[path = "../../../vnat/mapping.rs"]
+pub mod mapping;

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Mapping rules: a packet translated by one end's rules and then by the
+//! other end's arrives with the virtual tuple it left with, and the wire
+//! carries only physical endpoints; the open-addressing table finds exactly
+//! the rules put in it.
+
+use proptest::prelude::*;
+use vnat_proto::mapping::*;
+use vnat_proto::vcmp::Endpoint;
+
+fn endpoint() -> impl Strategy<Value = Endpoint> {
+    (1u32..5, 1u16..4).prop_map(|(a, p)| Endpoint::new(0x0a00_0000 + a, p))
+}
+
+/// Runs a packet through the rules of `hooks`, in order, like the stack.
+fn through(m: &Mapping, hooks: &[Hook], mut t: Tuple) -> Tuple {
+    for &h in hooks {
+        for r in m.rules().into_iter().flatten() {
+            if r.hook == h && r.matches == t {
+                t = r.rewrite;
+            }
+        }
+    }
+    t
+}
+
+fn mirror(m: &Mapping) -> Mapping {
+    Mapping {
+        proto: m.proto,
+        local_virtual: m.remote_virtual,
+        local_physical: m.remote_physical,
+        remote_virtual: m.local_virtual,
+        remote_physical: m.local_physical,
+    }
+}
+
+proptest! {
+    #[test]
+    fn end_to_end_both_directions(lv in endpoint(), lp in endpoint(), rv in endpoint(), rp in endpoint(), udp in any::<bool>()) {
+        let proto = if udp { PROTO_UDP } else { PROTO_TCP };
+        let a = Mapping { proto, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        let b = mirror(&a);
+        let sent = Tuple { proto, src: lv, dst: rv };
+        let wire = through(&a, &[Hook::LocalOut, Hook::PostRouting], sent);
+        prop_assert_eq!(wire, Tuple { proto, src: lp, dst: rp }, "the wire carries physical endpoints");
+        let got = through(&b, &[Hook::PreRouting, Hook::LocalIn], wire);
+        prop_assert_eq!(got, sent, "the peer's transport sees the virtual tuple");
+        // And back.
+        let reply = Tuple { proto, src: rv, dst: lv };
+        let wire = through(&b, &[Hook::LocalOut, Hook::PostRouting], reply);
+        prop_assert_eq!(wire, Tuple { proto, src: rp, dst: lp });
+        prop_assert_eq!(through(&a, &[Hook::PreRouting, Hook::LocalIn], wire), reply);
+    }
+
+    #[test]
+    fn native_mappings_have_no_rules(l in endpoint(), r in endpoint()) {
+        let m = Mapping::native(PROTO_TCP, l, r);
+        prop_assert!(m.is_native());
+        prop_assert!(m.rules().iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn table_finds_exactly_its_rules(conns in proptest::collection::vec((1u32.., 1u16.., 1u32.., 1u16.., 1u32..), 1..300), seed in any::<u32>()) {
+        let mut rules = Vec::new();
+        for (i, (a, p, b, q, n)) in conns.iter().enumerate() {
+            // Distinct local ports make distinct connections.
+            let lv = Endpoint::new(*a, 1 + i as u16);
+            let m = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: Endpoint::new(n.wrapping_add(1).max(1), *p),
+                              remote_virtual: Endpoint::new(*b, *q), remote_physical: Endpoint::new(*b ^ 1, *q) };
+            rules.extend(m.rules().into_iter().flatten());
+        }
+        let mut slots = vec![Slot::default(); capacity_for(rules.len())];
+        let mut inserted = Vec::new();
+        for r in &rules {
+            if insert(&mut slots, seed, r).is_ok() {
+                inserted.push(*r);
+            }
+        }
+        for r in &inserted {
+            let s = lookup(&slots, seed, r.hook, &r.matches);
+            prop_assert_eq!(s.map(|s| s.rewrite), Some(r.rewrite));
+        }
+        // A tuple with a port no rule uses is not found at any hook.
+        let absent = Tuple { proto: PROTO_TCP, src: Endpoint::new(1, 0), dst: Endpoint::new(1, 0) };
+        for h in Hook::ALL {
+            prop_assert!(lookup(&slots, seed, h, &absent).is_none());
+        }
+    }
+}
+
+#[test]
+fn duplicate_match_is_a_conflict() {
+    let m = Mapping {
+        proto: PROTO_TCP,
+        local_virtual: Endpoint::new(1, 1),
+        local_physical: Endpoint::new(2, 1),
+        remote_virtual: Endpoint::new(3, 3),
+        remote_physical: Endpoint::new(4, 3),
+    };
+    let mut slots = vec![Slot::default(); capacity_for(8)];
+    for r in m.rules().into_iter().flatten() {
+        assert_eq!(insert(&mut slots, 7, &r), Ok(()));
+    }
+    let r = m.rules()[0].unwrap();
+    assert_eq!(insert(&mut slots, 7, &r), Err(InsertError::Conflict));
+}
+
+#[test]
+fn full_table_is_refused() {
+    let mut slots = vec![Slot::default(); 8];
+    for i in 0..8u16 {
+        let r = Rule {
+            hook: Hook::LocalIn,
+            matches: Tuple {
+                proto: PROTO_UDP,
+                src: Endpoint::new(1, i + 1),
+                dst: Endpoint::new(2, 2),
+            },
+            rewrite: Tuple::default(),
+        };
+        assert_eq!(insert(&mut slots, 0, &r), Ok(()));
+    }
+    let r = Rule {
+        hook: Hook::LocalIn,
+        matches: Tuple {
+            proto: PROTO_UDP,
+            src: Endpoint::new(1, 100),
+            dst: Endpoint::new(2, 2),
+        },
+        rewrite: Tuple::default(),
+    };
+    assert_eq!(insert(&mut slots, 0, &r), Err(InsertError::Full));
+}

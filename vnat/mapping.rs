@@ -1,0 +1,267 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Virtual-physical mappings and the translation rules they imply (paper
+//! sections 3.2 and 4.2), and the open-addressing table the hooks search.
+//!
+//! A migrated connection has a local and a remote endpoint, each with a
+//! virtual (what the transport protocol sees, forever) and a physical (what
+//! the wire carries, now) address and port. Its packets are rewritten at
+//! four points:
+//!
+//! | hook        | packet as it arrives | rewritten to |
+//! |-------------|----------------------|--------------|
+//! | LOCAL_OUT   | LV -> RV             | LV -> RP     |
+//! | POSTROUTING | LV -> RP             | LP -> RP     |
+//! | PREROUTING  | RP -> LP             | RP -> LV     |
+//! | LOCAL_IN    | RP -> LV             | RV -> LV     |
+//!
+//! A hook with nothing to change gets no rule, so a connection that has not
+//! moved (or has moved back) costs nothing. Plain `no_std` Rust without
+//! allocation, shared with `tools/vnat-proto`.
+
+use crate::vcmp::Endpoint;
+
+/// IP protocol numbers VNAT translates.
+pub const PROTO_TCP: u8 = 6;
+/// See [`PROTO_TCP`].
+pub const PROTO_UDP: u8 = 17;
+
+/// The four netfilter hooks, numbered as the shim numbers them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Hook {
+    /// Incoming DNAT.
+    PreRouting = 0,
+    /// Incoming SNAT.
+    LocalIn = 1,
+    /// Outgoing DNAT.
+    LocalOut = 2,
+    /// Outgoing SNAT.
+    PostRouting = 3,
+}
+
+impl Hook {
+    /// Every hook, in numbering order.
+    pub const ALL: [Hook; 4] = [
+        Hook::PreRouting,
+        Hook::LocalIn,
+        Hook::LocalOut,
+        Hook::PostRouting,
+    ];
+
+    /// The hook with number `raw`.
+    pub const fn from_raw(raw: u32) -> Option<Self> {
+        match raw {
+            0 => Some(Self::PreRouting),
+            1 => Some(Self::LocalIn),
+            2 => Some(Self::LocalOut),
+            3 => Some(Self::PostRouting),
+            _ => None,
+        }
+    }
+}
+
+/// A packet's protocol and endpoints, as a rule matches or writes them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tuple {
+    /// [`PROTO_TCP`] or [`PROTO_UDP`].
+    pub proto: u8,
+    /// Source address and port.
+    pub src: Endpoint,
+    /// Destination address and port.
+    pub dst: Endpoint,
+}
+
+/// One virtual connection's mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    /// [`PROTO_TCP`] or [`PROTO_UDP`].
+    pub proto: u8,
+    /// LV: the local endpoint the transport protocol uses.
+    pub local_virtual: Endpoint,
+    /// LP: the local endpoint on the wire now.
+    pub local_physical: Endpoint,
+    /// RV: the remote endpoint the transport protocol uses.
+    pub remote_virtual: Endpoint,
+    /// RP: the remote endpoint on the wire now.
+    pub remote_physical: Endpoint,
+}
+
+/// A translation: at `hook`, a packet equal to `matches` becomes `rewrite`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// Where the rule applies.
+    pub hook: Hook,
+    /// The packet it applies to.
+    pub matches: Tuple,
+    /// What the packet becomes.
+    pub rewrite: Tuple,
+}
+
+impl Mapping {
+    /// A connection that has not moved: virtual and physical are equal.
+    pub const fn native(proto: u8, local: Endpoint, remote: Endpoint) -> Self {
+        Self {
+            proto,
+            local_virtual: local,
+            local_physical: local,
+            remote_virtual: remote,
+            remote_physical: remote,
+        }
+    }
+
+    /// Whether nothing needs translating.
+    pub fn is_native(&self) -> bool {
+        self.local_virtual == self.local_physical && self.remote_virtual == self.remote_physical
+    }
+
+    fn tuple(&self, src: Endpoint, dst: Endpoint) -> Tuple {
+        Tuple {
+            proto: self.proto,
+            src,
+            dst,
+        }
+    }
+
+    /// The rules that translate this connection, at most one per hook.
+    pub fn rules(&self) -> [Option<Rule>; 4] {
+        let (lv, lp, rv, rp) = (
+            self.local_virtual,
+            self.local_physical,
+            self.remote_virtual,
+            self.remote_physical,
+        );
+        let rule = |hook, changes: bool, matches, rewrite| {
+            changes.then_some(Rule {
+                hook,
+                matches,
+                rewrite,
+            })
+        };
+        [
+            rule(
+                Hook::PreRouting,
+                lp != lv,
+                self.tuple(rp, lp),
+                self.tuple(rp, lv),
+            ),
+            rule(
+                Hook::LocalIn,
+                rp != rv,
+                self.tuple(rp, lv),
+                self.tuple(rv, lv),
+            ),
+            rule(
+                Hook::LocalOut,
+                rp != rv,
+                self.tuple(lv, rv),
+                self.tuple(lv, rp),
+            ),
+            rule(
+                Hook::PostRouting,
+                lp != lv,
+                self.tuple(lv, rp),
+                self.tuple(lp, rp),
+            ),
+        ]
+    }
+}
+
+/// A slot of the open-addressing table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slot {
+    /// Whether the slot holds a rule.
+    pub used: bool,
+    /// The rule's hook, as a number.
+    pub hook: u8,
+    /// The tuple the rule matches.
+    pub matches: Tuple,
+    /// What the packet becomes.
+    pub rewrite: Tuple,
+}
+
+/// Why a rule could not go into a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertError {
+    /// Another rule matches the same packets at the same hook: a virtual
+    /// address conflict (paper section 3.4.3).
+    Conflict,
+    /// No free slot.
+    Full,
+}
+
+/// Slots needed for `rules` rules: a power of two at most half full.
+pub const fn capacity_for(rules: usize) -> usize {
+    let mut c = 8;
+    while c < 2 * rules {
+        c *= 2;
+    }
+    c
+}
+
+fn mix(mut h: u32, v: u32) -> u32 {
+    h ^= v
+        .wrapping_mul(0xcc9e_2d51)
+        .rotate_left(15)
+        .wrapping_mul(0x1b87_3593);
+    h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
+}
+
+fn hash(seed: u32, hook: u8, t: &Tuple) -> u32 {
+    let mut h = seed;
+    h = mix(h, u32::from(hook) << 8 | u32::from(t.proto));
+    h = mix(h, t.src.addr);
+    h = mix(h, t.dst.addr);
+    h = mix(h, u32::from(t.src.port) << 16 | u32::from(t.dst.port));
+    // fmix32 of MurmurHash3.
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// Puts `rule` into `slots`, whose length must be a power of two.
+pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<(), InsertError> {
+    let mask = slots.len() - 1;
+    let hook = rule.hook as u8;
+    let mut i = hash(seed, hook, &rule.matches) as usize & mask;
+    for _ in 0..slots.len() {
+        let s = &mut slots[i];
+        if !s.used {
+            *s = Slot {
+                used: true,
+                hook,
+                matches: rule.matches,
+                rewrite: rule.rewrite,
+            };
+            return Ok(());
+        }
+        if s.hook == hook && s.matches == rule.matches {
+            return Err(InsertError::Conflict);
+        }
+        i = (i + 1) & mask;
+    }
+    Err(InsertError::Full)
+}
+
+/// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].
+pub fn lookup<'a>(slots: &'a [Slot], seed: u32, hook: Hook, packet: &Tuple) -> Option<&'a Slot> {
+    if slots.is_empty() {
+        return None;
+    }
+    let mask = slots.len() - 1;
+    let hook = hook as u8;
+    let mut i = hash(seed, hook, packet) as usize & mask;
+    for _ in 0..slots.len() {
+        let s = &slots[i];
+        if !s.used {
+            return None;
+        }
+        if s.hook == hook && s.matches == *packet {
+            return Some(s);
+        }
+        i = (i + 1) & mask;
+    }
+    None
+}
