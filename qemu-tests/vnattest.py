@@ -130,14 +130,16 @@ def stats(ns=None):
     return out
 
 
+def connection_rows(ns=None):
+    """/proc/net/vnat/connections of a namespace, as a list of dicts."""
+    lines = _proc(ns, "connections").splitlines()
+    head = lines[0].split()
+    return [dict(zip(head, l.split())) for l in lines[1:]]
+
+
 def connections(ns=None):
     """/proc/net/vnat/connections of a namespace: set of (local, remote, pid, origin)."""
-    rows = _proc(ns, "connections").splitlines()[1:]
-    out = set()
-    for r in rows:
-        proto, local, remote, pid, origin = r.split()
-        out.add((local, remote, int(pid), origin))
-    return out
+    return {(r["local"], r["remote"], int(r["pid"]), r["origin"]) for r in connection_rows(ns)}
 
 
 def ep(sockname):
@@ -205,3 +207,144 @@ def dmesg_tail(n=20):
 
 def match_line(text, pattern):
     return re.search(pattern, text, re.M) is not None
+
+
+class Topology:
+    """The migration topology: a server host, a router joining subnets
+    10.0.1.0/24 .. 10.0.N.0/24 and 10.0.9.0/24, and a client host that can
+    be attached to any of 1..N. Host k of subnet s is 10.0.s.k: the router
+    is .1, the client .2; the server sits on 10.0.9.0/24 as 10.0.9.2 and
+    can be moved to other server subnets (10.0.10.x, 10.0.11.x)."""
+
+    def __init__(self, subnets=3, server_subnets=(9, 10, 11)):
+        for ns in ("cli", "rtr", "srv"):
+            add_netns(ns)
+        sh("ip netns exec rtr sysctl -qw net.ipv4.ip_forward=1")
+        for s in range(1, subnets + 1):
+            sh(f"ip link add c{s} netns cli type veth peer name r{s} netns rtr")
+            sh(f"ip -n rtr addr add 10.0.{s}.1/24 dev r{s}")
+            sh(f"ip -n rtr link set r{s} up")
+        for s in server_subnets:
+            sh(f"ip link add s{s} netns srv type veth peer name r{s} netns rtr")
+            sh(f"ip -n rtr addr add 10.0.{s}.1/24 dev r{s}")
+            sh(f"ip -n rtr link set r{s} up")
+        self.client_at = None
+        self.server_at = None
+        self.attach_client(1)
+        self.attach_server(server_subnets[0])
+
+    def client_addr(self, s=None):
+        return f"10.0.{s or self.client_at}.2"
+
+    def server_addr(self, s=None):
+        return f"10.0.{s or self.server_at}.2"
+
+    def _move(self, ns, prefix, old, new):
+        """Moves host `ns` from subnet `old` to `new`: the old address goes
+        away (as when a laptop leaves a network), then the new one comes
+        with its default route."""
+        if old is not None:
+            sh(f"ip -n {ns} addr del 10.0.{old}.2/24 dev {prefix}{old}")
+            sh(f"ip -n {ns} link set {prefix}{old} down")
+        sh(f"ip -n {ns} link set {prefix}{new} up")
+        sh(f"ip -n {ns} addr add 10.0.{new}.2/24 dev {prefix}{new}")
+        sh(f"ip -n {ns} route replace default via 10.0.{new}.1")
+
+    def attach_client(self, s):
+        self._move("cli", "c", self.client_at, s)
+        self.client_at = s
+
+    def attach_server(self, s):
+        self._move("srv", "s", self.server_at, s)
+        self.server_at = s
+
+
+class Capture:
+    """tcpdump in a namespace, to see what the wire carries."""
+
+    def __init__(self, ns, filt, iface="any"):
+        self.path = f"/tmp/vnat-{ns}-{os.getpid()}-{time.monotonic_ns()}.pcap"
+        self.p = subprocess.Popen(
+            ["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-i", iface, "-n", "-U", "-w", self.path, filt],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        # tcpdump says "listening on" once the capture is armed.
+        seen = ""
+        while "listening" not in seen:
+            line = self.p.stderr.readline()
+            if not line:
+                raise RuntimeError(f"tcpdump did not start: {seen}")
+            seen += line
+
+    def stop(self):
+        time.sleep(0.2)  # let tcpdump write out what it has (-U: per packet)
+        self.p.terminate()
+        self.p.wait()
+
+    def count(self, filt):
+        out = sh(f"tcpdump -n -r {self.path} '{filt}' 2>/dev/null | wc -l")
+        return int(out.strip() or 0)
+
+
+class Transfer:
+    """A TCP connection carrying `size` random bytes each way at once;
+    records SHA-256 of what each end sent and received, and any error."""
+
+    def __init__(self, client_sock, server_sock, size):
+        import hashlib
+        import threading
+        self.size = size
+        self.errors = []
+        self.sent = {}
+        self.got = {}
+        self.progress = {"c": 0, "s": 0}
+        self.threads = []
+        for name, sock in (("c", client_sock), ("s", server_sock)):
+            sock.settimeout(120)
+            seed = os.urandom(1 << 16)
+            t1 = threading.Thread(target=self._send, args=(name, sock, seed, hashlib.sha256()))
+            t2 = threading.Thread(target=self._recv, args=(name, sock, hashlib.sha256()))
+            self.threads += [t1, t2]
+        for t in self.threads:
+            t.start()
+
+    def _send(self, name, sock, seed, h):
+        try:
+            left = self.size
+            i = 0
+            while left:
+                chunk = bytes([i & 255]) + seed[1:min(len(seed), left)]
+                sock.sendall(chunk)
+                h.update(chunk)
+                left -= len(chunk)
+                i += 1
+            sock.shutdown(socket.SHUT_WR)
+        except Exception as e:
+            self.errors.append(f"{name} send: {e!r}")
+        self.sent[name] = h.hexdigest()
+
+    def _recv(self, name, sock, h):
+        try:
+            n = 0
+            while True:
+                d = sock.recv(1 << 16)
+                if not d:
+                    break
+                h.update(d)
+                n += len(d)
+                self.progress[name] = n
+        except Exception as e:
+            self.errors.append(f"{name} recv: {e!r}")
+        self.got[name] = h.hexdigest()
+
+    def wait_progress(self, fraction, timeout=120):
+        return wait_for(lambda: min(self.progress.values()) >= fraction * self.size,
+                        f"transfer reached {int(fraction * 100)}% both ways", timeout)
+
+    def join(self):
+        for t in self.threads:
+            t.join(300)
+        check_eq(self.errors, [], "no application error (no reset, no timeout)")
+        check_eq(self.progress["s"], self.size, "server received every byte")
+        check_eq(self.progress["c"], self.size, "client received every byte")
+        check_eq(self.got.get("s"), self.sent.get("c"), "SHA-256 client -> server equal")
+        check_eq(self.got.get("c"), self.sent.get("s"), "SHA-256 server -> client equal")

@@ -44,6 +44,11 @@ impl Knob {
         self.value.load(Relaxed)
     }
 
+    /// The current value of a 0/1 knob.
+    pub(crate) fn get_bool(&self) -> bool {
+        self.get() != 0
+    }
+
     /// Parses and sets a value written by user space (trailing newline
     /// allowed); a bad value is refused and the old one kept.
     pub(crate) fn set_from(&self, input: &[u8]) -> Result {
@@ -83,7 +88,7 @@ fn parse_u32(input: &[u8]) -> Option<u32> {
 }
 
 /// Shows user input in a log line without control characters, cut short.
-struct Printable<'a>(&'a [u8]);
+pub(crate) struct Printable<'a>(pub(crate) &'a [u8]);
 
 impl kernel::fmt::Display for Printable<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -109,6 +114,14 @@ pub(crate) static VCMP_MAX_CLIENTS: Knob = Knob::new("vcmp_max_clients", 64, 1, 
 pub(crate) static VCMP_IDLE_TIMEOUT_MS: Knob =
     Knob::new("vcmp_idle_timeout_ms", 30_000, 100, 3_600_000);
 
+/// Whether losing an address and gaining another resumes the connections of
+/// the lost one from the new one (paper 3.3.1), 0 or 1.
+pub(crate) static AUTO_MIGRATE: Knob = Knob::new("auto_migrate", 1, 0, 1);
+/// How long vnatd waits for a peer to answer its updates, per attempt.
+pub(crate) static VCMP_TIMEOUT_MS: Knob = Knob::new("vcmp_timeout_ms", 2000, 100, 60_000);
+/// How many times vnatd tries again before a migration fails.
+pub(crate) static VCMP_RETRIES: Knob = Knob::new("vcmp_retries", 2, 0, 10);
+
 /// The configfs subsystem `vnat`.
 #[pin_data]
 pub(crate) struct Config {
@@ -133,6 +146,9 @@ impl Config {
                 vcmp_idle_timeout_ms: 1,
                 counters: 2,
                 vcmp_port: 3,
+                auto_migrate: 4,
+                vcmp_timeout_ms: 5,
+                vcmp_retries: 6,
             ],
         };
         try_pin_init!(Self {
@@ -152,31 +168,25 @@ fn show(page: &mut [u8; PAGE_SIZE], args: core::fmt::Arguments<'_>) -> Result<us
     Ok(w.bytes_written())
 }
 
-#[vtable]
-impl configfs::AttributeOperations<0> for Knobs {
-    type Data = Knobs;
+macro_rules! knob_attribute {
+    ($id:literal, $knob:ident) => {
+        #[vtable]
+        impl configfs::AttributeOperations<$id> for Knobs {
+            type Data = Knobs;
 
-    fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        show(page, format_args!("{}\n", VCMP_MAX_CLIENTS.get()))
-    }
+            fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+                show(page, format_args!("{}\n", $knob.get()))
+            }
 
-    fn store(_: &Knobs, page: &[u8]) -> Result {
-        VCMP_MAX_CLIENTS.set_from(page)
-    }
+            fn store(_: &Knobs, page: &[u8]) -> Result {
+                $knob.set_from(page)
+            }
+        }
+    };
 }
 
-#[vtable]
-impl configfs::AttributeOperations<1> for Knobs {
-    type Data = Knobs;
-
-    fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        show(page, format_args!("{}\n", VCMP_IDLE_TIMEOUT_MS.get()))
-    }
-
-    fn store(_: &Knobs, page: &[u8]) -> Result {
-        VCMP_IDLE_TIMEOUT_MS.set_from(page)
-    }
-}
+knob_attribute!(0, VCMP_MAX_CLIENTS);
+knob_attribute!(1, VCMP_IDLE_TIMEOUT_MS);
 
 #[vtable]
 impl configfs::AttributeOperations<2> for Knobs {
@@ -208,6 +218,10 @@ impl configfs::AttributeOperations<3> for Knobs {
         show(page, format_args!("{}\n", k.vcmp_port))
     }
 }
+
+knob_attribute!(4, AUTO_MIGRATE);
+knob_attribute!(5, VCMP_TIMEOUT_MS);
+knob_attribute!(6, VCMP_RETRIES);
 
 #[kunit_tests(vnat_config)]
 mod tests {

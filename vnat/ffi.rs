@@ -33,11 +33,84 @@ extern "C" {
     pub(crate) fn vnat_shim_waker_new() -> *mut RawWaker;
     pub(crate) fn vnat_shim_waker_set_task(w: *mut RawWaker, task: *mut bindings::task_struct);
     pub(crate) fn vnat_shim_waker_free(w: *mut RawWaker);
+    pub(crate) fn vnat_shim_waker_kick(w: *mut RawWaker);
     pub(crate) fn vnat_shim_waker_wait(w: *mut RawWaker, timeout: c_long) -> bool;
     pub(crate) fn vnat_shim_sock_watch(sock: *mut bindings::socket, w: *mut RawWaker);
     pub(crate) fn vnat_shim_sock_unwatch(sock: *mut bindings::socket, w: *mut RawWaker);
     pub(crate) fn vnat_shim_sock_reuseaddr(sock: *mut bindings::socket);
     pub(crate) fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
+    pub(crate) fn vnat_shim_sock_connect(
+        sock: *mut bindings::socket,
+        daddr: u32,
+        port: u16,
+    ) -> c_int;
+    pub(crate) fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
+    pub(crate) fn vnat_shim_pkt_parse(
+        skb: *mut bindings::sk_buff,
+        p: *mut RawPkt,
+        writable: bool,
+    ) -> c_int;
+    pub(crate) fn vnat_shim_pkt_csum_field_changed(skb: *mut bindings::sk_buff, from: u16, to: u16);
+    pub(crate) fn vnat_shim_route_local(skb: *mut bindings::sk_buff, daddr: u32) -> c_int;
+    pub(crate) fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
+    fn vnat_shim_sock_set_transparent(sk: *mut c_void, on: bool);
+    fn vnat_shim_sock_hold(sk: *mut c_void);
+    fn vnat_shim_sock_put(sk: *mut c_void);
+    fn vnat_shim_inetaddr_register() -> c_int;
+    fn vnat_shim_inetaddr_unregister();
+}
+
+/// `struct vnat_pkt` of the shim: a packet's writable headers.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(crate) struct RawPkt {
+    pub(crate) iph: *mut u8,
+    pub(crate) l4: *mut u8,
+    pub(crate) proto: u8,
+    pub(crate) partial: bool,
+    pub(crate) complete: bool,
+}
+
+/// Takes a reference on the socket behind a [`crate::virtualization::SockKey`].
+pub(crate) fn sock_hold(sk: usize) {
+    // SAFETY: Keys are addresses of live sockets, handed to the probes by
+    // the kernel; the caller (the probe, or a table that holds a reference)
+    // keeps the socket alive during the call.
+    unsafe { vnat_shim_sock_hold(sk as *mut c_void) }
+}
+
+/// Drops a reference taken with [`sock_hold`].
+pub(crate) fn sock_put(sk: usize) {
+    // SAFETY: The caller owns a reference taken with `sock_hold`.
+    unsafe { vnat_shim_sock_put(sk as *mut c_void) }
+}
+
+/// Sets or clears `IP_TRANSPARENT` on a socket the caller holds a reference on.
+pub(crate) fn sock_set_transparent(sk: usize, on: bool) {
+    // SAFETY: The caller holds a reference, so the socket is alive.
+    unsafe { vnat_shim_sock_set_transparent(sk as *mut c_void, on) }
+}
+
+/// The inetaddr notifier that triggers automatic resume (paper 3.3.1).
+///
+/// # Invariants
+///
+/// The notifier is registered for as long as this value lives.
+pub(crate) struct InetaddrRegistration(());
+
+impl InetaddrRegistration {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: The notifier block is static in the shim; `Drop` unregisters it.
+        to_result(unsafe { vnat_shim_inetaddr_register() })?;
+        Ok(Self(()))
+    }
+}
+
+impl Drop for InetaddrRegistration {
+    fn drop(&mut self) {
+        // SAFETY: Registered, by the type invariant.
+        unsafe { vnat_shim_inetaddr_unregister() };
+    }
 }
 
 /// The module's pernet operations: while registered, every network

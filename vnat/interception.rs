@@ -16,8 +16,11 @@
 //!   there, unlike a kretprobe on `inet_csk_accept()`, holds no instance
 //!   while a thread sleeps in `accept()`, so any number of blocked acceptors
 //!   cannot make it miss.
-//! - `tcp_close()`: the last close of a TCP socket, from `close()`, from the
-//!   exit of its process or from the release of its last file reference.
+//! - `tcp_v4_destroy_sock()`: the end of a connection, however it ends:
+//!   after `close()` or the exit of its process, once the FIN exchange is
+//!   over (or at once for a reset or a connection never established). A
+//!   migrated connection is translated until then, so its FIN and the
+//!   peer's reach their destination.
 //!
 //! Only IPv4 TCP sockets owned by user space are tracked; the kernel's own,
 //! such as vnatd's, are not.
@@ -25,9 +28,9 @@
 use crate::{
     netns::{self, Counter},
     vcmp::Endpoint,
-    virtualization::{Origin, VirtualConnection},
+    virtualization::{Origin, State, VirtualConnection},
 };
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::atomic::Release};
 
 /// The events, numbered as the shim numbers them (`vnat/shim.c`).
 const EV_CONNECT: c_uint = 0;
@@ -55,20 +58,25 @@ extern "C" fn vnat_rs_sock_event(
         EV_CONNECT => Origin::Connect,
         EV_ACCEPT => Origin::Accept,
         EV_CLOSE => {
-            if state.connections.remove(key).is_some() {
+            if let Some(c) = state.connections.remove(key) {
                 state.count(Counter::ConnectionsForgotten, 1);
+                if c.state != State::Native {
+                    // Its rules must go; vnatd rebuilds them.
+                    state.rules_stale.store(true, Release);
+                    state.kick();
+                }
             }
             return;
         }
         _ => return,
     };
-    let conn = VirtualConnection {
-        // Virtual endpoints are the initial physical ones (paper 3.1).
-        local: Endpoint::new(u32::from_be(saddr), u16::from_be(sport)),
-        remote: Endpoint::new(u32::from_be(daddr), u16::from_be(dport)),
+    // Virtual endpoints are the initial physical ones (paper 3.1).
+    let conn = VirtualConnection::new(
+        Endpoint::new(u32::from_be(saddr), u16::from_be(sport)),
+        Endpoint::new(u32::from_be(daddr), u16::from_be(dport)),
         pid,
         origin,
-    };
+    );
     match state.connections.insert(key, conn) {
         Ok(()) => state.count(Counter::ConnectionsTracked, 1),
         Err(_) => state.count(Counter::ConnectionsUntracked, 1),

@@ -11,6 +11,8 @@
 
 use crate::{
     ffi::{HookRegistration, Net, ProcRegistration},
+    migration::Requests,
+    translation::RuleTable,
     virtualization::ConnectionTable,
     vnatd::Vnatd,
 };
@@ -77,6 +79,29 @@ counters! {
     VcmpUnknownConnection = "vcmp_unknown_connection",
     /// Attempts to listen on the VCMP port that failed.
     VcmpListenFailed = "vcmp_listen_failed",
+    /// Packets rewritten at PREROUTING.
+    TranslatedPreRouting = "translated_prerouting_packets",
+    /// Packets rewritten at LOCAL_IN.
+    TranslatedLocalIn = "translated_local_in_packets",
+    /// Packets rewritten at LOCAL_OUT.
+    TranslatedLocalOut = "translated_local_out_packets",
+    /// Packets rewritten at POSTROUTING.
+    TranslatedPostRouting = "translated_postrouting_packets",
+    /// Packets dropped because translating them failed (no memory, no route).
+    TranslationDropped = "translation_dropped_packets",
+    /// Rules not installed because another connection's matched the same
+    /// packets (virtual address conflict, paper 3.4.3; policy: abort).
+    RuleConflicts = "rule_conflicts",
+    /// `VNAT_UPD` messages sent.
+    UpdatesSent = "updates_sent",
+    /// `VNAT_UPD` messages received and applied.
+    UpdatesAccepted = "updates_accepted",
+    /// `VNAT_UPD` messages refused, here or by the peer.
+    UpdatesRefused = "updates_refused",
+    /// Connections whose migration completed.
+    MigrationsCompleted = "migrations_completed",
+    /// Connections whose migration failed (left as they were).
+    MigrationsFailed = "migrations_failed",
 }
 
 const NR_COUNTERS: usize = Counter::ALL.len();
@@ -110,9 +135,16 @@ pub(crate) struct NetState {
     /// Set once, right after the rest of the state is in place.
     vnatd: SetOnce<Vnatd>,
     _hooks: HookRegistration,
+    /// The translation rules the hooks read.
+    pub(crate) rules: RuleTable,
     _proc: ProcRegistration,
     #[pin]
     pub(crate) connections: ConnectionTable,
+    /// Work for vnatd.
+    #[pin]
+    pub(crate) requests: Requests,
+    /// Set when the rules must be built again (a migrated connection closed).
+    pub(crate) rules_stale: Atomic<bool>,
     counters: Counters,
     net: Net,
 }
@@ -132,9 +164,19 @@ impl NetState {
         self.net
     }
 
+    /// Wakes vnatd to look at its requests and the rules.
+    pub(crate) fn kick(&self) {
+        if let Some(d) = self.vnatd.as_ref() {
+            d.kick();
+        }
+    }
+
     fn new(ns: Net) -> impl PinInit<Self, Error> {
         try_pin_init!(Self {
             connections <- ConnectionTable::new(),
+            requests <- Requests::new(),
+            rules_stale: Atomic::new(false),
+            rules: RuleTable::new(),
             counters: Counters::new(),
             net: ns,
             _proc: ProcRegistration::new(ns)?,
@@ -219,19 +261,73 @@ fn show_stats(state: &NetState, m: &SeqFile) {
 }
 
 fn show_connections(state: &NetState, m: &SeqFile) {
-    seq_print!(m, "proto local remote pid origin\n");
-    state.connections.for_each(|c| {
+    seq_print!(
+        m,
+        "proto local remote pid origin state local_physical remote_physical\n"
+    );
+    state.connections.for_each(|_, c| {
+        let p = &c.mapping;
         seq_print!(
             m,
-            "tcp {}:{} {}:{} {} {}\n",
-            Ipv4(c.local.addr),
-            c.local.port,
-            Ipv4(c.remote.addr),
-            c.remote.port,
+            "tcp {} {} {} {} {} {} {}\n",
+            Ep(p.local_virtual),
+            Ep(p.remote_virtual),
             c.pid,
-            c.origin.as_str()
+            c.origin.as_str(),
+            c.state.as_str(),
+            Ep(p.local_physical),
+            Ep(p.remote_physical)
         );
     });
+}
+
+/// Called by the shim for a write to `/proc/net/vnat/control`, by a writer
+/// with `CAP_NET_ADMIN` in the namespace. Returns the bytes taken or an errno.
+#[no_mangle]
+extern "C" fn vnat_rs_control(state: *mut c_void, buf: *const u8, size: usize) -> c_int {
+    // SAFETY: As in `vnat_rs_proc_show`.
+    let state = unsafe { borrow(state) };
+    // SAFETY: The shim passes the written bytes, copied into the kernel.
+    let input = unsafe { core::slice::from_raw_parts(buf, size) };
+    match crate::migration::parse_command(input) {
+        Ok(r) => match state.requests.push(r) {
+            Ok(()) => {
+                state.kick();
+                size as c_int
+            }
+            Err(e) => e.to_errno(),
+        },
+        Err(e) => {
+            pr_warn!(
+                "netns {}: control: refused '{}': expected 'migrate OLD_ADDR NEW_ADDR'\n",
+                state.net.inum(),
+                crate::config::Printable(input)
+            );
+            e.to_errno()
+        }
+    }
+}
+
+/// Called by the shim's inetaddr notifier when `addr` (network byte order)
+/// appears on or goes away from an interface of the namespace.
+#[no_mangle]
+extern "C" fn vnat_rs_addr_event(state: *mut c_void, up: bool, addr: u32) {
+    // SAFETY: As in `vnat_rs_proc_show`; the notifier runs under RTNL while
+    // the namespace is alive.
+    let state = unsafe { borrow(state) };
+    if crate::migration::address_event(state, up, u32::from_be(addr)) {
+        state.kick();
+    }
+}
+
+/// Formats an endpoint as `a.b.c.d:port`.
+pub(crate) struct Ep(pub(crate) crate::vcmp::Endpoint);
+
+impl kernel::fmt::Display for Ep {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let [a, b, c, d] = self.0.addr.to_be_bytes();
+        write!(f, "{a}.{b}.{c}.{d}:{}", self.0.port)
+    }
 }
 
 /// Formats an IPv4 address in host byte order as dotted quad.

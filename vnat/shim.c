@@ -24,7 +24,10 @@
 #include <linux/proc_fs.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
+#include <linux/inetdevice.h>
 #include <net/inet_sock.h>
+#include <net/ip.h>
+#include <net/route.h>
 #include <net/net_namespace.h>
 #include <net/netns/generic.h>
 #include <net/sock.h>
@@ -157,7 +160,7 @@ static int vnat_kp_connect(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
-/* tcp_close(sk, timeout): the last close of the socket, by close() or at exit. */
+/* tcp_v4_destroy_sock(sk): the connection is over (also after close() or exit). */
 static int vnat_kp_close(struct kprobe *p, struct pt_regs *regs)
 {
 	vnat_sock_event(VNAT_EV_CLOSE,
@@ -181,8 +184,8 @@ static struct kprobe vnat_kp_tcp_connect = {
 	.pre_handler = vnat_kp_connect,
 };
 
-static struct kprobe vnat_kp_tcp_close = {
-	.symbol_name = "tcp_close",
+static struct kprobe vnat_kp_tcp_destroy = {
+	.symbol_name = "tcp_v4_destroy_sock",
 	.pre_handler = vnat_kp_close,
 };
 
@@ -192,7 +195,7 @@ static struct kprobe vnat_kp_inet_accept = {
 };
 
 static struct kprobe *vnat_kprobes[] = {
-	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_close,
+	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_destroy,
 };
 
 int vnat_shim_kprobes_register(void)
@@ -274,6 +277,14 @@ void vnat_shim_waker_free(struct vnat_waker *w)
 	kfree(w);
 }
 
+/* Wakes @w's thread, from any context, once its task is set. */
+void vnat_shim_waker_kick(struct vnat_waker *w)
+{
+	atomic_set(&w->pending, 1);
+	if (READ_ONCE(w->task))
+		wake_up_process(w->task);
+}
+
 /* Makes @sock wake @w's thread. The first socket watched provides the
  * original callbacks (all TCP sockets share them). */
 void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w)
@@ -323,6 +334,26 @@ void vnat_shim_sock_reuseaddr(struct socket *sock)
 	sock_set_reuseaddr(sock->sk);
 }
 
+/* Starts a non-blocking connect of @sock to @daddr:@port (network order). */
+int vnat_shim_sock_connect(struct socket *sock, __be32 daddr, __be16 port)
+{
+	struct sockaddr_in sin = {
+		.sin_family = AF_INET,
+		.sin_addr.s_addr = daddr,
+		.sin_port = port,
+	};
+	int err = kernel_connect(sock, (struct sockaddr_unsized *)&sin, sizeof(sin),
+				 O_NONBLOCK);
+
+	return err == -EINPROGRESS ? 0 : err;
+}
+
+/* Whether @sock's connection is established. */
+bool vnat_shim_sock_established(struct socket *sock)
+{
+	return READ_ONCE(sock->sk->sk_state) == TCP_ESTABLISHED;
+}
+
 /* Whether the peer has closed or reset @sock. */
 bool vnat_shim_sock_dead(struct socket *sock)
 {
@@ -356,6 +387,25 @@ static int vnat_proc_connections(struct seq_file *m, void *v)
 	return vnat_proc_show(m, v, VNAT_PROC_CONNECTIONS);
 }
 
+/* /proc/net/vnat/control: commands, for CAP_NET_ADMIN in the namespace. */
+static int vnat_proc_control_show(struct seq_file *m, void *v)
+{
+	seq_puts(m, "migrate OLD_ADDR NEW_ADDR\n");
+	return 0;
+}
+
+static int vnat_proc_control_write(struct file *file, char *buf, size_t size)
+{
+	struct net *net = seq_file_single_net(file->private_data);
+	void *state = vnat_state(net);
+
+	if (!ns_capable(net->user_ns, CAP_NET_ADMIN))
+		return -EPERM;
+	if (!state)
+		return -ENODEV;
+	return vnat_rs_control(state, buf, size);
+}
+
 int vnat_shim_proc_register(struct net *net)
 {
 	struct proc_dir_entry *dir = proc_net_mkdir(net, "vnat", net->proc_net);
@@ -364,7 +414,9 @@ int vnat_shim_proc_register(struct net *net)
 		return -ENOMEM;
 	if (!proc_create_net_single("stats", 0444, dir, vnat_proc_stats, NULL) ||
 	    !proc_create_net_single("connections", 0444, dir, vnat_proc_connections,
-				    NULL)) {
+				    NULL) ||
+	    !proc_create_net_single_write("control", 0600, dir, vnat_proc_control_show,
+					  vnat_proc_control_write, NULL)) {
 		remove_proc_subtree("vnat", net->proc_net);
 		return -ENOMEM;
 	}
@@ -374,6 +426,129 @@ int vnat_shim_proc_register(struct net *net)
 void vnat_shim_proc_unregister(struct net *net)
 {
 	remove_proc_subtree("vnat", net->proc_net);
+}
+
+/* ---- translation: packet access (paper 4.2) ------------------------------- */
+
+/*
+ * Finds the TCP or UDP header of an IPv4 packet that is not a fragment and
+ * makes IP and transport headers writable. Returns 0 and fills @p, or
+ * -ENOENT for a packet VNAT does not translate, or an errno.
+ */
+int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+	unsigned int ihl = iph->ihl * 4;
+	unsigned int l4len;
+
+	if (iph->protocol == IPPROTO_TCP)
+		l4len = sizeof(struct tcphdr);
+	else if (iph->protocol == IPPROTO_UDP)
+		l4len = sizeof(struct udphdr);
+	else
+		return -ENOENT;
+	if (ip_is_fragment(iph))
+		return -ENOENT;
+	if (writable) {
+		if (skb_ensure_writable(skb, skb_network_offset(skb) + ihl + l4len))
+			return -ENOMEM;
+	} else if (!pskb_may_pull(skb, skb_network_offset(skb) + ihl + l4len)) {
+		return -ENOENT;
+	}
+	p->iph = skb_network_header(skb);
+	p->l4 = p->iph + ihl;
+	p->proto = ((struct iphdr *)p->iph)->protocol;
+	p->partial = skb->ip_summed == CHECKSUM_PARTIAL;
+	p->complete = skb->ip_summed == CHECKSUM_COMPLETE;
+	return 0;
+}
+
+/* CHECKSUM_COMPLETE: the transport checksum field went from @from to @to. */
+void vnat_shim_pkt_csum_field_changed(struct sk_buff *skb, __sum16 from, __sum16 to)
+{
+	if (skb->ip_summed == CHECKSUM_COMPLETE)
+		skb->csum = csum_add(csum_sub(skb->csum, (__force __wsum)from),
+				     (__force __wsum)to);
+}
+
+/*
+ * PREROUTING: routes the packet as addressed to @daddr (its physical, local
+ * destination), so that it is delivered locally after its destination has
+ * been rewritten to the virtual one, which need not be local any more.
+ * Called under RCU, as hooks are.
+ */
+int vnat_shim_route_local(struct sk_buff *skb, __be32 daddr)
+{
+	const struct iphdr *iph = ip_hdr(skb);
+
+	if (skb_dst(skb))
+		return 0;
+	return ip_route_input_noref(skb, daddr, iph->saddr, ip4h_dscp(iph),
+				    skb->dev) ? -EHOSTUNREACH : 0;
+}
+
+/* LOCAL_OUT: routes the packet again after its destination changed. */
+int vnat_shim_reroute(struct net *net, struct sk_buff *skb)
+{
+	return ip_route_me_harder(net, skb->sk, skb, RTN_UNSPEC);
+}
+
+/* ---- sockets of migrated connections ------------------------------------- */
+
+/*
+ * A connection whose local physical address differs from its virtual one
+ * sends from an address the host may no longer have: IP_TRANSPARENT lets
+ * its route lookups use it as source, as for TPROXY, until POSTROUTING puts
+ * the physical address on the wire.
+ */
+void vnat_shim_sock_set_transparent(void *sk, bool on)
+{
+	inet_assign_bit(TRANSPARENT, (struct sock *)sk, on);
+	/* Drop the cached route, which was looked up with the old rules. */
+	sk_dst_reset((struct sock *)sk);
+}
+
+void vnat_shim_sock_hold(void *sk)
+{
+	sock_hold((struct sock *)sk);
+}
+
+void vnat_shim_sock_put(void *sk)
+{
+	sock_put((struct sock *)sk);
+}
+
+/* ---- automatic resume: address changes (paper 3.3.1) --------------------- */
+
+static int vnat_inetaddr_event(struct notifier_block *nb, unsigned long event,
+			       void *ptr)
+{
+	struct in_ifaddr *ifa = ptr;
+	struct net_device *dev = ifa->ifa_dev->dev;
+	void *state;
+
+	if (event != NETDEV_UP && event != NETDEV_DOWN)
+		return NOTIFY_DONE;
+	if (dev->flags & IFF_LOOPBACK)
+		return NOTIFY_DONE;
+	state = vnat_state(dev_net(dev));
+	if (state)
+		vnat_rs_addr_event(state, event == NETDEV_UP, ifa->ifa_local);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block vnat_inetaddr_nb = {
+	.notifier_call = vnat_inetaddr_event,
+};
+
+int vnat_shim_inetaddr_register(void)
+{
+	return register_inetaddr_notifier(&vnat_inetaddr_nb);
+}
+
+void vnat_shim_inetaddr_unregister(void)
+{
+	unregister_inetaddr_notifier(&vnat_inetaddr_nb);
 }
 
 /* ---- small accessors ------------------------------------------------------- */

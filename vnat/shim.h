@@ -24,6 +24,17 @@ void vnat_rs_sock_event(void *state, unsigned int event, const void *sk,
 			__be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
 			int pid);
 void vnat_rs_proc_show(void *state, unsigned int file, struct seq_file *m);
+int vnat_rs_control(void *state, const char *buf, size_t size);
+void vnat_rs_addr_event(void *state, bool up, __be32 addr);
+
+/* A packet as Rust translates it: pointers to its writable headers. */
+struct vnat_pkt {
+	u8 *iph;
+	u8 *l4;
+	u8 proto;
+	bool partial;
+	bool complete;
+};
 
 /* Implemented in vnat/shim.c, called from Rust. */
 int vnat_shim_pernet_register(void);
@@ -39,10 +50,22 @@ unsigned int vnat_shim_net_inum(const struct net *net);
 struct vnat_waker *vnat_shim_waker_new(void);
 void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task);
 void vnat_shim_waker_free(struct vnat_waker *w);
+void vnat_shim_waker_kick(struct vnat_waker *w);
 bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout);
 void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w);
 void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w);
 void vnat_shim_sock_reuseaddr(struct socket *sock);
 bool vnat_shim_sock_dead(struct socket *sock);
+int vnat_shim_sock_connect(struct socket *sock, __be32 daddr, __be16 port);
+bool vnat_shim_sock_established(struct socket *sock);
+int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable);
+void vnat_shim_pkt_csum_field_changed(struct sk_buff *skb, __sum16 from, __sum16 to);
+int vnat_shim_route_local(struct sk_buff *skb, __be32 daddr);
+int vnat_shim_reroute(struct net *net, struct sk_buff *skb);
+void vnat_shim_sock_set_transparent(void *sk, bool on);
+void vnat_shim_sock_hold(void *sk);
+void vnat_shim_sock_put(void *sk);
+int vnat_shim_inetaddr_register(void);
+void vnat_shim_inetaddr_unregister(void);
 
 #endif /* VNAT_SHIM_H */

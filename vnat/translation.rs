@@ -12,44 +12,172 @@
 //! | PREROUTING  | `NF_IP_PRI_NAT_DST`  | DNAT: local physical -> virtual      |
 //! | LOCAL_IN    | `NF_IP_PRI_NAT_SRC`  | SNAT: remote physical -> virtual     |
 //!
-//! Until connections migrate there is nothing to translate: the hooks only
-//! count the packets they see, per namespace, and accept every one.
+//! The rules of all migrated connections of a namespace live in one
+//! open-addressing table (`mapping.rs`), published with RCU: hooks read it
+//! without a lock, in O(1); vnatd, the only writer, builds a new table when
+//! a mapping changes, publishes it and frees the old one after a grace
+//! period. A namespace without migrated connections has no table, and its
+//! hooks return after one load.
+//!
+//! Two routing details make translation work once the old address is gone:
+//! - PREROUTING routes the packet by its physical (local) destination before
+//!   rewriting it to the virtual one, so it is delivered locally although
+//!   the virtual address is no longer the host's;
+//! - LOCAL_OUT routes the packet again after rewriting its destination, and
+//!   the sockets of connections whose local address moved are marked
+//!   `IP_TRANSPARENT`, so that their route lookups accept a source address
+//!   the host no longer has (POSTROUTING then puts the physical one on the
+//!   wire). The old address is configured nowhere.
 
-use crate::netns::{self, Counter};
-use kernel::{bindings, prelude::*};
+use crate::{
+    checksum::{self, Summed},
+    ffi::{self, RawPkt},
+    mapping::{self, Hook, Slot, Tuple, PROTO_UDP},
+    netns::{self, Counter, NetState},
+    vcmp::Endpoint,
+    virtualization::State,
+};
+use core::ptr;
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        rcu,
+    },
+};
 
-/// The hooks, numbered as the shim numbers them (`vnat/shim.c`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Hook {
-    /// Incoming DNAT.
-    PreRouting = 0,
-    /// Incoming SNAT.
-    LocalIn = 1,
-    /// Outgoing DNAT.
-    LocalOut = 2,
-    /// Outgoing SNAT.
-    PostRouting = 3,
+/// The rules of a namespace, as one immutable table.
+struct Rules {
+    seed: u32,
+    slots: KVec<Slot>,
 }
 
-impl Hook {
-    fn from_raw(raw: c_uint) -> Option<Self> {
-        Some(match raw {
-            0 => Self::PreRouting,
-            1 => Self::LocalIn,
-            2 => Self::LocalOut,
-            3 => Self::PostRouting,
-            _ => return None,
-        })
+/// The published table of a namespace.
+///
+/// # Invariants
+///
+/// `table` is null or comes from `KBox::into_raw` of a `Rules`, freed only
+/// after a grace period following its replacement.
+pub(crate) struct RuleTable {
+    table: Atomic<*mut Rules>,
+}
+
+// SAFETY: The pointer is published and read with acquire/release ordering
+// and the table is immutable once published.
+unsafe impl Send for RuleTable {}
+// SAFETY: As above.
+unsafe impl Sync for RuleTable {}
+
+impl RuleTable {
+    pub(crate) const fn new() -> Self {
+        Self {
+            table: Atomic::new(ptr::null_mut()),
+        }
     }
 
-    const fn counter(self) -> Counter {
-        match self {
-            Self::PreRouting => Counter::HookPreRouting,
-            Self::LocalIn => Counter::HookLocalIn,
-            Self::LocalOut => Counter::HookLocalOut,
-            Self::PostRouting => Counter::HookPostRouting,
+    /// Replaces the table by one built from the namespace's connections.
+    /// Called from vnatd only (one writer); sleeps for a grace period.
+    pub(crate) fn rebuild(&self, state: &NetState) -> Result {
+        // Count first, allocate outside the lock, fill under it; retry if
+        // connections were added meanwhile.
+        let new = loop {
+            let mut n = 0;
+            state.connections.for_each(|_, c| {
+                if c.state != State::Native {
+                    n += 4;
+                }
+            });
+            if n == 0 {
+                break None;
+            }
+            let cap = mapping::capacity_for(n);
+            let mut slots = KVec::with_capacity(cap, GFP_KERNEL)?;
+            slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
+            // SAFETY: `get_random_u32` has no preconditions.
+            let seed = unsafe { bindings::get_random_u32() };
+            let mut overflow = false;
+            let mut conflicts = 0;
+            state.connections.for_each(|_, c| {
+                let rules = c.mapping.rules();
+                let rules = match c.state {
+                    State::Native => return,
+                    // Incoming only until the peer confirmed.
+                    State::Resuming => [rules[0], rules[1], None, None],
+                    State::Migrated => rules,
+                };
+                for r in rules.iter().flatten() {
+                    match mapping::insert(&mut slots, seed, r) {
+                        Ok(()) => {}
+                        Err(mapping::InsertError::Conflict) => conflicts += 1,
+                        Err(mapping::InsertError::Full) => overflow = true,
+                    }
+                }
+            });
+            if overflow {
+                continue;
+            }
+            if conflicts > 0 {
+                state.count(Counter::RuleConflicts, conflicts);
+            }
+            break Some(KBox::new(Rules { seed, slots }, GFP_KERNEL)?);
+        };
+        let new = new.map_or(ptr::null_mut(), KBox::into_raw);
+        let old = self.table.xchg(new, Release);
+        if !old.is_null() {
+            rcu::synchronize_rcu();
+            // SAFETY: `old` came from `KBox::into_raw` (type invariant) and no
+            // reader can hold it after the grace period.
+            drop(unsafe { KBox::from_raw(old) });
         }
+        Ok(())
+    }
+
+    /// Looks up the rule for a packet. Hooks run under RCU, which keeps the
+    /// table alive while the returned slot is used.
+    fn lookup(&self, hook: Hook, t: &Tuple) -> Option<Slot> {
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return None;
+        }
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and the caller (a hook) is in an RCU read section.
+        let rules = unsafe { &*table };
+        mapping::lookup(&rules.slots, rules.seed, hook, t).copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.load(Relaxed).is_null()
+    }
+}
+
+impl Drop for RuleTable {
+    fn drop(&mut self) {
+        let old = self.table.xchg(ptr::null_mut(), Relaxed);
+        if !old.is_null() {
+            // The hooks are unregistered (waiting for running ones) before
+            // the table goes, so no reader is left.
+            // SAFETY: As in `rebuild`.
+            drop(unsafe { KBox::from_raw(old) });
+        }
+    }
+}
+
+const fn hook_counter(h: Hook) -> Counter {
+    match h {
+        Hook::PreRouting => Counter::HookPreRouting,
+        Hook::LocalIn => Counter::HookLocalIn,
+        Hook::LocalOut => Counter::HookLocalOut,
+        Hook::PostRouting => Counter::HookPostRouting,
+    }
+}
+
+const fn translated_counter(h: Hook) -> Counter {
+    match h {
+        Hook::PreRouting => Counter::TranslatedPreRouting,
+        Hook::LocalIn => Counter::TranslatedLocalIn,
+        Hook::LocalOut => Counter::TranslatedLocalOut,
+        Hook::PostRouting => Counter::TranslatedPostRouting,
     }
 }
 
@@ -58,13 +186,170 @@ impl Hook {
 extern "C" fn vnat_rs_hook(
     state: *mut c_void,
     hook: c_uint,
-    _skb: *mut bindings::sk_buff,
+    skb: *mut bindings::sk_buff,
 ) -> c_uint {
     // SAFETY: The shim passes the live state of the packet's namespace; the
     // hooks are unregistered (waiting for running ones) before it is freed.
     let state = unsafe { netns::borrow(state) };
-    if let Some(h) = Hook::from_raw(hook) {
-        state.count(h.counter(), 1);
+    let Some(hook) = Hook::from_raw(hook) else {
+        return bindings::NF_ACCEPT;
+    };
+    state.count(hook_counter(hook), 1);
+    if state.rules.is_empty() {
+        return bindings::NF_ACCEPT;
     }
-    bindings::NF_ACCEPT
+    match translate(state, hook, skb) {
+        Ok(true) => {
+            state.count(translated_counter(hook), 1);
+            bindings::NF_ACCEPT
+        }
+        Ok(false) => bindings::NF_ACCEPT,
+        Err(_) => {
+            state.count(Counter::TranslationDropped, 1);
+            bindings::NF_DROP
+        }
+    }
+}
+
+/// A writable view of a packet's headers.
+struct Packet {
+    raw: RawPkt,
+}
+
+impl Packet {
+    fn read_be16(p: *const u8) -> u16 {
+        // SAFETY: Callers pass pointers into headers the shim made available.
+        u16::from_be_bytes(unsafe { [*p, *p.add(1)] })
+    }
+
+    fn read_be32(p: *const u8) -> u32 {
+        // SAFETY: As above.
+        u32::from_be_bytes(unsafe { [*p, *p.add(1), *p.add(2), *p.add(3)] })
+    }
+
+    fn write(p: *mut u8, bytes: &[u8]) {
+        // SAFETY: Callers pass pointers into headers the shim made writable.
+        unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+    }
+
+    fn tuple(&self) -> Tuple {
+        let ip = self.raw.iph;
+        let l4 = self.raw.l4;
+        Tuple {
+            proto: self.raw.proto,
+            // SAFETY: The shim checked that IP (20+ bytes) and transport
+            // headers (8+ bytes) are present.
+            src: Endpoint::new(Self::read_be32(unsafe { ip.add(12) }), Self::read_be16(l4)),
+            // SAFETY: As above.
+            dst: Endpoint::new(
+                Self::read_be32(unsafe { ip.add(16) }),
+                Self::read_be16(unsafe { l4.add(2) }),
+            ),
+        }
+    }
+
+    /// The transport checksum field.
+    fn check_ptr(&self) -> *mut u8 {
+        let off = if self.raw.proto == PROTO_UDP { 6 } else { 16 };
+        // SAFETY: Within the transport header the shim made writable (TCP:
+        // 20 bytes, UDP: 8 bytes).
+        unsafe { self.raw.l4.add(off) }
+    }
+
+    /// Rewrites one endpoint (`dst` or source) with all checksums.
+    fn rewrite(&mut self, skb: *mut bindings::sk_buff, dst: bool, from: Endpoint, to: Endpoint) {
+        let ip = self.raw.iph;
+        // SAFETY: Address fields of the IP header, ports of the transport
+        // header, all within what the shim made writable.
+        let (addr_p, port_p) = unsafe {
+            if dst {
+                (ip.add(16), self.raw.l4.add(2))
+            } else {
+                (ip.add(12), self.raw.l4)
+            }
+        };
+        let summed = if self.raw.partial {
+            Summed::Partial
+        } else {
+            Summed::Full
+        };
+        if from.addr != to.addr {
+            // SAFETY: Bytes 10-11 of the IP header.
+            let ipc = unsafe { ip.add(10) };
+            let c = checksum::replace32(
+                Self::read_be16(ipc),
+                from.addr,
+                to.addr,
+                Summed::Full,
+                false,
+            );
+            Self::write(ipc, &c.to_be_bytes());
+            Self::write(addr_p, &to.addr.to_be_bytes());
+        }
+        let cp = self.check_ptr();
+        let old = Self::read_be16(cp);
+        // A UDP checksum of zero means "none": leave it so.
+        if self.raw.proto == PROTO_UDP && old == 0 && !self.raw.partial {
+            Self::write(port_p, &to.port.to_be_bytes());
+            return;
+        }
+        let mut c = checksum::replace32(old, from.addr, to.addr, summed, true);
+        c = checksum::replace16(c, from.port, to.port, summed);
+        if self.raw.proto == PROTO_UDP && c == 0 && !self.raw.partial {
+            c = 0xffff;
+        }
+        Self::write(port_p, &to.port.to_be_bytes());
+        Self::write(cp, &c.to_be_bytes());
+        if self.raw.complete && from.addr != to.addr {
+            // SAFETY: `skb` is the packet being translated.
+            unsafe { ffi::vnat_shim_pkt_csum_field_changed(skb, old.to_be(), c.to_be()) };
+        }
+    }
+}
+
+/// Translates one packet; `Ok(true)` if it was rewritten.
+fn translate(state: &NetState, hook: Hook, skb: *mut bindings::sk_buff) -> Result<bool> {
+    let mut raw = RawPkt {
+        iph: ptr::null_mut(),
+        l4: ptr::null_mut(),
+        proto: 0,
+        partial: false,
+        complete: false,
+    };
+    // SAFETY: `skb` is the hook's packet; the shim only reads it.
+    if unsafe { ffi::vnat_shim_pkt_parse(skb, &mut raw, false) } != 0 {
+        return Ok(false);
+    }
+    let pkt = Packet { raw };
+    let t = pkt.tuple();
+    let Some(rule) = state.rules.lookup(hook, &t) else {
+        return Ok(false);
+    };
+    // SAFETY: As above; now the headers are made writable, which may move
+    // them, so they are found again.
+    if unsafe { ffi::vnat_shim_pkt_parse(skb, &mut raw, true) } != 0 {
+        return Err(ENOMEM);
+    }
+    let mut pkt = Packet { raw };
+    if hook == Hook::PreRouting && t.dst.addr != rule.rewrite.dst.addr {
+        // Route by the physical (local) destination before it becomes the
+        // virtual one.
+        // SAFETY: Hooks run under RCU, as routing needs.
+        if unsafe { ffi::vnat_shim_route_local(skb, t.dst.addr.to_be()) } != 0 {
+            return Err(EHOSTUNREACH);
+        }
+    }
+    if t.src != rule.rewrite.src {
+        pkt.rewrite(skb, false, t.src, rule.rewrite.src);
+    }
+    if t.dst != rule.rewrite.dst {
+        pkt.rewrite(skb, true, t.dst, rule.rewrite.dst);
+    }
+    if hook == Hook::LocalOut && t.dst.addr != rule.rewrite.dst.addr {
+        // SAFETY: The namespace is alive; `skb` is the hook's packet.
+        if unsafe { ffi::vnat_shim_reroute(state.net().as_ptr(), skb) } != 0 {
+            return Err(EHOSTUNREACH);
+        }
+    }
+    Ok(true)
 }

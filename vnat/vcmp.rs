@@ -21,7 +21,13 @@
 //! ```
 //!
 //! `VNAT_UPD_R` uses only `L_Phy_Addr` and `L_Phy_Port`; the other fields are
-//! "Not Used": sent as zero and ignored on receipt.
+//! "Not Used": sent as zero and ignored on receipt. A `VNAT_UPD_R` whose
+//! `L_Phy_Addr` and `L_Phy_Port` are both zero refuses the update (the paper
+//! says the reply carries the mapping "if any"): the replier has no such
+//! virtual connection, or its conflict policy kept the one it has.
+//!
+//! Replies come in the order of the updates on the same TCP connection, so
+//! many updates to one peer travel as one batch.
 //!
 //! Numeric codes chosen by this implementation (the paper names them but does
 //! not give numbers): [`VERSION`] is 1, [`CMD_UPD`] is 1, [`CMD_UPD_R`] is 2.
@@ -79,8 +85,21 @@ pub struct Update {
 /// current physical endpoint of the same virtual connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UpdateReply {
-    /// The replier's physical endpoint (`L_Phy_Addr:L_Phy_Port`).
+    /// The replier's physical endpoint (`L_Phy_Addr:L_Phy_Port`), or all
+    /// zero to refuse.
     pub local_physical: Endpoint,
+}
+
+impl UpdateReply {
+    /// The reply that refuses an update.
+    pub const REFUSED: Self = Self {
+        local_physical: Endpoint::new(0, 0),
+    };
+
+    /// Whether the reply refuses the update.
+    pub const fn is_refused(&self) -> bool {
+        self.local_physical.addr == 0 && self.local_physical.port == 0
+    }
 }
 
 /// A decoded VCMP message.
@@ -101,7 +120,8 @@ pub enum DecodeError {
     Version(u8),
     /// A command code that is neither [`CMD_UPD`] nor [`CMD_UPD_R`].
     Command(u8),
-    /// An address or port that must be non-zero is zero.
+    /// An address or port that must be non-zero is zero (in a `VNAT_UPD_R`,
+    /// only one of address and port).
     Unspecified,
 }
 
@@ -170,9 +190,15 @@ impl Message {
                 }
                 Self::Update(u)
             }
-            CMD_UPD_R => Self::UpdateReply(UpdateReply {
-                local_physical: phys,
-            }),
+            CMD_UPD_R => {
+                let r = UpdateReply {
+                    local_physical: phys,
+                };
+                if !(phys.is_specified() || r.is_refused()) {
+                    return Err(DecodeError::Unspecified);
+                }
+                return Ok(Self::UpdateReply(r));
+            }
             c => return Err(DecodeError::Command(c)),
         };
         if !phys.is_specified() {

@@ -6,15 +6,20 @@
 //! connection is virtualized simply by remembering its 4-tuple when it is
 //! opened: nothing is translated until it migrates. This file keeps that
 //! small per-connection record, one table per network namespace, filled and
-//! emptied by the socket-call interception of `interception.rs`.
+//! emptied by the socket-call interception of `interception.rs`, and updated
+//! by migration (`migration.rs`).
 
-use crate::vcmp::Endpoint;
+use crate::{
+    ffi,
+    mapping::{Mapping, PROTO_TCP},
+    vcmp::Endpoint,
+};
 use kernel::{
     alloc::flags::GFP_ATOMIC,
-    new_spinlock,
+    new_spinlock_irq,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::SpinLock,
+    sync::SpinLockIrq,
 };
 
 /// How a connection came to be: the side that called `connect()` or
@@ -36,55 +41,115 @@ impl Origin {
     }
 }
 
+/// Where a connection is in its migration (paper 3.3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Physical endpoints equal virtual ones: nothing to translate.
+    Native,
+    /// This end moved; the peer has not confirmed yet. Only incoming packets
+    /// are translated, so that nothing leaves with the new address before
+    /// the peer knows it (the peer would answer with a reset).
+    Resuming,
+    /// Translated both ways.
+    Migrated,
+}
+
+impl State {
+    pub(crate) const fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Resuming => "resuming",
+            Self::Migrated => "migrated",
+        }
+    }
+}
+
 /// The record of one virtual connection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VirtualConnection {
-    /// Local virtual endpoint (the initial local physical one).
-    pub(crate) local: Endpoint,
-    /// Remote virtual endpoint (the initial remote physical one).
-    pub(crate) remote: Endpoint,
+    /// Virtual and physical endpoints.
+    pub(crate) mapping: Mapping,
     /// Thread group id of the process that opened it.
     pub(crate) pid: i32,
     /// How it was opened.
     pub(crate) origin: Origin,
+    /// Migration state.
+    pub(crate) state: State,
+    /// The local physical endpoint before the move in progress, to go back
+    /// to if the peer cannot be updated.
+    pub(crate) previous_local: Endpoint,
 }
 
-/// Identity of a socket: the address of its `struct sock`, used only as a key
-/// and never dereferenced.
+impl VirtualConnection {
+    /// A new, not migrated connection.
+    pub(crate) fn new(local: Endpoint, remote: Endpoint, pid: i32, origin: Origin) -> Self {
+        Self {
+            mapping: Mapping::native(PROTO_TCP, local, remote),
+            pid,
+            origin,
+            state: State::Native,
+            previous_local: local,
+        }
+    }
+
+    /// The local virtual endpoint.
+    pub(crate) fn local(&self) -> Endpoint {
+        self.mapping.local_virtual
+    }
+
+    /// The remote virtual endpoint.
+    pub(crate) fn remote(&self) -> Endpoint {
+        self.mapping.remote_virtual
+    }
+
+    /// Sets the state that fits the mapping once the peer agreed.
+    pub(crate) fn settle(&mut self) {
+        self.state = if self.mapping.is_native() {
+            State::Native
+        } else {
+            State::Migrated
+        };
+        self.previous_local = self.mapping.local_physical;
+    }
+}
+
+/// Identity of a socket: the address of its `struct sock`. The table holds a
+/// reference on every socket it records, dropped when the record goes.
 pub(crate) type SockKey = usize;
 
 /// The virtual connections of one network namespace.
-#[pin_data]
+#[pin_data(PinnedDrop)]
 pub(crate) struct ConnectionTable {
-    /// Taken by kprobe handlers (process context, preemption disabled) and by
-    /// readers in process context; never in interrupt context.
+    /// Taken by kprobe handlers, in process and softirq context, and by
+    /// process context: interrupts are disabled while it is held.
     #[pin]
-    conns: SpinLock<RBTree<SockKey, VirtualConnection>>,
+    conns: SpinLockIrq<RBTree<SockKey, VirtualConnection>>,
 }
 
 impl ConnectionTable {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            conns <- new_spinlock!(RBTree::new(), "vnat_connections"),
+            conns <- new_spinlock_irq!(RBTree::new(), "vnat_connections"),
         })
     }
 
-    /// Records a connection; a socket that connects again replaces its old
-    /// record. Fails only when memory is short (the kprobe context cannot
-    /// sleep), in which case the connection stays untracked.
+    /// Records a connection, taking a reference on its socket; a socket that
+    /// connects again replaces its old record. Fails only when memory is
+    /// short (probes cannot sleep), in which case it stays untracked.
     pub(crate) fn insert(&self, sk: SockKey, conn: VirtualConnection) -> Result {
-        // Allocate before taking the lock.
         let node = RBTreeNode::new(sk, conn, GFP_ATOMIC)?;
-        // Free a replaced node after the lock is released.
-        let _old = self.conns.lock().insert(node);
+        let old = self.conns.lock().insert(node);
+        if old.is_none() {
+            ffi::sock_hold(sk);
+        }
         Ok(())
     }
 
     /// Forgets the connection of a socket, if it was recorded.
     pub(crate) fn remove(&self, sk: SockKey) -> Option<VirtualConnection> {
-        // Free the node after the lock is released.
-        let node = self.conns.lock().remove_node(&sk);
-        node.map(|n| n.to_key_value().1)
+        let node = self.conns.lock().remove_node(&sk)?;
+        ffi::sock_put(sk);
+        Some(node.to_key_value().1)
     }
 
     /// Number of recorded connections.
@@ -92,61 +157,88 @@ impl ConnectionTable {
         self.conns.lock().iter().count()
     }
 
-    /// Calls `f` on every recorded connection, under the table lock: `f` must
-    /// not sleep.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(&VirtualConnection)) {
-        for (_, c) in self.conns.lock().iter() {
-            f(c);
+    /// Calls `f` on every recorded connection, under the table lock with
+    /// interrupts off: `f` must be short and must not sleep.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(SockKey, &VirtualConnection)) {
+        for (k, c) in self.conns.lock().iter() {
+            f(*k, c);
         }
     }
 
-    /// Whether a connection with these virtual endpoints is recorded.
-    pub(crate) fn find(&self, local: Endpoint, remote: Endpoint) -> Option<VirtualConnection> {
+    /// Changes the records `f` selects (returning `true`), under the lock.
+    /// Returns how many changed.
+    pub(crate) fn update(
+        &self,
+        mut f: impl FnMut(SockKey, &mut VirtualConnection) -> bool,
+    ) -> usize {
+        let mut guard = self.conns.lock();
+        let mut n = 0;
+        for (k, c) in guard.iter_mut() {
+            if f(*k, c) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The socket and record of the connection with these virtual endpoints.
+    pub(crate) fn find(
+        &self,
+        local: Endpoint,
+        remote: Endpoint,
+    ) -> Option<(SockKey, VirtualConnection)> {
         self.conns
             .lock()
             .iter()
-            .map(|(_, c)| *c)
-            .find(|c| c.local == local && c.remote == remote)
+            .map(|(k, c)| (*k, *c))
+            .find(|(_, c)| c.local() == local && c.remote() == remote)
+    }
+
+    /// Changes the record of socket `sk`, if it still exists.
+    pub(crate) fn with<R>(
+        &self,
+        sk: SockKey,
+        f: impl FnOnce(&mut VirtualConnection) -> R,
+    ) -> Option<R> {
+        self.conns.lock().get_mut(&sk).map(f)
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for ConnectionTable {
+    fn drop(self: Pin<&mut Self>) {
+        // Namespace exit or module unload: drop the socket references.
+        let mut guard = self.conns.lock();
+        for (k, _) in guard.iter() {
+            ffi::sock_put(*k);
+        }
+        *guard = RBTree::new();
     }
 }
 
 #[kunit_tests(vnat_virtualization)]
 mod tests {
     use super::*;
-    use kernel::{alloc::flags::GFP_KERNEL, sync::Arc};
 
     fn conn(lport: u16, pid: i32) -> VirtualConnection {
-        VirtualConnection {
-            local: Endpoint::new(0x0a00_0001, lport),
-            remote: Endpoint::new(0x0a00_0002, 80),
+        VirtualConnection::new(
+            Endpoint::new(0x0a00_0001, lport),
+            Endpoint::new(0x0a00_0002, 80),
             pid,
-            origin: Origin::Connect,
-        }
+            Origin::Connect,
+        )
     }
 
     #[test]
-    fn insert_replace_remove() -> Result {
-        let t = Arc::pin_init(ConnectionTable::new(), GFP_KERNEL)?;
-        t.insert(1, conn(1000, 7))?;
-        t.insert(2, conn(1001, 8))?;
-        assert_eq!(t.len(), 2);
-        // The same socket connecting again replaces its record.
-        t.insert(1, conn(1002, 9))?;
-        assert_eq!(t.len(), 2);
-        let found = t.find(
-            Endpoint::new(0x0a00_0001, 1002),
-            Endpoint::new(0x0a00_0002, 80),
-        );
-        assert_eq!(found.map(|c| c.pid), Some(9));
-        assert!(t
-            .find(
-                Endpoint::new(0x0a00_0001, 1000),
-                Endpoint::new(0x0a00_0002, 80)
-            )
-            .is_none());
-        assert_eq!(t.remove(1).map(|c| c.pid), Some(9));
-        assert!(t.remove(1).is_none());
-        assert_eq!(t.len(), 1);
-        Ok(())
+    fn settle_follows_the_mapping() {
+        let mut c = conn(1000, 1);
+        c.mapping.local_physical = Endpoint::new(0x0a00_0003, 1000);
+        c.state = State::Resuming;
+        c.settle();
+        assert_eq!(c.state, State::Migrated);
+        assert_eq!(c.previous_local, c.mapping.local_physical);
+        c.mapping.local_physical = c.mapping.local_virtual;
+        c.settle();
+        assert_eq!(c.state, State::Native);
     }
 }

@@ -24,9 +24,13 @@
 
 use kernel::prelude::*;
 
+pub mod checksum;
+pub mod command;
 mod config;
 mod ffi;
 mod interception;
+pub mod mapping;
+mod migration;
 mod netns;
 mod translation;
 pub mod vcmp;
@@ -58,6 +62,7 @@ pub(crate) fn vcmp_port() -> u16 {
 #[pin_data]
 struct Vnat {
     _kprobes: ffi::KprobeRegistration,
+    _inetaddr: ffi::InetaddrRegistration,
     _pernet: ffi::PernetRegistration,
     #[pin]
     _config: config::Config,
@@ -74,6 +79,7 @@ impl kernel::InPlaceModule for Vnat {
             Ok(try_pin_init!(Self {
                 _config <- config::Config::new(port),
                 _pernet: ffi::PernetRegistration::new()?,
+                _inetaddr: ffi::InetaddrRegistration::new()?,
                 _kprobes: ffi::KprobeRegistration::new()?,
             }))
         })

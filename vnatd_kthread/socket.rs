@@ -35,8 +35,8 @@ pub(crate) enum Received {
 }
 
 impl Socket {
-    /// Creates a socket in `net` listening on `0.0.0.0:port`.
-    pub(crate) fn listen(net: Net, port: u16, backlog: i32) -> Result<Self> {
+    /// Creates an IPv4 TCP socket in `net`.
+    fn create(net: Net) -> Result<Self> {
         let mut raw: *mut bindings::socket = core::ptr::null_mut();
         // SAFETY: `net` is alive (its invariant); `raw` is a valid out pointer.
         to_result(unsafe {
@@ -48,10 +48,53 @@ impl Socket {
                 &mut raw,
             )
         })?;
-        let sock = Self {
+        Ok(Self {
             // INVARIANT: `sock_create_kern()` succeeded, so `raw` is a socket we own.
             sock: NonNull::new(raw).ok_or(ENOMEM)?,
+        })
+    }
+
+    /// Starts connecting to `addr:port` (host byte order) without waiting;
+    /// see [`Socket::is_established`] and [`Socket::is_dead`].
+    pub(crate) fn connect(net: Net, addr: u32, port: u16) -> Result<Self> {
+        let sock = Self::create(net)?;
+        // SAFETY: The socket is valid and unconnected.
+        to_result(unsafe {
+            ffi::vnat_shim_sock_connect(sock.as_ptr(), addr.to_be(), port.to_be())
+        })?;
+        Ok(sock)
+    }
+
+    /// Whether the connection is established.
+    pub(crate) fn is_established(&self) -> bool {
+        // SAFETY: The socket is valid.
+        unsafe { ffi::vnat_shim_sock_established(self.as_ptr()) }
+    }
+
+    /// Sends as much of `buf` as fits without blocking; returns how much.
+    pub(crate) fn send(&self, buf: &[u8]) -> Result<usize> {
+        let mut vec = bindings::kvec {
+            iov_base: buf.as_ptr().cast_mut().cast(),
+            iov_len: buf.len(),
         };
+        // SAFETY: An all-zero `msghdr` is the empty message header the kernel's
+        // own callers of `kernel_sendmsg()` start from.
+        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+        msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+        // SAFETY: The socket is valid; `vec` describes `buf`, which the kernel
+        // only reads and which outlives the call.
+        let ret =
+            unsafe { bindings::kernel_sendmsg(self.as_ptr(), &mut msg, &mut vec, 1, buf.len()) };
+        match ret {
+            n if n >= 0 => Ok(n as usize),
+            n if n == EAGAIN.to_errno() => Ok(0),
+            n => Err(Error::from_errno(n)),
+        }
+    }
+
+    /// Creates a socket in `net` listening on `0.0.0.0:port`.
+    pub(crate) fn listen(net: Net, port: u16, backlog: i32) -> Result<Self> {
+        let sock = Self::create(net)?;
         // SAFETY: The socket is valid (freshly created above).
         unsafe { ffi::vnat_shim_sock_reuseaddr(sock.as_ptr()) };
         // SAFETY: An all-zero `sockaddr_in` is valid (plain integers).
@@ -166,6 +209,12 @@ impl Waker {
         // SAFETY: The waker is valid; no socket is watched yet, so no callback
         // reads the field concurrently.
         unsafe { ffi::vnat_shim_waker_set_task(self.w.as_ptr(), task.as_ptr()) };
+    }
+
+    /// Wakes the thread, from any context.
+    pub(crate) fn kick(&self) {
+        // SAFETY: The waker is valid (type invariant).
+        unsafe { ffi::vnat_shim_waker_kick(self.w.as_ptr()) };
     }
 
     /// Sleeps until a watched socket has work, `timeout` jiffies have passed,

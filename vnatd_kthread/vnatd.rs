@@ -12,22 +12,32 @@
 //! that stayed silent for `vcmp_idle_timeout_ms`. Nothing it cannot parse is
 //! answered; everything is counted in `/proc/net/vnat/stats`.
 //!
-//! For now a well-formed `VNAT_UPD` is checked against the namespace's
-//! virtual connections and counted; migration itself comes later.
+//! As the peer of a migration, it applies each `VNAT_UPD` (paper 3.3.2.2)
+//! to the namespace's virtual connections, publishes the new translation
+//! rules and then answers `VNAT_UPD_R`, in order, on the same stream.
+//!
+//! As the side that moved, it takes requests (`/proc/net/vnat/control`, or
+//! the address notifier), and for each peer opens one VCMP connection from
+//! the new address and sends the updates of all the connections it shares
+//! with that peer as one batch. Each attempt has `vcmp_timeout_ms`; after
+//! `vcmp_retries` more attempts the remaining connections are left as they
+//! were, counted and logged once.
 
 #[path = "socket.rs"]
 mod socket;
 
 use crate::{
-    config::{VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS},
-    netns::{Counter, NetState},
+    config::{VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_RETRIES, VCMP_TIMEOUT_MS},
+    migration::{self, Outgoing, Request},
+    netns::{Counter, Ipv4, NetState},
     vcmp::{Message, StreamReader, MSG_LEN},
+    virtualization::SockKey,
 };
 use core::ptr::NonNull;
 use kernel::{
     bindings,
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::atomic::{Acquire, Atomic, Relaxed},
     time::{msecs_to_jiffies, Delta, Instant, Monotonic},
 };
 use socket::{Received, Socket, Waker, Watch};
@@ -101,6 +111,11 @@ impl Vnatd {
     pub(crate) fn listening(&self) -> bool {
         self.shared.listening.load(Relaxed)
     }
+
+    /// Wakes the daemon to look at its requests and rules, from any context.
+    pub(crate) fn kick(&self) {
+        self.shared.waker.kick();
+    }
 }
 
 impl Drop for Vnatd {
@@ -139,6 +154,31 @@ struct Client<'a> {
     sock: Watch<'a>,
     reader: StreamReader,
     last_heard: Instant<Monotonic>,
+    /// Replies not sent yet.
+    out: KVec<u8>,
+}
+
+/// An outgoing VCMP conversation: the updates of the connections shared
+/// with one peer, sent as one batch, answered in order.
+struct Session<'a> {
+    peer: u32,
+    sock: Option<Watch<'a>>,
+    keys: KVec<SockKey>,
+    msgs: KVec<u8>,
+    /// Updates answered so far (also across attempts).
+    answered: usize,
+    /// Bytes of `msgs` sent in this attempt.
+    sent: usize,
+    reader: StreamReader,
+    attempts: u32,
+    started: Instant<Monotonic>,
+}
+
+/// How a session step ended.
+enum Step {
+    Pending,
+    Done,
+    Failed,
 }
 
 /// The thread's own state: its sockets live and die with it.
@@ -149,6 +189,9 @@ struct Daemon<'a> {
     listener: Option<Watch<'a>>,
     listen_error_logged: bool,
     clients: KVec<Client<'a>>,
+    sessions: KVec<Session<'a>>,
+    /// The rules must be published again before replies go out.
+    rules_changed: bool,
 }
 
 /// Why a client connection is closed.
@@ -167,6 +210,8 @@ impl<'a> Daemon<'a> {
             listener: None,
             listen_error_logged: false,
             clients: KVec::new(),
+            sessions: KVec::new(),
+            rules_changed: false,
         }
     }
 
@@ -180,12 +225,19 @@ impl<'a> Daemon<'a> {
             if self.listener.is_none() {
                 self.listen();
             }
+            self.requests();
             self.accept();
             self.serve();
+            self.run_sessions();
+            if self.state.rules_stale.xchg(false, Acquire) {
+                self.rules_changed = true;
+            }
+            self.publish();
             self.waker.wait(msecs_to_jiffies(TICK_MS) as c_long);
         }
         // Clients first: the listener's release disposes of connections that
         // were never accepted. Then the waker may go.
+        self.sessions.clear();
         self.clients.clear();
         self.listener = None;
         self.shared.listening.store(false, Relaxed);
@@ -234,6 +286,7 @@ impl<'a> Daemon<'a> {
                 sock,
                 reader: StreamReader::new(),
                 last_heard: Instant::now(),
+                out: KVec::new(),
             };
             match self.clients.push(client, GFP_KERNEL) {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
@@ -242,11 +295,46 @@ impl<'a> Daemon<'a> {
         }
     }
 
+    /// Publishes the rules if they changed.
+    fn publish(&mut self) {
+        if !self.rules_changed {
+            return;
+        }
+        self.rules_changed = false;
+        if let Err(e) = self.state.rules.rebuild(self.state) {
+            // Try again on the next round.
+            self.rules_changed = true;
+            pr_warn!(
+                "netns {}: cannot publish rules: {:?}\n",
+                self.state.net().inum(),
+                e
+            );
+        }
+    }
+
     fn serve(&mut self) {
         let idle = Delta::from_millis(i64::from(VCMP_IDLE_TIMEOUT_MS.get()));
+        let mut verdicts = KVec::new();
+        for i in 0..self.clients.len() {
+            let v = self.serve_one(i);
+            if verdicts.push(v, GFP_KERNEL).is_err() {
+                return;
+            }
+        }
+        // The peer may send from its new address as soon as it reads our
+        // reply: our rules must be live before the reply leaves.
+        self.publish();
         let mut i = 0;
+        let mut verdicts = verdicts.into_iter();
         while i < self.clients.len() {
-            let verdict = self.serve_one(i);
+            let mut verdict = verdicts.next().unwrap_or(Ok(()));
+            // A client that sent its last update and closed still gets the
+            // replies.
+            if matches!(verdict, Ok(()) | Err(Close::Eof)) {
+                if let Err(e) = self.flush(i) {
+                    verdict = Err(e);
+                }
+            }
             let idle_out = self.clients[i].last_heard.elapsed() > idle;
             match verdict {
                 Ok(()) if !idle_out => i += 1,
@@ -263,6 +351,23 @@ impl<'a> Daemon<'a> {
                 }
             }
         }
+    }
+
+    /// Sends what client `i` has not been sent yet; `Err` means close it.
+    fn flush(&mut self, i: usize) -> core::result::Result<(), Close> {
+        let client = &mut self.clients[i];
+        if client.out.is_empty() {
+            return Ok(());
+        }
+        let n = client
+            .sock
+            .socket()
+            .send(&client.out)
+            .map_err(|_| Close::Error)?;
+        let left = client.out.len() - n;
+        client.out.copy_within(n.., 0);
+        client.out.truncate(left);
+        Ok(())
     }
 
     /// Reads everything client `i` sent; `Err` means close it.
@@ -285,34 +390,204 @@ impl<'a> Daemon<'a> {
             };
             client.last_heard = Instant::now();
             let mut malformed = false;
+            let mut changed = false;
+            let out = &mut client.out;
             client.reader.feed(&buf[..n], |m| match m {
-                Ok(msg) => {
+                Ok(Message::Update(u)) if !malformed => {
                     state.count(Counter::VcmpMessages, 1);
-                    handle(state, msg);
+                    let reply = migration::accept_update(state, &u);
+                    changed |= !reply.is_refused();
+                    let bytes = Message::UpdateReply(reply).encode();
+                    if out.extend_from_slice(&bytes, GFP_KERNEL).is_err() {
+                        malformed = true;
+                    }
                 }
-                Err(_) => malformed = true,
+                // Replies answer updates; nobody asked this peer for one.
+                _ => malformed = true,
             });
+            self.rules_changed |= changed;
             if malformed {
                 return Err(Close::Malformed);
             }
         }
     }
-}
 
-/// Acts on one well-formed message.
-fn handle(state: &NetState, msg: Message) {
-    match msg {
-        Message::Update(u) => {
-            // The sender's virtual endpoint is our remote one, and vice versa.
-            if state
-                .connections
-                .find(u.remote_virtual, u.local_virtual)
-                .is_none()
+    /// Takes the requests queued for the daemon and starts their sessions.
+    fn requests(&mut self) {
+        for r in self.state.requests.take() {
+            let Request::Migrate { from, to } = r;
+            let mut out = KVec::new();
+            if migration::begin(self.state, from, to, &mut out).is_err() {
+                pr_warn!(
+                    "netns {}: out of memory resuming connections\n",
+                    self.state.net().inum()
+                );
+            }
+            if out.is_empty() {
+                continue;
+            }
+            pr_info!(
+                "netns {}: resuming {} connection(s) from {} at {}\n",
+                self.state.net().inum(),
+                out.len(),
+                Ipv4(from),
+                Ipv4(to)
+            );
+            // Incoming rules go live before any update leaves.
+            self.rules_changed = true;
+            self.publish();
+            self.add_sessions(&out);
+        }
+    }
+
+    /// Groups updates by peer into sessions.
+    fn add_sessions(&mut self, out: &[Outgoing]) {
+        for o in out {
+            let i = match self
+                .sessions
+                .iter()
+                .position(|s| s.peer == o.peer && s.attempts == 0)
             {
-                state.count(Counter::VcmpUnknownConnection, 1);
+                Some(i) => i,
+                None => {
+                    let now = Instant::now();
+                    let s = Session {
+                        peer: o.peer,
+                        sock: None,
+                        keys: KVec::new(),
+                        msgs: KVec::new(),
+                        answered: 0,
+                        sent: 0,
+                        reader: StreamReader::new(),
+                        attempts: 0,
+                        started: now,
+                    };
+                    if self.sessions.push(s, GFP_KERNEL).is_err() {
+                        migration::abort(self.state, o.sk);
+                        self.rules_changed = true;
+                        continue;
+                    }
+                    self.sessions.len() - 1
+                }
+            };
+            let s = &mut self.sessions[i];
+            let bytes = Message::Update(o.update).encode();
+            if s.keys.push(o.sk, GFP_KERNEL).is_err()
+                || s.msgs.extend_from_slice(&bytes, GFP_KERNEL).is_err()
+            {
+                s.keys.truncate(s.msgs.len() / MSG_LEN);
+                migration::abort(self.state, o.sk);
+                self.rules_changed = true;
             }
         }
-        // Replies answer updates this host sent; none are sent yet.
-        Message::UpdateReply(_) => {}
+    }
+
+    fn run_sessions(&mut self) {
+        let mut i = 0;
+        while i < self.sessions.len() {
+            match self.step(i) {
+                Step::Pending => i += 1,
+                Step::Done => drop(self.sessions.remove(i)),
+                Step::Failed => {
+                    let s = &self.sessions[i];
+                    pr_warn!(
+                        "netns {}: vnatd of {} did not answer after {} attempt(s); {} connection(s) left as they were\n",
+                        self.state.net().inum(),
+                        Ipv4(s.peer),
+                        s.attempts,
+                        s.keys.len() - s.answered
+                    );
+                    for &k in &s.keys[s.answered..] {
+                        migration::abort(self.state, k);
+                    }
+                    self.rules_changed = true;
+                    drop(self.sessions.remove(i));
+                }
+            }
+        }
+    }
+
+    /// Advances session `i`.
+    fn step(&mut self, i: usize) -> Step {
+        let state = self.state;
+        let waker = self.waker;
+        let port = self.shared.port;
+        let timeout = Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()));
+        let s = &mut self.sessions[i];
+        let now = Instant::now();
+        if s.sock.is_none() {
+            // Attempts start at least a tick apart.
+            if s.attempts > 0 && s.started.elapsed() < Delta::from_millis(TICK_MS.into()) {
+                return Step::Pending;
+            }
+            if s.attempts > VCMP_RETRIES.get() {
+                return Step::Failed;
+            }
+            s.attempts += 1;
+            s.started = now;
+            s.sent = s.answered * MSG_LEN;
+            s.reader = StreamReader::new();
+            match Socket::connect(state.net(), s.peer, port) {
+                Ok(sock) => s.sock = Some(waker.watch(sock)),
+                Err(_) => return Step::Pending,
+            }
+        }
+        let Some(sock) = &s.sock else {
+            return Step::Pending;
+        };
+        let sock = sock.socket();
+        let mut failed = false;
+        if sock.is_established() {
+            while s.sent < s.msgs.len() {
+                match sock.send(&s.msgs[s.sent..]) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let before = s.sent / MSG_LEN;
+                        s.sent += n;
+                        state.count(Counter::UpdatesSent, (s.sent / MSG_LEN - before) as u64);
+                    }
+                    Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            let mut buf = [0u8; 8 * MSG_LEN];
+            while !failed {
+                match sock.recv(&mut buf) {
+                    Ok(Received::Data(n)) => {
+                        let (keys, answered) = (&s.keys, &mut s.answered);
+                        s.reader.feed(&buf[..n], |m| match m {
+                            Ok(Message::UpdateReply(r)) if *answered < keys.len() => {
+                                state.count(Counter::VcmpMessages, 1);
+                                migration::finish(state, keys[*answered], &r);
+                                *answered += 1;
+                            }
+                            _ => {
+                                state.count(Counter::VcmpMalformed, 1);
+                                failed = true;
+                            }
+                        });
+                        self.rules_changed = true;
+                    }
+                    Ok(Received::WouldBlock) => break,
+                    Ok(Received::Eof) | Err(_) => {
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if s.answered == s.keys.len() {
+            return Step::Done;
+        }
+        if failed || sock.is_dead() || s.started.elapsed() > timeout {
+            // Drop the socket; the next attempt starts a tick after this one.
+            s.sock = None;
+            if s.attempts > VCMP_RETRIES.get() {
+                return Step::Failed;
+            }
+        }
+        Step::Pending
     }
 }

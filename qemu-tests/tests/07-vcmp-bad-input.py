@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Bad input to vnatd: malformed, truncated and unknown-version VCMP, updates
-for unknown connections and a flood of connections are counted and refused,
-never answered; nothing crashes, and a tracked connection is not disturbed."""
+"""Bad input to vnatd: malformed, truncated and unknown-version VCMP and a
+flood of connections are counted and never answered; updates for unknown
+connections are refused with an all-zero VNAT_UPD_R; nothing crashes, and a
+tracked connection is not disturbed."""
 import os
 import socket
 import struct
@@ -21,9 +22,9 @@ srv = tcp_listen("d", "0.0.0.0", 7000)
 app = tcp_connect("p", "10.8.0.2", 7000)
 app_d, _ = srv.accept()
 
-def session(payload, label):
-    """Sends payload on a fresh VCMP connection; returns what came back
-    before the daemon closed (or b'' if it stayed open and silent)."""
+def session(payload, label, want=b""):
+    """Sends payload on a fresh VCMP connection and checks what came back
+    before the daemon closed."""
     before = stats("d")
     s = tcp_connect("p", "10.8.0.2", 2031)
     s.sendall(payload)
@@ -39,7 +40,7 @@ def session(payload, label):
     except (ConnectionResetError, socket.timeout):
         pass
     s.close()
-    check_eq(got, b"", f"{label}: no reply")
+    check_eq(got, want, f"{label}: reply")
     return before
 
 b = session(b"hello vnatd, this is not VCMP", "garbage")
@@ -54,7 +55,8 @@ b = session(upd()[:13], "truncated")
 s = stats("d")
 check_eq(s["vcmp_malformed"], b["vcmp_malformed"], "a truncated message is not a message")
 check_eq(s["vcmp_messages"], b["vcmp_messages"], "and nothing was taken from it")
-b = session(upd() + upd(rvp=81), "two updates for unknown connections")
+REFUSED = bytes([1, 2]) + bytes(18)
+b = session(upd() + upd(rvp=81), "two updates for unknown connections", want=REFUSED * 2)
 wait_for(lambda: stats("d")["vcmp_unknown_connection"] == b["vcmp_unknown_connection"] + 2, "updates for unknown connections counted")
 check_eq(stats("d")["vcmp_messages"], b["vcmp_messages"] + 2, "both well-formed")
 # Random bytes in random pieces, 50 connections.
@@ -78,7 +80,7 @@ check_eq(idle.recv(1), b"", "a silent client is closed by the daemon")
 check(stats("d")["vcmp_clients_idle_closed"] > b["vcmp_clients_idle_closed"], "and counted as idle")
 idle.close()
 # The daemon still works and the application connection is intact.
-b = session(upd(), "valid update after all that")
+b = session(upd(), "valid update after all that", want=REFUSED)
 wait_for(lambda: stats("d")["vcmp_messages"] == b["vcmp_messages"] + 1, "vnatd still parses messages")
 check(2031 in listening_ports("d"), "vnatd still listens")
 app.sendall(b"still here")

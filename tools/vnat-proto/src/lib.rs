@@ -16,3 +16,6 @@ pub mod checksum;
 
 #[path = "../../../vnat/mapping.rs"]
 pub mod mapping;
+
+#[path = "../../../vnat/command.rs"]
+pub mod command;

@@ -54,6 +54,29 @@ fn update_reply_layout_matches_figure_3_5() {
 }
 
 #[test]
+fn refusal_is_an_all_zero_reply() {
+    let b = Message::UpdateReply(UpdateReply::REFUSED).encode();
+    assert_eq!(
+        b,
+        [1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
+    );
+    assert_eq!(
+        Message::decode(&b),
+        Ok(Message::UpdateReply(UpdateReply::REFUSED))
+    );
+    // Half a refusal is malformed.
+    for (addr, port) in [(0, 5), (5, 0)] {
+        let r = UpdateReply {
+            local_physical: Endpoint::new(addr, port),
+        };
+        assert_eq!(
+            Message::decode(&Message::UpdateReply(r).encode()),
+            Err(DecodeError::Unspecified)
+        );
+    }
+}
+
+#[test]
 fn unused_fields_of_reply_are_ignored() {
     let mut b = Message::UpdateReply(UpdateReply {
         local_physical: Endpoint::new(7, 7),

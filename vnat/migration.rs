@@ -1,0 +1,231 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Connection migration (paper section 3.3): what suspending, resuming and
+//! updating a connection do to its mapping. The VCMP conversations that
+//! carry the updates are vnatd's (`vnatd_kthread/vnatd.rs`).
+//!
+//! Suspending needs nothing (3.3.1): a host may vanish from a network
+//! without notice. Resuming (3.3.2) starts when the host has a new address:
+//!
+//! 1. [`begin`]: every connection whose local physical address was the old
+//!    one gets the new one and the state `Resuming`; its incoming rules go
+//!    live at once, so that the peer's packets are understood as soon as the
+//!    peer knows the new address; its outgoing packets keep their old form
+//!    until then, since the peer would answer the new one with a reset.
+//! 2. vnatd sends `VNAT_UPD` to each peer's vnatd, one TCP stream per peer,
+//!    batched.
+//! 3. The peer, in [`accept_update`], points the connection's remote
+//!    physical endpoint at the new one, publishes its rules, and only then
+//!    answers `VNAT_UPD_R` with its own current physical endpoint.
+//! 4. [`finish`] records that endpoint and translates both ways; if the peer
+//!    refuses, or does not answer after the retries, [`abort`] puts the
+//!    connection back as it was.
+
+use crate::{
+    command::Command,
+    ffi,
+    netns::{Counter, NetState},
+    vcmp::{Endpoint, Update, UpdateReply},
+    virtualization::{SockKey, State, VirtualConnection},
+};
+use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
+
+/// A request to vnatd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// Connections whose local physical address is `from` move to `to`.
+    Migrate {
+        /// The address the host had (host byte order).
+        from: u32,
+        /// The address it has now.
+        to: u32,
+    },
+}
+
+/// Pending work of one namespace's vnatd: requests, and addresses that went
+/// away while connections used them (automatic resume, paper 3.3.1).
+#[pin_data]
+pub(crate) struct Requests {
+    /// Taken by the address notifier and the control file (process context)
+    /// and by vnatd.
+    #[pin]
+    inner: SpinLockIrq<RequestsInner>,
+}
+
+struct RequestsInner {
+    queue: KVec<Request>,
+    lost: KVec<u32>,
+}
+
+impl Requests {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- new_spinlock_irq!(RequestsInner { queue: KVec::new(), lost: KVec::new() }, "vnat_requests"),
+        })
+    }
+
+    /// Queues a request; vnatd must be woken afterwards.
+    pub(crate) fn push(&self, r: Request) -> Result {
+        self.inner.lock().queue.push(r, GFP_ATOMIC)?;
+        Ok(())
+    }
+
+    /// Takes every queued request.
+    pub(crate) fn take(&self) -> KVec<Request> {
+        core::mem::take(&mut self.inner.lock().queue)
+    }
+}
+
+/// The address notifier saw `addr` (host byte order) appear or go away.
+/// Returns whether vnatd has a new request.
+pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
+    if !crate::config::AUTO_MIGRATE.get_bool() {
+        return false;
+    }
+    if !up {
+        let mut used = false;
+        state
+            .connections
+            .for_each(|_, c| used |= c.mapping.local_physical.addr == addr);
+        if used {
+            let mut inner = state.requests.inner.lock();
+            if !inner.lost.contains(&addr) && inner.lost.push(addr, GFP_ATOMIC).is_err() {
+                state.count(Counter::MigrationsFailed, 1);
+            }
+        }
+        return false;
+    }
+    let mut inner = state.requests.inner.lock();
+    let lost = core::mem::take(&mut inner.lost);
+    let mut queued = false;
+    for from in lost {
+        if from != addr
+            && inner
+                .queue
+                .push(Request::Migrate { from, to: addr }, GFP_ATOMIC)
+                .is_ok()
+        {
+            queued = true;
+        }
+    }
+    queued
+}
+
+/// An update to send: which connection, and the message.
+pub(crate) struct Outgoing {
+    /// The connection's socket.
+    pub(crate) sk: SockKey,
+    /// The peer's vnatd address (the connection's remote physical address).
+    pub(crate) peer: u32,
+    /// The `VNAT_UPD` for it.
+    pub(crate) update: Update,
+}
+
+/// Keeps a socket's `IP_TRANSPARENT` in step with its mapping: needed while
+/// its local virtual address is not where it sends from.
+fn sync_transparency(sk: SockKey, c: &VirtualConnection) {
+    ffi::sock_set_transparent(sk, c.mapping.local_physical != c.mapping.local_virtual);
+}
+
+/// Step 1: moves the connections on `from` to `to` and says which updates
+/// to send. The caller publishes the rules and sends the updates.
+pub(crate) fn begin(state: &NetState, from: u32, to: u32, out: &mut KVec<Outgoing>) -> Result {
+    let mut err = Ok(());
+    state.connections.update(|sk, c| {
+        if c.mapping.local_physical.addr != from || from == to || err.is_err() {
+            return false;
+        }
+        let update = Update {
+            remote_virtual: c.mapping.remote_virtual,
+            local_virtual: c.mapping.local_virtual,
+            local_physical: Endpoint::new(to, c.mapping.local_physical.port),
+        };
+        // Allocation under the table lock: atomic.
+        if let Err(e) = out.push(
+            Outgoing {
+                sk,
+                peer: c.mapping.remote_physical.addr,
+                update,
+            },
+            GFP_ATOMIC,
+        ) {
+            err = Err(e.into());
+            return false;
+        }
+        if c.state != State::Resuming {
+            c.previous_local = c.mapping.local_physical;
+        }
+        c.mapping.local_physical = update.local_physical;
+        c.state = State::Resuming;
+        sync_transparency(sk, c);
+        true
+    });
+    err
+}
+
+/// Step 3, on the peer: applies a received `VNAT_UPD`; returns the reply.
+/// The caller publishes the rules before it sends the reply.
+pub(crate) fn accept_update(state: &NetState, u: &Update) -> UpdateReply {
+    // The sender's virtual endpoint is our remote one, and the other way round.
+    let found = state.connections.find(u.remote_virtual, u.local_virtual);
+    let Some((sk, _)) = found else {
+        state.count(Counter::UpdatesRefused, 1);
+        state.count(Counter::VcmpUnknownConnection, 1);
+        return UpdateReply::REFUSED;
+    };
+    let reply = state.connections.with(sk, |c| {
+        c.mapping.remote_physical = u.local_physical;
+        if c.state != State::Resuming {
+            c.settle();
+        }
+        UpdateReply {
+            local_physical: c.mapping.local_physical,
+        }
+    });
+    match reply {
+        Some(r) => {
+            state.count(Counter::UpdatesAccepted, 1);
+            r
+        }
+        None => {
+            state.count(Counter::UpdatesRefused, 1);
+            UpdateReply::REFUSED
+        }
+    }
+}
+
+/// Step 4: the peer answered the update of connection `sk`.
+pub(crate) fn finish(state: &NetState, sk: SockKey, reply: &UpdateReply) {
+    if reply.is_refused() {
+        state.count(Counter::UpdatesRefused, 1);
+        abort(state, sk);
+        return;
+    }
+    let done = state.connections.with(sk, |c| {
+        c.mapping.remote_physical = reply.local_physical;
+        c.settle();
+        sync_transparency(sk, c);
+    });
+    if done.is_some() {
+        state.count(Counter::MigrationsCompleted, 1);
+    }
+}
+
+/// The update of connection `sk` failed: the connection is left as it was
+/// before the move.
+pub(crate) fn abort(state: &NetState, sk: SockKey) {
+    state.count(Counter::MigrationsFailed, 1);
+    state.connections.with(sk, |c| {
+        c.mapping.local_physical = c.previous_local;
+        c.settle();
+        sync_transparency(sk, c);
+    });
+}
+
+/// Parses a line written to `/proc/net/vnat/control`.
+pub(crate) fn parse_command(input: &[u8]) -> Result<Request> {
+    match crate::command::parse(input) {
+        Some(Command::Migrate { from, to }) => Ok(Request::Migrate { from, to }),
+        None => Err(EINVAL),
+    }
+}
