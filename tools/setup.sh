@@ -78,7 +78,7 @@ linux_pkg=$(apt-cache search --names-only '^linux-source-7\.[0-9]+$' | awk '{pri
 
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
       cpio kmod xz-utils zstd rsync iproute2 tcpdump socat iperf3 python3-venv
-      busybox-static ethtool procps udev)
+      busybox-static ethtool procps udev nftables)
 missing=()
 for p in "${pkgs[@]}" "$linux_pkg"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -23,7 +23,10 @@
 //!   peer's reach their destination.
 //!
 //! Only IPv4 TCP sockets owned by user space are tracked; the kernel's own,
-//! such as vnatd's, are not.
+//! such as vnatd's, are not. Connections that exist when a namespace's state
+//! is set up (at insmod, for every namespace) are found in the kernel's
+//! established-socket hash and recorded with origin `existing` and pid 0:
+//! they too can migrate (paper section 4).
 
 use crate::{
     netns::{self, Counter},
@@ -36,6 +39,7 @@ use kernel::{prelude::*, sync::atomic::Release};
 const EV_CONNECT: c_uint = 0;
 const EV_ACCEPT: c_uint = 1;
 const EV_CLOSE: c_uint = 2;
+const EV_EXISTING: c_uint = 3;
 
 /// Called by the shim's probe handlers; addresses and ports are in network
 /// byte order. Runs in process context with preemption disabled.
@@ -57,6 +61,7 @@ extern "C" fn vnat_rs_sock_event(
     let origin = match event {
         EV_CONNECT => Origin::Connect,
         EV_ACCEPT => Origin::Accept,
+        EV_EXISTING => Origin::Existing,
         EV_CLOSE => {
             if let Some(c) = state.connections.remove(key) {
                 state.count(Counter::ConnectionsForgotten, 1);

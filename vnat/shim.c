@@ -50,6 +50,8 @@ static void *vnat_state(const struct net *net)
 	return READ_ONCE(vn->state);
 }
 
+static void vnat_track_existing(struct net *net);
+
 static int __net_init vnat_net_init(struct net *net)
 {
 	struct vnat_net *vn = net_generic(net, vnat_net_id);
@@ -58,6 +60,8 @@ static int __net_init vnat_net_init(struct net *net)
 	if (IS_ERR(state))
 		return PTR_ERR(state);
 	WRITE_ONCE(vn->state, state);
+	/* Connections opened before insmod are virtual connections too (paper 4). */
+	vnat_track_existing(net);
 	return 0;
 }
 
@@ -132,9 +136,9 @@ void vnat_shim_hooks_unregister(struct net *net)
 /* ---- socket tracking: kprobes on connect, accept, close (paper 4.1) ------ */
 
 /* Event numbers as Rust knows them (vnat/interception.rs, enum Event). */
-enum { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE };
+enum { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE, VNAT_EV_EXISTING };
 
-static void vnat_sock_event(unsigned int event, struct sock *sk)
+static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
 {
 	const struct inet_sock *inet;
 	void *state;
@@ -148,15 +152,39 @@ static void vnat_sock_event(unsigned int event, struct sock *sk)
 		return;
 	inet = inet_sk(sk);
 	vnat_rs_sock_event(state, event, sk, inet->inet_saddr, inet->inet_sport,
-			   inet->inet_daddr, inet->inet_dport,
-			   task_tgid_nr(current));
+			   inet->inet_daddr, inet->inet_dport, pid);
+}
+
+/* Records the connections of @net that exist already (their owner unknown: pid 0). */
+static void vnat_track_existing(struct net *net)
+{
+	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
+	unsigned int i;
+
+	for (i = 0; i <= hinfo->ehash_mask; i++) {
+		struct inet_ehash_bucket *head = &hinfo->ehash[i];
+		struct hlist_nulls_node *node;
+		struct sock *sk;
+
+		if (hlist_nulls_empty(&head->chain))
+			continue;
+		spin_lock_bh(inet_ehash_lockp(hinfo, i));
+		sk_nulls_for_each(sk, node, &head->chain) {
+			if (!net_eq(sock_net(sk), net) || !sk_fullsock(sk) ||
+			    sk->sk_state == TCP_CLOSE || sk->sk_state == TCP_LISTEN)
+				continue;
+			vnat_sock_event(VNAT_EV_EXISTING, sk, 0);
+		}
+		spin_unlock_bh(inet_ehash_lockp(hinfo, i));
+	}
 }
 
 /* tcp_connect(sk): every active open, blocking or not, once the 4-tuple is set. */
 static int vnat_kp_connect(struct kprobe *p, struct pt_regs *regs)
 {
 	vnat_sock_event(VNAT_EV_CONNECT,
-			(struct sock *)regs_get_kernel_argument(regs, 0));
+			(struct sock *)regs_get_kernel_argument(regs, 0),
+			task_tgid_nr(current));
 	return 0;
 }
 
@@ -164,7 +192,7 @@ static int vnat_kp_connect(struct kprobe *p, struct pt_regs *regs)
 static int vnat_kp_close(struct kprobe *p, struct pt_regs *regs)
 {
 	vnat_sock_event(VNAT_EV_CLOSE,
-			(struct sock *)regs_get_kernel_argument(regs, 0));
+			(struct sock *)regs_get_kernel_argument(regs, 0), 0);
 	return 0;
 }
 
@@ -175,7 +203,8 @@ static int vnat_kp_close(struct kprobe *p, struct pt_regs *regs)
 static int vnat_kp_accept(struct kprobe *p, struct pt_regs *regs)
 {
 	vnat_sock_event(VNAT_EV_ACCEPT,
-			(struct sock *)regs_get_kernel_argument(regs, 2));
+			(struct sock *)regs_get_kernel_argument(regs, 2),
+			task_tgid_nr(current));
 	return 0;
 }
 

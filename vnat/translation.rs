@@ -50,7 +50,7 @@ use kernel::{
 /// The rules of a namespace, as one immutable table.
 struct Rules {
     seed: u32,
-    slots: KVec<Slot>,
+    slots: KVVec<Slot>,
 }
 
 /// The published table of a namespace.
@@ -92,7 +92,8 @@ impl RuleTable {
                 break None;
             }
             let cap = mapping::capacity_for(n);
-            let mut slots = KVec::with_capacity(cap, GFP_KERNEL)?;
+            // Large tables (many migrated connections) may need vmalloc.
+            let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
             slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
             // SAFETY: `get_random_u32` has no preconditions.
             let seed = unsafe { bindings::get_random_u32() };

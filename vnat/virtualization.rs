@@ -30,6 +30,8 @@ pub(crate) enum Origin {
     Connect,
     /// Passively opened, returned by `accept()`.
     Accept,
+    /// Open already when VNAT started.
+    Existing,
 }
 
 impl Origin {
@@ -37,6 +39,7 @@ impl Origin {
         match self {
             Self::Connect => "connect",
             Self::Accept => "accept",
+            Self::Existing => "existing",
         }
     }
 }

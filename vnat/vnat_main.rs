@@ -11,6 +11,10 @@
 //! |-----------------------------|----------|--------------------------------------|
 //! | `virtualization.rs`         | 3.1      | virtual connections, one table per namespace |
 //! | `translation.rs`            | 3.2, 4.2 | the four netfilter hooks             |
+//! | `mapping.rs`                | 3.2      | mappings, their rules, the rule table (shared with `tools/`) |
+//! | `checksum.rs`               | 4.2      | incremental checksum updates (shared with `tools/`) |
+//! | `migration.rs`              | 3.3      | suspend, resume, update: what they do to mappings |
+//! | `command.rs`                |          | `/proc/net/vnat/control` commands (shared with `tools/`) |
 //! | `interception.rs`           | 4.1      | socket tracking: connect, accept, close |
 //! | `vcmp.rs`                   | 3.3.2.2  | VCMP wire format (shared with `tools/`) |
 //! | `vnatd_kthread/vnatd.rs`    | 4.3      | the per-namespace daemon on port 2031 |
@@ -18,9 +22,10 @@
 //! | `config.rs`                 |          | configfs knobs                       |
 //! | `ffi.rs`, `shim.c`          |          | the thin layer to C                  |
 //!
-//! Module load registers, in this order, the configfs subsystem, the pernet
-//! operations (which set up every namespace: hooks, procfs files, vnatd) and
-//! the kprobes; unload undoes them in reverse.
+//! Module load registers, in this order, the configfs subsystem, the kprobes,
+//! the pernet operations (which set up every namespace: hooks, procfs files,
+//! vnatd, and the record of connections open already) and the address
+//! notifier; unload undoes them in reverse.
 
 use kernel::prelude::*;
 
@@ -61,9 +66,9 @@ pub(crate) fn vcmp_port() -> u16 {
 /// the order in which `init` makes them).
 #[pin_data]
 struct Vnat {
-    _kprobes: ffi::KprobeRegistration,
     _inetaddr: ffi::InetaddrRegistration,
     _pernet: ffi::PernetRegistration,
+    _kprobes: ffi::KprobeRegistration,
     #[pin]
     _config: config::Config,
 }
@@ -78,9 +83,11 @@ impl kernel::InPlaceModule for Vnat {
             }
             Ok(try_pin_init!(Self {
                 _config <- config::Config::new(port),
+                // Probes first: with the per-namespace walk of existing
+                // sockets that follows, no connection slips through.
+                _kprobes: ffi::KprobeRegistration::new()?,
                 _pernet: ffi::PernetRegistration::new()?,
                 _inetaddr: ffi::InetaddrRegistration::new()?,
-                _kprobes: ffi::KprobeRegistration::new()?,
             }))
         })
     }

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Three consecutive moves of the client, A -> B -> C -> back to A, during a
+transfer: the virtual connection never changes, bytes stay intact, and back
+home nothing is translated any more on either end."""
+import os
+from vnattest import *
+
+SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "16")) << 20
+insmod()
+topo = Topology()
+srv = tcp_listen("srv", "0.0.0.0", 5000)
+c = tcp_connect("cli", topo.server_addr(), 5000)
+a, _ = srv.accept()
+virt = ep(c.getsockname())
+t = Transfer(c, a, SIZE)
+for step, (subnet, frac) in enumerate([(2, 0.15), (3, 0.3), (1, 0.45)], 1):
+    t.wait_progress(frac)
+    done_before = stats("cli")["migrations_completed"]
+    topo.attach_client(subnet)
+    wait_for(lambda: stats("cli")["migrations_completed"] > done_before, f"move {step} to subnet {subnet} completed", timeout=30)
+    rows = connection_rows("cli")
+    check(len(rows) == 1 and rows[0]["local"] == virt and rows[0]["local_physical"].startswith(topo.client_addr() + ":"),
+          f"after move {step}, virtual {virt} on physical {topo.client_addr()}: {rows}")
+wait_for(lambda: all(r["state"] == "native" for r in connection_rows("cli") + connection_rows("srv")),
+         "back home, both ends are native again")
+# From now on nothing is translated while the rest of the transfer flows.
+before = {ns: stats(ns) for ns in ("cli", "srv")}
+t.join()
+for ns in ("cli", "srv"):
+    after = stats(ns)
+    check(all(after[k] == before[ns][k] for k in after if k.startswith("translated_")), f"{ns}: nothing translated once home")
+c.close(); a.close(); srv.close()
+done()

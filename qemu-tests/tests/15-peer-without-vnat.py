@@ -1,0 +1,39 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The peer does not run VNAT (its port 2031 answers with a reset, like a
+host without it): the migration fails cleanly after the retries, counted and
+logged once; the connection is neither reset nor leaked, and works again
+when the client returns to its old network."""
+import socket
+from vnattest import *
+
+insmod()
+topo = Topology()
+# The server host refuses VCMP, as a host without VNAT would.
+sh("ip netns exec srv nft add table inet novnat")
+sh("ip netns exec srv nft add chain inet novnat in '{ type filter hook input priority -300; }'")
+sh("ip netns exec srv nft add rule inet novnat in tcp dport 2031 reject with tcp reset")
+srv = tcp_listen("srv", "0.0.0.0", 5000)
+c = tcp_connect("cli", topo.server_addr(), 5000)
+a, _ = srv.accept()
+old = topo.client_addr()
+check_eq(write_knob("vcmp_retries", "1"), None, "vcmp_retries=1")
+cap = Capture("rtr", "tcp port 5000 and tcp[tcpflags] & tcp-rst != 0")
+topo.attach_client(2)
+wait_for(lambda: stats("cli")["migrations_failed"] == 1, "the migration failed", timeout=30)
+check(match_line(dmesg_tail(20), r"did not answer after 2 attempt\(s\); 1 connection\(s\) left as they were"), "failure logged")
+rows = connection_rows("cli")
+check(len(rows) == 1 and rows[0]["state"] == "native" and rows[0]["local_physical"].startswith(old + ":"),
+      f"the connection is left as it was: {rows}")
+check_eq(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0, "the client's socket has no error")
+# Back on the old network, the connection simply works again.
+topo.attach_client(1)
+c.sendall(b"hello again")
+a.settimeout(30)
+check_eq(a.recv(11), b"hello again", "bytes flow after returning")
+cap.stop()
+check_eq(cap.count(""), 0, "no reset on port 5000")
+check_eq(stats("srv")["translated_local_in_packets"], 0, "the server never translated")
+c.close(); a.close(); srv.close()
+wait_for(lambda: stats("cli")["connections"] == 0, "and nothing leaks: the record goes at close")
+done()

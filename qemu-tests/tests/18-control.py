@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Manual resume through /proc/net/vnat/control: 'migrate OLD NEW' moves the
+connections of OLD to NEW (here with automatic migration off); bad commands
+are refused with EINVAL and a logged reason; users without CAP_NET_ADMIN
+cannot write."""
+import errno
+from vnattest import *
+
+insmod()
+check_eq(write_knob("auto_migrate", "0"), None, "auto_migrate=0")
+topo = Topology()
+srv = tcp_listen("srv", "0.0.0.0", 5000)
+c = tcp_connect("cli", topo.server_addr(), 5000)
+a, _ = srv.accept()
+old = topo.client_addr()
+topo.attach_client(2)
+check_eq(stats("cli")["migrations_completed"], 0, "nothing happens by itself with auto_migrate=0")
+
+def control(ns, text):
+    with netns(ns):
+        try:
+            with open("/proc/thread-self/net/vnat/control", "w") as f:
+                f.write(text)
+            return None
+        except OSError as e:
+            return e.errno
+
+for bad in ["migrate", "migrate 10.0.1.2", "move 10.0.1.2 10.0.2.2", "migrate 10.0.1.2 10.0.2.300", "migrate 10.0.1.2 10.0.2.2 x"]:
+    check_eq(control("cli", bad), errno.EINVAL, f"{bad!r} refused")
+check(match_line(dmesg_tail(3), r"control: refused .*expected 'migrate OLD_ADDR NEW_ADDR'"), "reason logged")
+r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
+                    "ip", "netns", "exec", "cli", "sh", "-c", f"echo 'migrate {old} {topo.client_addr()}' > /proc/net/vnat/control"],
+                   capture_output=True, text=True)
+check(r.returncode != 0, f"an unprivileged user cannot write ({r.stderr.strip()})")
+check_eq(control("cli", f"migrate {old} {topo.client_addr()}\n"), None, "migrate command taken")
+wait_for(lambda: stats("cli")["migrations_completed"] == 1, "manual resume completed", timeout=30)
+t = Transfer(c, a, 2 << 20)
+t.join()
+c.close(); a.close(); srv.close()
+done()
