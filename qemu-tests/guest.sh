@@ -12,7 +12,7 @@ results=${1:?}
 shift
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
-export VNAT_KO="$top/vnat.ko"
+export VNAT_KO="$top/vnat.ko" VNATCTL="$top/tools/target/debug/vnatctl"
 export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here"
 cd "$top"
 
@@ -29,7 +29,7 @@ if [ $# -gt 0 ]; then
 else
 	tests=("$here"/tests/*)
 fi
-kunit_suites=(vnat_virtualization vnat_config)
+kunit_suites=(vnat_virtualization vnat_config vnat_translation)
 echo "TAP version 13"
 echo "1..$(( ${#tests[@]} + ${#kunit_suites[@]} + 1 ))"
 n=0

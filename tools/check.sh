@@ -44,6 +44,9 @@ rm -f "$log"
 stage "module build (CLIPPY=1, warnings are errors)"
 if make --no-print-directory module KDIR="$kdir" CLIPPY=1; then pass "module build"; else fail "module build"; finish; fi
 
+stage "vnatctl build (the guest tests drive it)"
+if (cd tools && cargo build --locked -q); then pass "vnatctl build"; else fail "vnatctl build"; fi
+
 stage "QEMU tests"
 log=$(mktemp)
 qemu-tests/run.sh "$kdir" 2>&1 | tee "$log"

@@ -354,3 +354,79 @@ fn translate(state: &NetState, hook: Hook, skb: *mut bindings::sk_buff) -> Resul
     }
     Ok(true)
 }
+
+#[kunit_tests(vnat_translation)]
+mod tests {
+    use super::*;
+    use crate::mapping::PROTO_TCP;
+
+    /// An IPv4 + TCP header with valid checksums over a small payload.
+    fn packet(src: Endpoint, dst: Endpoint) -> [u8; 44] {
+        let mut b = [0u8; 44];
+        b[0] = 0x45;
+        b[2..4].copy_from_slice(&44u16.to_be_bytes());
+        b[8] = 64;
+        b[9] = PROTO_TCP;
+        b[12..16].copy_from_slice(&src.addr.to_be_bytes());
+        b[16..20].copy_from_slice(&dst.addr.to_be_bytes());
+        b[20..22].copy_from_slice(&src.port.to_be_bytes());
+        b[22..24].copy_from_slice(&dst.port.to_be_bytes());
+        b[32] = 0x50;
+        b[40..44].copy_from_slice(b"vnat");
+        let c = checksum::checksum(0, &b[..20]);
+        b[10..12].copy_from_slice(&c.to_be_bytes());
+        let c = tcp_checksum(&b);
+        b[36..38].copy_from_slice(&c.to_be_bytes());
+        b
+    }
+
+    fn tcp_checksum(b: &[u8; 44]) -> u16 {
+        let mut seg = [0u8; 24];
+        seg.copy_from_slice(&b[20..]);
+        seg[16] = 0;
+        seg[17] = 0;
+        let mut s = 0;
+        for w in [
+            u16::from_be_bytes([b[12], b[13]]),
+            u16::from_be_bytes([b[14], b[15]]),
+            u16::from_be_bytes([b[16], b[17]]),
+            u16::from_be_bytes([b[18], b[19]]),
+            u16::from(PROTO_TCP),
+            24,
+        ] {
+            s = checksum::add(s, w);
+        }
+        checksum::checksum(s, &seg)
+    }
+
+    #[test]
+    fn rewrite_keeps_checksums_valid() {
+        let (a, b, c) = (
+            Endpoint::new(0x0a00_0102, 40000),
+            Endpoint::new(0x0a00_0902, 5000),
+            Endpoint::new(0x0a00_0202, 40001),
+        );
+        let mut buf = packet(a, b);
+        let mut pkt = Packet {
+            raw: RawPkt {
+                iph: buf.as_mut_ptr(),
+                // SAFETY: The TCP header starts at byte 20 of the buffer.
+                l4: unsafe { buf.as_mut_ptr().add(20) },
+                proto: PROTO_TCP,
+                partial: false,
+                complete: false,
+            },
+        };
+        pkt.rewrite(ptr::null_mut(), false, a, c);
+        assert_eq!(
+            pkt.tuple(),
+            Tuple {
+                proto: PROTO_TCP,
+                src: c,
+                dst: b
+            }
+        );
+        let want = packet(c, b);
+        assert_eq!(buf, want);
+    }
+}

@@ -10,9 +10,15 @@ insmod()
 check_eq(read_knob("vcmp_max_clients"), "64", "vcmp_max_clients default")
 check_eq(read_knob("vcmp_idle_timeout_ms"), "30000", "vcmp_idle_timeout_ms default")
 check_eq(read_knob("vcmp_port"), "2031", "vcmp_port shows the parameter")
+check_eq(read_knob("auto_migrate"), "1", "auto_migrate default")
+check_eq(read_knob("vcmp_timeout_ms"), "2000", "vcmp_timeout_ms default")
+check_eq(read_knob("vcmp_retries"), "2", "vcmp_retries default")
 for name, good, bad in [
         ("vcmp_max_clients", "128", ["0", "1025", "-1", "abc", "\n", "12 ", "99999999999"]),
-        ("vcmp_idle_timeout_ms", "1000", ["99", "3600001", "1e3", "0x10"])]:
+        ("vcmp_idle_timeout_ms", "1000", ["99", "3600001", "1e3", "0x10"]),
+        ("auto_migrate", "0", ["2", "-1", "yes"]),
+        ("vcmp_timeout_ms", "500", ["99", "60001"]),
+        ("vcmp_retries", "3", ["11", "x"])]:
     check_eq(write_knob(name, good + "\n"), None, f"{name}={good} accepted")
     check_eq(read_knob(name), good, f"{name} reads back {good}")
     for v in bad:

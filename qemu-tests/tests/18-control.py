@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Manual resume through /proc/net/vnat/control: 'migrate OLD NEW' moves the
-connections of OLD to NEW (here with automatic migration off); bad commands
-are refused with EINVAL and a logged reason; users without CAP_NET_ADMIN
-cannot write."""
+"""Manual resume with vnatctl (through /proc/net/vnat/control): 'vnatctl
+resume OLD NEW' moves the connections of OLD to NEW (here with automatic
+migration off); bad commands are refused with EINVAL and a logged reason;
+users without CAP_NET_ADMIN cannot write."""
 import errno
+import os
 from vnattest import *
 
 insmod()
@@ -33,9 +34,15 @@ r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups
                     "ip", "netns", "exec", "cli", "sh", "-c", f"echo 'migrate {old} {topo.client_addr()}' > /proc/net/vnat/control"],
                    capture_output=True, text=True)
 check(r.returncode != 0, f"an unprivileged user cannot write ({r.stderr.strip()})")
-check_eq(control("cli", f"migrate {old} {topo.client_addr()}\n"), None, "migrate command taken")
+VNATCTL = os.environ["VNATCTL"]
+r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", "10.0.1", topo.client_addr()], capture_output=True, text=True)
+check(r.returncode == 2 and "not an IPv4 address" in r.stderr, f"vnatctl refuses a bad address ({r.stderr.strip()})")
+r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", old, topo.client_addr()], capture_output=True, text=True)
+check_eq(r.returncode, 0, f"vnatctl resume {old} {topo.client_addr()} ({r.stdout.strip()} {r.stderr.strip()})")
 wait_for(lambda: stats("cli")["migrations_completed"] == 1, "manual resume completed", timeout=30)
 t = Transfer(c, a, 2 << 20)
 t.join()
+out = sh(f"ip netns exec cli {VNATCTL} list")
+check(f"{old}:" in out and "migrated" in out, f"vnatctl list shows the migrated connection:\n{out}")
 c.close(); a.close(); srv.close()
 done()
