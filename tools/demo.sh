@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make demo`: sets everything up, boots the test kernel in QEMU and shows
-# what VNAT does today, step by step (see qemu-tests/demo-guest.sh).
+# a laptop hopping across three networks while a bulk transfer and an
+# interactive session stay alive (see qemu-tests/demo.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
@@ -15,4 +16,4 @@ probe=$(ls "$VNAT_CACHE"/kvm-probe-"$(basename "$kdir")"-* 2>/dev/null | head -n
 [ -n "$probe" ] && [ "$(cat "$probe")" = kvm ] && accel=()
 echo "Booting the VNAT test kernel (${accel[*]:-KVM}); this takes a little while under emulation..."
 exec "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G --user root --cwd "$PWD" \
-	--exec "$PWD/qemu-tests/demo-guest.sh" </dev/null
+	--exec "env VNAT_KO=$PWD/vnat.ko PYTHONPATH=$PWD/qemu-tests PYTHONDONTWRITEBYTECODE=1 python3 $PWD/qemu-tests/demo.py" </dev/null

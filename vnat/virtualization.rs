@@ -210,9 +210,13 @@ impl ConnectionTable {
 #[pinned_drop]
 impl PinnedDrop for ConnectionTable {
     fn drop(self: Pin<&mut Self>) {
-        // Namespace exit or module unload: drop the socket references.
+        // Namespace exit or module unload: give moved sockets back their
+        // ordinary routing and drop the socket references.
         let mut guard = self.conns.lock();
-        for (k, _) in guard.iter() {
+        for (k, c) in guard.iter() {
+            if c.mapping.local_physical != c.mapping.local_virtual {
+                ffi::sock_set_transparent(*k, false);
+            }
             ffi::sock_put(*k);
         }
         *guard = RBTree::new();
