@@ -4,7 +4,7 @@
 #   make check   set up the machine, build our kernel and vnat.ko, run every test
 #   make demo    set up, boot the test kernel and show VNAT at work
 # Other targets: setup, kernel, module (the default), host-test, lint, qemu-test,
-# clean. Build against your own Rust-enabled kernel with
+# bench-restore, clean. Build against your own Rust-enabled kernel with
 #   make KDIR=/path/to/kernel/build [LLVM=1]
 
 VNAT_CACHE ?= /var/cache/vnat
@@ -23,7 +23,7 @@ endif
 
 KBUILD_FLAGS = LLVM=$(LLVM) KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
 
-.PHONY: all module setup kernel check demo host-test lint qemu-test clean
+.PHONY: all module setup kernel check demo bench-restore host-test lint qemu-test clean
 
 all: module
 
@@ -51,6 +51,9 @@ check:
 
 demo:
 	@tools/demo.sh
+
+bench-restore:
+	@tools/bench-restore.sh
 
 clean:
 	@kdir=$$($(KDIR_CMD)) && $(MAKE) -C "$$kdir" M=$(CURDIR) clean

@@ -250,6 +250,14 @@ class Topology:
         sh(f"ip -n {ns} addr add 10.0.{new}.2/24 dev {prefix}{new}")
         sh(f"ip -n {ns} route replace default via 10.0.{new}.1")
 
+    def connection(self, port=5000):
+        """A TCP connection from the client to the server's `port`:
+        returns (listener, client socket, server socket)."""
+        srv = tcp_listen("srv", "0.0.0.0", port)
+        c = tcp_connect("cli", self.server_addr(), port)
+        a, _ = srv.accept()
+        return srv, c, a
+
     def attach_client(self, s):
         self._move("cli", "c", self.client_at, s)
         self.client_at = s

@@ -5,15 +5,10 @@
 # a laptop hopping across three networks while a bulk transfer and an
 # interactive session stay alive (see qemu-tests/demo.py).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
-tools/setup.sh
-kdir=$(qemu-tests/kernel.sh)
-make --no-print-directory module KDIR="$kdir"
-. tools/kenv.sh
+. "$(dirname "$0")/guest-env.sh"
 accel=(--disable-kvm)
 probe=$(ls "$VNAT_CACHE"/kvm-probe-"$(basename "$kdir")"-* 2>/dev/null | head -n1 || true)
 [ -n "$probe" ] && [ "$(cat "$probe")" = kvm ] && accel=()
 echo "Booting the VNAT test kernel (${accel[*]:-KVM}); this takes a little while under emulation..."
 exec "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G --user root --cwd "$PWD" \
-	--exec "env VNAT_KO=$PWD/vnat.ko PYTHONPATH=$PWD/qemu-tests PYTHONDONTWRITEBYTECODE=1 python3 $PWD/qemu-tests/demo.py" </dev/null
+	--exec "$guest_env python3 $PWD/qemu-tests/demo.py" </dev/null

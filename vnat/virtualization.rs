@@ -120,19 +120,50 @@ impl VirtualConnection {
 /// reference on every socket it records, dropped when the record goes.
 pub(crate) type SockKey = usize;
 
+/// A virtual 4-tuple: local address and port, remote address and port.
+type TupleKey = (u32, u16, u32, u16);
+
+fn tuple_key(c: &VirtualConnection) -> TupleKey {
+    let (l, r) = (c.local(), c.remote());
+    (l.addr, l.port, r.addr, r.port)
+}
+
+/// The records, by socket, and an index by virtual 4-tuple (virtual
+/// endpoints never change, so the index stays valid as mappings change).
+struct Tables {
+    conns: RBTree<SockKey, VirtualConnection>,
+    by_tuple: RBTree<TupleKey, SockKey>,
+}
+
+impl Tables {
+    /// Drops the index entry of record `c` of socket `sk`, if it is its.
+    fn unindex(&mut self, sk: SockKey, c: &VirtualConnection) {
+        let k = tuple_key(c);
+        if self.by_tuple.get(&k) == Some(&sk) {
+            self.by_tuple.remove(&k);
+        }
+    }
+}
+
 /// The virtual connections of one network namespace.
 #[pin_data(PinnedDrop)]
 pub(crate) struct ConnectionTable {
     /// Taken by kprobe handlers, in process and softirq context, and by
     /// process context: interrupts are disabled while it is held.
     #[pin]
-    conns: SpinLockIrq<RBTree<SockKey, VirtualConnection>>,
+    tables: SpinLockIrq<Tables>,
 }
 
 impl ConnectionTable {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            conns <- new_spinlock_irq!(RBTree::new(), "vnat_connections"),
+            tables <- new_spinlock_irq!(
+                Tables {
+                    conns: RBTree::new(),
+                    by_tuple: RBTree::new(),
+                },
+                "vnat_connections"
+            ),
         })
     }
 
@@ -141,7 +172,14 @@ impl ConnectionTable {
     /// short (probes cannot sleep), in which case it stays untracked.
     pub(crate) fn insert(&self, sk: SockKey, conn: VirtualConnection) -> Result {
         let node = RBTreeNode::new(sk, conn, GFP_ATOMIC)?;
-        let old = self.conns.lock().insert(node);
+        let index = RBTreeNode::new(tuple_key(&conn), sk, GFP_ATOMIC)?;
+        let mut t = self.tables.lock();
+        let old = t.conns.insert(node).map(|o| o.to_key_value().1);
+        if let Some(o) = &old {
+            t.unindex(sk, o);
+        }
+        t.by_tuple.insert(index);
+        drop(t);
         if old.is_none() {
             ffi::sock_hold(sk);
         }
@@ -150,20 +188,23 @@ impl ConnectionTable {
 
     /// Forgets the connection of a socket, if it was recorded.
     pub(crate) fn remove(&self, sk: SockKey) -> Option<VirtualConnection> {
-        let node = self.conns.lock().remove_node(&sk)?;
+        let mut t = self.tables.lock();
+        let c = t.conns.remove(&sk)?;
+        t.unindex(sk, &c);
+        drop(t);
         ffi::sock_put(sk);
-        Some(node.to_key_value().1)
+        Some(c)
     }
 
     /// Number of recorded connections.
     pub(crate) fn len(&self) -> usize {
-        self.conns.lock().iter().count()
+        self.tables.lock().conns.iter().count()
     }
 
     /// Calls `f` on every recorded connection, under the table lock with
     /// interrupts off: `f` must be short and must not sleep.
     pub(crate) fn for_each(&self, mut f: impl FnMut(SockKey, &VirtualConnection)) {
-        for (k, c) in self.conns.lock().iter() {
+        for (k, c) in self.tables.lock().conns.iter() {
             f(*k, c);
         }
     }
@@ -174,9 +215,9 @@ impl ConnectionTable {
         &self,
         mut f: impl FnMut(SockKey, &mut VirtualConnection) -> bool,
     ) -> usize {
-        let mut guard = self.conns.lock();
+        let mut guard = self.tables.lock();
         let mut n = 0;
-        for (k, c) in guard.iter_mut() {
+        for (k, c) in guard.conns.iter_mut() {
             if f(*k, c) {
                 n += 1;
             }
@@ -184,17 +225,18 @@ impl ConnectionTable {
         n
     }
 
-    /// The socket and record of the connection with these virtual endpoints.
+    /// The socket and record of the connection with these virtual
+    /// endpoints, in O(log n) (the paper's prototype searched linearly).
     pub(crate) fn find(
         &self,
         local: Endpoint,
         remote: Endpoint,
     ) -> Option<(SockKey, VirtualConnection)> {
-        self.conns
-            .lock()
-            .iter()
-            .map(|(k, c)| (*k, *c))
-            .find(|(_, c)| c.local() == local && c.remote() == remote)
+        let t = self.tables.lock();
+        let sk = *t
+            .by_tuple
+            .get(&(local.addr, local.port, remote.addr, remote.port))?;
+        t.conns.get(&sk).map(|c| (sk, *c))
     }
 
     /// Changes the record of socket `sk`, if it still exists.
@@ -203,7 +245,7 @@ impl ConnectionTable {
         sk: SockKey,
         f: impl FnOnce(&mut VirtualConnection) -> R,
     ) -> Option<R> {
-        self.conns.lock().get_mut(&sk).map(f)
+        self.tables.lock().conns.get_mut(&sk).map(f)
     }
 }
 
@@ -212,14 +254,15 @@ impl PinnedDrop for ConnectionTable {
     fn drop(self: Pin<&mut Self>) {
         // Namespace exit or module unload: give moved sockets back their
         // ordinary routing and drop the socket references.
-        let mut guard = self.conns.lock();
-        for (k, c) in guard.iter() {
+        let mut guard = self.tables.lock();
+        for (k, c) in guard.conns.iter() {
             if c.mapping.local_physical != c.mapping.local_virtual {
                 ffi::sock_set_transparent(*k, false);
             }
             ffi::sock_put(*k);
         }
-        *guard = RBTree::new();
+        guard.conns = RBTree::new();
+        guard.by_tuple = RBTree::new();
     }
 }
 

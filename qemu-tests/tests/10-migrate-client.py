@@ -9,9 +9,7 @@ from vnattest import *
 SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "64")) << 20
 insmod()
 topo = Topology()
-srv = tcp_listen("srv", "0.0.0.0", 5000)
-c = tcp_connect("cli", topo.server_addr(), 5000)
-a, _ = srv.accept()
+srv, c, a = topo.connection()
 old = topo.client_addr()
 t = Transfer(c, a, SIZE)
 t.wait_progress(0.25)

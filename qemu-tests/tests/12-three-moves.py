@@ -9,9 +9,7 @@ from vnattest import *
 SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "16")) << 20
 insmod()
 topo = Topology()
-srv = tcp_listen("srv", "0.0.0.0", 5000)
-c = tcp_connect("cli", topo.server_addr(), 5000)
-a, _ = srv.accept()
+srv, c, a = topo.connection()
 virt = ep(c.getsockname())
 t = Transfer(c, a, SIZE)
 for step, (subnet, frac) in enumerate([(2, 0.15), (3, 0.3), (1, 0.45)], 1):

@@ -5,9 +5,7 @@ migrates like the others (paper section 4)."""
 from vnattest import *
 
 topo = Topology()
-srv = tcp_listen("srv", "0.0.0.0", 5000)
-c = tcp_connect("cli", topo.server_addr(), 5000)
-a, _ = srv.accept()
+srv, c, a = topo.connection()
 old = topo.client_addr()
 insmod()
 rows = connection_rows("cli")

@@ -8,9 +8,7 @@ from vnattest import *
 
 insmod()
 topo = Topology()
-srv = tcp_listen("srv", "0.0.0.0", 5000)
-c = tcp_connect("cli", topo.server_addr(), 5000)
-a, _ = srv.accept()
+srv, c, a = topo.connection()
 stop = threading.Event()
 
 def pump(sock):
