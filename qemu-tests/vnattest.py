@@ -243,12 +243,13 @@ class Topology:
         """Moves host `ns` from subnet `old` to `new`: the old address goes
         away (as when a laptop leaves a network), then the new one comes
         with its default route."""
+        cmds = []
         if old is not None:
-            sh(f"ip -n {ns} addr del 10.0.{old}.2/24 dev {prefix}{old}")
-            sh(f"ip -n {ns} link set {prefix}{old} down")
-        sh(f"ip -n {ns} link set {prefix}{new} up")
-        sh(f"ip -n {ns} addr add 10.0.{new}.2/24 dev {prefix}{new}")
-        sh(f"ip -n {ns} route replace default via 10.0.{new}.1")
+            cmds += [f"addr del 10.0.{old}.2/24 dev {prefix}{old}", f"link set {prefix}{old} down"]
+        cmds += [f"link set {prefix}{new} up", f"addr add 10.0.{new}.2/24 dev {prefix}{new}",
+                 f"route replace default via 10.0.{new}.1"]
+        # One ip process: the move takes as little time as the kernel needs.
+        sh(f"ip -n {ns} -batch -", input="\n".join(cmds) + "\n")
 
     def connection(self, port=5000):
         """A TCP connection from the client to the server's `port`:

@@ -55,6 +55,7 @@ extern "C" {
     pub(crate) fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
     fn vnat_shim_sock_set_transparent(sk: *mut c_void, on: bool);
     fn vnat_shim_sock_hold(sk: *mut c_void);
+    fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
     fn vnat_shim_inetaddr_register() -> c_int;
     fn vnat_shim_inetaddr_unregister();
@@ -83,6 +84,14 @@ pub(crate) fn sock_hold(sk: usize) {
 pub(crate) fn sock_put(sk: usize) {
     // SAFETY: The caller owns a reference taken with `sock_hold`.
     unsafe { vnat_shim_sock_put(sk as *mut c_void) }
+}
+
+/// Makes a TCP socket in retransmission backoff retry soon; the caller holds
+/// a reference.
+pub(crate) fn sock_kick_retransmit(sk: usize) {
+    // SAFETY: The caller holds a reference, so the socket is alive; the shim
+    // takes the socket's spinlock.
+    unsafe { vnat_shim_sock_kick_retransmit(sk as *mut c_void) }
 }
 
 /// Sets or clears `IP_TRANSPARENT` on a socket the caller holds a reference on.

@@ -163,15 +163,16 @@ pub(crate) fn begin(state: &NetState, from: u32, to: u32, out: &mut KVec<Outgoin
     err
 }
 
-/// Step 3, on the peer: applies a received `VNAT_UPD`; returns the reply.
-/// The caller publishes the rules before it sends the reply.
-pub(crate) fn accept_update(state: &NetState, u: &Update) -> UpdateReply {
+/// Step 3, on the peer: applies a received `VNAT_UPD`; returns the reply and
+/// the connection's socket, if known. The caller publishes the rules before
+/// it sends the reply.
+pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Option<SockKey>) {
     // The sender's virtual endpoint is our remote one, and the other way round.
     let found = state.connections.find(u.remote_virtual, u.local_virtual);
     let Some((sk, _)) = found else {
         state.count(Counter::UpdatesRefused, 1);
         state.count(Counter::VcmpUnknownConnection, 1);
-        return UpdateReply::REFUSED;
+        return (UpdateReply::REFUSED, None);
     };
     let reply = state.connections.with(sk, |c| {
         c.mapping.remote_physical = u.local_physical;
@@ -185,11 +186,11 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> UpdateReply {
     match reply {
         Some(r) => {
             state.count(Counter::UpdatesAccepted, 1);
-            r
+            (r, Some(sk))
         }
         None => {
             state.count(Counter::UpdatesRefused, 1);
-            UpdateReply::REFUSED
+            (UpdateReply::REFUSED, None)
         }
     }
 }
@@ -220,6 +221,15 @@ pub(crate) fn abort(state: &NetState, sk: SockKey) {
         c.settle();
         sync_transparency(sk, c);
     });
+}
+
+/// Once the rules of a migration are live, makes the connection retry what
+/// it could not deliver during the move now, not after its backoff.
+pub(crate) fn kick(state: &NetState, sk: SockKey) {
+    // Under the table lock, which keeps the socket referenced.
+    state
+        .connections
+        .with(sk, |_| ffi::sock_kick_retransmit(sk));
 }
 
 /// Parses a line written to `/proc/net/vnat/control`.

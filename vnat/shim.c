@@ -537,6 +537,26 @@ void vnat_shim_sock_set_transparent(void *sk, bool on)
 	sk_dst_reset((struct sock *)sk);
 }
 
+/*
+ * After a move, a TCP connection may sit in exponential retransmission
+ * backoff, its next try seconds away. Once its rules are live, retry soon.
+ */
+void vnat_shim_sock_kick_retransmit(void *ptr)
+{
+	struct sock *sk = ptr;
+	struct inet_connection_sock *icsk = inet_csk(sk);
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return;
+	bh_lock_sock(sk);
+	if (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN &&
+	    icsk->icsk_pending == ICSK_TIME_RETRANS) {
+		icsk->icsk_backoff = 0;
+		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, TCP_RTO_MIN, TCP_RTO_MAX);
+	}
+	bh_unlock_sock(sk);
+}
+
 void vnat_shim_sock_hold(void *sk)
 {
 	sock_hold((struct sock *)sk);

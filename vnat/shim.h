@@ -63,6 +63,7 @@ void vnat_shim_pkt_csum_field_changed(struct sk_buff *skb, __sum16 from, __sum16
 int vnat_shim_route_local(struct sk_buff *skb, __be32 daddr);
 int vnat_shim_reroute(struct net *net, struct sk_buff *skb);
 void vnat_shim_sock_set_transparent(void *sk, bool on);
+void vnat_shim_sock_kick_retransmit(void *sk);
 void vnat_shim_sock_hold(void *sk);
 void vnat_shim_sock_put(void *sk);
 int vnat_shim_inetaddr_register(void);

@@ -192,6 +192,8 @@ struct Daemon<'a> {
     sessions: KVec<Session<'a>>,
     /// The rules must be published again before replies go out.
     rules_changed: bool,
+    /// Connections to kick once the rules are published.
+    to_kick: KVec<SockKey>,
 }
 
 /// Why a client connection is closed.
@@ -212,6 +214,7 @@ impl<'a> Daemon<'a> {
             clients: KVec::new(),
             sessions: KVec::new(),
             rules_changed: false,
+            to_kick: KVec::new(),
         }
     }
 
@@ -309,6 +312,10 @@ impl<'a> Daemon<'a> {
                 self.state.net().inum(),
                 e
             );
+            return;
+        }
+        for sk in self.to_kick.drain_all() {
+            migration::kick(self.state, sk);
         }
     }
 
@@ -391,12 +398,16 @@ impl<'a> Daemon<'a> {
             client.last_heard = Instant::now();
             let mut malformed = false;
             let mut changed = false;
+            let mut kicks = KVec::new();
             let out = &mut client.out;
             client.reader.feed(&buf[..n], |m| match m {
                 Ok(Message::Update(u)) if !malformed => {
                     state.count(Counter::VcmpMessages, 1);
-                    let reply = migration::accept_update(state, &u);
+                    let (reply, sk) = migration::accept_update(state, &u);
                     changed |= !reply.is_refused();
+                    if let Some(sk) = sk {
+                        kicks.push(sk, GFP_KERNEL).ok();
+                    }
                     let bytes = Message::UpdateReply(reply).encode();
                     if out.extend_from_slice(&bytes, GFP_KERNEL).is_err() {
                         malformed = true;
@@ -406,6 +417,9 @@ impl<'a> Daemon<'a> {
                 _ => malformed = true,
             });
             self.rules_changed |= changed;
+            for sk in kicks {
+                self.to_kick.push(sk, GFP_KERNEL).ok();
+            }
             if malformed {
                 return Err(Close::Malformed);
             }
@@ -557,10 +571,12 @@ impl<'a> Daemon<'a> {
                 match sock.recv(&mut buf) {
                     Ok(Received::Data(n)) => {
                         let (keys, answered) = (&s.keys, &mut s.answered);
+                        let to_kick = &mut self.to_kick;
                         s.reader.feed(&buf[..n], |m| match m {
                             Ok(Message::UpdateReply(r)) if *answered < keys.len() => {
                                 state.count(Counter::VcmpMessages, 1);
                                 migration::finish(state, keys[*answered], &r);
+                                to_kick.push(keys[*answered], GFP_KERNEL).ok();
                                 *answered += 1;
                             }
                             _ => {
