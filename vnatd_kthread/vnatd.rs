@@ -146,6 +146,8 @@ unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
 
 /// How long the thread sleeps at most, and how often it retries to listen.
 const TICK_MS: u32 = 1000;
+/// How soon a connect that failed at once is tried again.
+const QUICK_MS: u32 = 20;
 /// Listen backlog of the VCMP socket.
 const BACKLOG: i32 = 128;
 
@@ -172,6 +174,9 @@ struct Session<'a> {
     reader: StreamReader,
     attempts: u32,
     started: Instant<Monotonic>,
+    created: Instant<Monotonic>,
+    /// The last connect failed at once.
+    no_route: bool,
 }
 
 /// How a session step ended.
@@ -236,7 +241,12 @@ impl<'a> Daemon<'a> {
                 self.rules_changed = true;
             }
             self.publish();
-            self.waker.wait(msecs_to_jiffies(TICK_MS) as c_long);
+            let nap = if self.sessions.iter().any(|s| s.no_route) {
+                QUICK_MS
+            } else {
+                TICK_MS
+            };
+            self.waker.wait(msecs_to_jiffies(nap) as c_long);
         }
         // Clients first: the listener's release disposes of connections that
         // were never accepted. Then the waker may go.
@@ -475,6 +485,8 @@ impl<'a> Daemon<'a> {
                         reader: StreamReader::new(),
                         attempts: 0,
                         started: now,
+                        created: now,
+                        no_route: false,
                     };
                     if self.sessions.push(s, GFP_KERNEL).is_err() {
                         migration::abort(self.state, o.sk);
@@ -530,8 +542,12 @@ impl<'a> Daemon<'a> {
         let s = &mut self.sessions[i];
         let now = Instant::now();
         if s.sock.is_none() {
-            // Attempts start at least a tick apart.
-            if s.attempts > 0 && s.started.elapsed() < Delta::from_millis(TICK_MS.into()) {
+            // Attempts start at least a tick apart; a connect that failed at
+            // once (no route yet: the new address's event comes before its
+            // route) is tried again sooner and, within the first
+            // `vcmp_timeout_ms`, does not count as an attempt.
+            let spacing = if s.no_route { QUICK_MS } else { TICK_MS };
+            if s.attempts > 0 && s.started.elapsed() < Delta::from_millis(spacing.into()) {
                 return Step::Pending;
             }
             if s.attempts > VCMP_RETRIES.get() {
@@ -542,8 +558,17 @@ impl<'a> Daemon<'a> {
             s.sent = s.answered * MSG_LEN;
             s.reader = StreamReader::new();
             match Socket::connect(state.net(), s.peer, port) {
-                Ok(sock) => s.sock = Some(waker.watch(sock)),
-                Err(_) => return Step::Pending,
+                Ok(sock) => {
+                    s.no_route = false;
+                    s.sock = Some(waker.watch(sock));
+                }
+                Err(_) => {
+                    s.no_route = true;
+                    if s.created.elapsed() < timeout {
+                        s.attempts -= 1;
+                    }
+                    return Step::Pending;
+                }
             }
         }
         let Some(sock) = &s.sock else {
