@@ -226,10 +226,12 @@ pub(crate) fn abort(state: &NetState, sk: SockKey) {
 /// Once the rules of a migration are live, makes the connection retry what
 /// it could not deliver during the move now, not after its backoff.
 pub(crate) fn kick(state: &NetState, sk: SockKey) {
-    // Under the table lock, which keeps the socket referenced.
-    state
-        .connections
-        .with(sk, |_| ffi::sock_kick_retransmit(sk));
+    // The kick takes the socket's lock, under which the close probe takes
+    // the table lock: hold a reference, not the table lock, while kicking.
+    if state.connections.with(sk, |_| ffi::sock_hold(sk)).is_some() {
+        ffi::sock_kick_retransmit(sk);
+        ffi::sock_put(sk);
+    }
 }
 
 /// Parses a line written to `/proc/net/vnat/control`.
