@@ -548,6 +548,8 @@ void vnat_shim_sock_kick_retransmit(void *ptr)
 
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
+	/* Process context: the socket spinlock is also taken in softirq. */
+	local_bh_disable();
 	bh_lock_sock(sk);
 	if (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN &&
 	    icsk->icsk_pending == ICSK_TIME_RETRANS) {
@@ -555,6 +557,7 @@ void vnat_shim_sock_kick_retransmit(void *ptr)
 		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, TCP_RTO_MIN, TCP_RTO_MAX);
 	}
 	bh_unlock_sock(sk);
+	local_bh_enable();
 }
 
 void vnat_shim_sock_hold(void *sk)
