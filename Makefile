@@ -41,10 +41,12 @@ host-test:
 	cd tools && cargo test --locked
 
 lint:
-	@tools/lint.sh
+	@kdir=$$($(KDIR_CMD)) && . tools/kenv.sh "$$kdir" && tools/lint.sh "$$kdir" && \
+	$(MAKE) -C "$$kdir" M=$(CURDIR) $(KBUILD_FLAGS) CLIPPY=1 modules
 
+# make qemu-test [TESTS="19-migrate-udp.py ..."]
 qemu-test: module
-	@qemu-tests/run.sh
+	@kdir=$$($(KDIR_CMD)) && qemu-tests/run.sh "$$kdir" $(TESTS)
 
 check:
 	@tools/check.sh

@@ -8,6 +8,7 @@
 //! functions and gives each registration a Rust type whose `Drop` undoes it,
 //! so that the rest of the module never calls into C directly.
 
+use crate::vcmp::Endpoint;
 use kernel::{bindings, error::to_result, prelude::*};
 
 /// Opaque `struct vnat_waker` of the shim.
@@ -57,6 +58,13 @@ extern "C" {
     fn vnat_shim_sock_hold(sk: *mut c_void);
     fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
+    fn vnat_shim_udp_lookup(
+        net: *mut bindings::net,
+        laddr: u32,
+        lport: u16,
+        raddr: u32,
+        rport: u16,
+    ) -> *mut c_void;
     fn vnat_shim_inetaddr_register() -> c_int;
     fn vnat_shim_inetaddr_unregister();
 }
@@ -92,6 +100,49 @@ pub(crate) fn sock_kick_retransmit(sk: usize) {
     // SAFETY: The caller holds a reference, so the socket is alive; the shim
     // takes the socket's spinlock.
     unsafe { vnat_shim_sock_kick_retransmit(sk as *mut c_void) }
+}
+
+/// A reference on a socket, dropped with the value.
+///
+/// # Invariants
+///
+/// `sk` is a live socket on which this value owns one reference.
+pub(crate) struct SockRef {
+    sk: usize,
+}
+
+impl SockRef {
+    /// The socket's identity, for the connection table.
+    pub(crate) fn key(&self) -> usize {
+        self.sk
+    }
+}
+
+impl Drop for SockRef {
+    fn drop(&mut self) {
+        sock_put(self.sk);
+    }
+}
+
+/// The user-space UDP socket of namespace `net` that would receive the
+/// datagrams of `remote` sent to `local`, if any.
+pub(crate) fn udp_lookup(net: &Net, local: Endpoint, remote: Endpoint) -> Option<SockRef> {
+    // SAFETY: `net` is alive (type invariant of `Net`); the shim looks the
+    // socket up under RCU and returns it with a reference taken, or null.
+    let sk = unsafe {
+        vnat_shim_udp_lookup(
+            net.as_ptr(),
+            local.addr.to_be(),
+            local.port.to_be(),
+            remote.addr.to_be(),
+            remote.port.to_be(),
+        )
+    };
+    if sk.is_null() {
+        return None;
+    }
+    // INVARIANT: A non-null result carries the reference the shim took.
+    Some(SockRef { sk: sk as usize })
 }
 
 /// Sets or clears `IP_TRANSPARENT` on a socket the caller holds a reference on.

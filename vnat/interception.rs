@@ -31,7 +31,7 @@
 use crate::{
     netns::{self, Counter},
     vcmp::Endpoint,
-    virtualization::{Origin, State, VirtualConnection},
+    virtualization::{Origin, VirtualConnection},
 };
 use kernel::{prelude::*, sync::atomic::Release};
 
@@ -48,6 +48,7 @@ extern "C" fn vnat_rs_sock_event(
     state: *mut c_void,
     event: c_uint,
     sk: *const c_void,
+    proto: u8,
     saddr: u32,
     sport: u16,
     daddr: u32,
@@ -63,13 +64,12 @@ extern "C" fn vnat_rs_sock_event(
         EV_ACCEPT => Origin::Accept,
         EV_EXISTING => Origin::Existing,
         EV_CLOSE => {
-            if let Some(c) = state.connections.remove(key) {
-                state.count(Counter::ConnectionsForgotten, 1);
-                if c.state != State::Native {
-                    // Its rules must go; vnatd rebuilds them.
-                    state.rules_stale.store(true, Release);
-                    state.kick();
-                }
+            let gone = state.connections.remove(key);
+            state.count(Counter::ConnectionsForgotten, gone.records as u64);
+            if gone.translated {
+                // Their rules must go; vnatd rebuilds them.
+                state.rules_stale.store(true, Release);
+                state.kick();
             }
             return;
         }
@@ -77,13 +77,14 @@ extern "C" fn vnat_rs_sock_event(
     };
     // Virtual endpoints are the initial physical ones (paper 3.1).
     let conn = VirtualConnection::new(
+        proto,
         Endpoint::new(u32::from_be(saddr), u16::from_be(sport)),
         Endpoint::new(u32::from_be(daddr), u16::from_be(dport)),
         pid,
         origin,
     );
     match state.connections.insert(key, conn) {
-        Ok(()) => state.count(Counter::ConnectionsTracked, 1),
+        Ok(_) => state.count(Counter::ConnectionsTracked, 1),
         Err(_) => state.count(Counter::ConnectionsUntracked, 1),
     }
 }

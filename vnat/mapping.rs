@@ -20,11 +20,7 @@
 //! allocation, shared with `tools/vnat-proto`.
 
 use crate::vcmp::Endpoint;
-
-/// IP protocol numbers VNAT translates.
-pub const PROTO_TCP: u8 = 6;
-/// See [`PROTO_TCP`].
-pub const PROTO_UDP: u8 = 17;
+pub use crate::vcmp::{PROTO_TCP, PROTO_UDP};
 
 /// The four netfilter hooks, numbered as the shim numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,8 +25,8 @@ use crate::{
     command::Command,
     ffi,
     netns::{Counter, NetState},
-    vcmp::{Endpoint, Update, UpdateReply},
-    virtualization::{SockKey, State, VirtualConnection},
+    vcmp::{Endpoint, Update, UpdateReply, PROTO_UDP},
+    virtualization::{Key, Origin, State, VirtualConnection},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
 
@@ -113,8 +113,8 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
 
 /// An update to send: which connection, and the message.
 pub(crate) struct Outgoing {
-    /// The connection's socket.
-    pub(crate) sk: SockKey,
+    /// The connection.
+    pub(crate) key: Key,
     /// The peer's vnatd address (the connection's remote physical address).
     pub(crate) peer: u32,
     /// The `VNAT_UPD` for it.
@@ -122,20 +122,25 @@ pub(crate) struct Outgoing {
 }
 
 /// Keeps a socket's `IP_TRANSPARENT` in step with its mapping: needed while
-/// its local virtual address is not where it sends from.
-fn sync_transparency(sk: SockKey, c: &VirtualConnection) {
-    ffi::sock_set_transparent(sk, c.mapping.local_physical != c.mapping.local_virtual);
+/// its local virtual address is not where it sends from. An unconnected UDP
+/// socket chooses its source per datagram and serves other peers too: it is
+/// left alone.
+fn sync_transparency(k: Key, c: &VirtualConnection) {
+    if c.origin.owns_socket() {
+        ffi::sock_set_transparent(k.sk, c.mapping.local_physical != c.mapping.local_virtual);
+    }
 }
 
 /// Step 1: moves the connections on `from` to `to` and says which updates
 /// to send. The caller publishes the rules and sends the updates.
 pub(crate) fn begin(state: &NetState, from: u32, to: u32, out: &mut KVec<Outgoing>) -> Result {
     let mut err = Ok(());
-    state.connections.update(|sk, c| {
+    state.connections.update(|key, c| {
         if c.mapping.local_physical.addr != from || from == to || err.is_err() {
             return false;
         }
         let update = Update {
+            proto: c.mapping.proto,
             remote_virtual: c.mapping.remote_virtual,
             local_virtual: c.mapping.local_virtual,
             local_physical: Endpoint::new(to, c.mapping.local_physical.port),
@@ -143,7 +148,7 @@ pub(crate) fn begin(state: &NetState, from: u32, to: u32, out: &mut KVec<Outgoin
         // Allocation under the table lock: atomic.
         if let Err(e) = out.push(
             Outgoing {
-                sk,
+                key,
                 peer: c.mapping.remote_physical.addr,
                 update,
             },
@@ -157,24 +162,28 @@ pub(crate) fn begin(state: &NetState, from: u32, to: u32, out: &mut KVec<Outgoin
         }
         c.mapping.local_physical = update.local_physical;
         c.state = State::Resuming;
-        sync_transparency(sk, c);
+        sync_transparency(key, c);
         true
     });
     err
 }
 
 /// Step 3, on the peer: applies a received `VNAT_UPD`; returns the reply and
-/// the connection's socket, if known. The caller publishes the rules before
-/// it sends the reply.
-pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Option<SockKey>) {
+/// the connection, if known. The caller publishes the rules before it sends
+/// the reply.
+pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Option<Key>) {
     // The sender's virtual endpoint is our remote one, and the other way round.
-    let found = state.connections.find(u.remote_virtual, u.local_virtual);
-    let Some((sk, _)) = found else {
+    let found = state
+        .connections
+        .find(u.proto, u.remote_virtual, u.local_virtual)
+        .map(|(k, _)| k)
+        .or_else(|| udp_flow(state, u));
+    let Some(key) = found else {
         state.count(Counter::UpdatesRefused, 1);
         state.count(Counter::VcmpUnknownConnection, 1);
         return (UpdateReply::REFUSED, None);
     };
-    let reply = state.connections.with(sk, |c| {
+    let reply = state.connections.with(key, |c| {
         c.mapping.remote_physical = u.local_physical;
         if c.state != State::Resuming {
             c.settle();
@@ -186,7 +195,7 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
     match reply {
         Some(r) => {
             state.count(Counter::UpdatesAccepted, 1);
-            (r, Some(sk))
+            (r, Some(key))
         }
         None => {
             state.count(Counter::UpdatesRefused, 1);
@@ -195,42 +204,69 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
     }
 }
 
-/// Step 4: the peer answered the update of connection `sk`.
-pub(crate) fn finish(state: &NetState, sk: SockKey, reply: &UpdateReply) {
+/// A UDP "connection" is often served by an unconnected socket, which has no
+/// record until its peer moves (paper 3.5): if the update names a local UDP
+/// socket that would receive the peer's datagrams, the flow is recorded now.
+fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
+    if u.proto != PROTO_UDP {
+        return None;
+    }
+    // Our end is the one the sender calls remote.
+    let sk = ffi::udp_lookup(&state.net(), u.remote_virtual, u.local_virtual)?;
+    let conn = VirtualConnection::new(
+        PROTO_UDP,
+        u.remote_virtual,
+        u.local_virtual,
+        0,
+        Origin::Update,
+    );
+    let key = state.connections.insert(sk.key(), conn);
+    if key.is_err() {
+        state.count(Counter::ConnectionsUntracked, 1);
+    }
+    key.ok()
+}
+
+/// Step 4: the peer answered the update of connection `key`.
+pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
     if reply.is_refused() {
         state.count(Counter::UpdatesRefused, 1);
-        abort(state, sk);
+        abort(state, key);
         return;
     }
-    let done = state.connections.with(sk, |c| {
+    let done = state.connections.with(key, |c| {
         c.mapping.remote_physical = reply.local_physical;
         c.settle();
-        sync_transparency(sk, c);
+        sync_transparency(key, c);
     });
     if done.is_some() {
         state.count(Counter::MigrationsCompleted, 1);
     }
 }
 
-/// The update of connection `sk` failed: the connection is left as it was
+/// The update of connection `key` failed: the connection is left as it was
 /// before the move.
-pub(crate) fn abort(state: &NetState, sk: SockKey) {
+pub(crate) fn abort(state: &NetState, key: Key) {
     state.count(Counter::MigrationsFailed, 1);
-    state.connections.with(sk, |c| {
+    state.connections.with(key, |c| {
         c.mapping.local_physical = c.previous_local;
         c.settle();
-        sync_transparency(sk, c);
+        sync_transparency(key, c);
     });
 }
 
 /// Once the rules of a migration are live, makes the connection retry what
 /// it could not deliver during the move now, not after its backoff.
-pub(crate) fn kick(state: &NetState, sk: SockKey) {
+pub(crate) fn kick(state: &NetState, key: Key) {
     // The kick takes the socket's lock, under which the close probe takes
     // the table lock: hold a reference, not the table lock, while kicking.
-    if state.connections.with(sk, |_| ffi::sock_hold(sk)).is_some() {
-        ffi::sock_kick_retransmit(sk);
-        ffi::sock_put(sk);
+    if state
+        .connections
+        .with(key, |_| ffi::sock_hold(key.sk))
+        .is_some()
+    {
+        ffi::sock_kick_retransmit(key.sk);
+        ffi::sock_put(key.sk);
     }
 }
 

@@ -11,6 +11,7 @@
 
 use crate::{
     ffi::{HookRegistration, Net, ProcRegistration},
+    mapping::PROTO_UDP,
     migration::Requests,
     translation::RuleTable,
     virtualization::ConnectionTable,
@@ -267,9 +268,11 @@ fn show_connections(state: &NetState, m: &SeqFile) {
     );
     state.connections.for_each(|_, c| {
         let p = &c.mapping;
+        let proto = if p.proto == PROTO_UDP { "udp" } else { "tcp" };
         seq_print!(
             m,
-            "tcp {} {} {} {} {} {} {}\n",
+            "{} {} {} {} {} {} {} {}\n",
+            proto,
             Ep(p.local_virtual),
             Ep(p.remote_virtual),
             c.pid,

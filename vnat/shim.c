@@ -32,6 +32,7 @@
 #include <net/netns/generic.h>
 #include <net/sock.h>
 #include <net/tcp.h>
+#include <net/udp.h>
 
 #include "shim.h"
 
@@ -143,16 +144,19 @@ static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
 	const struct inet_sock *inet;
 	void *state;
 
-	/* IPv4 TCP sockets of user space only: vnatd's own are kernel sockets. */
-	if (!sk || sk->sk_family != AF_INET || sk->sk_protocol != IPPROTO_TCP ||
-	    sk->sk_kern_sock)
+	/*
+	 * IPv4 TCP and UDP sockets of user space only: vnatd's own are kernel
+	 * sockets.
+	 */
+	if (!sk || sk->sk_family != AF_INET || sk->sk_kern_sock ||
+	    (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP))
 		return;
 	state = vnat_state(sock_net(sk));
 	if (!state)
 		return;
 	inet = inet_sk(sk);
-	vnat_rs_sock_event(state, event, sk, inet->inet_saddr, inet->inet_sport,
-			   inet->inet_daddr, inet->inet_dport, pid);
+	vnat_rs_sock_event(state, event, sk, sk->sk_protocol, inet->inet_saddr,
+			   inet->inet_sport, inet->inet_daddr, inet->inet_dport, pid);
 }
 
 /* Records the connections of @net that exist already (their owner unknown: pid 0). */
@@ -208,6 +212,40 @@ static int vnat_kp_accept(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
+/* udp_disconnect(sk), udp_destroy_sock(sk): a UDP socket's peer is gone. */
+static int vnat_kp_udp_close(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 0);
+
+	if (sk->sk_protocol == IPPROTO_UDP)
+		vnat_sock_event(VNAT_EV_CLOSE, sk, 0);
+	return 0;
+}
+
+/*
+ * udp_connect(sk, ...): a UDP socket gets a peer. Its endpoints are known
+ * only once it returns 0, so a kretprobe keeps the socket from entry to
+ * return. A connect on a thread that sleeps for the socket lock holds an
+ * instance meanwhile; when all are taken the event is missed and counted.
+ */
+static int vnat_krp_udp_connect_entry(struct kretprobe_instance *ri,
+				      struct pt_regs *regs)
+{
+	*(struct sock **)ri->data = (struct sock *)regs_get_kernel_argument(regs, 0);
+	return 0;
+}
+
+static int vnat_krp_udp_connect_ret(struct kretprobe_instance *ri,
+				    struct pt_regs *regs)
+{
+	struct sock *sk = *(struct sock **)ri->data;
+
+	if (regs_return_value(regs) == 0 && sk->sk_protocol == IPPROTO_UDP &&
+	    inet_sk(sk)->inet_dport)
+		vnat_sock_event(VNAT_EV_CONNECT, sk, task_tgid_nr(current));
+	return 0;
+}
+
 static struct kprobe vnat_kp_tcp_connect = {
 	.symbol_name = "tcp_connect",
 	.pre_handler = vnat_kp_connect,
@@ -223,24 +261,52 @@ static struct kprobe vnat_kp_inet_accept = {
 	.pre_handler = vnat_kp_accept,
 };
 
+static struct kprobe vnat_kp_udp_disconnect = {
+	.symbol_name = "udp_disconnect",
+	.pre_handler = vnat_kp_udp_close,
+};
+
+static struct kprobe vnat_kp_udp_destroy = {
+	.symbol_name = "udp_destroy_sock",
+	.pre_handler = vnat_kp_udp_close,
+};
+
 static struct kprobe *vnat_kprobes[] = {
 	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_destroy,
+	&vnat_kp_udp_disconnect, &vnat_kp_udp_destroy,
+};
+
+static struct kretprobe vnat_krp_udp_connect = {
+	.kp.symbol_name = "udp_connect",
+	.entry_handler = vnat_krp_udp_connect_entry,
+	.handler = vnat_krp_udp_connect_ret,
+	.data_size = sizeof(struct sock *),
+	.maxactive = 64,
 };
 
 int vnat_shim_kprobes_register(void)
 {
-	return register_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+	int err = register_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+
+	if (err)
+		return err;
+	err = register_kretprobe(&vnat_krp_udp_connect);
+	if (err)
+		unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+	return err;
 }
 
 void vnat_shim_kprobes_unregister(void)
 {
+	unregister_kretprobe(&vnat_krp_udp_connect);
 	unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
 }
 
 /* Probe hits missed (a probe hit while another ran on the same CPU). */
 unsigned long vnat_shim_kprobes_missed(void)
 {
-	unsigned long n = 0;
+	unsigned long n = vnat_krp_udp_connect.kp.nmissed +
+			  vnat_krp_udp_connect.nmissed;
 	int i;
 
 	for (i = 0; i < ARRAY_SIZE(vnat_kprobes); i++)
@@ -558,6 +624,23 @@ void vnat_shim_sock_kick_retransmit(void *ptr)
 	}
 	bh_unlock_sock(sk);
 	local_bh_enable();
+}
+
+/*
+ * The UDP socket that would receive datagrams from @raddr:@rport to
+ * @laddr:@lport, with a reference, or NULL. Kernel sockets are not offered.
+ */
+void *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
+			   __be32 raddr, __be16 rport)
+{
+	struct sock *sk;
+
+	rcu_read_lock();
+	sk = __udp4_lib_lookup(net, raddr, rport, laddr, lport, 0, 0, NULL);
+	if (sk && (sk->sk_kern_sock || !refcount_inc_not_zero(&sk->sk_refcnt)))
+		sk = NULL;
+	rcu_read_unlock();
+	return sk;
 }
 
 void vnat_shim_sock_hold(void *sk)

@@ -21,7 +21,7 @@ void *vnat_rs_net_init(struct net *net);
 void vnat_rs_net_exit(void *state);
 unsigned int vnat_rs_hook(void *state, unsigned int hook, struct sk_buff *skb);
 void vnat_rs_sock_event(void *state, unsigned int event, const void *sk,
-			__be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
+			u8 proto, __be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
 			int pid);
 void vnat_rs_proc_show(void *state, unsigned int file, struct seq_file *m);
 int vnat_rs_control(void *state, const char *buf, size_t size);
@@ -37,6 +37,8 @@ struct vnat_pkt {
 };
 
 /* Implemented in vnat/shim.c, called from Rust. */
+void *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
+			   __be32 raddr, __be16 rport);
 int vnat_shim_pernet_register(void);
 void vnat_shim_pernet_unregister(void);
 int vnat_shim_hooks_register(struct net *net);

@@ -31,7 +31,12 @@
 //!
 //! Numeric codes chosen by this implementation (the paper names them but does
 //! not give numbers): [`VERSION`] is 1, [`CMD_UPD`] is 1, [`CMD_UPD_R`] is 2.
-//! Anything else is rejected.
+//! The figure has no field for the transport protocol, yet a TCP and a UDP
+//! connection may share their four endpoints; so a `VNAT_UPD` for a UDP
+//! "connection" (paper 3.5) carries the command code [`CMD_UPD_UDP`], 3, in
+//! the same layout. A peer that knows only TCP rejects it as an unknown
+//! command, and the migration of that one connection fails cleanly. Anything
+//! else is rejected.
 //!
 //! This file is plain `no_std` Rust without allocation: the kernel module
 //! includes it, and so does the host crate `tools/vnat-proto`, whose tests and
@@ -43,6 +48,12 @@ pub const VERSION: u8 = 1;
 pub const CMD_UPD: u8 = 1;
 /// Command code of `VNAT_UPD_R` (figure 3-5).
 pub const CMD_UPD_R: u8 = 2;
+/// Command code of `VNAT_UPD` for a UDP connection (figure 3-4's layout).
+pub const CMD_UPD_UDP: u8 = 3;
+/// IP protocol number of TCP.
+pub const PROTO_TCP: u8 = 6;
+/// IP protocol number of UDP.
+pub const PROTO_UDP: u8 = 17;
 /// Length of every VCMP message, in bytes.
 pub const MSG_LEN: usize = 20;
 /// The well-known TCP port of `vnatd` (paper section 4.3).
@@ -73,6 +84,8 @@ impl Endpoint {
 /// `VNAT_UPD`: the sender's endpoint of a virtual connection moved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Update {
+    /// The connection's transport: [`PROTO_TCP`] or [`PROTO_UDP`].
+    pub proto: u8,
     /// The receiver's virtual endpoint (`R_Vir_Addr:R_Vir_Port`).
     pub remote_virtual: Endpoint,
     /// The sender's virtual endpoint (`L_Vir_Addr:L_Vir_Port`).
@@ -118,7 +131,7 @@ pub enum DecodeError {
     Length(usize),
     /// A version other than [`VERSION`].
     Version(u8),
-    /// A command code that is neither [`CMD_UPD`] nor [`CMD_UPD_R`].
+    /// A command code other than [`CMD_UPD`], [`CMD_UPD_UDP`] and [`CMD_UPD_R`].
     Command(u8),
     /// An address or port that must be non-zero is zero (in a `VNAT_UPD_R`,
     /// only one of address and port).
@@ -152,7 +165,11 @@ impl Message {
         b[0] = VERSION;
         match self {
             Self::Update(u) => {
-                b[1] = CMD_UPD;
+                b[1] = if u.proto == PROTO_UDP {
+                    CMD_UPD_UDP
+                } else {
+                    CMD_UPD
+                };
                 b[2..4].copy_from_slice(&u.remote_virtual.port.to_be_bytes());
                 b[4..8].copy_from_slice(&u.remote_virtual.addr.to_be_bytes());
                 b[8..12].copy_from_slice(&u.local_virtual.addr.to_be_bytes());
@@ -179,8 +196,9 @@ impl Message {
         }
         let phys = Endpoint::new(be32(b, 12), be16(b, 18));
         let msg = match b[1] {
-            CMD_UPD => {
+            cmd @ (CMD_UPD | CMD_UPD_UDP) => {
                 let u = Update {
+                    proto: if cmd == CMD_UPD { PROTO_TCP } else { PROTO_UDP },
                     remote_virtual: Endpoint::new(be32(b, 4), be16(b, 2)),
                     local_virtual: Endpoint::new(be32(b, 8), be16(b, 16)),
                     local_physical: phys,

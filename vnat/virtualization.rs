@@ -26,12 +26,16 @@ use kernel::{
 /// `accept()`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
-    /// Actively opened with `connect()`.
+    /// Actively opened with `connect()` (a TCP connection, or a UDP socket
+    /// connected to its peer).
     Connect,
     /// Passively opened, returned by `accept()`.
     Accept,
     /// Open already when VNAT started.
     Existing,
+    /// A UDP "connection" (paper 3.5) that an unconnected socket serves with
+    /// `recvfrom()`/`sendto()`, recorded when its peer's `VNAT_UPD` came.
+    Update,
 }
 
 impl Origin {
@@ -40,7 +44,14 @@ impl Origin {
             Self::Connect => "connect",
             Self::Accept => "accept",
             Self::Existing => "existing",
+            Self::Update => "update",
         }
+    }
+
+    /// Whether the record is the socket's own connection, rather than one
+    /// of the flows an unconnected UDP socket serves.
+    pub(crate) const fn owns_socket(self) -> bool {
+        !matches!(self, Self::Update)
     }
 }
 
@@ -70,7 +81,7 @@ impl State {
 /// The record of one virtual connection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VirtualConnection {
-    /// Virtual and physical endpoints.
+    /// Protocol, virtual and physical endpoints.
     pub(crate) mapping: Mapping,
     /// Thread group id of the process that opened it.
     pub(crate) pid: i32,
@@ -85,9 +96,15 @@ pub(crate) struct VirtualConnection {
 
 impl VirtualConnection {
     /// A new, not migrated connection.
-    pub(crate) fn new(local: Endpoint, remote: Endpoint, pid: i32, origin: Origin) -> Self {
+    pub(crate) fn new(
+        proto: u8,
+        local: Endpoint,
+        remote: Endpoint,
+        pid: i32,
+        origin: Origin,
+    ) -> Self {
         Self {
-            mapping: Mapping::native(PROTO_TCP, local, remote),
+            mapping: Mapping::native(proto, local, remote),
             pid,
             origin,
             state: State::Native,
@@ -116,32 +133,111 @@ impl VirtualConnection {
     }
 }
 
-/// Identity of a socket: the address of its `struct sock`. The table holds a
-/// reference on every socket it records, dropped when the record goes.
+/// Identity of a socket: the address of its `struct sock`.
 pub(crate) type SockKey = usize;
 
-/// A virtual 4-tuple: local address and port, remote address and port.
-type TupleKey = (u32, u16, u32, u16);
-
-fn tuple_key(c: &VirtualConnection) -> TupleKey {
-    let (l, r) = (c.local(), c.remote());
-    (l.addr, l.port, r.addr, r.port)
+/// Identity of a record: its socket and its remote virtual endpoint. A TCP
+/// socket or a connected UDP socket has one record; an unconnected UDP
+/// socket has one per peer whose update it accepted. Every record holds a
+/// reference on its socket, dropped when the record goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Key {
+    /// The socket.
+    pub(crate) sk: SockKey,
+    remote: (u32, u16),
 }
 
-/// The records, by socket, and an index by virtual 4-tuple (virtual
-/// endpoints never change, so the index stays valid as mappings change).
+impl Key {
+    fn of(sk: SockKey, c: &VirtualConnection) -> Self {
+        let r = c.remote();
+        Self {
+            sk,
+            remote: (r.addr, r.port),
+        }
+    }
+
+    /// The first key of socket `sk`, in key order.
+    fn first(sk: SockKey) -> Self {
+        Self { sk, remote: (0, 0) }
+    }
+}
+
+/// A virtual 5-tuple: protocol, local address and port, remote address and
+/// port.
+type TupleKey = (u8, u32, u16, u32, u16);
+
+fn tuple_key(proto: u8, l: Endpoint, r: Endpoint) -> TupleKey {
+    (proto, l.addr, l.port, r.addr, r.port)
+}
+
+fn tuple_key_of(c: &VirtualConnection) -> TupleKey {
+    tuple_key(c.mapping.proto, c.local(), c.remote())
+}
+
+/// Most records of UDP flows (origin [`Origin::Update`]) one namespace
+/// keeps: each costs memory that a peer's update, not a local program,
+/// asked for.
+pub(crate) const MAX_FLOWS: usize = 16384;
+
+/// What [`ConnectionTable::remove`] took away.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Removed {
+    /// Records removed.
+    pub(crate) records: usize,
+    /// Whether any of them was translated (so rules must be rebuilt).
+    pub(crate) translated: bool,
+}
+
+/// The records, by key, and an index by virtual 5-tuple (virtual endpoints
+/// never change, so the index stays valid as mappings change).
 struct Tables {
-    conns: RBTree<SockKey, VirtualConnection>,
-    by_tuple: RBTree<TupleKey, SockKey>,
+    conns: RBTree<Key, VirtualConnection>,
+    by_tuple: RBTree<TupleKey, Key>,
+    /// Number of records in `conns`.
+    len: usize,
+    /// Number of them with origin [`Origin::Update`].
+    flows: usize,
 }
 
 impl Tables {
-    /// Drops the index entry of record `c` of socket `sk`, if it is its.
-    fn unindex(&mut self, sk: SockKey, c: &VirtualConnection) {
-        let k = tuple_key(c);
-        if self.by_tuple.get(&k) == Some(&sk) {
-            self.by_tuple.remove(&k);
+    /// Removes the records of socket `sk` that `f` selects.
+    fn remove_where(
+        &mut self,
+        sk: SockKey,
+        mut f: impl FnMut(&VirtualConnection) -> bool,
+    ) -> Removed {
+        let Tables {
+            conns,
+            by_tuple,
+            len,
+            flows,
+        } = self;
+        let mut gone = Removed::default();
+        let mut cursor = conns.cursor_lower_bound_mut(&Key::first(sk));
+        while let Some(cur) = cursor {
+            let (k, c) = cur.current();
+            if k.sk != sk {
+                break;
+            }
+            if !f(c) {
+                cursor = cur.move_next();
+                continue;
+            }
+            let (next, node) = cur.remove_current();
+            let (k, c) = node.to_key_value();
+            let t = tuple_key_of(&c);
+            if by_tuple.get(&t) == Some(&k) {
+                by_tuple.remove(&t);
+            }
+            *len -= 1;
+            if !c.origin.owns_socket() {
+                *flows -= 1;
+            }
+            gone.records += 1;
+            gone.translated |= c.state != State::Native;
+            cursor = next;
         }
+        gone
     }
 }
 
@@ -161,49 +257,67 @@ impl ConnectionTable {
                 Tables {
                     conns: RBTree::new(),
                     by_tuple: RBTree::new(),
+                    len: 0,
+                    flows: 0,
                 },
                 "vnat_connections"
             ),
         })
     }
 
-    /// Records a connection, taking a reference on its socket; a socket that
-    /// connects again replaces its old record. Fails only when memory is
-    /// short (probes cannot sleep), in which case it stays untracked.
-    pub(crate) fn insert(&self, sk: SockKey, conn: VirtualConnection) -> Result {
-        let node = RBTreeNode::new(sk, conn, GFP_ATOMIC)?;
-        let index = RBTreeNode::new(tuple_key(&conn), sk, GFP_ATOMIC)?;
+    /// Records a connection of socket `sk`, taking a reference on the
+    /// socket. A socket that connects again replaces its own old record;
+    /// a UDP flow (origin [`Origin::Update`]) is added next to the others
+    /// of its socket, at most [`MAX_FLOWS`] of them. Fails when memory is
+    /// short (probes cannot sleep) or the flows are at their limit, in
+    /// which case the connection stays untracked.
+    pub(crate) fn insert(&self, sk: SockKey, conn: VirtualConnection) -> Result<Key> {
+        let key = Key::of(sk, &conn);
+        let node = RBTreeNode::new(key, conn, GFP_ATOMIC)?;
+        let index = RBTreeNode::new(tuple_key_of(&conn), key, GFP_ATOMIC)?;
         let mut t = self.tables.lock();
-        let old = t.conns.insert(node).map(|o| o.to_key_value().1);
-        if let Some(o) = &old {
-            t.unindex(sk, o);
+        let flow = !conn.origin.owns_socket();
+        if flow && (t.flows >= MAX_FLOWS || t.conns.get(&key).is_some()) {
+            return Err(ENOSPC);
         }
+        // A socket that connects again: its own earlier connection goes, and
+        // so does a flow it served for the same peer.
+        let old = if flow {
+            Removed::default()
+        } else {
+            t.remove_where(sk, |c| c.origin.owns_socket() || Key::of(sk, c) == key)
+        };
+        t.conns.insert(node);
         t.by_tuple.insert(index);
-        drop(t);
-        if old.is_none() {
-            ffi::sock_hold(sk);
+        t.len += 1;
+        if flow {
+            t.flows += 1;
         }
-        Ok(())
+        drop(t);
+        ffi::sock_hold(sk);
+        for _ in 0..old.records {
+            ffi::sock_put(sk);
+        }
+        Ok(key)
     }
 
-    /// Forgets the connection of a socket, if it was recorded.
-    pub(crate) fn remove(&self, sk: SockKey) -> Option<VirtualConnection> {
-        let mut t = self.tables.lock();
-        let c = t.conns.remove(&sk)?;
-        t.unindex(sk, &c);
-        drop(t);
-        ffi::sock_put(sk);
-        Some(c)
+    /// Forgets every record of a socket that closed or disconnected.
+    pub(crate) fn remove(&self, sk: SockKey) -> Removed {
+        let gone = self.tables.lock().remove_where(sk, |_| true);
+        for _ in 0..gone.records {
+            ffi::sock_put(sk);
+        }
+        gone
     }
 
     /// Number of recorded connections.
     pub(crate) fn len(&self) -> usize {
-        self.tables.lock().conns.iter().count()
+        self.tables.lock().len
     }
 
     /// Calls `f` on every recorded connection, under the table lock with
     /// interrupts off: `f` must be short and must not sleep.
-    pub(crate) fn for_each(&self, mut f: impl FnMut(SockKey, &VirtualConnection)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(Key, &VirtualConnection)) {
         for (k, c) in self.tables.lock().conns.iter() {
             f(*k, c);
         }
@@ -211,10 +325,7 @@ impl ConnectionTable {
 
     /// Changes the records `f` selects (returning `true`), under the lock.
     /// Returns how many changed.
-    pub(crate) fn update(
-        &self,
-        mut f: impl FnMut(SockKey, &mut VirtualConnection) -> bool,
-    ) -> usize {
+    pub(crate) fn update(&self, mut f: impl FnMut(Key, &mut VirtualConnection) -> bool) -> usize {
         let mut guard = self.tables.lock();
         let mut n = 0;
         for (k, c) in guard.conns.iter_mut() {
@@ -225,27 +336,22 @@ impl ConnectionTable {
         n
     }
 
-    /// The socket and record of the connection with these virtual
-    /// endpoints, in O(log n) (the paper's prototype searched linearly).
+    /// The key and record of the connection with these virtual endpoints,
+    /// in O(log n) (the paper's prototype searched linearly).
     pub(crate) fn find(
         &self,
+        proto: u8,
         local: Endpoint,
         remote: Endpoint,
-    ) -> Option<(SockKey, VirtualConnection)> {
+    ) -> Option<(Key, VirtualConnection)> {
         let t = self.tables.lock();
-        let sk = *t
-            .by_tuple
-            .get(&(local.addr, local.port, remote.addr, remote.port))?;
-        t.conns.get(&sk).map(|c| (sk, *c))
+        let k = *t.by_tuple.get(&tuple_key(proto, local, remote))?;
+        t.conns.get(&k).map(|c| (k, *c))
     }
 
-    /// Changes the record of socket `sk`, if it still exists.
-    pub(crate) fn with<R>(
-        &self,
-        sk: SockKey,
-        f: impl FnOnce(&mut VirtualConnection) -> R,
-    ) -> Option<R> {
-        self.tables.lock().conns.get_mut(&sk).map(f)
+    /// Changes the record `k`, if it still exists.
+    pub(crate) fn with<R>(&self, k: Key, f: impl FnOnce(&mut VirtualConnection) -> R) -> Option<R> {
+        self.tables.lock().conns.get_mut(&k).map(f)
     }
 }
 
@@ -256,13 +362,15 @@ impl PinnedDrop for ConnectionTable {
         // ordinary routing and drop the socket references.
         let mut guard = self.tables.lock();
         for (k, c) in guard.conns.iter() {
-            if c.mapping.local_physical != c.mapping.local_virtual {
-                ffi::sock_set_transparent(*k, false);
+            if c.origin.owns_socket() && c.mapping.local_physical != c.mapping.local_virtual {
+                ffi::sock_set_transparent(k.sk, false);
             }
-            ffi::sock_put(*k);
+            ffi::sock_put(k.sk);
         }
         guard.conns = RBTree::new();
         guard.by_tuple = RBTree::new();
+        guard.len = 0;
+        guard.flows = 0;
     }
 }
 
@@ -272,6 +380,7 @@ mod tests {
 
     fn conn(lport: u16, pid: i32) -> VirtualConnection {
         VirtualConnection::new(
+            PROTO_TCP,
             Endpoint::new(0x0a00_0001, lport),
             Endpoint::new(0x0a00_0002, 80),
             pid,

@@ -31,7 +31,7 @@ use crate::{
     migration::{self, Outgoing, Request},
     netns::{Counter, Ipv4, NetState},
     vcmp::{Message, StreamReader, MSG_LEN},
-    virtualization::SockKey,
+    virtualization::Key,
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -165,7 +165,7 @@ struct Client<'a> {
 struct Session<'a> {
     peer: u32,
     sock: Option<Watch<'a>>,
-    keys: KVec<SockKey>,
+    keys: KVec<Key>,
     msgs: KVec<u8>,
     /// Updates answered so far (also across attempts).
     answered: usize,
@@ -198,7 +198,7 @@ struct Daemon<'a> {
     /// The rules must be published again before replies go out.
     rules_changed: bool,
     /// Connections to kick once the rules are published.
-    to_kick: KVec<SockKey>,
+    to_kick: KVec<Key>,
 }
 
 /// Why a client connection is closed.
@@ -489,7 +489,7 @@ impl<'a> Daemon<'a> {
                         no_route: false,
                     };
                     if self.sessions.push(s, GFP_KERNEL).is_err() {
-                        migration::abort(self.state, o.sk);
+                        migration::abort(self.state, o.key);
                         self.rules_changed = true;
                         continue;
                     }
@@ -498,11 +498,11 @@ impl<'a> Daemon<'a> {
             };
             let s = &mut self.sessions[i];
             let bytes = Message::Update(o.update).encode();
-            if s.keys.push(o.sk, GFP_KERNEL).is_err()
+            if s.keys.push(o.key, GFP_KERNEL).is_err()
                 || s.msgs.extend_from_slice(&bytes, GFP_KERNEL).is_err()
             {
                 s.keys.truncate(s.msgs.len() / MSG_LEN);
-                migration::abort(self.state, o.sk);
+                migration::abort(self.state, o.key);
                 self.rules_changed = true;
             }
         }

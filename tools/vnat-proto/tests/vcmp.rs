@@ -12,11 +12,18 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
 
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (endpoint(), endpoint(), endpoint()).prop_map(|(r, l, p)| Message::Update(Update {
-            remote_virtual: r,
-            local_virtual: l,
-            local_physical: p,
-        })),
+        (
+            prop_oneof![Just(PROTO_TCP), Just(PROTO_UDP)],
+            endpoint(),
+            endpoint(),
+            endpoint()
+        )
+            .prop_map(|(proto, r, l, p)| Message::Update(Update {
+                proto,
+                remote_virtual: r,
+                local_virtual: l,
+                local_physical: p,
+            })),
         endpoint().prop_map(|p| Message::UpdateReply(UpdateReply { local_physical: p })),
     ]
 }
@@ -24,6 +31,7 @@ fn message() -> impl Strategy<Value = Message> {
 #[test]
 fn update_layout_matches_figure_3_4() {
     let m = Message::Update(Update {
+        proto: PROTO_TCP,
         remote_virtual: Endpoint::new(0x1414_1414, 80),
         local_virtual: Endpoint::new(0x0a0a_0a0a, 40000),
         local_physical: Endpoint::new(0x1e1e_1e1e, 40001),
@@ -39,6 +47,26 @@ fn update_layout_matches_figure_3_4() {
             0x9c, 0x40, 0x9c, 0x41, // L_Vir_Port, L_Phy_Port
         ]
     );
+}
+
+#[test]
+fn udp_update_differs_only_in_its_command_code() {
+    let tcp = Update {
+        proto: PROTO_TCP,
+        remote_virtual: Endpoint::new(0x1414_1414, 53),
+        local_virtual: Endpoint::new(0x0a0a_0a0a, 40000),
+        local_physical: Endpoint::new(0x1e1e_1e1e, 40000),
+    };
+    let udp = Update {
+        proto: PROTO_UDP,
+        ..tcp
+    };
+    let (bt, bu) = (Message::Update(tcp).encode(), Message::Update(udp).encode());
+    assert_eq!((bt[1], bu[1]), (CMD_UPD, CMD_UPD_UDP));
+    assert_eq!((bu[1], bt[0]), (3, bu[0]));
+    assert_eq!(bt[2..], bu[2..]);
+    assert_eq!(Message::decode(&bu), Ok(Message::Update(udp)));
+    assert_eq!(Message::decode(&bt), Ok(Message::Update(tcp)));
 }
 
 #[test]
@@ -96,6 +124,7 @@ fn unused_fields_of_reply_are_ignored() {
 #[test]
 fn zero_endpoints_are_refused() {
     let ok = Update {
+        proto: PROTO_TCP,
         remote_virtual: Endpoint::new(1, 1),
         local_virtual: Endpoint::new(2, 2),
         local_physical: Endpoint::new(3, 3),
@@ -140,7 +169,7 @@ proptest! {
 
     #[test]
     fn every_other_command_is_rejected(m in message(), c in any::<u8>()) {
-        prop_assume!(c != CMD_UPD && c != CMD_UPD_R);
+        prop_assume!(c != CMD_UPD && c != CMD_UPD_UDP && c != CMD_UPD_R);
         let mut b = m.encode();
         b[1] = c;
         prop_assert_eq!(Message::decode(&b), Err(DecodeError::Command(c)));
