@@ -217,12 +217,18 @@ fn hash(seed: u32, hook: u8, t: &Tuple) -> u32 {
     h ^ (h >> 16)
 }
 
+/// The slots to try, in order, for a tuple at `hook` in a table of `len`
+/// slots (a power of two): linear probing from its hash, each slot once.
+fn probe(len: usize, seed: u32, hook: u8, t: &Tuple) -> impl Iterator<Item = usize> {
+    let mask = len.wrapping_sub(1);
+    let start = hash(seed, hook, t) as usize;
+    (0..len).map(move |k| start.wrapping_add(k) & mask)
+}
+
 /// Puts `rule` into `slots`, whose length must be a power of two.
 pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<(), InsertError> {
-    let mask = slots.len() - 1;
     let hook = rule.hook as u8;
-    let mut i = hash(seed, hook, &rule.matches) as usize & mask;
-    for _ in 0..slots.len() {
+    for i in probe(slots.len(), seed, hook, &rule.matches) {
         let s = &mut slots[i];
         if !s.used {
             *s = Slot {
@@ -236,28 +242,15 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<(), InsertEr
         if s.hook == hook && s.matches == rule.matches {
             return Err(InsertError::Conflict);
         }
-        i = (i + 1) & mask;
     }
     Err(InsertError::Full)
 }
 
 /// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].
 pub fn lookup<'a>(slots: &'a [Slot], seed: u32, hook: Hook, packet: &Tuple) -> Option<&'a Slot> {
-    if slots.is_empty() {
-        return None;
-    }
-    let mask = slots.len() - 1;
     let hook = hook as u8;
-    let mut i = hash(seed, hook, packet) as usize & mask;
-    for _ in 0..slots.len() {
-        let s = &slots[i];
-        if !s.used {
-            return None;
-        }
-        if s.hook == hook && s.matches == *packet {
-            return Some(s);
-        }
-        i = (i + 1) & mask;
-    }
-    None
+    probe(slots.len(), seed, hook, packet)
+        .map(|i| &slots[i])
+        .take_while(|s| s.used)
+        .find(|s| s.hook == hook && s.matches == *packet)
 }
