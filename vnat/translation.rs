@@ -79,15 +79,10 @@ impl RuleTable {
     /// Replaces the table by one built from the namespace's connections.
     /// Called from vnatd only (one writer); sleeps for a grace period.
     pub(crate) fn rebuild(&self, state: &NetState) -> Result {
-        // Count first, allocate outside the lock, fill under it; retry if
-        // connections were added meanwhile.
+        // Allocate outside the lock for the connections that have rules (at
+        // most four each), fill under it; retry if more came meanwhile.
         let new = loop {
-            let mut n = 0;
-            state.connections.for_each(|_, c| {
-                if c.state != State::Native {
-                    n += 4;
-                }
-            });
+            let n = 4 * state.connections.translated();
             if n == 0 {
                 break None;
             }

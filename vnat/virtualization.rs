@@ -197,6 +197,30 @@ struct Tables {
     len: usize,
     /// Number of them with origin [`Origin::Update`].
     flows: usize,
+    /// Number of them not [`State::Native`], whose rules the hooks need.
+    translated: usize,
+}
+
+impl VirtualConnection {
+    fn is_translated(&self) -> bool {
+        self.state != State::Native
+    }
+}
+
+/// Keeps [`Tables::translated`] right while `f` changes a record.
+fn counting<R>(
+    translated: &mut usize,
+    c: &mut VirtualConnection,
+    f: impl FnOnce(&mut VirtualConnection) -> R,
+) -> R {
+    let before = c.is_translated();
+    let r = f(c);
+    match (before, c.is_translated()) {
+        (false, true) => *translated += 1,
+        (true, false) => *translated -= 1,
+        _ => {}
+    }
+    r
 }
 
 impl Tables {
@@ -211,6 +235,7 @@ impl Tables {
             by_tuple,
             len,
             flows,
+            translated,
         } = self;
         let mut gone = Removed::default();
         let mut cursor = conns.cursor_lower_bound_mut(&Key::first(sk));
@@ -234,7 +259,10 @@ impl Tables {
                 *flows -= 1;
             }
             gone.records += 1;
-            gone.translated |= c.state != State::Native;
+            if c.is_translated() {
+                *translated -= 1;
+                gone.translated = true;
+            }
             cursor = next;
         }
         gone
@@ -259,6 +287,7 @@ impl ConnectionTable {
                     by_tuple: RBTree::new(),
                     len: 0,
                     flows: 0,
+                    translated: 0,
                 },
                 "vnat_connections"
             ),
@@ -293,6 +322,9 @@ impl ConnectionTable {
         if flow {
             t.flows += 1;
         }
+        if conn.is_translated() {
+            t.translated += 1;
+        }
         drop(t);
         ffi::sock_hold(sk);
         for _ in 0..old.records {
@@ -315,6 +347,12 @@ impl ConnectionTable {
         self.tables.lock().len
     }
 
+    /// Number of recorded connections that are not native (those that have
+    /// translation rules).
+    pub(crate) fn translated(&self) -> usize {
+        self.tables.lock().translated
+    }
+
     /// Calls `f` on every recorded connection, under the table lock with
     /// interrupts off: `f` must be short and must not sleep.
     pub(crate) fn for_each(&self, mut f: impl FnMut(Key, &VirtualConnection)) {
@@ -327,9 +365,12 @@ impl ConnectionTable {
     /// Returns how many changed.
     pub(crate) fn update(&self, mut f: impl FnMut(Key, &mut VirtualConnection) -> bool) -> usize {
         let mut guard = self.tables.lock();
+        let Tables {
+            conns, translated, ..
+        } = &mut *guard;
         let mut n = 0;
-        for (k, c) in guard.conns.iter_mut() {
-            if f(*k, c) {
+        for (k, c) in conns.iter_mut() {
+            if counting(translated, c, |c| f(*k, c)) {
                 n += 1;
             }
         }
@@ -351,7 +392,11 @@ impl ConnectionTable {
 
     /// Changes the record `k`, if it still exists.
     pub(crate) fn with<R>(&self, k: Key, f: impl FnOnce(&mut VirtualConnection) -> R) -> Option<R> {
-        self.tables.lock().conns.get_mut(&k).map(f)
+        let mut guard = self.tables.lock();
+        let Tables {
+            conns, translated, ..
+        } = &mut *guard;
+        conns.get_mut(&k).map(|c| counting(translated, c, f))
     }
 }
 
@@ -371,6 +416,7 @@ impl PinnedDrop for ConnectionTable {
         guard.by_tuple = RBTree::new();
         guard.len = 0;
         guard.flows = 0;
+        guard.translated = 0;
     }
 }
 
