@@ -58,6 +58,10 @@ extern "C" {
     fn vnat_shim_sock_hold(sk: *mut c_void);
     fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
+    fn vnat_shim_counters_alloc() -> *mut c_void;
+    fn vnat_shim_counters_free(c: *mut c_void);
+    fn vnat_shim_count(c: *mut c_void, i: c_uint, n: u64);
+    fn vnat_shim_counter_sum(c: *mut c_void, i: c_uint) -> u64;
     fn vnat_shim_udp_lookup(
         net: *mut bindings::net,
         laddr: u32,
@@ -100,6 +104,63 @@ pub(crate) fn sock_kick_retransmit(sk: usize) {
     // SAFETY: The caller holds a reference, so the socket is alive; the shim
     // takes the socket's spinlock.
     unsafe { vnat_shim_sock_kick_retransmit(sk as *mut c_void) }
+}
+
+/// Counters of the shim: [`MAX_COUNTERS`] 64-bit per-CPU counters.
+pub(crate) const MAX_COUNTERS: usize = 64;
+
+/// One namespace's per-CPU counters; every add also counts in the module's
+/// totals. Adding is a per-CPU add (no atomic); reading sums the CPUs.
+///
+/// # Invariants
+///
+/// `ptr` is a per-CPU allocation of the shim, owned by this value.
+pub(crate) struct PerCpuCounters {
+    ptr: *mut c_void,
+}
+
+// SAFETY: Per-CPU counters may be added to and read from any context.
+unsafe impl Send for PerCpuCounters {}
+// SAFETY: As above; the shim's adds are per CPU and irq safe.
+unsafe impl Sync for PerCpuCounters {}
+
+impl PerCpuCounters {
+    pub(crate) fn new() -> Result<Self> {
+        // SAFETY: No requirements; returns null when memory is short.
+        let ptr = unsafe { vnat_shim_counters_alloc() };
+        if ptr.is_null() {
+            return Err(ENOMEM);
+        }
+        // INVARIANT: A fresh allocation, now owned here.
+        Ok(Self { ptr })
+    }
+
+    /// Adds `n` to counter `i` here and in the totals.
+    pub(crate) fn add(&self, i: usize, n: u64) {
+        // SAFETY: `ptr` is live (type invariant); the shim ignores an `i`
+        // out of range.
+        unsafe { vnat_shim_count(self.ptr, i as c_uint, n) }
+    }
+
+    /// Counter `i`, summed over the CPUs.
+    pub(crate) fn get(&self, i: usize) -> u64 {
+        // SAFETY: As in `add`.
+        unsafe { vnat_shim_counter_sum(self.ptr, i as c_uint) }
+    }
+}
+
+impl Drop for PerCpuCounters {
+    fn drop(&mut self) {
+        // SAFETY: Owned (type invariant), and nothing uses it any more.
+        unsafe { vnat_shim_counters_free(self.ptr) }
+    }
+}
+
+/// Counter `i` of the module's totals over all namespaces, past and present.
+pub(crate) fn total_counter(i: usize) -> u64 {
+    // SAFETY: A null pointer selects the totals, which live as long as the
+    // module; the shim ignores an `i` out of range.
+    unsafe { vnat_shim_counter_sum(core::ptr::null_mut(), i as c_uint) }
 }
 
 /// A reference on a socket, dropped with the value.
@@ -151,54 +212,6 @@ pub(crate) fn sock_set_transparent(sk: usize, on: bool) {
     unsafe { vnat_shim_sock_set_transparent(sk as *mut c_void, on) }
 }
 
-/// The inetaddr notifier that triggers automatic resume (paper 3.3.1).
-///
-/// # Invariants
-///
-/// The notifier is registered for as long as this value lives.
-pub(crate) struct InetaddrRegistration(());
-
-impl InetaddrRegistration {
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: The notifier block is static in the shim; `Drop` unregisters it.
-        to_result(unsafe { vnat_shim_inetaddr_register() })?;
-        Ok(Self(()))
-    }
-}
-
-impl Drop for InetaddrRegistration {
-    fn drop(&mut self) {
-        // SAFETY: Registered, by the type invariant.
-        unsafe { vnat_shim_inetaddr_unregister() };
-    }
-}
-
-/// The module's pernet operations: while registered, every network
-/// namespace, present and future, has a [`crate::netns::NetState`].
-///
-/// # Invariants
-///
-/// The pernet operations are registered for as long as this value lives.
-pub(crate) struct PernetRegistration(());
-
-impl PernetRegistration {
-    /// Registers the pernet operations, which runs the per-namespace set-up
-    /// for every namespace that exists already.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: The shim's pernet operations are static and registered once;
-        // `Drop` unregisters them.
-        to_result(unsafe { vnat_shim_pernet_register() })?;
-        Ok(Self(()))
-    }
-}
-
-impl Drop for PernetRegistration {
-    fn drop(&mut self) {
-        // SAFETY: Registered, by the type invariant.
-        unsafe { vnat_shim_pernet_unregister() };
-    }
-}
-
 /// A network namespace, as the kernel hands it to pernet operations.
 ///
 /// # Invariants
@@ -237,73 +250,85 @@ impl Net {
     }
 }
 
-/// The four IPv4 netfilter hooks of a namespace (paper section 4.2).
-///
-/// # Invariants
-///
-/// The hooks are registered in `net` for as long as this value lives.
-pub(crate) struct HookRegistration {
-    net: Net,
+/// Declares a registration with the shim: `new()` registers, `Drop`
+/// unregisters (the pattern of `kernel::miscdevice::MiscDeviceRegistration`).
+/// With `per_net`, the registration belongs to one namespace, which outlives
+/// it (the invariant of [`Net`]).
+macro_rules! registration {
+    ($(#[$doc:meta])* $name:ident: $register:ident, $unregister:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Invariants
+        ///
+        /// Registered for as long as this value lives.
+        pub(crate) struct $name(());
+
+        impl $name {
+            pub(crate) fn new() -> Result<Self> {
+                // SAFETY: What the shim registers is static and registered
+                // once, by this value; `Drop` unregisters it.
+                to_result(unsafe { $register() })?;
+                Ok(Self(()))
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                // SAFETY: Registered, by the type invariant. Unregistering
+                // waits for callbacks that are running.
+                unsafe { $unregister() };
+            }
+        }
+    };
+    ($(#[$doc:meta])* per_net $name:ident: $register:ident, $unregister:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Invariants
+        ///
+        /// Registered in `net` for as long as this value lives.
+        pub(crate) struct $name {
+            net: Net,
+        }
+
+        impl $name {
+            pub(crate) fn new(net: Net) -> Result<Self> {
+                // SAFETY: `net` is alive (its invariant); `Drop` unregisters.
+                to_result(unsafe { $register(net.as_ptr()) })?;
+                Ok(Self { net })
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                // SAFETY: Registered in this live namespace, by the type
+                // invariant. Unregistering waits for callbacks (hooks, file
+                // readers) that are running.
+                unsafe { $unregister(self.net.as_ptr()) };
+            }
+        }
+    };
 }
 
-impl HookRegistration {
-    pub(crate) fn new(net: Net) -> Result<Self> {
-        // SAFETY: `net` is alive (its invariant); `Drop` unregisters.
-        to_result(unsafe { vnat_shim_hooks_register(net.as_ptr()) })?;
-        Ok(Self { net })
-    }
-}
+registration!(
+    /// The module's pernet operations: while registered, every network
+    /// namespace, present and future, has a [`crate::netns::NetState`].
+    /// Registering runs the per-namespace set-up for every namespace that
+    /// exists already.
+    PernetRegistration: vnat_shim_pernet_register, vnat_shim_pernet_unregister
+);
 
-impl Drop for HookRegistration {
-    fn drop(&mut self) {
-        // SAFETY: Registered in this live namespace, by the type invariant.
-        // Unregistering waits until no hook runs any more.
-        unsafe { vnat_shim_hooks_unregister(self.net.as_ptr()) };
-    }
-}
+registration!(
+    /// The inetaddr notifier that triggers automatic resume (paper 3.3.1).
+    InetaddrRegistration: vnat_shim_inetaddr_register, vnat_shim_inetaddr_unregister
+);
 
-/// The files `/proc/net/vnat/stats` and `/proc/net/vnat/connections` of a
-/// namespace.
-///
-/// # Invariants
-///
-/// The files exist in `net` for as long as this value lives.
-pub(crate) struct ProcRegistration {
-    net: Net,
-}
-
-impl ProcRegistration {
-    pub(crate) fn new(net: Net) -> Result<Self> {
-        // SAFETY: `net` is alive (its invariant); `Drop` removes the files.
-        to_result(unsafe { vnat_shim_proc_register(net.as_ptr()) })?;
-        Ok(Self { net })
-    }
-}
-
-impl Drop for ProcRegistration {
-    fn drop(&mut self) {
-        // SAFETY: Created in this live namespace, by the type invariant.
-        // Removal waits for readers that are inside a show callback.
-        unsafe { vnat_shim_proc_unregister(self.net.as_ptr()) };
-    }
-}
-
-/// The kprobes on `tcp_connect`, `__inet_accept` and `tcp_close` (paper
-/// section 4.1).
-///
-/// # Invariants
-///
-/// The probes are registered for as long as this value lives.
-pub(crate) struct KprobeRegistration(());
+registration!(
+    /// The kprobes on connect, accept, disconnect and close of TCP and UDP
+    /// sockets (paper section 4.1).
+    KprobeRegistration: vnat_shim_kprobes_register, vnat_shim_kprobes_unregister
+);
 
 impl KprobeRegistration {
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: The probes are static in the shim and registered once;
-        // `Drop` unregisters them.
-        to_result(unsafe { vnat_shim_kprobes_register() })?;
-        Ok(Self(()))
-    }
-
     /// How many probe hits were missed (a probe hit while another ran).
     pub(crate) fn missed() -> u64 {
         // SAFETY: Reads counters of static structures; always valid.
@@ -311,10 +336,13 @@ impl KprobeRegistration {
     }
 }
 
-impl Drop for KprobeRegistration {
-    fn drop(&mut self) {
-        // SAFETY: Registered, by the type invariant. Unregistering waits for
-        // running handlers.
-        unsafe { vnat_shim_kprobes_unregister() };
-    }
-}
+registration!(
+    /// The four IPv4 netfilter hooks of a namespace (paper section 4.2).
+    per_net HookRegistration: vnat_shim_hooks_register, vnat_shim_hooks_unregister
+);
+
+registration!(
+    /// The files `/proc/net/vnat/stats`, `connections` and `control` of a
+    /// namespace.
+    per_net ProcRegistration: vnat_shim_proc_register, vnat_shim_proc_unregister
+);

@@ -65,7 +65,9 @@ extern "C" fn vnat_rs_sock_event(
         EV_EXISTING => Origin::Existing,
         EV_CLOSE => {
             let gone = state.connections.remove(key);
-            state.count(Counter::ConnectionsForgotten, gone.records as u64);
+            if gone.records > 0 {
+                state.count(Counter::ConnectionsForgotten, gone.records as u64);
+            }
             if gone.translated {
                 // Their rules must go; vnatd rebuilds them.
                 state.rules_stale.store(true, Release);

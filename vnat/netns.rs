@@ -10,7 +10,7 @@
 //! virtual connections.
 
 use crate::{
-    ffi::{HookRegistration, Net, ProcRegistration},
+    ffi::{self, HookRegistration, Net, PerCpuCounters, ProcRegistration},
     mapping::PROTO_UDP,
     migration::Requests,
     translation::RuleTable,
@@ -21,10 +21,7 @@ use kernel::{
     bindings,
     prelude::*,
     seq_file::{seq_print, SeqFile},
-    sync::{
-        atomic::{Atomic, Relaxed},
-        SetOnce,
-    },
+    sync::{atomic::Atomic, SetOnce},
     types::ForeignOwnable,
 };
 
@@ -106,26 +103,19 @@ counters! {
 }
 
 const NR_COUNTERS: usize = Counter::ALL.len();
+const _: () = assert!(NR_COUNTERS <= ffi::MAX_COUNTERS);
 
-/// A set of counters.
-pub(crate) struct Counters([Atomic<u64>; NR_COUNTERS]);
+/// Totals over all namespaces, past and present, shown in configfs.
+pub(crate) struct Totals;
 
-impl Counters {
-    pub(crate) const fn new() -> Self {
-        Self([const { Atomic::new(0) }; NR_COUNTERS])
-    }
-
+impl Totals {
     pub(crate) fn get(&self, c: Counter) -> u64 {
-        self.0[c as usize].load(Relaxed)
-    }
-
-    fn add(&self, c: Counter, n: u64) {
-        self.0[c as usize].add(n, Relaxed);
+        ffi::total_counter(c as usize)
     }
 }
 
-/// Totals over all namespaces, past and present, shown in configfs.
-pub(crate) static TOTALS: Counters = Counters::new();
+/// See [`Totals`].
+pub(crate) static TOTALS: Totals = Totals;
 
 /// What VNAT keeps for one network namespace.
 ///
@@ -146,19 +136,18 @@ pub(crate) struct NetState {
     pub(crate) requests: Requests,
     /// Set when the rules must be built again (a migrated connection closed).
     pub(crate) rules_stale: Atomic<bool>,
-    counters: Counters,
+    counters: PerCpuCounters,
     net: Net,
 }
 
 impl NetState {
     /// Counts `n` events of kind `c`, here and in the totals.
     pub(crate) fn count(&self, c: Counter, n: u64) {
-        self.counters.add(c, n);
-        TOTALS.add(c, n);
+        self.counters.add(c as usize, n);
     }
 
     pub(crate) fn counter(&self, c: Counter) -> u64 {
-        self.counters.get(c)
+        self.counters.get(c as usize)
     }
 
     pub(crate) fn net(&self) -> Net {
@@ -178,7 +167,7 @@ impl NetState {
             requests <- Requests::new(),
             rules_stale: Atomic::new(false),
             rules: RuleTable::new(),
-            counters: Counters::new(),
+            counters: PerCpuCounters::new()?,
             net: ns,
             _proc: ProcRegistration::new(ns)?,
             _hooks: HookRegistration::new(ns)?,

@@ -37,6 +37,11 @@ struct vnat_pkt {
 };
 
 /* Implemented in vnat/shim.c, called from Rust. */
+#define VNAT_MAX_COUNTERS 64
+void *vnat_shim_counters_alloc(void);
+void vnat_shim_counters_free(void *c);
+void vnat_shim_count(void *c, unsigned int i, u64 n);
+u64 vnat_shim_counter_sum(void *c, unsigned int i);
 void *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
 			   __be32 raddr, __be16 rport);
 int vnat_shim_pernet_register(void);
