@@ -4,7 +4,8 @@
 #   make check   set up the machine, build our kernel and vnat.ko, run every test
 #   make demo    set up, boot the test kernel and show VNAT at work
 # Other targets: setup, kernel, module (the default), host-test, lint, qemu-test,
-# bench-restore, clean. Build against your own Rust-enabled kernel with
+# bench (all benchmarks), bench-restore, clean. Build against your own
+# Rust-enabled kernel with
 #   make KDIR=/path/to/kernel/build [LLVM=1]
 
 VNAT_CACHE ?= /var/cache/vnat
@@ -23,7 +24,7 @@ endif
 
 KBUILD_FLAGS = LLVM=$(LLVM) KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
 
-.PHONY: all module setup kernel check demo bench-restore host-test lint qemu-test clean
+.PHONY: all module setup kernel check demo bench bench-restore host-test lint qemu-test clean
 
 all: module
 
@@ -53,6 +54,9 @@ check:
 
 demo:
 	@tools/demo.sh
+
+bench:
+	@tools/bench.sh
 
 bench-restore:
 	@tools/bench-restore.sh
