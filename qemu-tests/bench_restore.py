@@ -9,11 +9,10 @@ Restoration time: from the moment the client's new address is configured
 until its vnatd has completed the migration of all N connections."""
 import os
 import resource
-import statistics
 import sys
 import time
 
-from vnattest import Topology, insmod, rmmod, stats, tcp_connect, tcp_listen, sh, add_netns
+from vnattest import Topology, insmod, rmmod, round_trip, stats, tcp_connect, tcp_listen, sh
 
 SIZES = [int(x) for x in os.environ.get("VNAT_BENCH_SIZES", "10,50,100,500,1000,10000").split(",")]
 resource.setrlimit(resource.RLIMIT_NOFILE, (2 * max(SIZES) + 256, 2 * max(SIZES) + 256))
@@ -29,16 +28,7 @@ for n in SIZES:
         a, _ = srv.accept()
         pairs.append((c, a))
     # Round trip: 1-byte ping-pong on the first connection, median of 50.
-    c, a = pairs[0]
-    rtts = []
-    for _ in range(50):
-        t0 = time.monotonic()
-        c.send(b"x")
-        a.recv(1)
-        a.send(b"y")
-        c.recv(1)
-        rtts.append(time.monotonic() - t0)
-    rtt = statistics.median(rtts)
+    rtt = round_trip(*pairs[0])
     t0 = time.monotonic()
     topo.attach_client(2)
     while stats("cli")["migrations_completed"] < n:

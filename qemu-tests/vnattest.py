@@ -42,6 +42,12 @@ def check_eq(got, want, what):
     return check(got == want, f"{what}: got {got!r}, want {want!r}")
 
 
+def check_same(got, want, what):
+    """Compares two sets; on a difference, says only what differs."""
+    return check(got == want, f"{what}: {len(got)} got, {len(want)} wanted; only got: "
+                 f"{sorted(got - want)[:5]}, only wanted: {sorted(want - got)[:5]}")
+
+
 def done():
     if FAILURES:
         log(f"{len(FAILURES)} check(s) failed")
@@ -180,6 +186,20 @@ def tcp_listen(ns, addr, port=0):
 def tcp_connect(ns, addr, port):
     with netns(ns):
         return socket.create_connection((addr, port), timeout=10)
+
+
+def round_trip(c, a, n=50):
+    """Median time of `n` one-byte ping-pongs from socket `c` to its peer
+    `a` and back."""
+    rtts = []
+    for _ in range(n):
+        t0 = time.monotonic()
+        c.send(b"x")
+        a.recv(1)
+        a.send(b"y")
+        c.recv(1)
+        rtts.append(time.monotonic() - t0)
+    return sorted(rtts)[n // 2]
 
 
 def knob_path(name):
