@@ -172,23 +172,11 @@ struct Session<'a> {
     /// Bytes of `msgs` sent in this attempt.
     sent: usize,
     reader: StreamReader,
-    /// Attempts that reached the peer far enough to open a connection.
     attempts: u32,
-    /// When the current attempt started.
     started: Instant<Monotonic>,
-    /// When the next attempt may start.
-    next_try: Instant<Monotonic>,
-    /// The session fails after this, however its attempts went: one
-    /// `vcmp_timeout_ms` for each of the `1 + vcmp_retries` attempts.
-    deadline: Instant<Monotonic>,
-    /// The last connect failed at once (no route yet: the new address's
-    /// event comes before its route), so the next try comes soon.
+    created: Instant<Monotonic>,
+    /// The last connect failed at once.
     no_route: bool,
-}
-
-/// Whether `t` comes after `limit`.
-fn passed(t: Instant<Monotonic>, limit: Instant<Monotonic>) -> bool {
-    (limit - t).is_negative()
 }
 
 /// How a session step ended.
@@ -487,8 +475,6 @@ impl<'a> Daemon<'a> {
                 Some(i) => i,
                 None => {
                     let now = Instant::now();
-                    let per_try = Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()));
-                    let tries = i64::from(VCMP_RETRIES.get()) + 1;
                     let s = Session {
                         peer: o.peer,
                         sock: None,
@@ -499,8 +485,7 @@ impl<'a> Daemon<'a> {
                         reader: StreamReader::new(),
                         attempts: 0,
                         started: now,
-                        next_try: now,
-                        deadline: now + Delta::from_millis(per_try.as_millis() * tries),
+                        created: now,
                         no_route: false,
                     };
                     if self.sessions.push(s, GFP_KERNEL).is_err() {
@@ -557,24 +542,31 @@ impl<'a> Daemon<'a> {
         let s = &mut self.sessions[i];
         let now = Instant::now();
         if s.sock.is_none() {
-            if s.attempts > VCMP_RETRIES.get() || passed(now, s.deadline) {
-                return Step::Failed;
-            }
-            if passed(s.next_try, now) {
+            // Attempts start at least a tick apart; a connect that failed at
+            // once (no route yet: the new address's event comes before its
+            // route) is tried again sooner and, within the first
+            // `vcmp_timeout_ms`, does not count as an attempt.
+            let spacing = if s.no_route { QUICK_MS } else { TICK_MS };
+            if s.attempts > 0 && s.started.elapsed() < Delta::from_millis(spacing.into()) {
                 return Step::Pending;
             }
+            if s.attempts > VCMP_RETRIES.get() {
+                return Step::Failed;
+            }
+            s.attempts += 1;
+            s.started = now;
+            s.sent = s.answered * MSG_LEN;
+            s.reader = StreamReader::new();
             match Socket::connect(state.net(), s.peer, port) {
                 Ok(sock) => {
-                    s.attempts += 1;
-                    s.started = now;
-                    s.sent = s.answered * MSG_LEN;
-                    s.reader = StreamReader::new();
                     s.no_route = false;
                     s.sock = Some(waker.watch(sock));
                 }
                 Err(_) => {
                     s.no_route = true;
-                    s.next_try = now + Delta::from_millis(QUICK_MS.into());
+                    if s.created.elapsed() < timeout {
+                        s.attempts -= 1;
+                    }
                     return Step::Pending;
                 }
             }
@@ -630,11 +622,10 @@ impl<'a> Daemon<'a> {
         if s.answered == s.keys.len() {
             return Step::Done;
         }
-        if failed || sock.is_dead() || s.started.elapsed() > timeout || passed(now, s.deadline) {
+        if failed || sock.is_dead() || s.started.elapsed() > timeout {
             // Drop the socket; the next attempt starts a tick after this one.
             s.sock = None;
-            s.next_try = s.started + Delta::from_millis(TICK_MS.into());
-            if s.attempts > VCMP_RETRIES.get() || passed(now, s.deadline) {
+            if s.attempts > VCMP_RETRIES.get() {
                 return Step::Failed;
             }
         }
