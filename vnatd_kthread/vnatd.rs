@@ -391,16 +391,22 @@ impl<'a> Daemon<'a> {
     fn serve_one(&mut self, i: usize) -> core::result::Result<(), Close> {
         let state = self.state;
         let mut buf = [0u8; 4 * MSG_LEN];
+        let mut looked_again = false;
         loop {
             let client = &mut self.clients[i];
             let n = match client.sock.socket().recv(&mut buf) {
                 Ok(Received::Data(n)) => n,
                 Ok(Received::WouldBlock) => {
-                    return if client.sock.socket().is_dead() {
-                        Err(Close::Eof)
-                    } else {
-                        Ok(())
-                    };
+                    if !client.sock.socket().is_dead() {
+                        return Ok(());
+                    }
+                    // Bytes and FIN may have arrived between the two looks:
+                    // read once more, or they would be lost uncounted.
+                    if looked_again {
+                        return Err(Close::Eof);
+                    }
+                    looked_again = true;
+                    continue;
                 }
                 Ok(Received::Eof) => return Err(Close::Eof),
                 Err(_) => return Err(Close::Error),
@@ -592,6 +598,7 @@ impl<'a> Daemon<'a> {
                 }
             }
             let mut buf = [0u8; 8 * MSG_LEN];
+            let mut looked_again = false;
             while !failed {
                 match sock.recv(&mut buf) {
                     Ok(Received::Data(n)) => {
@@ -610,6 +617,11 @@ impl<'a> Daemon<'a> {
                             }
                         });
                         self.rules_changed = true;
+                    }
+                    // Replies and FIN may have arrived since the recv: one
+                    // more look before the socket is judged dead below.
+                    Ok(Received::WouldBlock) if sock.is_dead() && !looked_again => {
+                        looked_again = true;
                     }
                     Ok(Received::WouldBlock) => break,
                     Ok(Received::Eof) | Err(_) => {
