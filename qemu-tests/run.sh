@@ -41,7 +41,8 @@ trap 'rm -rf "$results"' EXIT
 # The guest's own timeouts are per test; this one only guards against a hung guest.
 timeout "${VNAT_GUEST_TIMEOUT:-2400}" "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G \
 	--user root --rwdir "$results" --cwd "$top" \
-	--exec "$here/guest.sh $results $*" </dev/null || echo "# vng exited with $?"
+	--exec "env VNAT_KSRC=$(readlink -f "$kdir/source") VNAT_PY=${VNAT_CACHE:-/var/cache/vnat}/venv/bin/python3 $here/guest.sh $results $*" \
+	</dev/null || echo "# vng exited with $?"
 if [ -f "$results/dmesg.txt" ]; then
 	mkdir -p "$here/results"
 	cp "$results/dmesg.txt" "$here/results/dmesg.txt"

@@ -103,6 +103,11 @@ if ! "$VNAT_CACHE/venv/bin/vng" --version 2>/dev/null | grep -q "$VNG_VERSION"; 
 	python3 -m venv "$VNAT_CACHE/venv"
 	"$VNAT_CACHE/venv/bin/pip" install -q "virtme-ng==$VNG_VERSION"
 fi
+# The kernel's ynl tool (netlink spec checks and tests) needs these.
+if ! "$VNAT_CACHE/venv/bin/python3" -c 'import yaml, jsonschema' 2>/dev/null; then
+	log "pip install PyYAML jsonschema (for ynl)"
+	"$VNAT_CACHE/venv/bin/pip" install -q "PyYAML==6.0.2" "jsonschema==4.23.0"
+fi
 
 rust_lib_src=/usr/src/rustc-$rust_ver/library
 [ -d "$rust_lib_src" ] || rust_lib_src=$(dpkg -L rust-src | grep -m1 '/library$')

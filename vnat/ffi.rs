@@ -58,6 +58,9 @@ extern "C" {
     fn vnat_shim_sock_hold(sk: *mut c_void);
     fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
+    fn vnat_shim_genl_register() -> c_int;
+    fn vnat_shim_genl_unregister();
+    pub(crate) fn vnat_shim_nl_put_conn(skb: *mut c_void, cb: *mut c_void, c: *const NlConn) -> c_int;
     fn vnat_shim_counters_alloc() -> *mut c_void;
     fn vnat_shim_counters_free(c: *mut c_void);
     fn vnat_shim_count(c: *mut c_void, i: c_uint, n: u64);
@@ -104,6 +107,25 @@ pub(crate) fn sock_kick_retransmit(sk: usize) {
     // SAFETY: The caller holds a reference, so the socket is alive; the shim
     // takes the socket's spinlock.
     unsafe { vnat_shim_sock_kick_retransmit(sk as *mut c_void) }
+}
+
+/// `struct vnat_nl_conn` of the shim: one connection of a netlink dump,
+/// addresses and ports in network byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct NlConn {
+    pub(crate) local_addr: u32,
+    pub(crate) remote_addr: u32,
+    pub(crate) local_phys_addr: u32,
+    pub(crate) remote_phys_addr: u32,
+    pub(crate) local_port: u16,
+    pub(crate) remote_port: u16,
+    pub(crate) local_phys_port: u16,
+    pub(crate) remote_phys_port: u16,
+    pub(crate) pid: u32,
+    pub(crate) proto: u8,
+    pub(crate) state: u8,
+    pub(crate) origin: u8,
 }
 
 /// Counters of the shim: [`MAX_COUNTERS`] 64-bit per-CPU counters.
@@ -335,6 +357,11 @@ impl KprobeRegistration {
         (unsafe { vnat_shim_kprobes_missed() }) as u64
     }
 }
+
+registration!(
+    /// The generic netlink family `vnat` (`vnat/vnat.yaml`, `netlink.rs`).
+    GenlRegistration: vnat_shim_genl_register, vnat_shim_genl_unregister
+);
 
 registration!(
     /// The four IPv4 netfilter hooks of a namespace (paper section 4.2).

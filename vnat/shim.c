@@ -33,8 +33,10 @@
 #include <net/sock.h>
 #include <net/tcp.h>
 #include <net/udp.h>
+#include <net/genetlink.h>
 
 #include "shim.h"
+#include "netlink.h"
 
 /* ---- per network namespace state (pernet operations) --------------------- */
 
@@ -735,4 +737,138 @@ void vnat_shim_inetaddr_unregister(void)
 unsigned int vnat_shim_net_inum(const struct net *net)
 {
 	return net->ns.inum;
+}
+
+/* ---- generic netlink family "vnat" (spec: vnat/vnat.yaml) ------------------ */
+
+/*
+ * The shim frames messages; Rust decides what goes in them. Reading is
+ * unprivileged (nothing secret is shown); commands need CAP_NET_ADMIN in the
+ * user namespace of the network namespace (GENL_UNS_ADMIN_PERM).
+ */
+static struct genl_family vnat_nl_family;
+
+/* Adds one connection to a dump; -EMSGSIZE when the skb is full. */
+int vnat_shim_nl_put_conn(void *skb_, void *cb_, const struct vnat_nl_conn *c)
+{
+	struct sk_buff *skb = skb_;
+	struct netlink_callback *cb = cb_;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &vnat_nl_family, NLM_F_MULTI, VNAT_CMD_CONN_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_u8(skb, VNAT_A_CONN_PROTO, c->proto) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_LOCAL_ADDR, c->local_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PORT, c->local_port) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_REMOTE_ADDR, c->remote_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PORT, c->remote_port) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_LOCAL_PHYS_ADDR, c->local_phys_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PHYS_PORT, c->local_phys_port) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_REMOTE_PHYS_ADDR, c->remote_phys_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PHYS_PORT, c->remote_phys_port) ||
+	    nla_put_u8(skb, VNAT_A_CONN_STATE, c->state) ||
+	    nla_put_u8(skb, VNAT_A_CONN_ORIGIN, c->origin) ||
+	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+static int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	void *state = vnat_state(sock_net(skb->sk));
+
+	if (!state)
+		return 0;
+	/* cb->args[0..2]: where the previous part of the dump stopped. */
+	return vnat_rs_nl_dump(state, skb, cb, cb->args);
+}
+
+static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	void *state = vnat_state(genl_info_net(info));
+	struct sk_buff *msg;
+	void *hdr;
+	int n;
+
+	if (!state)
+		return -ENODEV;
+	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_NEW_ADDR))
+		return -EINVAL;
+	n = vnat_rs_nl_resume(state,
+			      nla_get_in_addr(info->attrs[VNAT_A_CONN_LOCAL_ADDR]),
+			      nla_get_in_addr(info->attrs[VNAT_A_CONN_NEW_ADDR]));
+	switch (n) {
+	case -ENOENT:
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[VNAT_A_CONN_LOCAL_ADDR],
+				    "no virtual connection is at this address");
+		return n;
+	case -EINVAL:
+		NL_SET_ERR_MSG(info->extack,
+			       "addresses must be non-zero and differ");
+		return n;
+	}
+	if (n < 0)
+		return n;
+	msg = genlmsg_new(nla_total_size(sizeof(u32)), GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_iput(msg, info);
+	if (!hdr || nla_put_u32(msg, VNAT_A_CONN_COUNT, n)) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+static const struct nla_policy vnat_nl_resume_policy[VNAT_A_CONN_NEW_ADDR + 1] = {
+	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
+	[VNAT_A_CONN_NEW_ADDR] = { .type = NLA_BE32 },
+};
+
+static const struct genl_split_ops vnat_nl_ops[] = {
+	{
+		.cmd = VNAT_CMD_CONN_GET,
+		.dumpit = vnat_nl_conn_get_dumpit,
+		.flags = GENL_CMD_CAP_DUMP,
+	},
+	{
+		.cmd = VNAT_CMD_CONN_RESUME,
+		.doit = vnat_nl_conn_resume_doit,
+		.policy = vnat_nl_resume_policy,
+		.maxattr = VNAT_A_CONN_NEW_ADDR,
+		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+};
+
+static const struct genl_multicast_group vnat_nl_mcgrps[] = {
+	{ .name = VNAT_MCGRP_EVENTS, },
+};
+
+static struct genl_family vnat_nl_family __ro_after_init = {
+	.name = VNAT_FAMILY_NAME,
+	.version = VNAT_FAMILY_VERSION,
+	.netnsok = true,
+	.parallel_ops = true,
+	.module = THIS_MODULE,
+	.split_ops = vnat_nl_ops,
+	.n_split_ops = ARRAY_SIZE(vnat_nl_ops),
+	.mcgrps = vnat_nl_mcgrps,
+	.n_mcgrps = ARRAY_SIZE(vnat_nl_mcgrps),
+};
+
+int vnat_shim_genl_register(void)
+{
+	return genl_register_family(&vnat_nl_family);
+}
+
+void vnat_shim_genl_unregister(void)
+{
+	genl_unregister_family(&vnat_nl_family);
 }

@@ -27,6 +27,17 @@ void vnat_rs_proc_show(void *state, unsigned int file, struct seq_file *m);
 int vnat_rs_control(void *state, const char *buf, size_t size);
 void vnat_rs_addr_event(void *state, bool up, __be32 addr);
 
+/* One virtual connection as a netlink dump shows it (network byte order). */
+struct vnat_nl_conn {
+	__be32 local_addr, remote_addr, local_phys_addr, remote_phys_addr;
+	__be16 local_port, remote_port, local_phys_port, remote_phys_port;
+	u32 pid;
+	u8 proto, state, origin;
+};
+
+int vnat_rs_nl_dump(void *state, void *skb, void *cb, long *args);
+int vnat_rs_nl_resume(void *state, __be32 from, __be32 to);
+
 /* A packet as Rust translates it: pointers to its writable headers. */
 struct vnat_pkt {
 	u8 *iph;
@@ -37,6 +48,9 @@ struct vnat_pkt {
 };
 
 /* Implemented in vnat/shim.c, called from Rust. */
+int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
+int vnat_shim_genl_register(void);
+void vnat_shim_genl_unregister(void);
 #define VNAT_MAX_COUNTERS 64
 void *vnat_shim_counters_alloc(void);
 void vnat_shim_counters_free(void *c);

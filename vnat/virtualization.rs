@@ -160,6 +160,20 @@ impl Key {
     fn first(sk: SockKey) -> Self {
         Self { sk, remote: (0, 0) }
     }
+
+    /// The key as three numbers, to be kept outside the table (a netlink
+    /// dump's position).
+    pub(crate) fn to_raw(self) -> (usize, u32, u16) {
+        (self.sk, self.remote.0, self.remote.1)
+    }
+
+    /// The key [`Key::to_raw`] gave; it may no longer be in the table.
+    pub(crate) fn from_raw(sk: usize, addr: u32, port: u16) -> Self {
+        Self {
+            sk,
+            remote: (addr, port),
+        }
+    }
 }
 
 /// A virtual 5-tuple: protocol, local address and port, remote address and
@@ -358,6 +372,28 @@ impl ConnectionTable {
     pub(crate) fn for_each(&self, mut f: impl FnMut(Key, &VirtualConnection)) {
         for (k, c) in self.tables.lock().conns.iter() {
             f(*k, c);
+        }
+    }
+
+    /// Calls `f` on the records after `after` (all if `None`), in key order,
+    /// until it returns `false`; under the table lock, as [`Self::for_each`].
+    pub(crate) fn for_each_after(
+        &self,
+        after: Option<Key>,
+        mut f: impl FnMut(Key, &VirtualConnection) -> bool,
+    ) {
+        // The read-only cursor cannot move; the mutable one can.
+        let mut t = self.tables.lock();
+        let mut cursor = match after {
+            None => t.conns.cursor_front_mut(),
+            Some(k) => t.conns.cursor_lower_bound_mut(&k),
+        };
+        while let Some(cur) = cursor {
+            let (k, c) = cur.current();
+            if Some(*k) != after && !f(*k, c) {
+                return;
+            }
+            cursor = cur.move_next();
         }
     }
 

@@ -20,12 +20,13 @@
 //! | `vnatd_kthread/vnatd.rs`    | 4.3      | the per-namespace daemon on port 2031 |
 //! | `netns.rs`                  |          | per-namespace state and counters     |
 //! | `config.rs`                 |          | configfs knobs                       |
+//! | `netlink.rs`, `vnat.yaml`   | 3.3      | generic netlink family `vnat`: list, resume |
 //! | `ffi.rs`, `shim.c`          |          | the thin layer to C                  |
 //!
 //! Module load registers, in this order, the configfs subsystem, the kprobes,
 //! the pernet operations (which set up every namespace: hooks, procfs files,
-//! vnatd, and the record of connections open already) and the address
-//! notifier; unload undoes them in reverse.
+//! vnatd, and the record of connections open already), the generic netlink
+//! family and the address notifier; unload undoes them in reverse.
 
 use kernel::prelude::*;
 
@@ -36,6 +37,7 @@ mod ffi;
 mod interception;
 pub mod mapping;
 mod migration;
+mod netlink;
 mod netns;
 mod translation;
 pub mod vcmp;
@@ -67,6 +69,7 @@ pub(crate) fn vcmp_port() -> u16 {
 #[pin_data]
 struct Vnat {
     _inetaddr: ffi::InetaddrRegistration,
+    _genl: ffi::GenlRegistration,
     _pernet: ffi::PernetRegistration,
     _kprobes: ffi::KprobeRegistration,
     #[pin]
@@ -87,6 +90,7 @@ impl kernel::InPlaceModule for Vnat {
                 // sockets that follows, no connection slips through.
                 _kprobes: ffi::KprobeRegistration::new()?,
                 _pernet: ffi::PernetRegistration::new()?,
+                _genl: ffi::GenlRegistration::new()?,
                 _inetaddr: ffi::InetaddrRegistration::new()?,
             }))
         })
