@@ -38,10 +38,16 @@ echo "# booting $(basename "$kdir") with ${accel[*]:-KVM}" >&2
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT
+# The kernel's ynl tool and its schema, where the guest can read them.
+ksrc=$(readlink -f "$kdir/source")
+mkdir -p "$results/ynl"
+cp -r "$ksrc/tools/net/ynl/pyynl" "$results/ynl/"
+cp "$ksrc/Documentation/netlink/genetlink.yaml" "$results/ynl/"
+chmod 755 "$results" && chmod -R a+rX "$results/ynl"   # the tests run it unprivileged too
 # The guest's own timeouts are per test; this one only guards against a hung guest.
 timeout "${VNAT_GUEST_TIMEOUT:-2400}" "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G \
 	--user root --rwdir "$results" --cwd "$top" \
-	--exec "env VNAT_KSRC=$(readlink -f "$kdir/source") VNAT_PY=${VNAT_CACHE:-/var/cache/vnat}/venv/bin/python3 $here/guest.sh $results $*" \
+	--exec "env VNAT_YNL=$results/ynl $here/guest.sh $results $*" \
 	</dev/null || echo "# vng exited with $?"
 if [ -f "$results/dmesg.txt" ]; then
 	mkdir -p "$here/results"

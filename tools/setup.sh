@@ -78,7 +78,8 @@ linux_pkg=$(apt-cache search --names-only '^linux-source-7\.[0-9]+$' | awk '{pri
 
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
       cpio kmod xz-utils zstd rsync iproute2 tcpdump socat iperf3 python3-venv
-      busybox-static ethtool procps udev nftables)
+      busybox-static ethtool procps udev nftables
+      python3-yaml python3-jsonschema)   # the last two: the kernel's ynl tool
 missing=()
 for p in "${pkgs[@]}" "$linux_pkg"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -102,11 +103,6 @@ if ! "$VNAT_CACHE/venv/bin/vng" --version 2>/dev/null | grep -q "$VNG_VERSION"; 
 	log "pip install virtme-ng==$VNG_VERSION"
 	python3 -m venv "$VNAT_CACHE/venv"
 	"$VNAT_CACHE/venv/bin/pip" install -q "virtme-ng==$VNG_VERSION"
-fi
-# The kernel's ynl tool (netlink spec checks and tests) needs these.
-if ! "$VNAT_CACHE/venv/bin/python3" -c 'import yaml, jsonschema' 2>/dev/null; then
-	log "pip install PyYAML jsonschema (for ynl)"
-	"$VNAT_CACHE/venv/bin/pip" install -q "PyYAML==6.0.2" "jsonschema==4.23.0"
 fi
 
 rust_lib_src=/usr/src/rustc-$rust_ver/library

@@ -291,30 +291,14 @@ static int vnat_krp_udp_connect_ret(struct kretprobe_instance *ri,
 	return 0;
 }
 
-static struct kprobe vnat_kp_tcp_connect = {
-	.symbol_name = "tcp_connect",
-	.pre_handler = vnat_kp_connect,
-};
+#define VNAT_KPROBE(var, symbol, handler) \
+	static struct kprobe var = { .symbol_name = symbol, .pre_handler = handler }
 
-static struct kprobe vnat_kp_tcp_destroy = {
-	.symbol_name = "tcp_v4_destroy_sock",
-	.pre_handler = vnat_kp_close,
-};
-
-static struct kprobe vnat_kp_inet_accept = {
-	.symbol_name = "__inet_accept",
-	.pre_handler = vnat_kp_accept,
-};
-
-static struct kprobe vnat_kp_udp_disconnect = {
-	.symbol_name = "udp_disconnect",
-	.pre_handler = vnat_kp_udp_close,
-};
-
-static struct kprobe vnat_kp_udp_destroy = {
-	.symbol_name = "udp_destroy_sock",
-	.pre_handler = vnat_kp_udp_close,
-};
+VNAT_KPROBE(vnat_kp_tcp_connect, "tcp_connect", vnat_kp_connect);
+VNAT_KPROBE(vnat_kp_tcp_destroy, "tcp_v4_destroy_sock", vnat_kp_close);
+VNAT_KPROBE(vnat_kp_inet_accept, "__inet_accept", vnat_kp_accept);
+VNAT_KPROBE(vnat_kp_udp_disconnect, "udp_disconnect", vnat_kp_udp_close);
+VNAT_KPROBE(vnat_kp_udp_destroy, "udp_destroy_sock", vnat_kp_udp_close);
 
 static struct kprobe *vnat_kprobes[] = {
 	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_destroy,
