@@ -13,7 +13,7 @@ shift
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 export VNAT_KO="$top/vnat.ko" VNATCTL="$top/tools/target/debug/vnatctl"
-export PYTHONDONTWRITEBYTECODE=1 PYTHONPATH="$here"
+export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH="$here"
 cd "$top"
 
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
@@ -48,7 +48,10 @@ for t in "${tests[@]}"; do
 	n=$((n + 1))
 	name=$(basename "$t")
 	echo "vnat-test-mark $name" > /dev/kmsg
-	out=$(timeout 600 "$t" 2>&1)
+	# -k: a test that ignores TERM (or is stuck) is killed, with its group.
+	# Also written as it comes to $results/running.log, which the host can
+	# read while the test runs (a hung test shows where it hangs).
+	out=$(timeout -k 10 600 "$t" 2>&1 | tee "$results/running.log"; exit "${PIPESTATUS[0]}")
 	rc=$?
 	cleanup >/dev/null 2>&1
 	echo "vnat-test-mark $name-end" > /dev/kmsg

@@ -45,7 +45,9 @@ cp -r "$ksrc/tools/net/ynl/pyynl" "$results/ynl/"
 cp "$ksrc/Documentation/netlink/genetlink.yaml" "$results/ynl/"
 chmod 755 "$results" && chmod -R a+rX "$results/ynl"   # the tests run it unprivileged too
 # The guest's own timeouts are per test; this one only guards against a hung guest.
+# VNAT_CONSOLE=1 shows the guest's kernel console (for a guest that hangs).
 timeout "${VNAT_GUEST_TIMEOUT:-2400}" "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G \
+	${VNAT_CONSOLE:+--verbose} \
 	--user root --rwdir "$results" --cwd "$top" \
 	--exec "env VNAT_YNL=$results/ynl $here/guest.sh $results $*" \
 	</dev/null || echo "# vng exited with $?"

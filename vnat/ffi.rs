@@ -60,7 +60,17 @@ extern "C" {
     fn vnat_shim_sock_put(sk: *mut c_void);
     fn vnat_shim_genl_register() -> c_int;
     fn vnat_shim_genl_unregister();
-    pub(crate) fn vnat_shim_nl_put_conn(skb: *mut c_void, cb: *mut c_void, c: *const NlConn) -> c_int;
+    pub(crate) fn vnat_shim_nl_put_conn(
+        skb: *mut c_void,
+        cb: *mut c_void,
+        c: *const NlConn,
+    ) -> c_int;
+    fn vnat_shim_nl_event(
+        net: *mut bindings::net,
+        event: u8,
+        c: *const NlConn,
+        reason: *const kernel::ffi::c_char,
+    );
     fn vnat_shim_counters_alloc() -> *mut c_void;
     fn vnat_shim_counters_free(c: *mut c_void);
     fn vnat_shim_count(c: *mut c_void, i: c_uint, n: u64);
@@ -126,6 +136,31 @@ pub(crate) struct NlConn {
     pub(crate) proto: u8,
     pub(crate) state: u8,
     pub(crate) origin: u8,
+}
+
+/// `struct vnat_nl_resume` of the shim: which connections a `conn-resume`
+/// request moves (`by`: 0 local address, 1 pid, 2 five-tuple) and where;
+/// addresses and ports in network byte order.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+pub(crate) struct NlResume {
+    pub(crate) local_addr: u32,
+    pub(crate) remote_addr: u32,
+    pub(crate) new_addr: u32,
+    pub(crate) local_port: u16,
+    pub(crate) remote_port: u16,
+    pub(crate) pid: u32,
+    pub(crate) proto: u8,
+    pub(crate) by: u8,
+}
+
+/// Multicasts event `event` about connection `c` to the `events` group of
+/// `net`, if anyone listens. Any context.
+pub(crate) fn nl_event(net: &Net, event: u8, c: &NlConn, reason: Option<&CStr>) {
+    let reason = reason.map_or(core::ptr::null(), |r| r.as_char_ptr());
+    // SAFETY: `net` is alive (type invariant of `Net`); `c` and `reason`
+    // outlive the call, which copies them into the message.
+    unsafe { vnat_shim_nl_event(net.as_ptr(), event, c, reason) }
 }
 
 /// Counters of the shim: [`MAX_COUNTERS`] 64-bit per-CPU counters.

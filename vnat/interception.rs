@@ -29,6 +29,7 @@
 //! they too can migrate (paper section 4).
 
 use crate::{
+    netlink::{self, Event},
     netns::{self, Counter},
     vcmp::Endpoint,
     virtualization::{Origin, VirtualConnection},
@@ -64,7 +65,9 @@ extern "C" fn vnat_rs_sock_event(
         EV_ACCEPT => Origin::Accept,
         EV_EXISTING => Origin::Existing,
         EV_CLOSE => {
-            let gone = state.connections.remove(key);
+            let gone = state
+                .connections
+                .remove(key, |c| netlink::event(state, Event::Closed, c, None));
             if gone.records > 0 {
                 state.count(Counter::ConnectionsForgotten, gone.records as u64);
             }
@@ -86,7 +89,10 @@ extern "C" fn vnat_rs_sock_event(
         origin,
     );
     match state.connections.insert(key, conn) {
-        Ok(_) => state.count(Counter::ConnectionsTracked, 1),
+        Ok(_) => {
+            state.count(Counter::ConnectionsTracked, 1);
+            netlink::event(state, Event::Virtualized, &conn, None);
+        }
         Err(_) => state.count(Counter::ConnectionsUntracked, 1),
     }
 }

@@ -23,21 +23,80 @@
 
 use crate::{
     command::Command,
-    ffi,
+    ffi::{self, NlConn},
+    netlink::{self, Event},
     netns::{Counter, NetState},
     vcmp::{Endpoint, Update, UpdateReply, PROTO_UDP},
     virtualization::{Key, Origin, State, VirtualConnection},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
 
+/// Which connections a request moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selector {
+    /// Those whose local physical address is this one (host byte order):
+    /// a host's move.
+    Address(u32),
+    /// Those opened by this process (thread group id): a process's move.
+    Pid(i32),
+    /// The one with these virtual endpoints.
+    Connection {
+        /// IP protocol number.
+        proto: u8,
+        /// Local virtual endpoint.
+        local: Endpoint,
+        /// Remote virtual endpoint.
+        remote: Endpoint,
+    },
+}
+
+impl Selector {
+    /// Whether `c` is one of the selected connections.
+    pub(crate) fn matches(&self, c: &VirtualConnection) -> bool {
+        let m = &c.mapping;
+        match *self {
+            Selector::Address(a) => m.local_physical.addr == a,
+            Selector::Pid(p) => c.pid == p,
+            Selector::Connection {
+                proto,
+                local,
+                remote,
+            } => m.proto == proto && m.local_virtual == local && m.remote_virtual == remote,
+        }
+    }
+}
+
+impl kernel::fmt::Display for Selector {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let quad = |f: &mut core::fmt::Formatter<'_>, a: u32| {
+            let [a, b, c, d] = a.to_be_bytes();
+            write!(f, "{a}.{b}.{c}.{d}")
+        };
+        match self {
+            Selector::Address(a) => {
+                f.write_str("from ")?;
+                quad(f, *a)
+            }
+            Selector::Pid(p) => write!(f, "of pid {p}"),
+            Selector::Connection { local, remote, .. } => {
+                quad(f, local.addr)?;
+                write!(f, ":{} -> ", local.port)?;
+                quad(f, remote.addr)?;
+                write!(f, ":{}", remote.port)
+            }
+        }
+    }
+}
+
 /// A request to vnatd.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Request {
-    /// Connections whose local physical address is `from` move to `to`.
+    /// The selected connections move to local address `to` (host byte
+    /// order).
     Migrate {
-        /// The address the host had (host byte order).
-        from: u32,
-        /// The address it has now.
+        /// Which connections.
+        which: Selector,
+        /// The address they use from now on.
         to: u32,
     },
 }
@@ -102,7 +161,13 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
         if from != addr
             && inner
                 .queue
-                .push(Request::Migrate { from, to: addr }, GFP_ATOMIC)
+                .push(
+                    Request::Migrate {
+                        which: Selector::Address(from),
+                        to: addr,
+                    },
+                    GFP_ATOMIC,
+                )
                 .is_ok()
         {
             queued = true;
@@ -119,6 +184,8 @@ pub(crate) struct Outgoing {
     pub(crate) peer: u32,
     /// The `VNAT_UPD` for it.
     pub(crate) update: Update,
+    /// The connection as the `resuming` event shows it.
+    pub(crate) event: NlConn,
 }
 
 /// Keeps a socket's `IP_TRANSPARENT` in step with its mapping: needed while
@@ -131,12 +198,18 @@ fn sync_transparency(k: Key, c: &VirtualConnection) {
     }
 }
 
-/// Step 1: moves the connections on `from` to `to` and says which updates
-/// to send. The caller publishes the rules and sends the updates.
-pub(crate) fn begin(state: &NetState, from: u32, to: u32, out: &mut KVec<Outgoing>) -> Result {
+/// Step 1: moves the connections `which` selects to local address `to` and
+/// says which updates to send. The caller publishes the rules, sends the
+/// updates and tells the events group.
+pub(crate) fn begin(
+    state: &NetState,
+    which: Selector,
+    to: u32,
+    out: &mut KVec<Outgoing>,
+) -> Result {
     let mut err = Ok(());
     state.connections.update(|key, c| {
-        if c.mapping.local_physical.addr != from || from == to || err.is_err() {
+        if !which.matches(c) || c.mapping.local_physical.addr == to || err.is_err() {
             return false;
         }
         let update = Update {
@@ -145,12 +218,18 @@ pub(crate) fn begin(state: &NetState, from: u32, to: u32, out: &mut KVec<Outgoin
             local_virtual: c.mapping.local_virtual,
             local_physical: Endpoint::new(to, c.mapping.local_physical.port),
         };
+        let peer = c.mapping.remote_physical.addr;
+        let previous = c.mapping.local_physical;
+        c.mapping.local_physical = update.local_physical;
+        let event = NlConn::from(&*c);
+        c.mapping.local_physical = previous;
         // Allocation under the table lock: atomic.
         if let Err(e) = out.push(
             Outgoing {
                 key,
-                peer: c.mapping.remote_physical.addr,
+                peer,
                 update,
+                event,
             },
             GFP_ATOMIC,
         ) {
@@ -181,6 +260,23 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
     let Some(key) = found else {
         state.count(Counter::UpdatesRefused, 1);
         state.count(Counter::VcmpUnknownConnection, 1);
+        // The connection the peer named, from our side.
+        let asked = VirtualConnection::new(
+            u.proto,
+            u.remote_virtual,
+            u.local_virtual,
+            0,
+            Origin::Update,
+        );
+        let mut asked = NlConn::from(&asked);
+        asked.remote_phys_addr = u.local_physical.addr.to_be();
+        asked.remote_phys_port = u.local_physical.port.to_be();
+        netlink::event_raw(
+            state,
+            Event::Refused,
+            &asked,
+            Some(c"no such virtual connection"),
+        );
         return (UpdateReply::REFUSED, None);
     };
     let reply = state.connections.with(key, |c| {
@@ -188,13 +284,15 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
         if c.state != State::Resuming {
             c.settle();
         }
-        UpdateReply {
+        let reply = UpdateReply {
             local_physical: c.mapping.local_physical,
-        }
+        };
+        (reply, NlConn::from(&*c))
     });
     match reply {
-        Some(r) => {
+        Some((r, now)) => {
             state.count(Counter::UpdatesAccepted, 1);
+            netlink::event_raw(state, Event::PeerMoved, &now, None);
             (r, Some(key))
         }
         None => {
@@ -231,28 +329,34 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
 pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
     if reply.is_refused() {
         state.count(Counter::UpdatesRefused, 1);
-        abort(state, key);
+        abort(state, key, c"the peer has no such virtual connection");
         return;
     }
     let done = state.connections.with(key, |c| {
         c.mapping.remote_physical = reply.local_physical;
         c.settle();
         sync_transparency(key, c);
+        NlConn::from(&*c)
     });
-    if done.is_some() {
+    if let Some(now) = done {
         state.count(Counter::MigrationsCompleted, 1);
+        netlink::event_raw(state, Event::Resumed, &now, None);
     }
 }
 
-/// The update of connection `key` failed: the connection is left as it was
-/// before the move.
-pub(crate) fn abort(state: &NetState, key: Key) {
+/// The update of connection `key` failed for `reason`: the connection is
+/// left as it was before the move.
+pub(crate) fn abort(state: &NetState, key: Key, reason: &CStr) {
     state.count(Counter::MigrationsFailed, 1);
-    state.connections.with(key, |c| {
+    let back = state.connections.with(key, |c| {
         c.mapping.local_physical = c.previous_local;
         c.settle();
         sync_transparency(key, c);
+        NlConn::from(&*c)
     });
+    if let Some(back) = back {
+        netlink::event_raw(state, Event::Failed, &back, Some(reason));
+    }
 }
 
 /// Once the rules of a migration are live, makes the connection retry what
@@ -273,7 +377,10 @@ pub(crate) fn kick(state: &NetState, key: Key) {
 /// Parses a line written to `/proc/net/vnat/control`.
 pub(crate) fn parse_command(input: &[u8]) -> Result<Request> {
     match crate::command::parse(input) {
-        Some(Command::Migrate { from, to }) => Ok(Request::Migrate { from, to }),
+        Some(Command::Migrate { from, to }) => Ok(Request::Migrate {
+            which: Selector::Address(from),
+            to,
+        }),
         None => Err(EINVAL),
     }
 }

@@ -10,13 +10,17 @@
 //!   caller's namespace, with its virtual and physical endpoints, state,
 //!   origin and owner.
 //! - `conn-resume` (`CAP_NET_ADMIN` in the namespace's user namespace):
-//!   the connections at one local address resume at another; the answer
-//!   says how many.
+//!   the connections of a local address (a host's move), of a process, or
+//!   one connection, resume at a new local address; the answer says how
+//!   many.
+//! - the `events` group: what happens to connections ([`Event`]), as it
+//!   happens, for `vnatctl monitor` and `ynl --subscribe`.
 
 use crate::{
     ffi::{self, NlConn},
-    migration::Request,
-    netns,
+    migration::{Request, Selector},
+    netns::{self, NetState},
+    vcmp::Endpoint,
     virtualization::{Key, Origin, State, VirtualConnection},
 };
 use kernel::prelude::*;
@@ -65,8 +69,8 @@ extern "C" fn vnat_rs_nl_dump(
     let state = unsafe { netns::borrow(state) };
     // SAFETY: `args` is `cb->args`, six longs owned by this dump.
     let args = unsafe { core::slice::from_raw_parts_mut(args, 3) };
-    let after = (args[0] != 0)
-        .then(|| Key::from_raw(args[0] as usize, args[1] as u32, args[2] as u16));
+    let after =
+        (args[0] != 0).then(|| Key::from_raw(args[0] as usize, args[1] as u32, args[2] as u16));
     let mut last = after;
     state.connections.for_each_after(after, |k, c| {
         let msg = NlConn::from(c);
@@ -89,30 +93,77 @@ extern "C" fn vnat_rs_nl_dump(
     len as c_int
 }
 
-/// Called by the shim for `conn-resume`: the connections at local physical
-/// address `from` resume at `to` (both in network byte order). Returns how
-/// many connections that covers, or a negative errno: `EINVAL` for a zero
-/// or unchanged address, `ENOENT` when no connection is at `from`.
+/// Called by the shim for `conn-resume`: the connections `r` selects
+/// resume at `r.new_addr`. Returns how many connections that covers, or a
+/// negative errno: `EINVAL` for a zero address, `ENOENT` when nothing
+/// matches, `EALREADY` when everything that matches is at the new address.
 #[no_mangle]
-extern "C" fn vnat_rs_nl_resume(state: *mut c_void, from: u32, to: u32) -> c_int {
+extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *const ffi::NlResume) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
     let state = unsafe { netns::borrow(state) };
-    let (from, to) = (u32::from_be(from), u32::from_be(to));
-    if from == 0 || to == 0 || from == to {
+    // SAFETY: The shim passes a request that lives across the call.
+    let r = unsafe { &*r };
+    let to = u32::from_be(r.new_addr);
+    let which = match r.by {
+        0 => Selector::Address(u32::from_be(r.local_addr)),
+        1 => Selector::Pid(r.pid as i32),
+        _ => Selector::Connection {
+            proto: r.proto,
+            local: Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port)),
+            remote: Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port)),
+        },
+    };
+    if to == 0 || which == Selector::Address(0) {
         return EINVAL.to_errno();
     }
-    let mut n: c_int = 0;
+    let (mut matching, mut to_move): (c_int, c_int) = (0, 0);
     state.connections.for_each(|_, c| {
-        if c.mapping.local_physical.addr == from {
-            n += 1;
+        if which.matches(c) {
+            matching += 1;
+            if c.mapping.local_physical.addr != to {
+                to_move += 1;
+            }
         }
     });
-    if n == 0 {
+    if matching == 0 {
         return ENOENT.to_errno();
     }
-    if let Err(e) = state.requests.push(Request::Migrate { from, to }) {
+    if to_move == 0 {
+        return EALREADY.to_errno();
+    }
+    if let Err(e) = state.requests.push(Request::Migrate { which, to }) {
         return e.to_errno();
     }
     state.kick();
-    n
+    to_move
+}
+
+/// `enum vnat_event` (`vnat/netlink.h`): what the `events` group hears.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// VNAT started tracking the connection.
+    Virtualized = 0,
+    /// Its socket closed.
+    Closed = 1,
+    /// This end moved; the update is on its way.
+    Resuming = 2,
+    /// The peer confirmed.
+    Resumed = 3,
+    /// The peer refused or did not answer; the connection is as it was.
+    Failed = 4,
+    /// The peer moved and we accepted its update.
+    PeerMoved = 5,
+    /// We refused a peer's update.
+    Refused = 6,
+}
+
+/// Tells the namespace's `events` group; nothing if nobody listens. Any
+/// context, also under the connection table's lock.
+pub(crate) fn event(state: &NetState, e: Event, c: &VirtualConnection, reason: Option<&CStr>) {
+    ffi::nl_event(&state.net(), e as u8, &NlConn::from(c), reason);
+}
+
+/// As [`event`], for a record already copied out.
+pub(crate) fn event_raw(state: &NetState, e: Event, c: &NlConn, reason: Option<&CStr>) {
+    ffi::nl_event(&state.net(), e as u8, c, reason);
 }

@@ -634,7 +634,10 @@ void vnat_shim_sock_set_transparent(void *sk, bool on)
 
 /*
  * After a move, a TCP connection may sit in exponential retransmission
- * backoff, its next try seconds away. Once its rules are live, retry soon.
+ * backoff, its next try seconds away, and what it sent while its address
+ * was gone is lost. Once its rules are live on both ends, retransmit at the
+ * next tick rather than after another minimum RTO (200 ms: that was the
+ * data gap of a move); the timer's own doubling then takes over.
  */
 void vnat_shim_sock_kick_retransmit(void *ptr)
 {
@@ -648,8 +651,11 @@ void vnat_shim_sock_kick_retransmit(void *ptr)
 	bh_lock_sock(sk);
 	if (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN &&
 	    icsk->icsk_pending == ICSK_TIME_RETRANS) {
+		/* The backoff was the move's doing, not congestion's. */
 		icsk->icsk_backoff = 0;
-		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, TCP_RTO_MIN, TCP_RTO_MAX);
+		icsk->icsk_rto = __tcp_set_rto(tcp_sk(sk));
+		tcp_bound_rto(sk);
+		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, 1, TCP_RTO_MAX);
 	}
 	bh_unlock_sock(sk);
 	local_bh_enable();
@@ -732,17 +738,8 @@ unsigned int vnat_shim_net_inum(const struct net *net)
  */
 static struct genl_family vnat_nl_family;
 
-/* Adds one connection to a dump; -EMSGSIZE when the skb is full. */
-int vnat_shim_nl_put_conn(void *skb_, void *cb_, const struct vnat_nl_conn *c)
+static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 {
-	struct sk_buff *skb = skb_;
-	struct netlink_callback *cb = cb_;
-	void *hdr;
-
-	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
-			  &vnat_nl_family, NLM_F_MULTI, VNAT_CMD_CONN_GET);
-	if (!hdr)
-		return -EMSGSIZE;
 	if (nla_put_u8(skb, VNAT_A_CONN_PROTO, c->proto) ||
 	    nla_put_in_addr(skb, VNAT_A_CONN_LOCAL_ADDR, c->local_addr) ||
 	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PORT, c->local_port) ||
@@ -754,12 +751,54 @@ int vnat_shim_nl_put_conn(void *skb_, void *cb_, const struct vnat_nl_conn *c)
 	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PHYS_PORT, c->remote_phys_port) ||
 	    nla_put_u8(skb, VNAT_A_CONN_STATE, c->state) ||
 	    nla_put_u8(skb, VNAT_A_CONN_ORIGIN, c->origin) ||
-	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid)) {
+	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* Adds one connection to a dump; -EMSGSIZE when the skb is full. */
+int vnat_shim_nl_put_conn(void *skb_, void *cb_, const struct vnat_nl_conn *c)
+{
+	struct sk_buff *skb = skb_;
+	struct netlink_callback *cb = cb_;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &vnat_nl_family, NLM_F_MULTI, VNAT_CMD_CONN_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (vnat_nl_fill(skb, c)) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
 	genlmsg_end(skb, hdr);
 	return 0;
+}
+
+/*
+ * Tells the events group of @net what happened to connection @c; nothing
+ * when nobody listens. Any context (atomic allocation); a message that
+ * cannot be built is dropped, and listeners that fall behind see ENOBUFS.
+ */
+void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
+			const char *reason)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	if (!genl_has_listeners(&vnat_nl_family, net, 0))
+		return;
+	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_ATOMIC);
+	if (!skb)
+		return;
+	hdr = genlmsg_put(skb, 0, 0, &vnat_nl_family, 0, VNAT_CMD_CONN_EVENT);
+	if (!hdr || nla_put_u8(skb, VNAT_A_CONN_EVENT, event) || vnat_nl_fill(skb, c) ||
+	    (reason && nla_put_string(skb, VNAT_A_CONN_REASON, reason))) {
+		nlmsg_free(skb);
+		return;
+	}
+	genlmsg_end(skb, hdr);
+	genlmsg_multicast_netns(&vnat_nl_family, net, skb, 0, 0, GFP_ATOMIC);
 }
 
 static int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
@@ -772,29 +811,69 @@ static int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback 
 	return vnat_rs_nl_dump(state, skb, cb, cb->args);
 }
 
+/*
+ * conn-resume selects by pid, by a connection's virtual five-tuple (when
+ * local-port is given) or by local physical address (a host's move).
+ */
 static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 {
-	void *state = vnat_state(genl_info_net(info));
+	struct net *net = genl_info_net(info);
+	void *state = vnat_state(net);
+	struct nlattr **a = info->attrs;
+	struct vnat_nl_resume r = {};
 	struct sk_buff *msg;
 	void *hdr;
 	int n;
 
 	if (!state)
 		return -ENODEV;
-	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_NEW_ADDR))
+	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_NEW_ADDR))
 		return -EINVAL;
-	n = vnat_rs_nl_resume(state,
-			      nla_get_in_addr(info->attrs[VNAT_A_CONN_LOCAL_ADDR]),
-			      nla_get_in_addr(info->attrs[VNAT_A_CONN_NEW_ADDR]));
-	switch (n) {
-	case -ENOENT:
-		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[VNAT_A_CONN_LOCAL_ADDR],
-				    "no virtual connection is at this address");
+	r.new_addr = nla_get_in_addr(a[VNAT_A_CONN_NEW_ADDR]);
+	if (a[VNAT_A_CONN_PID]) {
+		if (a[VNAT_A_CONN_LOCAL_ADDR] || a[VNAT_A_CONN_LOCAL_PORT]) {
+			NL_SET_ERR_MSG(info->extack,
+				       "select by pid, by connection or by local-addr, not several");
+			return -EINVAL;
+		}
+		r.by = VNAT_NL_BY_PID;
+		r.pid = nla_get_u32(a[VNAT_A_CONN_PID]);
+	} else if (a[VNAT_A_CONN_LOCAL_PORT]) {
+		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_PROTO) ||
+		    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
+		    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR) ||
+		    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_PORT))
+			return -EINVAL;
+		r.by = VNAT_NL_BY_CONN;
+		r.proto = nla_get_u8(a[VNAT_A_CONN_PROTO]);
+		r.local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
+		r.local_port = nla_get_be16(a[VNAT_A_CONN_LOCAL_PORT]);
+		r.remote_addr = nla_get_in_addr(a[VNAT_A_CONN_REMOTE_ADDR]);
+		r.remote_port = nla_get_be16(a[VNAT_A_CONN_REMOTE_PORT]);
+	} else {
+		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR))
+			return -EINVAL;
+		r.by = VNAT_NL_BY_ADDR;
+		r.local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
+	}
+	/* Updates would name an address the peer cannot reach us at. */
+	if (inet_addr_type(net, r.new_addr) != RTN_LOCAL) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[VNAT_A_CONN_NEW_ADDR],
+				    "new-addr is not an address of this host");
+		return -EADDRNOTAVAIL;
+	}
+	n = vnat_rs_nl_resume(state, &r);
+	if (n == -ENOENT) {
+		if (r.by == VNAT_NL_BY_ADDR)
+			NL_SET_ERR_MSG(info->extack, "no virtual connection is at this address");
+		else if (r.by == VNAT_NL_BY_PID)
+			NL_SET_ERR_MSG(info->extack, "this process has no virtual connection");
+		else
+			NL_SET_ERR_MSG(info->extack, "no such virtual connection");
 		return n;
-	case -EINVAL:
-		NL_SET_ERR_MSG(info->extack,
-			       "addresses must be non-zero and differ");
+	}
+	if (n == -EALREADY) {
+		NL_SET_ERR_MSG(info->extack, "the connections are at new-addr already");
 		return n;
 	}
 	if (n < 0)
@@ -812,7 +891,12 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 }
 
 static const struct nla_policy vnat_nl_resume_policy[VNAT_A_CONN_NEW_ADDR + 1] = {
+	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, IPPROTO_TCP, IPPROTO_UDP),
 	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
+	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
+	[VNAT_A_CONN_REMOTE_ADDR] = { .type = NLA_BE32 },
+	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
+	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
 	[VNAT_A_CONN_NEW_ADDR] = { .type = NLA_BE32 },
 };
 

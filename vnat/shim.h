@@ -35,8 +35,17 @@ struct vnat_nl_conn {
 	u8 proto, state, origin;
 };
 
+/* Which connections a conn-resume request moves, and where. */
+enum vnat_nl_by { VNAT_NL_BY_ADDR, VNAT_NL_BY_PID, VNAT_NL_BY_CONN };
+struct vnat_nl_resume {
+	__be32 local_addr, remote_addr, new_addr;
+	__be16 local_port, remote_port;
+	u32 pid;
+	u8 proto, by;
+};
+
 int vnat_rs_nl_dump(void *state, void *skb, void *cb, long *args);
-int vnat_rs_nl_resume(void *state, __be32 from, __be32 to);
+int vnat_rs_nl_resume(void *state, const struct vnat_nl_resume *r);
 
 /* A packet as Rust translates it: pointers to its writable headers. */
 struct vnat_pkt {
@@ -49,6 +58,8 @@ struct vnat_pkt {
 
 /* Implemented in vnat/shim.c, called from Rust. */
 int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
+void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
+			const char *reason);
 int vnat_shim_genl_register(void);
 void vnat_shim_genl_unregister(void);
 #define VNAT_MAX_COUNTERS 64

@@ -347,9 +347,13 @@ impl ConnectionTable {
         Ok(key)
     }
 
-    /// Forgets every record of a socket that closed or disconnected.
-    pub(crate) fn remove(&self, sk: SockKey) -> Removed {
-        let gone = self.tables.lock().remove_where(sk, |_| true);
+    /// Forgets every record of a socket that closed or disconnected;
+    /// `gone` sees each record, under the table lock.
+    pub(crate) fn remove(&self, sk: SockKey, mut gone: impl FnMut(&VirtualConnection)) -> Removed {
+        let gone = self.tables.lock().remove_where(sk, |c| {
+            gone(c);
+            true
+        });
         for _ in 0..gone.records {
             ffi::sock_put(sk);
         }

@@ -29,6 +29,7 @@ mod socket;
 use crate::{
     config::{VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     migration::{self, Outgoing, Request},
+    netlink::{self, Event},
     netns::{Counter, Ipv4, NetState},
     vcmp::{Message, StreamReader, MSG_LEN},
     virtualization::Key,
@@ -445,9 +446,9 @@ impl<'a> Daemon<'a> {
     /// Takes the requests queued for the daemon and starts their sessions.
     fn requests(&mut self) {
         for r in self.state.requests.take() {
-            let Request::Migrate { from, to } = r;
+            let Request::Migrate { which, to } = r;
             let mut out = KVec::new();
-            if migration::begin(self.state, from, to, &mut out).is_err() {
+            if migration::begin(self.state, which, to, &mut out).is_err() {
                 pr_warn!(
                     "netns {}: out of memory resuming connections\n",
                     self.state.net().inum()
@@ -457,15 +458,18 @@ impl<'a> Daemon<'a> {
                 continue;
             }
             pr_info!(
-                "netns {}: resuming {} connection(s) from {} at {}\n",
+                "netns {}: resuming {} connection(s) {} at {}\n",
                 self.state.net().inum(),
                 out.len(),
-                Ipv4(from),
+                which,
                 Ipv4(to)
             );
             // Incoming rules go live before any update leaves.
             self.rules_changed = true;
             self.publish();
+            for o in &out {
+                netlink::event_raw(self.state, Event::Resuming, &o.event, None);
+            }
             self.add_sessions(&out);
         }
     }
@@ -495,7 +499,7 @@ impl<'a> Daemon<'a> {
                         no_route: false,
                     };
                     if self.sessions.push(s, GFP_KERNEL).is_err() {
-                        migration::abort(self.state, o.key);
+                        migration::abort(self.state, o.key, c"out of memory");
                         self.rules_changed = true;
                         continue;
                     }
@@ -508,7 +512,7 @@ impl<'a> Daemon<'a> {
                 || s.msgs.extend_from_slice(&bytes, GFP_KERNEL).is_err()
             {
                 s.keys.truncate(s.msgs.len() / MSG_LEN);
-                migration::abort(self.state, o.key);
+                migration::abort(self.state, o.key, c"out of memory");
                 self.rules_changed = true;
             }
         }
@@ -530,7 +534,7 @@ impl<'a> Daemon<'a> {
                         s.keys.len() - s.answered
                     );
                     for &k in &s.keys[s.answered..] {
-                        migration::abort(self.state, k);
+                        migration::abort(self.state, k, c"the peer's vnatd did not answer");
                     }
                     self.rules_changed = true;
                     drop(self.sessions.remove(i));

@@ -1,127 +1,262 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""The generic netlink family "vnat", driven by the kernel's own ynl library
-with the spec vnat/vnat.yaml: conn-get dumps exactly the connections that
-are open (tuples, owners, states), in several parts when there are many;
-conn-resume moves a host's connections and says how many; a bad request is
-refused with the right errno and an extack message; an unprivileged user
-may read but not resume."""
-import errno
+"""The control plane: the generic netlink family "vnat" through vnatctl and
+through the kernel's own ynl library with the spec vnat/vnat.yaml.
+
+vnatctl list --json shows exactly the connections that are open (tuples,
+owners, states), before and after a move, on both ends; vnatctl monitor
+sees the events of a migration in order; resume by connection, by pid and
+by address each move exactly the connections asked for; bad commands and
+bad knob values are refused with the documented message and change
+nothing; an unprivileged user may read but not change; ynl dumps the same
+connections; without the module, vnatctl says so (exit 3)."""
 import json
+import queue
 import socket
+import threading
 from vnattest import *
 
+VNATCTL = os.environ["VNATCTL"]
 YNL_DIR = os.environ["VNAT_YNL"]   # the kernel's tools/net/ynl/pyynl, copied by run.sh
-sys.path.insert(0, YNL_DIR)
-from pyynl.lib import NlError, YnlFamily  # noqa: E402  (the kernel's ynl library)
-
-SPEC = "vnat/vnat.yaml"   # validated against the schema by make check's lint stage
+SPEC = "vnat/vnat.yaml"            # validated against the schema by make check's lint stage
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
 
 
-def family(ns):
-    """The kernel's ynl library with our spec, its socket in namespace `ns`."""
-    with netns(ns):
-        return YnlFamily(SPEC, schema="")   # "": no validation here
+def ctl(ns, *args, as_nobody=False):
+    """Runs vnatctl in namespace `ns` (None: this one); returns (exit
+    status, stdout, stderr)."""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + (NOBODY if as_nobody else []) + [VNATCTL, *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stdout, r.stderr.strip()
 
 
-def as_nobody(ns, op, *args):
-    """Runs ynl `op` as user nobody, without capabilities, in a child
-    process; returns ["ok", result] or ["err", errno, message]."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(r)
-        try:
-            os.setgroups([])
-            os.setresgid(65534, 65534, 65534)
-            os.setresuid(65534, 65534, 65534)   # drops every capability
-            out = ["ok", getattr(family(ns), op)(*args)]
-        except NlError as e:
-            out = ["err", e.error, str(e)]
-        except Exception as e:  # noqa: BLE001
-            out = ["err", -1, repr(e)]
-        os.write(w, json.dumps(out).encode())
-        os._exit(0)
-    os.close(w)
-    data = b""
-    while chunk := os.read(r, 1 << 20):
-        data += chunk
-    os.close(r)
-    os.waitpid(pid, 0)
-    return json.loads(data)
+def listing(ns, *filters):
+    rc, out, err = ctl(ns, "list", "--json", *filters)
+    check_eq(rc, 0, f"vnatctl list --json {' '.join(filters)} in {ns} ({err})")
+    return json.loads(out) if rc == 0 else []
 
 
-def refused(f, req):
-    """Sends conn-resume `req`; returns (errno, message) of the refusal."""
-    try:
-        f.do("conn-resume", req)
-        return (0, "accepted")
-    except NlError as e:
-        return (e.error, str(e))
+def tuples(recs):
+    return {(r["proto"], r["local"], r["remote"]) for r in recs}
 
 
-def key(c):
-    return (c["proto"], f"{c['local-addr']}:{c['local-port']}", f"{c['remote-addr']}:{c['remote-port']}")
+class Monitor:
+    """vnatctl monitor --json in a namespace; a thread reads its lines at
+    once, so that the pipe never fills and the monitor never falls behind."""
+
+    def __init__(self, ns):
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, VNATCTL, "monitor", "--json"],
+                                  stdout=subprocess.PIPE, text=True)
+        self.q = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.q.put(json.loads(line))
+        self.q.put(None)
+
+    def until(self, cond, what, timeout=60, must=True):
+        """Takes events until `cond(event)` holds; returns the events taken
+        (None if `must` is false and it did not hold)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                e = self.q.get(timeout=left)
+            except queue.Empty:
+                break
+            if e is None:
+                break
+            got.append(e)
+            if cond(e):
+                return got
+        if not must:
+            return None
+        check(False, f"monitor: {what} (within {timeout}s; saw {[e['event'] for e in got][-10:]})")
+        return got
+
+    def drain(self):
+        """Forgets the events read so far."""
+        while not self.q.empty():
+            self.q.get()
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
 
 
 insmod()
-check_eq(write_knob("auto_migrate", "0"), None, "auto_migrate=0: only the command moves things")
+check_eq(write_knob("auto_migrate", "0"), None, "auto_migrate=0: only commands move things")
 topo = Topology()
-cli, srvf = family("cli"), family("srv")
-check_eq(cli.dump("conn-get", {}), [], "nothing open, nothing dumped")
+check_eq(listing("cli"), [], "nothing open, nothing listed")
 
-# 300 TCP connections and one connected UDP socket: more than one dump part.
+# Monitors first. They listen once they have seen a connection of ours
+# (the events of connections opened before they joined are not theirs).
+mon_cli, mon_srv = Monitor("cli"), Monitor("srv")
 srv = tcp_listen("srv", "0.0.0.0", 5000)
+for _ in range(60):
+    probe = tcp_connect("cli", topo.server_addr(), 5000)
+    probe_a, _ = srv.accept()
+    lp = ep(probe.getsockname())
+    seen_c = mon_cli.until(lambda e: e["event"] == "virtualized" and e["local"] == lp, "", 1, must=False)
+    seen_s = mon_srv.until(lambda e: e["event"] == "virtualized" and e["remote"] == lp, "", 1, must=False)
+    probe.close()
+    probe_a.close()
+    if seen_c and seen_s:
+        break
+check(seen_c and seen_s, "both monitors see a connection virtualized (on connect and on accept)")
+check_eq(seen_s[-1]["origin"], "accept", "the server's is accepted") if seen_s else None
+mon_cli.until(lambda e: e["event"] == "closed" and e["local"] == lp, "closed")
+
+# 200 TCP connections and a connected UDP socket of ours, 5 of a helper.
 pairs = []
-for _ in range(300):
+for _ in range(200):
     c = tcp_connect("cli", topo.server_addr(), 5000)
     a, _ = srv.accept()
     pairs.append((c, a))
+with netns("srv"):
+    us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # an unconnected UDP server
+    us.bind(("0.0.0.0", 5300))
 with netns("cli"):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.connect((topo.server_addr(), 5300))
-want = {(6, ep(c.getsockname()), ep(c.getpeername())) for c, _ in pairs}
-want.add((17, ep(u.getsockname()), ep(u.getpeername())))
-got = cli.dump("conn-get", {})
-check_eq(len(got), 301, "one record per connection, none twice")
-check_same({key(c) for c in got}, want, "the dump's tuples are the sockets' own")
-check(all(c["pid"] == os.getpid() and c["origin"] == "connect" and c["state"] == "native"
-          and c["local-phys-addr"] == c["local-addr"] and c["remote-phys-port"] == c["remote-port"] for c in got),
-      "owner, origin, state and physical endpoints as opened")
-sgot = srvf.dump("conn-get", {})
-check_same({key(c) for c in sgot}, {(p, r, l) for (p, l, r) in want if p == 6}, "the server's view: the accepted ends")
-check(all(c["origin"] == "accept" for c in sgot), "accepted")
-r = as_nobody("cli", "dump", "conn-get", {})
-check(r[0] == "ok" and len(r[1]) == 301, f"an unprivileged user may read ({str(r)[:200]})")
+helper = subprocess.Popen(["ip", "netns", "exec", "cli", "python3", "-c", f"""
+import socket, sys
+s = [socket.create_connection(("{topo.server_addr()}", 5000)) for _ in range(5)]
+print(" ".join("%s:%d" % x.getsockname() for x in s), flush=True)
+sys.stdin.read()
+"""], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+helper_locals = set(helper.stdout.readline().split())
+helper_acc = [srv.accept()[0] for _ in range(5)]
+check_eq(len(helper_locals), 5, "the helper opened 5 connections")
 
-# conn-resume: the client is now on subnet 2 and asks VNAT to move there.
+want = {("tcp", ep(c.getsockname()), ep(c.getpeername())) for c, _ in pairs}
+want.add(("udp", ep(u.getsockname()), ep(u.getpeername())))
+want |= {("tcp", l, f"{topo.server_addr()}:5000") for l in helper_locals}
+got = listing("cli")
+check_eq(len(got), 206, "one record per connection, none twice")
+check_same(tuples(got), want, "vnatctl list: the sockets' own tuples")
+mine = [r for r in got if r["local"] not in helper_locals]
+check(all(r["pid"] == os.getpid() and r["origin"] == "connect" and r["state"] == "native"
+          and r["local-phys"] == r["local"] and r["remote-phys"] == r["remote"] for r in mine),
+      "owner, origin, state and physical endpoints as opened")
+check(all(r["pid"] == helper.pid or r["pid"] > 0 for r in got if r["local"] in helper_locals),
+      "the helper's connections have an owner")
+helper_pid = {r["pid"] for r in got if r["local"] in helper_locals}
+check_eq(len(helper_pid), 1, "one owner for the helper's connections")
+helper_pid = helper_pid.pop()
+check_eq(len(listing("cli", "--pid", str(helper_pid))), 5, "list --pid filters by owner")
+check_eq(len(listing("cli", "--proto", "udp")), 1, "list --proto udp")
+sgot = listing("srv")
+check_same(tuples(sgot), {(p, r, l) for (p, l, r) in want if p == "tcp"}, "the server's view: the accepted ends")
+check(all(r["origin"] == "accept" for r in sgot), "accepted")
+rc, out, err = ctl("cli", "list", "--json", as_nobody=True)
+check(rc == 0 and len(json.loads(out or "[]")) == 206, f"an unprivileged user may read ({rc} {err})")
+rc, out, err = ctl("cli", "list")
+check(rc == 0 and out.splitlines()[0].split()[:3] == ["Proto", "State", "Local"] and len(out.splitlines()) == 207,
+      f"vnatctl list: a table with a header and one line per connection ({err})")
+
+# The kernel's ynl, in this process, with our spec: the same records.
+sys.path.insert(0, YNL_DIR)
+from pyynl.lib import YnlFamily  # noqa: E402
+with netns("cli"):
+    ynl = YnlFamily(SPEC, schema="")   # "": validated by the lint stage
+dump = ynl.dump("conn-get", {})
+check_same({({6: "tcp", 17: "udp"}[d["proto"]], f"{d['local-addr']}:{d['local-port']}", f"{d['remote-addr']}:{d['remote-port']}")
+            for d in dump}, want, "ynl --dump conn-get: the same connections")
+
+# The client is now on subnet 2 too; nothing moves by itself.
 old = topo.client_addr()
 topo.attach_client(2)
 new = topo.client_addr()
-req = {"local-addr": old, "new-addr": new}
-r = as_nobody("cli", "do", "conn-resume", req)
-check(r[0] == "err" and r[1] == errno.EPERM, f"an unprivileged user cannot resume ({r})")
-e, msg = refused(cli, {"local-addr": "10.9.9.9", "new-addr": new})
-check(e == errno.ENOENT and "no virtual connection is at this address" in msg,
-      f"an address without connections: ENOENT and why ({msg})")
-e, msg = refused(cli, {"local-addr": old, "new-addr": old})
-check(e == errno.EINVAL and "addresses must be non-zero and differ" in msg, f"the same address: EINVAL and why ({msg})")
-e, msg = refused(cli, {"local-addr": old})
-check(e == errno.EINVAL, f"a missing attribute is refused ({msg})")
+check_eq(stats("cli")["migrations_completed"], 0, "nothing moved by itself")
+
+# Bad commands: refused with the documented message, nothing changes.
+bad = [
+    (["resume", "10.9.9.9", new], 1, "no virtual connection is at this address"),
+    (["resume", old, "10.9.9.9"], 1, "new-addr is not an address of this host"),
+    (["resume", "--pid", "999999", new], 1, "this process has no virtual connection"),
+    (["resume", "--conn", "tcp", f"{old}:1", f"{topo.server_addr()}:5000", new], 1, "no such virtual connection"),
+    (["resume", "10.0.1", new], 2, "is not an IPv4 address"),
+    (["resume", "--conn", "sctp", f"{old}:1", f"{topo.server_addr()}:5000", new], 2, "is not tcp or udp"),
+    (["resume", old], 2, "two addresses"),
+]
+for args, code, msg in bad:
+    rc, out, err = ctl("cli", *args)
+    check(rc == code and msg in err, f"vnatctl {' '.join(args)}: exit {code} and '{msg}' (got {rc}: {err})")
+rc, out, err = ctl("cli", "resume", old, new, as_nobody=True)
+check(rc == 4 and "CAP_NET_ADMIN" in err, f"an unprivileged user cannot resume: exit 4 ({rc}: {err})")
 check_eq(stats("cli")["migrations_completed"], 0, "none of that moved anything")
-check_eq(cli.do("conn-resume", req), {"count": 301}, "conn-resume answers the number of connections it covers")
-wait_for(lambda: stats("cli")["migrations_completed"] == 301, "all 301 migrated", timeout=60)
-got = cli.dump("conn-get", {})
-check(len(got) == 301 and all(c["state"] == "migrated" and c["local-phys-addr"] == new and c["local-addr"] == old
-                              for c in got),
-      "the dump shows them migrated: virtual address kept, physical one new")
+
+# One connection.
+c0, a0 = pairs[0]
+l0, r0 = ep(c0.getsockname()), ep(c0.getpeername())
+mon_cli.drain()
+rc, out, err = ctl("cli", "resume", "--conn", "tcp", l0, r0, new)
+check(rc == 0 and "resuming 1 connection(s)" in out, f"resume --conn: one connection ({rc}: {out} {err})")
+ev = mon_cli.until(lambda e: e["event"] in ("resumed", "failed") and e["local"] == l0, "the connection resumed")
+seq = [e["event"] for e in ev if e["local"] == l0]
+check_eq(seq, ["resuming", "resumed"], "events of the move, in order")
+check(ev[-1]["local-phys"] == f"{new}:{l0.split(':')[1]}" and ev[-1]["state"] == "migrated", f"resumed at the new address ({ev[-1]})")
+mon_srv.until(lambda e: e["event"] == "peer-moved" and e["remote"] == l0 and e["remote-phys"].startswith(new + ":"),
+              "the server saw its peer move")
+migrated = [r for r in listing("cli") if r["state"] == "migrated"]
+check_eq(tuples(migrated), {("tcp", l0, r0)}, "exactly that connection migrated")
+
+# One process.
+rc, out, err = ctl("cli", "resume", "--pid", str(helper_pid), new)
+check(rc == 0 and "resuming 5 connection(s)" in out, f"resume --pid: the helper's 5 ({rc}: {out} {err})")
+wait_for(lambda: stats("cli")["migrations_completed"] == 6, "6 migrated", timeout=60)
+migrated = listing("cli", "--state", "migrated")
+check_same({r["local"] for r in migrated}, helper_locals | {l0}, "exactly the helper's connections joined it")
+
+# The rest of the host.
+rc, out, err = ctl("cli", "resume", old, new)
+check(rc == 0 and "resuming 200 connection(s)" in out, f"resume OLD NEW: the other 200 ({rc}: {out} {err})")
+wait_for(lambda: stats("cli")["migrations_completed"] == 206, "all 206 migrated", timeout=120)
+got = listing("cli")
+check(len(got) == 206 and all(r["state"] == "migrated" and r["local-phys"].startswith(new + ":")
+                              and r["local"].startswith(old + ":") for r in got),
+      "list: all migrated, virtual address kept, physical one new")
+rc, out, err = ctl("cli", "resume", old, new)
+check(rc == 1 and "no virtual connection is at this address" in err, f"nothing left at the old address ({err})")
+rc, out, err = ctl("cli", "resume", "--pid", str(helper_pid), new)
+check(rc == 1 and "at new-addr already" in err, f"resuming again where they are: refused ({err})")
 for c, a in pairs[:20]:
     c.sendall(b"ping")
     check_eq(a.recv(4), b"ping", "a migrated connection carries bytes")
+
+# Knobs through vnatctl config (global; `ip netns exec` hides configfs).
+before = read_knob("vcmp_retries")
+rc, out, err = ctl(None, "config", "set", "vcmp_retries", "99")
+check(rc == 1 and "refused" in err and f"stays {before}" in err, f"a bad knob value: exit 1, old value kept ({err})")
+check_eq(read_knob("vcmp_retries"), before, "vcmp_retries unchanged")
+rc, out, err = ctl(None, "config", "set", "vcmp_retries", "3")
+check_eq((rc, read_knob("vcmp_retries")), (0, "3"), f"a good one is taken ({err})")
+rc, out, err = ctl(None, "config", "get", "vcmp_retries")
+check_eq(out.strip(), "3", "config get")
+rc, out, err = ctl(None, "config", "set", "no_such_knob", "1")
+check(rc == 2 and "no knob" in err, f"an unknown knob: exit 2 ({err})")
+rc, out, err = ctl(None, "config", "set", "vcmp_retries", "1", as_nobody=True)
+check(rc == 4 and read_knob("vcmp_retries") == "3", f"an unprivileged user cannot set a knob: exit 4 ({rc}: {err})")
+rc, out, err = ctl("cli", "stats", "--json")
+check(rc == 0 and json.loads(out)["migrations_completed"] == 206, f"stats --json ({err})")
+
+# Closing ends the records on both ends.
+helper.stdin.close()
+helper.wait()
 for c, a in pairs:
     c.close()
     a.close()
+for a in helper_acc:
+    a.close()
 u.close()
-wait_for(lambda: cli.dump("conn-get", {}) == [] and srvf.dump("conn-get", {}) == [],
-         "closed connections leave the dump", timeout=30)
+us.close()
+wait_for(lambda: listing("cli") == [] and listing("srv") == [], "closed connections leave the list", timeout=60)
+mon_cli.stop()
+mon_srv.stop()
+srv.close()
+rmmod()
+rc, out, err = ctl("cli", "list")
+check(rc == 3 and "insmod vnat.ko" in err, f"without the module: exit 3 and what to do ({err})")
 done()

@@ -1,118 +1,415 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! `vnatctl`: a minimal control tool for VNAT, run in the network namespace
-//! (host) it acts on (`ip netns exec HOST vnatctl ...`).
-//!
-//! ```text
-//! vnatctl list                 virtual connections (/proc/net/vnat/connections)
-//! vnatctl stats                counters (/proc/net/vnat/stats)
-//! vnatctl resume FROM TO       resume the connections of address FROM at TO
-//! vnatctl suspend ADDR         nothing to do: VNAT needs no notice (paper 3.3.1)
-//! ```
-//!
-//! Exit codes: 0 success, 1 the kernel refused (errno shown), 2 bad usage,
-//! 3 the module is not loaded. The full control plane (generic netlink,
-//! events) is its own piece of work; this tool drives the procfs interface.
+//! `vnatctl`: see, move and watch VNAT's virtual connections, and change its
+//! knobs. It speaks the generic netlink family `vnat` (spec:
+//! `vnat/vnat.yaml`) of the network namespace it runs in (`-n NAME` or
+//! `ip netns exec NAME`), reads `/proc/net/vnat/stats` and writes the
+//! configfs knobs under `/sys/kernel/config/vnat/`.
 
-use std::{fs, io::Write, process::ExitCode};
-use vnat_proto::command::parse_ipv4;
+mod family;
+mod nl;
+mod render;
 
-const PROC: &str = "/proc/net/vnat";
+use clap::{CommandFactory, Parser, Subcommand};
+use family::Attr;
+use nl::{Client, Error};
+use render::Filter;
+use std::{fs, io::Write, net::Ipv4Addr, process::ExitCode};
 
-fn usage() -> ExitCode {
-    eprintln!(
-        "usage: vnatctl list | stats | resume FROM_ADDR TO_ADDR | suspend ADDR\n\
-         examples:\n  ip netns exec laptop vnatctl resume 10.0.1.2 10.0.2.2\n  vnatctl list"
-    );
-    ExitCode::from(2)
+const EXAMPLES: &str = "\
+Examples:
+  vnatctl -n laptop list                      every virtual connection, like ss -tn
+  vnatctl list --state migrated --json        the migrated ones, for jq
+  vnatctl monitor                             watch migrations happen, like ip monitor
+  vnatctl resume 10.0.1.2 10.0.2.2            the host moved: resume what used 10.0.1.2
+  vnatctl resume --pid 4242 10.0.2.2          one process's connections
+  vnatctl resume --conn tcp 10.0.1.2:40000 10.0.0.2:5000 10.0.2.2
+  vnatctl config set vcmp_timeout_ms 5000
+  vnatctl completions bash > /etc/bash_completion.d/vnatctl
+
+Exit status: 0 done; 1 the kernel refused (the reason is printed); 2 bad
+usage; 3 the vnat module is not loaded; 4 permission denied (commands and
+knobs need CAP_NET_ADMIN / root).";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "vnatctl",
+    version,
+    about = "See, move and watch VNAT's virtual connections",
+    after_help = EXAMPLES
+)]
+struct Cli {
+    /// Act in network namespace NAME (/run/netns/NAME), like `ip -n NAME`
+    #[arg(short = 'n', long, global = true, value_name = "NAME")]
+    netns: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
 }
 
-fn not_loaded() -> ExitCode {
-    eprintln!("vnatctl: {PROC} not found: is the vnat module loaded (insmod vnat.ko)?");
-    ExitCode::from(3)
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// List virtual connections: virtual endpoints (what applications see)
+    /// and physical ones (on the wire now)
+    List {
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Only connections in this state
+        #[arg(long, value_parser = ["native", "resuming", "migrated"])]
+        state: Option<String>,
+        /// Only this protocol
+        #[arg(long, value_parser = ["tcp", "udp"])]
+        proto: Option<String>,
+        /// Only connections with this address at any endpoint
+        #[arg(long, value_parser = parse_addr)]
+        addr: Option<Ipv4Addr>,
+        /// Only connections with this port at any endpoint
+        #[arg(long)]
+        port: Option<u16>,
+        /// Only connections opened by this process
+        #[arg(long)]
+        pid: Option<u32>,
+    },
+    /// Print events (virtualized, resuming, resumed, failed, peer-moved,
+    /// refused, closed) as they happen
+    Monitor {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        /// Exit after this many events
+        #[arg(long, value_name = "N")]
+        count: Option<u64>,
+    },
+    /// Resume connections at a new local address: those of a whole host
+    /// (FROM TO), of one process (--pid PID TO) or one connection (--conn
+    /// PROTO LOCAL REMOTE TO, virtual endpoints as `list` shows them)
+    Resume {
+        /// Resume this process's connections
+        #[arg(long, conflicts_with = "conn")]
+        pid: Option<u32>,
+        /// Resume this one connection
+        #[arg(long, num_args = 3, value_names = ["PROTO", "LOCAL", "REMOTE"])]
+        conn: Option<Vec<String>>,
+        /// FROM TO, or TO with --pid/--conn
+        #[arg(value_parser = parse_addr, num_args = 1..=2, required = true, value_name = "ADDR")]
+        addrs: Vec<Ipv4Addr>,
+    },
+    /// Suspend: VNAT needs no notice before a move (paper 3.3.1); this only
+    /// says so, so that scripts written for suspend/resume work
+    Suspend {
+        /// Anything; ignored
+        #[arg(trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Counters of this network namespace (/proc/net/vnat/stats)
+    Stats {
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read or change the run-time knobs (/sys/kernel/config/vnat/)
+    Config {
+        #[command(subcommand)]
+        op: ConfigOp,
+    },
+    /// Print a shell completion script
+    Completions { shell: clap_complete::Shell },
 }
 
-fn show(file: &str) -> ExitCode {
-    match fs::read_to_string(format!("{PROC}/{file}")) {
-        Ok(s) => {
-            print!("{}", render_table(&s));
-            ExitCode::SUCCESS
-        }
-        Err(_) => not_loaded(),
+#[derive(Subcommand, Debug)]
+enum ConfigOp {
+    /// Every knob, or one
+    Get { knob: Option<String> },
+    /// Set a knob; a bad value is refused and the old one kept
+    Set { knob: String, value: String },
+}
+
+fn parse_addr(s: &str) -> Result<Ipv4Addr, String> {
+    s.parse()
+        .map_err(|_| format!("'{s}' is not an IPv4 address"))
+}
+
+fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
+    let bad = || format!("'{s}' is not ADDRESS:PORT");
+    let (a, p) = s.rsplit_once(':').ok_or_else(bad)?;
+    Ok((parse_addr(a)?, p.parse().map_err(|_| bad())?))
+}
+
+const PROC_STATS: &str = "/proc/net/vnat/stats";
+const CONFIGFS: &str = "/sys/kernel/config/vnat";
+
+/// A failure and the exit status it gets.
+struct Fail(u8, String);
+
+impl From<Error> for Fail {
+    fn from(e: Error) -> Self {
+        let code = match &e {
+            Error::NotLoaded => 3,
+            Error::Kernel { errno, .. } if *errno == libc::EPERM => 4,
+            _ => 1,
+        };
+        Fail(code, e.to_string())
     }
 }
 
-/// Aligns whitespace-separated columns, like `ss`.
-fn render_table(text: &str) -> String {
-    let rows: Vec<Vec<&str>> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect())
+fn usage(msg: String) -> Fail {
+    Fail(2, msg)
+}
+
+/// Moves this process into network namespace `name`.
+fn enter_netns(name: &str) -> Result<(), Fail> {
+    let path = format!("/run/netns/{name}");
+    let f = fs::File::open(&path)
+        .map_err(|e| Fail(2, format!("no network namespace '{name}' ({path}: {e})")))?;
+    // SAFETY: setns() on a file descriptor we own for the call's duration.
+    let r = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f), libc::CLONE_NEWNET) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(Fail(
+            4,
+            format!("cannot enter network namespace '{name}': {e}"),
+        ));
+    }
+    Ok(())
+}
+
+fn list(f: &Filter, json: bool) -> Result<(), Fail> {
+    let conns: Vec<_> = Client::open()?
+        .connections()?
+        .into_iter()
+        .filter(|c| f.matches(c))
         .collect();
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.len())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let line: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
+    if json {
+        let v: Vec<_> = conns.iter().map(render::conn_json).collect();
+        println!("{}", serde_json::Value::Array(v));
+    } else {
+        print!("{}", render::conn_table(&conns));
     }
-    out
+    Ok(())
 }
 
-fn resume(from: &str, to: &str) -> ExitCode {
-    for a in [from, to] {
-        if parse_ipv4(a.as_bytes()).is_none() {
-            eprintln!("vnatctl: '{a}' is not an IPv4 address");
-            return ExitCode::from(2);
+fn monitor(json: bool, count: Option<u64>) -> Result<(), Fail> {
+    let mut c = Client::open()?;
+    c.subscribe()?;
+    let mut seen = 0;
+    let mut out = std::io::stdout();
+    loop {
+        let events = match c.events() {
+            Ok(ev) => ev,
+            // The socket's buffer overflowed: say so, and go on.
+            Err(Error::Io(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                eprintln!("vnatctl: events were lost (the kernel had more than this monitor read)");
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for e in events {
+            let line = if json {
+                render::event_json(&e).to_string()
+            } else {
+                render::event_line(&e)
+            };
+            // A closed pipe (| head) ends the monitor quietly.
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                return Ok(());
+            }
+            seen += 1;
+            if count.is_some_and(|n| seen >= n) {
+                return Ok(());
+            }
         }
     }
-    let path = format!("{PROC}/control");
-    let mut f = match fs::OpenOptions::new().write(true).open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return not_loaded(),
-        Err(e) => {
-            eprintln!(
-                "vnatctl: cannot open {path}: {e} (CAP_NET_ADMIN in the namespace is needed)"
-            );
-            return ExitCode::from(1);
+}
+
+fn resume(pid: Option<u32>, conn: Option<Vec<String>>, addrs: &[Ipv4Addr]) -> Result<(), Fail> {
+    let (sel, to, what) = match (pid, conn, addrs) {
+        (None, None, [from, to]) => (vec![Attr::LocalAddr(*from)], *to, format!("of {from}")),
+        (Some(p), None, [to]) => (vec![Attr::Pid(p)], *to, format!("of process {p}")),
+        (None, Some(c), [to]) => {
+            let proto = match c[0].as_str() {
+                "tcp" => 6,
+                "udp" => 17,
+                p => return Err(usage(format!("'{p}' is not tcp or udp"))),
+            };
+            let (la, lp) = parse_endpoint(&c[1]).map_err(usage)?;
+            let (ra, rp) = parse_endpoint(&c[2]).map_err(usage)?;
+            let sel = vec![
+                Attr::Proto(proto),
+                Attr::LocalAddr(la),
+                Attr::LocalPort(lp),
+                Attr::RemoteAddr(ra),
+                Attr::RemotePort(rp),
+            ];
+            (sel, *to, format!("{} {} -> {}", c[0], c[1], c[2]))
+        }
+        (None, None, _) => return Err(usage("resume FROM TO: two addresses".into())),
+        _ => {
+            return Err(usage(
+                "with --pid or --conn, give only the new address".into(),
+            ))
         }
     };
-    match f.write_all(format!("migrate {from} {to}\n").as_bytes()) {
-        Ok(()) => {
-            println!("resuming the connections of {from} at {to}; see 'vnatctl stats' (migrations_completed)");
-            ExitCode::SUCCESS
+    let mut all = sel;
+    all.push(Attr::NewAddr(to));
+    let n = Client::open()?.resume(all)?;
+    println!("resuming {n} connection(s) {what} at {to}; 'vnatctl monitor' shows them resume");
+    Ok(())
+}
+
+fn stats(json: bool) -> Result<(), Fail> {
+    let text = fs::read_to_string(PROC_STATS).map_err(|_| Fail::from(Error::NotLoaded))?;
+    let pairs: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| l.split_once(char::is_whitespace))
+        .map(|(k, v)| (k, v.trim()))
+        .collect();
+    if json {
+        let m: serde_json::Map<String, serde_json::Value> = pairs
+            .iter()
+            .map(|(k, v)| {
+                let v = v.parse::<u64>().map_or_else(|_| (*v).into(), Into::into);
+                ((*k).to_string(), v)
+            })
+            .collect();
+        println!("{}", serde_json::Value::Object(m));
+    } else {
+        let rows: Vec<Vec<String>> = pairs
+            .iter()
+            .map(|(k, v)| vec![(*k).to_string(), (*v).to_string()])
+            .collect();
+        print!("{}", render::table(&rows));
+    }
+    Ok(())
+}
+
+fn knob_path(knob: &str) -> Result<String, Fail> {
+    if knob.is_empty() || knob.contains('/') || knob.starts_with('.') {
+        return Err(usage(format!("'{knob}' is not a knob name")));
+    }
+    let p = format!("{CONFIGFS}/{knob}");
+    if fs::metadata(CONFIGFS).is_err() {
+        let root = "/sys/kernel/config";
+        let mounted = fs::read_dir(root).is_ok_and(|mut d| d.next().is_some());
+        return Err(if mounted {
+            Fail(
+                3,
+                format!("{CONFIGFS} not found: the vnat module is not loaded (insmod vnat.ko)"),
+            )
+        } else {
+            Fail(
+                3,
+                format!(
+                    "configfs is not mounted at {root}: mount it (mount -t configfs none {root}); \
+                     under 'ip netns exec', which mounts its own /sys, run 'vnatctl config' \
+                     outside it: the knobs are global"
+                ),
+            )
+        });
+    }
+    if fs::metadata(&p).is_err() {
+        return Err(usage(format!(
+            "no knob '{knob}'; 'vnatctl config get' lists them"
+        )));
+    }
+    Ok(p)
+}
+
+fn config(op: ConfigOp) -> Result<(), Fail> {
+    match op {
+        ConfigOp::Get { knob: Some(k) } => {
+            let v = fs::read_to_string(knob_path(&k)?).map_err(|e| Fail(1, e.to_string()))?;
+            print!("{v}");
         }
-        Err(e) => {
-            eprintln!("vnatctl: the kernel refused: {e}");
-            ExitCode::from(1)
+        ConfigOp::Get { knob: None } => {
+            knob_path("vcmp_port")?;
+            let mut names: Vec<String> = fs::read_dir(CONFIGFS)
+                .map_err(|e| Fail(1, e.to_string()))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| n != "counters")
+                .collect();
+            names.sort();
+            let rows: Vec<Vec<String>> = names
+                .into_iter()
+                .map(|n| {
+                    let v = fs::read_to_string(format!("{CONFIGFS}/{n}")).unwrap_or_default();
+                    vec![n, v.trim().to_string()]
+                })
+                .collect();
+            print!("{}", render::table(&rows));
+        }
+        ConfigOp::Set { knob, value } => {
+            let p = knob_path(&knob)?;
+            let old = fs::read_to_string(&p).unwrap_or_default();
+            if let Err(e) = fs::write(&p, &value) {
+                let code = match e.raw_os_error() {
+                    Some(libc::EPERM | libc::EACCES) => 4,
+                    _ => 1,
+                };
+                return Err(Fail(
+                    code,
+                    format!(
+                        "{knob}: '{value}' refused: {e}; the value stays {} (the kernel log says why)",
+                        old.trim()
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<(), Fail> {
+    if let Some(ns) = &cli.netns {
+        enter_netns(ns)?;
+    }
+    match cli.cmd {
+        Cmd::List {
+            json,
+            state,
+            proto,
+            addr,
+            port,
+            pid,
+        } => list(
+            &Filter {
+                state,
+                proto,
+                addr,
+                port,
+                pid,
+            },
+            json,
+        ),
+        Cmd::Monitor { json, count } => monitor(json, count),
+        Cmd::Resume { pid, conn, addrs } => resume(pid, conn, &addrs),
+        Cmd::Suspend { .. } => {
+            println!(
+                "nothing to do: VNAT needs no notice before a move (paper 3.3.1); \
+                 run 'vnatctl resume' after it, or let auto_migrate do it"
+            );
+            Ok(())
+        }
+        Cmd::Stats { json } => stats(json),
+        Cmd::Config { op } => config(op),
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "vnatctl",
+                &mut std::io::stdout(),
+            );
+            Ok(())
         }
     }
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
-        ["list"] => show("connections"),
-        ["stats"] => show("stats"),
-        ["resume", from, to] => resume(from, to),
-        ["suspend", _addr] => {
-            println!("nothing to do: VNAT needs no notice before a move (paper 3.3.1); run 'vnatctl resume' after it");
-            ExitCode::SUCCESS
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fail(code, msg)) => {
+            eprintln!("vnatctl: {msg}");
+            ExitCode::from(code)
         }
-        _ => usage(),
     }
 }
 
@@ -120,12 +417,84 @@ fn main() -> ExitCode {
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("vnatctl").chain(args.iter().copied()))
+    }
+
     #[test]
-    fn table_is_aligned() {
-        let t = render_table("proto local pid\ntcp 10.0.0.1:1 7\ntcp 1.2.3.4:56789 12345\n");
-        assert_eq!(
-            t,
-            "proto  local          pid\ntcp    10.0.0.1:1     7\ntcp    1.2.3.4:56789  12345\n"
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn resume_forms() {
+        let c = parse(&["-n", "cli", "resume", "10.0.1.2", "10.0.2.2"]).unwrap();
+        assert_eq!(c.netns.as_deref(), Some("cli"));
+        assert!(
+            matches!(c.cmd, Cmd::Resume { pid: None, conn: None, ref addrs } if addrs.len() == 2)
         );
+        let c = parse(&["resume", "--pid", "42", "10.0.2.2"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Resume { pid: Some(42), .. }));
+        let c = parse(&[
+            "resume",
+            "--conn",
+            "tcp",
+            "10.0.1.2:1",
+            "10.0.0.2:2",
+            "10.0.2.2",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.cmd, Cmd::Resume { conn: Some(ref v), ref addrs, .. } if v.len() == 3 && addrs.len() == 1)
+        );
+        assert!(parse(&["resume", "--pid", "1", "--conn", "tcp", "a", "b", "10.0.0.1"]).is_err());
+        assert!(parse(&["resume"]).is_err());
+    }
+
+    #[test]
+    fn bad_addresses_are_usage_errors() {
+        let e = parse(&["resume", "10.0.1", "10.0.2.2"]).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("'10.0.1' is not an IPv4 address"),
+            "{e}"
+        );
+        assert!(parse(&["list", "--state", "sleeping"]).is_err());
+        assert_eq!(
+            parse_endpoint("10.0.0.1:80"),
+            Ok(("10.0.0.1".parse().unwrap(), 80))
+        );
+        assert!(parse_endpoint("10.0.0.1").is_err());
+        assert!(parse_endpoint("10.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn resume_needs_the_right_number_of_addresses() {
+        let Err(Fail(code, msg)) = resume(None, None, &["10.0.0.1".parse().unwrap()]) else {
+            panic!("accepted one address without a selector");
+        };
+        assert_eq!((code, msg.as_str()), (2, "resume FROM TO: two addresses"));
+        let two = ["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
+        let Err(Fail(code, _)) = resume(Some(1), None, &two) else {
+            panic!("accepted FROM with --pid");
+        };
+        assert_eq!(code, 2);
+    }
+
+    #[test]
+    fn knob_names_stay_in_configfs() {
+        for bad in ["../x", "", ".hidden", "a/b"] {
+            let Err(Fail(code, _)) = knob_path(bad) else {
+                panic!("{bad} accepted");
+            };
+            assert_eq!(code, 2);
+        }
+    }
+
+    #[test]
+    fn help_has_examples_and_exit_codes() {
+        let h = Cli::command().render_long_help().to_string();
+        assert!(h.contains("vnatctl resume 10.0.1.2 10.0.2.2"));
+        assert!(h.contains("Exit status"));
     }
 }

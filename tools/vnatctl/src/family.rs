@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The generic netlink family `vnat` as messages: the numbers of
+//! `vnat/netlink.h` (generated from the spec `vnat/vnat.yaml`; a test checks
+//! that both agree with this file), attributes, and the records a dump or an
+//! event carries.
+
+use netlink_packet_core::{
+    emit_u16_be, emit_u32, emit_u32_be, parse_string, parse_u16_be, parse_u32, parse_u32_be,
+    parse_u8, DecodeError, DefaultNla, Emitable, Nla, NlaBuffer, NlasIterator, Parseable,
+    ParseableParametrized,
+};
+use netlink_packet_generic::{GenlFamily, GenlHeader};
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+/// The family's name, version and multicast group.
+pub const FAMILY_NAME: &str = "vnat";
+/// `VNAT_FAMILY_VERSION`.
+pub const FAMILY_VERSION: u8 = 1;
+/// `VNAT_MCGRP_EVENTS`.
+pub const MCGRP_EVENTS: &str = "events";
+
+/// `VNAT_CMD_*`.
+pub mod cmd {
+    /// Dump of the virtual connections.
+    pub const CONN_GET: u8 = 1;
+    /// Resume connections at a new address.
+    pub const CONN_RESUME: u8 = 2;
+    /// An event, on the `events` multicast group.
+    pub const CONN_EVENT: u8 = 3;
+}
+
+/// `VNAT_A_CONN_*`.
+pub mod attr {
+    pub const PROTO: u16 = 1;
+    pub const LOCAL_ADDR: u16 = 2;
+    pub const LOCAL_PORT: u16 = 3;
+    pub const REMOTE_ADDR: u16 = 4;
+    pub const REMOTE_PORT: u16 = 5;
+    pub const LOCAL_PHYS_ADDR: u16 = 6;
+    pub const LOCAL_PHYS_PORT: u16 = 7;
+    pub const REMOTE_PHYS_ADDR: u16 = 8;
+    pub const REMOTE_PHYS_PORT: u16 = 9;
+    pub const STATE: u16 = 10;
+    pub const ORIGIN: u16 = 11;
+    pub const PID: u16 = 12;
+    pub const NEW_ADDR: u16 = 13;
+    pub const COUNT: u16 = 14;
+    pub const EVENT: u16 = 15;
+    pub const REASON: u16 = 16;
+}
+
+/// Names of an enum of the spec, by value.
+const STATES: &[&str] = &["native", "resuming", "migrated"];
+const ORIGINS: &[&str] = &["connect", "accept", "existing", "update"];
+/// `enum vnat_event`, in the order of the spec.
+pub const EVENTS: &[&str] = &[
+    "virtualized",
+    "closed",
+    "resuming",
+    "resumed",
+    "failed",
+    "peer-moved",
+    "refused",
+];
+
+/// The name of value `v` of an enum, or the number if this vnatctl is older
+/// than the module.
+pub fn enum_name(names: &[&str], v: u8) -> String {
+    names
+        .get(usize::from(v))
+        .map_or_else(|| format!("unknown-{v}"), |s| (*s).to_string())
+}
+
+/// One attribute of the `conn` set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Attr {
+    Proto(u8),
+    LocalAddr(Ipv4Addr),
+    LocalPort(u16),
+    RemoteAddr(Ipv4Addr),
+    RemotePort(u16),
+    LocalPhysAddr(Ipv4Addr),
+    LocalPhysPort(u16),
+    RemotePhysAddr(Ipv4Addr),
+    RemotePhysPort(u16),
+    State(u8),
+    Origin(u8),
+    Pid(u32),
+    NewAddr(Ipv4Addr),
+    Count(u32),
+    Event(u8),
+    Reason(String),
+    /// An attribute this vnatctl does not know (a newer module).
+    Other(DefaultNla),
+}
+
+/// The wire form of an attribute's value.
+enum Value<'a> {
+    U8(u8),
+    U16Be(u16),
+    U32(u32),
+    Addr(Ipv4Addr),
+    Str(&'a str),
+}
+
+impl Attr {
+    fn value(&self) -> Option<Value<'_>> {
+        use Attr::*;
+        Some(match self {
+            Proto(v) | State(v) | Origin(v) | Event(v) => Value::U8(*v),
+            LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
+            Pid(v) | Count(v) => Value::U32(*v),
+            LocalAddr(a) | RemoteAddr(a) | LocalPhysAddr(a) | RemotePhysAddr(a) | NewAddr(a) => {
+                Value::Addr(*a)
+            }
+            Reason(s) => Value::Str(s),
+            Other(_) => return None,
+        })
+    }
+}
+
+impl Nla for Attr {
+    fn value_len(&self) -> usize {
+        match self.value() {
+            Some(Value::U8(_)) => 1,
+            Some(Value::U16Be(_)) => 2,
+            Some(Value::U32(_) | Value::Addr(_)) => 4,
+            Some(Value::Str(s)) => s.len() + 1,
+            None => match self {
+                Attr::Other(n) => n.value_len(),
+                _ => 0,
+            },
+        }
+    }
+
+    fn kind(&self) -> u16 {
+        use Attr::*;
+        match self {
+            Proto(_) => attr::PROTO,
+            LocalAddr(_) => attr::LOCAL_ADDR,
+            LocalPort(_) => attr::LOCAL_PORT,
+            RemoteAddr(_) => attr::REMOTE_ADDR,
+            RemotePort(_) => attr::REMOTE_PORT,
+            LocalPhysAddr(_) => attr::LOCAL_PHYS_ADDR,
+            LocalPhysPort(_) => attr::LOCAL_PHYS_PORT,
+            RemotePhysAddr(_) => attr::REMOTE_PHYS_ADDR,
+            RemotePhysPort(_) => attr::REMOTE_PHYS_PORT,
+            State(_) => attr::STATE,
+            Origin(_) => attr::ORIGIN,
+            Pid(_) => attr::PID,
+            NewAddr(_) => attr::NEW_ADDR,
+            Count(_) => attr::COUNT,
+            Event(_) => attr::EVENT,
+            Reason(_) => attr::REASON,
+            Other(n) => n.kind(),
+        }
+    }
+
+    fn emit_value(&self, buf: &mut [u8]) {
+        match self.value() {
+            Some(Value::U8(v)) => buf[0] = v,
+            Some(Value::U16Be(v)) => emit_u16_be(buf, v).expect("2 bytes"),
+            Some(Value::U32(v)) => emit_u32(buf, v).expect("4 bytes"),
+            Some(Value::Addr(a)) => emit_u32_be(buf, a.into()).expect("4 bytes"),
+            Some(Value::Str(s)) => {
+                buf[..s.len()].copy_from_slice(s.as_bytes());
+                buf[s.len()] = 0;
+            }
+            None => {
+                if let Attr::Other(n) = self {
+                    n.emit_value(buf);
+                }
+            }
+        }
+    }
+}
+
+impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
+    fn parse(buf: &NlaBuffer<&T>) -> Result<Self, DecodeError> {
+        let v = buf.value();
+        let addr = |v: &[u8]| parse_u32_be(v).map(Ipv4Addr::from);
+        Ok(match buf.kind() {
+            attr::PROTO => Attr::Proto(parse_u8(v)?),
+            attr::LOCAL_ADDR => Attr::LocalAddr(addr(v)?),
+            attr::LOCAL_PORT => Attr::LocalPort(parse_u16_be(v)?),
+            attr::REMOTE_ADDR => Attr::RemoteAddr(addr(v)?),
+            attr::REMOTE_PORT => Attr::RemotePort(parse_u16_be(v)?),
+            attr::LOCAL_PHYS_ADDR => Attr::LocalPhysAddr(addr(v)?),
+            attr::LOCAL_PHYS_PORT => Attr::LocalPhysPort(parse_u16_be(v)?),
+            attr::REMOTE_PHYS_ADDR => Attr::RemotePhysAddr(addr(v)?),
+            attr::REMOTE_PHYS_PORT => Attr::RemotePhysPort(parse_u16_be(v)?),
+            attr::STATE => Attr::State(parse_u8(v)?),
+            attr::ORIGIN => Attr::Origin(parse_u8(v)?),
+            attr::PID => Attr::Pid(parse_u32(v)?),
+            attr::NEW_ADDR => Attr::NewAddr(addr(v)?),
+            attr::COUNT => Attr::Count(parse_u32(v)?),
+            attr::EVENT => Attr::Event(parse_u8(v)?),
+            attr::REASON => Attr::Reason(parse_string(v)?),
+            _ => Attr::Other(DefaultNla::parse(buf)?),
+        })
+    }
+}
+
+/// A message of the family: a command and its attributes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub cmd: u8,
+    pub attrs: Vec<Attr>,
+}
+
+impl GenlFamily for Message {
+    fn family_name() -> &'static str {
+        FAMILY_NAME
+    }
+
+    fn command(&self) -> u8 {
+        self.cmd
+    }
+
+    fn version(&self) -> u8 {
+        FAMILY_VERSION
+    }
+}
+
+impl Emitable for Message {
+    fn buffer_len(&self) -> usize {
+        self.attrs.as_slice().buffer_len()
+    }
+
+    fn emit(&self, buf: &mut [u8]) {
+        self.attrs.as_slice().emit(buf)
+    }
+}
+
+impl ParseableParametrized<[u8], GenlHeader> for Message {
+    fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
+        let attrs = NlasIterator::new(buf)
+            .map(|nla| nla.and_then(|nla| Attr::parse(&nla)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            cmd: header.cmd,
+            attrs,
+        })
+    }
+}
+
+/// A virtual connection as a dump or an event describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conn {
+    /// IP protocol number.
+    pub proto: u8,
+    /// Virtual endpoints: what the sockets see, for the connection's life.
+    pub local: SocketAddrV4,
+    pub remote: SocketAddrV4,
+    /// Physical endpoints: what the wire carries now.
+    pub local_phys: SocketAddrV4,
+    pub remote_phys: SocketAddrV4,
+    /// `STATES` index.
+    pub state: u8,
+    /// `ORIGINS` index.
+    pub origin: u8,
+    /// Owner's thread group id; 0 if unknown.
+    pub pid: u32,
+}
+
+impl Conn {
+    /// "tcp" or "udp".
+    pub fn proto_name(&self) -> String {
+        match self.proto {
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            p => format!("proto-{p}"),
+        }
+    }
+
+    pub fn state_name(&self) -> String {
+        enum_name(STATES, self.state)
+    }
+
+    pub fn origin_name(&self) -> String {
+        enum_name(ORIGINS, self.origin)
+    }
+
+    /// The record in `attrs`; `Err` names the first attribute missing.
+    pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
+        let mut c = Self {
+            proto: 0,
+            local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            remote: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            local_phys: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            remote_phys: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            state: 0,
+            origin: 0,
+            pid: 0,
+        };
+        let mut seen = 0u32;
+        for a in attrs {
+            seen |= 1 << a.kind().min(31);
+            match a {
+                Attr::Proto(v) => c.proto = *v,
+                Attr::LocalAddr(v) => c.local.set_ip(*v),
+                Attr::LocalPort(v) => c.local.set_port(*v),
+                Attr::RemoteAddr(v) => c.remote.set_ip(*v),
+                Attr::RemotePort(v) => c.remote.set_port(*v),
+                Attr::LocalPhysAddr(v) => c.local_phys.set_ip(*v),
+                Attr::LocalPhysPort(v) => c.local_phys.set_port(*v),
+                Attr::RemotePhysAddr(v) => c.remote_phys.set_ip(*v),
+                Attr::RemotePhysPort(v) => c.remote_phys.set_port(*v),
+                Attr::State(v) => c.state = *v,
+                Attr::Origin(v) => c.origin = *v,
+                Attr::Pid(v) => c.pid = *v,
+                _ => {}
+            }
+        }
+        for (k, name) in [
+            (attr::PROTO, "proto"),
+            (attr::LOCAL_ADDR, "local-addr"),
+            (attr::LOCAL_PORT, "local-port"),
+            (attr::REMOTE_ADDR, "remote-addr"),
+            (attr::REMOTE_PORT, "remote-port"),
+        ] {
+            if seen & (1 << k) == 0 {
+                return Err(format!("the kernel sent a connection without {name}"));
+            }
+        }
+        Ok(c)
+    }
+
+    /// The attributes the kernel would send for this record.
+    #[cfg(test)]
+    pub fn to_attrs(&self) -> Vec<Attr> {
+        vec![
+            Attr::Proto(self.proto),
+            Attr::LocalAddr(*self.local.ip()),
+            Attr::LocalPort(self.local.port()),
+            Attr::RemoteAddr(*self.remote.ip()),
+            Attr::RemotePort(self.remote.port()),
+            Attr::LocalPhysAddr(*self.local_phys.ip()),
+            Attr::LocalPhysPort(self.local_phys.port()),
+            Attr::RemotePhysAddr(*self.remote_phys.ip()),
+            Attr::RemotePhysPort(self.remote_phys.port()),
+            Attr::State(self.state),
+            Attr::Origin(self.origin),
+            Attr::Pid(self.pid),
+        ]
+    }
+}
+
+/// A message of the `events` group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// `EVENTS` index.
+    pub event: u8,
+    pub conn: Conn,
+    /// Why, for `failed` and `refused`.
+    pub reason: Option<String>,
+}
+
+impl Event {
+    pub fn name(&self) -> String {
+        enum_name(EVENTS, self.event)
+    }
+
+    pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
+        let event = attrs
+            .iter()
+            .find_map(|a| match a {
+                Attr::Event(e) => Some(*e),
+                _ => None,
+            })
+            .ok_or("the kernel sent an event without its kind")?;
+        let reason = attrs.iter().find_map(|a| match a {
+            Attr::Reason(r) => Some(r.clone()),
+            _ => None,
+        });
+        Ok(Self {
+            event,
+            conn: Conn::from_attrs(attrs)?,
+            reason,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_REQUEST};
+    use netlink_packet_generic::GenlMessage;
+
+    pub(crate) fn sample() -> Conn {
+        Conn {
+            proto: 6,
+            local: "10.0.1.2:40000".parse().unwrap(),
+            remote: "10.0.0.2:5000".parse().unwrap(),
+            local_phys: "10.0.2.2:40000".parse().unwrap(),
+            remote_phys: "10.0.0.2:5000".parse().unwrap(),
+            state: 2,
+            origin: 0,
+            pid: 4242,
+        }
+    }
+
+    /// Serializes a message as the kernel would frame it, then parses it.
+    fn round_trip(m: Message) -> Message {
+        let mut g = GenlMessage::from_payload(m);
+        g.set_resolved_family_id(0x20);
+        let mut nl = NetlinkMessage::from(g);
+        nl.header.flags = NLM_F_REQUEST;
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        let back = NetlinkMessage::<GenlMessage<Message>>::deserialize(&buf).unwrap();
+        match back.payload {
+            NetlinkPayload::InnerMessage(g) => g.payload,
+            p => panic!("not a family message: {p:?}"),
+        }
+    }
+
+    #[test]
+    fn connection_round_trips() {
+        let c = sample();
+        let m = round_trip(Message {
+            cmd: cmd::CONN_GET,
+            attrs: c.to_attrs(),
+        });
+        assert_eq!(m.cmd, cmd::CONN_GET);
+        assert_eq!(Conn::from_attrs(&m.attrs).unwrap(), c);
+    }
+
+    #[test]
+    fn event_round_trips_with_reason() {
+        let mut attrs = sample().to_attrs();
+        attrs.push(Attr::Event(6));
+        attrs.push(Attr::Reason("no such virtual connection".into()));
+        let m = round_trip(Message {
+            cmd: cmd::CONN_EVENT,
+            attrs,
+        });
+        let e = Event::from_attrs(&m.attrs).unwrap();
+        assert_eq!(e.name(), "refused");
+        assert_eq!(e.reason.as_deref(), Some("no such virtual connection"));
+        assert_eq!(e.conn, sample());
+    }
+
+    #[test]
+    fn addresses_and_ports_are_big_endian_on_the_wire() {
+        let mut buf = vec![0u8; 8];
+        Attr::LocalAddr(Ipv4Addr::new(10, 0, 1, 2)).emit(&mut buf);
+        assert_eq!(&buf[4..8], &[10, 0, 1, 2]);
+        Attr::LocalPort(0x1234).emit(&mut buf);
+        assert_eq!(&buf[4..6], &[0x12, 0x34]);
+    }
+
+    #[test]
+    fn unknown_attributes_are_kept_not_fatal() {
+        let mut attrs = sample().to_attrs();
+        attrs.push(Attr::Other(DefaultNla::new(99, vec![1, 2, 3, 4])));
+        let m = round_trip(Message {
+            cmd: cmd::CONN_GET,
+            attrs: attrs.clone(),
+        });
+        assert_eq!(m.attrs, attrs);
+        assert_eq!(enum_name(STATES, 7), "unknown-7");
+    }
+
+    #[test]
+    fn a_record_without_its_tuple_is_an_error() {
+        let attrs: Vec<Attr> = sample()
+            .to_attrs()
+            .into_iter()
+            .filter(|a| a.kind() != attr::REMOTE_PORT)
+            .collect();
+        assert_eq!(
+            Conn::from_attrs(&attrs).unwrap_err(),
+            "the kernel sent a connection without remote-port"
+        );
+    }
+
+    /// The numbers here are the ones of `vnat/netlink.h`, which the lint
+    /// stage checks against the spec.
+    #[test]
+    fn numbers_match_the_kernel_header() {
+        let h = include_str!("../../../vnat/netlink.h");
+        let body = |first: &str| -> Vec<String> {
+            let start = h.find(first).expect(first);
+            let open = h[..start].rfind('{').unwrap();
+            let close = open + h[open..].find('}').unwrap();
+            h[open + 1..close]
+                .split(',')
+                .map(|s| s.split('=').next().unwrap().trim().to_string())
+                .filter(|s| !s.is_empty() && !s.starts_with("__") && !s.ends_with("_MAX"))
+                .collect()
+        };
+        let attrs = body("VNAT_A_CONN_PROTO");
+        let ours = [
+            (attr::PROTO, "PROTO"),
+            (attr::LOCAL_ADDR, "LOCAL_ADDR"),
+            (attr::LOCAL_PORT, "LOCAL_PORT"),
+            (attr::REMOTE_ADDR, "REMOTE_ADDR"),
+            (attr::REMOTE_PORT, "REMOTE_PORT"),
+            (attr::LOCAL_PHYS_ADDR, "LOCAL_PHYS_ADDR"),
+            (attr::LOCAL_PHYS_PORT, "LOCAL_PHYS_PORT"),
+            (attr::REMOTE_PHYS_ADDR, "REMOTE_PHYS_ADDR"),
+            (attr::REMOTE_PHYS_PORT, "REMOTE_PHYS_PORT"),
+            (attr::STATE, "STATE"),
+            (attr::ORIGIN, "ORIGIN"),
+            (attr::PID, "PID"),
+            (attr::NEW_ADDR, "NEW_ADDR"),
+            (attr::COUNT, "COUNT"),
+            (attr::EVENT, "EVENT"),
+            (attr::REASON, "REASON"),
+        ];
+        assert_eq!(attrs.len(), ours.len(), "{attrs:?}");
+        for (n, name) in ours {
+            assert_eq!(attrs[usize::from(n) - 1], format!("VNAT_A_CONN_{name}"));
+        }
+        let cmds = body("VNAT_CMD_CONN_GET");
+        assert_eq!(
+            cmds,
+            [
+                "VNAT_CMD_CONN_GET",
+                "VNAT_CMD_CONN_RESUME",
+                "VNAT_CMD_CONN_EVENT"
+            ]
+        );
+        assert_eq!(usize::from(cmd::CONN_EVENT), cmds.len());
+        let events: Vec<String> = EVENTS
+            .iter()
+            .map(|e| format!("VNAT_EVENT_{}", e.to_uppercase().replace('-', "_")))
+            .collect();
+        assert_eq!(body("VNAT_EVENT_VIRTUALIZED"), events);
+        let states: Vec<String> = STATES
+            .iter()
+            .map(|e| format!("VNAT_STATE_{}", e.to_uppercase()))
+            .collect();
+        assert_eq!(body("VNAT_STATE_NATIVE"), states);
+        assert!(h.contains(&format!("VNAT_FAMILY_NAME \"{FAMILY_NAME}\"")));
+        assert!(h.contains(&format!("VNAT_MCGRP_EVENTS \"{MCGRP_EVENTS}\"")));
+    }
+}

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Talking to the `vnat` generic netlink family of the current network
+//! namespace: resolving it, dumps, requests with their extended-ack reason,
+//! and the events group.
+
+use crate::family::{self, cmd, Attr, Conn, Event, Message};
+use netlink_packet_core::{
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NlasIterator, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_REQUEST,
+};
+use netlink_packet_generic::{
+    ctrl::{
+        nlas::{GenlCtrlAttrs, McastGrpAttrs},
+        GenlCtrl, GenlCtrlCmd,
+    },
+    GenlFamily, GenlMessage,
+};
+use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
+use std::{fmt, io};
+
+/// Why a request did not work, in the terms the user acts on.
+#[derive(Debug)]
+pub enum Error {
+    /// The family is not registered: the module is not loaded.
+    NotLoaded,
+    /// The kernel refused: errno and its extended-ack message, if any.
+    Kernel { errno: i32, msg: Option<String> },
+    /// The socket failed.
+    Io(io::Error),
+    /// The kernel sent something this vnatctl cannot read.
+    Decode(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotLoaded => write!(
+                f,
+                "the vnat module is not loaded (no generic netlink family \"vnat\" in this \
+                 network namespace): load it with 'insmod vnat.ko'"
+            ),
+            Error::Kernel { errno, msg } => {
+                let e = io::Error::from_raw_os_error(*errno);
+                let what = match msg {
+                    Some(m) => format!("{m} ({e})"),
+                    None => e.to_string(),
+                };
+                match *errno {
+                    libc::EPERM => write!(
+                        f,
+                        "{what}: changing VNAT needs CAP_NET_ADMIN in the network \
+                         namespace's user namespace (run as root)"
+                    ),
+                    _ => write!(f, "the kernel refused: {what}"),
+                }
+            }
+            Error::Io(e) => write!(f, "netlink socket: {e}"),
+            Error::Decode(e) => write!(f, "unexpected message from the kernel: {e}"),
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+/// The reason of an error or ack message: the `NLMSGERR_ATTR_MSG` TLV that
+/// follows the echoed request header (`NLM_F_CAPPED`: header only).
+pub fn extack_message(flags: u16, echoed: &[u8]) -> Option<String> {
+    if flags & NLM_F_ACK_TLVS == 0 || echoed.len() < 16 {
+        return None;
+    }
+    let orig_len = u32::from_ne_bytes(echoed[..4].try_into().ok()?) as usize;
+    let skip = if flags & NLM_F_CAPPED != 0 {
+        16
+    } else {
+        (orig_len + 3) & !3
+    };
+    let tlvs = echoed.get(skip..)?;
+    NlasIterator::new(tlvs).find_map(|nla| {
+        let nla = nla.ok()?;
+        // NLMSGERR_ATTR_MSG
+        (nla.kind() == 1).then(|| {
+            let v = nla.value();
+            let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
+            String::from_utf8_lossy(&v[..end]).into_owned()
+        })
+    })
+}
+
+/// A socket on the family.
+pub struct Client {
+    sock: Socket,
+    family: u16,
+    events_group: Option<u32>,
+    seq: u32,
+}
+
+impl Client {
+    /// Opens a socket and resolves the family; `Error::NotLoaded` when the
+    /// module is not loaded.
+    pub fn open() -> Result<Self, Error> {
+        let mut sock = Socket::new(NETLINK_GENERIC)?;
+        sock.bind_auto()?;
+        sock.connect(&SocketAddr::new(0, 0))?;
+        // Errors carry the kernel's reason, without the echoed request.
+        sock.set_ext_ack(true)?;
+        sock.set_cap_ack(true)?;
+        let mut c = Client {
+            sock,
+            family: 0,
+            events_group: None,
+            seq: 0,
+        };
+        let mut req = GenlMessage::from_payload(GenlCtrl {
+            cmd: GenlCtrlCmd::GetFamily,
+            nlas: vec![GenlCtrlAttrs::FamilyName(family::FAMILY_NAME.into())],
+        });
+        req.finalize();
+        let replies = match c.transact(req, NLM_F_REQUEST | NLM_F_ACK) {
+            Err(Error::Kernel { errno, .. }) if errno == libc::ENOENT => {
+                return Err(Error::NotLoaded)
+            }
+            r => r?,
+        };
+        for r in replies {
+            for a in r.nlas {
+                match a {
+                    GenlCtrlAttrs::FamilyId(id) => c.family = id,
+                    GenlCtrlAttrs::McastGroups(groups) => {
+                        for g in groups {
+                            let name = g.iter().any(|a| {
+                                matches!(a, McastGrpAttrs::Name(n) if n == family::MCGRP_EVENTS)
+                            });
+                            let id = g.iter().find_map(|a| match a {
+                                McastGrpAttrs::Id(id) => Some(*id),
+                                _ => None,
+                            });
+                            if name {
+                                c.events_group = id;
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if c.family == 0 {
+            return Err(Error::Decode(
+                "the controller did not name the family's id".into(),
+            ));
+        }
+        Ok(c)
+    }
+
+    /// Sends `msg` and collects the replies until the ack or the end of
+    /// the dump.
+    fn transact<F>(&mut self, msg: GenlMessage<F>, flags: u16) -> Result<Vec<F>, Error>
+    where
+        F: GenlFamily + netlink_packet_core::Emitable + fmt::Debug,
+        GenlMessage<F>: NetlinkSerializable + NetlinkDeserializable,
+    {
+        self.seq += 1;
+        let mut nl = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(msg));
+        nl.header.flags = flags;
+        nl.header.sequence_number = self.seq;
+        nl.finalize();
+        let mut buf = vec![0u8; nl.buffer_len()];
+        nl.serialize(&mut buf);
+        self.sock.send(&buf, 0)?;
+        let mut out = Vec::new();
+        loop {
+            let (data, _) = self.sock.recv_from_full()?;
+            let mut off = 0;
+            while off < data.len() {
+                let m = NetlinkMessage::<GenlMessage<F>>::deserialize(&data[off..])
+                    .map_err(|e| Error::Decode(e.to_string()))?;
+                let len = m.header.length as usize;
+                if len == 0 {
+                    return Err(Error::Decode("zero-length message".into()));
+                }
+                off += (len + 3) & !3;
+                if m.header.sequence_number != self.seq {
+                    continue;
+                }
+                match m.payload {
+                    NetlinkPayload::InnerMessage(g) => out.push(g.payload),
+                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Error(e) => {
+                        return match e.code {
+                            None => Ok(out),
+                            Some(code) => Err(Error::Kernel {
+                                errno: -code.get(),
+                                msg: extack_message(m.header.flags, &e.header),
+                            }),
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn request(&mut self, cmd: u8, attrs: Vec<Attr>, flags: u16) -> Result<Vec<Message>, Error> {
+        let mut g = GenlMessage::from_payload(Message { cmd, attrs });
+        g.set_resolved_family_id(self.family);
+        g.finalize();
+        self.transact(g, flags)
+    }
+
+    /// Every virtual connection of the namespace.
+    pub fn connections(&mut self) -> Result<Vec<Conn>, Error> {
+        self.request(cmd::CONN_GET, vec![], NLM_F_REQUEST | NLM_F_DUMP)?
+            .iter()
+            .map(|m| Conn::from_attrs(&m.attrs).map_err(Error::Decode))
+            .collect()
+    }
+
+    /// `conn-resume` with selector `sel` (see `vnat.yaml`); returns how
+    /// many connections it covers.
+    pub fn resume(&mut self, sel: Vec<Attr>) -> Result<u32, Error> {
+        let r = self.request(cmd::CONN_RESUME, sel, NLM_F_REQUEST | NLM_F_ACK)?;
+        r.iter()
+            .flat_map(|m| m.attrs.iter())
+            .find_map(|a| match a {
+                Attr::Count(n) => Some(*n),
+                _ => None,
+            })
+            .ok_or_else(|| Error::Decode("conn-resume answered without a count".into()))
+    }
+
+    /// Joins the events group.
+    pub fn subscribe(&mut self) -> Result<(), Error> {
+        let g = self
+            .events_group
+            .ok_or_else(|| Error::Decode("the family has no events group".into()))?;
+        self.sock.add_membership(g)?;
+        // Room for the events of a host's move of thousands of connections.
+        self.sock.set_rx_buf_sz(4 << 20)?;
+        Ok(())
+    }
+
+    /// Waits for the next batch of events.
+    pub fn events(&mut self) -> Result<Vec<Event>, Error> {
+        let (data, _) = self.sock.recv_from_full()?;
+        let mut out = Vec::new();
+        let mut off = 0;
+        while off < data.len() {
+            let m = NetlinkMessage::<GenlMessage<Message>>::deserialize(&data[off..])
+                .map_err(|e| Error::Decode(e.to_string()))?;
+            let len = m.header.length as usize;
+            if len == 0 {
+                break;
+            }
+            off += (len + 3) & !3;
+            if let NetlinkPayload::InnerMessage(g) = m.payload {
+                if g.payload.cmd == cmd::CONN_EVENT {
+                    out.push(Event::from_attrs(&g.payload.attrs).map_err(Error::Decode)?);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extack_reason_after_a_capped_header() {
+        // nlmsghdr of the request (16 bytes, length 36: not echoed since
+        // capped), then NLMSGERR_ATTR_MSG "no way\0", padded.
+        let mut echoed = Vec::new();
+        echoed.extend_from_slice(&36u32.to_ne_bytes());
+        echoed.extend_from_slice(&[0; 12]);
+        echoed.extend_from_slice(&11u16.to_ne_bytes());
+        echoed.extend_from_slice(&1u16.to_ne_bytes());
+        echoed.extend_from_slice(b"no way\0\0");
+        assert_eq!(
+            extack_message(NLM_F_CAPPED | NLM_F_ACK_TLVS, &echoed).as_deref(),
+            Some("no way")
+        );
+        assert_eq!(extack_message(NLM_F_CAPPED, &echoed), None);
+    }
+
+    #[test]
+    fn extack_reason_after_a_full_echo() {
+        let mut echoed = Vec::new();
+        echoed.extend_from_slice(&20u32.to_ne_bytes());
+        echoed.extend_from_slice(&[0; 16]);
+        echoed.extend_from_slice(&8u16.to_ne_bytes());
+        echoed.extend_from_slice(&1u16.to_ne_bytes());
+        echoed.extend_from_slice(b"why\0");
+        assert_eq!(
+            extack_message(NLM_F_ACK_TLVS, &echoed).as_deref(),
+            Some("why")
+        );
+    }
+
+    #[test]
+    fn errors_say_what_to_do() {
+        assert!(Error::NotLoaded.to_string().contains("insmod vnat.ko"));
+        let e = Error::Kernel {
+            errno: libc::EPERM,
+            msg: None,
+        };
+        assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+        let e = Error::Kernel {
+            errno: libc::ENOENT,
+            msg: Some("no virtual connection is at this address".into()),
+        };
+        assert!(
+            e.to_string()
+                .starts_with("the kernel refused: no virtual connection is at this address ("),
+            "{e}"
+        );
+    }
+}

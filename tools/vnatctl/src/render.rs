@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How vnatctl prints: aligned tables like `ss -tn`, one JSON document (or
+//! one JSON object per line for streams), and the filters of `list`.
+
+use crate::family::{Conn, Event};
+use serde_json::{json, Value};
+use std::net::Ipv4Addr;
+
+/// Aligns columns; the first row is the header.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(String::len)
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, s)| format!("{s:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// `vnatctl list`: virtual endpoints first (what the applications see),
+/// then where the connection is on the wire now.
+pub fn conn_table(conns: &[Conn]) -> String {
+    let mut rows = vec![[
+        "Proto",
+        "State",
+        "Local",
+        "Remote",
+        "Local now",
+        "Remote now",
+        "Pid",
+        "Origin",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for c in conns {
+        rows.push(vec![
+            c.proto_name(),
+            c.state_name(),
+            c.local.to_string(),
+            c.remote.to_string(),
+            c.local_phys.to_string(),
+            c.remote_phys.to_string(),
+            c.pid.to_string(),
+            c.origin_name(),
+        ]);
+    }
+    table(&rows)
+}
+
+pub fn conn_json(c: &Conn) -> Value {
+    json!({
+        "proto": c.proto_name(),
+        "state": c.state_name(),
+        "local": c.local.to_string(),
+        "remote": c.remote.to_string(),
+        "local-phys": c.local_phys.to_string(),
+        "remote-phys": c.remote_phys.to_string(),
+        "pid": c.pid,
+        "origin": c.origin_name(),
+    })
+}
+
+pub fn event_json(e: &Event) -> Value {
+    let mut v = conn_json(&e.conn);
+    v["event"] = json!(e.name());
+    if let Some(r) = &e.reason {
+        v["reason"] = json!(r);
+    }
+    v
+}
+
+/// One line per event, like `ip monitor`.
+pub fn event_line(e: &Event) -> String {
+    let c = &e.conn;
+    let mut s = format!(
+        "{} {} {} -> {}",
+        e.name(),
+        c.proto_name(),
+        c.local,
+        c.remote
+    );
+    if c.local_phys != c.local || c.remote_phys != c.remote {
+        s += &format!(" via {} -> {}", c.local_phys, c.remote_phys);
+    }
+    s += &format!(" {} pid {}", c.state_name(), c.pid);
+    if let Some(r) = &e.reason {
+        s += &format!(": {r}");
+    }
+    s
+}
+
+/// The filters of `vnatctl list`; `None` matches everything.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub state: Option<String>,
+    pub proto: Option<String>,
+    pub addr: Option<Ipv4Addr>,
+    pub port: Option<u16>,
+    pub pid: Option<u32>,
+}
+
+impl Filter {
+    /// An address or port matches if any endpoint, virtual or physical,
+    /// local or remote, has it.
+    pub fn matches(&self, c: &Conn) -> bool {
+        let eps = [c.local, c.remote, c.local_phys, c.remote_phys];
+        self.state.as_ref().is_none_or(|s| *s == c.state_name())
+            && self.proto.as_ref().is_none_or(|p| *p == c.proto_name())
+            && self.addr.is_none_or(|a| eps.iter().any(|e| *e.ip() == a))
+            && self.port.is_none_or(|p| eps.iter().any(|e| e.port() == p))
+            && self.pid.is_none_or(|p| p == c.pid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::family::tests::sample;
+
+    #[test]
+    fn table_is_aligned_like_ss() {
+        let mut native = sample();
+        native.state = 0;
+        native.local_phys = native.local;
+        assert_eq!(
+            conn_table(&[sample(), native]),
+            "Proto  State     Local           Remote         Local now       Remote now     Pid   Origin\n\
+             tcp    migrated  10.0.1.2:40000  10.0.0.2:5000  10.0.2.2:40000  10.0.0.2:5000  4242  connect\n\
+             tcp    native    10.0.1.2:40000  10.0.0.2:5000  10.0.1.2:40000  10.0.0.2:5000  4242  connect\n"
+        );
+    }
+
+    #[test]
+    fn json_names_the_fields() {
+        assert_eq!(
+            conn_json(&sample()).to_string(),
+            r#"{"local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","pid":4242,"proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated"}"#
+        );
+    }
+
+    #[test]
+    fn events_read_like_ip_monitor() {
+        let e = Event {
+            event: 3,
+            conn: sample(),
+            reason: None,
+        };
+        assert_eq!(
+            event_line(&e),
+            "resumed tcp 10.0.1.2:40000 -> 10.0.0.2:5000 via 10.0.2.2:40000 -> 10.0.0.2:5000 migrated pid 4242"
+        );
+        let e = Event {
+            event: 4,
+            reason: Some("the peer's vnatd did not answer".into()),
+            ..e
+        };
+        assert!(event_line(&e).ends_with(": the peer's vnatd did not answer"));
+        assert_eq!(event_json(&e)["reason"], "the peer's vnatd did not answer");
+        assert_eq!(event_json(&e)["event"], "failed");
+    }
+
+    #[test]
+    fn filters_match_any_endpoint() {
+        let c = sample();
+        let f = |f: Filter| f.matches(&c);
+        assert!(f(Filter::default()));
+        assert!(f(Filter {
+            addr: Some("10.0.2.2".parse().unwrap()),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            addr: Some("10.0.3.2".parse().unwrap()),
+            ..Default::default()
+        }));
+        assert!(f(Filter {
+            port: Some(5000),
+            state: Some("migrated".into()),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            pid: Some(1),
+            ..Default::default()
+        }));
+        assert!(!f(Filter {
+            proto: Some("udp".into()),
+            ..Default::default()
+        }));
+    }
+}
