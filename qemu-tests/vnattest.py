@@ -10,11 +10,14 @@ can open a connection from host A to host B and then read each host's
 
 import contextlib
 import ctypes
+import json
 import os
+import queue
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 CLONE_NEWNET = 0x40000000
@@ -136,11 +139,23 @@ def stats(ns=None):
     return out
 
 
-def connection_rows(ns=None):
+def proc_connection_rows(ns=None):
     """/proc/net/vnat/connections of a namespace, as a list of dicts."""
     lines = _proc(ns, "connections").splitlines()
     head = lines[0].split()
     return [dict(zip(head, l.split())) for l in lines[1:]]
+
+
+def connection_rows(ns=None):
+    """The virtual connections of a namespace as `vnatctl list --json` shows
+    them (so that every test exercises vnatctl), with the keys of
+    /proc/net/vnat/connections."""
+    rc, out, err = ctl(ns, "list", "--json")
+    if rc != 0:
+        raise RuntimeError(f"vnatctl list in {ns}: exit {rc}: {err}")
+    return [{"proto": r["proto"], "local": r["local"], "remote": r["remote"], "pid": str(r["pid"]),
+             "origin": r["origin"], "state": r["state"], "local_physical": r["local-phys"],
+             "remote_physical": r["remote-phys"]} for r in json.loads(out)]
 
 
 def connections(ns=None):
@@ -227,6 +242,93 @@ def dmesg_tail(n=20):
 
 def match_line(text, pattern):
     return re.search(pattern, text, re.M) is not None
+
+
+# vnatctl, built by make check (guest.sh says where).
+VNATCTL = os.environ.get("VNATCTL", "vnatctl")
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+
+
+def ctl(ns, *args, as_nobody=False):
+    """Runs vnatctl in namespace `ns` (None: this one); returns (exit
+    status, stdout, stderr)."""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + (NOBODY if as_nobody else []) + [VNATCTL, *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return r.returncode, r.stdout, r.stderr.strip()
+
+
+def listing(ns, *filters):
+    rc, out, err = ctl(ns, "list", "--json", *filters)
+    check_eq(rc, 0, f"vnatctl list --json {' '.join(filters)} in {ns} ({err})")
+    return json.loads(out) if rc == 0 else []
+
+
+def tuples(recs):
+    return {(r["proto"], r["local"], r["remote"]) for r in recs}
+
+
+class Monitor:
+    """vnatctl monitor --json in a namespace; a thread reads its lines at
+    once, so that the pipe never fills and the monitor never falls behind."""
+
+    def __init__(self, ns):
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, VNATCTL, "monitor", "--json"],
+                                  stdout=subprocess.PIPE, text=True)
+        self.q = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.q.put(json.loads(line))
+        self.q.put(None)
+
+    def until(self, cond, what, timeout=60, must=True):
+        """Takes events until `cond(event)` holds; returns the events taken
+        (None if `must` is false and it did not hold)."""
+        got = []
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                e = self.q.get(timeout=left)
+            except queue.Empty:
+                break
+            if e is None:
+                break
+            got.append(e)
+            if cond(e):
+                return got
+        if not must:
+            return None
+        check(False, f"monitor: {what} (within {timeout}s; saw {[e['event'] for e in got][-10:]})")
+        return got
+
+    def drain(self):
+        """Forgets the events read so far."""
+        while not self.q.empty():
+            self.q.get()
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+
+
+def monitors_ready(mon_cli, mon_srv, listener, server_addr):
+    """Opens connections from "cli" to `listener` until both monitors have
+    seen one virtualized (on connect and on accept): from then on they hear
+    everything. Returns the client's local endpoint of the one seen."""
+    for _ in range(60):
+        probe = tcp_connect("cli", server_addr, listener.getsockname()[1])
+        probe_a, _ = listener.accept()
+        lp = ep(probe.getsockname())
+        seen_c = mon_cli.until(lambda e: e["event"] == "virtualized" and e["local"] == lp, "", 1, must=False)
+        seen_s = mon_srv.until(lambda e: e["event"] == "virtualized" and e["remote"] == lp, "", 1, must=False)
+        probe.close()
+        probe_a.close()
+        if seen_c and seen_s:
+            check_eq(seen_s[-1]["origin"], "accept", "both monitors listen; the server saw an accepted connection")
+            return lp
+    check(False, "both monitors see a connection virtualized")
+    return None
 
 
 class Topology:

@@ -9,6 +9,9 @@
 //! | `vcmp_idle_timeout_ms` | rw     | a VCMP connection silent this long is closed |
 //! | `counters`             | ro     | totals over all namespaces, `name value` |
 //! | `vcmp_port`            | ro     | the port vnatd listens on (module parameter) |
+//! | `auto_migrate`, `vcmp_timeout_ms`, `vcmp_retries` | rw | see their statics |
+//! | `conflict_policy`      | rw     | `abort` or `preempt` (paper 3.4.3)       |
+//! | `vcmp_peer_port`       | rw     | peers' vnatd port for updates; 0: ours   |
 //!
 //! A value out of range or not a number is refused with `EINVAL` and one line
 //! in the kernel log; the old value stays.
@@ -21,12 +24,14 @@ use kernel::{
     sync::atomic::{Atomic, Relaxed},
 };
 
-/// A numeric knob with its valid range.
+/// A numeric knob with its valid range, or a knob with named values (the
+/// value is the index of the name).
 pub(crate) struct Knob {
     name: &'static str,
     value: Atomic<u32>,
     min: u32,
     max: u32,
+    names: &'static [&'static str],
 }
 
 impl Knob {
@@ -36,6 +41,26 @@ impl Knob {
             value: Atomic::new(default),
             min,
             max,
+            names: &[],
+        }
+    }
+
+    const fn named(name: &'static str, default: u32, names: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            value: Atomic::new(default),
+            min: 0,
+            max: names.len() as u32 - 1,
+            names,
+        }
+    }
+
+    /// What `show` prints: the number, or the name.
+    fn show(&self, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+        let v = self.get();
+        match self.names.get(v as usize) {
+            Some(n) => show(page, format_args!("{n}\n")),
+            None => show(page, format_args!("{v}\n")),
         }
     }
 
@@ -52,6 +77,24 @@ impl Knob {
     /// Parses and sets a value written by user space (trailing newline
     /// allowed); a bad value is refused and the old one kept.
     pub(crate) fn set_from(&self, input: &[u8]) -> Result {
+        if !self.names.is_empty() {
+            let word = input.strip_suffix(b"\n").unwrap_or(input);
+            return match self.names.iter().position(|n| n.as_bytes() == word) {
+                Some(i) => {
+                    self.value.store(i as u32, Relaxed);
+                    Ok(())
+                }
+                None => {
+                    pr_warn!(
+                        "{}: refused '{}': expected one of: {}\n",
+                        self.name,
+                        Printable(input),
+                        Names(self.names)
+                    );
+                    Err(EINVAL)
+                }
+            };
+        }
         match parse_u32(input) {
             Some(v) if (self.min..=self.max).contains(&v) => {
                 self.value.store(v, Relaxed);
@@ -85,6 +128,21 @@ fn parse_u32(input: &[u8]) -> Option<u32> {
         v = v.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
     }
     Some(v)
+}
+
+/// Names, comma separated.
+struct Names(&'static [&'static str]);
+
+impl kernel::fmt::Display for Names {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, n) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(n)?;
+        }
+        Ok(())
+    }
 }
 
 /// Shows user input in a log line without control characters, cut short.
@@ -121,6 +179,14 @@ pub(crate) static AUTO_MIGRATE: Knob = Knob::new("auto_migrate", 1, 0, 1);
 pub(crate) static VCMP_TIMEOUT_MS: Knob = Knob::new("vcmp_timeout_ms", 2000, 100, 60_000);
 /// How many times vnatd tries again before a migration fails.
 pub(crate) static VCMP_RETRIES: Knob = Knob::new("vcmp_retries", 2, 0, 10);
+/// The port of the peers' vnatd that updates go to; 0: `vcmp_port`, the
+/// port we listen on (peers are configured alike).
+pub(crate) static VCMP_PEER_PORT: Knob = Knob::new("vcmp_peer_port", 0, 0, 65535);
+/// What an update does when the connection's new physical endpoints are a
+/// live connection's here (paper 3.4.3), unless the connection has its own
+/// policy: `abort` refuses the update, `preempt` aborts the other
+/// connection. Values: [`crate::virtualization::Policy`] as numbers.
+pub(crate) static CONFLICT_POLICY: Knob = Knob::named("conflict_policy", 0, &["abort", "preempt"]);
 
 /// The configfs subsystem `vnat`.
 #[pin_data]
@@ -149,6 +215,8 @@ impl Config {
                 auto_migrate: 4,
                 vcmp_timeout_ms: 5,
                 vcmp_retries: 6,
+                conflict_policy: 7,
+                vcmp_peer_port: 8,
             ],
         };
         try_pin_init!(Self {
@@ -175,7 +243,7 @@ macro_rules! knob_attribute {
             type Data = Knobs;
 
             fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-                show(page, format_args!("{}\n", $knob.get()))
+                $knob.show(page)
             }
 
             fn store(_: &Knobs, page: &[u8]) -> Result {
@@ -222,6 +290,8 @@ impl configfs::AttributeOperations<3> for Knobs {
 knob_attribute!(4, AUTO_MIGRATE);
 knob_attribute!(5, VCMP_TIMEOUT_MS);
 knob_attribute!(6, VCMP_RETRIES);
+knob_attribute!(7, CONFLICT_POLICY);
+knob_attribute!(8, VCMP_PEER_PORT);
 
 #[kunit_tests(vnat_config)]
 mod tests {
@@ -250,5 +320,18 @@ mod tests {
         assert_eq!(k.get(), 5);
         assert!(k.set_from(b"10\n").is_ok());
         assert_eq!(k.get(), 10);
+    }
+
+    #[test]
+    fn named_values() {
+        let k = Knob::named("test_policy", 0, &["abort", "preempt"]);
+        assert!(k.set_from(b"preempt\n").is_ok());
+        assert_eq!(k.get(), 1);
+        assert!(k.set_from(b"1").is_err());
+        assert!(k.set_from(b"Abort").is_err());
+        assert!(k.set_from(b"").is_err());
+        assert_eq!(k.get(), 1);
+        assert!(k.set_from(b"abort").is_ok());
+        assert_eq!(k.get(), 0);
     }
 }

@@ -58,6 +58,7 @@ extern "C" {
     fn vnat_shim_sock_hold(sk: *mut c_void);
     fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
+    fn vnat_shim_sock_destroy(sk: *mut c_void);
     fn vnat_shim_genl_register() -> c_int;
     fn vnat_shim_genl_unregister();
     pub(crate) fn vnat_shim_nl_put_conn(
@@ -111,6 +112,21 @@ pub(crate) fn sock_put(sk: usize) {
     unsafe { vnat_shim_sock_put(sk as *mut c_void) }
 }
 
+/// Nanoseconds of the monotonic clock.
+pub(crate) fn now_ns() -> i64 {
+    // SAFETY: `ktime_get()` has no preconditions.
+    unsafe { bindings::ktime_get() }
+}
+
+/// Aborts the connection of a socket (a TCP one sends a reset); process
+/// context, the caller holds a reference.
+pub(crate) fn sock_destroy(sk: usize) {
+    // SAFETY: The caller holds a reference, so the socket is alive; the
+    // protocol's destroy takes the socket's lock, which may sleep: process
+    // context, as documented.
+    unsafe { vnat_shim_sock_destroy(sk as *mut c_void) }
+}
+
 /// Makes a TCP socket in retransmission backoff retry soon; the caller holds
 /// a reference.
 pub(crate) fn sock_kick_retransmit(sk: usize) {
@@ -133,9 +149,11 @@ pub(crate) struct NlConn {
     pub(crate) local_phys_port: u16,
     pub(crate) remote_phys_port: u16,
     pub(crate) pid: u32,
+    pub(crate) update_age_ms: u32,
     pub(crate) proto: u8,
     pub(crate) state: u8,
     pub(crate) origin: u8,
+    pub(crate) policy: u8,
 }
 
 /// `struct vnat_nl_resume` of the shim: which connections a `conn-resume`

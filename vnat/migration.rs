@@ -27,7 +27,7 @@ use crate::{
     netlink::{self, Event},
     netns::{Counter, NetState},
     vcmp::{Endpoint, Update, UpdateReply, PROTO_UDP},
-    virtualization::{Key, Origin, State, VirtualConnection},
+    virtualization::{Key, Origin, Policy, State, VirtualConnection},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
 
@@ -279,8 +279,12 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
         );
         return (UpdateReply::REFUSED, None);
     };
+    if let Some(refusal) = resolve_conflict(state, key, u) {
+        return refusal;
+    }
     let reply = state.connections.with(key, |c| {
         c.mapping.remote_physical = u.local_physical;
+        c.updated_ns = ffi::now_ns();
         if c.state != State::Resuming {
             c.settle();
         }
@@ -300,6 +304,46 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
             (UpdateReply::REFUSED, None)
         }
     }
+}
+
+/// Paper 3.4.3: if the physical endpoints connection `key` would have after
+/// update `u` are those of another live connection here, the two cannot
+/// coexist. The connection's policy decides: `abort` refuses the update
+/// (returned, to be sent), `preempt` aborts the other connection (as `ss
+/// --kill` does) and lets the update through.
+fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<(UpdateReply, Option<Key>)> {
+    let (local, policy) = state
+        .connections
+        .with(key, |c| (c.mapping.local_physical, c.policy()))?;
+    let (other, c) = state
+        .connections
+        .conflict(key, u.proto, local, u.local_physical)?;
+    let reply = match policy {
+        Policy::Abort => {
+            state.count(Counter::ConflictsAborted, 1);
+            state.count(Counter::UpdatesRefused, 1);
+            netlink::event(
+                state,
+                Event::Conflict,
+                &c,
+                Some(c"in the way of a migrating connection, which was refused (policy abort)"),
+            );
+            Some((UpdateReply::REFUSED, None))
+        }
+        Policy::Preempt => {
+            state.count(Counter::ConflictsPreempted, 1);
+            netlink::event(
+                state,
+                Event::Conflict,
+                &c,
+                Some(c"aborted to make way for a migrating connection (policy preempt)"),
+            );
+            ffi::sock_destroy(other.sk);
+            None
+        }
+    };
+    ffi::sock_put(other.sk);
+    reply
 }
 
 /// A UDP "connection" is often served by an unconnected socket, which has no
@@ -329,11 +373,16 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
 pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
     if reply.is_refused() {
         state.count(Counter::UpdatesRefused, 1);
-        abort(state, key, c"the peer has no such virtual connection");
+        abort(
+            state,
+            key,
+            c"the peer refused the update (no such virtual connection there, or a conflict its policy aborted)",
+        );
         return;
     }
     let done = state.connections.with(key, |c| {
         c.mapping.remote_physical = reply.local_physical;
+        c.updated_ns = ffi::now_ns();
         c.settle();
         sync_transparency(key, c);
         NlConn::from(&*c)

@@ -21,7 +21,7 @@ use crate::{
     migration::{Request, Selector},
     netns::{self, NetState},
     vcmp::Endpoint,
-    virtualization::{Key, Origin, State, VirtualConnection},
+    virtualization::{Key, Origin, Policy, State, VirtualConnection},
 };
 use kernel::prelude::*;
 
@@ -38,6 +38,12 @@ impl From<&VirtualConnection> for NlConn {
             local_phys_port: m.local_physical.port.to_be(),
             remote_phys_port: m.remote_physical.port.to_be(),
             pid: c.pid as u32,
+            update_age_ms: if c.updated_ns == 0 {
+                u32::MAX
+            } else {
+                let ms = (ffi::now_ns() - c.updated_ns).max(0) / 1_000_000;
+                ms.min(i64::from(u32::MAX - 1)) as u32
+            },
             proto: m.proto,
             state: match c.state {
                 State::Native => 0,
@@ -50,6 +56,7 @@ impl From<&VirtualConnection> for NlConn {
                 Origin::Existing => 2,
                 Origin::Update => 3,
             },
+            policy: c.policy.map_or(POLICY_DEFAULT, |p| p as u8),
         }
     }
 }
@@ -138,6 +145,38 @@ extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *const ffi::NlResume) -> 
     to_move
 }
 
+/// `VNAT_POLICY_DEFAULT`: the connection follows the `conflict_policy` knob.
+const POLICY_DEFAULT: u8 = 2;
+
+/// Called by the shim for `conn-set`: the conflict policy of the connection
+/// `r` names (`by` is five-tuple) becomes `policy` (`enum vnat_policy`).
+/// Returns 0 or `-ENOENT`.
+#[no_mangle]
+extern "C" fn vnat_rs_nl_set_policy(
+    state: *mut c_void,
+    r: *const ffi::NlResume,
+    policy: u8,
+) -> c_int {
+    // SAFETY: As in `vnat_rs_nl_dump`.
+    let state = unsafe { netns::borrow(state) };
+    // SAFETY: The shim passes a request that lives across the call.
+    let r = unsafe { &*r };
+    let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
+    let remote = Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port));
+    let policy = match policy {
+        0 => Some(Policy::Abort),
+        1 => Some(Policy::Preempt),
+        _ => None,
+    };
+    let Some((key, _)) = state.connections.find(r.proto, local, remote) else {
+        return ENOENT.to_errno();
+    };
+    match state.connections.with(key, |c| c.policy = policy) {
+        Some(()) => 0,
+        None => ENOENT.to_errno(),
+    }
+}
+
 /// `enum vnat_event` (`vnat/netlink.h`): what the `events` group hears.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Event {
@@ -155,6 +194,8 @@ pub(crate) enum Event {
     PeerMoved = 5,
     /// We refused a peer's update.
     Refused = 6,
+    /// A virtual address conflict was resolved (reason says how).
+    Conflict = 7,
 }
 
 /// Tells the namespace's `events` group; nothing if nobody listens. Any

@@ -100,6 +100,11 @@ counters! {
     MigrationsCompleted = "migrations_completed",
     /// Connections whose migration failed (left as they were).
     MigrationsFailed = "migrations_failed",
+    /// Updates refused because a live connection here has the endpoints
+    /// they would move to (conflict policy abort, paper 3.4.3).
+    ConflictsAborted = "conflicts_aborted",
+    /// Connections aborted to make way for a migrating one (policy preempt).
+    ConflictsPreempted = "conflicts_preempted",
 }
 
 const NR_COUNTERS: usize = Counter::ALL.len();

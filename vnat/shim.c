@@ -662,6 +662,19 @@ void vnat_shim_sock_kick_retransmit(void *ptr)
 }
 
 /*
+ * Aborts a connection as `ss --kill` does (sock_diag destroy): a TCP one
+ * sends a reset and its owner sees ECONNABORTED. Process context; the
+ * caller holds a reference.
+ */
+void vnat_shim_sock_destroy(void *ptr)
+{
+	struct sock *sk = ptr;
+
+	if (sk->sk_prot->diag_destroy)
+		sk->sk_prot->diag_destroy(sk, ECONNABORTED);
+}
+
+/*
  * The UDP socket that would receive datagrams from @raddr:@rport to
  * @laddr:@lport, with a reference, or NULL. Kernel sockets are not offered.
  */
@@ -751,7 +764,10 @@ static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PHYS_PORT, c->remote_phys_port) ||
 	    nla_put_u8(skb, VNAT_A_CONN_STATE, c->state) ||
 	    nla_put_u8(skb, VNAT_A_CONN_ORIGIN, c->origin) ||
-	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid))
+	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid) ||
+	    nla_put_u8(skb, VNAT_A_CONN_POLICY, c->policy) ||
+	    (c->update_age_ms != U32_MAX &&
+	     nla_put_u32(skb, VNAT_A_CONN_UPDATE_AGE_MS, c->update_age_ms)))
 		return -EMSGSIZE;
 	return 0;
 }
@@ -890,6 +906,42 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 	return genlmsg_reply(msg, info);
 }
 
+static int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	void *state = vnat_state(genl_info_net(info));
+	struct nlattr **a = info->attrs;
+	struct vnat_nl_resume r = { .by = VNAT_NL_BY_CONN };
+	int err;
+
+	if (!state)
+		return -ENODEV;
+	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_PROTO) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_PORT) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_PORT) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_POLICY))
+		return -EINVAL;
+	r.proto = nla_get_u8(a[VNAT_A_CONN_PROTO]);
+	r.local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
+	r.local_port = nla_get_be16(a[VNAT_A_CONN_LOCAL_PORT]);
+	r.remote_addr = nla_get_in_addr(a[VNAT_A_CONN_REMOTE_ADDR]);
+	r.remote_port = nla_get_be16(a[VNAT_A_CONN_REMOTE_PORT]);
+	err = vnat_rs_nl_set_policy(state, &r, nla_get_u8(a[VNAT_A_CONN_POLICY]));
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG(info->extack, "no such virtual connection");
+	return err;
+}
+
+static const struct nla_policy vnat_nl_set_policy[VNAT_A_CONN_POLICY + 1] = {
+	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, IPPROTO_TCP, IPPROTO_UDP),
+	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
+	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
+	[VNAT_A_CONN_REMOTE_ADDR] = { .type = NLA_BE32 },
+	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
+	[VNAT_A_CONN_POLICY] = NLA_POLICY_MAX(NLA_U8, VNAT_POLICY_DEFAULT),
+};
+
 static const struct nla_policy vnat_nl_resume_policy[VNAT_A_CONN_NEW_ADDR + 1] = {
 	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, IPPROTO_TCP, IPPROTO_UDP),
 	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
@@ -911,6 +963,13 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 		.doit = vnat_nl_conn_resume_doit,
 		.policy = vnat_nl_resume_policy,
 		.maxattr = VNAT_A_CONN_NEW_ADDR,
+		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd = VNAT_CMD_CONN_SET,
+		.doit = vnat_nl_conn_set_doit,
+		.policy = vnat_nl_set_policy,
+		.maxattr = VNAT_A_CONN_POLICY,
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 };

@@ -32,7 +32,8 @@ struct vnat_nl_conn {
 	__be32 local_addr, remote_addr, local_phys_addr, remote_phys_addr;
 	__be16 local_port, remote_port, local_phys_port, remote_phys_port;
 	u32 pid;
-	u8 proto, state, origin;
+	u32 update_age_ms;	/* U32_MAX: never updated */
+	u8 proto, state, origin, policy;
 };
 
 /* Which connections a conn-resume request moves, and where. */
@@ -46,6 +47,7 @@ struct vnat_nl_resume {
 
 int vnat_rs_nl_dump(void *state, void *skb, void *cb, long *args);
 int vnat_rs_nl_resume(void *state, const struct vnat_nl_resume *r);
+int vnat_rs_nl_set_policy(void *state, const struct vnat_nl_resume *r, u8 policy);
 
 /* A packet as Rust translates it: pointers to its writable headers. */
 struct vnat_pkt {
@@ -98,6 +100,7 @@ void vnat_shim_sock_set_transparent(void *sk, bool on);
 void vnat_shim_sock_kick_retransmit(void *sk);
 void vnat_shim_sock_hold(void *sk);
 void vnat_shim_sock_put(void *sk);
+void vnat_shim_sock_destroy(void *sk);
 int vnat_shim_inetaddr_register(void);
 void vnat_shim_inetaddr_unregister(void);
 

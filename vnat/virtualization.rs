@@ -78,6 +78,27 @@ impl State {
     }
 }
 
+/// What resolves a virtual address conflict (paper 3.4.3): the migration
+/// that would cause it is refused, or the connection in the way is aborted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Policy {
+    /// Refuse the migration; both connections stay as they are.
+    Abort = 0,
+    /// Abort the other connection, then migrate.
+    Preempt = 1,
+}
+
+impl Policy {
+    /// The default policy (`conflict_policy` knob).
+    pub(crate) fn default_now() -> Self {
+        if crate::config::CONFLICT_POLICY.get() == Self::Preempt as u32 {
+            Self::Preempt
+        } else {
+            Self::Abort
+        }
+    }
+}
+
 /// The record of one virtual connection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VirtualConnection {
@@ -92,6 +113,10 @@ pub(crate) struct VirtualConnection {
     /// The local physical endpoint before the move in progress, to go back
     /// to if the peer cannot be updated.
     pub(crate) previous_local: Endpoint,
+    /// Its own conflict policy; `None`: the knob's.
+    pub(crate) policy: Option<Policy>,
+    /// When the mapping was last updated ([`ffi::now_ns`]); 0: never.
+    pub(crate) updated_ns: i64,
 }
 
 impl VirtualConnection {
@@ -109,7 +134,14 @@ impl VirtualConnection {
             origin,
             state: State::Native,
             previous_local: local,
+            policy: None,
+            updated_ns: 0,
         }
+    }
+
+    /// The policy that resolves a conflict of this connection's.
+    pub(crate) fn policy(&self) -> Policy {
+        self.policy.unwrap_or_else(Policy::default_now)
     }
 
     /// The local virtual endpoint.
@@ -428,6 +460,28 @@ impl ConnectionTable {
         let t = self.tables.lock();
         let k = *t.by_tuple.get(&tuple_key(proto, local, remote))?;
         t.conns.get(&k).map(|c| (k, *c))
+    }
+
+    /// A connection other than `k` whose packets are those of physical
+    /// endpoints `local` and `remote`: a native connection with these
+    /// endpoints (a migrated one's rules collide instead, and are counted
+    /// as `rule_conflicts` when the rules are built). With a reference on
+    /// its socket, which the caller drops.
+    pub(crate) fn conflict(
+        &self,
+        k: Key,
+        proto: u8,
+        local: Endpoint,
+        remote: Endpoint,
+    ) -> Option<(Key, VirtualConnection)> {
+        let t = self.tables.lock();
+        let other = *t.by_tuple.get(&tuple_key(proto, local, remote))?;
+        let c = t.conns.get(&other)?;
+        if other.sk == k.sk || !c.mapping.is_native() {
+            return None;
+        }
+        ffi::sock_hold(other.sk);
+        Some((other, *c))
     }
 
     /// Changes the record `k`, if it still exists.

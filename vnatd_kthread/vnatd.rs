@@ -27,7 +27,9 @@
 mod socket;
 
 use crate::{
-    config::{VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_RETRIES, VCMP_TIMEOUT_MS},
+    config::{
+        VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS,
+    },
     migration::{self, Outgoing, Request},
     netlink::{self, Event},
     netns::{Counter, Ipv4, NetState},
@@ -547,7 +549,10 @@ impl<'a> Daemon<'a> {
     fn step(&mut self, i: usize) -> Step {
         let state = self.state;
         let waker = self.waker;
-        let port = self.shared.port;
+        let port = match VCMP_PEER_PORT.get() {
+            0 => self.shared.port,
+            p => p as u16,
+        };
         let timeout = Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()));
         let s = &mut self.sessions[i];
         let now = Instant::now();

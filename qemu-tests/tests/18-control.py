@@ -35,6 +35,15 @@ check(r.returncode != 0, f"an unprivileged user cannot write ({r.stderr.strip()}
 VNATCTL = os.environ["VNATCTL"]
 r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", "10.0.1", topo.client_addr()], capture_output=True, text=True)
 check(r.returncode == 2 and "not an IPv4 address" in r.stderr, f"vnatctl refuses a bad address ({r.stderr.strip()})")
+# Updates go to the port vcmp_peer_port names: nobody listens on 2999.
+check_eq(write_knob("vcmp_retries", "0"), None, "vcmp_retries=0")
+check_eq(write_knob("vcmp_peer_port", "2999"), None, "vcmp_peer_port=2999")
+check_eq(write_knob("vcmp_peer_port", "65536"), errno.EINVAL, "vcmp_peer_port=65536 refused")
+r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", old, topo.client_addr()], capture_output=True, text=True)
+check_eq(r.returncode, 0, f"vnatctl resume {old} {topo.client_addr()} ({r.stdout.strip()} {r.stderr.strip()})")
+wait_for(lambda: stats("cli")["migrations_failed"] == 1, "no vnatd at port 2999: the migration fails", timeout=30)
+check_eq(stats("srv")["updates_accepted"], 0, "the server's vnatd heard nothing")
+check_eq(write_knob("vcmp_peer_port", "0"), None, "vcmp_peer_port=0: vcmp_port again")
 r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", old, topo.client_addr()], capture_output=True, text=True)
 check_eq(r.returncode, 0, f"vnatctl resume {old} {topo.client_addr()} ({r.stdout.strip()} {r.stderr.strip()})")
 wait_for(lambda: stats("cli")["migrations_completed"] == 1, "manual resume completed", timeout=30)

@@ -11,78 +11,11 @@ bad knob values are refused with the documented message and change
 nothing; an unprivileged user may read but not change; ynl dumps the same
 connections; without the module, vnatctl says so (exit 3)."""
 import json
-import queue
 import socket
-import threading
 from vnattest import *
 
-VNATCTL = os.environ["VNATCTL"]
 YNL_DIR = os.environ["VNAT_YNL"]   # the kernel's tools/net/ynl/pyynl, copied by run.sh
 SPEC = "vnat/vnat.yaml"            # validated against the schema by make check's lint stage
-NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
-
-
-def ctl(ns, *args, as_nobody=False):
-    """Runs vnatctl in namespace `ns` (None: this one); returns (exit
-    status, stdout, stderr)."""
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + (NOBODY if as_nobody else []) + [VNATCTL, *args]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    return r.returncode, r.stdout, r.stderr.strip()
-
-
-def listing(ns, *filters):
-    rc, out, err = ctl(ns, "list", "--json", *filters)
-    check_eq(rc, 0, f"vnatctl list --json {' '.join(filters)} in {ns} ({err})")
-    return json.loads(out) if rc == 0 else []
-
-
-def tuples(recs):
-    return {(r["proto"], r["local"], r["remote"]) for r in recs}
-
-
-class Monitor:
-    """vnatctl monitor --json in a namespace; a thread reads its lines at
-    once, so that the pipe never fills and the monitor never falls behind."""
-
-    def __init__(self, ns):
-        self.p = subprocess.Popen(["ip", "netns", "exec", ns, VNATCTL, "monitor", "--json"],
-                                  stdout=subprocess.PIPE, text=True)
-        self.q = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.p.stdout:
-            self.q.put(json.loads(line))
-        self.q.put(None)
-
-    def until(self, cond, what, timeout=60, must=True):
-        """Takes events until `cond(event)` holds; returns the events taken
-        (None if `must` is false and it did not hold)."""
-        got = []
-        deadline = time.monotonic() + timeout
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                e = self.q.get(timeout=left)
-            except queue.Empty:
-                break
-            if e is None:
-                break
-            got.append(e)
-            if cond(e):
-                return got
-        if not must:
-            return None
-        check(False, f"monitor: {what} (within {timeout}s; saw {[e['event'] for e in got][-10:]})")
-        return got
-
-    def drain(self):
-        """Forgets the events read so far."""
-        while not self.q.empty():
-            self.q.get()
-
-    def stop(self):
-        self.p.kill()
-        self.p.wait()
 
 
 insmod()
@@ -94,18 +27,7 @@ check_eq(listing("cli"), [], "nothing open, nothing listed")
 # (the events of connections opened before they joined are not theirs).
 mon_cli, mon_srv = Monitor("cli"), Monitor("srv")
 srv = tcp_listen("srv", "0.0.0.0", 5000)
-for _ in range(60):
-    probe = tcp_connect("cli", topo.server_addr(), 5000)
-    probe_a, _ = srv.accept()
-    lp = ep(probe.getsockname())
-    seen_c = mon_cli.until(lambda e: e["event"] == "virtualized" and e["local"] == lp, "", 1, must=False)
-    seen_s = mon_srv.until(lambda e: e["event"] == "virtualized" and e["remote"] == lp, "", 1, must=False)
-    probe.close()
-    probe_a.close()
-    if seen_c and seen_s:
-        break
-check(seen_c and seen_s, "both monitors see a connection virtualized (on connect and on accept)")
-check_eq(seen_s[-1]["origin"], "accept", "the server's is accepted") if seen_s else None
+lp = monitors_ready(mon_cli, mon_srv, srv, topo.server_addr())
 mon_cli.until(lambda e: e["event"] == "closed" and e["local"] == lp, "closed")
 
 # 200 TCP connections and a connected UDP socket of ours, 5 of a helper.
@@ -140,6 +62,7 @@ mine = [r for r in got if r["local"] not in helper_locals]
 check(all(r["pid"] == os.getpid() and r["origin"] == "connect" and r["state"] == "native"
           and r["local-phys"] == r["local"] and r["remote-phys"] == r["remote"] for r in mine),
       "owner, origin, state and physical endpoints as opened")
+check(all(r["update-age-ms"] is None and r["policy"] == "default" for r in got), "never updated, default policy")
 check(all(r["pid"] == helper.pid or r["pid"] > 0 for r in got if r["local"] in helper_locals),
       "the helper's connections have an owner")
 helper_pid = {r["pid"] for r in got if r["local"] in helper_locals}
@@ -218,6 +141,9 @@ got = listing("cli")
 check(len(got) == 206 and all(r["state"] == "migrated" and r["local-phys"].startswith(new + ":")
                               and r["local"].startswith(old + ":") for r in got),
       "list: all migrated, virtual address kept, physical one new")
+check(all(r["update-age-ms"] is not None and r["update-age-ms"] < 600_000 for r in got), "and updated (update-age-ms)")
+check(all(r["update-age-ms"] is not None for r in listing("srv") if r["proto"] == "tcp"),
+      "the server's ends updated too")
 rc, out, err = ctl("cli", "resume", old, new)
 check(rc == 1 and "no virtual connection is at this address" in err, f"nothing left at the old address ({err})")
 rc, out, err = ctl("cli", "resume", "--pid", str(helper_pid), new)

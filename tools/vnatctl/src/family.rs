@@ -28,6 +28,8 @@ pub mod cmd {
     pub const CONN_RESUME: u8 = 2;
     /// An event, on the `events` multicast group.
     pub const CONN_EVENT: u8 = 3;
+    /// Set a connection's conflict policy.
+    pub const CONN_SET: u8 = 4;
 }
 
 /// `VNAT_A_CONN_*`.
@@ -48,11 +50,15 @@ pub mod attr {
     pub const COUNT: u16 = 14;
     pub const EVENT: u16 = 15;
     pub const REASON: u16 = 16;
+    pub const POLICY: u16 = 17;
+    pub const UPDATE_AGE_MS: u16 = 18;
 }
 
 /// Names of an enum of the spec, by value.
 const STATES: &[&str] = &["native", "resuming", "migrated"];
 const ORIGINS: &[&str] = &["connect", "accept", "existing", "update"];
+/// `enum vnat_policy`.
+pub const POLICIES: &[&str] = &["abort", "preempt", "default"];
 /// `enum vnat_event`, in the order of the spec.
 pub const EVENTS: &[&str] = &[
     "virtualized",
@@ -62,6 +68,7 @@ pub const EVENTS: &[&str] = &[
     "failed",
     "peer-moved",
     "refused",
+    "conflict",
 ];
 
 /// The name of value `v` of an enum, or the number if this vnatctl is older
@@ -91,6 +98,8 @@ pub enum Attr {
     Count(u32),
     Event(u8),
     Reason(String),
+    Policy(u8),
+    UpdateAgeMs(u32),
     /// An attribute this vnatctl does not know (a newer module).
     Other(DefaultNla),
 }
@@ -108,9 +117,9 @@ impl Attr {
     fn value(&self) -> Option<Value<'_>> {
         use Attr::*;
         Some(match self {
-            Proto(v) | State(v) | Origin(v) | Event(v) => Value::U8(*v),
+            Proto(v) | State(v) | Origin(v) | Event(v) | Policy(v) => Value::U8(*v),
             LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
-            Pid(v) | Count(v) => Value::U32(*v),
+            Pid(v) | Count(v) | UpdateAgeMs(v) => Value::U32(*v),
             LocalAddr(a) | RemoteAddr(a) | LocalPhysAddr(a) | RemotePhysAddr(a) | NewAddr(a) => {
                 Value::Addr(*a)
             }
@@ -153,6 +162,8 @@ impl Nla for Attr {
             Count(_) => attr::COUNT,
             Event(_) => attr::EVENT,
             Reason(_) => attr::REASON,
+            Policy(_) => attr::POLICY,
+            UpdateAgeMs(_) => attr::UPDATE_AGE_MS,
             Other(n) => n.kind(),
         }
     }
@@ -197,6 +208,8 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::COUNT => Attr::Count(parse_u32(v)?),
             attr::EVENT => Attr::Event(parse_u8(v)?),
             attr::REASON => Attr::Reason(parse_string(v)?),
+            attr::POLICY => Attr::Policy(parse_u8(v)?),
+            attr::UPDATE_AGE_MS => Attr::UpdateAgeMs(parse_u32(v)?),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -262,6 +275,10 @@ pub struct Conn {
     pub origin: u8,
     /// Owner's thread group id; 0 if unknown.
     pub pid: u32,
+    /// `POLICIES` index; "default" if the kernel did not say.
+    pub policy: u8,
+    /// Milliseconds since the mapping was last updated; `None`: never.
+    pub update_age_ms: Option<u32>,
 }
 
 impl Conn {
@@ -282,6 +299,10 @@ impl Conn {
         enum_name(ORIGINS, self.origin)
     }
 
+    pub fn policy_name(&self) -> String {
+        enum_name(POLICIES, self.policy)
+    }
+
     /// The record in `attrs`; `Err` names the first attribute missing.
     pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
         let mut c = Self {
@@ -293,6 +314,8 @@ impl Conn {
             state: 0,
             origin: 0,
             pid: 0,
+            policy: 2,
+            update_age_ms: None,
         };
         let mut seen = 0u32;
         for a in attrs {
@@ -310,6 +333,8 @@ impl Conn {
                 Attr::State(v) => c.state = *v,
                 Attr::Origin(v) => c.origin = *v,
                 Attr::Pid(v) => c.pid = *v,
+                Attr::Policy(v) => c.policy = *v,
+                Attr::UpdateAgeMs(v) => c.update_age_ms = Some(*v),
                 _ => {}
             }
         }
@@ -343,7 +368,11 @@ impl Conn {
             Attr::State(self.state),
             Attr::Origin(self.origin),
             Attr::Pid(self.pid),
+            Attr::Policy(self.policy),
         ]
+        .into_iter()
+        .chain(self.update_age_ms.map(Attr::UpdateAgeMs))
+        .collect()
     }
 }
 
@@ -398,6 +427,8 @@ pub(crate) mod tests {
             state: 2,
             origin: 0,
             pid: 4242,
+            policy: 2,
+            update_age_ms: Some(1500),
         }
     }
 
@@ -510,6 +541,8 @@ pub(crate) mod tests {
             (attr::COUNT, "COUNT"),
             (attr::EVENT, "EVENT"),
             (attr::REASON, "REASON"),
+            (attr::POLICY, "POLICY"),
+            (attr::UPDATE_AGE_MS, "UPDATE_AGE_MS"),
         ];
         assert_eq!(attrs.len(), ours.len(), "{attrs:?}");
         for (n, name) in ours {
@@ -521,10 +554,16 @@ pub(crate) mod tests {
             [
                 "VNAT_CMD_CONN_GET",
                 "VNAT_CMD_CONN_RESUME",
-                "VNAT_CMD_CONN_EVENT"
+                "VNAT_CMD_CONN_EVENT",
+                "VNAT_CMD_CONN_SET"
             ]
         );
-        assert_eq!(usize::from(cmd::CONN_EVENT), cmds.len());
+        assert_eq!(usize::from(cmd::CONN_SET), cmds.len());
+        let policies: Vec<String> = POLICIES
+            .iter()
+            .map(|e| format!("VNAT_POLICY_{}", e.to_uppercase()))
+            .collect();
+        assert_eq!(body("VNAT_POLICY_ABORT"), policies);
         let events: Vec<String> = EVENTS
             .iter()
             .map(|e| format!("VNAT_EVENT_{}", e.to_uppercase().replace('-', "_")))

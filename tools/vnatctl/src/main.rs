@@ -24,6 +24,7 @@ Examples:
   vnatctl resume 10.0.1.2 10.0.2.2            the host moved: resume what used 10.0.1.2
   vnatctl resume --pid 4242 10.0.2.2          one process's connections
   vnatctl resume --conn tcp 10.0.1.2:40000 10.0.0.2:5000 10.0.2.2
+  vnatctl policy tcp 10.0.0.2:5000 10.0.1.2:40000 preempt
   vnatctl config set vcmp_timeout_ms 5000
   vnatctl completions bash > /etc/bash_completion.d/vnatctl
 
@@ -93,6 +94,20 @@ enum Cmd {
         /// FROM TO, or TO with --pid/--conn
         #[arg(value_parser = parse_addr, num_args = 1..=2, required = true, value_name = "ADDR")]
         addrs: Vec<Ipv4Addr>,
+    },
+    /// Set the virtual address conflict policy of one connection (paper
+    /// 3.4.3): when a migration would give it the endpoints of another live
+    /// connection here, abort refuses the migration, preempt aborts the other
+    /// connection, default follows the conflict_policy knob
+    Policy {
+        /// tcp or udp
+        proto: String,
+        /// Local virtual endpoint, ADDRESS:PORT, as `list` shows it
+        local: String,
+        /// Remote virtual endpoint
+        remote: String,
+        #[arg(value_parser = ["abort", "preempt", "default"])]
+        policy: String,
     },
     /// Suspend: VNAT needs no notice before a move (paper 3.3.1); this only
     /// says so, so that scripts written for suspend/resume work
@@ -221,27 +236,45 @@ fn monitor(json: bool, count: Option<u64>) -> Result<(), Fail> {
     }
 }
 
+/// The five-tuple attributes of one connection.
+fn conn_selector(proto: &str, local: &str, remote: &str) -> Result<Vec<Attr>, Fail> {
+    let proto = match proto {
+        "tcp" => 6,
+        "udp" => 17,
+        p => return Err(usage(format!("'{p}' is not tcp or udp"))),
+    };
+    let (la, lp) = parse_endpoint(local).map_err(usage)?;
+    let (ra, rp) = parse_endpoint(remote).map_err(usage)?;
+    Ok(vec![
+        Attr::Proto(proto),
+        Attr::LocalAddr(la),
+        Attr::LocalPort(lp),
+        Attr::RemoteAddr(ra),
+        Attr::RemotePort(rp),
+    ])
+}
+
+fn policy(proto: &str, local: &str, remote: &str, policy: &str) -> Result<(), Fail> {
+    let mut sel = conn_selector(proto, local, remote)?;
+    let p = family::POLICIES
+        .iter()
+        .position(|n| *n == policy)
+        .ok_or_else(|| usage(format!("'{policy}' is not abort, preempt or default")))?;
+    sel.push(Attr::Policy(p as u8));
+    Client::open()?.set_policy(sel)?;
+    println!("{proto} {local} -> {remote}: conflict policy {policy}");
+    Ok(())
+}
+
 fn resume(pid: Option<u32>, conn: Option<Vec<String>>, addrs: &[Ipv4Addr]) -> Result<(), Fail> {
     let (sel, to, what) = match (pid, conn, addrs) {
         (None, None, [from, to]) => (vec![Attr::LocalAddr(*from)], *to, format!("of {from}")),
         (Some(p), None, [to]) => (vec![Attr::Pid(p)], *to, format!("of process {p}")),
-        (None, Some(c), [to]) => {
-            let proto = match c[0].as_str() {
-                "tcp" => 6,
-                "udp" => 17,
-                p => return Err(usage(format!("'{p}' is not tcp or udp"))),
-            };
-            let (la, lp) = parse_endpoint(&c[1]).map_err(usage)?;
-            let (ra, rp) = parse_endpoint(&c[2]).map_err(usage)?;
-            let sel = vec![
-                Attr::Proto(proto),
-                Attr::LocalAddr(la),
-                Attr::LocalPort(lp),
-                Attr::RemoteAddr(ra),
-                Attr::RemotePort(rp),
-            ];
-            (sel, *to, format!("{} {} -> {}", c[0], c[1], c[2]))
-        }
+        (None, Some(c), [to]) => (
+            conn_selector(&c[0], &c[1], &c[2])?,
+            *to,
+            format!("{} {} -> {}", c[0], c[1], c[2]),
+        ),
         (None, None, _) => return Err(usage("resume FROM TO: two addresses".into())),
         _ => {
             return Err(usage(
@@ -382,6 +415,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
         ),
         Cmd::Monitor { json, count } => monitor(json, count),
         Cmd::Resume { pid, conn, addrs } => resume(pid, conn, &addrs),
+        Cmd::Policy {
+            proto,
+            local,
+            remote,
+            policy: p,
+        } => policy(&proto, &local, &remote, &p),
         Cmd::Suspend { .. } => {
             println!(
                 "nothing to do: VNAT needs no notice before a move (paper 3.3.1); \

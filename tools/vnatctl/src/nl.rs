@@ -232,6 +232,12 @@ impl Client {
             .ok_or_else(|| Error::Decode("conn-resume answered without a count".into()))
     }
 
+    /// `conn-set`: the conflict policy of one connection.
+    pub fn set_policy(&mut self, sel: Vec<Attr>) -> Result<(), Error> {
+        self.request(cmd::CONN_SET, sel, NLM_F_REQUEST | NLM_F_ACK)?;
+        Ok(())
+    }
+
     /// Joins the events group.
     pub fn subscribe(&mut self) -> Result<(), Error> {
         let g = self

@@ -44,6 +44,7 @@ pub fn conn_table(conns: &[Conn]) -> String {
         "Remote now",
         "Pid",
         "Origin",
+        "Updated",
     ]
     .map(String::from)
     .to_vec()];
@@ -57,9 +58,20 @@ pub fn conn_table(conns: &[Conn]) -> String {
             c.remote_phys.to_string(),
             c.pid.to_string(),
             c.origin_name(),
+            age(c.update_age_ms),
         ]);
     }
     table(&rows)
+}
+
+/// "1.5s ago", or "-" for never.
+fn age(ms: Option<u32>) -> String {
+    match ms {
+        None => "-".into(),
+        Some(ms) if ms < 60_000 => format!("{}.{}s ago", ms / 1000, ms % 1000 / 100),
+        Some(ms) if ms < 3_600_000 => format!("{}m ago", ms / 60_000),
+        Some(ms) => format!("{}h ago", ms / 3_600_000),
+    }
 }
 
 pub fn conn_json(c: &Conn) -> Value {
@@ -72,6 +84,8 @@ pub fn conn_json(c: &Conn) -> Value {
         "remote-phys": c.remote_phys.to_string(),
         "pid": c.pid,
         "origin": c.origin_name(),
+        "policy": c.policy_name(),
+        "update-age-ms": c.update_age_ms,
     })
 }
 
@@ -137,19 +151,22 @@ mod tests {
         let mut native = sample();
         native.state = 0;
         native.local_phys = native.local;
+        native.update_age_ms = None;
         assert_eq!(
             conn_table(&[sample(), native]),
-            "Proto  State     Local           Remote         Local now       Remote now     Pid   Origin\n\
-             tcp    migrated  10.0.1.2:40000  10.0.0.2:5000  10.0.2.2:40000  10.0.0.2:5000  4242  connect\n\
-             tcp    native    10.0.1.2:40000  10.0.0.2:5000  10.0.1.2:40000  10.0.0.2:5000  4242  connect\n"
+            "Proto  State     Local           Remote         Local now       Remote now     Pid   Origin   Updated\n\
+             tcp    migrated  10.0.1.2:40000  10.0.0.2:5000  10.0.2.2:40000  10.0.0.2:5000  4242  connect  1.5s ago\n\
+             tcp    native    10.0.1.2:40000  10.0.0.2:5000  10.0.1.2:40000  10.0.0.2:5000  4242  connect  -\n"
         );
+        assert_eq!(age(Some(125_000)), "2m ago");
+        assert_eq!(age(Some(7_300_000)), "2h ago");
     }
 
     #[test]
     fn json_names_the_fields() {
         assert_eq!(
             conn_json(&sample()).to_string(),
-            r#"{"local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","pid":4242,"proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated"}"#
+            r#"{"local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500}"#
         );
     }
 
