@@ -7,5 +7,7 @@ tools/setup.sh
 kdir=$(qemu-tests/kernel.sh)
 make --no-print-directory module KDIR="$kdir"
 . tools/kenv.sh
+# vnatctl: the guest programs read connections through it.
+(cd tools && cargo build --locked -q -p vnatctl)
 # The environment of a Python program under qemu-tests/ in the guest.
-guest_env="env VNAT_KO=$PWD/vnat.ko PYTHONPATH=$PWD/qemu-tests PYTHONDONTWRITEBYTECODE=1"
+guest_env="env VNAT_KO=$PWD/vnat.ko VNATCTL=$PWD/tools/target/debug/vnatctl PYTHONPATH=$PWD/qemu-tests PYTHONDONTWRITEBYTECODE=1"
