@@ -140,6 +140,10 @@ pub(crate) fn sock_kick_retransmit(sk: usize) {
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct NlConn {
+    pub(crate) packets_out: u64,
+    pub(crate) packets_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_in: u64,
     pub(crate) local_addr: u32,
     pub(crate) remote_addr: u32,
     pub(crate) local_phys_addr: u32,

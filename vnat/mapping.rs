@@ -225,8 +225,9 @@ fn probe(len: usize, seed: u32, hook: u8, t: &Tuple) -> impl Iterator<Item = usi
     (0..len).map(move |k| start.wrapping_add(k) & mask)
 }
 
-/// Puts `rule` into `slots`, whose length must be a power of two.
-pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<(), InsertError> {
+/// Puts `rule` into `slots`, whose length must be a power of two; returns
+/// the slot it went to.
+pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, InsertError> {
     let hook = rule.hook as u8;
     for i in probe(slots.len(), seed, hook, &rule.matches) {
         let s = &mut slots[i];
@@ -237,7 +238,7 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<(), InsertEr
                 matches: rule.matches,
                 rewrite: rule.rewrite,
             };
-            return Ok(());
+            return Ok(i);
         }
         if s.hook == hook && s.matches == rule.matches {
             return Err(InsertError::Conflict);
@@ -248,9 +249,13 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<(), InsertEr
 
 /// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].
 pub fn lookup<'a>(slots: &'a [Slot], seed: u32, hook: Hook, packet: &Tuple) -> Option<&'a Slot> {
+    lookup_index(slots, seed, hook, packet).map(|i| &slots[i])
+}
+
+/// As [`lookup`], the index of the slot.
+pub fn lookup_index(slots: &[Slot], seed: u32, hook: Hook, packet: &Tuple) -> Option<usize> {
     let hook = hook as u8;
     probe(slots.len(), seed, hook, packet)
-        .map(|i| &slots[i])
-        .take_while(|s| s.used)
-        .find(|s| s.hook == hook && s.matches == *packet)
+        .take_while(|&i| slots[i].used)
+        .find(|&i| slots[i].hook == hook && slots[i].matches == *packet)
 }

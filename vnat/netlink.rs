@@ -18,6 +18,7 @@
 
 use crate::{
     ffi::{self, NlConn},
+    mapping::Hook,
     migration::{Request, Selector},
     netns::{self, NetState},
     vcmp::Endpoint,
@@ -28,7 +29,15 @@ use kernel::prelude::*;
 impl From<&VirtualConnection> for NlConn {
     fn from(c: &VirtualConnection) -> Self {
         let m = &c.mapping;
+        let h = &c.hits;
+        // A packet passes two hooks of its direction; either or both may
+        // rewrite it: count it once.
+        let dir = |a: Hook, b: Hook, v: &[u64; 4]| v[a as usize].max(v[b as usize]);
         Self {
+            packets_out: dir(Hook::LocalOut, Hook::PostRouting, &h.packets),
+            packets_in: dir(Hook::PreRouting, Hook::LocalIn, &h.packets),
+            bytes_out: dir(Hook::LocalOut, Hook::PostRouting, &h.bytes),
+            bytes_in: dir(Hook::PreRouting, Hook::LocalIn, &h.bytes),
             local_addr: m.local_virtual.addr.to_be(),
             remote_addr: m.remote_virtual.addr.to_be(),
             local_phys_addr: m.local_physical.addr.to_be(),
@@ -80,7 +89,11 @@ extern "C" fn vnat_rs_nl_dump(
         (args[0] != 0).then(|| Key::from_raw(args[0] as usize, args[1] as u32, args[2] as u16));
     let mut last = after;
     state.connections.for_each_after(after, |k, c| {
-        let msg = NlConn::from(c);
+        // What the published rules matched, on top of what earlier tables
+        // did.
+        let mut c = *c;
+        c.hits.add(&state.rules.live_hits(k, &c));
+        let msg = NlConn::from(&c);
         // SAFETY: `skb` and `cb` are the dump's, valid during this call;
         // `msg` lives across the call.
         if unsafe { ffi::vnat_shim_nl_put_conn(skb, cb, &msg) } != 0 {

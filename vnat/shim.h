@@ -29,6 +29,7 @@ void vnat_rs_addr_event(void *state, bool up, __be32 addr);
 
 /* One virtual connection as a netlink dump shows it (network byte order). */
 struct vnat_nl_conn {
+	u64 packets_out, packets_in, bytes_out, bytes_in;
 	__be32 local_addr, remote_addr, local_phys_addr, remote_phys_addr;
 	__be16 local_port, remote_port, local_phys_port, remote_phys_port;
 	u32 pid;

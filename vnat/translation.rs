@@ -35,7 +35,7 @@ use crate::{
     mapping::{self, Hook, Slot, Tuple, PROTO_UDP},
     netns::{self, Counter, NetState},
     vcmp::Endpoint,
-    virtualization::State,
+    virtualization::{HookHits, Key, State, VirtualConnection},
 };
 use core::ptr;
 use kernel::{
@@ -47,10 +47,22 @@ use kernel::{
     },
 };
 
-/// The rules of a namespace, as one immutable table.
+/// What one rule matched: packets and their bytes.
+struct Hits {
+    packets: Atomic<u64>,
+    bytes: Atomic<u64>,
+}
+
+/// The rules of a namespace, as one immutable table, with whose each rule
+/// is and what it matched.
 struct Rules {
     seed: u32,
     slots: KVVec<Slot>,
+    /// The connection of each used slot.
+    owners: KVVec<Key>,
+    /// What each slot matched while this table was published; folded into
+    /// the connections' records when it is replaced.
+    hits: KVVec<Hits>,
 }
 
 /// The published table of a namespace.
@@ -90,11 +102,23 @@ impl RuleTable {
             // Large tables (many migrated connections) may need vmalloc.
             let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
             slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
+            let mut owners = KVVec::with_capacity(cap, GFP_KERNEL)?;
+            owners.extend_with(cap, Key::from_raw(0, 0, 0), GFP_KERNEL)?;
+            let mut hits = KVVec::with_capacity(cap, GFP_KERNEL)?;
+            for _ in 0..cap {
+                hits.push(
+                    Hits {
+                        packets: Atomic::new(0),
+                        bytes: Atomic::new(0),
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
             // SAFETY: `get_random_u32` has no preconditions.
             let seed = unsafe { bindings::get_random_u32() };
             let mut overflow = false;
             let mut conflicts = 0;
-            state.connections.for_each(|_, c| {
+            state.connections.for_each(|k, c| {
                 let rules = c.mapping.rules();
                 let rules = match c.state {
                     State::Native => return,
@@ -104,7 +128,7 @@ impl RuleTable {
                 };
                 for r in rules.iter().flatten() {
                     match mapping::insert(&mut slots, seed, r) {
-                        Ok(()) => {}
+                        Ok(i) => owners[i] = k,
                         Err(mapping::InsertError::Conflict) => conflicts += 1,
                         Err(mapping::InsertError::Full) => overflow = true,
                     }
@@ -116,7 +140,15 @@ impl RuleTable {
             if conflicts > 0 {
                 state.count(Counter::RuleConflicts, conflicts);
             }
-            break Some(KBox::new(Rules { seed, slots }, GFP_KERNEL)?);
+            break Some(KBox::new(
+                Rules {
+                    seed,
+                    slots,
+                    owners,
+                    hits,
+                },
+                GFP_KERNEL,
+            )?);
         };
         let new = new.map_or(ptr::null_mut(), KBox::into_raw);
         let old = self.table.xchg(new, Release);
@@ -124,14 +156,55 @@ impl RuleTable {
             rcu::synchronize_rcu();
             // SAFETY: `old` came from `KBox::into_raw` (type invariant) and no
             // reader can hold it after the grace period.
-            drop(unsafe { KBox::from_raw(old) });
+            let old = unsafe { KBox::from_raw(old) };
+            // No hook counts into it any more: what it counted goes to the
+            // records (one short lock each; idle connections cost nothing).
+            for (i, h) in old.hits.iter().enumerate() {
+                let packets = h.packets.load(Relaxed);
+                if packets == 0 {
+                    continue;
+                }
+                let hook = usize::from(old.slots[i].hook);
+                let bytes = h.bytes.load(Relaxed);
+                state.connections.with(old.owners[i], |c| {
+                    c.hits.packets[hook] += packets;
+                    c.hits.bytes[hook] += bytes;
+                });
+            }
         }
         Ok(())
     }
 
+    /// What the rules of connection `k` matched in the published table,
+    /// per hook: (packets, bytes). Takes the RCU read lock itself.
+    pub(crate) fn live_hits(&self, k: Key, c: &VirtualConnection) -> HookHits {
+        let mut out = HookHits::default();
+        let _guard = rcu::read_lock();
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return out;
+        }
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and we are in an RCU read section.
+        let rules = unsafe { &*table };
+        for r in c.mapping.rules().iter().flatten() {
+            let Some(i) = mapping::lookup_index(&rules.slots, rules.seed, r.hook, &r.matches)
+            else {
+                continue;
+            };
+            if rules.owners[i] == k {
+                let hook = r.hook as usize;
+                out.packets[hook] += rules.hits[i].packets.load(Relaxed);
+                out.bytes[hook] += rules.hits[i].bytes.load(Relaxed);
+            }
+        }
+        out
+    }
+
     /// Looks up the rule for a packet. Hooks run under RCU, which keeps the
     /// table alive while the returned slot is used.
-    fn lookup(&self, hook: Hook, t: &Tuple) -> Option<Slot> {
+    /// The packet, of `len` bytes, is counted to the rule it matched.
+    fn lookup(&self, hook: Hook, t: &Tuple, len: u32) -> Option<Slot> {
         let table = self.table.load(Acquire);
         if table.is_null() {
             return None;
@@ -139,7 +212,10 @@ impl RuleTable {
         // SAFETY: Non-null tables are valid until a grace period after they
         // are replaced, and the caller (a hook) is in an RCU read section.
         let rules = unsafe { &*table };
-        mapping::lookup(&rules.slots, rules.seed, hook, t).copied()
+        let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
+        rules.hits[i].packets.add(1u64, Relaxed);
+        rules.hits[i].bytes.add(u64::from(len), Relaxed);
+        Some(rules.slots[i])
     }
 
     fn is_empty(&self) -> bool {
@@ -318,7 +394,9 @@ fn translate(state: &NetState, hook: Hook, skb: *mut bindings::sk_buff) -> Resul
     }
     let pkt = Packet { raw };
     let t = pkt.tuple();
-    let Some(rule) = state.rules.lookup(hook, &t) else {
+    // SAFETY: `skb` is the hook's packet, valid during the hook.
+    let len = unsafe { (*skb).len };
+    let Some(rule) = state.rules.lookup(hook, &t, len) else {
         return Ok(false);
     };
     // SAFETY: As above; now the headers are made writable, which may move

@@ -117,6 +117,27 @@ pub(crate) struct VirtualConnection {
     pub(crate) policy: Option<Policy>,
     /// When the mapping was last updated ([`ffi::now_ns`]); 0: never.
     pub(crate) updated_ns: i64,
+    /// What its rules matched in rule tables that were since replaced.
+    pub(crate) hits: HookHits,
+}
+
+/// Packets and bytes per hook (indexed by `Hook as usize`).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct HookHits {
+    /// Packets.
+    pub(crate) packets: [u64; 4],
+    /// Their bytes.
+    pub(crate) bytes: [u64; 4],
+}
+
+impl HookHits {
+    /// Adds `o`.
+    pub(crate) fn add(&mut self, o: &HookHits) {
+        for h in 0..4 {
+            self.packets[h] += o.packets[h];
+            self.bytes[h] += o.bytes[h];
+        }
+    }
 }
 
 impl VirtualConnection {
@@ -136,6 +157,10 @@ impl VirtualConnection {
             previous_local: local,
             policy: None,
             updated_ns: 0,
+            hits: HookHits {
+                packets: [0; 4],
+                bytes: [0; 4],
+            },
         }
     }
 

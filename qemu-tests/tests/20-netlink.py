@@ -62,7 +62,8 @@ mine = [r for r in got if r["local"] not in helper_locals]
 check(all(r["pid"] == os.getpid() and r["origin"] == "connect" and r["state"] == "native"
           and r["local-phys"] == r["local"] and r["remote-phys"] == r["remote"] for r in mine),
       "owner, origin, state and physical endpoints as opened")
-check(all(r["update-age-ms"] is None and r["policy"] == "default" for r in got), "never updated, default policy")
+check(all(r["update-age-ms"] is None and r["policy"] == "default" and r["packets-out"] == 0 and r["packets-in"] == 0
+          for r in got), "never updated, default policy, nothing translated")
 check(all(r["pid"] == helper.pid or r["pid"] > 0 for r in got if r["local"] in helper_locals),
       "the helper's connections have an owner")
 helper_pid = {r["pid"] for r in got if r["local"] in helper_locals}
@@ -151,6 +152,22 @@ check(rc == 1 and "at new-addr already" in err, f"resuming again where they are:
 for c, a in pairs[:20]:
     c.sendall(b"ping")
     check_eq(a.recv(4), b"ping", "a migrated connection carries bytes")
+# Per-connection counts: the 20 pinged connections sent and received
+# translated packets; they survive a rebuild of the rule table (a closed
+# connection makes one).
+pinged = {ep(c.getsockname()) for c, _ in pairs[:20]}
+counts = {r["local"]: r for r in listing("cli")}
+check(all(counts[l]["packets-out"] >= 1 and counts[l]["bytes-out"] >= 44 and counts[l]["packets-in"] >= 1
+          for l in pinged), f"list: translated packets and bytes each way ({counts[next(iter(pinged))]})")
+scounts = {r["remote"]: r for r in listing("srv")}
+check(all(scounts[l]["packets-in"] >= 1 and scounts[l]["bytes-in"] >= 44 for l in pinged), "and at the server")
+last_c, last_a = pairs.pop()
+last_c.close()
+last_a.close()
+wait_for(lambda: len(listing("cli")) == 205, "a closed connection leaves the list", timeout=30)
+after = {r["local"]: r for r in listing("cli")}
+check(all(after[l]["packets-out"] >= counts[l]["packets-out"] and after[l]["bytes-in"] >= counts[l]["bytes-in"]
+          for l in pinged), "counts kept across the rule table's rebuild")
 
 # Knobs through vnatctl config (global; `ip netns exec` hides configfs).
 before = read_knob("vcmp_retries")

@@ -6,9 +6,9 @@
 //! event carries.
 
 use netlink_packet_core::{
-    emit_u16_be, emit_u32, emit_u32_be, parse_string, parse_u16_be, parse_u32, parse_u32_be,
-    parse_u8, DecodeError, DefaultNla, Emitable, Nla, NlaBuffer, NlasIterator, Parseable,
-    ParseableParametrized,
+    emit_u16_be, emit_u32, emit_u32_be, emit_u64, parse_string, parse_u16_be, parse_u32,
+    parse_u32_be, parse_u64, parse_u8, DecodeError, DefaultNla, Emitable, Nla, NlaBuffer,
+    NlasIterator, Parseable, ParseableParametrized,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -52,6 +52,11 @@ pub mod attr {
     pub const REASON: u16 = 16;
     pub const POLICY: u16 = 17;
     pub const UPDATE_AGE_MS: u16 = 18;
+    pub const PAD: u16 = 19;
+    pub const PACKETS_OUT: u16 = 20;
+    pub const PACKETS_IN: u16 = 21;
+    pub const BYTES_OUT: u16 = 22;
+    pub const BYTES_IN: u16 = 23;
 }
 
 /// Names of an enum of the spec, by value.
@@ -100,6 +105,10 @@ pub enum Attr {
     Reason(String),
     Policy(u8),
     UpdateAgeMs(u32),
+    PacketsOut(u64),
+    PacketsIn(u64),
+    BytesOut(u64),
+    BytesIn(u64),
     /// An attribute this vnatctl does not know (a newer module).
     Other(DefaultNla),
 }
@@ -109,6 +118,7 @@ enum Value<'a> {
     U8(u8),
     U16Be(u16),
     U32(u32),
+    U64(u64),
     Addr(Ipv4Addr),
     Str(&'a str),
 }
@@ -120,6 +130,7 @@ impl Attr {
             Proto(v) | State(v) | Origin(v) | Event(v) | Policy(v) => Value::U8(*v),
             LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
             Pid(v) | Count(v) | UpdateAgeMs(v) => Value::U32(*v),
+            PacketsOut(v) | PacketsIn(v) | BytesOut(v) | BytesIn(v) => Value::U64(*v),
             LocalAddr(a) | RemoteAddr(a) | LocalPhysAddr(a) | RemotePhysAddr(a) | NewAddr(a) => {
                 Value::Addr(*a)
             }
@@ -135,6 +146,7 @@ impl Nla for Attr {
             Some(Value::U8(_)) => 1,
             Some(Value::U16Be(_)) => 2,
             Some(Value::U32(_) | Value::Addr(_)) => 4,
+            Some(Value::U64(_)) => 8,
             Some(Value::Str(s)) => s.len() + 1,
             None => match self {
                 Attr::Other(n) => n.value_len(),
@@ -164,6 +176,10 @@ impl Nla for Attr {
             Reason(_) => attr::REASON,
             Policy(_) => attr::POLICY,
             UpdateAgeMs(_) => attr::UPDATE_AGE_MS,
+            PacketsOut(_) => attr::PACKETS_OUT,
+            PacketsIn(_) => attr::PACKETS_IN,
+            BytesOut(_) => attr::BYTES_OUT,
+            BytesIn(_) => attr::BYTES_IN,
             Other(n) => n.kind(),
         }
     }
@@ -173,6 +189,7 @@ impl Nla for Attr {
             Some(Value::U8(v)) => buf[0] = v,
             Some(Value::U16Be(v)) => emit_u16_be(buf, v).expect("2 bytes"),
             Some(Value::U32(v)) => emit_u32(buf, v).expect("4 bytes"),
+            Some(Value::U64(v)) => emit_u64(buf, v).expect("8 bytes"),
             Some(Value::Addr(a)) => emit_u32_be(buf, a.into()).expect("4 bytes"),
             Some(Value::Str(s)) => {
                 buf[..s.len()].copy_from_slice(s.as_bytes());
@@ -210,6 +227,10 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::REASON => Attr::Reason(parse_string(v)?),
             attr::POLICY => Attr::Policy(parse_u8(v)?),
             attr::UPDATE_AGE_MS => Attr::UpdateAgeMs(parse_u32(v)?),
+            attr::PACKETS_OUT => Attr::PacketsOut(parse_u64(v)?),
+            attr::PACKETS_IN => Attr::PacketsIn(parse_u64(v)?),
+            attr::BYTES_OUT => Attr::BytesOut(parse_u64(v)?),
+            attr::BYTES_IN => Attr::BytesIn(parse_u64(v)?),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -249,6 +270,8 @@ impl Emitable for Message {
 impl ParseableParametrized<[u8], GenlHeader> for Message {
     fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
         let attrs = NlasIterator::new(buf)
+            // Padding that aligns the u64 attributes says nothing.
+            .filter(|nla| nla.as_ref().map_or(true, |n| n.kind() != attr::PAD))
             .map(|nla| nla.and_then(|nla| Attr::parse(&nla)))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
@@ -279,6 +302,11 @@ pub struct Conn {
     pub policy: u8,
     /// Milliseconds since the mapping was last updated; `None`: never.
     pub update_age_ms: Option<u32>,
+    /// Translated packets and bytes, each way.
+    pub packets_out: u64,
+    pub packets_in: u64,
+    pub bytes_out: u64,
+    pub bytes_in: u64,
 }
 
 impl Conn {
@@ -316,6 +344,10 @@ impl Conn {
             pid: 0,
             policy: 2,
             update_age_ms: None,
+            packets_out: 0,
+            packets_in: 0,
+            bytes_out: 0,
+            bytes_in: 0,
         };
         let mut seen = 0u32;
         for a in attrs {
@@ -335,6 +367,10 @@ impl Conn {
                 Attr::Pid(v) => c.pid = *v,
                 Attr::Policy(v) => c.policy = *v,
                 Attr::UpdateAgeMs(v) => c.update_age_ms = Some(*v),
+                Attr::PacketsOut(v) => c.packets_out = *v,
+                Attr::PacketsIn(v) => c.packets_in = *v,
+                Attr::BytesOut(v) => c.bytes_out = *v,
+                Attr::BytesIn(v) => c.bytes_in = *v,
                 _ => {}
             }
         }
@@ -369,6 +405,10 @@ impl Conn {
             Attr::Origin(self.origin),
             Attr::Pid(self.pid),
             Attr::Policy(self.policy),
+            Attr::PacketsOut(self.packets_out),
+            Attr::PacketsIn(self.packets_in),
+            Attr::BytesOut(self.bytes_out),
+            Attr::BytesIn(self.bytes_in),
         ]
         .into_iter()
         .chain(self.update_age_ms.map(Attr::UpdateAgeMs))
@@ -429,6 +469,10 @@ pub(crate) mod tests {
             pid: 4242,
             policy: 2,
             update_age_ms: Some(1500),
+            packets_out: 10,
+            packets_in: 12,
+            bytes_out: 15_000,
+            bytes_in: 624,
         }
     }
 
@@ -543,6 +587,11 @@ pub(crate) mod tests {
             (attr::REASON, "REASON"),
             (attr::POLICY, "POLICY"),
             (attr::UPDATE_AGE_MS, "UPDATE_AGE_MS"),
+            (attr::PAD, "PAD"),
+            (attr::PACKETS_OUT, "PACKETS_OUT"),
+            (attr::PACKETS_IN, "PACKETS_IN"),
+            (attr::BYTES_OUT, "BYTES_OUT"),
+            (attr::BYTES_IN, "BYTES_IN"),
         ];
         assert_eq!(attrs.len(), ours.len(), "{attrs:?}");
         for (n, name) in ours {
