@@ -59,6 +59,7 @@ extern "C" {
     fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
     fn vnat_shim_sock_destroy(sk: *mut c_void);
+    fn vnat_shim_route_source(net: *mut bindings::net, daddr: u32) -> u32;
     fn vnat_shim_genl_register() -> c_int;
     fn vnat_shim_genl_unregister();
     pub(crate) fn vnat_shim_nl_put_conn(
@@ -116,6 +117,15 @@ pub(crate) fn sock_put(sk: usize) {
 pub(crate) fn now_ns() -> i64 {
     // SAFETY: `ktime_get()` has no preconditions.
     unsafe { bindings::ktime_get() }
+}
+
+/// The source address (host byte order) the namespace would use now to send
+/// to `daddr`, or `None` without a route.
+pub(crate) fn route_source(net: &Net, daddr: u32) -> Option<u32> {
+    // SAFETY: `net` is alive (type invariant of `Net`); a route lookup may
+    // be done from any context.
+    let a = unsafe { vnat_shim_route_source(net.as_ptr(), daddr.to_be()) };
+    (a != 0).then(|| u32::from_be(a))
 }
 
 /// Aborts the connection of a socket (a TCP one sends a reset); process

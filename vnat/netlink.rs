@@ -114,16 +114,19 @@ extern "C" fn vnat_rs_nl_dump(
 }
 
 /// Called by the shim for `conn-resume`: the connections `r` selects
-/// resume at `r.new_addr`. Returns how many connections that covers, or a
-/// negative errno: `EINVAL` for a zero address, `ENOENT` when nothing
-/// matches, `EALREADY` when everything that matches is at the new address.
+/// resume at `r.new_addr`; if that is 0, at the address the host would use
+/// now to reach the first one's peer, written back to `r.new_addr`.
+/// Returns how many connections that covers, or a negative errno:
+/// `EINVAL` for a zero address, `ENOENT` when nothing matches, `EALREADY`
+/// when everything that matches is at the new address, `EHOSTUNREACH` when
+/// no address could be chosen.
 #[no_mangle]
-extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *const ffi::NlResume) -> c_int {
+extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *mut ffi::NlResume) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
     let state = unsafe { netns::borrow(state) };
-    // SAFETY: The shim passes a request that lives across the call.
-    let r = unsafe { &*r };
-    let to = u32::from_be(r.new_addr);
+    // SAFETY: The shim passes a request that lives across the call, and
+    // nothing else uses it meanwhile.
+    let r = unsafe { &mut *r };
     let which = match r.by {
         0 => Selector::Address(u32::from_be(r.local_addr)),
         1 => Selector::Pid(r.pid as i32),
@@ -133,8 +136,25 @@ extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *const ffi::NlResume) -> 
             remote: Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port)),
         },
     };
-    if to == 0 || which == Selector::Address(0) {
+    if which == Selector::Address(0) {
         return EINVAL.to_errno();
+    }
+    let mut to = u32::from_be(r.new_addr);
+    if to == 0 {
+        let mut peer = None;
+        state.connections.for_each(|_, c| {
+            if peer.is_none() && which.matches(c) {
+                peer = Some(c.mapping.remote_physical.addr);
+            }
+        });
+        let Some(peer) = peer else {
+            return ENOENT.to_errno();
+        };
+        match ffi::route_source(&state.net(), peer) {
+            Some(a) => to = a,
+            None => return EHOSTUNREACH.to_errno(),
+        }
+        r.new_addr = to.to_be();
     }
     let (mut matching, mut to_move): (c_int, c_int) = (0, 0);
     state.connections.for_each(|_, c| {

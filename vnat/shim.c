@@ -662,6 +662,22 @@ void vnat_shim_sock_kick_retransmit(void *ptr)
 }
 
 /*
+ * The source address the host would use now to send to @daddr (network
+ * byte order), or 0 if there is no route.
+ */
+__be32 vnat_shim_route_source(struct net *net, __be32 daddr)
+{
+	struct flowi4 fl4 = { .daddr = daddr };
+	struct rtable *rt;
+
+	rt = ip_route_output_key(net, &fl4);
+	if (IS_ERR(rt))
+		return 0;
+	ip_rt_put(rt);
+	return fl4.saddr;
+}
+
+/*
  * Aborts a connection as `ss --kill` does (sock_diag destroy): a TCP one
  * sends a reset and its owner sees ECONNABORTED. Process context; the
  * caller holds a reference.
@@ -847,9 +863,9 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 
 	if (!state)
 		return -ENODEV;
-	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_NEW_ADDR))
-		return -EINVAL;
-	r.new_addr = nla_get_in_addr(a[VNAT_A_CONN_NEW_ADDR]);
+	/* Without new-addr: the address the host would send to the peer from. */
+	if (a[VNAT_A_CONN_NEW_ADDR])
+		r.new_addr = nla_get_in_addr(a[VNAT_A_CONN_NEW_ADDR]);
 	if (a[VNAT_A_CONN_PID]) {
 		if (a[VNAT_A_CONN_LOCAL_ADDR] || a[VNAT_A_CONN_LOCAL_PORT]) {
 			NL_SET_ERR_MSG(info->extack,
@@ -877,7 +893,7 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 		r.local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
 	}
 	/* Updates would name an address the peer cannot reach us at. */
-	if (inet_addr_type(net, r.new_addr) != RTN_LOCAL) {
+	if (r.new_addr && inet_addr_type(net, r.new_addr) != RTN_LOCAL) {
 		NL_SET_ERR_MSG_ATTR(info->extack, a[VNAT_A_CONN_NEW_ADDR],
 				    "new-addr is not an address of this host");
 		return -EADDRNOTAVAIL;
@@ -896,13 +912,18 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 		NL_SET_ERR_MSG(info->extack, "the connections are at new-addr already");
 		return n;
 	}
+	if (n == -EHOSTUNREACH) {
+		NL_SET_ERR_MSG(info->extack, "no route to the peer to choose an address by: give new-addr");
+		return n;
+	}
 	if (n < 0)
 		return n;
-	msg = genlmsg_new(nla_total_size(sizeof(u32)), GFP_KERNEL);
+	msg = genlmsg_new(2 * nla_total_size(sizeof(u32)), GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
 	hdr = genlmsg_iput(msg, info);
-	if (!hdr || nla_put_u32(msg, VNAT_A_CONN_COUNT, n)) {
+	if (!hdr || nla_put_u32(msg, VNAT_A_CONN_COUNT, n) ||
+	    nla_put_in_addr(msg, VNAT_A_CONN_NEW_ADDR, r.new_addr)) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}

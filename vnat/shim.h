@@ -47,7 +47,7 @@ struct vnat_nl_resume {
 };
 
 int vnat_rs_nl_dump(void *state, void *skb, void *cb, long *args);
-int vnat_rs_nl_resume(void *state, const struct vnat_nl_resume *r);
+int vnat_rs_nl_resume(void *state, struct vnat_nl_resume *r);
 int vnat_rs_nl_set_policy(void *state, const struct vnat_nl_resume *r, u8 policy);
 
 /* A packet as Rust translates it: pointers to its writable headers. */
@@ -102,6 +102,7 @@ void vnat_shim_sock_kick_retransmit(void *sk);
 void vnat_shim_sock_hold(void *sk);
 void vnat_shim_sock_put(void *sk);
 void vnat_shim_sock_destroy(void *sk);
+__be32 vnat_shim_route_source(struct net *net, __be32 daddr);
 int vnat_shim_inetaddr_register(void);
 void vnat_shim_inetaddr_unregister(void);
 

@@ -103,7 +103,8 @@ bad = [
     (["resume", "--conn", "tcp", f"{old}:1", f"{topo.server_addr()}:5000", new], 1, "no such virtual connection"),
     (["resume", "10.0.1", new], 2, "is not an IPv4 address"),
     (["resume", "--conn", "sctp", f"{old}:1", f"{topo.server_addr()}:5000", new], 2, "is not tcp or udp"),
-    (["resume", old], 2, "two addresses"),
+    (["resume"], 2, "one or two addresses"),
+    (["resume", "--pid", "1", old, new], 2, "at most the new address"),
 ]
 for args, code, msg in bad:
     rc, out, err = ctl("cli", *args)
@@ -128,8 +129,9 @@ migrated = [r for r in listing("cli") if r["state"] == "migrated"]
 check_eq(tuples(migrated), {("tcp", l0, r0)}, "exactly that connection migrated")
 
 # One process.
-rc, out, err = ctl("cli", "resume", "--pid", str(helper_pid), new)
-check(rc == 0 and "resuming 5 connection(s)" in out, f"resume --pid: the helper's 5 ({rc}: {out} {err})")
+rc, out, err = ctl("cli", "resume", "--pid", str(helper_pid))
+check(rc == 0 and f"resuming 5 connection(s) of process {helper_pid} at {new};" in out,
+      f"resume --pid without an address: the helper's 5, at the address routed to the server ({rc}: {out} {err})")
 wait_for(lambda: stats("cli")["migrations_completed"] == 6, "6 migrated", timeout=60)
 migrated = listing("cli", "--state", "migrated")
 check_same({r["local"] for r in migrated}, helper_locals | {l0}, "exactly the helper's connections joined it")

@@ -23,6 +23,7 @@ Examples:
   vnatctl monitor                             watch migrations happen, like ip monitor
   vnatctl resume 10.0.1.2 10.0.2.2            the host moved: resume what used 10.0.1.2
   vnatctl resume --pid 4242 10.0.2.2          one process's connections
+  vnatctl resume --pid 4242                   ... at the address the host would use now
   vnatctl resume --conn tcp 10.0.1.2:40000 10.0.0.2:5000 10.0.2.2
   vnatctl policy tcp 10.0.0.2:5000 10.0.1.2:40000 preempt
   vnatctl config set vcmp_timeout_ms 5000
@@ -82,8 +83,10 @@ enum Cmd {
         count: Option<u64>,
     },
     /// Resume connections at a new local address: those of a whole host
-    /// (FROM TO), of one process (--pid PID TO) or one connection (--conn
-    /// PROTO LOCAL REMOTE TO, virtual endpoints as `list` shows them)
+    /// (FROM [TO]), of one process (--pid PID [TO]) or one connection
+    /// (--conn PROTO LOCAL REMOTE [TO], virtual endpoints as `list` shows
+    /// them). Without TO: the address the host would use now to reach the
+    /// peer
     Resume {
         /// Resume this process's connections
         #[arg(long, conflicts_with = "conn")]
@@ -91,8 +94,8 @@ enum Cmd {
         /// Resume this one connection
         #[arg(long, num_args = 3, value_names = ["PROTO", "LOCAL", "REMOTE"])]
         conn: Option<Vec<String>>,
-        /// FROM TO, or TO with --pid/--conn
-        #[arg(value_parser = parse_addr, num_args = 1..=2, required = true, value_name = "ADDR")]
+        /// FROM [TO], or [TO] with --pid/--conn
+        #[arg(value_parser = parse_addr, num_args = 0..=2, value_name = "ADDR")]
         addrs: Vec<Ipv4Addr>,
     },
     /// Set the virtual address conflict policy of one connection (paper
@@ -268,24 +271,33 @@ fn policy(proto: &str, local: &str, remote: &str, policy: &str) -> Result<(), Fa
 
 fn resume(pid: Option<u32>, conn: Option<Vec<String>>, addrs: &[Ipv4Addr]) -> Result<(), Fail> {
     let (sel, to, what) = match (pid, conn, addrs) {
-        (None, None, [from, to]) => (vec![Attr::LocalAddr(*from)], *to, format!("of {from}")),
-        (Some(p), None, [to]) => (vec![Attr::Pid(p)], *to, format!("of process {p}")),
-        (None, Some(c), [to]) => (
+        (None, None, [from, to @ ..]) if to.len() <= 1 => (
+            vec![Attr::LocalAddr(*from)],
+            to.first(),
+            format!("of {from}"),
+        ),
+        (Some(p), None, to) if to.len() <= 1 => {
+            (vec![Attr::Pid(p)], to.first(), format!("of process {p}"))
+        }
+        (None, Some(c), to) if to.len() <= 1 => (
             conn_selector(&c[0], &c[1], &c[2])?,
-            *to,
+            to.first(),
             format!("{} {} -> {}", c[0], c[1], c[2]),
         ),
-        (None, None, _) => return Err(usage("resume FROM TO: two addresses".into())),
+        (None, None, _) => return Err(usage("resume FROM [TO]: one or two addresses".into())),
         _ => {
             return Err(usage(
-                "with --pid or --conn, give only the new address".into(),
+                "with --pid or --conn, give at most the new address".into(),
             ))
         }
     };
     let mut all = sel;
-    all.push(Attr::NewAddr(to));
-    let n = Client::open()?.resume(all)?;
-    println!("resuming {n} connection(s) {what} at {to}; 'vnatctl monitor' shows them resume");
+    all.extend(to.map(|a| Attr::NewAddr(*a)));
+    let (n, at) = Client::open()?.resume(all)?;
+    let at = at
+        .or(to.copied())
+        .map_or_else(|| "the new address".into(), |a| a.to_string());
+    println!("resuming {n} connection(s) {what} at {at}; 'vnatctl monitor' shows them resume");
     Ok(())
 }
 
@@ -487,7 +499,8 @@ mod tests {
             matches!(c.cmd, Cmd::Resume { conn: Some(ref v), ref addrs, .. } if v.len() == 3 && addrs.len() == 1)
         );
         assert!(parse(&["resume", "--pid", "1", "--conn", "tcp", "a", "b", "10.0.0.1"]).is_err());
-        assert!(parse(&["resume"]).is_err());
+        let c = parse(&["resume", "--pid", "42"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Resume { pid: Some(42), ref addrs, .. } if addrs.is_empty()));
     }
 
     #[test]
@@ -509,10 +522,13 @@ mod tests {
 
     #[test]
     fn resume_needs_the_right_number_of_addresses() {
-        let Err(Fail(code, msg)) = resume(None, None, &["10.0.0.1".parse().unwrap()]) else {
-            panic!("accepted one address without a selector");
+        let Err(Fail(code, msg)) = resume(None, None, &[]) else {
+            panic!("accepted no address without a selector");
         };
-        assert_eq!((code, msg.as_str()), (2, "resume FROM TO: two addresses"));
+        assert_eq!(
+            (code, msg.as_str()),
+            (2, "resume FROM [TO]: one or two addresses")
+        );
         let two = ["10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap()];
         let Err(Fail(code, _)) = resume(Some(1), None, &two) else {
             panic!("accepted FROM with --pid");

@@ -17,7 +17,7 @@ use netlink_packet_generic::{
     GenlFamily, GenlMessage,
 };
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
-use std::{fmt, io};
+use std::{fmt, io, net::Ipv4Addr};
 
 /// Why a request did not work, in the terms the user acts on.
 #[derive(Debug)]
@@ -220,16 +220,21 @@ impl Client {
     }
 
     /// `conn-resume` with selector `sel` (see `vnat.yaml`); returns how
-    /// many connections it covers.
-    pub fn resume(&mut self, sel: Vec<Attr>) -> Result<u32, Error> {
+    /// many connections it covers and the address they resume at.
+    pub fn resume(&mut self, sel: Vec<Attr>) -> Result<(u32, Option<Ipv4Addr>), Error> {
         let r = self.request(cmd::CONN_RESUME, sel, NLM_F_REQUEST | NLM_F_ACK)?;
-        r.iter()
-            .flat_map(|m| m.attrs.iter())
+        let attrs = || r.iter().flat_map(|m| m.attrs.iter());
+        let count = attrs()
             .find_map(|a| match a {
                 Attr::Count(n) => Some(*n),
                 _ => None,
             })
-            .ok_or_else(|| Error::Decode("conn-resume answered without a count".into()))
+            .ok_or_else(|| Error::Decode("conn-resume answered without a count".into()))?;
+        let at = attrs().find_map(|a| match a {
+            Attr::NewAddr(a) => Some(*a),
+            _ => None,
+        });
+        Ok((count, at))
     }
 
     /// `conn-set`: the conflict policy of one connection.
