@@ -155,7 +155,8 @@ def connection_rows(ns=None):
         raise RuntimeError(f"vnatctl list in {ns}: exit {rc}: {err}")
     return [{"proto": r["proto"], "local": r["local"], "remote": r["remote"], "pid": str(r["pid"]),
              "origin": r["origin"], "state": r["state"], "local_physical": r["local-phys"],
-             "remote_physical": r["remote-phys"]} for r in json.loads(out)]
+             "remote_physical": r["remote-phys"], "vcmp_state": r["vcmp-state"],
+             "vcmp_attempts": r["vcmp-attempts"]} for r in json.loads(out)]
 
 
 def connections(ns=None):

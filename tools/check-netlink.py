@@ -34,7 +34,7 @@ def c_name(prefix, name):
 
 errors = []
 for d in spec["definitions"]:
-    want = [c_name(f"VNAT_{d['name'].upper()}_", e["name"]) for e in d["entries"]]
+    want = [c_name(f"VNAT_{d['name'].upper().replace('-', '_')}_", e["name"]) for e in d["entries"]]
     if enum_body(want[0]) != want:
         errors.append(f"enum {d['name']}: header {enum_body(want[0])}, spec {want}")
 attrs = [c_name("VNAT_A_CONN_", a["name"]) for a in spec["attribute-sets"][0]["attributes"]]

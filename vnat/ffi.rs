@@ -168,6 +168,8 @@ pub(crate) struct NlConn {
     pub(crate) state: u8,
     pub(crate) origin: u8,
     pub(crate) policy: u8,
+    pub(crate) vcmp_state: u8,
+    pub(crate) vcmp_attempts: u8,
 }
 
 /// `struct vnat_nl_resume` of the shim: which connections a `conn-resume`

@@ -27,7 +27,7 @@ use crate::{
     netlink::{self, Event},
     netns::{Counter, NetState},
     vcmp::{Endpoint, Update, UpdateReply, PROTO_UDP},
-    virtualization::{Key, Origin, Policy, State, VirtualConnection},
+    virtualization::{Key, Origin, Policy, State, VcmpState, VirtualConnection},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
 
@@ -241,6 +241,8 @@ pub(crate) fn begin(
         }
         c.mapping.local_physical = update.local_physical;
         c.state = State::Resuming;
+        c.vcmp = VcmpState::Idle;
+        c.vcmp_attempts = 0;
         sync_transparency(key, c);
         true
     });
@@ -383,6 +385,7 @@ pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
     let done = state.connections.with(key, |c| {
         c.mapping.remote_physical = reply.local_physical;
         c.updated_ns = ffi::now_ns();
+        c.vcmp = VcmpState::Idle;
         c.settle();
         sync_transparency(key, c);
         NlConn::from(&*c)
@@ -398,6 +401,7 @@ pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
 pub(crate) fn abort(state: &NetState, key: Key, reason: &CStr) {
     state.count(Counter::MigrationsFailed, 1);
     let back = state.connections.with(key, |c| {
+        c.vcmp = VcmpState::Failed;
         c.mapping.local_physical = c.previous_local;
         c.settle();
         sync_transparency(key, c);

@@ -66,6 +66,8 @@ impl From<&VirtualConnection> for NlConn {
                 Origin::Update => 3,
             },
             policy: c.policy.map_or(POLICY_DEFAULT, |p| p as u8),
+            vcmp_state: c.vcmp as u8,
+            vcmp_attempts: c.vcmp_attempts,
         }
     }
 }

@@ -787,7 +787,9 @@ static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 	    nla_put_u64_64bit(skb, VNAT_A_CONN_PACKETS_OUT, c->packets_out, VNAT_A_CONN_PAD) ||
 	    nla_put_u64_64bit(skb, VNAT_A_CONN_PACKETS_IN, c->packets_in, VNAT_A_CONN_PAD) ||
 	    nla_put_u64_64bit(skb, VNAT_A_CONN_BYTES_OUT, c->bytes_out, VNAT_A_CONN_PAD) ||
-	    nla_put_u64_64bit(skb, VNAT_A_CONN_BYTES_IN, c->bytes_in, VNAT_A_CONN_PAD))
+	    nla_put_u64_64bit(skb, VNAT_A_CONN_BYTES_IN, c->bytes_in, VNAT_A_CONN_PAD) ||
+	    nla_put_u8(skb, VNAT_A_CONN_VCMP_STATE, c->vcmp_state) ||
+	    nla_put_u8(skb, VNAT_A_CONN_VCMP_ATTEMPTS, c->vcmp_attempts))
 		return -EMSGSIZE;
 	return 0;
 }

@@ -34,7 +34,7 @@ struct vnat_nl_conn {
 	__be16 local_port, remote_port, local_phys_port, remote_phys_port;
 	u32 pid;
 	u32 update_age_ms;	/* U32_MAX: never updated */
-	u8 proto, state, origin, policy;
+	u8 proto, state, origin, policy, vcmp_state, vcmp_attempts;
 };
 
 /* Which connections a conn-resume request moves, and where. */

@@ -119,6 +119,23 @@ pub(crate) struct VirtualConnection {
     pub(crate) updated_ns: i64,
     /// What its rules matched in rule tables that were since replaced.
     pub(crate) hits: HookHits,
+    /// Where the update of its last move is, toward the peer's vnatd.
+    pub(crate) vcmp: VcmpState,
+    /// The attempt that `vcmp` is about.
+    pub(crate) vcmp_attempts: u8,
+}
+
+/// Where the update of a connection's move is (`enum vnat_vcmp_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum VcmpState {
+    /// No update under way (never moved, or the last move is done).
+    Idle = 0,
+    /// vnatd is connecting to the peer's vnatd.
+    Connecting = 1,
+    /// The update went out; no answer yet.
+    Waiting = 2,
+    /// The last move failed: the peer refused or did not answer.
+    Failed = 3,
 }
 
 /// Packets and bytes per hook (indexed by `Hook as usize`).
@@ -161,6 +178,8 @@ impl VirtualConnection {
                 packets: [0; 4],
                 bytes: [0; 4],
             },
+            vcmp: VcmpState::Idle,
+            vcmp_attempts: 0,
         }
     }
 

@@ -34,7 +34,7 @@ use crate::{
     netlink::{self, Event},
     netns::{Counter, Ipv4, NetState},
     vcmp::{Message, StreamReader, MSG_LEN},
-    virtualization::Key,
+    virtualization::{Key, VcmpState},
 };
 use core::ptr::NonNull;
 use kernel::{
@@ -180,6 +180,19 @@ struct Session<'a> {
     created: Instant<Monotonic>,
     /// The last connect failed at once.
     no_route: bool,
+    /// The attempt whose updates all went out (their records say
+    /// `waiting`); 0: none yet.
+    sent_in: u32,
+}
+
+/// Records where the updates of connections `keys` are, for the dump.
+fn mark(state: &NetState, keys: &[Key], vcmp: VcmpState, attempt: u32) {
+    for &k in keys {
+        state.connections.with(k, |c| {
+            c.vcmp = vcmp;
+            c.vcmp_attempts = attempt.min(255) as u8;
+        });
+    }
 }
 
 /// How a session step ended.
@@ -499,6 +512,7 @@ impl<'a> Daemon<'a> {
                         started: now,
                         created: now,
                         no_route: false,
+                        sent_in: 0,
                     };
                     if self.sessions.push(s, GFP_KERNEL).is_err() {
                         migration::abort(self.state, o.key, c"out of memory");
@@ -576,6 +590,12 @@ impl<'a> Daemon<'a> {
                 Ok(sock) => {
                     s.no_route = false;
                     s.sock = Some(waker.watch(sock));
+                    mark(
+                        state,
+                        &s.keys[s.answered..],
+                        VcmpState::Connecting,
+                        s.attempts,
+                    );
                 }
                 Err(_) => {
                     s.no_route = true;
@@ -605,6 +625,10 @@ impl<'a> Daemon<'a> {
                         break;
                     }
                 }
+            }
+            if s.sent == s.msgs.len() && s.sent_in != s.attempts {
+                s.sent_in = s.attempts;
+                mark(state, &s.keys[s.answered..], VcmpState::Waiting, s.attempts);
             }
             let mut buf = [0u8; 8 * MSG_LEN];
             let mut looked_again = false;

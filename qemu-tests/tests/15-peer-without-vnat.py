@@ -25,6 +25,8 @@ check(match_line(dmesg_tail(20), r"did not answer after 2 attempt\(s\); 1 connec
 rows = connection_rows("cli")
 check(len(rows) == 1 and rows[0]["state"] == "native" and rows[0]["local_physical"].startswith(old + ":"),
       f"the connection is left as it was: {rows}")
+check(rows and (rows[0]["vcmp_state"], rows[0]["vcmp_attempts"]) == ("failed", 2),
+      f"vnatctl list says why: the peer's vnatd failed after 2 attempts ({rows})")
 check_eq(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR), 0, "the client's socket has no error")
 # Back on the old network, the connection simply works again.
 topo.attach_client(1)

@@ -145,6 +145,8 @@ check(len(got) == 206 and all(r["state"] == "migrated" and r["local-phys"].start
                               and r["local"].startswith(old + ":") for r in got),
       "list: all migrated, virtual address kept, physical one new")
 check(all(r["update-age-ms"] is not None and r["update-age-ms"] < 600_000 for r in got), "and updated (update-age-ms)")
+check(all(r["vcmp-state"] == "idle" and r["vcmp-attempts"] >= 1 for r in got),
+      "the peer's side of each move is done, after at least one attempt")
 check(all(r["update-age-ms"] is not None for r in listing("srv") if r["proto"] == "tcp"),
       "the server's ends updated too")
 rc, out, err = ctl("cli", "resume", old, new)

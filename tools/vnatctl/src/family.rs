@@ -57,11 +57,15 @@ pub mod attr {
     pub const PACKETS_IN: u16 = 21;
     pub const BYTES_OUT: u16 = 22;
     pub const BYTES_IN: u16 = 23;
+    pub const VCMP_STATE: u16 = 24;
+    pub const VCMP_ATTEMPTS: u16 = 25;
 }
 
 /// Names of an enum of the spec, by value.
 const STATES: &[&str] = &["native", "resuming", "migrated"];
 const ORIGINS: &[&str] = &["connect", "accept", "existing", "update"];
+/// `enum vnat_vcmp_state`.
+const VCMP_STATES: &[&str] = &["idle", "connecting", "waiting", "failed"];
 /// `enum vnat_policy`.
 pub const POLICIES: &[&str] = &["abort", "preempt", "default"];
 /// `enum vnat_event`, in the order of the spec.
@@ -109,6 +113,8 @@ pub enum Attr {
     PacketsIn(u64),
     BytesOut(u64),
     BytesIn(u64),
+    VcmpState(u8),
+    VcmpAttempts(u8),
     /// An attribute this vnatctl does not know (a newer module).
     Other(DefaultNla),
 }
@@ -127,7 +133,8 @@ impl Attr {
     fn value(&self) -> Option<Value<'_>> {
         use Attr::*;
         Some(match self {
-            Proto(v) | State(v) | Origin(v) | Event(v) | Policy(v) => Value::U8(*v),
+            Proto(v) | State(v) | Origin(v) | Event(v) | Policy(v) | VcmpState(v)
+            | VcmpAttempts(v) => Value::U8(*v),
             LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
             Pid(v) | Count(v) | UpdateAgeMs(v) => Value::U32(*v),
             PacketsOut(v) | PacketsIn(v) | BytesOut(v) | BytesIn(v) => Value::U64(*v),
@@ -180,6 +187,8 @@ impl Nla for Attr {
             PacketsIn(_) => attr::PACKETS_IN,
             BytesOut(_) => attr::BYTES_OUT,
             BytesIn(_) => attr::BYTES_IN,
+            VcmpState(_) => attr::VCMP_STATE,
+            VcmpAttempts(_) => attr::VCMP_ATTEMPTS,
             Other(n) => n.kind(),
         }
     }
@@ -231,6 +240,8 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::PACKETS_IN => Attr::PacketsIn(parse_u64(v)?),
             attr::BYTES_OUT => Attr::BytesOut(parse_u64(v)?),
             attr::BYTES_IN => Attr::BytesIn(parse_u64(v)?),
+            attr::VCMP_STATE => Attr::VcmpState(parse_u8(v)?),
+            attr::VCMP_ATTEMPTS => Attr::VcmpAttempts(parse_u8(v)?),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -307,6 +318,10 @@ pub struct Conn {
     pub packets_in: u64,
     pub bytes_out: u64,
     pub bytes_in: u64,
+    /// `VCMP_STATES` index: the peer's side of the last move.
+    pub vcmp_state: u8,
+    /// Attempts to reach the peer's vnatd in the last move.
+    pub vcmp_attempts: u8,
 }
 
 impl Conn {
@@ -331,6 +346,10 @@ impl Conn {
         enum_name(POLICIES, self.policy)
     }
 
+    pub fn vcmp_state_name(&self) -> String {
+        enum_name(VCMP_STATES, self.vcmp_state)
+    }
+
     /// The record in `attrs`; `Err` names the first attribute missing.
     pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
         let mut c = Self {
@@ -348,6 +367,8 @@ impl Conn {
             packets_in: 0,
             bytes_out: 0,
             bytes_in: 0,
+            vcmp_state: 0,
+            vcmp_attempts: 0,
         };
         let mut seen = 0u32;
         for a in attrs {
@@ -371,6 +392,8 @@ impl Conn {
                 Attr::PacketsIn(v) => c.packets_in = *v,
                 Attr::BytesOut(v) => c.bytes_out = *v,
                 Attr::BytesIn(v) => c.bytes_in = *v,
+                Attr::VcmpState(v) => c.vcmp_state = *v,
+                Attr::VcmpAttempts(v) => c.vcmp_attempts = *v,
                 _ => {}
             }
         }
@@ -409,6 +432,8 @@ impl Conn {
             Attr::PacketsIn(self.packets_in),
             Attr::BytesOut(self.bytes_out),
             Attr::BytesIn(self.bytes_in),
+            Attr::VcmpState(self.vcmp_state),
+            Attr::VcmpAttempts(self.vcmp_attempts),
         ]
         .into_iter()
         .chain(self.update_age_ms.map(Attr::UpdateAgeMs))
@@ -473,6 +498,8 @@ pub(crate) mod tests {
             packets_in: 12,
             bytes_out: 15_000,
             bytes_in: 624,
+            vcmp_state: 0,
+            vcmp_attempts: 1,
         }
     }
 
@@ -592,6 +619,8 @@ pub(crate) mod tests {
             (attr::PACKETS_IN, "PACKETS_IN"),
             (attr::BYTES_OUT, "BYTES_OUT"),
             (attr::BYTES_IN, "BYTES_IN"),
+            (attr::VCMP_STATE, "VCMP_STATE"),
+            (attr::VCMP_ATTEMPTS, "VCMP_ATTEMPTS"),
         ];
         assert_eq!(attrs.len(), ours.len(), "{attrs:?}");
         for (n, name) in ours {
@@ -613,6 +642,11 @@ pub(crate) mod tests {
             .map(|e| format!("VNAT_POLICY_{}", e.to_uppercase()))
             .collect();
         assert_eq!(body("VNAT_POLICY_ABORT"), policies);
+        let vcmp: Vec<String> = VCMP_STATES
+            .iter()
+            .map(|e| format!("VNAT_VCMP_STATE_{}", e.to_uppercase()))
+            .collect();
+        assert_eq!(body("VNAT_VCMP_STATE_IDLE"), vcmp);
         let events: Vec<String> = EVENTS
             .iter()
             .map(|e| format!("VNAT_EVENT_{}", e.to_uppercase().replace('-', "_")))

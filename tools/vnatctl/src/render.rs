@@ -90,6 +90,8 @@ pub fn conn_json(c: &Conn) -> Value {
         "packets-in": c.packets_in,
         "bytes-out": c.bytes_out,
         "bytes-in": c.bytes_in,
+        "vcmp-state": c.vcmp_state_name(),
+        "vcmp-attempts": c.vcmp_attempts,
     })
 }
 
@@ -170,7 +172,7 @@ mod tests {
     fn json_names_the_fields() {
         assert_eq!(
             conn_json(&sample()).to_string(),
-            r#"{"bytes-in":624,"bytes-out":15000,"local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500}"#
+            r#"{"bytes-in":624,"bytes-out":15000,"local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-state":"idle"}"#
         );
     }
 
