@@ -123,8 +123,8 @@ for (t_move, t_up, old, new) in events:
         print(f"  {old} -> {new}: data never resumed", flush=True)
 
 say("the virtual connection never changed: vnatctl -n cli list")
-for line in ctl("cli", "list")[1].splitlines():
-    print(f"  {line}")
+for row in ctl("cli", "list")[1].splitlines():
+    print(f"  {row}")
 s = stats("cli")
 ok = (sent_hash.hexdigest() == got_hash.hexdigest() and pings["answered"] == pings["sent"] and len(events) == 3
       and s["migrations_completed"] >= 6 and s["migrations_failed"] == 0)
