@@ -77,6 +77,8 @@ def line_client():
         if f.readline().strip() == f"pong {n}".encode():
             pings["answered"] += 1
         time.sleep(0.2)
+    # The server's side ends when it reads the end of the stream.
+    line.shutdown(socket.SHUT_WR)
 
 
 threads = [threading.Thread(target=f) for f in (sender, sink, line_server, line_client)]
