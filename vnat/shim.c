@@ -849,6 +849,26 @@ static int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback 
 	return vnat_rs_nl_dump(state, skb, cb, cb->args);
 }
 
+/* A connection's virtual five-tuple from a request; -EINVAL if incomplete. */
+static int vnat_nl_get_tuple(struct genl_info *info, struct vnat_nl_resume *r)
+{
+	struct nlattr **a = info->attrs;
+
+	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_PROTO) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_PORT) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_PORT))
+		return -EINVAL;
+	r->by = VNAT_NL_BY_CONN;
+	r->proto = nla_get_u8(a[VNAT_A_CONN_PROTO]);
+	r->local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
+	r->local_port = nla_get_be16(a[VNAT_A_CONN_LOCAL_PORT]);
+	r->remote_addr = nla_get_in_addr(a[VNAT_A_CONN_REMOTE_ADDR]);
+	r->remote_port = nla_get_be16(a[VNAT_A_CONN_REMOTE_PORT]);
+	return 0;
+}
+
 /*
  * conn-resume selects by pid, by a connection's virtual five-tuple (when
  * local-port is given) or by local physical address (a host's move).
@@ -877,17 +897,8 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 		r.by = VNAT_NL_BY_PID;
 		r.pid = nla_get_u32(a[VNAT_A_CONN_PID]);
 	} else if (a[VNAT_A_CONN_LOCAL_PORT]) {
-		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_PROTO) ||
-		    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
-		    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR) ||
-		    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_PORT))
+		if (vnat_nl_get_tuple(info, &r))
 			return -EINVAL;
-		r.by = VNAT_NL_BY_CONN;
-		r.proto = nla_get_u8(a[VNAT_A_CONN_PROTO]);
-		r.local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
-		r.local_port = nla_get_be16(a[VNAT_A_CONN_LOCAL_PORT]);
-		r.remote_addr = nla_get_in_addr(a[VNAT_A_CONN_REMOTE_ADDR]);
-		r.remote_port = nla_get_be16(a[VNAT_A_CONN_REMOTE_PORT]);
 	} else {
 		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR))
 			return -EINVAL;
@@ -937,39 +948,21 @@ static int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	void *state = vnat_state(genl_info_net(info));
 	struct nlattr **a = info->attrs;
-	struct vnat_nl_resume r = { .by = VNAT_NL_BY_CONN };
+	struct vnat_nl_resume r = {};
 	int err;
 
 	if (!state)
 		return -ENODEV;
-	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_PROTO) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_PORT) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_PORT) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_POLICY))
+	if (vnat_nl_get_tuple(info, &r) || GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_POLICY))
 		return -EINVAL;
-	r.proto = nla_get_u8(a[VNAT_A_CONN_PROTO]);
-	r.local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
-	r.local_port = nla_get_be16(a[VNAT_A_CONN_LOCAL_PORT]);
-	r.remote_addr = nla_get_in_addr(a[VNAT_A_CONN_REMOTE_ADDR]);
-	r.remote_port = nla_get_be16(a[VNAT_A_CONN_REMOTE_PORT]);
 	err = vnat_rs_nl_set_policy(state, &r, nla_get_u8(a[VNAT_A_CONN_POLICY]));
 	if (err == -ENOENT)
 		NL_SET_ERR_MSG(info->extack, "no such virtual connection");
 	return err;
 }
 
-static const struct nla_policy vnat_nl_set_policy[VNAT_A_CONN_POLICY + 1] = {
-	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, IPPROTO_TCP, IPPROTO_UDP),
-	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
-	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
-	[VNAT_A_CONN_REMOTE_ADDR] = { .type = NLA_BE32 },
-	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
-	[VNAT_A_CONN_POLICY] = NLA_POLICY_MAX(NLA_U8, VNAT_POLICY_DEFAULT),
-};
-
-static const struct nla_policy vnat_nl_resume_policy[VNAT_A_CONN_NEW_ADDR + 1] = {
+/* What the commands may carry; each takes the attributes it needs. */
+static const struct nla_policy vnat_nl_req_policy[VNAT_A_CONN_POLICY + 1] = {
 	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, IPPROTO_TCP, IPPROTO_UDP),
 	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
 	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
@@ -977,6 +970,7 @@ static const struct nla_policy vnat_nl_resume_policy[VNAT_A_CONN_NEW_ADDR + 1] =
 	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
 	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
 	[VNAT_A_CONN_NEW_ADDR] = { .type = NLA_BE32 },
+	[VNAT_A_CONN_POLICY] = NLA_POLICY_MAX(NLA_U8, VNAT_POLICY_DEFAULT),
 };
 
 static const struct genl_split_ops vnat_nl_ops[] = {
@@ -988,14 +982,14 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 	{
 		.cmd = VNAT_CMD_CONN_RESUME,
 		.doit = vnat_nl_conn_resume_doit,
-		.policy = vnat_nl_resume_policy,
-		.maxattr = VNAT_A_CONN_NEW_ADDR,
+		.policy = vnat_nl_req_policy,
+		.maxattr = VNAT_A_CONN_POLICY,
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{
 		.cmd = VNAT_CMD_CONN_SET,
 		.doit = vnat_nl_conn_set_doit,
-		.policy = vnat_nl_set_policy,
+		.policy = vnat_nl_req_policy,
 		.maxattr = VNAT_A_CONN_POLICY,
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
