@@ -12,6 +12,8 @@
 //! | `auto_migrate`, `vcmp_timeout_ms`, `vcmp_retries` | rw | see their statics |
 //! | `conflict_policy`      | rw     | `abort` or `preempt` (paper 3.4.3)       |
 //! | `vcmp_peer_port`       | rw     | peers' vnatd port for updates; 0: ours   |
+//! | `suspend_helper`       | rw     | `none`, `keepalive` or `stop` (paper 3.3.1) |
+//! | `helper_timeout_s`     | rw     | a helper is undone after this long; 0: never |
 //!
 //! A value out of range or not a number is refused with `EINVAL` and one line
 //! in the kernel log; the old value stays.
@@ -188,6 +190,16 @@ pub(crate) static VCMP_PEER_PORT: Knob = Knob::new("vcmp_peer_port", 0, 0, 65535
 /// connection. Values: [`crate::virtualization::Policy`] as numbers.
 pub(crate) static CONFLICT_POLICY: Knob = Knob::named("conflict_policy", 0, &["abort", "preempt"]);
 
+/// What keeps a connection alive here while its peer is suspended, unless
+/// the connection has its own (paper 3.3.1): `none`, `keepalive` (TCP
+/// keepalive off until the peer resumes) or `stop` (also stop the processes
+/// that hold the socket). Values: [`crate::helper::Helper`] as numbers.
+pub(crate) static SUSPEND_HELPER: Knob =
+    Knob::named("suspend_helper", 1, &["none", "keepalive", "stop"]);
+/// A helper still at work this many seconds after the peer suspended is
+/// undone (the peer may never come back); 0: only when the peer resumes.
+pub(crate) static HELPER_TIMEOUT_S: Knob = Knob::new("helper_timeout_s", 3600, 0, 604_800);
+
 /// The configfs subsystem `vnat`.
 #[pin_data]
 pub(crate) struct Config {
@@ -217,6 +229,8 @@ impl Config {
                 vcmp_retries: 6,
                 conflict_policy: 7,
                 vcmp_peer_port: 8,
+                suspend_helper: 9,
+                helper_timeout_s: 10,
             ],
         };
         try_pin_init!(Self {
@@ -292,6 +306,8 @@ knob_attribute!(5, VCMP_TIMEOUT_MS);
 knob_attribute!(6, VCMP_RETRIES);
 knob_attribute!(7, CONFLICT_POLICY);
 knob_attribute!(8, VCMP_PEER_PORT);
+knob_attribute!(9, SUSPEND_HELPER);
+knob_attribute!(10, HELPER_TIMEOUT_S);
 
 #[kunit_tests(vnat_config)]
 mod tests {

@@ -59,6 +59,10 @@ extern "C" {
     fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
     fn vnat_shim_sock_destroy(sk: *mut c_void);
+    fn vnat_shim_sock_keepalive(sk: *mut c_void, on: bool) -> bool;
+    fn vnat_shim_signal_holders(sk: *mut c_void, sig: c_int, pids: *mut c_int, max: c_int)
+        -> c_int;
+    fn vnat_shim_signal_pid(nr: c_int, sig: c_int);
     fn vnat_shim_route_source(net: *mut bindings::net, daddr: u32) -> u32;
     fn vnat_shim_genl_register() -> c_int;
     fn vnat_shim_genl_unregister();
@@ -137,6 +141,42 @@ pub(crate) fn sock_destroy(sk: usize) {
     unsafe { vnat_shim_sock_destroy(sk as *mut c_void) }
 }
 
+/// Turns the keepalive of a socket on or off, as `SO_KEEPALIVE` does, and
+/// says whether it was on. Process context; the caller holds a reference.
+pub(crate) fn sock_keepalive(sk: usize, on: bool) -> bool {
+    // SAFETY: The caller holds a reference, so the socket is alive; the
+    // shim takes the socket's lock, which may sleep: process context, as
+    // documented.
+    unsafe { vnat_shim_sock_keepalive(sk as *mut c_void, on) }
+}
+
+/// Most processes [`signal_holders`] signals.
+pub(crate) const MAX_HOLDERS: usize = 4;
+
+/// Sends `sig` to the processes that have the socket's file open, at most
+/// [`MAX_HOLDERS`]; writes their global pid numbers to `pids` and returns
+/// how many. Process context; the caller holds a reference.
+pub(crate) fn signal_holders(sk: usize, sig: i32, pids: &mut [i32; MAX_HOLDERS]) -> usize {
+    // SAFETY: The caller holds a reference, so the socket is alive; `pids`
+    // has room for `MAX_HOLDERS` numbers; the shim walks the process list
+    // under RCU, in process context as documented.
+    let n = unsafe {
+        vnat_shim_signal_holders(
+            sk as *mut c_void,
+            sig,
+            pids.as_mut_ptr(),
+            MAX_HOLDERS as c_int,
+        )
+    };
+    n.clamp(0, MAX_HOLDERS as c_int) as usize
+}
+
+/// Sends `sig` to the process of global pid number `nr`, if there is one.
+pub(crate) fn signal_pid(nr: i32, sig: i32) {
+    // SAFETY: The shim looks the number up under RCU; any context.
+    unsafe { vnat_shim_signal_pid(nr, sig) }
+}
+
 /// Makes a TCP socket in retransmission backoff retry soon; the caller holds
 /// a reference.
 pub(crate) fn sock_kick_retransmit(sk: usize) {
@@ -170,6 +210,8 @@ pub(crate) struct NlConn {
     pub(crate) policy: u8,
     pub(crate) vcmp_state: u8,
     pub(crate) vcmp_attempts: u8,
+    pub(crate) helper: u8,
+    pub(crate) peer_suspended: u8,
 }
 
 /// `struct vnat_nl_resume` of the shim: which connections a `conn-resume`

@@ -29,6 +29,7 @@
 //! they too can migrate (paper section 4).
 
 use crate::{
+    helper,
     netlink::{self, Event},
     netns::{self, Counter},
     vcmp::Endpoint,
@@ -65,9 +66,14 @@ extern "C" fn vnat_rs_sock_event(
         EV_ACCEPT => Origin::Accept,
         EV_EXISTING => Origin::Existing,
         EV_CLOSE => {
-            let gone = state
-                .connections
-                .remove(key, |c| netlink::event(state, Event::Closed, c, None));
+            let gone = state.connections.remove(key, |c| {
+                // A socket that closes while its peer is suspended: its
+                // stopped processes, if any are left, continue.
+                if let Some(a) = &c.helper {
+                    helper::release(None, a);
+                }
+                netlink::event(state, Event::Closed, c, None);
+            });
             if gone.records > 0 {
                 state.count(Counter::ConnectionsForgotten, gone.records as u64);
             }

@@ -5,7 +5,14 @@
 //! carry the updates are vnatd's (`vnatd_kthread/vnatd.rs`).
 //!
 //! Suspending needs nothing (3.3.1): a host may vanish from a network
-//! without notice. Resuming (3.3.2) starts when the host has a new address:
+//! without notice. When it is told (`conn-suspend`), [`begin_suspend`]
+//! marks the connections and vnatd sends each peer `VNAT_SUS`; the peer, in
+//! [`accept_suspend`], activates a connection migration helper
+//! (`helper.rs`) and answers which; [`suspend_answered`] records it. The
+//! helper is undone when the peer's `VNAT_UPD` comes ([`accept_update`]).
+//!
+//! Resuming (3.3.2) starts when the host has a new address, or when a
+//! suspended connection is resumed where it is:
 //!
 //! 1. [`begin`]: every connection whose local physical address was the old
 //!    one gets the new one and the state `Resuming`; its incoming rules go
@@ -24,9 +31,10 @@
 use crate::{
     command::Command,
     ffi::{self, NlConn},
+    helper::{self, Helper},
     netlink::{self, Event},
     netns::{Counter, NetState},
-    vcmp::{Endpoint, Update, UpdateReply, PROTO_UDP},
+    vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
     virtualization::{Key, Origin, Policy, State, VcmpState, VirtualConnection},
 };
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
@@ -98,6 +106,11 @@ pub(crate) enum Request {
         which: Selector,
         /// The address they use from now on.
         to: u32,
+    },
+    /// The selected connections are suspended here (paper 3.3.1).
+    Suspend {
+        /// Which connections.
+        which: Selector,
     },
 }
 
@@ -176,14 +189,14 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
     queued
 }
 
-/// An update to send: which connection, and the message.
+/// A message to send to a peer's vnatd: which connection, and the message.
 pub(crate) struct Outgoing {
     /// The connection.
     pub(crate) key: Key,
     /// The peer's vnatd address (the connection's remote physical address).
     pub(crate) peer: u32,
-    /// The `VNAT_UPD` for it.
-    pub(crate) update: Update,
+    /// The `VNAT_UPD` or `VNAT_SUS` for it.
+    pub(crate) msg: Message,
     /// The connection as the `resuming` event shows it.
     pub(crate) event: NlConn,
 }
@@ -209,7 +222,10 @@ pub(crate) fn begin(
 ) -> Result {
     let mut err = Ok(());
     state.connections.update(|key, c| {
-        if !which.matches(c) || c.mapping.local_physical.addr == to || err.is_err() {
+        // A suspended connection resumes also where it is: its peer must
+        // hear of it, to undo its helper.
+        let moves = c.mapping.local_physical.addr != to || c.suspended;
+        if !which.matches(c) || !moves || err.is_err() {
             return false;
         }
         let update = Update {
@@ -228,7 +244,7 @@ pub(crate) fn begin(
             Outgoing {
                 key,
                 peer,
-                update,
+                msg: Message::Update(update),
                 event,
             },
             GFP_ATOMIC,
@@ -236,6 +252,7 @@ pub(crate) fn begin(
             err = Err(e.into());
             return false;
         }
+        c.suspended = false;
         if c.state != State::Resuming {
             c.previous_local = c.mapping.local_physical;
         }
@@ -293,11 +310,27 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
         let reply = UpdateReply {
             local_physical: c.mapping.local_physical,
         };
-        (reply, NlConn::from(&*c))
+        // The peer resumed: its helper here is done.
+        let helper = c.helper.take();
+        if helper.is_some() {
+            ffi::sock_hold(key.sk);
+        }
+        (reply, NlConn::from(&*c), helper)
     });
     match reply {
-        Some((r, now)) => {
+        Some((r, now, helper)) => {
             state.count(Counter::UpdatesAccepted, 1);
+            if let Some(a) = helper {
+                helper::release(Some(key.sk), &a);
+                ffi::sock_put(key.sk);
+                state.count(Counter::HelpersReleased, 1);
+                netlink::event_raw(
+                    state,
+                    Event::HelperReleased,
+                    &now,
+                    Some(c"the peer resumed"),
+                );
+            }
             netlink::event_raw(state, Event::PeerMoved, &now, None);
             (r, Some(key))
         }
@@ -386,6 +419,7 @@ pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
         c.mapping.remote_physical = reply.local_physical;
         c.updated_ns = ffi::now_ns();
         c.vcmp = VcmpState::Idle;
+        c.peer_helper = Helper::None;
         c.settle();
         sync_transparency(key, c);
         NlConn::from(&*c)
@@ -409,6 +443,191 @@ pub(crate) fn abort(state: &NetState, key: Key, reason: &CStr) {
     });
     if let Some(back) = back {
         netlink::event_raw(state, Event::Failed, &back, Some(reason));
+    }
+}
+
+/// Suspends the connections `which` selects (those not suspended already,
+/// nor in the middle of a move) and says which `VNAT_SUS` to send. Nothing
+/// else changes: suspending needs nothing (paper 3.3.1).
+pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Outgoing>) -> Result {
+    let mut err = Ok(());
+    state.connections.update(|key, c| {
+        if !which.matches(c) || c.suspended || c.state == State::Resuming || err.is_err() {
+            return false;
+        }
+        let m = &c.mapping;
+        let msg = Message::Suspend(Update {
+            proto: m.proto,
+            remote_virtual: m.remote_virtual,
+            local_virtual: m.local_virtual,
+            local_physical: m.local_physical,
+        });
+        let peer = m.remote_physical.addr;
+        c.suspended = true;
+        c.peer_helper = Helper::None;
+        c.vcmp = VcmpState::Idle;
+        c.vcmp_attempts = 0;
+        let event = NlConn::from(&*c);
+        // Allocation under the table lock: atomic.
+        if let Err(e) = out.push(
+            Outgoing {
+                key,
+                peer,
+                msg,
+                event,
+            },
+            GFP_ATOMIC,
+        ) {
+            c.suspended = false;
+            err = Err(e.into());
+            return false;
+        }
+        true
+    });
+    err
+}
+
+/// On the peer: the sender's end of a connection is suspended. Activates
+/// this host's helper for it (process context, no lock held) and returns
+/// the reply.
+pub(crate) fn accept_suspend(state: &NetState, u: &Update) -> SuspendReply {
+    let found = state
+        .connections
+        .find(u.proto, u.remote_virtual, u.local_virtual);
+    let Some((key, _)) = found else {
+        state.count(Counter::SuspendsRefused, 1);
+        state.count(Counter::VcmpUnknownConnection, 1);
+        let asked = VirtualConnection::new(
+            u.proto,
+            u.remote_virtual,
+            u.local_virtual,
+            0,
+            Origin::Update,
+        );
+        netlink::event(
+            state,
+            Event::Refused,
+            &asked,
+            Some(c"suspend: no such virtual connection"),
+        );
+        return SuspendReply::REFUSED;
+    };
+    // Already kept by a helper (the peer suspended again): say which; else
+    // hold the socket while the helper is activated without the lock.
+    let wanted = state.connections.with(key, |c| match c.helper {
+        Some(a) => Err(SuspendReply {
+            local_physical: c.mapping.local_physical,
+            helper: a.helper as u8,
+        }),
+        None => {
+            ffi::sock_hold(key.sk);
+            Ok((
+                c.helper_choice.unwrap_or_else(Helper::default_now),
+                c.mapping.proto,
+                !c.origin.owns_socket(),
+            ))
+        }
+    });
+    let (want, proto, shared) = match wanted {
+        Some(Ok(w)) => w,
+        Some(Err(same)) => return same,
+        None => return SuspendReply::REFUSED,
+    };
+    let active = helper::activate(key.sk, proto, shared, want);
+    let done = state.connections.with(key, |c| {
+        c.helper = Some(active);
+        (c.mapping.local_physical, NlConn::from(&*c))
+    });
+    let reply = match done {
+        Some((local_physical, now)) => {
+            state.count(Counter::SuspendsAccepted, 1);
+            netlink::event_raw(
+                state,
+                Event::PeerSuspended,
+                &now,
+                Some(active.helper.as_cstr()),
+            );
+            SuspendReply {
+                local_physical,
+                helper: active.helper as u8,
+            }
+        }
+        None => {
+            // Closed meanwhile.
+            helper::release(Some(key.sk), &active);
+            SuspendReply::REFUSED
+        }
+    };
+    ffi::sock_put(key.sk);
+    reply
+}
+
+/// On the suspended end: the peer answered the `VNAT_SUS` of connection
+/// `key` with `reply`, or did not answer (`None`). The suspension stands
+/// either way; the event says what keeps the other end.
+pub(crate) fn suspend_answered(state: &NetState, key: Key, reply: Option<&SuspendReply>) {
+    let (reason, helper, vcmp) = match reply {
+        Some(r) if r.is_refused() => {
+            state.count(Counter::SuspendsRefused, 1);
+            (
+                c"the peer has no such virtual connection: no helper there",
+                Helper::None,
+                VcmpState::Failed,
+            )
+        }
+        Some(r) => {
+            let h = Helper::from_u8(r.helper).unwrap_or(Helper::None);
+            (h.as_cstr(), h, VcmpState::Idle)
+        }
+        None => (
+            c"the peer's vnatd did not answer: no helper there",
+            Helper::None,
+            VcmpState::Failed,
+        ),
+    };
+    let now = state.connections.with(key, |c| {
+        c.peer_helper = helper;
+        c.vcmp = vcmp;
+        NlConn::from(&*c)
+    });
+    if let Some(now) = now {
+        netlink::event_raw(state, Event::Suspended, &now, Some(reason));
+    }
+}
+
+/// Undoes the helpers that have been at work longer than `older_than_ns`
+/// (all of them if `None`: vnatd is stopping). Process context.
+pub(crate) fn release_helpers(state: &NetState, older_than_ns: Option<i64>) {
+    let now = ffi::now_ns();
+    let mut taken = KVec::new();
+    state.connections.update(|key, c| {
+        let Some(a) = c.helper else {
+            return false;
+        };
+        if older_than_ns.is_some_and(|t| now - a.since_ns < t) {
+            return false;
+        }
+        // Allocation under the table lock: atomic; on failure, next time.
+        if taken.push((key, a, NlConn::from(&*c)), GFP_ATOMIC).is_err() {
+            return false;
+        }
+        ffi::sock_hold(key.sk);
+        c.helper = None;
+        true
+    });
+    for (key, a, mut conn) in taken {
+        helper::release(Some(key.sk), &a);
+        ffi::sock_put(key.sk);
+        if older_than_ns.is_some() {
+            state.count(Counter::HelpersExpired, 1);
+            conn.peer_suspended = 0;
+            netlink::event_raw(
+                state,
+                Event::HelperReleased,
+                &conn,
+                Some(c"timed out (helper_timeout_s): the peer did not resume"),
+            );
+        }
     }
 }
 

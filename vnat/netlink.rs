@@ -13,11 +13,15 @@
 //!   the connections of a local address (a host's move), of a process, or
 //!   one connection, resume at a new local address; the answer says how
 //!   many.
+//! - `conn-suspend` (same rights, same selectors): they are suspended, and
+//!   their peers keep them with a helper until they resume.
+//! - `conn-set` (same rights): one connection's conflict policy and helper.
 //! - the `events` group: what happens to connections ([`Event`]), as it
 //!   happens, for `vnatctl monitor` and `ynl --subscribe`.
 
 use crate::{
     ffi::{self, NlConn},
+    helper::Helper,
     mapping::Hook,
     migration::{Request, Selector},
     netns::{self, NetState},
@@ -55,6 +59,7 @@ impl From<&VirtualConnection> for NlConn {
             },
             proto: m.proto,
             state: match c.state {
+                _ if c.suspended => 3,
                 State::Native => 0,
                 State::Resuming => 1,
                 State::Migrated => 2,
@@ -68,6 +73,11 @@ impl From<&VirtualConnection> for NlConn {
             policy: c.policy.map_or(POLICY_DEFAULT, |p| p as u8),
             vcmp_state: c.vcmp as u8,
             vcmp_attempts: c.vcmp_attempts,
+            helper: match c.helper {
+                Some(a) => a.helper as u8,
+                None => c.peer_helper as u8,
+            },
+            peer_suspended: u8::from(c.helper.is_some()),
         }
     }
 }
@@ -129,18 +139,9 @@ extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *mut ffi::NlResume) -> c_
     // SAFETY: The shim passes a request that lives across the call, and
     // nothing else uses it meanwhile.
     let r = unsafe { &mut *r };
-    let which = match r.by {
-        0 => Selector::Address(u32::from_be(r.local_addr)),
-        1 => Selector::Pid(r.pid as i32),
-        _ => Selector::Connection {
-            proto: r.proto,
-            local: Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port)),
-            remote: Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port)),
-        },
-    };
-    if which == Selector::Address(0) {
+    let Some(which) = selector(r) else {
         return EINVAL.to_errno();
-    }
+    };
     let mut to = u32::from_be(r.new_addr);
     if to == 0 {
         let mut peer = None;
@@ -162,7 +163,7 @@ extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *mut ffi::NlResume) -> c_
     state.connections.for_each(|_, c| {
         if which.matches(c) {
             matching += 1;
-            if c.mapping.local_physical.addr != to {
+            if c.mapping.local_physical.addr != to || c.suspended {
                 to_move += 1;
             }
         }
@@ -180,17 +181,69 @@ extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *mut ffi::NlResume) -> c_
     to_move
 }
 
+/// The connections a `conn-resume` or `conn-suspend` request selects
+/// (`by`: 0 local address, 1 pid, 2 five-tuple); `None` for address 0.
+fn selector(r: &ffi::NlResume) -> Option<Selector> {
+    let which = match r.by {
+        0 => Selector::Address(u32::from_be(r.local_addr)),
+        1 => Selector::Pid(r.pid as i32),
+        _ => Selector::Connection {
+            proto: r.proto,
+            local: Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port)),
+            remote: Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port)),
+        },
+    };
+    (which != Selector::Address(0)).then_some(which)
+}
+
+/// Called by the shim for `conn-suspend`: the connections `r` selects are
+/// suspended. Returns how many that covers, or `-EINVAL` (address 0),
+/// `-ENOENT` (nothing matches), `-EALREADY` (all of them are suspended).
+#[no_mangle]
+extern "C" fn vnat_rs_nl_suspend(state: *mut c_void, r: *const ffi::NlResume) -> c_int {
+    // SAFETY: As in `vnat_rs_nl_dump`.
+    let state = unsafe { netns::borrow(state) };
+    // SAFETY: The shim passes a request that lives across the call.
+    let Some(which) = selector(unsafe { &*r }) else {
+        return EINVAL.to_errno();
+    };
+    let (mut matching, mut to_suspend): (c_int, c_int) = (0, 0);
+    state.connections.for_each(|_, c| {
+        if which.matches(c) {
+            matching += 1;
+            to_suspend += c_int::from(!c.suspended);
+        }
+    });
+    if matching == 0 {
+        return ENOENT.to_errno();
+    }
+    if to_suspend == 0 {
+        return EALREADY.to_errno();
+    }
+    if let Err(e) = state.requests.push(Request::Suspend { which }) {
+        return e.to_errno();
+    }
+    state.kick();
+    to_suspend
+}
+
 /// `VNAT_POLICY_DEFAULT`: the connection follows the `conflict_policy` knob.
 const POLICY_DEFAULT: u8 = 2;
+/// `VNAT_HELPER_DEFAULT`: the connection follows the `suspend_helper` knob.
+const HELPER_DEFAULT: u8 = 3;
+/// What the shim passes for an attribute the request did not carry.
+const UNSET: u8 = u8::MAX;
 
-/// Called by the shim for `conn-set`: the conflict policy of the connection
-/// `r` names (`by` is five-tuple) becomes `policy` (`enum vnat_policy`).
-/// Returns 0 or `-ENOENT`.
+/// Called by the shim for `conn-set`: the conflict policy (`enum
+/// vnat_policy`) and the helper (`enum vnat_helper`) of the connection `r`
+/// names (`by` is five-tuple) become `policy` and `helper`, each unless
+/// [`UNSET`]. Returns 0 or `-ENOENT`.
 #[no_mangle]
-extern "C" fn vnat_rs_nl_set_policy(
+extern "C" fn vnat_rs_nl_set(
     state: *mut c_void,
     r: *const ffi::NlResume,
     policy: u8,
+    helper: u8,
 ) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
     let state = unsafe { netns::borrow(state) };
@@ -199,14 +252,28 @@ extern "C" fn vnat_rs_nl_set_policy(
     let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
     let remote = Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port));
     let policy = match policy {
-        0 => Some(Policy::Abort),
-        1 => Some(Policy::Preempt),
+        0 => Some(Some(Policy::Abort)),
+        1 => Some(Some(Policy::Preempt)),
+        POLICY_DEFAULT => Some(None),
         _ => None,
+    };
+    let helper = match helper {
+        HELPER_DEFAULT => Some(None),
+        UNSET => None,
+        h => Helper::from_u8(h).map(Some),
     };
     let Some((key, _)) = state.connections.find(r.proto, local, remote) else {
         return ENOENT.to_errno();
     };
-    match state.connections.with(key, |c| c.policy = policy) {
+    let set = state.connections.with(key, |c| {
+        if let Some(p) = policy {
+            c.policy = p;
+        }
+        if let Some(h) = helper {
+            c.helper_choice = h;
+        }
+    });
+    match set {
         Some(()) => 0,
         None => ENOENT.to_errno(),
     }
@@ -231,6 +298,12 @@ pub(crate) enum Event {
     Refused = 6,
     /// A virtual address conflict was resolved (reason says how).
     Conflict = 7,
+    /// This end was suspended; the peer answered (or did not).
+    Suspended = 8,
+    /// The peer suspended its end; a helper keeps ours.
+    PeerSuspended = 9,
+    /// The helper of a connection whose peer was suspended was undone.
+    HelperReleased = 10,
 }
 
 /// Tells the namespace's `events` group; nothing if nobody listens. Any

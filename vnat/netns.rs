@@ -73,7 +73,8 @@ counters! {
     VcmpMessages = "vcmp_messages",
     /// Malformed VCMP messages received (each closes its connection).
     VcmpMalformed = "vcmp_malformed",
-    /// `VNAT_UPD` messages naming no known virtual connection (refused).
+    /// `VNAT_UPD` or `VNAT_SUS` messages naming no known virtual connection
+    /// (refused).
     VcmpUnknownConnection = "vcmp_unknown_connection",
     /// Attempts to listen on the VCMP port that failed.
     VcmpListenFailed = "vcmp_listen_failed",
@@ -105,6 +106,16 @@ counters! {
     ConflictsAborted = "conflicts_aborted",
     /// Connections aborted to make way for a migrating one (policy preempt).
     ConflictsPreempted = "conflicts_preempted",
+    /// `VNAT_SUS` messages sent (paper 3.3.1).
+    SuspendsSent = "suspends_sent",
+    /// `VNAT_SUS` messages received and answered with a helper at work.
+    SuspendsAccepted = "suspends_accepted",
+    /// `VNAT_SUS` messages refused, here or by the peer (no such connection).
+    SuspendsRefused = "suspends_refused",
+    /// Helpers undone because the peer resumed.
+    HelpersReleased = "helpers_released",
+    /// Helpers undone after `helper_timeout_s` without the peer resuming.
+    HelpersExpired = "helpers_expired",
 }
 
 const NR_COUNTERS: usize = Counter::ALL.len();

@@ -16,6 +16,7 @@
  * vnat/ffi.rs; keep the two in sync.
  */
 
+#include <linux/fdtable.h>
 #include <linux/kprobes.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
@@ -707,6 +708,87 @@ void *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
 	return sk;
 }
 
+/* ---- connection migration helpers (paper 3.3.1) --------------------------- */
+
+/*
+ * Turns the keepalive of @sk on or off as SO_KEEPALIVE does; returns
+ * whether it was on. Process context; the caller holds a reference.
+ */
+bool vnat_shim_sock_keepalive(void *ptr, bool on)
+{
+	struct sock *sk = ptr;
+	bool was;
+
+	lock_sock(sk);
+	was = sock_flag(sk, SOCK_KEEPOPEN);
+	if (was != on) {
+		if (sk->sk_prot->keepalive)
+			sk->sk_prot->keepalive(sk, on);
+		sock_valbool_flag(sk, SOCK_KEEPOPEN, on);
+	}
+	release_sock(sk);
+	return was;
+}
+
+static int vnat_fd_is(const void *file, struct file *f, unsigned int fd)
+{
+	return f == file;
+}
+
+/*
+ * Sends @sig to every process that has @sk's file open (the subprocess
+ * that handles a connection, paper 3.3.1), at most @max of them; writes
+ * their global pid numbers to @pids and returns how many. The file pointer
+ * is only compared with those in the fd tables, never dereferenced, so
+ * no reference on it is needed. Process context; the caller holds a
+ * reference on @sk.
+ */
+int vnat_shim_signal_holders(void *ptr, int sig, int *pids, int max)
+{
+	struct pid *found[VNAT_MAX_HOLDERS];
+	struct sock *sk = ptr;
+	struct task_struct *p;
+	const void *file;
+	int n = 0, i;
+
+	max = min(max, VNAT_MAX_HOLDERS);
+	read_lock_bh(&sk->sk_callback_lock);
+	file = sk->sk_socket ? READ_ONCE(sk->sk_socket->file) : NULL;
+	read_unlock_bh(&sk->sk_callback_lock);
+	if (!file)
+		return 0;
+	rcu_read_lock();
+	for_each_process(p) {
+		if (n == max)
+			break;
+		if (p->flags & PF_KTHREAD)
+			continue;
+		task_lock(p);
+		if (p->files && iterate_fd(p->files, 0, vnat_fd_is, file))
+			found[n++] = get_pid(task_tgid(p));
+		task_unlock(p);
+	}
+	rcu_read_unlock();
+	for (i = 0; i < n; i++) {
+		kill_pid(found[i], sig, 1);
+		pids[i] = pid_nr(found[i]);
+		put_pid(found[i]);
+	}
+	return n;
+}
+
+/* Sends @sig to the process of global pid number @nr, if it still exists. */
+void vnat_shim_signal_pid(int nr, int sig)
+{
+	struct pid *pid;
+
+	rcu_read_lock();
+	pid = find_pid_ns(nr, &init_pid_ns);
+	if (pid)
+		kill_pid(pid, sig, 1);
+	rcu_read_unlock();
+}
+
 void vnat_shim_sock_hold(void *sk)
 {
 	sock_hold((struct sock *)sk);
@@ -789,7 +871,9 @@ static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 	    nla_put_u64_64bit(skb, VNAT_A_CONN_BYTES_OUT, c->bytes_out, VNAT_A_CONN_PAD) ||
 	    nla_put_u64_64bit(skb, VNAT_A_CONN_BYTES_IN, c->bytes_in, VNAT_A_CONN_PAD) ||
 	    nla_put_u8(skb, VNAT_A_CONN_VCMP_STATE, c->vcmp_state) ||
-	    nla_put_u8(skb, VNAT_A_CONN_VCMP_ATTEMPTS, c->vcmp_attempts))
+	    nla_put_u8(skb, VNAT_A_CONN_VCMP_ATTEMPTS, c->vcmp_attempts) ||
+	    nla_put_u8(skb, VNAT_A_CONN_HELPER, c->helper) ||
+	    nla_put_u8(skb, VNAT_A_CONN_PEER_SUSPENDED, c->peer_suspended))
 		return -EMSGSIZE;
 	return 0;
 }
@@ -870,17 +954,80 @@ static int vnat_nl_get_tuple(struct genl_info *info, struct vnat_nl_resume *r)
 }
 
 /*
- * conn-resume selects by pid, by a connection's virtual five-tuple (when
- * local-port is given) or by local physical address (a host's move).
+ * conn-resume and conn-suspend select by pid, by a connection's virtual
+ * five-tuple (when local-port is given) or by local physical address (a
+ * host's move).
  */
+static int vnat_nl_get_selector(struct genl_info *info, struct vnat_nl_resume *r)
+{
+	struct nlattr **a = info->attrs;
+
+	if (a[VNAT_A_CONN_PID]) {
+		if (a[VNAT_A_CONN_LOCAL_ADDR] || a[VNAT_A_CONN_LOCAL_PORT]) {
+			NL_SET_ERR_MSG(info->extack,
+				       "select by pid, by connection or by local-addr, not several");
+			return -EINVAL;
+		}
+		r->by = VNAT_NL_BY_PID;
+		r->pid = nla_get_u32(a[VNAT_A_CONN_PID]);
+	} else if (a[VNAT_A_CONN_LOCAL_PORT]) {
+		if (vnat_nl_get_tuple(info, r))
+			return -EINVAL;
+	} else {
+		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR))
+			return -EINVAL;
+		r->by = VNAT_NL_BY_ADDR;
+		r->local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
+	}
+	return 0;
+}
+
+/* The extack of what resume and suspend may answer. */
+static int vnat_nl_selected(struct genl_info *info, const struct vnat_nl_resume *r, int n,
+			    bool suspend)
+{
+	if (n == -ENOENT) {
+		if (r->by == VNAT_NL_BY_ADDR)
+			NL_SET_ERR_MSG(info->extack, "no virtual connection is at this address");
+		else if (r->by == VNAT_NL_BY_PID)
+			NL_SET_ERR_MSG(info->extack, "this process has no virtual connection");
+		else
+			NL_SET_ERR_MSG(info->extack, "no such virtual connection");
+	} else if (n == -EALREADY && suspend) {
+		NL_SET_ERR_MSG(info->extack, "the connections are suspended already");
+	} else if (n == -EALREADY) {
+		NL_SET_ERR_MSG(info->extack, "the connections are at new-addr already");
+	} else if (n == -EHOSTUNREACH) {
+		NL_SET_ERR_MSG(info->extack, "no route to the peer to choose an address by: give new-addr");
+	}
+	return n;
+}
+
+/* Answers a command with the number of connections it covers. */
+static int vnat_nl_reply_count(struct genl_info *info, int n, __be32 new_addr)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = genlmsg_new(2 * nla_total_size(sizeof(u32)), GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_iput(msg, info);
+	if (!hdr || nla_put_u32(msg, VNAT_A_CONN_COUNT, n) ||
+	    (new_addr && nla_put_in_addr(msg, VNAT_A_CONN_NEW_ADDR, new_addr))) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
 static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct net *net = genl_info_net(info);
 	void *state = vnat_state(net);
 	struct nlattr **a = info->attrs;
 	struct vnat_nl_resume r = {};
-	struct sk_buff *msg;
-	void *hdr;
 	int n;
 
 	if (!state)
@@ -888,23 +1035,8 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 	/* Without new-addr: the address the host would send to the peer from. */
 	if (a[VNAT_A_CONN_NEW_ADDR])
 		r.new_addr = nla_get_in_addr(a[VNAT_A_CONN_NEW_ADDR]);
-	if (a[VNAT_A_CONN_PID]) {
-		if (a[VNAT_A_CONN_LOCAL_ADDR] || a[VNAT_A_CONN_LOCAL_PORT]) {
-			NL_SET_ERR_MSG(info->extack,
-				       "select by pid, by connection or by local-addr, not several");
-			return -EINVAL;
-		}
-		r.by = VNAT_NL_BY_PID;
-		r.pid = nla_get_u32(a[VNAT_A_CONN_PID]);
-	} else if (a[VNAT_A_CONN_LOCAL_PORT]) {
-		if (vnat_nl_get_tuple(info, &r))
-			return -EINVAL;
-	} else {
-		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR))
-			return -EINVAL;
-		r.by = VNAT_NL_BY_ADDR;
-		r.local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
-	}
+	if (vnat_nl_get_selector(info, &r))
+		return -EINVAL;
 	/* Updates would name an address the peer cannot reach us at. */
 	if (r.new_addr && inet_addr_type(net, r.new_addr) != RTN_LOCAL) {
 		NL_SET_ERR_MSG_ATTR(info->extack, a[VNAT_A_CONN_NEW_ADDR],
@@ -912,36 +1044,34 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 		return -EADDRNOTAVAIL;
 	}
 	n = vnat_rs_nl_resume(state, &r);
-	if (n == -ENOENT) {
-		if (r.by == VNAT_NL_BY_ADDR)
-			NL_SET_ERR_MSG(info->extack, "no virtual connection is at this address");
-		else if (r.by == VNAT_NL_BY_PID)
-			NL_SET_ERR_MSG(info->extack, "this process has no virtual connection");
-		else
-			NL_SET_ERR_MSG(info->extack, "no such virtual connection");
-		return n;
-	}
-	if (n == -EALREADY) {
-		NL_SET_ERR_MSG(info->extack, "the connections are at new-addr already");
-		return n;
-	}
-	if (n == -EHOSTUNREACH) {
-		NL_SET_ERR_MSG(info->extack, "no route to the peer to choose an address by: give new-addr");
-		return n;
-	}
 	if (n < 0)
-		return n;
-	msg = genlmsg_new(2 * nla_total_size(sizeof(u32)), GFP_KERNEL);
-	if (!msg)
-		return -ENOMEM;
-	hdr = genlmsg_iput(msg, info);
-	if (!hdr || nla_put_u32(msg, VNAT_A_CONN_COUNT, n) ||
-	    nla_put_in_addr(msg, VNAT_A_CONN_NEW_ADDR, r.new_addr)) {
-		nlmsg_free(msg);
-		return -EMSGSIZE;
+		return vnat_nl_selected(info, &r, n, false);
+	return vnat_nl_reply_count(info, n, r.new_addr);
+}
+
+/*
+ * conn-suspend: the selected connections' ends here are suspended (paper
+ * 3.3.1); vnatd asks each peer to keep its end alive with a helper.
+ */
+static int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	void *state = vnat_state(genl_info_net(info));
+	struct vnat_nl_resume r = {};
+	int n;
+
+	if (!state)
+		return -ENODEV;
+	if (info->attrs[VNAT_A_CONN_NEW_ADDR]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[VNAT_A_CONN_NEW_ADDR],
+				    "a suspended connection moves nowhere: give new-addr to conn-resume");
+		return -EINVAL;
 	}
-	genlmsg_end(msg, hdr);
-	return genlmsg_reply(msg, info);
+	if (vnat_nl_get_selector(info, &r))
+		return -EINVAL;
+	n = vnat_rs_nl_suspend(state, &r);
+	if (n < 0)
+		return vnat_nl_selected(info, &r, n, true);
+	return vnat_nl_reply_count(info, n, 0);
 }
 
 static int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
@@ -953,16 +1083,22 @@ static int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
 
 	if (!state)
 		return -ENODEV;
-	if (vnat_nl_get_tuple(info, &r) || GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_POLICY))
+	if (vnat_nl_get_tuple(info, &r))
 		return -EINVAL;
-	err = vnat_rs_nl_set_policy(state, &r, nla_get_u8(a[VNAT_A_CONN_POLICY]));
+	if (!a[VNAT_A_CONN_POLICY] && !a[VNAT_A_CONN_HELPER]) {
+		NL_SET_ERR_MSG(info->extack, "nothing to set: give policy or helper");
+		return -EINVAL;
+	}
+	err = vnat_rs_nl_set(state, &r,
+			     a[VNAT_A_CONN_POLICY] ? nla_get_u8(a[VNAT_A_CONN_POLICY]) : U8_MAX,
+			     a[VNAT_A_CONN_HELPER] ? nla_get_u8(a[VNAT_A_CONN_HELPER]) : U8_MAX);
 	if (err == -ENOENT)
 		NL_SET_ERR_MSG(info->extack, "no such virtual connection");
 	return err;
 }
 
 /* What the commands may carry; each takes the attributes it needs. */
-static const struct nla_policy vnat_nl_req_policy[VNAT_A_CONN_POLICY + 1] = {
+static const struct nla_policy vnat_nl_req_policy[VNAT_A_CONN_HELPER + 1] = {
 	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, IPPROTO_TCP, IPPROTO_UDP),
 	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
 	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
@@ -971,6 +1107,7 @@ static const struct nla_policy vnat_nl_req_policy[VNAT_A_CONN_POLICY + 1] = {
 	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
 	[VNAT_A_CONN_NEW_ADDR] = { .type = NLA_BE32 },
 	[VNAT_A_CONN_POLICY] = NLA_POLICY_MAX(NLA_U8, VNAT_POLICY_DEFAULT),
+	[VNAT_A_CONN_HELPER] = NLA_POLICY_MAX(NLA_U8, VNAT_HELPER_DEFAULT),
 };
 
 static const struct genl_split_ops vnat_nl_ops[] = {
@@ -983,14 +1120,21 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 		.cmd = VNAT_CMD_CONN_RESUME,
 		.doit = vnat_nl_conn_resume_doit,
 		.policy = vnat_nl_req_policy,
-		.maxattr = VNAT_A_CONN_POLICY,
+		.maxattr = VNAT_A_CONN_HELPER,
+		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd = VNAT_CMD_CONN_SUSPEND,
+		.doit = vnat_nl_conn_suspend_doit,
+		.policy = vnat_nl_req_policy,
+		.maxattr = VNAT_A_CONN_HELPER,
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{
 		.cmd = VNAT_CMD_CONN_SET,
 		.doit = vnat_nl_conn_set_doit,
 		.policy = vnat_nl_req_policy,
-		.maxattr = VNAT_A_CONN_POLICY,
+		.maxattr = VNAT_A_CONN_HELPER,
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 };

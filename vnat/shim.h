@@ -35,6 +35,7 @@ struct vnat_nl_conn {
 	u32 pid;
 	u32 update_age_ms;	/* U32_MAX: never updated */
 	u8 proto, state, origin, policy, vcmp_state, vcmp_attempts;
+	u8 helper, peer_suspended;
 };
 
 /* Which connections a conn-resume request moves, and where. */
@@ -48,7 +49,9 @@ struct vnat_nl_resume {
 
 int vnat_rs_nl_dump(void *state, void *skb, void *cb, long *args);
 int vnat_rs_nl_resume(void *state, struct vnat_nl_resume *r);
-int vnat_rs_nl_set_policy(void *state, const struct vnat_nl_resume *r, u8 policy);
+int vnat_rs_nl_suspend(void *state, const struct vnat_nl_resume *r);
+/* policy, helper: U8_MAX leaves it as it is. */
+int vnat_rs_nl_set(void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper);
 
 /* A packet as Rust translates it: pointers to its writable headers. */
 struct vnat_pkt {
@@ -102,6 +105,10 @@ void vnat_shim_sock_kick_retransmit(void *sk);
 void vnat_shim_sock_hold(void *sk);
 void vnat_shim_sock_put(void *sk);
 void vnat_shim_sock_destroy(void *sk);
+bool vnat_shim_sock_keepalive(void *sk, bool on);
+#define VNAT_MAX_HOLDERS 4
+int vnat_shim_signal_holders(void *sk, int sig, int *pids, int max);
+void vnat_shim_signal_pid(int nr, int sig);
 __be32 vnat_shim_route_source(struct net *net, __be32 daddr);
 int vnat_shim_inetaddr_register(void);
 void vnat_shim_inetaddr_unregister(void);

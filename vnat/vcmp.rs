@@ -35,8 +35,21 @@
 //! connection may share their four endpoints; so a `VNAT_UPD` for a UDP
 //! "connection" (paper 3.5) carries the command code [`CMD_UPD_UDP`], 3, in
 //! the same layout. A peer that knows only TCP rejects it as an unknown
-//! command, and the migration of that one connection fails cleanly. Anything
-//! else is rejected.
+//! command, and the migration of that one connection fails cleanly.
+//!
+//! Suspending (paper 3.3.1 and 4.3: vnatd "contacts the vnatd on the other
+//! end of the connection" to activate a migration helper there) has no
+//! layout in the paper. `VNAT_SUS` ([`CMD_SUS`], 4; [`CMD_SUS_UDP`], 5 for
+//! UDP) uses figure 3-4's: the sender's virtual endpoint, the receiver's,
+//! and the sender's physical endpoint as it is now (suspending moves
+//! nothing). `VNAT_SUS_R` ([`CMD_SUS_R`], 6) uses figure 3-5's: the
+//! replier's physical endpoint (all zero: no such virtual connection), and
+//! in the 16 bits the figure leaves unused in word 0, the helper the replier
+//! activated ([`HELPER_NONE`], [`HELPER_KEEPALIVE`], [`HELPER_STOP`]). The
+//! receiver of a `VNAT_SUS` chooses the helper by its own policy: a peer
+//! cannot make this host stop its processes. A peer that does not know
+//! these codes rejects them as unknown commands; the suspension stands
+//! (suspending needs nothing), without a helper. Anything else is rejected.
 //!
 //! This file is plain `no_std` Rust without allocation: the kernel module
 //! includes it, and so does the host crate `tools/vnat-proto`, whose tests and
@@ -50,6 +63,18 @@ pub const CMD_UPD: u8 = 1;
 pub const CMD_UPD_R: u8 = 2;
 /// Command code of `VNAT_UPD` for a UDP connection (figure 3-4's layout).
 pub const CMD_UPD_UDP: u8 = 3;
+/// Command code of `VNAT_SUS` (figure 3-4's layout).
+pub const CMD_SUS: u8 = 4;
+/// Command code of `VNAT_SUS` for a UDP connection.
+pub const CMD_SUS_UDP: u8 = 5;
+/// Command code of `VNAT_SUS_R` (figure 3-5's layout).
+pub const CMD_SUS_R: u8 = 6;
+/// `VNAT_SUS_R`: no helper keeps the connection.
+pub const HELPER_NONE: u8 = 0;
+/// `VNAT_SUS_R`: the replier turned its TCP keepalive off for the connection.
+pub const HELPER_KEEPALIVE: u8 = 1;
+/// `VNAT_SUS_R`: the replier also stopped the processes that hold it.
+pub const HELPER_STOP: u8 = 2;
 /// IP protocol number of TCP.
 pub const PROTO_TCP: u8 = 6;
 /// IP protocol number of UDP.
@@ -115,6 +140,28 @@ impl UpdateReply {
     }
 }
 
+/// `VNAT_SUS_R`: the answer to a `VNAT_SUS`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SuspendReply {
+    /// The replier's physical endpoint, or all zero: no such connection.
+    pub local_physical: Endpoint,
+    /// The helper the replier activated (`HELPER_*`).
+    pub helper: u8,
+}
+
+impl SuspendReply {
+    /// The reply of a peer that has no such virtual connection.
+    pub const REFUSED: Self = Self {
+        local_physical: Endpoint::new(0, 0),
+        helper: HELPER_NONE,
+    };
+
+    /// Whether the peer had no such connection.
+    pub const fn is_refused(&self) -> bool {
+        self.local_physical.addr == 0 && self.local_physical.port == 0
+    }
+}
+
 /// A decoded VCMP message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -122,6 +169,12 @@ pub enum Message {
     Update(Update),
     /// `VNAT_UPD_R`.
     UpdateReply(UpdateReply),
+    /// `VNAT_SUS`: the sender's end of a connection is suspended, and will
+    /// move or come back later. Fields as in `VNAT_UPD`; `local_physical`
+    /// is where the sender is now.
+    Suspend(Update),
+    /// `VNAT_SUS_R`.
+    SuspendReply(SuspendReply),
 }
 
 /// Why bytes are not a valid VCMP message.
@@ -131,8 +184,10 @@ pub enum DecodeError {
     Length(usize),
     /// A version other than [`VERSION`].
     Version(u8),
-    /// A command code other than [`CMD_UPD`], [`CMD_UPD_UDP`] and [`CMD_UPD_R`].
+    /// A command code other than those above.
     Command(u8),
+    /// A `VNAT_SUS_R` naming a helper this implementation does not know.
+    Helper(u16),
     /// An address or port that must be non-zero is zero (in a `VNAT_UPD_R`,
     /// only one of address and port).
     Unspecified,
@@ -146,6 +201,7 @@ impl DecodeError {
             Self::Version(_) => "unknown version",
             Self::Command(_) => "unknown command",
             Self::Unspecified => "zero address or port",
+            Self::Helper(_) => "unknown helper",
         }
     }
 }
@@ -164,11 +220,12 @@ impl Message {
         let mut b = [0u8; MSG_LEN];
         b[0] = VERSION;
         match self {
-            Self::Update(u) => {
-                b[1] = if u.proto == PROTO_UDP {
-                    CMD_UPD_UDP
-                } else {
-                    CMD_UPD
+            Self::Update(u) | Self::Suspend(u) => {
+                b[1] = match (self, u.proto == PROTO_UDP) {
+                    (Self::Update(_), false) => CMD_UPD,
+                    (Self::Update(_), true) => CMD_UPD_UDP,
+                    (_, false) => CMD_SUS,
+                    (_, true) => CMD_SUS_UDP,
                 };
                 b[2..4].copy_from_slice(&u.remote_virtual.port.to_be_bytes());
                 b[4..8].copy_from_slice(&u.remote_virtual.addr.to_be_bytes());
@@ -179,6 +236,12 @@ impl Message {
             }
             Self::UpdateReply(r) => {
                 b[1] = CMD_UPD_R;
+                b[12..16].copy_from_slice(&r.local_physical.addr.to_be_bytes());
+                b[18..20].copy_from_slice(&r.local_physical.port.to_be_bytes());
+            }
+            Self::SuspendReply(r) => {
+                b[1] = CMD_SUS_R;
+                b[2..4].copy_from_slice(&u16::from(r.helper).to_be_bytes());
                 b[12..16].copy_from_slice(&r.local_physical.addr.to_be_bytes());
                 b[18..20].copy_from_slice(&r.local_physical.port.to_be_bytes());
             }
@@ -196,9 +259,13 @@ impl Message {
         }
         let phys = Endpoint::new(be32(b, 12), be16(b, 18));
         let msg = match b[1] {
-            cmd @ (CMD_UPD | CMD_UPD_UDP) => {
+            cmd @ (CMD_UPD | CMD_UPD_UDP | CMD_SUS | CMD_SUS_UDP) => {
                 let u = Update {
-                    proto: if cmd == CMD_UPD { PROTO_TCP } else { PROTO_UDP },
+                    proto: if cmd == CMD_UPD || cmd == CMD_SUS {
+                        PROTO_TCP
+                    } else {
+                        PROTO_UDP
+                    },
                     remote_virtual: Endpoint::new(be32(b, 4), be16(b, 2)),
                     local_virtual: Endpoint::new(be32(b, 8), be16(b, 16)),
                     local_physical: phys,
@@ -206,7 +273,25 @@ impl Message {
                 if !(u.remote_virtual.is_specified() && u.local_virtual.is_specified()) {
                     return Err(DecodeError::Unspecified);
                 }
-                Self::Update(u)
+                if cmd == CMD_UPD || cmd == CMD_UPD_UDP {
+                    Self::Update(u)
+                } else {
+                    Self::Suspend(u)
+                }
+            }
+            CMD_SUS_R => {
+                let helper = be16(b, 2);
+                let r = SuspendReply {
+                    local_physical: phys,
+                    helper: match u8::try_from(helper) {
+                        Ok(h @ (HELPER_NONE | HELPER_KEEPALIVE | HELPER_STOP)) => h,
+                        _ => return Err(DecodeError::Helper(helper)),
+                    },
+                };
+                if !(phys.is_specified() || (r.is_refused() && r.helper == HELPER_NONE)) {
+                    return Err(DecodeError::Unspecified);
+                }
+                return Ok(Self::SuspendReply(r));
             }
             CMD_UPD_R => {
                 let r = UpdateReply {

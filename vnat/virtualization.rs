@@ -11,6 +11,7 @@
 
 use crate::{
     ffi,
+    helper::{Active, Helper},
     mapping::{Mapping, PROTO_TCP},
     vcmp::Endpoint,
 };
@@ -123,6 +124,14 @@ pub(crate) struct VirtualConnection {
     pub(crate) vcmp: VcmpState,
     /// The attempt that `vcmp` is about.
     pub(crate) vcmp_attempts: u8,
+    /// This end was suspended (`conn-suspend`) and has not resumed yet.
+    pub(crate) suspended: bool,
+    /// On a suspended end: the helper the peer said it activated.
+    pub(crate) peer_helper: Helper,
+    /// The peer suspended its end: what keeps ours alive meanwhile.
+    pub(crate) helper: Option<Active>,
+    /// The helper to use when the peer suspends; `None`: the knob's.
+    pub(crate) helper_choice: Option<Helper>,
 }
 
 /// Where the update of a connection's move is (`enum vnat_vcmp_state`).
@@ -180,6 +189,10 @@ impl VirtualConnection {
             },
             vcmp: VcmpState::Idle,
             vcmp_attempts: 0,
+            suspended: false,
+            peer_helper: Helper::None,
+            helper: None,
+            helper_choice: None,
         }
     }
 
@@ -289,6 +302,8 @@ struct Tables {
     flows: usize,
     /// Number of them not [`State::Native`], whose rules the hooks need.
     translated: usize,
+    /// Number of them with a helper at work.
+    helpers: usize,
 }
 
 impl VirtualConnection {
@@ -297,19 +312,22 @@ impl VirtualConnection {
     }
 }
 
-/// Keeps [`Tables::translated`] right while `f` changes a record.
+/// Keeps [`Tables::translated`] and [`Tables::helpers`] right while `f`
+/// changes a record.
 fn counting<R>(
-    translated: &mut usize,
+    (translated, helpers): (&mut usize, &mut usize),
     c: &mut VirtualConnection,
     f: impl FnOnce(&mut VirtualConnection) -> R,
 ) -> R {
-    let before = c.is_translated();
+    let before = (c.is_translated(), c.helper.is_some());
     let r = f(c);
-    match (before, c.is_translated()) {
-        (false, true) => *translated += 1,
-        (true, false) => *translated -= 1,
+    let step = |n: &mut usize, was: bool, is: bool| match (was, is) {
+        (false, true) => *n += 1,
+        (true, false) => *n -= 1,
         _ => {}
-    }
+    };
+    step(translated, before.0, c.is_translated());
+    step(helpers, before.1, c.helper.is_some());
     r
 }
 
@@ -326,6 +344,7 @@ impl Tables {
             len,
             flows,
             translated,
+            helpers,
         } = self;
         let mut gone = Removed::default();
         let mut cursor = conns.cursor_lower_bound_mut(&Key::first(sk));
@@ -353,6 +372,9 @@ impl Tables {
                 *translated -= 1;
                 gone.translated = true;
             }
+            if c.helper.is_some() {
+                *helpers -= 1;
+            }
             cursor = next;
         }
         gone
@@ -378,6 +400,7 @@ impl ConnectionTable {
                     len: 0,
                     flows: 0,
                     translated: 0,
+                    helpers: 0,
                 },
                 "vnat_connections"
             ),
@@ -447,6 +470,11 @@ impl ConnectionTable {
         self.tables.lock().translated
     }
 
+    /// Number of recorded connections with a helper at work.
+    pub(crate) fn helpers(&self) -> usize {
+        self.tables.lock().helpers
+    }
+
     /// Calls `f` on every recorded connection, under the table lock with
     /// interrupts off: `f` must be short and must not sleep.
     pub(crate) fn for_each(&self, mut f: impl FnMut(Key, &VirtualConnection)) {
@@ -482,11 +510,14 @@ impl ConnectionTable {
     pub(crate) fn update(&self, mut f: impl FnMut(Key, &mut VirtualConnection) -> bool) -> usize {
         let mut guard = self.tables.lock();
         let Tables {
-            conns, translated, ..
+            conns,
+            translated,
+            helpers,
+            ..
         } = &mut *guard;
         let mut n = 0;
         for (k, c) in conns.iter_mut() {
-            if counting(translated, c, |c| f(*k, c)) {
+            if counting((translated, helpers), c, |c| f(*k, c)) {
                 n += 1;
             }
         }
@@ -532,9 +563,14 @@ impl ConnectionTable {
     pub(crate) fn with<R>(&self, k: Key, f: impl FnOnce(&mut VirtualConnection) -> R) -> Option<R> {
         let mut guard = self.tables.lock();
         let Tables {
-            conns, translated, ..
+            conns,
+            translated,
+            helpers,
+            ..
         } = &mut *guard;
-        conns.get_mut(&k).map(|c| counting(translated, c, f))
+        conns
+            .get_mut(&k)
+            .map(|c| counting((translated, helpers), c, f))
     }
 }
 
@@ -555,6 +591,7 @@ impl PinnedDrop for ConnectionTable {
         guard.len = 0;
         guard.flows = 0;
         guard.translated = 0;
+        guard.helpers = 0;
     }
 }
 

@@ -14,13 +14,14 @@
 //! | `mapping.rs`                | 3.2      | mappings, their rules, the rule table (shared with `tools/`) |
 //! | `checksum.rs`               | 4.2      | incremental checksum updates (shared with `tools/`) |
 //! | `migration.rs`              | 3.3      | suspend, resume, update: what they do to mappings |
+//! | `helper.rs`                 | 3.3.1    | connection migration helpers: keepalive, stop the peer |
 //! | `command.rs`                |          | `/proc/net/vnat/control` commands (shared with `tools/`) |
 //! | `interception.rs`           | 4.1      | socket tracking: connect, accept, close |
 //! | `vcmp.rs`                   | 3.3.2.2  | VCMP wire format (shared with `tools/`) |
 //! | `vnatd_kthread/vnatd.rs`    | 4.3      | the per-namespace daemon on port 2031 |
 //! | `netns.rs`                  |          | per-namespace state and counters     |
 //! | `config.rs`                 |          | configfs knobs                       |
-//! | `netlink.rs`, `vnat.yaml`   | 3.3      | generic netlink family `vnat`: list, resume |
+//! | `netlink.rs`, `vnat.yaml`   | 3.3      | generic netlink family `vnat`: list, suspend, resume |
 //! | `ffi.rs`, `shim.c`          |          | the thin layer to C                  |
 //!
 //! Module load registers, in this order, the configfs subsystem, the kprobes,
@@ -34,6 +35,7 @@ pub mod checksum;
 pub mod command;
 mod config;
 mod ffi;
+mod helper;
 mod interception;
 pub mod mapping;
 mod migration;

@@ -22,13 +22,19 @@
 //! with that peer as one batch. Each attempt has `vcmp_timeout_ms`; after
 //! `vcmp_retries` more attempts the remaining connections are left as they
 //! were, counted and logged once.
+//!
+//! Suspending (paper 3.3.1) goes the same way: `VNAT_SUS` out, batched per
+//! peer, `VNAT_SUS_R` back; as the peer, vnatd activates a helper before it
+//! answers, and undoes helpers that outlive `helper_timeout_s`, and all of
+//! them when it stops.
 
 #[path = "socket.rs"]
 mod socket;
 
 use crate::{
     config::{
-        VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS,
+        HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES,
+        VCMP_TIMEOUT_MS,
     },
     migration::{self, Outgoing, Request},
     netlink::{self, Event},
@@ -163,12 +169,23 @@ struct Client<'a> {
     out: KVec<u8>,
 }
 
-/// An outgoing VCMP conversation: the updates of the connections shared
-/// with one peer, sent as one batch, answered in order.
+/// What a message of a session asks the peer, so what answers it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `VNAT_UPD`, answered by `VNAT_UPD_R`.
+    Update,
+    /// `VNAT_SUS`, answered by `VNAT_SUS_R`.
+    Suspend,
+}
+
+/// An outgoing VCMP conversation: the updates (and suspensions) of the
+/// connections shared with one peer, sent as one batch, answered in order.
 struct Session<'a> {
     peer: u32,
     sock: Option<Watch<'a>>,
     keys: KVec<Key>,
+    /// What each message of `msgs` is, in the order of `keys`.
+    kinds: KVec<Kind>,
     msgs: KVec<u8>,
     /// Updates answered so far (also across attempts).
     answered: usize,
@@ -192,6 +209,14 @@ fn mark(state: &NetState, keys: &[Key], vcmp: VcmpState, attempt: u32) {
             c.vcmp = vcmp;
             c.vcmp_attempts = attempt.min(255) as u8;
         });
+    }
+}
+
+/// What `msg` asks the peer.
+fn kind_of(msg: &Message) -> Kind {
+    match msg {
+        Message::Suspend(_) => Kind::Suspend,
+        _ => Kind::Update,
     }
 }
 
@@ -249,6 +274,7 @@ impl<'a> Daemon<'a> {
             if self.listener.is_none() {
                 self.listen();
             }
+            self.expire_helpers();
             self.requests();
             self.accept();
             self.serve();
@@ -264,6 +290,8 @@ impl<'a> Daemon<'a> {
             };
             self.waker.wait(msecs_to_jiffies(nap) as c_long);
         }
+        // Nobody will be there to undo the helpers.
+        migration::release_helpers(self.state, None);
         // Clients first: the listener's release disposes of connections that
         // were never accepted. Then the waker may go.
         self.sessions.clear();
@@ -321,6 +349,14 @@ impl<'a> Daemon<'a> {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
                 Err(_) => self.state.count(Counter::VcmpClientsRefused, 1),
             }
+        }
+    }
+
+    /// Undoes the helpers older than `helper_timeout_s`.
+    fn expire_helpers(&self) {
+        let timeout = i64::from(HELPER_TIMEOUT_S.get());
+        if timeout > 0 && self.state.connections.helpers() > 0 {
+            migration::release_helpers(self.state, Some(timeout * 1_000_000_000));
         }
     }
 
@@ -445,6 +481,14 @@ impl<'a> Daemon<'a> {
                         malformed = true;
                     }
                 }
+                Ok(Message::Suspend(u)) if !malformed => {
+                    state.count(Counter::VcmpMessages, 1);
+                    let reply = migration::accept_suspend(state, &u);
+                    let bytes = Message::SuspendReply(reply).encode();
+                    if out.extend_from_slice(&bytes, GFP_KERNEL).is_err() {
+                        malformed = true;
+                    }
+                }
                 // Replies answer updates; nobody asked this peer for one.
                 _ => malformed = true,
             });
@@ -461,7 +505,28 @@ impl<'a> Daemon<'a> {
     /// Takes the requests queued for the daemon and starts their sessions.
     fn requests(&mut self) {
         for r in self.state.requests.take() {
-            let Request::Migrate { which, to } = r;
+            let (which, to) = match r {
+                Request::Migrate { which, to } => (which, to),
+                Request::Suspend { which } => {
+                    let mut out = KVec::new();
+                    if migration::begin_suspend(self.state, which, &mut out).is_err() {
+                        pr_warn!(
+                            "netns {}: out of memory suspending connections\n",
+                            self.state.net().inum()
+                        );
+                    }
+                    if !out.is_empty() {
+                        pr_info!(
+                            "netns {}: suspending {} connection(s) {}\n",
+                            self.state.net().inum(),
+                            out.len(),
+                            which
+                        );
+                    }
+                    self.add_sessions(&out);
+                    continue;
+                }
+            };
             let mut out = KVec::new();
             if migration::begin(self.state, which, to, &mut out).is_err() {
                 pr_warn!(
@@ -504,6 +569,7 @@ impl<'a> Daemon<'a> {
                         peer: o.peer,
                         sock: None,
                         keys: KVec::new(),
+                        kinds: KVec::new(),
                         msgs: KVec::new(),
                         answered: 0,
                         sent: 0,
@@ -515,22 +581,35 @@ impl<'a> Daemon<'a> {
                         sent_in: 0,
                     };
                     if self.sessions.push(s, GFP_KERNEL).is_err() {
-                        migration::abort(self.state, o.key, c"out of memory");
-                        self.rules_changed = true;
+                        self.unanswered(o.key, kind_of(&o.msg), c"out of memory");
                         continue;
                     }
                     self.sessions.len() - 1
                 }
             };
             let s = &mut self.sessions[i];
-            let bytes = Message::Update(o.update).encode();
+            let kind = kind_of(&o.msg);
+            let bytes = o.msg.encode();
             if s.keys.push(o.key, GFP_KERNEL).is_err()
+                || s.kinds.push(kind, GFP_KERNEL).is_err()
                 || s.msgs.extend_from_slice(&bytes, GFP_KERNEL).is_err()
             {
-                s.keys.truncate(s.msgs.len() / MSG_LEN);
-                migration::abort(self.state, o.key, c"out of memory");
+                let n = s.msgs.len() / MSG_LEN;
+                s.keys.truncate(n);
+                s.kinds.truncate(n);
+                self.unanswered(o.key, kind, c"out of memory");
+            }
+        }
+    }
+
+    /// The message of kind `kind` about connection `key` got no answer.
+    fn unanswered(&mut self, key: Key, kind: Kind, reason: &CStr) {
+        match kind {
+            Kind::Update => {
+                migration::abort(self.state, key, reason);
                 self.rules_changed = true;
             }
+            Kind::Suspend => migration::suspend_answered(self.state, key, None),
         }
     }
 
@@ -549,11 +628,12 @@ impl<'a> Daemon<'a> {
                         s.attempts,
                         s.keys.len() - s.answered
                     );
-                    for &k in &s.keys[s.answered..] {
-                        migration::abort(self.state, k, c"the peer's vnatd did not answer");
+                    let Ok(s) = self.sessions.remove(i) else {
+                        break;
+                    };
+                    for (&k, &kind) in s.keys[s.answered..].iter().zip(&s.kinds[s.answered..]) {
+                        self.unanswered(k, kind, c"the peer's vnatd did not answer");
                     }
-                    self.rules_changed = true;
-                    drop(self.sessions.remove(i));
                 }
             }
         }
@@ -618,7 +698,15 @@ impl<'a> Daemon<'a> {
                     Ok(n) => {
                         let before = s.sent / MSG_LEN;
                         s.sent += n;
-                        state.count(Counter::UpdatesSent, (s.sent / MSG_LEN - before) as u64);
+                        for &kind in &s.kinds[before..s.sent / MSG_LEN] {
+                            state.count(
+                                match kind {
+                                    Kind::Update => Counter::UpdatesSent,
+                                    Kind::Suspend => Counter::SuspendsSent,
+                                },
+                                1,
+                            );
+                        }
                     }
                     Err(_) => {
                         failed = true;
@@ -635,13 +723,22 @@ impl<'a> Daemon<'a> {
             while !failed {
                 match sock.recv(&mut buf) {
                     Ok(Received::Data(n)) => {
-                        let (keys, answered) = (&s.keys, &mut s.answered);
+                        let (keys, kinds, answered) = (&s.keys, &s.kinds, &mut s.answered);
                         let to_kick = &mut self.to_kick;
                         s.reader.feed(&buf[..n], |m| match m {
-                            Ok(Message::UpdateReply(r)) if *answered < keys.len() => {
+                            Ok(Message::UpdateReply(r))
+                                if kinds.get(*answered) == Some(&Kind::Update) =>
+                            {
                                 state.count(Counter::VcmpMessages, 1);
                                 migration::finish(state, keys[*answered], &r);
                                 to_kick.push(keys[*answered], GFP_KERNEL).ok();
+                                *answered += 1;
+                            }
+                            Ok(Message::SuspendReply(r))
+                                if kinds.get(*answered) == Some(&Kind::Suspend) =>
+                            {
+                                state.count(Counter::VcmpMessages, 1);
+                                migration::suspend_answered(state, keys[*answered], Some(&r));
                                 *answered += 1;
                             }
                             _ => {

@@ -25,6 +25,22 @@ fn message() -> impl Strategy<Value = Message> {
                 local_physical: p,
             })),
         endpoint().prop_map(|p| Message::UpdateReply(UpdateReply { local_physical: p })),
+        (
+            prop_oneof![Just(PROTO_TCP), Just(PROTO_UDP)],
+            endpoint(),
+            endpoint(),
+            endpoint()
+        )
+            .prop_map(|(proto, r, l, p)| Message::Suspend(Update {
+                proto,
+                remote_virtual: r,
+                local_virtual: l,
+                local_physical: p,
+            })),
+        (endpoint(), 0u8..=2).prop_map(|(p, helper)| Message::SuspendReply(SuspendReply {
+            local_physical: p,
+            helper
+        })),
     ]
 }
 
@@ -122,6 +138,61 @@ fn unused_fields_of_reply_are_ignored() {
 }
 
 #[test]
+fn suspend_uses_figure_3_4_and_its_reply_figure_3_5() {
+    let u = Update {
+        proto: PROTO_TCP,
+        remote_virtual: Endpoint::new(0x1414_1414, 80),
+        local_virtual: Endpoint::new(0x0a0a_0a0a, 40000),
+        local_physical: Endpoint::new(0x0a0a_0a0a, 40000),
+    };
+    let (upd, sus) = (Message::Update(u).encode(), Message::Suspend(u).encode());
+    assert_eq!((upd[1], sus[1]), (CMD_UPD, 4));
+    assert_eq!(upd[2..], sus[2..]);
+    let udp = Message::Suspend(Update {
+        proto: PROTO_UDP,
+        ..u
+    });
+    assert_eq!(udp.encode()[1], 5);
+    assert_eq!(Message::decode(&udp.encode()), Ok(udp));
+    let r = Message::SuspendReply(SuspendReply {
+        local_physical: Endpoint::new(0xc0a8_0102, 80),
+        helper: HELPER_STOP,
+    });
+    assert_eq!(
+        r.encode(),
+        [1, 6, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 192, 168, 1, 2, 0, 0, 0, 80]
+    );
+    let refused = Message::SuspendReply(SuspendReply::REFUSED);
+    assert_eq!(refused.encode(), {
+        let mut b = [0u8; MSG_LEN];
+        b[0] = 1;
+        b[1] = 6;
+        b
+    });
+    assert_eq!(Message::decode(&refused.encode()), Ok(refused));
+}
+
+#[test]
+fn suspend_reply_with_unknown_helper_or_half_endpoint_is_rejected() {
+    let mut b = Message::SuspendReply(SuspendReply {
+        local_physical: Endpoint::new(7, 7),
+        helper: HELPER_KEEPALIVE,
+    })
+    .encode();
+    for h in [3u16, 0x0100, 0xffff] {
+        b[2..4].copy_from_slice(&h.to_be_bytes());
+        assert_eq!(Message::decode(&b), Err(DecodeError::Helper(h)));
+    }
+    // A refusal names no helper; an endpoint is all there or all zero.
+    let mut r = Message::SuspendReply(SuspendReply::REFUSED).encode();
+    r[3] = HELPER_KEEPALIVE;
+    assert_eq!(Message::decode(&r), Err(DecodeError::Unspecified));
+    let mut half = Message::SuspendReply(SuspendReply::REFUSED).encode();
+    half[15] = 1;
+    assert_eq!(Message::decode(&half), Err(DecodeError::Unspecified));
+}
+
+#[test]
 fn zero_endpoints_are_refused() {
     let ok = Update {
         proto: PROTO_TCP,
@@ -169,7 +240,7 @@ proptest! {
 
     #[test]
     fn every_other_command_is_rejected(m in message(), c in any::<u8>()) {
-        prop_assume!(c != CMD_UPD && c != CMD_UPD_UDP && c != CMD_UPD_R);
+        prop_assume!(!(CMD_UPD..=CMD_SUS_R).contains(&c));
         let mut b = m.encode();
         b[1] = c;
         prop_assert_eq!(Message::decode(&b), Err(DecodeError::Command(c)));

@@ -28,8 +28,10 @@ pub mod cmd {
     pub const CONN_RESUME: u8 = 2;
     /// An event, on the `events` multicast group.
     pub const CONN_EVENT: u8 = 3;
-    /// Set a connection's conflict policy.
+    /// Set a connection's conflict policy or helper.
     pub const CONN_SET: u8 = 4;
+    /// Suspend connections.
+    pub const CONN_SUSPEND: u8 = 5;
 }
 
 /// `VNAT_A_CONN_*`.
@@ -59,15 +61,19 @@ pub mod attr {
     pub const BYTES_IN: u16 = 23;
     pub const VCMP_STATE: u16 = 24;
     pub const VCMP_ATTEMPTS: u16 = 25;
+    pub const HELPER: u16 = 26;
+    pub const PEER_SUSPENDED: u16 = 27;
 }
 
 /// Names of an enum of the spec, by value.
-const STATES: &[&str] = &["native", "resuming", "migrated"];
+pub const STATES: &[&str] = &["native", "resuming", "migrated", "suspended"];
 const ORIGINS: &[&str] = &["connect", "accept", "existing", "update"];
 /// `enum vnat_vcmp_state`.
 const VCMP_STATES: &[&str] = &["idle", "connecting", "waiting", "failed"];
 /// `enum vnat_policy`.
 pub const POLICIES: &[&str] = &["abort", "preempt", "default"];
+/// `enum vnat_helper`.
+pub const HELPERS: &[&str] = &["none", "keepalive", "stop", "default"];
 /// `enum vnat_event`, in the order of the spec.
 pub const EVENTS: &[&str] = &[
     "virtualized",
@@ -78,6 +84,9 @@ pub const EVENTS: &[&str] = &[
     "peer-moved",
     "refused",
     "conflict",
+    "suspended",
+    "peer-suspended",
+    "helper-released",
 ];
 
 /// The name of value `v` of an enum, or the number if this vnatctl is older
@@ -115,6 +124,8 @@ pub enum Attr {
     BytesIn(u64),
     VcmpState(u8),
     VcmpAttempts(u8),
+    Helper(u8),
+    PeerSuspended(u8),
     /// An attribute this vnatctl does not know (a newer module).
     Other(DefaultNla),
 }
@@ -134,7 +145,7 @@ impl Attr {
         use Attr::*;
         Some(match self {
             Proto(v) | State(v) | Origin(v) | Event(v) | Policy(v) | VcmpState(v)
-            | VcmpAttempts(v) => Value::U8(*v),
+            | VcmpAttempts(v) | Helper(v) | PeerSuspended(v) => Value::U8(*v),
             LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
             Pid(v) | Count(v) | UpdateAgeMs(v) => Value::U32(*v),
             PacketsOut(v) | PacketsIn(v) | BytesOut(v) | BytesIn(v) => Value::U64(*v),
@@ -189,6 +200,8 @@ impl Nla for Attr {
             BytesIn(_) => attr::BYTES_IN,
             VcmpState(_) => attr::VCMP_STATE,
             VcmpAttempts(_) => attr::VCMP_ATTEMPTS,
+            Helper(_) => attr::HELPER,
+            PeerSuspended(_) => attr::PEER_SUSPENDED,
             Other(n) => n.kind(),
         }
     }
@@ -242,6 +255,8 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::BYTES_IN => Attr::BytesIn(parse_u64(v)?),
             attr::VCMP_STATE => Attr::VcmpState(parse_u8(v)?),
             attr::VCMP_ATTEMPTS => Attr::VcmpAttempts(parse_u8(v)?),
+            attr::HELPER => Attr::Helper(parse_u8(v)?),
+            attr::PEER_SUSPENDED => Attr::PeerSuspended(parse_u8(v)?),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -322,6 +337,11 @@ pub struct Conn {
     pub vcmp_state: u8,
     /// Attempts to reach the peer's vnatd in the last move.
     pub vcmp_attempts: u8,
+    /// `HELPERS` index: on a suspended end, the helper the peer runs; on
+    /// an end whose peer is suspended, the one at work here.
+    pub helper: u8,
+    /// The peer suspended its end and has not resumed.
+    pub peer_suspended: bool,
 }
 
 impl Conn {
@@ -350,6 +370,10 @@ impl Conn {
         enum_name(VCMP_STATES, self.vcmp_state)
     }
 
+    pub fn helper_name(&self) -> String {
+        enum_name(HELPERS, self.helper)
+    }
+
     /// The record in `attrs`; `Err` names the first attribute missing.
     pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
         let mut c = Self {
@@ -369,6 +393,8 @@ impl Conn {
             bytes_in: 0,
             vcmp_state: 0,
             vcmp_attempts: 0,
+            helper: 0,
+            peer_suspended: false,
         };
         let mut seen = 0u32;
         for a in attrs {
@@ -394,6 +420,8 @@ impl Conn {
                 Attr::BytesIn(v) => c.bytes_in = *v,
                 Attr::VcmpState(v) => c.vcmp_state = *v,
                 Attr::VcmpAttempts(v) => c.vcmp_attempts = *v,
+                Attr::Helper(v) => c.helper = *v,
+                Attr::PeerSuspended(v) => c.peer_suspended = *v != 0,
                 _ => {}
             }
         }
@@ -434,6 +462,8 @@ impl Conn {
             Attr::BytesIn(self.bytes_in),
             Attr::VcmpState(self.vcmp_state),
             Attr::VcmpAttempts(self.vcmp_attempts),
+            Attr::Helper(self.helper),
+            Attr::PeerSuspended(self.peer_suspended.into()),
         ]
         .into_iter()
         .chain(self.update_age_ms.map(Attr::UpdateAgeMs))
@@ -500,6 +530,8 @@ pub(crate) mod tests {
             bytes_in: 624,
             vcmp_state: 0,
             vcmp_attempts: 1,
+            helper: 0,
+            peer_suspended: false,
         }
     }
 
@@ -621,6 +653,8 @@ pub(crate) mod tests {
             (attr::BYTES_IN, "BYTES_IN"),
             (attr::VCMP_STATE, "VCMP_STATE"),
             (attr::VCMP_ATTEMPTS, "VCMP_ATTEMPTS"),
+            (attr::HELPER, "HELPER"),
+            (attr::PEER_SUSPENDED, "PEER_SUSPENDED"),
         ];
         assert_eq!(attrs.len(), ours.len(), "{attrs:?}");
         for (n, name) in ours {
@@ -633,10 +667,17 @@ pub(crate) mod tests {
                 "VNAT_CMD_CONN_GET",
                 "VNAT_CMD_CONN_RESUME",
                 "VNAT_CMD_CONN_EVENT",
-                "VNAT_CMD_CONN_SET"
+                "VNAT_CMD_CONN_SET",
+                "VNAT_CMD_CONN_SUSPEND"
             ]
         );
-        assert_eq!(usize::from(cmd::CONN_SET), cmds.len());
+        assert_eq!(usize::from(cmd::CONN_SET), 4);
+        assert_eq!(usize::from(cmd::CONN_SUSPEND), cmds.len());
+        let helpers: Vec<String> = HELPERS
+            .iter()
+            .map(|e| format!("VNAT_HELPER_{}", e.to_uppercase()))
+            .collect();
+        assert_eq!(body("VNAT_HELPER_NONE"), helpers);
         let policies: Vec<String> = POLICIES
             .iter()
             .map(|e| format!("VNAT_POLICY_{}", e.to_uppercase()))

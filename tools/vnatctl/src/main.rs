@@ -25,7 +25,11 @@ Examples:
   vnatctl resume --pid 4242 10.0.2.2          one process's connections
   vnatctl resume --pid 4242                   ... at the address the host would use now
   vnatctl resume --conn tcp 10.0.1.2:40000 10.0.0.2:5000 10.0.2.2
+  vnatctl suspend 10.0.1.2                    the host is about to go: peers keep its connections
+  vnatctl suspend --pid 4242                  one process is about to be checkpointed
+  vnatctl resume 10.0.1.2 10.0.1.2            ... it came back where it was
   vnatctl policy tcp 10.0.0.2:5000 10.0.1.2:40000 preempt
+  vnatctl helper tcp 10.0.0.2:21 10.0.1.2:40000 stop
   vnatctl config set vcmp_timeout_ms 5000
   vnatctl completions bash > /etc/bash_completion.d/vnatctl
 
@@ -57,7 +61,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Only connections in this state
-        #[arg(long, value_parser = ["native", "resuming", "migrated"])]
+        #[arg(long, value_parser = ["native", "resuming", "migrated", "suspended"])]
         state: Option<String>,
         /// Only this protocol
         #[arg(long, value_parser = ["tcp", "udp"])]
@@ -73,7 +77,8 @@ enum Cmd {
         pid: Option<u32>,
     },
     /// Print events (virtualized, resuming, resumed, failed, peer-moved,
-    /// refused, closed) as they happen
+    /// refused, conflict, suspended, peer-suspended, helper-released,
+    /// closed) as they happen
     Monitor {
         /// One JSON object per line
         #[arg(long)]
@@ -112,12 +117,37 @@ enum Cmd {
         #[arg(value_parser = ["abort", "preempt", "default"])]
         policy: String,
     },
-    /// Suspend: VNAT needs no notice before a move (paper 3.3.1); this only
-    /// says so, so that scripts written for suspend/resume work
+    /// Suspend connections before their host or process moves (paper
+    /// 3.3.1): those of a local address (ADDR), of a process (--pid) or one
+    /// connection (--conn). Nothing moves; each peer's vnatd keeps its end
+    /// alive with a helper (keepalive off, or its processes stopped, as the
+    /// peer's suspend_helper says) until `resume`, or an address change,
+    /// brings them back. Not needed for a move without notice
     Suspend {
-        /// Anything; ignored
-        #[arg(trailing_var_arg = true)]
-        args: Vec<String>,
+        /// Suspend this process's connections
+        #[arg(long, conflicts_with = "conn")]
+        pid: Option<u32>,
+        /// Suspend this one connection
+        #[arg(long, num_args = 3, value_names = ["PROTO", "LOCAL", "REMOTE"])]
+        conn: Option<Vec<String>>,
+        /// The local address whose connections are suspended (without
+        /// --pid/--conn)
+        #[arg(value_parser = parse_addr, value_name = "ADDR")]
+        addr: Option<Ipv4Addr>,
+    },
+    /// Set the helper that keeps one connection alive here while its peer
+    /// is suspended (paper 3.3.1): none, keepalive (TCP keepalive off),
+    /// stop (also stop the processes that have the socket open), default
+    /// (the suspend_helper knob)
+    Helper {
+        /// tcp or udp
+        proto: String,
+        /// Local virtual endpoint, ADDRESS:PORT, as `list` shows it
+        local: String,
+        /// Remote virtual endpoint
+        remote: String,
+        #[arg(value_parser = ["none", "keepalive", "stop", "default"])]
+        helper: String,
     },
     /// Counters of this network namespace (/proc/net/vnat/stats)
     Stats {
@@ -264,8 +294,50 @@ fn policy(proto: &str, local: &str, remote: &str, policy: &str) -> Result<(), Fa
         .position(|n| *n == policy)
         .ok_or_else(|| usage(format!("'{policy}' is not abort, preempt or default")))?;
     sel.push(Attr::Policy(p as u8));
-    Client::open()?.set_policy(sel)?;
+    Client::open()?.set(sel)?;
     println!("{proto} {local} -> {remote}: conflict policy {policy}");
+    Ok(())
+}
+
+fn helper(proto: &str, local: &str, remote: &str, helper: &str) -> Result<(), Fail> {
+    let mut sel = conn_selector(proto, local, remote)?;
+    let h = family::HELPERS
+        .iter()
+        .position(|n| *n == helper)
+        .ok_or_else(|| {
+            usage(format!(
+                "'{helper}' is not none, keepalive, stop or default"
+            ))
+        })?;
+    sel.push(Attr::Helper(h as u8));
+    Client::open()?.set(sel)?;
+    println!("{proto} {local} -> {remote}: helper {helper} while the peer is suspended");
+    Ok(())
+}
+
+fn suspend(
+    pid: Option<u32>,
+    conn: Option<Vec<String>>,
+    addr: Option<Ipv4Addr>,
+) -> Result<(), Fail> {
+    let (sel, what) = match (pid, conn, addr) {
+        (Some(p), None, None) => (vec![Attr::Pid(p)], format!("of process {p}")),
+        (None, Some(c), None) => (
+            conn_selector(&c[0], &c[1], &c[2])?,
+            format!("{} {} -> {}", c[0], c[1], c[2]),
+        ),
+        (None, None, Some(a)) => (vec![Attr::LocalAddr(a)], format!("of {a}")),
+        _ => {
+            return Err(usage(
+                "suspend ADDR, suspend --pid PID or suspend --conn PROTO LOCAL REMOTE".into(),
+            ))
+        }
+    };
+    let n = Client::open()?.suspend(sel)?;
+    println!(
+        "suspending {n} connection(s) {what}; 'vnatctl monitor' shows what each peer does, \
+         'vnatctl resume' brings them back"
+    );
     Ok(())
 }
 
@@ -433,13 +505,13 @@ fn run(cli: Cli) -> Result<(), Fail> {
             remote,
             policy: p,
         } => policy(&proto, &local, &remote, &p),
-        Cmd::Suspend { .. } => {
-            println!(
-                "nothing to do: VNAT needs no notice before a move (paper 3.3.1); \
-                 run 'vnatctl resume' after it, or let auto_migrate do it"
-            );
-            Ok(())
-        }
+        Cmd::Suspend { pid, conn, addr } => suspend(pid, conn, addr),
+        Cmd::Helper {
+            proto,
+            local,
+            remote,
+            helper: h,
+        } => helper(&proto, &local, &remote, &h),
         Cmd::Stats { json } => stats(json),
         Cmd::Config { op } => config(op),
         Cmd::Completions { shell } => {
@@ -501,6 +573,44 @@ mod tests {
         assert!(parse(&["resume", "--pid", "1", "--conn", "tcp", "a", "b", "10.0.0.1"]).is_err());
         let c = parse(&["resume", "--pid", "42"]).unwrap();
         assert!(matches!(c.cmd, Cmd::Resume { pid: Some(42), ref addrs, .. } if addrs.is_empty()));
+    }
+
+    #[test]
+    fn suspend_forms() {
+        let c = parse(&["suspend", "10.0.1.2"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            Cmd::Suspend {
+                pid: None,
+                conn: None,
+                addr: Some(_)
+            }
+        ));
+        let c = parse(&["suspend", "--pid", "7"]).unwrap();
+        assert!(matches!(
+            c.cmd,
+            Cmd::Suspend {
+                pid: Some(7),
+                addr: None,
+                ..
+            }
+        ));
+        let c = parse(&["suspend", "--conn", "udp", "10.0.1.2:1", "10.0.0.2:2"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Suspend { conn: Some(ref v), .. } if v.len() == 3));
+        assert!(parse(&["suspend", "10.0.1.2", "10.0.2.2"]).is_err());
+        for bad in [
+            suspend(None, None, None),
+            suspend(Some(1), None, Some("10.0.0.1".parse().unwrap())),
+        ] {
+            let Err(Fail(code, msg)) = bad else {
+                panic!("accepted a bad selector");
+            };
+            assert_eq!(code, 2);
+            assert!(msg.starts_with("suspend ADDR"), "{msg}");
+        }
+        let c = parse(&["helper", "tcp", "10.0.0.2:21", "10.0.1.2:4", "stop"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Helper { ref helper, .. } if helper == "stop"));
+        assert!(parse(&["helper", "tcp", "10.0.0.2:21", "10.0.1.2:4", "pause"]).is_err());
     }
 
     #[test]

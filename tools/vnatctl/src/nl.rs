@@ -222,14 +222,25 @@ impl Client {
     /// `conn-resume` with selector `sel` (see `vnat.yaml`); returns how
     /// many connections it covers and the address they resume at.
     pub fn resume(&mut self, sel: Vec<Attr>) -> Result<(u32, Option<Ipv4Addr>), Error> {
-        let r = self.request(cmd::CONN_RESUME, sel, NLM_F_REQUEST | NLM_F_ACK)?;
+        self.counted(cmd::CONN_RESUME, sel)
+    }
+
+    /// `conn-suspend` with selector `sel`; returns how many connections it
+    /// covers.
+    pub fn suspend(&mut self, sel: Vec<Attr>) -> Result<u32, Error> {
+        Ok(self.counted(cmd::CONN_SUSPEND, sel)?.0)
+    }
+
+    /// A command answered with a count (and maybe an address).
+    fn counted(&mut self, cmd: u8, sel: Vec<Attr>) -> Result<(u32, Option<Ipv4Addr>), Error> {
+        let r = self.request(cmd, sel, NLM_F_REQUEST | NLM_F_ACK)?;
         let attrs = || r.iter().flat_map(|m| m.attrs.iter());
         let count = attrs()
             .find_map(|a| match a {
                 Attr::Count(n) => Some(*n),
                 _ => None,
             })
-            .ok_or_else(|| Error::Decode("conn-resume answered without a count".into()))?;
+            .ok_or_else(|| Error::Decode("the kernel answered without a count".into()))?;
         let at = attrs().find_map(|a| match a {
             Attr::NewAddr(a) => Some(*a),
             _ => None,
@@ -237,8 +248,8 @@ impl Client {
         Ok((count, at))
     }
 
-    /// `conn-set`: the conflict policy of one connection.
-    pub fn set_policy(&mut self, sel: Vec<Attr>) -> Result<(), Error> {
+    /// `conn-set`: the conflict policy or helper of one connection.
+    pub fn set(&mut self, sel: Vec<Attr>) -> Result<(), Error> {
         self.request(cmd::CONN_SET, sel, NLM_F_REQUEST | NLM_F_ACK)?;
         Ok(())
     }

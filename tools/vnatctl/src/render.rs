@@ -45,6 +45,7 @@ pub fn conn_table(conns: &[Conn]) -> String {
         "Pid",
         "Origin",
         "Updated",
+        "Helper",
     ]
     .map(String::from)
     .to_vec()];
@@ -59,9 +60,22 @@ pub fn conn_table(conns: &[Conn]) -> String {
             c.pid.to_string(),
             c.origin_name(),
             age(c.update_age_ms),
+            helper(c),
         ]);
     }
     table(&rows)
+}
+
+/// The helper column: "peer:NAME" on a suspended end (what its peer
+/// runs), "NAME" on an end whose peer is suspended, "-" otherwise.
+fn helper(c: &Conn) -> String {
+    if c.peer_suspended {
+        c.helper_name()
+    } else if c.state_name() == "suspended" {
+        format!("peer:{}", c.helper_name())
+    } else {
+        "-".into()
+    }
 }
 
 /// "1.5s ago", or "-" for never.
@@ -92,6 +106,8 @@ pub fn conn_json(c: &Conn) -> Value {
         "bytes-in": c.bytes_in,
         "vcmp-state": c.vcmp_state_name(),
         "vcmp-attempts": c.vcmp_attempts,
+        "helper": c.helper_name(),
+        "peer-suspended": c.peer_suspended,
     })
 }
 
@@ -159,11 +175,25 @@ mod tests {
         native.local_phys = native.local;
         native.update_age_ms = None;
         assert_eq!(
-            conn_table(&[sample(), native]),
-            "Proto  State     Local           Remote         Local now       Remote now     Pid   Origin   Updated\n\
-             tcp    migrated  10.0.1.2:40000  10.0.0.2:5000  10.0.2.2:40000  10.0.0.2:5000  4242  connect  1.5s ago\n\
-             tcp    native    10.0.1.2:40000  10.0.0.2:5000  10.0.1.2:40000  10.0.0.2:5000  4242  connect  -\n"
+            conn_table(&[sample(), native.clone()]),
+            "Proto  State     Local           Remote         Local now       Remote now     Pid   Origin   Updated   Helper\n\
+             tcp    migrated  10.0.1.2:40000  10.0.0.2:5000  10.0.2.2:40000  10.0.0.2:5000  4242  connect  1.5s ago  -\n\
+             tcp    native    10.0.1.2:40000  10.0.0.2:5000  10.0.1.2:40000  10.0.0.2:5000  4242  connect  -         -\n"
         );
+        let mut suspended = native.clone();
+        suspended.state = 3;
+        suspended.helper = 1;
+        let mut kept = native;
+        kept.peer_suspended = true;
+        kept.helper = 2;
+        let t = conn_table(&[suspended, kept]);
+        let helpers: Vec<&str> = t
+            .lines()
+            .skip(1)
+            .map(|l| l.rsplit(' ').next().unwrap())
+            .collect();
+        assert_eq!(helpers, ["peer:keepalive", "stop"], "{t}");
+        assert!(t.lines().nth(1).unwrap().contains(" suspended "), "{t}");
         assert_eq!(age(Some(125_000)), "2m ago");
         assert_eq!(age(Some(7_300_000)), "2h ago");
     }
@@ -172,7 +202,7 @@ mod tests {
     fn json_names_the_fields() {
         assert_eq!(
             conn_json(&sample()).to_string(),
-            r#"{"bytes-in":624,"bytes-out":15000,"local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-state":"idle"}"#
+            r#"{"bytes-in":624,"bytes-out":15000,"helper":"none","local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"peer-suspended":false,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-state":"idle"}"#
         );
     }
 

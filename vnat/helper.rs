@@ -1,0 +1,121 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Connection migration helpers (paper 3.3.1): what keeps this end of a
+//! connection alive while the other end is suspended and on its way.
+//!
+//! The paper's two application-independent helpers:
+//!
+//! - [`Helper::Keepalive`] turns TCP keepalive off for the one connection,
+//!   so that a peer away for longer than `tcp_keepalive_time` plus the
+//!   probes is not declared dead; it is turned back on when the peer
+//!   resumes, if it was on.
+//! - [`Helper::Stop`] also stops (`SIGSTOP`) the processes that have the
+//!   socket open, "to stop the flow of time" for the subprocess that
+//!   handles the connection, so that its own timeouts and pings (FTP,
+//!   SSH rekeying) do not end the connection; they continue (`SIGCONT`)
+//!   when the peer resumes.
+//!
+//! The helper is this host's choice (knob `suspend_helper`, or the
+//! connection's own, `conn-set`), not the peer's: a peer cannot make this
+//! host stop its processes. A helper still at work `helper_timeout_s` after
+//! the peer suspended is undone (the peer may never come back), and so is
+//! every helper when vnatd stops (namespace exit, module unload).
+
+use crate::ffi;
+use kernel::bindings;
+
+/// A connection migration helper (`enum vnat_helper`; the numbers are
+/// VCMP's `HELPER_*` too).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Helper {
+    /// Nothing.
+    None = 0,
+    /// TCP keepalive off.
+    Keepalive = 1,
+    /// Keepalive off and the socket's processes stopped.
+    Stop = 2,
+}
+
+impl Helper {
+    /// The helper numbered `n` (`enum vnat_helper`, VCMP `HELPER_*`).
+    pub(crate) fn from_u8(n: u8) -> Option<Self> {
+        match n {
+            0 => Some(Self::None),
+            1 => Some(Self::Keepalive),
+            2 => Some(Self::Stop),
+            _ => None,
+        }
+    }
+
+    /// The default helper (`suspend_helper` knob).
+    pub(crate) fn default_now() -> Self {
+        Self::from_u8(crate::config::SUSPEND_HELPER.get() as u8).unwrap_or(Self::None)
+    }
+
+    /// Its name, as the knob spells it.
+    pub(crate) const fn as_cstr(self) -> &'static kernel::str::CStr {
+        match self {
+            Self::None => c"helper none",
+            Self::Keepalive => c"helper keepalive",
+            Self::Stop => c"helper stop",
+        }
+    }
+}
+
+/// A helper at work on one connection: what to undo.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Active {
+    /// Which helper.
+    pub(crate) helper: Helper,
+    /// When the peer suspended ([`ffi::now_ns`]).
+    pub(crate) since_ns: i64,
+    /// Keepalive was on before, and is off now.
+    keepalive_was_on: bool,
+    /// Global pid numbers of the processes stopped.
+    stopped: [i32; ffi::MAX_HOLDERS],
+    /// How many of `stopped` are used.
+    n_stopped: u8,
+}
+
+/// Activates `want` on the socket `sk` of a connection whose peer was
+/// suspended; returns what was done. A UDP socket has no keepalive; one
+/// that serves several peers (`shared`) is not stopped for one of them.
+/// Process context, no spinlock held; the caller holds a reference on the
+/// socket.
+pub(crate) fn activate(sk: usize, proto: u8, shared: bool, want: Helper) -> Active {
+    let mut a = Active {
+        helper: Helper::None,
+        since_ns: ffi::now_ns(),
+        keepalive_was_on: false,
+        stopped: [0; ffi::MAX_HOLDERS],
+        n_stopped: 0,
+    };
+    let tcp = proto == crate::vcmp::PROTO_TCP;
+    if want == Helper::None || (!tcp && (shared || want == Helper::Keepalive)) {
+        return a;
+    }
+    if tcp {
+        a.keepalive_was_on = ffi::sock_keepalive(sk, false);
+        a.helper = Helper::Keepalive;
+    }
+    if want == Helper::Stop && !shared {
+        a.n_stopped = ffi::signal_holders(sk, bindings::SIGSTOP as i32, &mut a.stopped) as u8;
+        if a.n_stopped > 0 {
+            a.helper = Helper::Stop;
+        }
+    }
+    a
+}
+
+/// Undoes `a`: the stopped processes continue, and keepalive is on again if
+/// it was. `sk`: the socket, referenced by the caller, or `None` if it is
+/// closing (then only the processes are continued). Process context, no
+/// spinlock held, when `sk` is given.
+pub(crate) fn release(sk: Option<usize>, a: &Active) {
+    for &nr in &a.stopped[..usize::from(a.n_stopped)] {
+        ffi::signal_pid(nr, bindings::SIGCONT as i32);
+    }
+    if let (Some(sk), true) = (sk, a.keepalive_was_on) {
+        ffi::sock_keepalive(sk, true);
+    }
+}
