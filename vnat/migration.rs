@@ -324,10 +324,15 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
                 helper::release(Some(key.sk), &a);
                 ffi::sock_put(key.sk);
                 state.count(Counter::HelpersReleased, 1);
+                // The event names the helper that was undone.
+                let released = NlConn {
+                    helper: a.helper as u8,
+                    ..now
+                };
                 netlink::event_raw(
                     state,
                     Event::HelperReleased,
-                    &now,
+                    &released,
                     Some(c"the peer resumed"),
                 );
             }

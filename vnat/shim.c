@@ -1110,6 +1110,7 @@ static const struct nla_policy vnat_nl_req_policy[VNAT_A_CONN_HELPER + 1] = {
 	[VNAT_A_CONN_HELPER] = NLA_POLICY_MAX(NLA_U8, VNAT_HELPER_DEFAULT),
 };
 
+/* Sorted by command, as genl_register_family() demands. */
 static const struct genl_split_ops vnat_nl_ops[] = {
 	{
 		.cmd = VNAT_CMD_CONN_GET,
@@ -1124,15 +1125,15 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{
-		.cmd = VNAT_CMD_CONN_SUSPEND,
-		.doit = vnat_nl_conn_suspend_doit,
+		.cmd = VNAT_CMD_CONN_SET,
+		.doit = vnat_nl_conn_set_doit,
 		.policy = vnat_nl_req_policy,
 		.maxattr = VNAT_A_CONN_HELPER,
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{
-		.cmd = VNAT_CMD_CONN_SET,
-		.doit = vnat_nl_conn_set_doit,
+		.cmd = VNAT_CMD_CONN_SUSPEND,
+		.doit = vnat_nl_conn_suspend_doit,
 		.policy = vnat_nl_req_policy,
 		.maxattr = VNAT_A_CONN_HELPER,
 		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,

@@ -169,7 +169,12 @@ enum ConfigOp {
     /// Every knob, or one
     Get { knob: Option<String> },
     /// Set a knob; a bad value is refused and the old one kept
-    Set { knob: String, value: String },
+    Set {
+        knob: String,
+        /// The new value (a negative number too: the kernel refuses it)
+        #[arg(allow_hyphen_values = true)]
+        value: String,
+    },
 }
 
 fn parse_addr(s: &str) -> Result<Ipv4Addr, String> {
@@ -608,6 +613,10 @@ mod tests {
             assert_eq!(code, 2);
             assert!(msg.starts_with("suspend ADDR"), "{msg}");
         }
+        let c = parse(&["config", "set", "helper_timeout_s", "-1"]).unwrap();
+        assert!(
+            matches!(c.cmd, Cmd::Config { op: ConfigOp::Set { ref value, .. } } if value == "-1")
+        );
         let c = parse(&["helper", "tcp", "10.0.0.2:21", "10.0.1.2:4", "stop"]).unwrap();
         assert!(matches!(c.cmd, Cmd::Helper { ref helper, .. } if helper == "stop"));
         assert!(parse(&["helper", "tcp", "10.0.0.2:21", "10.0.1.2:4", "pause"]).is_err());
