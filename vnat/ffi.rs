@@ -77,6 +77,7 @@ extern "C" {
         c: *const NlConn,
         reason: *const kernel::ffi::c_char,
     );
+    fn vnat_shim_nl_listening(net: *mut bindings::net) -> bool;
     fn vnat_shim_counters_alloc() -> *mut c_void;
     fn vnat_shim_counters_free(c: *mut c_void);
     fn vnat_shim_count(c: *mut c_void, i: c_uint, n: u64);
@@ -228,6 +229,13 @@ pub(crate) struct NlResume {
     pub(crate) pid: u32,
     pub(crate) proto: u8,
     pub(crate) by: u8,
+}
+
+/// Whether anyone in `net` listens to the `events` group. Any context.
+pub(crate) fn nl_listening(net: &Net) -> bool {
+    // SAFETY: `net` is alive (type invariant of `Net`); the check reads an
+    // RCU-protected bitmap and may be done from any context.
+    unsafe { vnat_shim_nl_listening(net.as_ptr()) }
 }
 
 /// Multicasts event `event` about connection `c` to the `events` group of

@@ -307,9 +307,13 @@ pub(crate) enum Event {
 }
 
 /// Tells the namespace's `events` group; nothing if nobody listens. Any
-/// context, also under the connection table's lock.
+/// context, also under the connection table's lock. The record is built
+/// only if someone listens: every connect, accept and close comes here.
 pub(crate) fn event(state: &NetState, e: Event, c: &VirtualConnection, reason: Option<&CStr>) {
-    ffi::nl_event(&state.net(), e as u8, &NlConn::from(c), reason);
+    let net = state.net();
+    if ffi::nl_listening(&net) {
+        ffi::nl_event(&net, e as u8, &NlConn::from(c), reason);
+    }
 }
 
 /// As [`event`], for a record already copied out.

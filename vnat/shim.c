@@ -923,6 +923,12 @@ void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 	genlmsg_multicast_netns(&vnat_nl_family, net, skb, 0, 0, GFP_ATOMIC);
 }
 
+/* Whether anyone in @net listens to the events group. Any context. */
+bool vnat_shim_nl_listening(struct net *net)
+{
+	return genl_has_listeners(&vnat_nl_family, net, 0);
+}
+
 static int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	void *state = vnat_state(sock_net(skb->sk));

@@ -66,6 +66,7 @@ struct vnat_pkt {
 int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
 void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 			const char *reason);
+bool vnat_shim_nl_listening(struct net *net);
 int vnat_shim_genl_register(void);
 void vnat_shim_genl_unregister(void);
 #define VNAT_MAX_COUNTERS 64
