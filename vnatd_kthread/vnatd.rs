@@ -195,6 +195,9 @@ struct Session<'a> {
     attempts: u32,
     started: Instant<Monotonic>,
     created: Instant<Monotonic>,
+    /// No earlier conversation with the same peer is left: this one began
+    /// (at `created`).
+    begun: bool,
     /// The last connect failed at once.
     no_route: bool,
     /// The attempt whose updates all went out (their records say
@@ -577,6 +580,7 @@ impl<'a> Daemon<'a> {
                         attempts: 0,
                         started: now,
                         created: now,
+                        begun: false,
                         no_route: false,
                         sent_in: 0,
                     };
@@ -648,8 +652,20 @@ impl<'a> Daemon<'a> {
             p => p as u16,
         };
         let timeout = Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()));
+        // One conversation per peer at a time, in the order they were
+        // asked for: a resume must not overtake the suspension before it,
+        // or the peer would activate a helper after the connection resumed.
+        let peer = self.sessions[i].peer;
+        let behind = self.sessions[..i].iter().any(|o| o.peer == peer);
         let s = &mut self.sessions[i];
         let now = Instant::now();
+        if !s.begun {
+            if behind {
+                return Step::Pending;
+            }
+            s.begun = true;
+            s.created = now;
+        }
         if s.sock.is_none() {
             // Attempts start at least a tick apart; a connect that failed at
             // once (no route yet: the new address's event comes before its
