@@ -243,7 +243,41 @@ check_eq(k2a.recv(10), b"whole host", "bytes after the host's resume")
 check_eq(stats("cli")["suspends_sent"], 5, "five VNAT_SUS sent (1 + 1 + 1 + 2)")
 check_eq(stats("srv")["suspends_accepted"], 5, "five accepted")
 
-for s in (k, ka, k2, k2a, srv, srv2):
+# ---- UDP: a connected client, an unconnected server socket ---------------------
+# The server has no record of the flow until the client's update (paper
+# 3.5), so it refuses the suspension (VNAT_SUS for UDP, then a refusing
+# VNAT_SUS_R); the suspension stands at the client, without a helper, and
+# the resume in place records the flow at the server as any UDP update does.
+with netns("srv"):
+    us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    us.bind(("0.0.0.0", 5300))
+with netns("cli"):
+    uc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    uc.connect((topo.server_addr(), 5300))
+ul = ep(uc.getsockname())
+uc.send(b"ping")
+us.settimeout(10)
+data, peer = us.recvfrom(100)
+check_eq((data, ep(peer)), (b"ping", ul), "a datagram from the client")
+refused = stats("srv")["suspends_refused"]
+mon_cli.drain()
+rc, out, err = ctl("cli", "suspend", "--conn", "udp", ul, f"{topo.server_addr()}:5300")
+check(rc == 0 and "suspending 1 connection(s) udp" in out, f"suspend the UDP flow ({rc}: {out} {err})")
+ev = mon_cli.until(lambda e: e["event"] == "suspended" and e["local"] == ul, "the UDP flow suspended")[-1]
+check(ev["helper"] == "none" and "no such virtual connection" in ev.get("reason", ""),
+      f"the server, which has no record of the flow, keeps no helper ({ev})")
+check_eq(stats("srv")["suspends_refused"], refused + 1, "the server counted the refusal")
+rc, out, err = ctl("cli", "resume", "--conn", "udp", ul, f"{topo.server_addr()}:5300")
+check(rc == 0, f"resume the UDP flow in place ({rc}: {out} {err})")
+wait_for(lambda: row("cli", ul, f"{topo.server_addr()}:5300").get("state") == "native", "the UDP flow resumed",
+         timeout=60)
+check_eq([r["origin"] for r in listing("srv") if r["remote"] == ul], ["update"],
+         "the server recorded the flow on the update")
+us.sendto(b"pong", peer)
+uc.settimeout(10)
+check_eq(uc.recv(100), b"pong", "datagrams flow after the resume")
+
+for s in (k, ka, k2, k2a, srv, srv2, us, uc):
     s.close()
 mon_cli.stop()
 mon_srv.stop()
