@@ -6,11 +6,12 @@
 //! namespace appears (or for every existing one at module load) and
 //! [`vnat_rs_net_exit`] when it goes away (or for every one at unload). A
 //! namespace's [`NetState`] owns, in this order of teardown, its `vnatd`
-//! thread, its four netfilter hooks, its procfs files and its table of
-//! virtual connections.
+//! thread (which owns the namespace's four netfilter hooks while it has
+//! translated connections), its procfs files and its table of virtual
+//! connections.
 
 use crate::{
-    ffi::{self, HookRegistration, Net, PerCpuCounters, ProcRegistration},
+    ffi::{self, Net, PerCpuCounters, ProcRegistration},
     mapping::PROTO_UDP,
     migration::Requests,
     translation::RuleTable,
@@ -49,7 +50,8 @@ macro_rules! counters {
 }
 
 counters! {
-    /// Packets seen by the PREROUTING hook (incoming DNAT).
+    /// Packets seen by the PREROUTING hook (incoming DNAT). The hooks are
+    /// registered only while the namespace has translated connections.
     HookPreRouting = "hook_prerouting_packets",
     /// Packets seen by the LOCAL_IN hook (incoming SNAT).
     HookLocalIn = "hook_local_in_packets",
@@ -135,13 +137,12 @@ pub(crate) static TOTALS: Totals = Totals;
 
 /// What VNAT keeps for one network namespace.
 ///
-/// Field order is teardown order: the daemon stops before the hooks go, the
-/// hooks before the files, and the table of connections last.
+/// Field order is teardown order: the daemon stops first (and its hooks go
+/// with it), then the files, and the table of connections last.
 #[pin_data]
 pub(crate) struct NetState {
     /// Set once, right after the rest of the state is in place.
     vnatd: SetOnce<Vnatd>,
-    _hooks: HookRegistration,
     /// The translation rules the hooks read.
     pub(crate) rules: RuleTable,
     _proc: ProcRegistration,
@@ -186,7 +187,6 @@ impl NetState {
             counters: PerCpuCounters::new()?,
             net: ns,
             _proc: ProcRegistration::new(ns)?,
-            _hooks: HookRegistration::new(ns)?,
             vnatd: SetOnce::new(),
         })
     }
@@ -263,6 +263,11 @@ fn show_stats(state: &NetState, m: &SeqFile) {
         m,
         "vcmp_listening {}\n",
         u8::from(state.vnatd.as_ref().is_some_and(|d| d.listening()))
+    );
+    seq_print!(
+        m,
+        "hooks_registered {}\n",
+        u8::from(state.vnatd.as_ref().is_some_and(|d| d.hooked()))
     );
 }
 

@@ -23,6 +23,10 @@
 //! `vcmp_retries` more attempts the remaining connections are left as they
 //! were, counted and logged once.
 //!
+//! It owns the namespace's four netfilter hooks: they are registered when
+//! the first rules are published and unregistered when the last go, so a
+//! namespace without translated connections has no hook to run at all.
+//!
 //! Suspending (paper 3.3.1) goes the same way: `VNAT_SUS` out, batched per
 //! peer, `VNAT_SUS_R` back; as the peer, vnatd activates a helper before it
 //! answers, and undoes helpers that outlive `helper_timeout_s`, and all of
@@ -36,6 +40,7 @@ use crate::{
         HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES,
         VCMP_TIMEOUT_MS,
     },
+    ffi::HookRegistration,
     migration::{self, Outgoing, Request},
     netlink::{self, Event},
     netns::{Counter, Ipv4, NetState},
@@ -57,6 +62,8 @@ struct Shared {
     state: NonNull<NetState>,
     port: u16,
     listening: Atomic<bool>,
+    /// The namespace's hooks are registered.
+    hooked: Atomic<bool>,
     waker: Waker,
 }
 
@@ -90,6 +97,7 @@ impl Vnatd {
                 state: NonNull::from(state),
                 port: crate::vcmp_port(),
                 listening: Atomic::new(false),
+                hooked: Atomic::new(false),
                 waker: Waker::new()?,
             },
             GFP_KERNEL,
@@ -119,6 +127,12 @@ impl Vnatd {
     /// Whether the daemon is listening on its port.
     pub(crate) fn listening(&self) -> bool {
         self.shared.listening.load(Relaxed)
+    }
+
+    /// Whether the namespace's hooks are registered (it has translated
+    /// connections).
+    pub(crate) fn hooked(&self) -> bool {
+        self.shared.hooked.load(Relaxed)
     }
 
     /// Wakes the daemon to look at its requests and rules, from any context.
@@ -243,6 +257,9 @@ struct Daemon<'a> {
     rules_changed: bool,
     /// Connections to kick once the rules are published.
     to_kick: KVec<Key>,
+    /// The namespace's hooks, while it has rules.
+    hooks: Option<HookRegistration>,
+    hooks_error_logged: bool,
 }
 
 /// Why a client connection is closed.
@@ -264,6 +281,8 @@ impl<'a> Daemon<'a> {
             sessions: KVec::new(),
             rules_changed: false,
             to_kick: KVec::new(),
+            hooks: None,
+            hooks_error_logged: false,
         }
     }
 
@@ -295,6 +314,8 @@ impl<'a> Daemon<'a> {
         }
         // Nobody will be there to undo the helpers.
         migration::release_helpers(self.state, None);
+        self.hooks = None;
+        self.shared.hooked.store(false, Relaxed);
         // Clients first: the listener's release disposes of connections that
         // were never accepted. Then the waker may go.
         self.sessions.clear();
@@ -379,8 +400,47 @@ impl<'a> Daemon<'a> {
             );
             return;
         }
+        if !self.sync_hooks() {
+            // Try again on the next round.
+            self.rules_changed = true;
+            return;
+        }
         for sk in self.to_kick.drain_all() {
             migration::kick(self.state, sk);
+        }
+    }
+
+    /// Registers the hooks when there are rules for them, unregisters them
+    /// when there are none; returns whether the hooks are as they should be.
+    /// A namespace without translated connections then has no hook at all.
+    fn sync_hooks(&mut self) -> bool {
+        let want = self.state.connections.translated() > 0;
+        if want == self.hooks.is_some() {
+            return true;
+        }
+        if !want {
+            // Waits for hooks that are running.
+            self.hooks = None;
+            self.shared.hooked.store(false, Relaxed);
+            return true;
+        }
+        match HookRegistration::new(self.state.net()) {
+            Ok(h) => {
+                self.hooks = Some(h);
+                self.shared.hooked.store(true, Relaxed);
+                true
+            }
+            Err(e) => {
+                if !self.hooks_error_logged {
+                    self.hooks_error_logged = true;
+                    pr_warn!(
+                        "netns {}: cannot register hooks: {:?}; retrying\n",
+                        self.state.net().inum(),
+                        e
+                    );
+                }
+                false
+            }
         }
     }
 
