@@ -278,24 +278,7 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
         .or_else(|| udp_flow(state, u));
     let Some(key) = found else {
         state.count(Counter::UpdatesRefused, 1);
-        state.count(Counter::VcmpUnknownConnection, 1);
-        // The connection the peer named, from our side.
-        let asked = VirtualConnection::new(
-            u.proto,
-            u.remote_virtual,
-            u.local_virtual,
-            0,
-            Origin::Update,
-        );
-        let mut asked = NlConn::from(&asked);
-        asked.remote_phys_addr = u.local_physical.addr.to_be();
-        asked.remote_phys_port = u.local_physical.port.to_be();
-        netlink::event_raw(
-            state,
-            Event::Refused,
-            &asked,
-            Some(c"no such virtual connection"),
-        );
+        refuse_unknown(state, u, c"no such virtual connection");
         return (UpdateReply::REFUSED, None);
     };
     if let Some(refusal) = resolve_conflict(state, key, u) {
@@ -344,6 +327,24 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
             (UpdateReply::REFUSED, None)
         }
     }
+}
+
+/// A peer's `VNAT_UPD` or `VNAT_SUS` named a connection we do not have:
+/// counted, and announced as a `refused` event showing the connection as
+/// the peer named it, from our side.
+fn refuse_unknown(state: &NetState, u: &Update, reason: &CStr) {
+    state.count(Counter::VcmpUnknownConnection, 1);
+    let asked = VirtualConnection::new(
+        u.proto,
+        u.remote_virtual,
+        u.local_virtual,
+        0,
+        Origin::Update,
+    );
+    let mut asked = NlConn::from(&asked);
+    asked.remote_phys_addr = u.local_physical.addr.to_be();
+    asked.remote_phys_port = u.local_physical.port.to_be();
+    netlink::event_raw(state, Event::Refused, &asked, Some(reason));
 }
 
 /// Paper 3.4.3: if the physical endpoints connection `key` would have after
@@ -501,20 +502,7 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update) -> SuspendReply {
         .find(u.proto, u.remote_virtual, u.local_virtual);
     let Some((key, _)) = found else {
         state.count(Counter::SuspendsRefused, 1);
-        state.count(Counter::VcmpUnknownConnection, 1);
-        let asked = VirtualConnection::new(
-            u.proto,
-            u.remote_virtual,
-            u.local_virtual,
-            0,
-            Origin::Update,
-        );
-        netlink::event(
-            state,
-            Event::Refused,
-            &asked,
-            Some(c"suspend: no such virtual connection"),
-        );
+        refuse_unknown(state, u, c"suspend: no such virtual connection");
         return SuspendReply::REFUSED;
     };
     // Already kept by a helper (the peer suspended again): say which; else
