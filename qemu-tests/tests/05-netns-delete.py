@@ -20,10 +20,11 @@ for s in socks + acc + [srv, vc]:
     s.close()
 del_netns("gone2")
 del_netns("gone1")
-# Deletion runs in a workqueue, after RCU grace periods that a loaded
-# emulated guest makes slow: wait until the vnatd threads are gone.
+# Deletion runs in a workqueue (cleanup_net), after RCU grace periods and
+# barriers that the emulated debug guest makes slow: 15-25 s in most runs
+# of make check, once over 60 s. Wait until the vnatd threads are gone.
 wait_for(lambda: int(sh("pgrep -x 'vnatd/[0-9]+' | wc -l")) == 2, "vnatd threads of deleted namespaces stopped",
-         timeout=60)
+         timeout=180)
 check(2031 in listening_ports("keep"), "vnatd of the remaining namespace still listens")
 srv = tcp_listen("keep", "127.0.0.1", 5001)
 c = tcp_connect("keep", "127.0.0.1", 5001)
