@@ -10,33 +10,27 @@ fn endpoint() -> impl Strategy<Value = Endpoint> {
     (1u32.., 1u16..).prop_map(|(a, p)| Endpoint::new(a, p))
 }
 
+/// The body of a `VNAT_UPD` or `VNAT_SUS`.
+fn update() -> impl Strategy<Value = Update> {
+    (
+        prop_oneof![Just(PROTO_TCP), Just(PROTO_UDP)],
+        endpoint(),
+        endpoint(),
+        endpoint(),
+    )
+        .prop_map(|(proto, r, l, p)| Update {
+            proto,
+            remote_virtual: r,
+            local_virtual: l,
+            local_physical: p,
+        })
+}
+
 fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (
-            prop_oneof![Just(PROTO_TCP), Just(PROTO_UDP)],
-            endpoint(),
-            endpoint(),
-            endpoint()
-        )
-            .prop_map(|(proto, r, l, p)| Message::Update(Update {
-                proto,
-                remote_virtual: r,
-                local_virtual: l,
-                local_physical: p,
-            })),
+        update().prop_map(Message::Update),
         endpoint().prop_map(|p| Message::UpdateReply(UpdateReply { local_physical: p })),
-        (
-            prop_oneof![Just(PROTO_TCP), Just(PROTO_UDP)],
-            endpoint(),
-            endpoint(),
-            endpoint()
-        )
-            .prop_map(|(proto, r, l, p)| Message::Suspend(Update {
-                proto,
-                remote_virtual: r,
-                local_virtual: l,
-                local_physical: p,
-            })),
+        update().prop_map(Message::Suspend),
         (endpoint(), 0u8..=2).prop_map(|(p, helper)| Message::SuspendReply(SuspendReply {
             local_physical: p,
             helper
