@@ -58,6 +58,7 @@ extern "C" {
     fn vnat_shim_sock_hold(sk: *mut c_void);
     fn vnat_shim_sock_kick_retransmit(sk: *mut c_void);
     fn vnat_shim_sock_put(sk: *mut c_void);
+    fn vnat_shim_sock_destroyed(sk: *mut c_void) -> bool;
     fn vnat_shim_sock_destroy(sk: *mut c_void);
     fn vnat_shim_sock_keepalive(sk: *mut c_void, on: bool) -> bool;
     fn vnat_shim_signal_holders(sk: *mut c_void, sig: c_int, pids: *mut c_int, max: c_int)
@@ -116,6 +117,14 @@ pub(crate) fn sock_hold(sk: usize) {
 pub(crate) fn sock_put(sk: usize) {
     // SAFETY: The caller owns a reference taken with `sock_hold`.
     unsafe { vnat_shim_sock_put(sk as *mut c_void) }
+}
+
+/// Whether a socket on which the caller holds a reference was destroyed
+/// (released by its owner and, for TCP, done with its connection).
+pub(crate) fn sock_destroyed(sk: usize) -> bool {
+    // SAFETY: The caller's reference keeps the socket's memory alive; the
+    // shim only reads its flags and state.
+    unsafe { vnat_shim_sock_destroyed(sk as *mut c_void) }
 }
 
 /// Nanoseconds of the monotonic clock.

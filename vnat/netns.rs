@@ -63,6 +63,9 @@ counters! {
     ConnectionsTracked = "connections_tracked",
     /// Connections forgotten at close.
     ConnectionsForgotten = "connections_forgotten",
+    /// Records of sockets destroyed without the close probe seeing it (a
+    /// missed kprobe hit), forgotten by vnatd (also counted as forgotten).
+    ConnectionsReaped = "connections_reaped",
     /// Connections left untracked because memory was short.
     ConnectionsUntracked = "connections_untracked_nomem",
     /// VCMP connections accepted by vnatd.
@@ -287,7 +290,11 @@ fn show_connections(state: &NetState, m: &SeqFile) {
             Ep(p.remote_virtual),
             c.pid,
             c.origin.as_str(),
-            c.state.as_str(),
+            if c.suspended {
+                "suspended"
+            } else {
+                c.state.as_str()
+            },
             Ep(p.local_physical),
             Ep(p.remote_physical)
         );

@@ -799,6 +799,22 @@ void vnat_shim_sock_put(void *sk)
 	sock_put((struct sock *)sk);
 }
 
+/*
+ * Whether @ptr, on which the caller holds a reference, was destroyed: its
+ * owner let go of it (SOCK_DEAD) and, for TCP, the connection is over.
+ * inet_csk_destroy_sock() and sk_common_release() get there before (TCP) or
+ * right after (UDP) they call the destroy function the close probe watches.
+ */
+bool vnat_shim_sock_destroyed(void *ptr)
+{
+	struct sock *sk = ptr;
+
+	if (!sock_flag(sk, SOCK_DEAD))
+		return false;
+	return sk->sk_protocol != IPPROTO_TCP ||
+	       READ_ONCE(sk->sk_state) == TCP_CLOSE;
+}
+
 /* ---- automatic resume: address changes (paper 3.3.1) --------------------- */
 
 static int vnat_inetaddr_event(struct notifier_block *nb, unsigned long event,

@@ -105,6 +105,7 @@ void vnat_shim_sock_set_transparent(void *sk, bool on);
 void vnat_shim_sock_kick_retransmit(void *sk);
 void vnat_shim_sock_hold(void *sk);
 void vnat_shim_sock_put(void *sk);
+bool vnat_shim_sock_destroyed(void *sk);
 void vnat_shim_sock_destroy(void *sk);
 bool vnat_shim_sock_keepalive(void *sk, bool on);
 #define VNAT_MAX_HOLDERS 4

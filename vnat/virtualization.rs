@@ -483,6 +483,29 @@ impl ConnectionTable {
         }
     }
 
+    /// Fills `out` with the sockets, recorded after `after` (all if `None`),
+    /// that were destroyed while their records lived on (see
+    /// [`crate::interception::forget_destroyed`]), in key order. Returns how
+    /// many, and the key to go on after if `out` is full.
+    pub(crate) fn destroyed(
+        &self,
+        after: Option<Key>,
+        out: &mut [SockKey],
+    ) -> (usize, Option<Key>) {
+        let mut found = 0;
+        let mut last = after;
+        self.for_each_after(after, |k, _| {
+            last = Some(k);
+            // A socket's records are next to each other (keys sort by socket).
+            if (found == 0 || out[found - 1] != k.sk) && ffi::sock_destroyed(k.sk) {
+                out[found] = k.sk;
+                found += 1;
+            }
+            found < out.len()
+        });
+        (found, last)
+    }
+
     /// Calls `f` on the records after `after` (all if `None`), in key order,
     /// until it returns `false`; under the table lock, as [`Self::for_each`].
     pub(crate) fn for_each_after(

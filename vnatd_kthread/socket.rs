@@ -261,3 +261,52 @@ impl Drop for Watch<'_> {
         unsafe { ffi::vnat_shim_sock_unwatch(self.sock.as_ptr(), self.waker.w.as_ptr()) };
     }
 }
+
+#[kunit_tests(vnat_socket_tracking)]
+mod tests {
+    use super::*;
+    use crate::{
+        mapping::PROTO_TCP,
+        vcmp::Endpoint,
+        virtualization::{ConnectionTable, Origin, VirtualConnection},
+    };
+
+    /// A record whose close went unseen (as when the kprobe core skips a
+    /// close probe hit) is found once its socket is destroyed, and only then;
+    /// the table's reference keeps the socket's memory until it is forgotten.
+    #[test]
+    fn destroyed_sockets_are_found() -> Result {
+        // SAFETY: `init_net` lives as long as the kernel.
+        let net = unsafe { Net::from_raw(&raw mut bindings::init_net) };
+        let table = KBox::pin_init(ConnectionTable::new(), GFP_KERNEL)?;
+        let live = Socket::create(net)?;
+        let gone = Socket::create(net)?;
+        let conn = |port| {
+            VirtualConnection::new(
+                PROTO_TCP,
+                Endpoint::new(0x7f00_0001, port),
+                Endpoint::new(0x7f00_0001, 80),
+                1,
+                Origin::Connect,
+            )
+        };
+        // SAFETY: Both sockets are valid and have their `struct sock`.
+        let (live_sk, gone_sk) =
+            unsafe { ((*live.as_ptr()).sk as usize, (*gone.as_ptr()).sk as usize) };
+        table.insert(live_sk, conn(1000))?;
+        table.insert(gone_sk, conn(1001))?;
+        let mut out = [0; 4];
+        assert_eq!(table.destroyed(None, &mut out).0, 0);
+        // Released by its owner; the probe ignores kernel sockets, so the
+        // record stays, as after a skipped hit.
+        drop(gone);
+        let (n, _) = table.destroyed(None, &mut out);
+        assert_eq!(n, 1);
+        assert_eq!(out[0], gone_sk);
+        assert_eq!(table.remove(gone_sk, |_| {}).records, 1);
+        assert_eq!(table.destroyed(None, &mut out).0, 0);
+        assert_eq!(table.len(), 1);
+        assert_eq!(table.remove(live_sk, |_| {}).records, 1);
+        Ok(())
+    }
+}

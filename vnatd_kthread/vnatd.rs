@@ -40,7 +40,8 @@ use crate::{
         HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES,
         VCMP_TIMEOUT_MS,
     },
-    ffi::HookRegistration,
+    ffi::{HookRegistration, KprobeRegistration},
+    interception,
     migration::{self, Outgoing, Request},
     netlink::{self, Event},
     netns::{Counter, Ipv4, NetState},
@@ -260,6 +261,10 @@ struct Daemon<'a> {
     /// The namespace's hooks, while it has rules.
     hooks: Option<HookRegistration>,
     hooks_error_logged: bool,
+    /// The kprobes' missed count when the table was last swept.
+    missed_seen: u64,
+    /// Sweeps still to do for the last growth of that count.
+    sweeps_due: u8,
 }
 
 /// Why a client connection is closed.
@@ -283,6 +288,8 @@ impl<'a> Daemon<'a> {
             to_kick: KVec::new(),
             hooks: None,
             hooks_error_logged: false,
+            missed_seen: 0,
+            sweeps_due: 0,
         }
     }
 
@@ -297,6 +304,7 @@ impl<'a> Daemon<'a> {
                 self.listen();
             }
             self.expire_helpers();
+            self.forget_destroyed();
             self.requests();
             self.accept();
             self.serve();
@@ -377,6 +385,28 @@ impl<'a> Daemon<'a> {
     }
 
     /// Undoes the helpers older than `helper_timeout_s`.
+    /// When a probe hit was missed (anywhere), forgets the records of sockets
+    /// that were destroyed unseen, now and once more on the next round: a UDP
+    /// socket is marked dead a moment after the destroy its probe missed.
+    fn forget_destroyed(&mut self) {
+        let missed = KprobeRegistration::missed();
+        if missed != self.missed_seen {
+            self.missed_seen = missed;
+            self.sweeps_due = 2;
+        }
+        if self.sweeps_due > 0 {
+            self.sweeps_due -= 1;
+            let n = interception::forget_destroyed(self.state);
+            if n > 0 {
+                pr_info!(
+                    "netns {}: forgot {} connection(s) whose close the probe missed\n",
+                    self.state.net().inum(),
+                    n
+                );
+            }
+        }
+    }
+
     fn expire_helpers(&self) {
         let timeout = i64::from(HELPER_TIMEOUT_S.get());
         if timeout > 0 && self.state.connections.helpers() > 0 {
