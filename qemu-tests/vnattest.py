@@ -332,6 +332,20 @@ def monitors_ready(mon_cli, mon_srv, listener, server_addr):
     return None
 
 
+def commanded_topology(port=5000):
+    """The set-up of the tests that move connections by command: the module
+    loaded with auto_migrate=0, the migration topology, a server listening
+    on `port` in "srv" and a monitor on each host that hears everything.
+    Returns (topology, listener, client monitor, server monitor)."""
+    insmod()
+    check_eq(write_knob("auto_migrate", "0"), None, "auto_migrate=0: resume by command")
+    topo = Topology()
+    srv = tcp_listen("srv", "0.0.0.0", port)
+    mon_cli, mon_srv = Monitor("cli"), Monitor("srv")
+    monitors_ready(mon_cli, mon_srv, srv, topo.server_addr())
+    return topo, srv, mon_cli, mon_srv
+
+
 class Topology:
     """The migration topology: a server host, a router joining subnets
     10.0.1.0/24 .. 10.0.N.0/24 and 10.0.9.0/24, and a client host that can

@@ -92,14 +92,13 @@ log(f"keep: {n} connections")
 add_netns("gone3")
 m = churn("gone3", "127.0.0.1", 5003, 4)
 log(f"gone3: {m} connections")
-after = totals()
-log(f"close probe hits skipped: {after['kprobes_missed'] - before['kprobes_missed']}, "
-    f"records forgotten for them: {after['connections_reaped'] - before['connections_reaped']}")
 check(n > 0 and m > 0, "connections were made")
 wait_for(lambda: not connections("keep"), "no record outlives its connection (within 5s)", timeout=5)
 del_netns("gone3")
 wait_for(lambda: vnatd_threads() == 2, "the churned namespace, deleted, is freed", timeout=90)
 after = totals()
+log(f"probe hits skipped: {after['kprobes_missed'] - before['kprobes_missed']}, "
+    f"records forgotten by vnatd for them: {after['connections_reaped'] - before['connections_reaped']}")
 check_eq(after["connections_tracked"] - after["connections_forgotten"], 0,
          "every connection tracked since insmod was forgotten")
 rmmod()

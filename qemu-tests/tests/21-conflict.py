@@ -14,13 +14,8 @@ import errno
 import socket
 from vnattest import *
 
-insmod()
-check_eq(write_knob("auto_migrate", "0"), None, "auto_migrate=0: resume by command")
-topo = Topology()
-srv = tcp_listen("srv", "0.0.0.0", 5000)
+topo, srv, mon_cli, mon_srv = commanded_topology()
 server = f"{topo.server_addr()}:5000"
-mon_cli, mon_srv = Monitor("cli"), Monitor("srv")
-monitors_ready(mon_cli, mon_srv, srv, topo.server_addr())
 
 old = topo.client_addr()
 with netns("cli"):

@@ -80,13 +80,8 @@ def row(ns, local, remote):
     return rs[0] if rs else {}
 
 
-insmod()
-check_eq(write_knob("auto_migrate", "0"), None, "auto_migrate=0: resume by command")
-topo = Topology()
-srv = tcp_listen("srv", "0.0.0.0", 5000)
+topo, srv, mon_cli, mon_srv = commanded_topology()
 server = f"{topo.server_addr()}:5000"
-mon_cli, mon_srv = Monitor("cli"), Monitor("srv")
-monitors_ready(mon_cli, mon_srv, srv, topo.server_addr())
 
 # ---- knobs and bad requests ---------------------------------------------
 check_eq(ctl(None, "config", "get", "suspend_helper")[1].strip(), "keepalive",
