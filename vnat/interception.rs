@@ -78,16 +78,16 @@ pub(crate) fn forget_destroyed(state: &NetState) -> usize {
     loop {
         let mut dead = [0 as SockKey; BATCH];
         let (found, last) = state.connections.destroyed(after, &mut dead);
-        after = last;
         for &sk in &dead[..found] {
             n += forget(state, sk);
         }
-        if found < BATCH {
+        if last.is_none() {
             if n > 0 {
                 state.count(Counter::ConnectionsReaped, n as u64);
             }
             return n;
         }
+        after = last;
     }
 }
 

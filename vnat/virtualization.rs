@@ -381,6 +381,9 @@ impl Tables {
     }
 }
 
+/// Records [`ConnectionTable::destroyed`] looks at per call.
+pub(crate) const SCAN_BATCH: usize = 256;
+
 /// The virtual connections of one network namespace.
 #[pin_data(PinnedDrop)]
 pub(crate) struct ConnectionTable {
@@ -485,23 +488,30 @@ impl ConnectionTable {
 
     /// Fills `out` with the sockets, recorded after `after` (all if `None`),
     /// that were destroyed while their records lived on (see
-    /// [`crate::interception::forget_destroyed`]), in key order. Returns how
-    /// many, and the key to go on after if `out` is full.
+    /// [`crate::interception::forget_destroyed`]), in key order, looking at
+    /// [`SCAN_BATCH`] records at most (the lock keeps interrupts off).
+    /// Returns how many it found, and the key to go on after unless it got
+    /// to the end.
     pub(crate) fn destroyed(
         &self,
         after: Option<Key>,
         out: &mut [SockKey],
     ) -> (usize, Option<Key>) {
         let mut found = 0;
-        let mut last = after;
+        let mut seen = 0;
+        let mut last = None;
         self.for_each_after(after, |k, _| {
-            last = Some(k);
+            seen += 1;
             // A socket's records are next to each other (keys sort by socket).
             if (found == 0 || out[found - 1] != k.sk) && ffi::sock_destroyed(k.sk) {
                 out[found] = k.sk;
                 found += 1;
             }
-            found < out.len()
+            let more = found < out.len() && seen < SCAN_BATCH;
+            if !more {
+                last = Some(k);
+            }
+            more
         });
         (found, last)
     }

@@ -271,16 +271,21 @@ mod tests {
         virtualization::{ConnectionTable, Origin, VirtualConnection},
     };
 
-    /// A record whose close went unseen (as when the kprobe core skips a
-    /// close probe hit) is found once its socket is destroyed, and only then;
-    /// the table's reference keeps the socket's memory until it is forgotten.
+    /// The `struct sock` of a socket.
+    fn sk(s: &Socket) -> usize {
+        // SAFETY: The socket is valid and has its `struct sock`.
+        unsafe { (*s.as_ptr()).sk as usize }
+    }
+
+    /// Records whose close went unseen (as when the kprobe core skips a close
+    /// probe hit) are found once their sockets are destroyed, and only then,
+    /// also when they do not fit in one call; the table's reference keeps a
+    /// socket's memory until its record is forgotten.
     #[test]
     fn destroyed_sockets_are_found() -> Result {
         // SAFETY: `init_net` lives as long as the kernel.
         let net = unsafe { Net::from_raw(&raw mut bindings::init_net) };
         let table = KBox::pin_init(ConnectionTable::new(), GFP_KERNEL)?;
-        let live = Socket::create(net)?;
-        let gone = Socket::create(net)?;
         let conn = |port| {
             VirtualConnection::new(
                 PROTO_TCP,
@@ -290,23 +295,34 @@ mod tests {
                 Origin::Connect,
             )
         };
-        // SAFETY: Both sockets are valid and have their `struct sock`.
-        let (live_sk, gone_sk) =
-            unsafe { ((*live.as_ptr()).sk as usize, (*gone.as_ptr()).sk as usize) };
-        table.insert(live_sk, conn(1000))?;
-        table.insert(gone_sk, conn(1001))?;
+        let live = Socket::create(net)?;
+        let gone = [Socket::create(net)?, Socket::create(net)?];
+        let gone_sk = [sk(&gone[0]), sk(&gone[1])];
+        table.insert(sk(&live), conn(1000))?;
+        table.insert(gone_sk[0], conn(1001))?;
+        table.insert(gone_sk[1], conn(1002))?;
         let mut out = [0; 4];
-        assert_eq!(table.destroyed(None, &mut out).0, 0);
-        // Released by its owner; the probe ignores kernel sockets, so the
-        // record stays, as after a skipped hit.
+        assert_eq!(table.destroyed(None, &mut out), (0, None));
+        // Released by their owner; the probe ignores kernel sockets, so the
+        // records stay, as after skipped hits.
         drop(gone);
-        let (n, _) = table.destroyed(None, &mut out);
+        // Room for one at a time: the second call goes on after the first.
+        let mut one = [0; 1];
+        let (n, after) = table.destroyed(None, &mut one);
         assert_eq!(n, 1);
-        assert_eq!(out[0], gone_sk);
-        assert_eq!(table.remove(gone_sk, |_| {}).records, 1);
-        assert_eq!(table.destroyed(None, &mut out).0, 0);
+        assert!(after.is_some());
+        let first = one[0];
+        let (n, after) = table.destroyed(after, &mut one);
+        assert_eq!(n, 1);
+        assert!(first != one[0]);
+        assert!(gone_sk.contains(&first) && gone_sk.contains(&one[0]));
+        assert_eq!(table.destroyed(after, &mut one), (0, None));
+        for s in gone_sk {
+            assert_eq!(table.remove(s, |_| {}).records, 1);
+        }
+        assert_eq!(table.destroyed(None, &mut out), (0, None));
         assert_eq!(table.len(), 1);
-        assert_eq!(table.remove(live_sk, |_| {}).records, 1);
+        assert_eq!(table.remove(sk(&live), |_| {}).records, 1);
         Ok(())
     }
 }
