@@ -332,6 +332,12 @@ def monitors_ready(mon_cli, mon_srv, listener, server_addr):
     return None
 
 
+def proc_state(pid):
+    """A process's state letter in /proc/PID/stat (T: stopped)."""
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
 def commanded_topology(port=5000):
     """The set-up of the tests that move connections by command: the module
     loaded with auto_migrate=0, the migration topology, a server listening

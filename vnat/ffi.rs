@@ -61,9 +61,13 @@ extern "C" {
     fn vnat_shim_sock_destroyed(sk: *mut c_void) -> bool;
     fn vnat_shim_sock_destroy(sk: *mut c_void);
     fn vnat_shim_sock_keepalive(sk: *mut c_void, on: bool) -> bool;
-    fn vnat_shim_signal_holders(sk: *mut c_void, sig: c_int, pids: *mut c_int, max: c_int)
-        -> c_int;
-    fn vnat_shim_signal_pid(nr: c_int, sig: c_int);
+    fn vnat_shim_signal_holders(
+        sk: *mut c_void,
+        sig: c_int,
+        procs: *mut Process,
+        max: c_int,
+    ) -> c_int;
+    fn vnat_shim_signal_process(nr: c_int, start_boottime: u64, sig: c_int);
     fn vnat_shim_route_source(net: *mut bindings::net, daddr: u32) -> u32;
     fn vnat_shim_genl_register() -> c_int;
     fn vnat_shim_genl_unregister();
@@ -163,28 +167,39 @@ pub(crate) fn sock_keepalive(sk: usize, on: bool) -> bool {
 /// Most processes [`signal_holders`] signals.
 pub(crate) const MAX_HOLDERS: usize = 4;
 
+/// A process, by global pid number and start time: the number alone may
+/// name another process once this one is gone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Process {
+    nr: c_int,
+    start_boottime: u64,
+}
+
 /// Sends `sig` to the processes that have the socket's file open, at most
-/// [`MAX_HOLDERS`]; writes their global pid numbers to `pids` and returns
-/// how many. Process context; the caller holds a reference.
-pub(crate) fn signal_holders(sk: usize, sig: i32, pids: &mut [i32; MAX_HOLDERS]) -> usize {
-    // SAFETY: The caller holds a reference, so the socket is alive; `pids`
-    // has room for `MAX_HOLDERS` numbers; the shim walks the process list
-    // under RCU, in process context as documented.
+/// [`MAX_HOLDERS`]; writes them to `procs` and returns how many. Process
+/// context; the caller holds a reference.
+pub(crate) fn signal_holders(sk: usize, sig: i32, procs: &mut [Process; MAX_HOLDERS]) -> usize {
+    // SAFETY: The caller holds a reference, so the socket is alive; `procs`
+    // has room for `MAX_HOLDERS` entries of the shim's `struct
+    // vnat_process`; the shim walks the process list under RCU, in process
+    // context as documented.
     let n = unsafe {
         vnat_shim_signal_holders(
             sk as *mut c_void,
             sig,
-            pids.as_mut_ptr(),
+            procs.as_mut_ptr(),
             MAX_HOLDERS as c_int,
         )
     };
     n.clamp(0, MAX_HOLDERS as c_int) as usize
 }
 
-/// Sends `sig` to the process of global pid number `nr`, if there is one.
-pub(crate) fn signal_pid(nr: i32, sig: i32) {
+/// Sends `sig` to process `p` if it still exists (a process that got its
+/// number since is left alone).
+pub(crate) fn signal_process(p: Process, sig: i32) {
     // SAFETY: The shim looks the number up under RCU; any context.
-    unsafe { vnat_shim_signal_pid(nr, sig) }
+    unsafe { vnat_shim_signal_process(p.nr, p.start_boottime, sig) }
 }
 
 /// Makes a TCP socket in retransmission backoff retry soon; the caller holds

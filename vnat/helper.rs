@@ -71,8 +71,8 @@ pub(crate) struct Active {
     pub(crate) since_ns: i64,
     /// Keepalive was on before, and is off now.
     keepalive_was_on: bool,
-    /// Global pid numbers of the processes stopped.
-    stopped: [i32; ffi::MAX_HOLDERS],
+    /// The processes stopped.
+    stopped: [ffi::Process; ffi::MAX_HOLDERS],
     /// How many of `stopped` are used.
     n_stopped: u8,
 }
@@ -87,7 +87,7 @@ pub(crate) fn activate(sk: usize, proto: u8, shared: bool, want: Helper) -> Acti
         helper: Helper::None,
         since_ns: ffi::now_ns(),
         keepalive_was_on: false,
-        stopped: [0; ffi::MAX_HOLDERS],
+        stopped: [ffi::Process::default(); ffi::MAX_HOLDERS],
         n_stopped: 0,
     };
     let tcp = proto == crate::vcmp::PROTO_TCP;
@@ -112,8 +112,8 @@ pub(crate) fn activate(sk: usize, proto: u8, shared: bool, want: Helper) -> Acti
 /// closing (then only the processes are continued). Process context, no
 /// spinlock held, when `sk` is given.
 pub(crate) fn release(sk: Option<usize>, a: &Active) {
-    for &nr in &a.stopped[..usize::from(a.n_stopped)] {
-        ffi::signal_pid(nr, bindings::SIGCONT as i32);
+    for &p in &a.stopped[..usize::from(a.n_stopped)] {
+        ffi::signal_process(p, bindings::SIGCONT as i32);
     }
     if let (Some(sk), true) = (sk, a.keepalive_was_on) {
         ffi::sock_keepalive(sk, true);

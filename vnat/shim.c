@@ -743,7 +743,8 @@ static int vnat_fd_is(const void *file, struct file *f, unsigned int fd)
  * no reference on it is needed. Process context; the caller holds a
  * reference on @sk.
  */
-int vnat_shim_signal_holders(void *ptr, int sig, int *pids, int max)
+int vnat_shim_signal_holders(void *ptr, int sig, struct vnat_process *procs,
+			     int max)
 {
 	struct pid *found[VNAT_MAX_HOLDERS];
 	struct sock *sk = ptr;
@@ -764,28 +765,34 @@ int vnat_shim_signal_holders(void *ptr, int sig, int *pids, int max)
 		if (p->flags & PF_KTHREAD)
 			continue;
 		task_lock(p);
-		if (p->files && iterate_fd(p->files, 0, vnat_fd_is, file))
+		if (p->files && iterate_fd(p->files, 0, vnat_fd_is, file)) {
+			procs[n].start_boottime = p->start_boottime;
 			found[n++] = get_pid(task_tgid(p));
+		}
 		task_unlock(p);
 	}
 	rcu_read_unlock();
 	for (i = 0; i < n; i++) {
 		kill_pid(found[i], sig, 1);
-		pids[i] = pid_nr(found[i]);
+		procs[i].nr = pid_nr(found[i]);
 		put_pid(found[i]);
 	}
 	return n;
 }
 
-/* Sends @sig to the process of global pid number @nr, if it still exists. */
-void vnat_shim_signal_pid(int nr, int sig)
+/*
+ * Sends @sig to the process of global pid number @nr if it is still the one
+ * that started at @start_boottime: once it is gone, its number may be given
+ * to another process, which is left alone.
+ */
+void vnat_shim_signal_process(int nr, u64 start_boottime, int sig)
 {
-	struct pid *pid;
+	struct task_struct *p;
 
 	rcu_read_lock();
-	pid = find_pid_ns(nr, &init_pid_ns);
-	if (pid)
-		kill_pid(pid, sig, 1);
+	p = pid_task(find_pid_ns(nr, &init_pid_ns), PIDTYPE_TGID);
+	if (p && p->start_boottime == start_boottime)
+		kill_pid(task_tgid(p), sig, 1);
 	rcu_read_unlock();
 }
 

@@ -109,8 +109,14 @@ bool vnat_shim_sock_destroyed(void *sk);
 void vnat_shim_sock_destroy(void *sk);
 bool vnat_shim_sock_keepalive(void *sk, bool on);
 #define VNAT_MAX_HOLDERS 4
-int vnat_shim_signal_holders(void *sk, int sig, int *pids, int max);
-void vnat_shim_signal_pid(int nr, int sig);
+/* A process, by global pid number and start time (vnat/ffi.rs, Process). */
+struct vnat_process {
+	int nr;
+	u64 start_boottime;
+};
+int vnat_shim_signal_holders(void *sk, int sig, struct vnat_process *procs,
+			     int max);
+void vnat_shim_signal_process(int nr, u64 start_boottime, int sig);
 __be32 vnat_shim_route_source(struct net *net, __be32 daddr);
 int vnat_shim_inetaddr_register(void);
 void vnat_shim_inetaddr_unregister(void);

@@ -69,11 +69,6 @@ def tcp_state(s):
     return s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]  # 1: ESTABLISHED
 
 
-def proc_state(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0]
-
-
 def row(ns, local, remote):
     rs = [r for r in listing(ns) if r["local"] == local and r["remote"] == remote]
     check_eq(len(rs), 1, f"{ns}: one record {local} -> {remote}")
