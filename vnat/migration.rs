@@ -433,7 +433,34 @@ pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
     if let Some(now) = done {
         state.count(Counter::MigrationsCompleted, 1);
         netlink::event_raw(state, Event::Resumed, &now, None);
+        preempted_here(state, key);
     }
+}
+
+/// Paper 3.4.3 on the moving end: the peer accepted the update of
+/// connection `key`, so a native connection here with the physical
+/// endpoints `key` has now lost them (their packets reach `key`; the peer
+/// preempted its end, or had none). It is aborted as the peer aborted its
+/// end, rather than left to its own timeouts.
+fn preempted_here(state: &NetState, key: Key) {
+    let Some((proto, local, remote)) = state.connections.with(key, |c| {
+        let m = &c.mapping;
+        (m.proto, m.local_physical, m.remote_physical)
+    }) else {
+        return;
+    };
+    let Some((other, c)) = state.connections.conflict(key, proto, local, remote) else {
+        return;
+    };
+    state.count(Counter::ConflictsPreempted, 1);
+    netlink::event(
+        state,
+        Event::Conflict,
+        &c,
+        Some(c"aborted: a migrated connection has its endpoints now (the peer let it through)"),
+    );
+    ffi::sock_destroy(other.sk);
+    ffi::sock_put(other.sk);
 }
 
 /// The update of connection `key` failed for `reason`: the connection is

@@ -87,6 +87,17 @@ check_eq(x.recv(8), b"and back", "and from it")
 xr = [r for r in listing("cli") if r["local"] == f"{old}:{port}"]
 check(len(xr) == 1 and xr[0]["state"] == "migrated" and xr[0]["local-phys"] == f"{new}:{port}",
       f"X migrated ({xr})")
+# Y's client end: its packets reach X now, so the client aborted it too.
+y.settimeout(10)
+try:
+    got = y.recv(10)
+    check(False, f"Y's client end was aborted (recv returned {got!r})")
+except OSError as e:
+    check_eq(e.errno, errno.ECONNABORTED, "Y's client end sees ECONNABORTED")
+check_eq(stats("cli")["conflicts_preempted"], 1, "the client counted it")
+ev = mon_cli.until(lambda e: e["event"] == "conflict", "conflict event at the client")[-1]
+check(ev["local"] == f"{new}:{port}" and "the peer let it through" in ev.get("reason", ""),
+      f"the event names Y ({ev})")
 
 y.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
 for s in (x, xa, y, ya, srv):
