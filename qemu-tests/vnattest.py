@@ -45,6 +45,17 @@ def check_eq(got, want, what):
     return check(got == want, f"{what}: got {got!r}, want {want!r}")
 
 
+def recv_fails(s, err, what, timeout=10):
+    """Checks that reading socket `s` fails with errno `err` within
+    `timeout` seconds (a timeout is an error without that errno)."""
+    s.settimeout(timeout)
+    try:
+        got = s.recv(10)
+        return check(False, f"{what} (recv returned {got!r})")
+    except OSError as e:
+        return check_eq(e.errno, err, what)
+
+
 def check_same(got, want, what):
     """Compares two sets; on a difference, says only what differs."""
     return check(got == want, f"{what}: {len(got)} got, {len(want)} wanted; only got: "
