@@ -372,19 +372,27 @@ fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<(UpdateRep
             Some((UpdateReply::REFUSED, None))
         }
         Policy::Preempt => {
-            state.count(Counter::ConflictsPreempted, 1);
-            netlink::event(
+            preempt(
                 state,
-                Event::Conflict,
+                other,
                 &c,
-                Some(c"aborted to make way for a migrating connection (policy preempt)"),
+                c"aborted to make way for a migrating connection (policy preempt)",
             );
-            ffi::sock_destroy(other.sk);
-            None
+            return None;
         }
     };
     ffi::sock_put(other.sk);
     reply
+}
+
+/// Aborts connection `other` (record `c`), found by
+/// [`crate::virtualization::ConnectionTable::conflict`], as `ss --kill` does, and drops the socket
+/// reference that came with it; counted and announced with `reason`.
+fn preempt(state: &NetState, other: Key, c: &VirtualConnection, reason: &CStr) {
+    state.count(Counter::ConflictsPreempted, 1);
+    netlink::event(state, Event::Conflict, c, Some(reason));
+    ffi::sock_destroy(other.sk);
+    ffi::sock_put(other.sk);
 }
 
 /// A UDP "connection" is often served by an unconnected socket, which has no
@@ -452,15 +460,12 @@ fn preempted_here(state: &NetState, key: Key) {
     let Some((other, c)) = state.connections.conflict(key, proto, local, remote) else {
         return;
     };
-    state.count(Counter::ConflictsPreempted, 1);
-    netlink::event(
+    preempt(
         state,
-        Event::Conflict,
+        other,
         &c,
-        Some(c"aborted: a migrated connection has its endpoints now (the peer let it through)"),
+        c"aborted: a migrated connection has its endpoints now (the peer let it through)",
     );
-    ffi::sock_destroy(other.sk);
-    ffi::sock_put(other.sk);
 }
 
 /// The update of connection `key` failed for `reason`: the connection is
