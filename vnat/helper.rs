@@ -21,12 +21,17 @@
 //! the peer suspended is undone (the peer may never come back), and so is
 //! every helper when vnatd stops (namespace exit, module unload).
 
-use crate::ffi;
-use kernel::bindings;
+use crate::{
+    ffi::{self, Process, Sock, MAX_HOLDERS},
+    knobs::SUSPEND_HELPER,
+    vcmp::PROTO_TCP,
+};
+use kernel::{bindings, prelude::*};
 
 /// A connection migration helper (`enum vnat_helper`; the numbers are
 /// VCMP's `HELPER_*` too).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub(crate) enum Helper {
     /// Nothing.
     None = 0,
@@ -36,20 +41,27 @@ pub(crate) enum Helper {
     Stop = 2,
 }
 
-impl Helper {
-    /// The helper numbered `n` (`enum vnat_helper`, VCMP `HELPER_*`).
-    pub(crate) fn from_u8(n: u8) -> Option<Self> {
+/// The helper numbered `n` (`enum vnat_helper`, VCMP `HELPER_*`).
+impl TryFrom<u8> for Helper {
+    type Error = Error;
+
+    fn try_from(n: u8) -> Result<Self> {
         match n {
-            0 => Some(Self::None),
-            1 => Some(Self::Keepalive),
-            2 => Some(Self::Stop),
-            _ => None,
+            0 => Ok(Self::None),
+            1 => Ok(Self::Keepalive),
+            2 => Ok(Self::Stop),
+            _ => Err(EINVAL),
         }
     }
+}
 
+impl Helper {
     /// The default helper (`suspend_helper` knob).
     pub(crate) fn default_now() -> Self {
-        Self::from_u8(crate::config::SUSPEND_HELPER.get() as u8).unwrap_or(Self::None)
+        u8::try_from(SUSPEND_HELPER.get())
+            .ok()
+            .and_then(|n| Self::try_from(n).ok())
+            .unwrap_or(Self::None)
     }
 
     /// Its name, as the knob spells it.
@@ -72,7 +84,7 @@ pub(crate) struct Active {
     /// Keepalive was on before, and is off now.
     keepalive_was_on: bool,
     /// The processes stopped.
-    stopped: [ffi::Process; ffi::MAX_HOLDERS],
+    stopped: [Process; MAX_HOLDERS],
     /// How many of `stopped` are used.
     n_stopped: u8,
 }
@@ -80,26 +92,25 @@ pub(crate) struct Active {
 /// Activates `want` on the socket `sk` of a connection whose peer was
 /// suspended; returns what was done. A UDP socket has no keepalive; one
 /// that serves several peers (`shared`) is not stopped for one of them.
-/// Process context, no spinlock held; the caller holds a reference on the
-/// socket.
-pub(crate) fn activate(sk: usize, proto: u8, shared: bool, want: Helper) -> Active {
+/// Sleeps (process context, no spinlock held).
+pub(crate) fn activate(sk: &Sock, proto: u8, shared: bool, want: Helper) -> Active {
     let mut a = Active {
         helper: Helper::None,
         since_ns: ffi::now_ns(),
         keepalive_was_on: false,
-        stopped: [ffi::Process::default(); ffi::MAX_HOLDERS],
+        stopped: [Process::default(); MAX_HOLDERS],
         n_stopped: 0,
     };
-    let tcp = proto == crate::vcmp::PROTO_TCP;
+    let tcp = proto == PROTO_TCP;
     if want == Helper::None || (!tcp && (shared || want == Helper::Keepalive)) {
         return a;
     }
     if tcp {
-        a.keepalive_was_on = ffi::sock_keepalive(sk, false);
+        a.keepalive_was_on = sk.set_keepalive(false);
         a.helper = Helper::Keepalive;
     }
     if want == Helper::Stop && !shared {
-        a.n_stopped = ffi::signal_holders(sk, bindings::SIGSTOP as i32, &mut a.stopped) as u8;
+        a.n_stopped = sk.signal_holders(bindings::SIGSTOP as i32, &mut a.stopped) as u8;
         if a.n_stopped > 0 {
             a.helper = Helper::Stop;
         }
@@ -108,14 +119,14 @@ pub(crate) fn activate(sk: usize, proto: u8, shared: bool, want: Helper) -> Acti
 }
 
 /// Undoes `a`: the stopped processes continue, and keepalive is on again if
-/// it was. `sk`: the socket, referenced by the caller, or `None` if it is
-/// closing (then only the processes are continued). Process context, no
-/// spinlock held, when `sk` is given.
-pub(crate) fn release(sk: Option<usize>, a: &Active) {
+/// it was. `sk`: the socket, or `None` if it is closing (then only the
+/// processes are continued, which may be done under a spinlock). With a
+/// socket, sleeps.
+pub(crate) fn release(sk: Option<&Sock>, a: &Active) {
     for &p in &a.stopped[..usize::from(a.n_stopped)] {
-        ffi::signal_process(p, bindings::SIGCONT as i32);
+        p.signal(bindings::SIGCONT as i32);
     }
     if let (Some(sk), true) = (sk, a.keepalive_was_on) {
-        ffi::sock_keepalive(sk, true);
+        sk.set_keepalive(true);
     }
 }

@@ -22,31 +22,33 @@
 //!   migrated connection is translated until then, so its FIN and the
 //!   peer's reach their destination.
 //!
-//! Only IPv4 TCP sockets owned by user space are tracked; the kernel's own,
+//! Only IPv4 TCP and UDP sockets owned by user space are tracked; the kernel's own,
 //! such as vnatd's, are not. Connections that exist when a namespace's state
 //! is set up (at insmod, for every namespace) are found in the kernel's
 //! established-socket hash and recorded with origin `existing` and pid 0:
 //! they too can migrate (paper section 4).
 
 use crate::{
+    counters::Counter,
+    events::{self, Event},
+    ffi::Sock,
     helper,
-    netlink::{self, Event},
-    netns::{self, Counter, NetState},
+    netns::NetState,
     vcmp::Endpoint,
-    virtualization::{Origin, SockKey, VirtualConnection},
+    virtualization::{Origin, VirtualConnection},
 };
-use kernel::{prelude::*, sync::atomic::Release};
+use kernel::{bindings, prelude::*, sync::atomic::Release};
 
 /// Forgets the records of socket `sk`, which was destroyed; returns how many
 /// there were.
-fn forget(state: &NetState, sk: SockKey) -> usize {
+fn forget(state: &NetState, sk: &Sock) -> usize {
     let gone = state.connections.remove(sk, |c| {
         // A socket that closes while its peer is suspended: its stopped
         // processes, if any are left, continue.
         if let Some(a) = &c.helper {
             helper::release(None, a);
         }
-        netlink::event(state, Event::Closed, c, None);
+        events::event(state, Event::Closed, c, None);
     });
     if gone.records > 0 {
         state.count(Counter::ConnectionsForgotten, gone.records as u64);
@@ -76,9 +78,10 @@ pub(crate) fn forget_destroyed(state: &NetState) -> usize {
     let mut after = None;
     let mut n = 0;
     loop {
-        let mut dead = [0 as SockKey; BATCH];
+        let mut dead: [Option<kernel::sync::aref::ARef<Sock>>; BATCH] = Default::default();
         let (found, last) = state.connections.destroyed(after, &mut dead);
-        for &sk in &dead[..found] {
+        // Each socket is held here while its records go, and let go after.
+        for sk in dead[..found].iter().flatten() {
             n += forget(state, sk);
         }
         if last.is_none() {
@@ -91,19 +94,37 @@ pub(crate) fn forget_destroyed(state: &NetState) -> usize {
     }
 }
 
-/// The events, numbered as the shim numbers them (`vnat/shim.c`).
-const EV_CONNECT: c_uint = 0;
-const EV_ACCEPT: c_uint = 1;
-const EV_CLOSE: c_uint = 2;
-const EV_EXISTING: c_uint = 3;
+/// What a probe saw (`enum vnat_sock_event` of `vnat/shim/probes.c`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+enum SockEvent {
+    Connect = 0,
+    Accept = 1,
+    Close = 2,
+    Existing = 3,
+}
+
+impl TryFrom<c_uint> for SockEvent {
+    type Error = Error;
+
+    fn try_from(n: c_uint) -> Result<Self> {
+        Ok(match n {
+            0 => Self::Connect,
+            1 => Self::Accept,
+            2 => Self::Close,
+            3 => Self::Existing,
+            _ => return Err(EINVAL),
+        })
+    }
+}
 
 /// Called by the shim's probe handlers; addresses and ports are in network
 /// byte order. Runs in process context with preemption disabled.
 #[no_mangle]
 extern "C" fn vnat_rs_sock_event(
-    state: *mut c_void,
+    state: *const c_void,
     event: c_uint,
-    sk: *const c_void,
+    sk: *const bindings::sock,
     proto: u8,
     saddr: u32,
     sport: u16,
@@ -111,19 +132,20 @@ extern "C" fn vnat_rs_sock_event(
     dport: u16,
     pid: c_int,
 ) {
-    // SAFETY: The shim passes the live state of the socket's namespace, which
+    // SAFETY: The shim passes the state of the socket's namespace, which
     // cannot go away while a user socket of it is open.
-    let state = unsafe { netns::borrow(state) };
-    let key = sk as usize;
-    let origin = match event {
-        EV_CONNECT => Origin::Connect,
-        EV_ACCEPT => Origin::Accept,
-        EV_EXISTING => Origin::Existing,
-        EV_CLOSE => {
-            forget(state, key);
+    let state = unsafe { NetState::borrow(state) };
+    // SAFETY: The probed function holds the socket during the handler.
+    let sk = unsafe { Sock::from_raw(sk) };
+    let origin = match SockEvent::try_from(event) {
+        Ok(SockEvent::Connect) => Origin::Connect,
+        Ok(SockEvent::Accept) => Origin::Accept,
+        Ok(SockEvent::Existing) => Origin::Existing,
+        Ok(SockEvent::Close) => {
+            forget(state, sk);
             return;
         }
-        _ => return,
+        Err(_) => return,
     };
     // Virtual endpoints are the initial physical ones (paper 3.1).
     let conn = VirtualConnection::new(
@@ -133,10 +155,10 @@ extern "C" fn vnat_rs_sock_event(
         pid,
         origin,
     );
-    match state.connections.insert(key, conn) {
+    match state.connections.insert(sk, conn) {
         Ok(_) => {
             state.count(Counter::ConnectionsTracked, 1);
-            netlink::event(state, Event::Virtualized, &conn, None);
+            events::event(state, Event::Virtualized, &conn, None);
         }
         Err(_) => state.count(Counter::ConnectionsUntracked, 1),
     }

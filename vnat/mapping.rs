@@ -45,15 +45,14 @@ impl Hook {
         Hook::PostRouting,
     ];
 
-    /// The hook with number `raw`.
-    pub const fn from_raw(raw: u32) -> Option<Self> {
-        match raw {
-            0 => Some(Self::PreRouting),
-            1 => Some(Self::LocalIn),
-            2 => Some(Self::LocalOut),
-            3 => Some(Self::PostRouting),
-            _ => None,
-        }
+}
+
+/// The hook numbered `raw` (the shim's `enum vnat_hook`).
+impl TryFrom<u32> for Hook {
+    type Error = u32;
+
+    fn try_from(raw: u32) -> Result<Self, u32> {
+        Hook::ALL.get(raw as usize).copied().ok_or(raw)
     }
 }
 

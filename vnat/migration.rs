@@ -29,164 +29,47 @@
 //!    connection back as it was.
 
 use crate::{
-    command::Command,
-    ffi::{self, NlConn},
+    counters::Counter,
+    events::{self, Event},
+    ffi::{self, NlConn, Sock},
     helper::{self, Helper},
-    netlink::{self, Event},
-    netns::{Counter, NetState},
+    knobs::AUTO_MIGRATE,
+    netns::NetState,
+    requests::Selector,
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
     virtualization::{Key, Origin, Policy, State, VcmpState, VirtualConnection},
 };
-use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
-
-/// Which connections a request moves.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Selector {
-    /// Those whose local physical address is this one (host byte order):
-    /// a host's move.
-    Address(u32),
-    /// Those opened by this process (thread group id): a process's move.
-    Pid(i32),
-    /// The one with these virtual endpoints.
-    Connection {
-        /// IP protocol number.
-        proto: u8,
-        /// Local virtual endpoint.
-        local: Endpoint,
-        /// Remote virtual endpoint.
-        remote: Endpoint,
-    },
-}
-
-impl Selector {
-    /// Whether `c` is one of the selected connections.
-    pub(crate) fn matches(&self, c: &VirtualConnection) -> bool {
-        let m = &c.mapping;
-        match *self {
-            Selector::Address(a) => m.local_physical.addr == a,
-            Selector::Pid(p) => c.pid == p,
-            Selector::Connection {
-                proto,
-                local,
-                remote,
-            } => m.proto == proto && m.local_virtual == local && m.remote_virtual == remote,
-        }
-    }
-}
-
-impl kernel::fmt::Display for Selector {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let quad = |f: &mut core::fmt::Formatter<'_>, a: u32| {
-            let [a, b, c, d] = a.to_be_bytes();
-            write!(f, "{a}.{b}.{c}.{d}")
-        };
-        match self {
-            Selector::Address(a) => {
-                f.write_str("from ")?;
-                quad(f, *a)
-            }
-            Selector::Pid(p) => write!(f, "of pid {p}"),
-            Selector::Connection { local, remote, .. } => {
-                quad(f, local.addr)?;
-                write!(f, ":{} -> ", local.port)?;
-                quad(f, remote.addr)?;
-                write!(f, ":{}", remote.port)
-            }
-        }
-    }
-}
-
-/// A request to vnatd.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Request {
-    /// The selected connections move to local address `to` (host byte
-    /// order).
-    Migrate {
-        /// Which connections.
-        which: Selector,
-        /// The address they use from now on.
-        to: u32,
-    },
-    /// The selected connections are suspended here (paper 3.3.1).
-    Suspend {
-        /// Which connections.
-        which: Selector,
-    },
-}
-
-/// Pending work of one namespace's vnatd: requests, and addresses that went
-/// away while connections used them (automatic resume, paper 3.3.1).
-#[pin_data]
-pub(crate) struct Requests {
-    /// Taken by the address notifier and the control file (process context)
-    /// and by vnatd.
-    #[pin]
-    inner: SpinLockIrq<RequestsInner>,
-}
-
-struct RequestsInner {
-    queue: KVec<Request>,
-    lost: KVec<u32>,
-}
-
-impl Requests {
-    pub(crate) fn new() -> impl PinInit<Self> {
-        pin_init!(Self {
-            inner <- new_spinlock_irq!(RequestsInner { queue: KVec::new(), lost: KVec::new() }, "vnat_requests"),
-        })
-    }
-
-    /// Queues a request; vnatd must be woken afterwards.
-    pub(crate) fn push(&self, r: Request) -> Result {
-        self.inner.lock().queue.push(r, GFP_ATOMIC)?;
-        Ok(())
-    }
-
-    /// Takes every queued request.
-    pub(crate) fn take(&self) -> KVec<Request> {
-        core::mem::take(&mut self.inner.lock().queue)
-    }
-}
+use kernel::{prelude::*, sync::aref::ARef};
 
 /// The address notifier saw `addr` (host byte order) appear or go away.
 /// Returns whether vnatd has a new request.
 pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
-    if !crate::config::AUTO_MIGRATE.get_bool() {
+    if !AUTO_MIGRATE.get_bool() {
         return false;
     }
-    if !up {
-        let mut used = false;
-        state
-            .connections
-            .for_each(|_, c| used |= c.mapping.local_physical.addr == addr);
-        if used {
-            let mut inner = state.requests.inner.lock();
-            if !inner.lost.contains(&addr) && inner.lost.push(addr, GFP_ATOMIC).is_err() {
-                state.count(Counter::MigrationsFailed, 1);
-            }
-        }
-        return false;
+    if up {
+        return state.requests.address_found(addr);
     }
-    let mut inner = state.requests.inner.lock();
-    let lost = core::mem::take(&mut inner.lost);
-    let mut queued = false;
-    for from in lost {
-        if from != addr
-            && inner
-                .queue
-                .push(
-                    Request::Migrate {
-                        which: Selector::Address(from),
-                        to: addr,
-                    },
-                    GFP_ATOMIC,
-                )
-                .is_ok()
-        {
-            queued = true;
-        }
+    let mut used = false;
+    state
+        .connections
+        .for_each(|_, c| used |= c.mapping.local_physical.addr == addr);
+    if used && !state.requests.address_lost(addr) {
+        state.count(Counter::MigrationsFailed, 1);
     }
-    queued
+    false
+}
+
+/// Called by the shim's inetaddr notifier when `addr` (network byte order)
+/// appears on or goes away from an interface of the namespace.
+#[no_mangle]
+extern "C" fn vnat_rs_addr_event(state: *const c_void, up: bool, addr: u32) {
+    // SAFETY: The shim passes the state of the namespace whose address
+    // changed; the notifier runs under RTNL while the namespace is alive.
+    let state = unsafe { NetState::borrow(state) };
+    if address_event(state, up, u32::from_be(addr)) {
+        state.kick();
+    }
 }
 
 /// A message to send to a peer's vnatd: which connection, and the message.
@@ -205,9 +88,9 @@ pub(crate) struct Outgoing {
 /// its local virtual address is not where it sends from. An unconnected UDP
 /// socket chooses its source per datagram and serves other peers too: it is
 /// left alone.
-fn sync_transparency(k: Key, c: &VirtualConnection) {
+fn sync_transparency(sk: &Sock, c: &VirtualConnection) {
     if c.origin.owns_socket() {
-        ffi::sock_set_transparent(k.sk, c.mapping.local_physical != c.mapping.local_virtual);
+        sk.set_transparent(c.mapping.local_physical != c.mapping.local_virtual);
     }
 }
 
@@ -221,7 +104,7 @@ pub(crate) fn begin(
     out: &mut KVec<Outgoing>,
 ) -> Result {
     let mut err = Ok(());
-    state.connections.update(|key, c| {
+    state.connections.update(|key, sk, c| {
         // A suspended connection resumes also where it is: its peer must
         // hear of it, to undo its helper.
         let moves = c.mapping.local_physical.addr != to || c.suspended;
@@ -260,7 +143,7 @@ pub(crate) fn begin(
         c.state = State::Resuming;
         c.vcmp = VcmpState::Idle;
         c.vcmp_attempts = 0;
-        sync_transparency(key, c);
+        sync_transparency(sk, c);
         true
     });
     err
@@ -284,7 +167,7 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
     if let Some(refusal) = resolve_conflict(state, key, u) {
         return refusal;
     }
-    let reply = state.connections.with(key, |c| {
+    let reply = state.connections.with_sock(key, |sk, c| {
         c.mapping.remote_physical = u.local_physical;
         c.updated_ns = ffi::now_ns();
         if c.state != State::Resuming {
@@ -293,33 +176,30 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
         let reply = UpdateReply {
             local_physical: c.mapping.local_physical,
         };
-        // The peer resumed: its helper here is done.
-        let helper = c.helper.take();
-        if helper.is_some() {
-            ffi::sock_hold(key.sk);
-        }
+        // The peer resumed: its helper here is done (undone out of the
+        // lock, with the socket held).
+        let helper = c.helper.take().map(|a| (a, ARef::from(sk)));
         (reply, NlConn::from(&*c), helper)
     });
     match reply {
         Some((r, now, helper)) => {
             state.count(Counter::UpdatesAccepted, 1);
-            if let Some(a) = helper {
-                helper::release(Some(key.sk), &a);
-                ffi::sock_put(key.sk);
+            if let Some((a, sk)) = helper {
+                helper::release(Some(&sk), &a);
                 state.count(Counter::HelpersReleased, 1);
                 // The event names the helper that was undone.
                 let released = NlConn {
                     helper: a.helper as u8,
                     ..now
                 };
-                netlink::event_raw(
+                events::event_raw(
                     state,
                     Event::HelperReleased,
                     &released,
                     Some(c"the peer resumed"),
                 );
             }
-            netlink::event_raw(state, Event::PeerMoved, &now, None);
+            events::event_raw(state, Event::PeerMoved, &now, None);
             (r, Some(key))
         }
         None => {
@@ -344,7 +224,7 @@ fn refuse_unknown(state: &NetState, u: &Update, reason: &CStr) {
     let mut asked = NlConn::from(&asked);
     asked.remote_phys_addr = u.local_physical.addr.to_be();
     asked.remote_phys_port = u.local_physical.port.to_be();
-    netlink::event_raw(state, Event::Refused, &asked, Some(reason));
+    events::event_raw(state, Event::Refused, &asked, Some(reason));
 }
 
 /// Paper 3.4.3: if the physical endpoints connection `key` would have after
@@ -359,11 +239,11 @@ fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<(UpdateRep
     let (other, c) = state
         .connections
         .conflict(key, u.proto, local, u.local_physical)?;
-    let reply = match policy {
+    match policy {
         Policy::Abort => {
             state.count(Counter::ConflictsAborted, 1);
             state.count(Counter::UpdatesRefused, 1);
-            netlink::event(
+            events::event(
                 state,
                 Event::Conflict,
                 &c,
@@ -374,25 +254,22 @@ fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<(UpdateRep
         Policy::Preempt => {
             preempt(
                 state,
-                other,
+                &other,
                 &c,
                 c"aborted to make way for a migrating connection (policy preempt)",
             );
-            return None;
+            None
         }
-    };
-    ffi::sock_put(other.sk);
-    reply
+    }
 }
 
 /// Aborts connection `other` (record `c`), found by
-/// [`crate::virtualization::ConnectionTable::conflict`], as `ss --kill` does, and drops the socket
-/// reference that came with it; counted and announced with `reason`.
-fn preempt(state: &NetState, other: Key, c: &VirtualConnection, reason: &CStr) {
+/// [`crate::virtualization::ConnectionTable::conflict`], as `ss --kill`
+/// does; counted and announced with `reason`.
+fn preempt(state: &NetState, other: &Sock, c: &VirtualConnection, reason: &CStr) {
     state.count(Counter::ConflictsPreempted, 1);
-    netlink::event(state, Event::Conflict, c, Some(reason));
-    ffi::sock_destroy(other.sk);
-    ffi::sock_put(other.sk);
+    events::event(state, Event::Conflict, c, Some(reason));
+    other.abort();
 }
 
 /// A UDP "connection" is often served by an unconnected socket, which has no
@@ -403,7 +280,7 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
         return None;
     }
     // Our end is the one the sender calls remote.
-    let sk = ffi::udp_lookup(&state.net(), u.remote_virtual, u.local_virtual)?;
+    let sk = Sock::udp_lookup(state.net(), u.remote_virtual, u.local_virtual)?;
     let conn = VirtualConnection::new(
         PROTO_UDP,
         u.remote_virtual,
@@ -411,7 +288,7 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
         0,
         Origin::Update,
     );
-    let key = state.connections.insert(sk.key(), conn);
+    let key = state.connections.insert(&sk, conn);
     if key.is_err() {
         state.count(Counter::ConnectionsUntracked, 1);
     }
@@ -429,18 +306,18 @@ pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
         );
         return;
     }
-    let done = state.connections.with(key, |c| {
+    let done = state.connections.with_sock(key, |sk, c| {
         c.mapping.remote_physical = reply.local_physical;
         c.updated_ns = ffi::now_ns();
         c.vcmp = VcmpState::Idle;
         c.peer_helper = Helper::None;
         c.settle();
-        sync_transparency(key, c);
+        sync_transparency(sk, c);
         NlConn::from(&*c)
     });
     if let Some(now) = done {
         state.count(Counter::MigrationsCompleted, 1);
-        netlink::event_raw(state, Event::Resumed, &now, None);
+        events::event_raw(state, Event::Resumed, &now, None);
         preempted_here(state, key);
     }
 }
@@ -462,7 +339,7 @@ fn preempted_here(state: &NetState, key: Key) {
     };
     preempt(
         state,
-        other,
+        &other,
         &c,
         c"aborted: a migrated connection has its endpoints now (the peer let it through)",
     );
@@ -472,15 +349,15 @@ fn preempted_here(state: &NetState, key: Key) {
 /// left as it was before the move.
 pub(crate) fn abort(state: &NetState, key: Key, reason: &CStr) {
     state.count(Counter::MigrationsFailed, 1);
-    let back = state.connections.with(key, |c| {
+    let back = state.connections.with_sock(key, |sk, c| {
         c.vcmp = VcmpState::Failed;
         c.mapping.local_physical = c.previous_local;
         c.settle();
-        sync_transparency(key, c);
+        sync_transparency(sk, c);
         NlConn::from(&*c)
     });
     if let Some(back) = back {
-        netlink::event_raw(state, Event::Failed, &back, Some(reason));
+        events::event_raw(state, Event::Failed, &back, Some(reason));
     }
 }
 
@@ -489,7 +366,7 @@ pub(crate) fn abort(state: &NetState, key: Key, reason: &CStr) {
 /// else changes: suspending needs nothing (paper 3.3.1).
 pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Outgoing>) -> Result {
     let mut err = Ok(());
-    state.connections.update(|key, c| {
+    state.connections.update(|key, _, c| {
         if !which.matches(c) || c.suspended || c.state == State::Resuming || err.is_err() {
             return false;
         }
@@ -539,34 +416,32 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update) -> SuspendReply {
     };
     // Already kept by a helper (the peer suspended again): say which; else
     // hold the socket while the helper is activated without the lock.
-    let wanted = state.connections.with(key, |c| match c.helper {
+    let wanted = state.connections.with_sock(key, |sk, c| match c.helper {
         Some(a) => Err(SuspendReply {
             local_physical: c.mapping.local_physical,
             helper: a.helper as u8,
         }),
-        None => {
-            ffi::sock_hold(key.sk);
-            Ok((
-                c.helper_choice.unwrap_or_else(Helper::default_now),
-                c.mapping.proto,
-                !c.origin.owns_socket(),
-            ))
-        }
+        None => Ok((
+            ARef::from(sk),
+            c.helper_choice.unwrap_or_else(Helper::default_now),
+            c.mapping.proto,
+            !c.origin.owns_socket(),
+        )),
     });
-    let (want, proto, shared) = match wanted {
+    let (sk, want, proto, shared) = match wanted {
         Some(Ok(w)) => w,
         Some(Err(same)) => return same,
         None => return SuspendReply::REFUSED,
     };
-    let active = helper::activate(key.sk, proto, shared, want);
+    let active = helper::activate(&sk, proto, shared, want);
     let done = state.connections.with(key, |c| {
         c.helper = Some(active);
         (c.mapping.local_physical, NlConn::from(&*c))
     });
-    let reply = match done {
+    match done {
         Some((local_physical, now)) => {
             state.count(Counter::SuspendsAccepted, 1);
-            netlink::event_raw(
+            events::event_raw(
                 state,
                 Event::PeerSuspended,
                 &now,
@@ -579,12 +454,10 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update) -> SuspendReply {
         }
         None => {
             // Closed meanwhile.
-            helper::release(Some(key.sk), &active);
+            helper::release(Some(&sk), &active);
             SuspendReply::REFUSED
         }
-    };
-    ffi::sock_put(key.sk);
-    reply
+    }
 }
 
 /// On the suspended end: the peer answered the `VNAT_SUS` of connection
@@ -601,7 +474,7 @@ pub(crate) fn suspend_answered(state: &NetState, key: Key, reply: Option<&Suspen
             )
         }
         Some(r) => {
-            let h = Helper::from_u8(r.helper).unwrap_or(Helper::None);
+            let h = Helper::try_from(r.helper).unwrap_or(Helper::None);
             (h.as_cstr(), h, VcmpState::Idle)
         }
         None => (
@@ -616,7 +489,7 @@ pub(crate) fn suspend_answered(state: &NetState, key: Key, reply: Option<&Suspen
         NlConn::from(&*c)
     });
     if let Some(now) = now {
-        netlink::event_raw(state, Event::Suspended, &now, Some(reason));
+        events::event_raw(state, Event::Suspended, &now, Some(reason));
     }
 }
 
@@ -625,7 +498,7 @@ pub(crate) fn suspend_answered(state: &NetState, key: Key, reply: Option<&Suspen
 pub(crate) fn release_helpers(state: &NetState, older_than_ns: Option<i64>) {
     let now = ffi::now_ns();
     let mut taken = KVec::new();
-    state.connections.update(|key, c| {
+    state.connections.update(|_, sk, c| {
         let Some(a) = c.helper else {
             return false;
         };
@@ -633,20 +506,21 @@ pub(crate) fn release_helpers(state: &NetState, older_than_ns: Option<i64>) {
             return false;
         }
         // Allocation under the table lock: atomic; on failure, next time.
-        if taken.push((key, a, NlConn::from(&*c)), GFP_ATOMIC).is_err() {
+        if taken
+            .push((ARef::from(sk), a, NlConn::from(&*c)), GFP_ATOMIC)
+            .is_err()
+        {
             return false;
         }
-        ffi::sock_hold(key.sk);
         c.helper = None;
         true
     });
-    for (key, a, mut conn) in taken {
-        helper::release(Some(key.sk), &a);
-        ffi::sock_put(key.sk);
+    for (sk, a, mut conn) in taken {
+        helper::release(Some(&sk), &a);
         if older_than_ns.is_some() {
             state.count(Counter::HelpersExpired, 1);
             conn.peer_suspended = 0;
-            netlink::event_raw(
+            events::event_raw(
                 state,
                 Event::HelperReleased,
                 &conn,
@@ -661,23 +535,7 @@ pub(crate) fn release_helpers(state: &NetState, older_than_ns: Option<i64>) {
 pub(crate) fn kick(state: &NetState, key: Key) {
     // The kick takes the socket's lock, under which the close probe takes
     // the table lock: hold a reference, not the table lock, while kicking.
-    if state
-        .connections
-        .with(key, |_| ffi::sock_hold(key.sk))
-        .is_some()
-    {
-        ffi::sock_kick_retransmit(key.sk);
-        ffi::sock_put(key.sk);
-    }
-}
-
-/// Parses a line written to `/proc/net/vnat/control`.
-pub(crate) fn parse_command(input: &[u8]) -> Result<Request> {
-    match crate::command::parse(input) {
-        Some(Command::Migrate { from, to }) => Ok(Request::Migrate {
-            which: Selector::Address(from),
-            to,
-        }),
-        None => Err(EINVAL),
+    if let Some(sk) = state.connections.sock(key) {
+        sk.kick_retransmit();
     }
 }

@@ -16,85 +16,33 @@
 //! - `conn-suspend` (same rights, same selectors): they are suspended, and
 //!   their peers keep them with a helper until they resume.
 //! - `conn-set` (same rights): one connection's conflict policy and helper.
-//! - the `events` group: what happens to connections ([`Event`]), as it
+//! - the `events` group: what happens to connections (`events.rs`), as it
 //!   happens, for `vnatctl monitor` and `ynl --subscribe`.
 
 use crate::{
+    events::POLICY_DEFAULT,
     ffi::{self, NlConn},
     helper::Helper,
-    mapping::Hook,
-    migration::{Request, Selector},
-    netns::{self, NetState},
+    netns::NetState,
+    requests::{Request, Selector},
     vcmp::Endpoint,
-    virtualization::{Key, Origin, Policy, State, VirtualConnection},
+    virtualization::{Key, Policy},
 };
 use kernel::prelude::*;
-
-impl From<&VirtualConnection> for NlConn {
-    fn from(c: &VirtualConnection) -> Self {
-        let m = &c.mapping;
-        let h = &c.hits;
-        // A packet passes two hooks of its direction; either or both may
-        // rewrite it: count it once.
-        let dir = |a: Hook, b: Hook, v: &[u64; 4]| v[a as usize].max(v[b as usize]);
-        Self {
-            packets_out: dir(Hook::LocalOut, Hook::PostRouting, &h.packets),
-            packets_in: dir(Hook::PreRouting, Hook::LocalIn, &h.packets),
-            bytes_out: dir(Hook::LocalOut, Hook::PostRouting, &h.bytes),
-            bytes_in: dir(Hook::PreRouting, Hook::LocalIn, &h.bytes),
-            local_addr: m.local_virtual.addr.to_be(),
-            remote_addr: m.remote_virtual.addr.to_be(),
-            local_phys_addr: m.local_physical.addr.to_be(),
-            remote_phys_addr: m.remote_physical.addr.to_be(),
-            local_port: m.local_virtual.port.to_be(),
-            remote_port: m.remote_virtual.port.to_be(),
-            local_phys_port: m.local_physical.port.to_be(),
-            remote_phys_port: m.remote_physical.port.to_be(),
-            pid: c.pid as u32,
-            update_age_ms: if c.updated_ns == 0 {
-                u32::MAX
-            } else {
-                let ms = (ffi::now_ns() - c.updated_ns).max(0) / 1_000_000;
-                ms.min(i64::from(u32::MAX - 1)) as u32
-            },
-            proto: m.proto,
-            state: match c.state {
-                _ if c.suspended => 3,
-                State::Native => 0,
-                State::Resuming => 1,
-                State::Migrated => 2,
-            },
-            origin: match c.origin {
-                Origin::Connect => 0,
-                Origin::Accept => 1,
-                Origin::Existing => 2,
-                Origin::Update => 3,
-            },
-            policy: c.policy.map_or(POLICY_DEFAULT, |p| p as u8),
-            vcmp_state: c.vcmp as u8,
-            vcmp_attempts: c.vcmp_attempts,
-            helper: match c.helper {
-                Some(a) => a.helper as u8,
-                None => c.peer_helper as u8,
-            },
-            peer_suspended: u8::from(c.helper.is_some()),
-        }
-    }
-}
 
 /// Called by the shim for each part of a `conn-get` dump. `args` are the
 /// dump's three words of memory between parts: whether a part ended early,
 /// and the key of the last connection it put.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_dump(
-    state: *mut c_void,
+    state: *const c_void,
     skb: *mut c_void,
     cb: *mut c_void,
     args: *mut c_long,
 ) -> c_int {
     // SAFETY: The shim passes the live state of the caller's namespace (the
     // caller's netlink socket holds the namespace).
-    let state = unsafe { netns::borrow(state) };
+    let state = unsafe { NetState::borrow(state) };
     // SAFETY: `args` is `cb->args`, six longs owned by this dump.
     let args = unsafe { core::slice::from_raw_parts_mut(args, 3) };
     let after =
@@ -106,9 +54,8 @@ extern "C" fn vnat_rs_nl_dump(
         let mut c = *c;
         c.hits.add(&state.rules.live_hits(k, &c));
         let msg = NlConn::from(&c);
-        // SAFETY: `skb` and `cb` are the dump's, valid during this call;
-        // `msg` lives across the call.
-        if unsafe { ffi::vnat_shim_nl_put_conn(skb, cb, &msg) } != 0 {
+        // SAFETY: `skb` and `cb` are the dump's, as the shim passed them.
+        if !unsafe { ffi::nl_put_conn(skb, cb, &msg) } {
             return false;
         }
         last = Some(k);
@@ -133,9 +80,9 @@ extern "C" fn vnat_rs_nl_dump(
 /// when everything that matches is at the new address, `EHOSTUNREACH` when
 /// no address could be chosen.
 #[no_mangle]
-extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *mut ffi::NlResume) -> c_int {
+extern "C" fn vnat_rs_nl_resume(state: *const c_void, r: *mut ffi::NlResume) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
-    let state = unsafe { netns::borrow(state) };
+    let state = unsafe { NetState::borrow(state) };
     // SAFETY: The shim passes a request that lives across the call, and
     // nothing else uses it meanwhile.
     let r = unsafe { &mut *r };
@@ -153,7 +100,7 @@ extern "C" fn vnat_rs_nl_resume(state: *mut c_void, r: *mut ffi::NlResume) -> c_
         let Some(peer) = peer else {
             return ENOENT.to_errno();
         };
-        match ffi::route_source(&state.net(), peer) {
+        match state.net().route_source(peer) {
             Some(a) => to = a,
             None => return EHOSTUNREACH.to_errno(),
         }
@@ -200,9 +147,9 @@ fn selector(r: &ffi::NlResume) -> Option<Selector> {
 /// suspended. Returns how many that covers, or `-EINVAL` (address 0),
 /// `-ENOENT` (nothing matches), `-EALREADY` (all of them are suspended).
 #[no_mangle]
-extern "C" fn vnat_rs_nl_suspend(state: *mut c_void, r: *const ffi::NlResume) -> c_int {
+extern "C" fn vnat_rs_nl_suspend(state: *const c_void, r: *const ffi::NlResume) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
-    let state = unsafe { netns::borrow(state) };
+    let state = unsafe { NetState::borrow(state) };
     // SAFETY: The shim passes a request that lives across the call.
     let Some(which) = selector(unsafe { &*r }) else {
         return EINVAL.to_errno();
@@ -227,8 +174,6 @@ extern "C" fn vnat_rs_nl_suspend(state: *mut c_void, r: *const ffi::NlResume) ->
     to_suspend
 }
 
-/// `VNAT_POLICY_DEFAULT`: the connection follows the `conflict_policy` knob.
-const POLICY_DEFAULT: u8 = 2;
 /// `VNAT_HELPER_DEFAULT`: the connection follows the `suspend_helper` knob.
 const HELPER_DEFAULT: u8 = 3;
 /// What the shim passes for an attribute the request did not carry.
@@ -240,13 +185,13 @@ const UNSET: u8 = u8::MAX;
 /// [`UNSET`]. Returns 0 or `-ENOENT`.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_set(
-    state: *mut c_void,
+    state: *const c_void,
     r: *const ffi::NlResume,
     policy: u8,
     helper: u8,
 ) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
-    let state = unsafe { netns::borrow(state) };
+    let state = unsafe { NetState::borrow(state) };
     // SAFETY: The shim passes a request that lives across the call.
     let r = unsafe { &*r };
     let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
@@ -260,7 +205,7 @@ extern "C" fn vnat_rs_nl_set(
     let helper = match helper {
         HELPER_DEFAULT => Some(None),
         UNSET => None,
-        h => Helper::from_u8(h).map(Some),
+        h => Helper::try_from(h).ok().map(Some),
     };
     let Some((key, _)) = state.connections.find(r.proto, local, remote) else {
         return ENOENT.to_errno();
@@ -277,46 +222,4 @@ extern "C" fn vnat_rs_nl_set(
         Some(()) => 0,
         None => ENOENT.to_errno(),
     }
-}
-
-/// `enum vnat_event` (`vnat/netlink.h`): what the `events` group hears.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Event {
-    /// VNAT started tracking the connection.
-    Virtualized = 0,
-    /// Its socket closed.
-    Closed = 1,
-    /// This end moved; the update is on its way.
-    Resuming = 2,
-    /// The peer confirmed.
-    Resumed = 3,
-    /// The peer refused or did not answer; the connection is as it was.
-    Failed = 4,
-    /// The peer moved and we accepted its update.
-    PeerMoved = 5,
-    /// We refused a peer's update.
-    Refused = 6,
-    /// A virtual address conflict was resolved (reason says how).
-    Conflict = 7,
-    /// This end was suspended; the peer answered (or did not).
-    Suspended = 8,
-    /// The peer suspended its end; a helper keeps ours.
-    PeerSuspended = 9,
-    /// The helper of a connection whose peer was suspended was undone.
-    HelperReleased = 10,
-}
-
-/// Tells the namespace's `events` group; nothing if nobody listens. Any
-/// context, also under the connection table's lock. The record is built
-/// only if someone listens: every connect, accept and close comes here.
-pub(crate) fn event(state: &NetState, e: Event, c: &VirtualConnection, reason: Option<&CStr>) {
-    let net = state.net();
-    if ffi::nl_listening(&net) {
-        ffi::nl_event(&net, e as u8, &NlConn::from(c), reason);
-    }
-}
-
-/// As [`event`], for a record already copied out.
-pub(crate) fn event_raw(state: &NetState, e: Event, c: &NlConn, reason: Option<&CStr>) {
-    ffi::nl_event(&state.net(), e as u8, c, reason);
 }

@@ -10,8 +10,9 @@
 //! by migration (`migration.rs`).
 
 use crate::{
-    ffi,
+    ffi::{Sock, SockKey},
     helper::{Active, Helper},
+    knobs::CONFLICT_POLICY,
     mapping::{Mapping, PROTO_TCP},
     vcmp::Endpoint,
 };
@@ -20,7 +21,7 @@ use kernel::{
     new_spinlock_irq,
     prelude::*,
     rbtree::{RBTree, RBTreeNode},
-    sync::SpinLockIrq,
+    sync::{aref::ARef, SpinLockIrq},
 };
 
 /// How a connection came to be: the side that called `connect()` or
@@ -40,15 +41,6 @@ pub(crate) enum Origin {
 }
 
 impl Origin {
-    pub(crate) const fn as_str(self) -> &'static str {
-        match self {
-            Self::Connect => "connect",
-            Self::Accept => "accept",
-            Self::Existing => "existing",
-            Self::Update => "update",
-        }
-    }
-
     /// Whether the record is the socket's own connection, rather than one
     /// of the flows an unconnected UDP socket serves.
     pub(crate) const fn owns_socket(self) -> bool {
@@ -69,16 +61,6 @@ pub(crate) enum State {
     Migrated,
 }
 
-impl State {
-    pub(crate) const fn as_str(self) -> &'static str {
-        match self {
-            Self::Native => "native",
-            Self::Resuming => "resuming",
-            Self::Migrated => "migrated",
-        }
-    }
-}
-
 /// What resolves a virtual address conflict (paper 3.4.3): the migration
 /// that would cause it is refused, or the connection in the way is aborted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +74,7 @@ pub(crate) enum Policy {
 impl Policy {
     /// The default policy (`conflict_policy` knob).
     pub(crate) fn default_now() -> Self {
-        if crate::config::CONFLICT_POLICY.get() == Self::Preempt as u32 {
+        if CONFLICT_POLICY.get() == Self::Preempt as u32 {
             Self::Preempt
         } else {
             Self::Abort
@@ -116,7 +98,7 @@ pub(crate) struct VirtualConnection {
     pub(crate) previous_local: Endpoint,
     /// Its own conflict policy; `None`: the knob's.
     pub(crate) policy: Option<Policy>,
-    /// When the mapping was last updated ([`ffi::now_ns`]); 0: never.
+    /// When the mapping was last updated ([`crate::ffi::now_ns`]); 0: never.
     pub(crate) updated_ns: i64,
     /// What its rules matched in rule tables that were since replaced.
     pub(crate) hits: HookHits,
@@ -222,13 +204,10 @@ impl VirtualConnection {
     }
 }
 
-/// Identity of a socket: the address of its `struct sock`.
-pub(crate) type SockKey = usize;
-
 /// Identity of a record: its socket and its remote virtual endpoint. A TCP
 /// socket or a connected UDP socket has one record; an unconnected UDP
 /// socket has one per peer whose update it accepted. Every record holds a
-/// reference on its socket, dropped when the record goes.
+/// reference on its socket ([`Record`]), dropped when the record goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Key {
     /// The socket.
@@ -291,10 +270,20 @@ pub(crate) struct Removed {
     pub(crate) translated: bool,
 }
 
+/// A record in the table: the connection, and a reference on its socket.
+struct Record {
+    conn: VirtualConnection,
+    sock: ARef<Sock>,
+}
+
 /// The records, by key, and an index by virtual 5-tuple (virtual endpoints
 /// never change, so the index stays valid as mappings change).
+///
+/// A record's socket reference may be dropped under the lock only while the
+/// caller holds the socket too (a `&Sock`), so that it is never the last one:
+/// freeing a socket with interrupts off is not for a spinlock's holder.
 struct Tables {
-    conns: RBTree<Key, VirtualConnection>,
+    conns: RBTree<Key, Record>,
     by_tuple: RBTree<TupleKey, Key>,
     /// Number of records in `conns`.
     len: usize,
@@ -332,10 +321,11 @@ fn counting<R>(
 }
 
 impl Tables {
-    /// Removes the records of socket `sk` that `f` selects.
+    /// Removes the records of socket `sk` that `f` selects. The caller
+    /// holds the socket (see [`Tables`]).
     fn remove_where(
         &mut self,
-        sk: SockKey,
+        sk: &Sock,
         mut f: impl FnMut(&VirtualConnection) -> bool,
     ) -> Removed {
         let Tables {
@@ -346,20 +336,22 @@ impl Tables {
             translated,
             helpers,
         } = self;
+        let sk = sk.key();
         let mut gone = Removed::default();
         let mut cursor = conns.cursor_lower_bound_mut(&Key::first(sk));
         while let Some(cur) = cursor {
-            let (k, c) = cur.current();
+            let (k, r) = cur.current();
             if k.sk != sk {
                 break;
             }
-            if !f(c) {
+            if !f(&r.conn) {
                 cursor = cur.move_next();
                 continue;
             }
             let (next, node) = cur.remove_current();
-            let (k, c) = node.to_key_value();
-            let t = tuple_key_of(&c);
+            let (k, r) = node.to_key_value();
+            let c = &r.conn;
+            let t = tuple_key_of(c);
             if by_tuple.get(&t) == Some(&k) {
                 by_tuple.remove(&t);
             }
@@ -410,15 +402,19 @@ impl ConnectionTable {
         })
     }
 
-    /// Records a connection of socket `sk`, taking a reference on the
-    /// socket. A socket that connects again replaces its own old record;
-    /// a UDP flow (origin [`Origin::Update`]) is added next to the others
-    /// of its socket, at most [`MAX_FLOWS`] of them. Fails when memory is
-    /// short (probes cannot sleep) or the flows are at their limit, in
-    /// which case the connection stays untracked.
-    pub(crate) fn insert(&self, sk: SockKey, conn: VirtualConnection) -> Result<Key> {
-        let key = Key::of(sk, &conn);
-        let node = RBTreeNode::new(key, conn, GFP_ATOMIC)?;
+    /// Records a connection of socket `sk`, with a reference on the socket.
+    /// A socket that connects again replaces its own old record; a UDP flow
+    /// (origin [`Origin::Update`]) is added next to the others of its
+    /// socket, at most [`MAX_FLOWS`] of them. Fails when memory is short
+    /// (probes cannot sleep) or the flows are at their limit, in which case
+    /// the connection stays untracked.
+    pub(crate) fn insert(&self, sk: &Sock, conn: VirtualConnection) -> Result<Key> {
+        let key = Key::of(sk.key(), &conn);
+        let record = Record {
+            conn,
+            sock: sk.into(),
+        };
+        let node = RBTreeNode::new(key, record, GFP_ATOMIC)?;
         let index = RBTreeNode::new(tuple_key_of(&conn), key, GFP_ATOMIC)?;
         let mut t = self.tables.lock();
         let flow = !conn.origin.owns_socket();
@@ -427,11 +423,11 @@ impl ConnectionTable {
         }
         // A socket that connects again: its own earlier connection goes, and
         // so does a flow it served for the same peer.
-        let old = if flow {
-            Removed::default()
-        } else {
-            t.remove_where(sk, |c| c.origin.owns_socket() || Key::of(sk, c) == key)
-        };
+        if !flow {
+            t.remove_where(sk, |c| {
+                c.origin.owns_socket() || Key::of(key.sk, c) == key
+            });
+        }
         t.conns.insert(node);
         t.by_tuple.insert(index);
         t.len += 1;
@@ -441,25 +437,16 @@ impl ConnectionTable {
         if conn.is_translated() {
             t.translated += 1;
         }
-        drop(t);
-        ffi::sock_hold(sk);
-        for _ in 0..old.records {
-            ffi::sock_put(sk);
-        }
         Ok(key)
     }
 
     /// Forgets every record of a socket that closed or disconnected;
     /// `gone` sees each record, under the table lock.
-    pub(crate) fn remove(&self, sk: SockKey, mut gone: impl FnMut(&VirtualConnection)) -> Removed {
-        let gone = self.tables.lock().remove_where(sk, |c| {
+    pub(crate) fn remove(&self, sk: &Sock, mut gone: impl FnMut(&VirtualConnection)) -> Removed {
+        self.tables.lock().remove_where(sk, |c| {
             gone(c);
             true
-        });
-        for _ in 0..gone.records {
-            ffi::sock_put(sk);
-        }
-        gone
+        })
     }
 
     /// Number of recorded connections.
@@ -481,8 +468,8 @@ impl ConnectionTable {
     /// Calls `f` on every recorded connection, under the table lock with
     /// interrupts off: `f` must be short and must not sleep.
     pub(crate) fn for_each(&self, mut f: impl FnMut(Key, &VirtualConnection)) {
-        for (k, c) in self.tables.lock().conns.iter() {
-            f(*k, c);
+        for (k, r) in self.tables.lock().conns.iter() {
+            f(*k, &r.conn);
         }
     }
 
@@ -495,16 +482,17 @@ impl ConnectionTable {
     pub(crate) fn destroyed(
         &self,
         after: Option<Key>,
-        out: &mut [SockKey],
+        out: &mut [Option<ARef<Sock>>],
     ) -> (usize, Option<Key>) {
         let mut found = 0;
         let mut seen = 0;
         let mut last = None;
-        self.for_each_after(after, |k, _| {
+        self.for_each_record_after(after, |k, r| {
             seen += 1;
             // A socket's records are next to each other (keys sort by socket).
-            if (found == 0 || out[found - 1] != k.sk) && ffi::sock_destroyed(k.sk) {
-                out[found] = k.sk;
+            let same = found > 0 && out[found - 1].as_ref().map(|s| s.key()) == Some(k.sk);
+            if !same && r.sock.is_destroyed() {
+                out[found] = Some(r.sock.clone());
                 found += 1;
             }
             let more = found < out.len() && seen < SCAN_BATCH;
@@ -523,6 +511,10 @@ impl ConnectionTable {
         after: Option<Key>,
         mut f: impl FnMut(Key, &VirtualConnection) -> bool,
     ) {
+        self.for_each_record_after(after, |k, r| f(k, &r.conn));
+    }
+
+    fn for_each_record_after(&self, after: Option<Key>, mut f: impl FnMut(Key, &Record) -> bool) {
         // The read-only cursor cannot move; the mutable one can.
         let mut t = self.tables.lock();
         let mut cursor = match after {
@@ -530,17 +522,20 @@ impl ConnectionTable {
             Some(k) => t.conns.cursor_lower_bound_mut(&k),
         };
         while let Some(cur) = cursor {
-            let (k, c) = cur.current();
-            if Some(*k) != after && !f(*k, c) {
+            let (k, r) = cur.current();
+            if Some(*k) != after && !f(*k, r) {
                 return;
             }
             cursor = cur.move_next();
         }
     }
 
-    /// Changes the records `f` selects (returning `true`), under the lock.
-    /// Returns how many changed.
-    pub(crate) fn update(&self, mut f: impl FnMut(Key, &mut VirtualConnection) -> bool) -> usize {
+    /// Changes the records `f` selects (returning `true`), under the lock;
+    /// `f` also sees each record's socket. Returns how many changed.
+    pub(crate) fn update(
+        &self,
+        mut f: impl FnMut(Key, &Sock, &mut VirtualConnection) -> bool,
+    ) -> usize {
         let mut guard = self.tables.lock();
         let Tables {
             conns,
@@ -549,8 +544,9 @@ impl ConnectionTable {
             ..
         } = &mut *guard;
         let mut n = 0;
-        for (k, c) in conns.iter_mut() {
-            if counting((translated, helpers), c, |c| f(*k, c)) {
+        for (k, r) in conns.iter_mut() {
+            let Record { conn, sock } = r;
+            if counting((translated, helpers), conn, |c| f(*k, sock, c)) {
                 n += 1;
             }
         }
@@ -567,33 +563,45 @@ impl ConnectionTable {
     ) -> Option<(Key, VirtualConnection)> {
         let t = self.tables.lock();
         let k = *t.by_tuple.get(&tuple_key(proto, local, remote))?;
-        t.conns.get(&k).map(|c| (k, *c))
+        t.conns.get(&k).map(|r| (k, r.conn))
     }
 
     /// A connection other than `k` whose packets are those of physical
     /// endpoints `local` and `remote`: a native connection with these
     /// endpoints (a migrated one's rules collide instead, and are counted
-    /// as `rule_conflicts` when the rules are built). With a reference on
-    /// its socket, which the caller drops.
+    /// as `rule_conflicts` when the rules are built), with its socket.
     pub(crate) fn conflict(
         &self,
         k: Key,
         proto: u8,
         local: Endpoint,
         remote: Endpoint,
-    ) -> Option<(Key, VirtualConnection)> {
+    ) -> Option<(ARef<Sock>, VirtualConnection)> {
         let t = self.tables.lock();
         let other = *t.by_tuple.get(&tuple_key(proto, local, remote))?;
-        let c = t.conns.get(&other)?;
-        if other.sk == k.sk || !c.mapping.is_native() {
+        let r = t.conns.get(&other)?;
+        if other.sk == k.sk || !r.conn.mapping.is_native() {
             return None;
         }
-        ffi::sock_hold(other.sk);
-        Some((other, *c))
+        Some((r.sock.clone(), r.conn))
+    }
+
+    /// The socket of record `k`, if the record still exists.
+    pub(crate) fn sock(&self, k: Key) -> Option<ARef<Sock>> {
+        self.tables.lock().conns.get(&k).map(|r| r.sock.clone())
     }
 
     /// Changes the record `k`, if it still exists.
     pub(crate) fn with<R>(&self, k: Key, f: impl FnOnce(&mut VirtualConnection) -> R) -> Option<R> {
+        self.with_sock(k, |_, c| f(c))
+    }
+
+    /// As [`Self::with`], and `f` also sees the record's socket.
+    pub(crate) fn with_sock<R>(
+        &self,
+        k: Key,
+        f: impl FnOnce(&Sock, &mut VirtualConnection) -> R,
+    ) -> Option<R> {
         let mut guard = self.tables.lock();
         let Tables {
             conns,
@@ -601,9 +609,10 @@ impl ConnectionTable {
             helpers,
             ..
         } = &mut *guard;
-        conns
-            .get_mut(&k)
-            .map(|c| counting((translated, helpers), c, f))
+        conns.get_mut(&k).map(|r| {
+            let Record { conn, sock } = r;
+            counting((translated, helpers), conn, |c| f(sock, c))
+        })
     }
 }
 
@@ -611,20 +620,23 @@ impl ConnectionTable {
 impl PinnedDrop for ConnectionTable {
     fn drop(self: Pin<&mut Self>) {
         // Namespace exit or module unload: give moved sockets back their
-        // ordinary routing and drop the socket references.
-        let mut guard = self.tables.lock();
-        for (k, c) in guard.conns.iter() {
+        // ordinary routing; the socket references go with the records, out
+        // of the lock.
+        let conns = {
+            let mut guard = self.tables.lock();
+            guard.by_tuple = RBTree::new();
+            guard.len = 0;
+            guard.flows = 0;
+            guard.translated = 0;
+            guard.helpers = 0;
+            core::mem::replace(&mut guard.conns, RBTree::new())
+        };
+        for (_, r) in conns.iter() {
+            let c = &r.conn;
             if c.origin.owns_socket() && c.mapping.local_physical != c.mapping.local_virtual {
-                ffi::sock_set_transparent(k.sk, false);
+                r.sock.set_transparent(false);
             }
-            ffi::sock_put(k.sk);
         }
-        guard.conns = RBTree::new();
-        guard.by_tuple = RBTree::new();
-        guard.len = 0;
-        guard.flows = 0;
-        guard.translated = 0;
-        guard.helpers = 0;
     }
 }
 

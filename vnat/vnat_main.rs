@@ -5,47 +5,70 @@
 //!
 //! Live TCP and UDP connections survive when a host, or a process, moves to
 //! another network address, without changing applications, protocols or the
-//! network. Each file holds one concept of the paper:
+//! network.
 //!
-//! | file                        | paper    | concept                              |
-//! |-----------------------------|----------|--------------------------------------|
-//! | `virtualization.rs`         | 3.1      | virtual connections, one table per namespace |
-//! | `translation.rs`            | 3.2, 4.2 | the four netfilter hooks             |
-//! | `mapping.rs`                | 3.2      | mappings, their rules, the rule table (shared with `tools/`) |
-//! | `checksum.rs`               | 4.2      | incremental checksum updates (shared with `tools/`) |
-//! | `migration.rs`              | 3.3      | suspend, resume, update: what they do to mappings |
-//! | `helper.rs`                 | 3.3.1    | connection migration helpers: keepalive, stop the peer |
-//! | `command.rs`                |          | `/proc/net/vnat/control` commands (shared with `tools/`) |
-//! | `interception.rs`           | 4.1      | socket tracking: connect, accept, close |
-//! | `vcmp.rs`                   | 3.3.2.2  | VCMP wire format (shared with `tools/`) |
-//! | `vnatd_kthread/vnatd.rs`    | 4.3      | the per-namespace daemon on port 2031 |
-//! | `netns.rs`                  |          | per-namespace state and counters     |
-//! | `config.rs`                 |          | configfs knobs                       |
-//! | `netlink.rs`, `vnat.yaml`   | 3.3      | generic netlink family `vnat`: list, suspend, resume |
-//! | `ffi.rs`, `shim.c`          |          | the thin layer to C                  |
+//! Each file holds one concept of the paper, and the files form layers that
+//! only point down (`tools/check-layers.py`, run by `make check`, keeps it
+//! so): a file uses only files of the layers below it, and of its own layer
+//! those listed before it.
 //!
-//! Module load registers, in this order, the configfs subsystem, the kprobes,
-//! the pernet operations (which set up every namespace: hooks, procfs files,
+//! | layer      | file                 | paper    | concept                                |
+//! |------------|----------------------|----------|----------------------------------------|
+//! | pure       | `vcmp.rs`            | 3.3.2.2  | VCMP wire format (shared with `tools/`) |
+//! |            | `checksum.rs`        | 4.2      | incremental checksum updates (shared)  |
+//! |            | `mapping.rs`         | 3.2      | mappings, their rules, the rule table's slots (shared) |
+//! |            | `packet.rs`          | 4.2      | reading and rewriting packet headers (shared) |
+//! | FFI        | `ffi.rs`, `ffi/`     |          | the thin layer to the C shim (`shim/`) |
+//! | state      | `knobs.rs`           |          | run-time knobs                         |
+//! |            | `counters.rs`        |          | what is counted                        |
+//! |            | `helper.rs`          | 3.3.1.2  | connection migration helpers: keepalive off, stop the peer |
+//! |            | `virtualization.rs`  | 3.1      | virtual connections, one table per namespace |
+//! |            | `rules.rs`           | 3.2      | the published translation rules        |
+//! |            | `requests.rs`        | 3.3      | work for vnatd: moves and suspensions  |
+//! |            | `netns.rs`           |          | a namespace's state                    |
+//! |            | `events.rs`          | 3.3      | what happens to connections, as events |
+//! | mechanisms | `interception.rs`    | 4.1      | socket tracking: connect, accept, close |
+//! |            | `translation.rs`     | 4.2      | the four netfilter hooks               |
+//! |            | `migration.rs`       | 3.3, 3.4.3 | suspend, resume, update: what they do to mappings; conflicts |
+//! |            | `vnatd_kthread/`     | 4.3      | the per-namespace daemon on port 2031  |
+//! | interfaces | `pernet.rs`          |          | each namespace's entry: state and vnatd |
+//! |            | `netlink.rs`, `vnat.yaml` | 3.3 | generic netlink family `vnat`          |
+//! |            | `configfs.rs`        |          | configfs knobs and totals              |
+//! |            | `vnat_main.rs`       |          | the module                             |
+//!
+//! Module load registers, in this order, the configfs subsystem, the
+//! kprobes, the pernet operations (which set up every namespace: its state,
 //! vnatd, and the record of connections open already), the generic netlink
 //! family and the address notifier; unload undoes them in reverse.
 
 use kernel::prelude::*;
 
+// Pure.
 pub mod checksum;
-pub mod command;
-mod config;
-mod ffi;
-mod helper;
-mod interception;
 pub mod mapping;
-mod migration;
-mod netlink;
-mod netns;
-mod translation;
+pub mod packet;
 pub mod vcmp;
+// FFI.
+mod ffi;
+// State.
+mod counters;
+mod events;
+mod helper;
+mod knobs;
+mod netns;
+mod requests;
+mod rules;
 mod virtualization;
+// Mechanisms.
+mod interception;
+mod migration;
+mod translation;
 #[path = "../vnatd_kthread/vnatd.rs"]
 mod vnatd;
+// Interfaces.
+mod configfs;
+mod netlink;
+mod pernet;
 
 module! {
     type: Vnat,
@@ -61,11 +84,6 @@ module! {
     },
 }
 
-/// The VCMP port, from the module parameter.
-pub(crate) fn vcmp_port() -> u16 {
-    module_parameters::vcmp_port.value()
-}
-
 /// The module: its registrations, dropped in field order (the reverse of
 /// the order in which `init` makes them).
 #[pin_data]
@@ -75,19 +93,20 @@ struct Vnat {
     _pernet: ffi::PernetRegistration,
     _kprobes: ffi::KprobeRegistration,
     #[pin]
-    _config: config::Config,
+    _config: configfs::Config,
 }
 
 impl kernel::InPlaceModule for Vnat {
     fn init(_module: &'static ThisModule) -> impl PinInit<Self, Error> {
         pin_init::pin_init_scope(|| {
-            let port = vcmp_port();
+            let port = module_parameters::vcmp_port.value();
             if port == 0 {
                 pr_err!("vcmp_port=0 is not a port; use 1-65535\n");
                 return Err(EINVAL);
             }
+            knobs::VCMP_PORT.set(u32::from(port));
             Ok(try_pin_init!(Self {
-                _config <- config::Config::new(port),
+                _config <- configfs::Config::new(port),
                 // Probes first: with the per-namespace walk of existing
                 // sockets that follows, no connection slips through.
                 _kprobes: ffi::KprobeRegistration::new()?,

@@ -6,9 +6,21 @@
 //! Every call here is non-blocking: vnatd sleeps in one place only, waiting
 //! for its sockets' callbacks (see [`Watch`]).
 
-use crate::ffi::{self, Net, RawWaker};
+use crate::ffi::{self, Net, Waker};
 use core::ptr::NonNull;
 use kernel::{bindings, error::to_result, prelude::*};
+
+// `vnat/shim/kthread.c`.
+// Pointers to bindgen's kernel structures are fine to pass: C only sees
+// pointers, whatever Rust makes of the zero-sized members inside them.
+#[expect(improper_ctypes)]
+extern "C" {
+    fn vnat_shim_sock_watch(sock: *mut bindings::socket, w: *mut ffi::RawWaker);
+    fn vnat_shim_sock_unwatch(sock: *mut bindings::socket, w: *mut ffi::RawWaker);
+    fn vnat_shim_sock_reuseaddr(sock: *mut bindings::socket);
+    fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
+    fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
+}
 
 /// An IPv4 TCP socket owned by the kernel.
 ///
@@ -24,6 +36,16 @@ pub(crate) struct Socket {
 // value is only ever used by one thread at a time (it is not `Sync`).
 unsafe impl Send for Socket {}
 
+/// The IPv4 socket address `addr:port` (host byte order).
+fn sockaddr_in(addr: u32, port: u16) -> bindings::sockaddr_in {
+    // SAFETY: An all-zero `sockaddr_in` is valid (plain integers).
+    let mut sin: bindings::sockaddr_in = unsafe { core::mem::zeroed() };
+    sin.sin_family = bindings::AF_INET as u16;
+    sin.sin_port = port.to_be();
+    sin.sin_addr.s_addr = addr.to_be();
+    sin
+}
+
 /// What a non-blocking receive found.
 pub(crate) enum Received {
     /// This many bytes, at the front of the buffer.
@@ -36,7 +58,7 @@ pub(crate) enum Received {
 
 impl Socket {
     /// Creates an IPv4 TCP socket in `net`.
-    fn create(net: Net) -> Result<Self> {
+    fn create(net: &Net) -> Result<Self> {
         let mut raw: *mut bindings::socket = core::ptr::null_mut();
         // SAFETY: `net` is alive (its invariant); `raw` is a valid out pointer.
         to_result(unsafe {
@@ -56,19 +78,30 @@ impl Socket {
 
     /// Starts connecting to `addr:port` (host byte order) without waiting;
     /// see [`Socket::is_established`] and [`Socket::is_dead`].
-    pub(crate) fn connect(net: Net, addr: u32, port: u16) -> Result<Self> {
+    pub(crate) fn connect(net: &Net, addr: u32, port: u16) -> Result<Self> {
         let sock = Self::create(net)?;
-        // SAFETY: The socket is valid and unconnected.
-        to_result(unsafe {
-            ffi::vnat_shim_sock_connect(sock.as_ptr(), addr.to_be(), port.to_be())
-        })?;
+        let mut sin = sockaddr_in(addr, port);
+        // SAFETY: The socket is valid and unconnected; `sin` is a
+        // `sockaddr_in` of the given length, which `kernel_connect()` copies
+        // before returning.
+        let err = unsafe {
+            bindings::kernel_connect(
+                sock.as_ptr(),
+                (&raw mut sin).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
+                bindings::O_NONBLOCK as c_int,
+            )
+        };
+        if err != EINPROGRESS.to_errno() {
+            to_result(err)?;
+        }
         Ok(sock)
     }
 
     /// Whether the connection is established.
     pub(crate) fn is_established(&self) -> bool {
         // SAFETY: The socket is valid.
-        unsafe { ffi::vnat_shim_sock_established(self.as_ptr()) }
+        unsafe { vnat_shim_sock_established(self.as_ptr()) }
     }
 
     /// Sends as much of `buf` as fits without blocking; returns how much.
@@ -93,14 +126,11 @@ impl Socket {
     }
 
     /// Creates a socket in `net` listening on `0.0.0.0:port`.
-    pub(crate) fn listen(net: Net, port: u16, backlog: i32) -> Result<Self> {
+    pub(crate) fn listen(net: &Net, port: u16, backlog: i32) -> Result<Self> {
         let sock = Self::create(net)?;
         // SAFETY: The socket is valid (freshly created above).
-        unsafe { ffi::vnat_shim_sock_reuseaddr(sock.as_ptr()) };
-        // SAFETY: An all-zero `sockaddr_in` is valid (plain integers).
-        let mut addr: bindings::sockaddr_in = unsafe { core::mem::zeroed() };
-        addr.sin_family = bindings::AF_INET as u16;
-        addr.sin_port = port.to_be();
+        unsafe { vnat_shim_sock_reuseaddr(sock.as_ptr()) };
+        let mut addr = sockaddr_in(0, port);
         // SAFETY: The socket is valid; `addr` is a `sockaddr_in` of the given
         // length, which `kernel_bind()` copies before returning.
         to_result(unsafe {
@@ -167,7 +197,7 @@ impl Socket {
     /// Whether the peer has closed or reset the connection.
     pub(crate) fn is_dead(&self) -> bool {
         // SAFETY: The socket is valid.
-        unsafe { ffi::vnat_shim_sock_dead(self.as_ptr()) }
+        unsafe { vnat_shim_sock_dead(self.as_ptr()) }
     }
 }
 
@@ -178,74 +208,22 @@ impl Drop for Socket {
     }
 }
 
-/// The wake-up source of a vnatd thread: the callbacks of the sockets it
-/// watches wake it.
-///
-/// # Invariants
-///
-/// `w` is a waker allocated by the shim for this thread, freed by `Drop`.
-pub(crate) struct Waker {
-    w: NonNull<RawWaker>,
-}
-
-// SAFETY: The shim's waker is used from any CPU under its own locking.
-unsafe impl Send for Waker {}
-// SAFETY: As above.
-unsafe impl Sync for Waker {}
-
-impl Waker {
-    /// A waker that wakes no thread yet.
-    pub(crate) fn new() -> Result<Self> {
-        // SAFETY: Plain allocation in the shim.
-        let w = unsafe { ffi::vnat_shim_waker_new() };
-        Ok(Self {
-            w: NonNull::new(w).ok_or(ENOMEM)?,
-        })
-    }
-
-    /// Sets the thread to wake: call before any socket is watched.
-    /// `task` must stay alive as long as the waker.
-    pub(crate) fn set_task(&self, task: NonNull<bindings::task_struct>) {
-        // SAFETY: The waker is valid; no socket is watched yet, so no callback
-        // reads the field concurrently.
-        unsafe { ffi::vnat_shim_waker_set_task(self.w.as_ptr(), task.as_ptr()) };
-    }
-
-    /// Wakes the thread, from any context.
-    pub(crate) fn kick(&self) {
-        // SAFETY: The waker is valid (type invariant).
-        unsafe { ffi::vnat_shim_waker_kick(self.w.as_ptr()) };
-    }
-
-    /// Sleeps until a watched socket has work, `timeout` jiffies have passed,
-    /// or the thread is asked to stop. Returns whether there is work.
-    pub(crate) fn wait(&self, timeout: c_long) -> bool {
-        // SAFETY: The waker is valid (type invariant); called by its thread.
-        unsafe { ffi::vnat_shim_waker_wait(self.w.as_ptr(), timeout) }
-    }
-
-    /// Makes `sock` wake this waker's thread until the returned guard drops.
-    pub(crate) fn watch(&self, sock: Socket) -> Watch<'_> {
-        // SAFETY: Both are valid; `Watch::drop` undoes this before the socket
-        // is released, and the guard cannot outlive the waker.
-        unsafe { ffi::vnat_shim_sock_watch(sock.as_ptr(), self.w.as_ptr()) };
-        Watch { sock, waker: self }
-    }
-}
-
-impl Drop for Waker {
-    fn drop(&mut self) {
-        // SAFETY: Every `Watch` borrows the waker, so none is left, and the
-        // children of a watched listener were released with it.
-        unsafe { ffi::vnat_shim_waker_free(self.w.as_ptr()) };
-    }
-}
-
 /// A socket whose callbacks wake a vnatd thread; dropping it detaches the
 /// callbacks and then releases the socket.
 pub(crate) struct Watch<'a> {
     sock: Socket,
     waker: &'a Waker,
+}
+
+impl Socket {
+    /// Makes the socket wake `waker`'s thread until the returned guard
+    /// drops.
+    pub(crate) fn watch(self, waker: &Waker) -> Watch<'_> {
+        // SAFETY: Both are valid; `Watch::drop` undoes this before the socket
+        // is released, and the guard cannot outlive the waker.
+        unsafe { vnat_shim_sock_watch(self.as_ptr(), waker.as_raw()) };
+        Watch { sock: self, waker }
+    }
 }
 
 impl Watch<'_> {
@@ -258,7 +236,7 @@ impl Drop for Watch<'_> {
     fn drop(&mut self) {
         // SAFETY: Both are valid; after this returns no callback of the socket
         // refers to the waker, and the socket is released right after.
-        unsafe { ffi::vnat_shim_sock_unwatch(self.sock.as_ptr(), self.waker.w.as_ptr()) };
+        unsafe { vnat_shim_sock_unwatch(self.sock.as_ptr(), self.waker.as_raw()) };
     }
 }
 
@@ -266,15 +244,25 @@ impl Drop for Watch<'_> {
 mod tests {
     use super::*;
     use crate::{
+        ffi::Sock,
         mapping::PROTO_TCP,
         vcmp::Endpoint,
         virtualization::{ConnectionTable, Origin, VirtualConnection},
     };
+    use kernel::sync::aref::ARef;
 
-    /// The `struct sock` of a socket.
-    fn sk(s: &Socket) -> usize {
+    /// The `struct sock` of a socket, with a reference of its own.
+    fn sk(s: &Socket) -> ARef<Sock> {
         // SAFETY: The socket is valid and has its `struct sock`.
-        unsafe { (*s.as_ptr()).sk as usize }
+        ARef::from(unsafe { Sock::from_raw((*s.as_ptr()).sk) })
+    }
+
+    fn keys(found: &[Option<ARef<Sock>>]) -> KVec<usize> {
+        let mut v = KVec::new();
+        for s in found.iter().flatten() {
+            v.push(s.key(), GFP_KERNEL).unwrap();
+        }
+        v
     }
 
     /// Records whose close went unseen (as when the kprobe core skips a close
@@ -284,7 +272,7 @@ mod tests {
     #[test]
     fn destroyed_sockets_are_found() -> Result {
         // SAFETY: `init_net` lives as long as the kernel.
-        let net = unsafe { Net::from_raw(&raw mut bindings::init_net) };
+        let net = unsafe { Net::from_raw(&raw mut bindings::init_net) }?;
         let table = KBox::pin_init(ConnectionTable::new(), GFP_KERNEL)?;
         let conn = |port| {
             VirtualConnection::new(
@@ -295,34 +283,36 @@ mod tests {
                 Origin::Connect,
             )
         };
-        let live = Socket::create(net)?;
-        let gone = [Socket::create(net)?, Socket::create(net)?];
+        let live = Socket::create(&net)?;
+        let gone = [Socket::create(&net)?, Socket::create(&net)?];
         let gone_sk = [sk(&gone[0]), sk(&gone[1])];
-        table.insert(sk(&live), conn(1000))?;
-        table.insert(gone_sk[0], conn(1001))?;
-        table.insert(gone_sk[1], conn(1002))?;
-        let mut out = [0; 4];
+        let gone_keys = [gone_sk[0].key(), gone_sk[1].key()];
+        table.insert(&sk(&live), conn(1000))?;
+        table.insert(&gone_sk[0], conn(1001))?;
+        table.insert(&gone_sk[1], conn(1002))?;
+        let mut out: [Option<ARef<Sock>>; 4] = Default::default();
         assert_eq!(table.destroyed(None, &mut out), (0, None));
         // Released by their owner; the probe ignores kernel sockets, so the
         // records stay, as after skipped hits.
         drop(gone);
         // Room for one at a time: the second call goes on after the first.
-        let mut one = [0; 1];
+        let mut one: [Option<ARef<Sock>>; 1] = Default::default();
         let (n, after) = table.destroyed(None, &mut one);
         assert_eq!(n, 1);
         assert!(after.is_some());
-        let first = one[0];
+        let first = keys(&one)[0];
         let (n, after) = table.destroyed(after, &mut one);
         assert_eq!(n, 1);
-        assert!(first != one[0]);
-        assert!(gone_sk.contains(&first) && gone_sk.contains(&one[0]));
+        let second = keys(&one)[0];
+        assert!(first != second);
+        assert!(gone_keys.contains(&first) && gone_keys.contains(&second));
         assert_eq!(table.destroyed(after, &mut one), (0, None));
-        for s in gone_sk {
+        for s in &gone_sk {
             assert_eq!(table.remove(s, |_| {}).records, 1);
         }
         assert_eq!(table.destroyed(None, &mut out), (0, None));
         assert_eq!(table.len(), 1);
-        assert_eq!(table.remove(sk(&live), |_| {}).records, 1);
+        assert_eq!(table.remove(&sk(&live), |_| {}).records, 1);
         Ok(())
     }
 }

@@ -36,15 +36,17 @@
 mod socket;
 
 use crate::{
-    config::{
-        HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES,
-        VCMP_TIMEOUT_MS,
-    },
-    ffi::{HookRegistration, KprobeRegistration},
+    counters::Counter,
+    events::{self, Event},
+    ffi::{HookRegistration, KprobeRegistration, Waker},
     interception,
-    migration::{self, Outgoing, Request},
-    netlink::{self, Event},
-    netns::{Counter, Ipv4, NetState},
+    knobs::{
+        HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_PORT,
+        VCMP_RETRIES, VCMP_TIMEOUT_MS,
+    },
+    migration::{self, Outgoing},
+    netns::{Ipv4, NetState},
+    requests::Request,
     vcmp::{Message, StreamReader, MSG_LEN},
     virtualization::{Key, VcmpState},
 };
@@ -52,20 +54,17 @@ use core::ptr::NonNull;
 use kernel::{
     bindings,
     prelude::*,
-    sync::atomic::{Acquire, Atomic, Relaxed},
+    sync::{
+        atomic::{Acquire, Relaxed},
+        Arc,
+    },
     time::{msecs_to_jiffies, Delta, Instant, Monotonic},
 };
-use socket::{Received, Socket, Waker, Watch};
+use socket::{Received, Socket, Watch};
 
-/// What the thread shares with its [`Vnatd`] handle.
+/// What the thread is given: the namespace's state, which it holds.
 struct Shared {
-    /// The namespace's state, which outlives the thread (see [`Vnatd::start`]).
-    state: NonNull<NetState>,
-    port: u16,
-    listening: Atomic<bool>,
-    /// The namespace's hooks are registered.
-    hooked: Atomic<bool>,
-    waker: Waker,
+    state: Arc<NetState>,
 }
 
 /// A running vnatd thread; dropping it stops the thread, which closes all of
@@ -78,31 +77,19 @@ struct Shared {
 /// returns.
 pub(crate) struct Vnatd {
     task: NonNull<bindings::task_struct>,
-    shared: KBox<Shared>,
+    _shared: KBox<Shared>,
 }
 
-// SAFETY: The handle only stops the thread and reads an atomic; both may be
-// done from any thread.
+// SAFETY: The handle only stops the thread, which may be done from any
+// thread.
 unsafe impl Send for Vnatd {}
-// SAFETY: As above.
+// SAFETY: As above; `&self` offers nothing.
 unsafe impl Sync for Vnatd {}
 
 impl Vnatd {
     /// Starts the daemon of the namespace of `state`.
-    ///
-    /// `state` must outlive the returned value: it owns it.
-    pub(crate) fn start(state: &NetState) -> Result<Self> {
-        let net = state.net();
-        let shared = KBox::new(
-            Shared {
-                state: NonNull::from(state),
-                port: crate::vcmp_port(),
-                listening: Atomic::new(false),
-                hooked: Atomic::new(false),
-                waker: Waker::new()?,
-            },
-            GFP_KERNEL,
-        )?;
+    pub(crate) fn start(state: Arc<NetState>) -> Result<Self> {
+        let shared = KBox::new(Shared { state }, GFP_KERNEL)?;
         let data: *const Shared = &*shared;
         // SAFETY: `vnatd_thread` matches the kthread signature; `data` stays
         // valid until the thread is stopped, since `Drop` stops it before the
@@ -113,32 +100,20 @@ impl Vnatd {
                 data.cast_mut().cast(),
                 bindings::NUMA_NO_NODE,
                 c"vnatd/%u".as_char_ptr(),
-                net.inum(),
+                shared.state.net().inum(),
             )
         };
         let task = NonNull::new(kernel::error::from_err_ptr(task)?).ok_or(ENOMEM)?;
-        // The thread has not run yet; from now on its socket callbacks wake it.
-        shared.waker.set_task(task);
-        // SAFETY: `task` is a valid, newly created kthread.
+        // From now on requests and its socket callbacks wake the thread.
+        // SAFETY: `task` is a live, newly created kthread.
+        unsafe { shared.state.waker().set_task(task) };
+        // SAFETY: As above.
         unsafe { bindings::wake_up_process(task.as_ptr()) };
         // INVARIANT: `task` runs `vnatd_thread` with `shared` until stopped.
-        Ok(Self { task, shared })
-    }
-
-    /// Whether the daemon is listening on its port.
-    pub(crate) fn listening(&self) -> bool {
-        self.shared.listening.load(Relaxed)
-    }
-
-    /// Whether the namespace's hooks are registered (it has translated
-    /// connections).
-    pub(crate) fn hooked(&self) -> bool {
-        self.shared.hooked.load(Relaxed)
-    }
-
-    /// Wakes the daemon to look at its requests and rules, from any context.
-    pub(crate) fn kick(&self) {
-        self.shared.waker.kick();
+        Ok(Self {
+            task,
+            _shared: shared,
+        })
     }
 }
 
@@ -161,10 +136,8 @@ unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
     // SAFETY: `data` is the `Shared` of the `Vnatd` that created the thread,
     // valid until `kthread_stop()` returns, i.e. after this function.
     let shared = unsafe { &*data.cast::<Shared>() };
-    // SAFETY: The state owns the `Vnatd`, which stops this thread before the
-    // state goes away.
-    let state = unsafe { shared.state.as_ref() };
-    Daemon::new(shared, state, &shared.waker).run();
+    let state = &*shared.state;
+    Daemon::new(state, state.waker()).run();
     0
 }
 
@@ -247,7 +220,6 @@ enum Step {
 
 /// The thread's own state: its sockets live and die with it.
 struct Daemon<'a> {
-    shared: &'a Shared,
     state: &'a NetState,
     waker: &'a Waker,
     listener: Option<Watch<'a>>,
@@ -275,9 +247,8 @@ enum Close {
 }
 
 impl<'a> Daemon<'a> {
-    fn new(shared: &'a Shared, state: &'a NetState, waker: &'a Waker) -> Self {
+    fn new(state: &'a NetState, waker: &'a Waker) -> Self {
         Self {
-            shared,
             state,
             waker,
             listener: None,
@@ -323,25 +294,26 @@ impl<'a> Daemon<'a> {
         // Nobody will be there to undo the helpers.
         migration::release_helpers(self.state, None);
         self.hooks = None;
-        self.shared.hooked.store(false, Relaxed);
+        self.state.hooked.store(false, Relaxed);
         // Clients first: the listener's release disposes of connections that
         // were never accepted. Then the waker may go.
         self.sessions.clear();
         self.clients.clear();
         self.listener = None;
-        self.shared.listening.store(false, Relaxed);
+        self.state.listening.store(false, Relaxed);
     }
 
     fn listen(&mut self) {
         let net = self.state.net();
-        match Socket::listen(net, self.shared.port, BACKLOG) {
+        let port = VCMP_PORT.get() as u16;
+        match Socket::listen(net, port, BACKLOG) {
             Ok(sock) => {
-                self.listener = Some(self.waker.watch(sock));
-                self.shared.listening.store(true, Relaxed);
+                self.listener = Some(sock.watch(self.waker));
+                self.state.listening.store(true, Relaxed);
                 pr_info!(
                     "netns {}: vnatd listening on port {}\n",
                     net.inum(),
-                    self.shared.port
+                    port
                 );
             }
             Err(e) => {
@@ -351,7 +323,7 @@ impl<'a> Daemon<'a> {
                     pr_warn!(
                         "netns {}: vnatd cannot listen on port {}: {:?}; retrying every second\n",
                         net.inum(),
-                        self.shared.port,
+                        port,
                         e
                     );
                 }
@@ -366,7 +338,7 @@ impl<'a> Daemon<'a> {
         while let Ok(Some(sock)) = listener.socket().accept() {
             // Watch at once: children inherit the listener's callbacks, which
             // must be detached before any of them is released.
-            let sock = self.waker.watch(sock);
+            let sock = sock.watch(self.waker);
             if self.clients.len() >= VCMP_MAX_CLIENTS.get() as usize {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
@@ -420,15 +392,19 @@ impl<'a> Daemon<'a> {
             return;
         }
         self.rules_changed = false;
-        if let Err(e) = self.state.rules.rebuild(self.state) {
-            // Try again on the next round.
-            self.rules_changed = true;
-            pr_warn!(
-                "netns {}: cannot publish rules: {:?}\n",
-                self.state.net().inum(),
-                e
-            );
-            return;
+        match self.state.rules.rebuild(&self.state.connections) {
+            Ok(0) => {}
+            Ok(conflicts) => self.state.count(Counter::RuleConflicts, conflicts),
+            Err(e) => {
+                // Try again on the next round.
+                self.rules_changed = true;
+                pr_warn!(
+                    "netns {}: cannot publish rules: {:?}\n",
+                    self.state.net().inum(),
+                    e
+                );
+                return;
+            }
         }
         if !self.sync_hooks() {
             // Try again on the next round.
@@ -451,13 +427,15 @@ impl<'a> Daemon<'a> {
         if !want {
             // Waits for hooks that are running.
             self.hooks = None;
-            self.shared.hooked.store(false, Relaxed);
+            self.state.hooked.store(false, Relaxed);
             return true;
         }
-        match HookRegistration::new(self.state.net()) {
+        // SAFETY: The registration is this thread's; the namespace outlives
+        // the thread, whose state holds the namespace.
+        match unsafe { HookRegistration::new(self.state.net()) } {
             Ok(h) => {
                 self.hooks = Some(h);
-                self.shared.hooked.store(true, Relaxed);
+                self.state.hooked.store(true, Relaxed);
                 true
             }
             Err(e) => {
@@ -641,7 +619,7 @@ impl<'a> Daemon<'a> {
             self.rules_changed = true;
             self.publish();
             for o in &out {
-                netlink::event_raw(self.state, Event::Resuming, &o.event, None);
+                events::event_raw(self.state, Event::Resuming, &o.event, None);
             }
             self.add_sessions(&out);
         }
@@ -738,7 +716,7 @@ impl<'a> Daemon<'a> {
         let state = self.state;
         let waker = self.waker;
         let port = match VCMP_PEER_PORT.get() {
-            0 => self.shared.port,
+            0 => VCMP_PORT.get() as u16,
             p => p as u16,
         };
         let timeout = Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()));
@@ -775,7 +753,7 @@ impl<'a> Daemon<'a> {
             match Socket::connect(state.net(), s.peer, port) {
                 Ok(sock) => {
                     s.no_route = false;
-                    s.sock = Some(waker.watch(sock));
+                    s.sock = Some(sock.watch(waker));
                     mark(
                         state,
                         &s.keys[s.answered..],

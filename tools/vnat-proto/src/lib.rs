@@ -17,5 +17,5 @@ pub mod checksum;
 #[path = "../../../vnat/mapping.rs"]
 pub mod mapping;
 
-#[path = "../../../vnat/command.rs"]
-pub mod command;
+#[path = "../../../vnat/packet.rs"]
+pub mod packet;

@@ -1,28 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Run-time knobs and read-only counters in configfs, at
-//! `/sys/kernel/config/vnat/`.
-//!
-//! | attribute              | access | meaning                                  |
-//! |------------------------|--------|------------------------------------------|
-//! | `vcmp_max_clients`     | rw     | VCMP connections one vnatd serves at once |
-//! | `vcmp_idle_timeout_ms` | rw     | a VCMP connection silent this long is closed |
-//! | `counters`             | ro     | totals over all namespaces, `name value` |
-//! | `vcmp_port`            | ro     | the port vnatd listens on (module parameter) |
-//! | `auto_migrate`, `vcmp_timeout_ms`, `vcmp_retries` | rw | see their statics |
-//! | `conflict_policy`      | rw     | `abort` or `preempt` (paper 3.4.3)       |
-//! | `vcmp_peer_port`       | rw     | peers' vnatd port for updates; 0: ours   |
-//! | `suspend_helper`       | rw     | `none`, `keepalive` or `stop` (paper 3.3.1) |
-//! | `helper_timeout_s`     | rw     | a helper is undone after this long; 0: never |
+//! Run-time knobs: what an administrator may tune while VNAT runs, each
+//! with its valid range or its named values. The configfs attributes that
+//! show and set them are in `configfs.rs`.
 //!
 //! A value out of range or not a number is refused with `EINVAL` and one line
 //! in the kernel log; the old value stays.
 
-use crate::netns::{Counter, TOTALS};
 use kernel::{
-    configfs::{self, configfs_attrs},
     page::PAGE_SIZE,
     prelude::*,
+    str::{parse_int::ParseInt, BStr},
     sync::atomic::{Atomic, Relaxed},
 };
 
@@ -37,7 +25,7 @@ pub(crate) struct Knob {
 }
 
 impl Knob {
-    const fn new(name: &'static str, default: u32, min: u32, max: u32) -> Self {
+    pub(crate) const fn new(name: &'static str, default: u32, min: u32, max: u32) -> Self {
         Self {
             name,
             value: Atomic::new(default),
@@ -47,7 +35,7 @@ impl Knob {
         }
     }
 
-    const fn named(name: &'static str, default: u32, names: &'static [&'static str]) -> Self {
+    pub(crate) const fn named(name: &'static str, default: u32, names: &'static [&'static str]) -> Self {
         Self {
             name,
             value: Atomic::new(default),
@@ -58,12 +46,17 @@ impl Knob {
     }
 
     /// What `show` prints: the number, or the name.
-    fn show(&self, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
+    pub(crate) fn show(&self, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let v = self.get();
         match self.names.get(v as usize) {
             Some(n) => show(page, format_args!("{n}\n")),
             None => show(page, format_args!("{v}\n")),
         }
+    }
+
+    /// Sets the value of a knob that no one writes (`vcmp_port`).
+    pub(crate) fn set(&self, v: u32) {
+        self.value.store(v.clamp(self.min, self.max), Relaxed);
     }
 
     /// The current value.
@@ -116,20 +109,11 @@ impl Knob {
     }
 }
 
-/// Parses a decimal `u32`, allowing one trailing newline.
+/// Parses a `u32` as the kernel's `kstrtou32(s, 0)` does (decimal, or with
+/// `0x`/`0o`/`0b`), allowing one trailing newline.
 fn parse_u32(input: &[u8]) -> Option<u32> {
     let s = input.strip_suffix(b"\n").unwrap_or(input);
-    if s.is_empty() || s.len() > 10 {
-        return None;
-    }
-    let mut v: u32 = 0;
-    for &b in s {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
-    }
-    Some(v)
+    u32::from_str(BStr::from_bytes(s)).ok()
 }
 
 /// Names, comma separated.
@@ -169,6 +153,10 @@ impl kernel::fmt::Display for Printable<'_> {
 }
 
 /// VCMP connections one vnatd serves at once; more are refused and counted.
+/// The TCP port vnatd listens on in every namespace: the module parameter
+/// `vcmp_port`, set at load time, read-only afterwards.
+pub(crate) static VCMP_PORT: Knob = Knob::new("vcmp_port", 2031, 1, 65535);
+
 pub(crate) static VCMP_MAX_CLIENTS: Knob = Knob::new("vcmp_max_clients", 64, 1, 1024);
 /// A VCMP connection that sends nothing for this long is closed and counted.
 pub(crate) static VCMP_IDLE_TIMEOUT_MS: Knob =
@@ -200,114 +188,12 @@ pub(crate) static SUSPEND_HELPER: Knob =
 /// undone (the peer may never come back); 0: only when the peer resumes.
 pub(crate) static HELPER_TIMEOUT_S: Knob = Knob::new("helper_timeout_s", 3600, 0, 604_800);
 
-/// The configfs subsystem `vnat`.
-#[pin_data]
-pub(crate) struct Config {
-    #[pin]
-    subsystem: configfs::Subsystem<Knobs>,
-}
-
-/// The data behind the subsystem's attributes: the knobs are statics, so it
-/// holds only the load-time VCMP port.
-#[pin_data]
-pub(crate) struct Knobs {
-    vcmp_port: u16,
-}
-
-impl Config {
-    pub(crate) fn new(vcmp_port: u16) -> impl PinInit<Self, Error> {
-        let item_type = configfs_attrs! {
-            container: configfs::Subsystem<Knobs>,
-            data: Knobs,
-            attributes: [
-                vcmp_max_clients: 0,
-                vcmp_idle_timeout_ms: 1,
-                counters: 2,
-                vcmp_port: 3,
-                auto_migrate: 4,
-                vcmp_timeout_ms: 5,
-                vcmp_retries: 6,
-                conflict_policy: 7,
-                vcmp_peer_port: 8,
-                suspend_helper: 9,
-                helper_timeout_s: 10,
-            ],
-        };
-        try_pin_init!(Self {
-            subsystem <- configfs::Subsystem::new(
-                c"vnat",
-                item_type,
-                try_pin_init!(Knobs { vcmp_port }),
-            ),
-        })
-    }
-}
-
 /// Writes `args` into a configfs page, returning the length written.
-fn show(page: &mut [u8; PAGE_SIZE], args: core::fmt::Arguments<'_>) -> Result<usize> {
+pub(crate) fn show(page: &mut [u8; PAGE_SIZE], args: core::fmt::Arguments<'_>) -> Result<usize> {
     let mut w = kernel::str::Formatter::new(&mut page[..]);
     core::fmt::write(&mut w, args).map_err(|_| EINVAL)?;
     Ok(w.bytes_written())
 }
-
-macro_rules! knob_attribute {
-    ($id:literal, $knob:ident) => {
-        #[vtable]
-        impl configfs::AttributeOperations<$id> for Knobs {
-            type Data = Knobs;
-
-            fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-                $knob.show(page)
-            }
-
-            fn store(_: &Knobs, page: &[u8]) -> Result {
-                $knob.set_from(page)
-            }
-        }
-    };
-}
-
-knob_attribute!(0, VCMP_MAX_CLIENTS);
-knob_attribute!(1, VCMP_IDLE_TIMEOUT_MS);
-
-#[vtable]
-impl configfs::AttributeOperations<2> for Knobs {
-    type Data = Knobs;
-
-    fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        let mut w = kernel::str::Formatter::new(&mut page[..]);
-        for &c in Counter::ALL {
-            core::fmt::write(&mut w, format_args!("{} {}\n", c.name(), TOTALS.get(c)))
-                .map_err(|_| EINVAL)?;
-        }
-        core::fmt::write(
-            &mut w,
-            format_args!(
-                "kprobes_missed {}\n",
-                crate::ffi::KprobeRegistration::missed()
-            ),
-        )
-        .map_err(|_| EINVAL)?;
-        Ok(w.bytes_written())
-    }
-}
-
-#[vtable]
-impl configfs::AttributeOperations<3> for Knobs {
-    type Data = Knobs;
-
-    fn show(k: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
-        show(page, format_args!("{}\n", k.vcmp_port))
-    }
-}
-
-knob_attribute!(4, AUTO_MIGRATE);
-knob_attribute!(5, VCMP_TIMEOUT_MS);
-knob_attribute!(6, VCMP_RETRIES);
-knob_attribute!(7, CONFLICT_POLICY);
-knob_attribute!(8, VCMP_PEER_PORT);
-knob_attribute!(9, SUSPEND_HELPER);
-knob_attribute!(10, HELPER_TIMEOUT_S);
 
 #[kunit_tests(vnat_config)]
 mod tests {
@@ -325,6 +211,7 @@ mod tests {
         assert_eq!(parse_u32(b"12a"), None);
         assert_eq!(parse_u32(b" 12"), None);
         assert_eq!(parse_u32(b"12\n\n"), None);
+        assert_eq!(parse_u32(b"0x10"), Some(16));
     }
 
     #[test]

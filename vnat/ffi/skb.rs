@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A packet at a netfilter hook (`vnat/shim/hooks.c`): its headers as byte
+//! slices, and the two routing calls translation needs.
+
+use super::Net;
+use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
+
+/// `struct vnat_pkt` of the shim: where a packet's IP header starts, how
+/// many bytes of IP and transport header follow it in the linear area, and
+/// its checksum state.
+#[repr(C)]
+struct RawPkt {
+    hdr: *mut u8,
+    len: u32,
+    partial: bool,
+    /// `&skb->csum` of a `CHECKSUM_COMPLETE` packet, else null.
+    csum: *mut u32,
+}
+
+// The layout `struct vnat_pkt` has (vnat/shim/shim.h checks the same).
+const _: () = {
+    assert!(core::mem::size_of::<RawPkt>() == 24);
+    assert!(core::mem::offset_of!(RawPkt, len) == 8);
+    assert!(core::mem::offset_of!(RawPkt, partial) == 12);
+    assert!(core::mem::offset_of!(RawPkt, csum) == 16);
+};
+
+// Pointers to bindgen's kernel structures are fine to pass: C only sees
+// pointers, whatever Rust makes of the zero-sized members inside them.
+#[expect(improper_ctypes)]
+extern "C" {
+    fn vnat_shim_pkt_parse(skb: *mut bindings::sk_buff, p: *mut RawPkt, writable: bool) -> c_int;
+    fn vnat_shim_route_local(skb: *mut bindings::sk_buff, daddr: u32) -> c_int;
+    fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
+}
+
+/// A packet that a hook is given, for the duration of the hook.
+#[repr(transparent)]
+pub(crate) struct Skb(Opaque<bindings::sk_buff>);
+
+/// The writable headers of a packet.
+pub(crate) struct Headers<'a> {
+    /// The IP header and the transport header after it.
+    pub(crate) bytes: &'a mut [u8],
+    /// `CHECKSUM_PARTIAL`.
+    pub(crate) partial: bool,
+    /// The sum over the transport header and payload of a
+    /// `CHECKSUM_COMPLETE` packet.
+    pub(crate) csum: Option<&'a mut u32>,
+}
+
+impl Skb {
+    /// Borrows the packet a netfilter hook is called with.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be the packet of a running hook, which nothing else uses
+    /// during `'a` (the hook owns it until it returns a verdict).
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::sk_buff) -> &'a mut Skb {
+        // SAFETY: By the function's requirements; `Skb` is transparent.
+        unsafe { &mut *ptr.cast() }
+    }
+
+    fn as_ptr(&self) -> *mut bindings::sk_buff {
+        self.0.get()
+    }
+
+    /// Its length in bytes.
+    pub(crate) fn len(&self) -> u32 {
+        // SAFETY: The packet is valid while borrowed (see `from_raw`).
+        unsafe { (*self.as_ptr()).len }
+    }
+
+    fn parse(&mut self, writable: bool) -> Option<RawPkt> {
+        let mut p = RawPkt {
+            hdr: core::ptr::null_mut(),
+            len: 0,
+            partial: false,
+            csum: core::ptr::null_mut(),
+        };
+        // SAFETY: The packet is valid and ours (see `from_raw`); the shim
+        // pulls (and, if `writable`, unshares) the headers into the linear
+        // area and fills `p`.
+        (unsafe { vnat_shim_pkt_parse(self.as_ptr(), &mut p, writable) } == 0).then_some(p)
+    }
+
+    /// The IP and TCP or UDP headers of a packet that is not a fragment,
+    /// to read; `None` for any other packet.
+    pub(crate) fn headers(&mut self) -> Option<&[u8]> {
+        let p = self.parse(false)?;
+        // SAFETY: The shim made `len` bytes at `hdr` linear; they stay so
+        // while the packet is borrowed, as nothing else changes it.
+        Some(unsafe { core::slice::from_raw_parts(p.hdr, p.len as usize) })
+    }
+
+    /// As [`Skb::headers`], made writable (unshared) first; `Err` when
+    /// memory is short.
+    pub(crate) fn headers_mut(&mut self) -> Result<Headers<'_>> {
+        let Some(p) = self.parse(true) else {
+            return Err(ENOMEM);
+        };
+        // SAFETY: As in `headers`, and the shim made the bytes writable
+        // (`skb_ensure_writable()`).
+        let bytes = unsafe { core::slice::from_raw_parts_mut(p.hdr, p.len as usize) };
+        // SAFETY: Null, or the packet's own `csum` field, outside `bytes`.
+        let csum = unsafe { p.csum.as_mut() };
+        Ok(Headers {
+            bytes,
+            partial: p.partial,
+            csum,
+        })
+    }
+
+    /// PREROUTING: routes the packet as addressed to `daddr` (host byte
+    /// order), so that it is delivered locally once its destination becomes
+    /// a virtual address that need not be local any more.
+    pub(crate) fn route_local(&mut self, daddr: u32) -> Result {
+        // SAFETY: The packet is ours; hooks run under RCU, as routing needs.
+        to_result(unsafe { vnat_shim_route_local(self.as_ptr(), daddr.to_be()) })
+    }
+
+    /// LOCAL_OUT: routes the packet again after its destination changed.
+    pub(crate) fn reroute(&mut self, net: &Net) -> Result {
+        // SAFETY: The packet is ours and `net` is alive (its invariant).
+        to_result(unsafe { vnat_shim_reroute(net.as_ptr(), self.as_ptr()) })
+    }
+}

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Work for vnatd: requests to move or suspend connections (from netlink or
+//! from the address notifier), which connections each one selects, and the
+//! addresses that went away while connections used them (automatic resume,
+//! paper 3.3.1). Queued in any context, taken by vnatd.
+
+use crate::{vcmp::Endpoint, virtualization::VirtualConnection};
+use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
+
+/// Which connections a request moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Selector {
+    /// Those whose local physical address is this one (host byte order):
+    /// a host's move.
+    Address(u32),
+    /// Those opened by this process (thread group id): a process's move.
+    Pid(i32),
+    /// The one with these virtual endpoints.
+    Connection {
+        /// IP protocol number.
+        proto: u8,
+        /// Local virtual endpoint.
+        local: Endpoint,
+        /// Remote virtual endpoint.
+        remote: Endpoint,
+    },
+}
+
+impl Selector {
+    /// Whether `c` is one of the selected connections.
+    pub(crate) fn matches(&self, c: &VirtualConnection) -> bool {
+        let m = &c.mapping;
+        match *self {
+            Selector::Address(a) => m.local_physical.addr == a,
+            Selector::Pid(p) => c.pid == p,
+            Selector::Connection {
+                proto,
+                local,
+                remote,
+            } => m.proto == proto && m.local_virtual == local && m.remote_virtual == remote,
+        }
+    }
+}
+
+impl kernel::fmt::Display for Selector {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let ip = core::net::Ipv4Addr::from_bits;
+        match self {
+            Selector::Address(a) => write!(f, "from {}", ip(*a)),
+            Selector::Pid(p) => write!(f, "of pid {p}"),
+            Selector::Connection { local, remote, .. } => write!(
+                f,
+                "{}:{} -> {}:{}",
+                ip(local.addr),
+                local.port,
+                ip(remote.addr),
+                remote.port
+            ),
+        }
+    }
+}
+
+/// A request to vnatd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Request {
+    /// The selected connections move to local address `to` (host byte
+    /// order).
+    Migrate {
+        /// Which connections.
+        which: Selector,
+        /// The address they use from now on.
+        to: u32,
+    },
+    /// The selected connections are suspended here (paper 3.3.1).
+    Suspend {
+        /// Which connections.
+        which: Selector,
+    },
+}
+
+/// Pending work of one namespace's vnatd: requests, and addresses that went
+/// away while connections used them (automatic resume, paper 3.3.1).
+#[pin_data]
+pub(crate) struct Requests {
+    /// Taken by the address notifier and the control file (process context)
+    /// and by vnatd.
+    #[pin]
+    inner: SpinLockIrq<RequestsInner>,
+}
+
+struct RequestsInner {
+    queue: KVec<Request>,
+    lost: KVec<u32>,
+}
+
+impl Requests {
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- new_spinlock_irq!(RequestsInner { queue: KVec::new(), lost: KVec::new() }, "vnat_requests"),
+        })
+    }
+
+    /// Queues a request; vnatd must be woken afterwards.
+    pub(crate) fn push(&self, r: Request) -> Result {
+        self.inner.lock().queue.push(r, GFP_ATOMIC)?;
+        Ok(())
+    }
+
+    /// Takes every queued request.
+    pub(crate) fn take(&self) -> KVec<Request> {
+        core::mem::take(&mut self.inner.lock().queue)
+    }
+
+    /// Remembers that `addr` went away while connections used it; `false`
+    /// if memory was short.
+    pub(crate) fn address_lost(&self, addr: u32) -> bool {
+        let mut inner = self.inner.lock();
+        inner.lost.contains(&addr) || inner.lost.push(addr, GFP_ATOMIC).is_ok()
+    }
+
+    /// `addr` appeared: queues a move to it of what used each lost address.
+    /// Returns whether a request was queued.
+    pub(crate) fn address_found(&self, addr: u32) -> bool {
+        let mut inner = self.inner.lock();
+        let lost = core::mem::take(&mut inner.lost);
+        let mut queued = false;
+        for from in lost {
+            if from != addr
+                && inner
+                    .queue
+                    .push(
+                        Request::Migrate {
+                            which: Selector::Address(from),
+                            to: addr,
+                        },
+                        GFP_ATOMIC,
+                    )
+                    .is_ok()
+            {
+                queued = true;
+            }
+        }
+        queued
+    }
+}

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The translation rules of a namespace (paper 3.2), as the hooks of
+//! `translation.rs` read them.
+//!
+//! The rules of all migrated connections live in one open-addressing table
+//! (`mapping.rs`), published with RCU: hooks read it without a lock, in
+//! O(1); vnatd, the only writer, builds a new table when a mapping changes,
+//! publishes it and frees the old one after a grace period. A namespace
+//! without migrated connections has no table, and its hooks return after
+//! one load. Each rule counts what it matched; when a table is replaced,
+//! its counts go to the connections' records.
+
+use crate::{
+    mapping::{self, Hook, Slot, Tuple},
+    virtualization::{ConnectionTable, HookHits, Key, State, VirtualConnection},
+};
+use core::ptr;
+use kernel::{
+    bindings,
+    prelude::*,
+    sync::{
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        rcu,
+    },
+};
+
+/// What one rule matched: packets and their bytes.
+struct Hits {
+    packets: Atomic<u64>,
+    bytes: Atomic<u64>,
+}
+
+/// The rules of a namespace, as one immutable table, with whose each rule
+/// is and what it matched.
+struct Rules {
+    seed: u32,
+    slots: KVVec<Slot>,
+    /// The connection of each used slot.
+    owners: KVVec<Key>,
+    /// What each slot matched while this table was published; folded into
+    /// the connections' records when it is replaced.
+    hits: KVVec<Hits>,
+}
+
+/// The published table of a namespace.
+///
+/// # Invariants
+///
+/// `table` is null or comes from `KBox::into_raw` of a `Rules`, freed only
+/// after a grace period following its replacement.
+pub(crate) struct RuleTable {
+    table: Atomic<*mut Rules>,
+}
+
+// SAFETY: The pointer is published and read with acquire/release ordering
+// and the table is immutable once published.
+unsafe impl Send for RuleTable {}
+// SAFETY: As above.
+unsafe impl Sync for RuleTable {}
+
+impl RuleTable {
+    pub(crate) const fn new() -> Self {
+        Self {
+            table: Atomic::new(ptr::null_mut()),
+        }
+    }
+
+    /// Replaces the table by one built from the namespace's connections.
+    /// Called from vnatd only (one writer); sleeps for a grace period.
+    /// Returns how many rules were left out because another connection's
+    /// matched the same packets (virtual address conflict, paper 3.4.3).
+    pub(crate) fn rebuild(&self, connections: &ConnectionTable) -> Result<u64> {
+        // Allocate outside the lock for the connections that have rules (at
+        // most four each), fill under it; retry if more came meanwhile.
+        let mut conflicts = 0;
+        let new = loop {
+            let n = 4 * connections.translated();
+            if n == 0 {
+                break None;
+            }
+            let cap = mapping::capacity_for(n);
+            // Large tables (many migrated connections) may need vmalloc.
+            let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
+            slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
+            let mut owners = KVVec::with_capacity(cap, GFP_KERNEL)?;
+            owners.extend_with(cap, Key::from_raw(0, 0, 0), GFP_KERNEL)?;
+            let mut hits = KVVec::with_capacity(cap, GFP_KERNEL)?;
+            for _ in 0..cap {
+                hits.push(
+                    Hits {
+                        packets: Atomic::new(0),
+                        bytes: Atomic::new(0),
+                    },
+                    GFP_KERNEL,
+                )?;
+            }
+            // SAFETY: `get_random_u32` has no preconditions.
+            let seed = unsafe { bindings::get_random_u32() };
+            let mut overflow = false;
+            conflicts = 0;
+            connections.for_each(|k, c| {
+                let rules = c.mapping.rules();
+                let rules = match c.state {
+                    State::Native => return,
+                    // Incoming only until the peer confirmed.
+                    State::Resuming => [rules[0], rules[1], None, None],
+                    State::Migrated => rules,
+                };
+                for r in rules.iter().flatten() {
+                    match mapping::insert(&mut slots, seed, r) {
+                        Ok(i) => owners[i] = k,
+                        Err(mapping::InsertError::Conflict) => conflicts += 1,
+                        Err(mapping::InsertError::Full) => overflow = true,
+                    }
+                }
+            });
+            if overflow {
+                continue;
+            }
+            break Some(KBox::new(
+                Rules {
+                    seed,
+                    slots,
+                    owners,
+                    hits,
+                },
+                GFP_KERNEL,
+            )?);
+        };
+        let new = new.map_or(ptr::null_mut(), KBox::into_raw);
+        let old = self.table.xchg(new, Release);
+        if !old.is_null() {
+            rcu::synchronize_rcu();
+            // SAFETY: `old` came from `KBox::into_raw` (type invariant) and no
+            // reader can hold it after the grace period.
+            let old = unsafe { KBox::from_raw(old) };
+            // No hook counts into it any more: what it counted goes to the
+            // records (one short lock each; idle connections cost nothing).
+            for (i, h) in old.hits.iter().enumerate() {
+                let packets = h.packets.load(Relaxed);
+                if packets == 0 {
+                    continue;
+                }
+                let hook = usize::from(old.slots[i].hook);
+                let bytes = h.bytes.load(Relaxed);
+                connections.with(old.owners[i], |c| {
+                    c.hits.packets[hook] += packets;
+                    c.hits.bytes[hook] += bytes;
+                });
+            }
+        }
+        Ok(conflicts)
+    }
+
+    /// What the rules of connection `k` matched in the published table,
+    /// per hook: (packets, bytes). Takes the RCU read lock itself.
+    pub(crate) fn live_hits(&self, k: Key, c: &VirtualConnection) -> HookHits {
+        let mut out = HookHits::default();
+        let _guard = rcu::read_lock();
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return out;
+        }
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and we are in an RCU read section.
+        let rules = unsafe { &*table };
+        for r in c.mapping.rules().iter().flatten() {
+            let Some(i) = mapping::lookup_index(&rules.slots, rules.seed, r.hook, &r.matches)
+            else {
+                continue;
+            };
+            if rules.owners[i] == k {
+                let hook = r.hook as usize;
+                out.packets[hook] += rules.hits[i].packets.load(Relaxed);
+                out.bytes[hook] += rules.hits[i].bytes.load(Relaxed);
+            }
+        }
+        out
+    }
+
+    /// Looks up the rule for a packet. Hooks run under RCU, which keeps the
+    /// table alive while the returned slot is used.
+    /// The packet, of `len` bytes, is counted to the rule it matched.
+    pub(crate) fn lookup(&self, hook: Hook, t: &Tuple, len: u32) -> Option<Slot> {
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return None;
+        }
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and the caller (a hook) is in an RCU read section.
+        let rules = unsafe { &*table };
+        let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
+        rules.hits[i].packets.add(1u64, Relaxed);
+        rules.hits[i].bytes.add(u64::from(len), Relaxed);
+        Some(rules.slots[i])
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.table.load(Relaxed).is_null()
+    }
+}
+
+impl Drop for RuleTable {
+    fn drop(&mut self) {
+        let old = self.table.xchg(ptr::null_mut(), Relaxed);
+        if !old.is_null() {
+            // The hooks are unregistered (waiting for running ones) before
+            // the table goes, so no reader is left.
+            // SAFETY: As in `rebuild`.
+            drop(unsafe { KBox::from_raw(old) });
+        }
+    }
+}

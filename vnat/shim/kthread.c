@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * What vnatd's thread needs of C: the waker its sockets' callbacks and
+ * the requests kick, and its kernel sockets' static inline helpers.
+ * vnat/ffi/waker.rs, vnatd_kthread/socket.rs.
+ */
+
+#include <linux/kthread.h>
+#include <linux/sched.h>
+#include <linux/slab.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+
+#include "shim.h"
+
+/*
+ * One waker per vnatd thread. The listening socket and every accepted socket
+ * point at it through sk_user_data; their sk_data_ready and sk_state_change
+ * callbacks wake the thread. Children that are still in the accept queue
+ * inherit both from the listener and die with it when the listener is
+ * released; accepted ones are detached before they are released.
+ */
+struct vnat_waker {
+	struct task_struct *task;
+	atomic_t pending;
+	void (*data_ready)(struct sock *sk);
+	void (*state_change)(struct sock *sk);
+};
+
+static void vnat_waker_kick(struct sock *sk, bool data)
+{
+	struct vnat_waker *w;
+
+	read_lock_bh(&sk->sk_callback_lock);
+	w = sk->sk_user_data;
+	if (w) {
+		if (data)
+			w->data_ready(sk);
+		else
+			w->state_change(sk);
+		atomic_set(&w->pending, 1);
+		/* Watched sockets exist only once the task is set. */
+		wake_up_process(READ_ONCE(w->task));
+	}
+	read_unlock_bh(&sk->sk_callback_lock);
+}
+
+static void vnat_sk_data_ready(struct sock *sk)
+{
+	vnat_waker_kick(sk, true);
+}
+
+static void vnat_sk_state_change(struct sock *sk)
+{
+	vnat_waker_kick(sk, false);
+}
+
+struct vnat_waker *vnat_shim_waker_new(void)
+{
+	return kzalloc(sizeof(struct vnat_waker), GFP_KERNEL);
+}
+
+/*
+ * Sets the task @w wakes, once, with a reference of its own: a kick after
+ * the thread ended wakes an exited task, not freed memory.
+ */
+void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task)
+{
+	get_task_struct(task);
+	if (cmpxchg(&w->task, NULL, task))
+		put_task_struct(task);
+}
+
+void vnat_shim_waker_free(struct vnat_waker *w)
+{
+	if (w->task)
+		put_task_struct(w->task);
+	kfree(w);
+}
+
+/* Wakes @w's thread, from any context, once its task is set. */
+void vnat_shim_waker_kick(struct vnat_waker *w)
+{
+	struct task_struct *task = READ_ONCE(w->task);
+
+	atomic_set(&w->pending, 1);
+	if (task)
+		wake_up_process(task);
+}
+
+/* Makes @sock wake @w's thread. The first socket watched provides the
+ * original callbacks (all TCP sockets share them). */
+void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (!w->data_ready) {
+		w->data_ready = sk->sk_data_ready;
+		w->state_change = sk->sk_state_change;
+	}
+	sk->sk_user_data = w;
+	sk->sk_data_ready = vnat_sk_data_ready;
+	sk->sk_state_change = vnat_sk_state_change;
+	write_unlock_bh(&sk->sk_callback_lock);
+	/* Data may have arrived before the callbacks were in place. */
+	atomic_set(&w->pending, 1);
+}
+
+/* Undoes vnat_shim_sock_watch(); once it returns, no callback uses @w for @sock. */
+void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w)
+{
+	struct sock *sk = sock->sk;
+
+	write_lock_bh(&sk->sk_callback_lock);
+	if (sk->sk_user_data == w) {
+		sk->sk_user_data = NULL;
+		sk->sk_data_ready = w->data_ready;
+		sk->sk_state_change = w->state_change;
+	}
+	write_unlock_bh(&sk->sk_callback_lock);
+}
+
+/* Sleeps until a watched socket has work, @timeout jiffies pass, or the
+ * thread is asked to stop. Returns whether work is pending. */
+bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout)
+{
+	set_current_state(TASK_INTERRUPTIBLE);
+	if (!atomic_read(&w->pending) && !kthread_should_stop())
+		schedule_timeout(timeout);
+	__set_current_state(TASK_RUNNING);
+	return atomic_xchg(&w->pending, 0);
+}
+
+void vnat_shim_sock_reuseaddr(struct socket *sock)
+{
+	sock_set_reuseaddr(sock->sk);
+}
+
+/* Whether @sock's connection is established. */
+bool vnat_shim_sock_established(struct socket *sock)
+{
+	return READ_ONCE(sock->sk->sk_state) == TCP_ESTABLISHED;
+}
+
+/* Whether the peer has closed or reset @sock. */
+bool vnat_shim_sock_dead(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+
+	return READ_ONCE(sk->sk_err) || (READ_ONCE(sk->sk_shutdown) & RCV_SHUTDOWN) ||
+	       READ_ONCE(sk->sk_state) == TCP_CLOSE;
+}

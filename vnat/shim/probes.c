@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Socket tracking (paper 4.1): kprobes on connect, accept and close of
+ * TCP and UDP sockets, and the walk of connections open already.
+ * vnat/interception.rs.
+ */
+
+#include <linux/kprobes.h>
+#include <net/inet_sock.h>
+#include <net/inet_hashtables.h>
+#include <net/tcp.h>
+#include <net/udp.h>
+
+#include "shim.h"
+
+/* Event numbers as Rust knows them (vnat/interception.rs, enum Event). */
+enum { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE, VNAT_EV_EXISTING };
+
+static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
+{
+	const struct inet_sock *inet;
+	const void *state;
+
+	/*
+	 * IPv4 TCP and UDP sockets of user space only: vnatd's own are kernel
+	 * sockets.
+	 */
+	if (!sk || sk->sk_family != AF_INET || sk->sk_kern_sock ||
+	    (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP))
+		return;
+	state = vnat_state(sock_net(sk));
+	if (!state)
+		return;
+	inet = inet_sk(sk);
+	vnat_rs_sock_event(state, event, sk, sk->sk_protocol, inet->inet_saddr,
+			   inet->inet_sport, inet->inet_daddr, inet->inet_dport, pid);
+}
+
+/* Records the connections of @net that exist already (their owner unknown: pid 0). */
+void vnat_track_existing(struct net *net)
+{
+	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
+	unsigned int i;
+
+	for (i = 0; i <= hinfo->ehash_mask; i++) {
+		struct inet_ehash_bucket *head = &hinfo->ehash[i];
+		struct hlist_nulls_node *node;
+		struct sock *sk;
+
+		if (hlist_nulls_empty(&head->chain))
+			continue;
+		spin_lock_bh(inet_ehash_lockp(hinfo, i));
+		sk_nulls_for_each(sk, node, &head->chain) {
+			if (!net_eq(sock_net(sk), net) || !sk_fullsock(sk) ||
+			    sk->sk_state == TCP_CLOSE || sk->sk_state == TCP_LISTEN)
+				continue;
+			vnat_sock_event(VNAT_EV_EXISTING, sk, 0);
+		}
+		spin_unlock_bh(inet_ehash_lockp(hinfo, i));
+	}
+}
+
+/* tcp_connect(sk): every active open, blocking or not, once the 4-tuple is set. */
+static int vnat_kp_connect(struct kprobe *p, struct pt_regs *regs)
+{
+	vnat_sock_event(VNAT_EV_CONNECT,
+			(struct sock *)regs_get_kernel_argument(regs, 0),
+			task_tgid_nr(current));
+	return 0;
+}
+
+/* tcp_v4_destroy_sock(sk): the connection is over (also after close() or exit). */
+static int vnat_kp_close(struct kprobe *p, struct pt_regs *regs)
+{
+	vnat_sock_event(VNAT_EV_CLOSE,
+			(struct sock *)regs_get_kernel_argument(regs, 0), 0);
+	return 0;
+}
+
+/*
+ * __inet_accept(sock, newsock, newsk): every accept(), accept4() and io_uring
+ * accept of an inet socket grafts its child here, after the blocking wait.
+ */
+static int vnat_kp_accept(struct kprobe *p, struct pt_regs *regs)
+{
+	vnat_sock_event(VNAT_EV_ACCEPT,
+			(struct sock *)regs_get_kernel_argument(regs, 2),
+			task_tgid_nr(current));
+	return 0;
+}
+
+/* udp_disconnect(sk), udp_destroy_sock(sk): a UDP socket's peer is gone. */
+static int vnat_kp_udp_close(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 0);
+
+	if (sk->sk_protocol == IPPROTO_UDP)
+		vnat_sock_event(VNAT_EV_CLOSE, sk, 0);
+	return 0;
+}
+
+/*
+ * udp_connect(sk, ...): a UDP socket gets a peer. Its endpoints are known
+ * only once it returns 0, so a kretprobe keeps the socket from entry to
+ * return. A connect on a thread that sleeps for the socket lock holds an
+ * instance meanwhile; when all are taken the event is missed and counted.
+ */
+static int vnat_krp_udp_connect_entry(struct kretprobe_instance *ri,
+				      struct pt_regs *regs)
+{
+	*(struct sock **)ri->data = (struct sock *)regs_get_kernel_argument(regs, 0);
+	return 0;
+}
+
+static int vnat_krp_udp_connect_ret(struct kretprobe_instance *ri,
+				    struct pt_regs *regs)
+{
+	struct sock *sk = *(struct sock **)ri->data;
+
+	if (regs_return_value(regs) == 0 && sk->sk_protocol == IPPROTO_UDP &&
+	    inet_sk(sk)->inet_dport)
+		vnat_sock_event(VNAT_EV_CONNECT, sk, task_tgid_nr(current));
+	return 0;
+}
+
+#define VNAT_KPROBE(var, symbol, handler) \
+	static struct kprobe var = { .symbol_name = symbol, .pre_handler = handler }
+
+VNAT_KPROBE(vnat_kp_tcp_connect, "tcp_connect", vnat_kp_connect);
+VNAT_KPROBE(vnat_kp_tcp_destroy, "tcp_v4_destroy_sock", vnat_kp_close);
+VNAT_KPROBE(vnat_kp_inet_accept, "__inet_accept", vnat_kp_accept);
+VNAT_KPROBE(vnat_kp_udp_disconnect, "udp_disconnect", vnat_kp_udp_close);
+VNAT_KPROBE(vnat_kp_udp_destroy, "udp_destroy_sock", vnat_kp_udp_close);
+
+static struct kprobe *vnat_kprobes[] = {
+	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_destroy,
+	&vnat_kp_udp_disconnect, &vnat_kp_udp_destroy,
+};
+
+static struct kretprobe vnat_krp_udp_connect = {
+	.kp.symbol_name = "udp_connect",
+	.entry_handler = vnat_krp_udp_connect_entry,
+	.handler = vnat_krp_udp_connect_ret,
+	.data_size = sizeof(struct sock *),
+	.maxactive = 64,
+};
+
+int vnat_shim_kprobes_register(void)
+{
+	int err = register_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+
+	if (err)
+		return err;
+	err = register_kretprobe(&vnat_krp_udp_connect);
+	if (err)
+		unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+	return err;
+}
+
+void vnat_shim_kprobes_unregister(void)
+{
+	unregister_kretprobe(&vnat_krp_udp_connect);
+	unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
+}
+
+/* Probe hits missed (a probe hit while another ran on the same CPU). */
+unsigned long vnat_shim_kprobes_missed(void)
+{
+	unsigned long n = vnat_krp_udp_connect.kp.nmissed +
+			  vnat_krp_udp_connect.nmissed;
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(vnat_kprobes); i++)
+		n += vnat_kprobes[i]->nmissed;
+	return n;
+}

@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The interface between the C shim (vnat/shim/) and the Rust side of
+ * vnat.ko. Rust declares the vnat_shim_* functions of each C file in the
+ * file of vnat/ffi/ named in that file's header comment, and defines the
+ * vnat_rs_* functions; the structures shared with Rust have their layout
+ * checked on both sides at build time.
+ */
+#ifndef VNAT_SHIM_H
+#define VNAT_SHIM_H
+
+#include <linux/build_bug.h>
+#include <linux/stddef.h>
+#include <linux/types.h>
+
+struct net;
+struct sk_buff;
+struct sock;
+struct socket;
+struct task_struct;
+struct vnat_waker;
+
+/* Implemented in Rust. */
+void *vnat_rs_net_init(struct net *net, const void **state);
+void vnat_rs_net_exit(void *entry);
+unsigned int vnat_rs_hook(const void *state, unsigned int hook, struct sk_buff *skb);
+void vnat_rs_sock_event(const void *state, unsigned int event, const struct sock *sk,
+			u8 proto, __be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
+			int pid);
+void vnat_rs_addr_event(const void *state, bool up, __be32 addr);
+
+/* Between the C files. */
+const void *vnat_state(const struct net *net);
+void vnat_track_existing(struct net *net);
+
+/* pernet.c, hooks.c, probes.c, notifier.c: vnat/ffi.rs */
+int vnat_shim_pernet_register(void);
+void vnat_shim_pernet_unregister(void);
+int vnat_shim_hooks_register(struct net *net);
+void vnat_shim_hooks_unregister(struct net *net);
+int vnat_shim_kprobes_register(void);
+void vnat_shim_kprobes_unregister(void);
+unsigned long vnat_shim_kprobes_missed(void);
+int vnat_shim_inetaddr_register(void);
+void vnat_shim_inetaddr_unregister(void);
+__be32 vnat_shim_route_source(struct net *net, __be32 daddr);
+
+/* hooks.c: vnat/ffi/skb.rs. A packet's headers, as translation sees them. */
+struct vnat_pkt {
+	u8 *hdr;	/* the IP header, followed by the transport header */
+	u32 len;	/* bytes of both, linear */
+	bool partial;	/* CHECKSUM_PARTIAL */
+	u32 *csum;	/* &skb->csum of a CHECKSUM_COMPLETE packet, else NULL */
+};
+static_assert(sizeof(struct vnat_pkt) == 24 && offsetof(struct vnat_pkt, len) == 8 &&
+	      offsetof(struct vnat_pkt, partial) == 12 && offsetof(struct vnat_pkt, csum) == 16);
+int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable);
+int vnat_shim_route_local(struct sk_buff *skb, __be32 daddr);
+int vnat_shim_reroute(struct net *net, struct sk_buff *skb);
+
+/* counters.c: vnat/ffi/percpu.rs */
+#define VNAT_MAX_COUNTERS 64
+void *vnat_shim_counters_alloc(void);
+void vnat_shim_counters_free(void *c);
+void vnat_shim_count(void *c, unsigned int i, u64 n);
+u64 vnat_shim_counter_sum(void *c, unsigned int i);
+
+/* sock.c: vnat/ffi/sock.rs */
+#define VNAT_MAX_HOLDERS 4
+/* A process, by global pid number and start time. */
+struct vnat_process {
+	int nr;
+	u64 start_boottime;
+};
+static_assert(sizeof(struct vnat_process) == 16 &&
+	      offsetof(struct vnat_process, start_boottime) == 8);
+void vnat_shim_sock_hold(struct sock *sk);
+void vnat_shim_sock_put(struct sock *sk);
+void vnat_shim_sock_set_transparent(struct sock *sk, bool on);
+void vnat_shim_sock_kick_retransmit(struct sock *sk);
+bool vnat_shim_sock_destroyed(struct sock *sk);
+void vnat_shim_sock_destroy(struct sock *sk);
+bool vnat_shim_sock_keepalive(struct sock *sk, bool on);
+int vnat_shim_signal_holders(struct sock *sk, int sig, struct vnat_process *procs, int max);
+void vnat_shim_signal_process(int nr, u64 start_boottime, int sig);
+struct sock *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
+				  __be32 raddr, __be16 rport);
+
+/* kthread.c: vnat/ffi/waker.rs, vnatd_kthread/socket.rs */
+struct vnat_waker *vnat_shim_waker_new(void);
+void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task);
+void vnat_shim_waker_free(struct vnat_waker *w);
+void vnat_shim_waker_kick(struct vnat_waker *w);
+bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout);
+void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w);
+void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w);
+void vnat_shim_sock_reuseaddr(struct socket *sock);
+bool vnat_shim_sock_dead(struct socket *sock);
+bool vnat_shim_sock_established(struct socket *sock);
+
+/* netlink.c: vnat/ffi/genl.rs */
+/* One virtual connection as a netlink dump shows it (network byte order). */
+struct vnat_nl_conn {
+	u64 packets_out, packets_in, bytes_out, bytes_in;
+	__be32 local_addr, remote_addr, local_phys_addr, remote_phys_addr;
+	__be16 local_port, remote_port, local_phys_port, remote_phys_port;
+	u32 pid;
+	u32 update_age_ms;	/* U32_MAX: never updated */
+	u8 proto, state, origin, policy, vcmp_state, vcmp_attempts;
+	u8 helper, peer_suspended;
+};
+static_assert(sizeof(struct vnat_nl_conn) == 72 &&
+	      offsetof(struct vnat_nl_conn, local_port) == 48 &&
+	      offsetof(struct vnat_nl_conn, pid) == 56 &&
+	      offsetof(struct vnat_nl_conn, proto) == 64);
+
+/* Which connections a command selects, and where they go. */
+enum vnat_nl_by { VNAT_NL_BY_ADDR, VNAT_NL_BY_PID, VNAT_NL_BY_CONN };
+struct vnat_nl_resume {
+	__be32 local_addr, remote_addr, new_addr;
+	__be16 local_port, remote_port;
+	u32 pid;
+	u8 proto, by;
+};
+static_assert(sizeof(struct vnat_nl_resume) == 24 &&
+	      offsetof(struct vnat_nl_resume, pid) == 16 &&
+	      offsetof(struct vnat_nl_resume, proto) == 20);
+
+int vnat_rs_nl_dump(const void *state, void *skb, void *cb, long *args);
+int vnat_rs_nl_resume(const void *state, struct vnat_nl_resume *r);
+int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r);
+/* policy, helper: U8_MAX leaves it as it is. */
+int vnat_rs_nl_set(const void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper);
+int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
+void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
+			const char *reason);
+bool vnat_shim_nl_listening(struct net *net);
+int vnat_shim_genl_register(void);
+void vnat_shim_genl_unregister(void);
+
+#endif /* VNAT_SHIM_H */

@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * User sockets as VNAT moves them: references, IP_TRANSPARENT, the
+ * retransmission kick, aborting, the UDP lookup of a peer's flow, and the
+ * migration helpers' keepalive and signals (paper 3.3.1).
+ * vnat/ffi/sock.rs.
+ */
+
+#include <linux/fdtable.h>
+#include <linux/sched/signal.h>
+#include <net/inet_sock.h>
+#include <net/route.h>
+#include <net/sock.h>
+#include <net/tcp.h>
+#include <net/udp.h>
+
+#include "shim.h"
+
+/*
+ * A connection whose local physical address differs from its virtual one
+ * sends from an address the host may no longer have: IP_TRANSPARENT lets
+ * its route lookups use it as source, as for TPROXY, until POSTROUTING puts
+ * the physical address on the wire.
+ */
+void vnat_shim_sock_set_transparent(struct sock *sk, bool on)
+{
+	inet_assign_bit(TRANSPARENT, sk, on);
+	/* Drop the cached route, which was looked up with the old rules. */
+	sk_dst_reset(sk);
+}
+
+/*
+ * After a move, a TCP connection may sit in exponential retransmission
+ * backoff, its next try seconds away, and what it sent while its address
+ * was gone is lost. Once its rules are live on both ends, retransmit at the
+ * next tick rather than after another minimum RTO (200 ms: that was the
+ * data gap of a move); the timer's own doubling then takes over.
+ */
+void vnat_shim_sock_kick_retransmit(struct sock *sk)
+{
+	struct inet_connection_sock *icsk = inet_csk(sk);
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return;
+	/* Process context: the socket spinlock is also taken in softirq. */
+	local_bh_disable();
+	bh_lock_sock(sk);
+	if (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN &&
+	    icsk->icsk_pending == ICSK_TIME_RETRANS) {
+		/* The backoff was the move's doing, not congestion's. */
+		icsk->icsk_backoff = 0;
+		icsk->icsk_rto = __tcp_set_rto(tcp_sk(sk));
+		tcp_bound_rto(sk);
+		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, 1, TCP_RTO_MAX);
+	}
+	bh_unlock_sock(sk);
+	local_bh_enable();
+}
+
+/*
+ * The source address the host would use now to send to @daddr (network
+ * byte order), or 0 if there is no route.
+ */
+__be32 vnat_shim_route_source(struct net *net, __be32 daddr)
+{
+	struct flowi4 fl4 = { .daddr = daddr };
+	struct rtable *rt;
+
+	rt = ip_route_output_key(net, &fl4);
+	if (IS_ERR(rt))
+		return 0;
+	ip_rt_put(rt);
+	return fl4.saddr;
+}
+
+/*
+ * Aborts a connection as `ss --kill` does (sock_diag destroy): a TCP one
+ * sends a reset and its owner sees ECONNABORTED. Process context; the
+ * caller holds a reference.
+ */
+void vnat_shim_sock_destroy(struct sock *sk)
+{
+
+	if (sk->sk_prot->diag_destroy)
+		sk->sk_prot->diag_destroy(sk, ECONNABORTED);
+}
+
+/*
+ * The UDP socket that would receive datagrams from @raddr:@rport to
+ * @laddr:@lport, with a reference, or NULL. Kernel sockets are not offered.
+ */
+struct sock *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
+			   __be32 raddr, __be16 rport)
+{
+	struct sock *sk;
+
+	rcu_read_lock();
+	sk = __udp4_lib_lookup(net, raddr, rport, laddr, lport, 0, 0, NULL);
+	if (sk && (sk->sk_kern_sock || !refcount_inc_not_zero(&sk->sk_refcnt)))
+		sk = NULL;
+	rcu_read_unlock();
+	return sk;
+}
+
+/*
+ * Turns the keepalive of @sk on or off as SO_KEEPALIVE does; returns
+ * whether it was on. Process context; the caller holds a reference.
+ */
+bool vnat_shim_sock_keepalive(struct sock *sk, bool on)
+{
+	bool was;
+
+	lock_sock(sk);
+	was = sock_flag(sk, SOCK_KEEPOPEN);
+	if (was != on) {
+		if (sk->sk_prot->keepalive)
+			sk->sk_prot->keepalive(sk, on);
+		sock_valbool_flag(sk, SOCK_KEEPOPEN, on);
+	}
+	release_sock(sk);
+	return was;
+}
+
+static int vnat_fd_is(const void *file, struct file *f, unsigned int fd)
+{
+	return f == file;
+}
+
+/*
+ * Sends @sig to every process that has @sk's file open (the subprocess
+ * that handles a connection, paper 3.3.1), at most @max of them; writes
+ * their global pid numbers to @pids and returns how many. The file pointer
+ * is only compared with those in the fd tables, never dereferenced, so
+ * no reference on it is needed. Process context; the caller holds a
+ * reference on @sk.
+ */
+int vnat_shim_signal_holders(struct sock *sk, int sig, struct vnat_process *procs,
+			     int max)
+{
+	struct pid *found[VNAT_MAX_HOLDERS];
+	struct task_struct *p;
+	const void *file;
+	int n = 0, i;
+
+	max = min(max, VNAT_MAX_HOLDERS);
+	read_lock_bh(&sk->sk_callback_lock);
+	file = sk->sk_socket ? READ_ONCE(sk->sk_socket->file) : NULL;
+	read_unlock_bh(&sk->sk_callback_lock);
+	if (!file)
+		return 0;
+	rcu_read_lock();
+	for_each_process(p) {
+		if (n == max)
+			break;
+		if (p->flags & PF_KTHREAD)
+			continue;
+		task_lock(p);
+		if (p->files && iterate_fd(p->files, 0, vnat_fd_is, file)) {
+			procs[n].start_boottime = p->start_boottime;
+			found[n++] = get_pid(task_tgid(p));
+		}
+		task_unlock(p);
+	}
+	rcu_read_unlock();
+	for (i = 0; i < n; i++) {
+		kill_pid(found[i], sig, 1);
+		procs[i].nr = pid_nr(found[i]);
+		put_pid(found[i]);
+	}
+	return n;
+}
+
+/*
+ * Sends @sig to the process of global pid number @nr if it is still the one
+ * that started at @start_boottime: once it is gone, its number may be given
+ * to another process, which is left alone.
+ */
+void vnat_shim_signal_process(int nr, u64 start_boottime, int sig)
+{
+	struct task_struct *p;
+
+	rcu_read_lock();
+	p = pid_task(find_pid_ns(nr, &init_pid_ns), PIDTYPE_TGID);
+	if (p && p->start_boottime == start_boottime)
+		kill_pid(task_tgid(p), sig, 1);
+	rcu_read_unlock();
+}
+
+void vnat_shim_sock_hold(struct sock *sk)
+{
+	sock_hold(sk);
+}
+
+void vnat_shim_sock_put(struct sock *sk)
+{
+	sock_put(sk);
+}
+
+/*
+ * Whether @ptr, on which the caller holds a reference, was destroyed: its
+ * owner let go of it (SOCK_DEAD) and, for TCP, the connection is over.
+ * inet_csk_destroy_sock() and sk_common_release() get there before (TCP) or
+ * right after (UDP) they call the destroy function the close probe watches.
+ */
+bool vnat_shim_sock_destroyed(struct sock *sk)
+{
+
+	if (!sock_flag(sk, SOCK_DEAD))
+		return false;
+	return sk->sk_protocol != IPPROTO_TCP ||
+	       READ_ONCE(sk->sk_state) == TCP_CLOSE;
+}
