@@ -19,7 +19,7 @@ macro_rules! counters {
             /// Every counter, in display order.
             pub(crate) const ALL: &'static [Counter] = &[$(Counter::$variant,)*];
 
-            /// The counter's name in `/proc/net/vnat/stats` and configfs.
+            /// The counter's name in `vnatctl stats` and configfs.
             pub(crate) const fn name(self) -> &'static str {
                 match self {
                     $(Counter::$variant => $name,)*

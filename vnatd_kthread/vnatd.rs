@@ -10,13 +10,13 @@
 //! sent, decodes it with the shared wire-format code (`vnat/vcmp.rs`), and
 //! closes connections that send malformed bytes, that the peer closed, or
 //! that stayed silent for `vcmp_idle_timeout_ms`. Nothing it cannot parse is
-//! answered; everything is counted in `/proc/net/vnat/stats`.
+//! answered; everything is counted (`vnatctl stats`).
 //!
 //! As the peer of a migration, it applies each `VNAT_UPD` (paper 3.3.2.2)
 //! to the namespace's virtual connections, publishes the new translation
 //! rules and then answers `VNAT_UPD_R`, in order, on the same stream.
 //!
-//! As the side that moved, it takes requests (`/proc/net/vnat/control`, or
+//! As the side that moved, it takes requests (netlink `conn-resume`, or
 //! the address notifier), and for each peer opens one VCMP connection from
 //! the new address and sends the updates of all the connections it shares
 //! with that peer as one batch. Each attempt has `vcmp_timeout_ms`; after
@@ -31,7 +31,16 @@
 //! peer, `VNAT_SUS_R` back; as the peer, vnatd activates a helper before it
 //! answers, and undoes helpers that outlive `helper_timeout_s`, and all of
 //! them when it stops.
+//!
+//! The two sides of VCMP have their own files: `client.rs` serves one peer
+//! that talks to us, `conversation.rs` talks to one peer's vnatd. This file
+//! is the thread and what both need from it: the listener, the requests, and
+//! the rules and hooks, published before any reply or kick depends on them.
 
+#[path = "client.rs"]
+mod client;
+#[path = "conversation.rs"]
+mod conversation;
 #[path = "socket.rs"]
 mod socket;
 
@@ -40,16 +49,14 @@ use crate::{
     events::{self, Event},
     ffi::{HookRegistration, KprobeRegistration, Waker},
     interception,
-    knobs::{
-        HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_PORT,
-        VCMP_RETRIES, VCMP_TIMEOUT_MS,
-    },
+    knobs::{HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PORT},
     migration::{self, Outgoing},
     netns::{Ipv4, NetState},
     requests::Request,
-    vcmp::{Message, StreamReader, MSG_LEN},
-    virtualization::{Key, VcmpState},
+    virtualization::Key,
 };
+use client::{Client, Close};
+use conversation::{Conversation, Kind, Report, Step};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
@@ -58,9 +65,9 @@ use kernel::{
         atomic::{Acquire, Relaxed},
         Arc,
     },
-    time::{msecs_to_jiffies, Delta, Instant, Monotonic},
+    time::{msecs_to_jiffies, Delta},
 };
-use socket::{Received, Socket, Watch};
+use socket::{Socket, Watch};
 
 /// What the thread is given: the namespace's state, which it holds.
 struct Shared {
@@ -148,76 +155,6 @@ const QUICK_MS: u32 = 20;
 /// Listen backlog of the VCMP socket.
 const BACKLOG: i32 = 128;
 
-/// A VCMP client connection.
-struct Client<'a> {
-    sock: Watch<'a>,
-    reader: StreamReader,
-    last_heard: Instant<Monotonic>,
-    /// Replies not sent yet.
-    out: KVec<u8>,
-}
-
-/// What a message of a session asks the peer, so what answers it.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// `VNAT_UPD`, answered by `VNAT_UPD_R`.
-    Update,
-    /// `VNAT_SUS`, answered by `VNAT_SUS_R`.
-    Suspend,
-}
-
-/// An outgoing VCMP conversation: the updates (and suspensions) of the
-/// connections shared with one peer, sent as one batch, answered in order.
-struct Session<'a> {
-    peer: u32,
-    sock: Option<Watch<'a>>,
-    keys: KVec<Key>,
-    /// What each message of `msgs` is, in the order of `keys`.
-    kinds: KVec<Kind>,
-    msgs: KVec<u8>,
-    /// Updates answered so far (also across attempts).
-    answered: usize,
-    /// Bytes of `msgs` sent in this attempt.
-    sent: usize,
-    reader: StreamReader,
-    attempts: u32,
-    started: Instant<Monotonic>,
-    created: Instant<Monotonic>,
-    /// No earlier conversation with the same peer is left: this one began
-    /// (at `created`).
-    begun: bool,
-    /// The last connect failed at once.
-    no_route: bool,
-    /// The attempt whose updates all went out (their records say
-    /// `waiting`); 0: none yet.
-    sent_in: u32,
-}
-
-/// Records where the updates of connections `keys` are, for the dump.
-fn mark(state: &NetState, keys: &[Key], vcmp: VcmpState, attempt: u32) {
-    for &k in keys {
-        state.connections.with(k, |c| {
-            c.vcmp = vcmp;
-            c.vcmp_attempts = attempt.min(255) as u8;
-        });
-    }
-}
-
-/// What `msg` asks the peer.
-fn kind_of(msg: &Message) -> Kind {
-    match msg {
-        Message::Suspend(_) => Kind::Suspend,
-        _ => Kind::Update,
-    }
-}
-
-/// How a session step ended.
-enum Step {
-    Pending,
-    Done,
-    Failed,
-}
-
 /// The thread's own state: its sockets live and die with it.
 struct Daemon<'a> {
     state: &'a NetState,
@@ -225,7 +162,8 @@ struct Daemon<'a> {
     listener: Option<Watch<'a>>,
     listen_error_logged: bool,
     clients: KVec<Client<'a>>,
-    sessions: KVec<Session<'a>>,
+    /// The outgoing VCMP conversations, in the order they were asked for.
+    conversations: KVec<Conversation<'a>>,
     /// The rules must be published again before replies go out.
     rules_changed: bool,
     /// Connections to kick once the rules are published.
@@ -239,13 +177,6 @@ struct Daemon<'a> {
     sweeps_due: u8,
 }
 
-/// Why a client connection is closed.
-enum Close {
-    Eof,
-    Malformed,
-    Error,
-}
-
 impl<'a> Daemon<'a> {
     fn new(state: &'a NetState, waker: &'a Waker) -> Self {
         Self {
@@ -254,7 +185,7 @@ impl<'a> Daemon<'a> {
             listener: None,
             listen_error_logged: false,
             clients: KVec::new(),
-            sessions: KVec::new(),
+            conversations: KVec::new(),
             rules_changed: false,
             to_kick: KVec::new(),
             hooks: None,
@@ -279,12 +210,12 @@ impl<'a> Daemon<'a> {
             self.requests();
             self.accept();
             self.serve();
-            self.run_sessions();
+            self.converse();
             if self.state.rules_stale.xchg(false, Acquire) {
                 self.rules_changed = true;
             }
             self.publish();
-            let nap = if self.sessions.iter().any(|s| s.no_route) {
+            let nap = if self.conversations.iter().any(|c| c.no_route()) {
                 QUICK_MS
             } else {
                 TICK_MS
@@ -297,7 +228,7 @@ impl<'a> Daemon<'a> {
         self.state.hooked.store(false, Relaxed);
         // Clients first: the listener's release disposes of connections that
         // were never accepted. Then the waker may go.
-        self.sessions.clear();
+        self.conversations.clear();
         self.clients.clear();
         self.listener = None;
         self.state.listening.store(false, Relaxed);
@@ -343,13 +274,7 @@ impl<'a> Daemon<'a> {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
             }
-            let client = Client {
-                sock,
-                reader: StreamReader::new(),
-                last_heard: Instant::now(),
-                out: KVec::new(),
-            };
-            match self.clients.push(client, GFP_KERNEL) {
+            match self.clients.push(Client::new(sock), GFP_KERNEL) {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
                 Err(_) => self.state.count(Counter::VcmpClientsRefused, 1),
             }
@@ -456,7 +381,7 @@ impl<'a> Daemon<'a> {
         let idle = Delta::from_millis(i64::from(VCMP_IDLE_TIMEOUT_MS.get()));
         let mut verdicts = KVec::new();
         for i in 0..self.clients.len() {
-            let v = self.serve_one(i);
+            let v = self.clients[i].read(self.state, &mut self.rules_changed, &mut self.to_kick);
             if verdicts.push(v, GFP_KERNEL).is_err() {
                 return;
             }
@@ -471,11 +396,11 @@ impl<'a> Daemon<'a> {
             // A client that sent its last update and closed still gets the
             // replies.
             if matches!(verdict, Ok(()) | Err(Close::Eof)) {
-                if let Err(e) = self.flush(i) {
+                if let Err(e) = self.clients[i].flush() {
                     verdict = Err(e);
                 }
             }
-            let idle_out = self.clients[i].last_heard.elapsed() > idle;
+            let idle_out = self.clients[i].idle(idle);
             match verdict {
                 Ok(()) if !idle_out => i += 1,
                 r => {
@@ -493,87 +418,7 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// Sends what client `i` has not been sent yet; `Err` means close it.
-    fn flush(&mut self, i: usize) -> core::result::Result<(), Close> {
-        let client = &mut self.clients[i];
-        if client.out.is_empty() {
-            return Ok(());
-        }
-        let n = client
-            .sock
-            .socket()
-            .send(&client.out)
-            .map_err(|_| Close::Error)?;
-        let left = client.out.len() - n;
-        client.out.copy_within(n.., 0);
-        client.out.truncate(left);
-        Ok(())
-    }
-
-    /// Reads everything client `i` sent; `Err` means close it.
-    fn serve_one(&mut self, i: usize) -> core::result::Result<(), Close> {
-        let state = self.state;
-        let mut buf = [0u8; 4 * MSG_LEN];
-        let mut looked_again = false;
-        loop {
-            let client = &mut self.clients[i];
-            let n = match client.sock.socket().recv(&mut buf) {
-                Ok(Received::Data(n)) => n,
-                Ok(Received::WouldBlock) => {
-                    if !client.sock.socket().is_dead() {
-                        return Ok(());
-                    }
-                    // Bytes and FIN may have arrived between the two looks:
-                    // read once more, or they would be lost uncounted.
-                    if looked_again {
-                        return Err(Close::Eof);
-                    }
-                    looked_again = true;
-                    continue;
-                }
-                Ok(Received::Eof) => return Err(Close::Eof),
-                Err(_) => return Err(Close::Error),
-            };
-            client.last_heard = Instant::now();
-            let mut malformed = false;
-            let mut changed = false;
-            let mut kicks = KVec::new();
-            let out = &mut client.out;
-            client.reader.feed(&buf[..n], |m| match m {
-                Ok(Message::Update(u)) if !malformed => {
-                    state.count(Counter::VcmpMessages, 1);
-                    let (reply, sk) = migration::accept_update(state, &u);
-                    changed |= !reply.is_refused();
-                    if let Some(sk) = sk {
-                        kicks.push(sk, GFP_KERNEL).ok();
-                    }
-                    let bytes = Message::UpdateReply(reply).encode();
-                    if out.extend_from_slice(&bytes, GFP_KERNEL).is_err() {
-                        malformed = true;
-                    }
-                }
-                Ok(Message::Suspend(u)) if !malformed => {
-                    state.count(Counter::VcmpMessages, 1);
-                    let reply = migration::accept_suspend(state, &u);
-                    let bytes = Message::SuspendReply(reply).encode();
-                    if out.extend_from_slice(&bytes, GFP_KERNEL).is_err() {
-                        malformed = true;
-                    }
-                }
-                // Replies answer updates; nobody asked this peer for one.
-                _ => malformed = true,
-            });
-            self.rules_changed |= changed;
-            for sk in kicks {
-                self.to_kick.push(sk, GFP_KERNEL).ok();
-            }
-            if malformed {
-                return Err(Close::Malformed);
-            }
-        }
-    }
-
-    /// Takes the requests queued for the daemon and starts their sessions.
+    /// Takes the requests queued for the daemon and starts their conversations.
     fn requests(&mut self) {
         for r in self.state.requests.take() {
             let (which, to) = match r {
@@ -594,7 +439,7 @@ impl<'a> Daemon<'a> {
                             which
                         );
                     }
-                    self.add_sessions(&out);
+                    self.add_conversations(&out);
                     continue;
                 }
             };
@@ -621,240 +466,83 @@ impl<'a> Daemon<'a> {
             for o in &out {
                 events::event_raw(self.state, Event::Resuming, &o.event, None);
             }
-            self.add_sessions(&out);
+            self.add_conversations(&out);
         }
     }
 
-    /// Groups updates by peer into sessions.
-    fn add_sessions(&mut self, out: &[Outgoing]) {
+    /// Queues each message for its peer: on the conversation with that peer
+    /// that nothing went out of yet, or on a new one behind the others.
+    fn add_conversations(&mut self, out: &[Outgoing]) {
         for o in out {
-            let i = match self
-                .sessions
-                .iter()
-                .position(|s| s.peer == o.peer && s.attempts == 0)
-            {
+            let kind = Kind::of(&o.msg);
+            let i = match self.conversations.iter().position(|c| c.takes(o.peer)) {
                 Some(i) => i,
                 None => {
-                    let now = Instant::now();
-                    let s = Session {
-                        peer: o.peer,
-                        sock: None,
-                        keys: KVec::new(),
-                        kinds: KVec::new(),
-                        msgs: KVec::new(),
-                        answered: 0,
-                        sent: 0,
-                        reader: StreamReader::new(),
-                        attempts: 0,
-                        started: now,
-                        created: now,
-                        begun: false,
-                        no_route: false,
-                        sent_in: 0,
-                    };
-                    if self.sessions.push(s, GFP_KERNEL).is_err() {
-                        self.unanswered(o.key, kind_of(&o.msg), c"out of memory");
+                    let c = Conversation::new(self.state, self.waker, VCMP_PORT.get() as u16, o.peer);
+                    if self.conversations.push(c, GFP_KERNEL).is_err() {
+                        self.rules_changed |= unanswered(self.state, o.key, kind, c"out of memory");
                         continue;
                     }
-                    self.sessions.len() - 1
+                    self.conversations.len() - 1
                 }
             };
-            let s = &mut self.sessions[i];
-            let kind = kind_of(&o.msg);
-            let bytes = o.msg.encode();
-            if s.keys.push(o.key, GFP_KERNEL).is_err()
-                || s.kinds.push(kind, GFP_KERNEL).is_err()
-                || s.msgs.extend_from_slice(&bytes, GFP_KERNEL).is_err()
-            {
-                let n = s.msgs.len() / MSG_LEN;
-                s.keys.truncate(n);
-                s.kinds.truncate(n);
-                self.unanswered(o.key, kind, c"out of memory");
+            if self.conversations[i].queue(o.key, &o.msg).is_err() {
+                self.rules_changed |= unanswered(self.state, o.key, kind, c"out of memory");
             }
         }
     }
 
-    /// The message of kind `kind` about connection `key` got no answer.
-    fn unanswered(&mut self, key: Key, kind: Kind, reason: &CStr) {
-        match kind {
-            Kind::Update => {
-                migration::abort(self.state, key, reason);
-                self.rules_changed = true;
-            }
-            Kind::Suspend => migration::suspend_answered(self.state, key, None),
-        }
-    }
-
-    fn run_sessions(&mut self) {
+    /// Advances each conversation; those that are over go.
+    fn converse(&mut self) {
         let mut i = 0;
-        while i < self.sessions.len() {
-            match self.step(i) {
+        while i < self.conversations.len() {
+            // One conversation per peer at a time, in the order they were
+            // asked for: a resume must not overtake the suspension before it,
+            // or the peer would activate a helper after the connection resumed.
+            let peer = self.conversations[i].peer();
+            let behind = self.conversations[..i].iter().any(|c| c.peer() == peer);
+            let state = self.state;
+            let rules_changed = &mut self.rules_changed;
+            let to_kick = &mut self.to_kick;
+            let step = self.conversations[i]
+                .step(behind, &mut |r| settle(state, rules_changed, to_kick, r));
+            match step {
                 Step::Pending => i += 1,
-                Step::Done => drop(self.sessions.remove(i)),
-                Step::Failed => {
-                    let s = &self.sessions[i];
-                    pr_warn!(
-                        "netns {}: vnatd of {} did not answer after {} attempt(s); {} connection(s) left as they were\n",
-                        self.state.net().inum(),
-                        Ipv4(s.peer),
-                        s.attempts,
-                        s.keys.len() - s.answered
-                    );
-                    let Ok(s) = self.sessions.remove(i) else {
-                        break;
-                    };
-                    for (&k, &kind) in s.keys[s.answered..].iter().zip(&s.kinds[s.answered..]) {
-                        self.unanswered(k, kind, c"the peer's vnatd did not answer");
-                    }
-                }
+                Step::Done | Step::Failed => drop(self.conversations.remove(i)),
             }
         }
     }
+}
 
-    /// Advances session `i`.
-    fn step(&mut self, i: usize) -> Step {
-        let state = self.state;
-        let waker = self.waker;
-        let port = match VCMP_PEER_PORT.get() {
-            0 => VCMP_PORT.get() as u16,
-            p => p as u16,
-        };
-        let timeout = Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()));
-        // One conversation per peer at a time, in the order they were
-        // asked for: a resume must not overtake the suspension before it,
-        // or the peer would activate a helper after the connection resumed.
-        let peer = self.sessions[i].peer;
-        let behind = self.sessions[..i].iter().any(|o| o.peer == peer);
-        let s = &mut self.sessions[i];
-        let now = Instant::now();
-        if !s.begun {
-            if behind {
-                return Step::Pending;
-            }
-            s.begun = true;
-            s.created = now;
+/// Acts on what a conversation reports about a connection: applies the
+/// peer's answers, leaves the connections it got none for as they were.
+fn settle(state: &NetState, rules_changed: &mut bool, to_kick: &mut KVec<Key>, report: Report) {
+    match report {
+        Report::Heard => *rules_changed = true,
+        Report::Updated(key, reply) => {
+            migration::finish(state, key, &reply);
+            // Kicked once the rules are live: it retries what it could not
+            // deliver during the move now, not after its backoff.
+            to_kick.push(key, GFP_KERNEL).ok();
         }
-        if s.sock.is_none() {
-            // Attempts start at least a tick apart; a connect that failed at
-            // once (no route yet: the new address's event comes before its
-            // route) is tried again sooner and, within the first
-            // `vcmp_timeout_ms`, does not count as an attempt.
-            let spacing = if s.no_route { QUICK_MS } else { TICK_MS };
-            if s.attempts > 0 && s.started.elapsed() < Delta::from_millis(spacing.into()) {
-                return Step::Pending;
-            }
-            if s.attempts > VCMP_RETRIES.get() {
-                return Step::Failed;
-            }
-            s.attempts += 1;
-            s.started = now;
-            s.sent = s.answered * MSG_LEN;
-            s.reader = StreamReader::new();
-            match Socket::connect(state.net(), s.peer, port) {
-                Ok(sock) => {
-                    s.no_route = false;
-                    s.sock = Some(sock.watch(waker));
-                    mark(
-                        state,
-                        &s.keys[s.answered..],
-                        VcmpState::Connecting,
-                        s.attempts,
-                    );
-                }
-                Err(_) => {
-                    s.no_route = true;
-                    if s.created.elapsed() < timeout {
-                        s.attempts -= 1;
-                    }
-                    return Step::Pending;
-                }
-            }
+        Report::Suspended(key, reply) => migration::suspend_answered(state, key, Some(&reply)),
+        Report::Unanswered(key, kind) => {
+            *rules_changed |= unanswered(state, key, kind, c"the peer's vnatd did not answer");
         }
-        let Some(sock) = &s.sock else {
-            return Step::Pending;
-        };
-        let sock = sock.socket();
-        let mut failed = false;
-        if sock.is_established() {
-            while s.sent < s.msgs.len() {
-                match sock.send(&s.msgs[s.sent..]) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        let before = s.sent / MSG_LEN;
-                        s.sent += n;
-                        for &kind in &s.kinds[before..s.sent / MSG_LEN] {
-                            state.count(
-                                match kind {
-                                    Kind::Update => Counter::UpdatesSent,
-                                    Kind::Suspend => Counter::SuspendsSent,
-                                },
-                                1,
-                            );
-                        }
-                    }
-                    Err(_) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
-            if s.sent == s.msgs.len() && s.sent_in != s.attempts {
-                s.sent_in = s.attempts;
-                mark(state, &s.keys[s.answered..], VcmpState::Waiting, s.attempts);
-            }
-            let mut buf = [0u8; 8 * MSG_LEN];
-            let mut looked_again = false;
-            while !failed {
-                match sock.recv(&mut buf) {
-                    Ok(Received::Data(n)) => {
-                        let (keys, kinds, answered) = (&s.keys, &s.kinds, &mut s.answered);
-                        let to_kick = &mut self.to_kick;
-                        s.reader.feed(&buf[..n], |m| match m {
-                            Ok(Message::UpdateReply(r))
-                                if kinds.get(*answered) == Some(&Kind::Update) =>
-                            {
-                                state.count(Counter::VcmpMessages, 1);
-                                migration::finish(state, keys[*answered], &r);
-                                to_kick.push(keys[*answered], GFP_KERNEL).ok();
-                                *answered += 1;
-                            }
-                            Ok(Message::SuspendReply(r))
-                                if kinds.get(*answered) == Some(&Kind::Suspend) =>
-                            {
-                                state.count(Counter::VcmpMessages, 1);
-                                migration::suspend_answered(state, keys[*answered], Some(&r));
-                                *answered += 1;
-                            }
-                            _ => {
-                                state.count(Counter::VcmpMalformed, 1);
-                                failed = true;
-                            }
-                        });
-                        self.rules_changed = true;
-                    }
-                    // Replies and FIN may have arrived since the recv: one
-                    // more look before the socket is judged dead below.
-                    Ok(Received::WouldBlock) if sock.is_dead() && !looked_again => {
-                        looked_again = true;
-                    }
-                    Ok(Received::WouldBlock) => break,
-                    Ok(Received::Eof) | Err(_) => {
-                        failed = true;
-                        break;
-                    }
-                }
-            }
+    }
+}
+
+/// The message of kind `kind` about connection `key` got no answer; returns
+/// whether the rules changed (an aborted move takes its rules back).
+fn unanswered(state: &NetState, key: Key, kind: Kind, reason: &CStr) -> bool {
+    match kind {
+        Kind::Update => {
+            migration::abort(state, key, reason);
+            true
         }
-        if s.answered == s.keys.len() {
-            return Step::Done;
+        Kind::Suspend => {
+            migration::suspend_answered(state, key, None);
+            false
         }
-        if failed || sock.is_dead() || s.started.elapsed() > timeout {
-            // Drop the socket; the next attempt starts a tick after this one.
-            s.sock = None;
-            if s.attempts > VCMP_RETRIES.get() {
-                return Step::Failed;
-            }
-        }
-        Step::Pending
     }
 }
