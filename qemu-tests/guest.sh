@@ -29,7 +29,7 @@ if [ $# -gt 0 ]; then
 else
 	tests=("$here"/tests/*)
 fi
-kunit_suites=(vnat_virtualization vnat_config vnat_translation vnat_socket_tracking)
+kunit_suites=(vnat_virtualization vnat_knobs vnat_translation vnat_socket_tracking)
 echo "TAP version 13"
 echo "1..$(( ${#tests[@]} + ${#kunit_suites[@]} + 1 ))"
 n=0

@@ -94,7 +94,7 @@ pub(crate) fn forget_destroyed(state: &NetState) -> usize {
     }
 }
 
-/// What a probe saw (`enum vnat_sock_event` of `vnat/shim/probes.c`).
+/// What a probe saw (`enum vnat_ev` of `vnat/shim/probes.c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 enum SockEvent {

@@ -195,7 +195,7 @@ pub(crate) fn show(page: &mut [u8; PAGE_SIZE], args: core::fmt::Arguments<'_>) -
     Ok(w.bytes_written())
 }
 
-#[kunit_tests(vnat_config)]
+#[kunit_tests(vnat_knobs)]
 mod tests {
     use super::*;
 

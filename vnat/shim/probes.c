@@ -13,8 +13,8 @@
 
 #include "shim.h"
 
-/* Event numbers as Rust knows them (vnat/interception.rs, enum Event). */
-enum { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE, VNAT_EV_EXISTING };
+/* Event numbers as Rust knows them (vnat/interception.rs, enum SockEvent). */
+enum vnat_ev { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE, VNAT_EV_EXISTING };
 
 static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
 {
