@@ -4,7 +4,8 @@
 # rustfmt on the module (with the kernel's .rustfmt.toml) and on the host
 # crates; clippy on the host crates with warnings as errors. Clippy on the
 # module runs in its build (`make module CLIPPY=1`, with -Dwarnings). The
-# netlink spec must validate and match the header the shim uses.
+# netlink spec must validate, and the files generated from it (vnat/generated/,
+# tools/vnatctl/src/generated.rs) must be what it generates.
 # Usage: tools/lint.sh KDIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +16,7 @@ echo "rustfmt: module (kernel style: $src/.rustfmt.toml)"
 rustfmt --check --edition 2021 --config-path "$src/.rustfmt.toml" vnat/vnat_main.rs || rc=1
 echo "rustfmt: host crates"
 (cd tools && cargo fmt --all --check) || rc=1
-echo "netlink: spec and header"
+echo "netlink: spec and the files generated from it"
 /usr/bin/python3 tools/check-netlink.py "$src" || rc=1
 echo "clippy: host crates"
 (cd tools && cargo clippy --locked --all-targets -q -- -D warnings) || rc=1

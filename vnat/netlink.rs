@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The generic netlink family `vnat` (spec: `vnat/vnat.yaml`, numbers:
-//! `vnat/netlink.h`): how administrators and tools list virtual connections
-//! and tell VNAT that a host moved (paper 3.3: VNAT "simply needs to be
-//! notified"). The shim registers the family and frames the messages; this
-//! file decides what they say.
+//! The generic netlink family `vnat` (spec: `vnat/vnat.yaml`; its numbers
+//! and enums generated from it into `vnat/generated/`): how administrators
+//! and tools list virtual connections and tell VNAT that a host moved (paper
+//! 3.3: VNAT "simply needs to be notified"). `vnat/netlink.c` registers the
+//! family and frames the messages; this file decides what they say.
 //!
 //! - `conn-get` (dump, unprivileged): every virtual connection of the
 //!   caller's namespace, with its virtual and physical endpoints, state,
@@ -25,10 +25,57 @@ use crate::{
     mapping::Hook,
     migration::{Request, Selector},
     netns::{self, NetState},
+    nl_gen,
     vcmp::Endpoint,
-    virtualization::{Key, Origin, Policy, State, VirtualConnection},
+    virtualization::{Key, Origin, Policy, State, VcmpState, VirtualConnection},
 };
 use kernel::prelude::*;
+
+/// What the `events` group hears (`enum vnat_event` of the spec).
+pub(crate) use nl_gen::Event;
+
+fn nl_state(c: &VirtualConnection) -> nl_gen::State {
+    match c.state {
+        _ if c.suspended => nl_gen::State::Suspended,
+        State::Native => nl_gen::State::Native,
+        State::Resuming => nl_gen::State::Resuming,
+        State::Migrated => nl_gen::State::Migrated,
+    }
+}
+
+fn nl_origin(o: Origin) -> nl_gen::Origin {
+    match o {
+        Origin::Connect => nl_gen::Origin::Connect,
+        Origin::Accept => nl_gen::Origin::Accept,
+        Origin::Existing => nl_gen::Origin::Existing,
+        Origin::Update => nl_gen::Origin::Update,
+    }
+}
+
+fn nl_policy(p: Option<Policy>) -> nl_gen::Policy {
+    match p {
+        Some(Policy::Abort) => nl_gen::Policy::Abort,
+        Some(Policy::Preempt) => nl_gen::Policy::Preempt,
+        None => nl_gen::Policy::Default,
+    }
+}
+
+fn nl_helper(h: Helper) -> nl_gen::Helper {
+    match h {
+        Helper::None => nl_gen::Helper::None,
+        Helper::Keepalive => nl_gen::Helper::Keepalive,
+        Helper::Stop => nl_gen::Helper::Stop,
+    }
+}
+
+fn nl_vcmp_state(v: VcmpState) -> nl_gen::VcmpState {
+    match v {
+        VcmpState::Idle => nl_gen::VcmpState::Idle,
+        VcmpState::Connecting => nl_gen::VcmpState::Connecting,
+        VcmpState::Waiting => nl_gen::VcmpState::Waiting,
+        VcmpState::Failed => nl_gen::VcmpState::Failed,
+    }
+}
 
 impl From<&VirtualConnection> for NlConn {
     fn from(c: &VirtualConnection) -> Self {
@@ -58,25 +105,15 @@ impl From<&VirtualConnection> for NlConn {
                 ms.min(i64::from(u32::MAX - 1)) as u32
             },
             proto: m.proto,
-            state: match c.state {
-                _ if c.suspended => 3,
-                State::Native => 0,
-                State::Resuming => 1,
-                State::Migrated => 2,
-            },
-            origin: match c.origin {
-                Origin::Connect => 0,
-                Origin::Accept => 1,
-                Origin::Existing => 2,
-                Origin::Update => 3,
-            },
-            policy: c.policy.map_or(POLICY_DEFAULT, |p| p as u8),
-            vcmp_state: c.vcmp as u8,
+            state: nl_state(c) as u8,
+            origin: nl_origin(c.origin) as u8,
+            policy: nl_policy(c.policy) as u8,
+            vcmp_state: nl_vcmp_state(c.vcmp) as u8,
             vcmp_attempts: c.vcmp_attempts,
-            helper: match c.helper {
-                Some(a) => a.helper as u8,
-                None => c.peer_helper as u8,
-            },
+            helper: nl_helper(match c.helper {
+                Some(a) => a.helper,
+                None => c.peer_helper,
+            }) as u8,
             peer_suspended: u8::from(c.helper.is_some()),
         }
     }
@@ -227,17 +264,12 @@ extern "C" fn vnat_rs_nl_suspend(state: *mut c_void, r: *const ffi::NlResume) ->
     to_suspend
 }
 
-/// `VNAT_POLICY_DEFAULT`: the connection follows the `conflict_policy` knob.
-const POLICY_DEFAULT: u8 = 2;
-/// `VNAT_HELPER_DEFAULT`: the connection follows the `suspend_helper` knob.
-const HELPER_DEFAULT: u8 = 3;
-/// What the shim passes for an attribute the request did not carry.
-const UNSET: u8 = u8::MAX;
-
 /// Called by the shim for `conn-set`: the conflict policy (`enum
 /// vnat_policy`) and the helper (`enum vnat_helper`) of the connection `r`
 /// names (`by` is five-tuple) become `policy` and `helper`, each unless
-/// [`UNSET`]. Returns 0 or `-ENOENT`.
+/// `u8::MAX` (what the shim passes for an attribute the request did not
+/// carry). `default` (either) makes the connection follow its knob
+/// (`conflict_policy`, `suspend_helper`). Returns 0 or `-ENOENT`.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_set(
     state: *mut c_void,
@@ -251,16 +283,19 @@ extern "C" fn vnat_rs_nl_set(
     let r = unsafe { &*r };
     let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
     let remote = Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port));
-    let policy = match policy {
-        0 => Some(Some(Policy::Abort)),
-        1 => Some(Some(Policy::Preempt)),
-        POLICY_DEFAULT => Some(None),
-        _ => None,
+    // Values the policy refuses do not come here; u8::MAX is "not given".
+    let policy = match nl_gen::Policy::try_from(policy) {
+        Ok(nl_gen::Policy::Abort) => Some(Some(Policy::Abort)),
+        Ok(nl_gen::Policy::Preempt) => Some(Some(Policy::Preempt)),
+        Ok(nl_gen::Policy::Default) => Some(None),
+        Err(_) => None,
     };
-    let helper = match helper {
-        HELPER_DEFAULT => Some(None),
-        UNSET => None,
-        h => Helper::from_u8(h).map(Some),
+    let helper = match nl_gen::Helper::try_from(helper) {
+        Ok(nl_gen::Helper::None) => Some(Some(Helper::None)),
+        Ok(nl_gen::Helper::Keepalive) => Some(Some(Helper::Keepalive)),
+        Ok(nl_gen::Helper::Stop) => Some(Some(Helper::Stop)),
+        Ok(nl_gen::Helper::Default) => Some(None),
+        Err(_) => None,
     };
     let Some((key, _)) = state.connections.find(r.proto, local, remote) else {
         return ENOENT.to_errno();
@@ -277,33 +312,6 @@ extern "C" fn vnat_rs_nl_set(
         Some(()) => 0,
         None => ENOENT.to_errno(),
     }
-}
-
-/// `enum vnat_event` (`vnat/netlink.h`): what the `events` group hears.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Event {
-    /// VNAT started tracking the connection.
-    Virtualized = 0,
-    /// Its socket closed.
-    Closed = 1,
-    /// This end moved; the update is on its way.
-    Resuming = 2,
-    /// The peer confirmed.
-    Resumed = 3,
-    /// The peer refused or did not answer; the connection is as it was.
-    Failed = 4,
-    /// The peer moved and we accepted its update.
-    PeerMoved = 5,
-    /// We refused a peer's update.
-    Refused = 6,
-    /// A virtual address conflict was resolved (reason says how).
-    Conflict = 7,
-    /// This end was suspended; the peer answered (or did not).
-    Suspended = 8,
-    /// The peer suspended its end; a helper keeps ours.
-    PeerSuspended = 9,
-    /// The helper of a connection whose peer was suspended was undone.
-    HelperReleased = 10,
 }
 
 /// Tells the namespace's `events` group; nothing if nobody listens. Any

@@ -27,31 +27,8 @@ void vnat_rs_proc_show(void *state, unsigned int file, struct seq_file *m);
 int vnat_rs_control(void *state, const char *buf, size_t size);
 void vnat_rs_addr_event(void *state, bool up, __be32 addr);
 
-/* One virtual connection as a netlink dump shows it (network byte order). */
-struct vnat_nl_conn {
-	u64 packets_out, packets_in, bytes_out, bytes_in;
-	__be32 local_addr, remote_addr, local_phys_addr, remote_phys_addr;
-	__be16 local_port, remote_port, local_phys_port, remote_phys_port;
-	u32 pid;
-	u32 update_age_ms;	/* U32_MAX: never updated */
-	u8 proto, state, origin, policy, vcmp_state, vcmp_attempts;
-	u8 helper, peer_suspended;
-};
-
-/* Which connections a conn-resume request moves, and where. */
-enum vnat_nl_by { VNAT_NL_BY_ADDR, VNAT_NL_BY_PID, VNAT_NL_BY_CONN };
-struct vnat_nl_resume {
-	__be32 local_addr, remote_addr, new_addr;
-	__be16 local_port, remote_port;
-	u32 pid;
-	u8 proto, by;
-};
-
-int vnat_rs_nl_dump(void *state, void *skb, void *cb, long *args);
-int vnat_rs_nl_resume(void *state, struct vnat_nl_resume *r);
-int vnat_rs_nl_suspend(void *state, const struct vnat_nl_resume *r);
-/* policy, helper: U8_MAX leaves it as it is. */
-int vnat_rs_nl_set(void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper);
+/* The namespace's state for the callbacks (also vnat/netlink.c); NULL while it is set up. */
+void *vnat_state(const struct net *net);
 
 /* A packet as Rust translates it: pointers to its writable headers. */
 struct vnat_pkt {
@@ -63,12 +40,6 @@ struct vnat_pkt {
 };
 
 /* Implemented in vnat/shim.c, called from Rust. */
-int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
-void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
-			const char *reason);
-bool vnat_shim_nl_listening(struct net *net);
-int vnat_shim_genl_register(void);
-void vnat_shim_genl_unregister(void);
 #define VNAT_MAX_COUNTERS 64
 void *vnat_shim_counters_alloc(void);
 void vnat_shim_counters_free(void *c);

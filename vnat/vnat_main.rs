@@ -22,6 +22,7 @@
 //! | `netns.rs`                  |          | per-namespace state and counters     |
 //! | `config.rs`                 |          | configfs knobs                       |
 //! | `netlink.rs`, `vnat.yaml`   | 3.3      | generic netlink family `vnat`: list, suspend, resume |
+//! | `generated/`                |          | generated from `vnat.yaml`: the family's numbers, enums, C policies and ops |
 //! | `ffi.rs`, `shim.c`          |          | the thin layer to C                  |
 //!
 //! Module load registers, in this order, the configfs subsystem, the kprobes,
@@ -41,6 +42,8 @@ pub mod mapping;
 mod migration;
 mod netlink;
 mod netns;
+#[path = "generated/netlink.rs"]
+mod nl_gen;
 mod translation;
 pub mod vcmp;
 mod virtualization;

@@ -7,10 +7,11 @@
 //! configfs knobs under `/sys/kernel/config/vnat/`.
 
 mod family;
+mod generated;
 mod nl;
 mod render;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{builder::PossibleValuesParser, CommandFactory, Parser, Subcommand};
 use family::Attr;
 use nl::{Client, Error};
 use render::Filter;
@@ -61,7 +62,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Only connections in this state
-        #[arg(long, value_parser = ["native", "resuming", "migrated", "suspended"])]
+        #[arg(long, value_parser = PossibleValuesParser::new(generated::state::NAMES))]
         state: Option<String>,
         /// Only this protocol
         #[arg(long, value_parser = ["tcp", "udp"])]
@@ -114,7 +115,7 @@ enum Cmd {
         local: String,
         /// Remote virtual endpoint
         remote: String,
-        #[arg(value_parser = ["abort", "preempt", "default"])]
+        #[arg(value_parser = PossibleValuesParser::new(generated::policy::NAMES))]
         policy: String,
     },
     /// Suspend connections before their host or process moves (paper
@@ -146,7 +147,7 @@ enum Cmd {
         local: String,
         /// Remote virtual endpoint
         remote: String,
-        #[arg(value_parser = ["none", "keepalive", "stop", "default"])]
+        #[arg(value_parser = PossibleValuesParser::new(generated::helper::NAMES))]
         helper: String,
     },
     /// Counters of this network namespace (/proc/net/vnat/stats)

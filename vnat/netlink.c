@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The generic netlink family "vnat" (spec: vnat/vnat.yaml): the doit and
+ * dumpit callbacks that the ops of vnat/generated/netlink.c (generated from
+ * the spec by the kernel's YNL generator) name, and the framing of replies
+ * and events. The shim frames messages; Rust (vnat/netlink.rs) decides what
+ * goes in them. Reading is unprivileged (nothing secret is shown); commands
+ * need CAP_NET_ADMIN in the user namespace of the network namespace
+ * (uns-admin-perm in the spec).
+ */
+
+#include <linux/module.h>
+#include <net/genetlink.h>
+#include <net/route.h>
+
+#include "shim.h"
+#include "netlink_glue.h"
+#include "generated/netlink.h"
+
+static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
+{
+	if (nla_put_u8(skb, VNAT_A_CONN_PROTO, c->proto) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_LOCAL_ADDR, c->local_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PORT, c->local_port) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_REMOTE_ADDR, c->remote_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PORT, c->remote_port) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_LOCAL_PHYS_ADDR, c->local_phys_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PHYS_PORT, c->local_phys_port) ||
+	    nla_put_in_addr(skb, VNAT_A_CONN_REMOTE_PHYS_ADDR, c->remote_phys_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PHYS_PORT, c->remote_phys_port) ||
+	    nla_put_u8(skb, VNAT_A_CONN_STATE, c->state) ||
+	    nla_put_u8(skb, VNAT_A_CONN_ORIGIN, c->origin) ||
+	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid) ||
+	    nla_put_u8(skb, VNAT_A_CONN_POLICY, c->policy) ||
+	    (c->update_age_ms != U32_MAX &&
+	     nla_put_u32(skb, VNAT_A_CONN_UPDATE_AGE_MS, c->update_age_ms)) ||
+	    nla_put_u64_64bit(skb, VNAT_A_CONN_PACKETS_OUT, c->packets_out, VNAT_A_CONN_PAD) ||
+	    nla_put_u64_64bit(skb, VNAT_A_CONN_PACKETS_IN, c->packets_in, VNAT_A_CONN_PAD) ||
+	    nla_put_u64_64bit(skb, VNAT_A_CONN_BYTES_OUT, c->bytes_out, VNAT_A_CONN_PAD) ||
+	    nla_put_u64_64bit(skb, VNAT_A_CONN_BYTES_IN, c->bytes_in, VNAT_A_CONN_PAD) ||
+	    nla_put_u8(skb, VNAT_A_CONN_VCMP_STATE, c->vcmp_state) ||
+	    nla_put_u8(skb, VNAT_A_CONN_VCMP_ATTEMPTS, c->vcmp_attempts) ||
+	    nla_put_u8(skb, VNAT_A_CONN_HELPER, c->helper) ||
+	    nla_put_u8(skb, VNAT_A_CONN_PEER_SUSPENDED, c->peer_suspended))
+		return -EMSGSIZE;
+	return 0;
+}
+
+/* Adds one connection to a dump; -EMSGSIZE when the skb is full. */
+int vnat_shim_nl_put_conn(void *skb_, void *cb_, const struct vnat_nl_conn *c)
+{
+	struct sk_buff *skb = skb_;
+	struct netlink_callback *cb = cb_;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &vnat_nl_family, NLM_F_MULTI, VNAT_CMD_CONN_GET);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (vnat_nl_fill(skb, c)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/*
+ * Tells the events group of @net what happened to connection @c; nothing
+ * when nobody listens. Any context (atomic allocation); a message that
+ * cannot be built is dropped, and listeners that fall behind see ENOBUFS.
+ */
+void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
+			const char *reason)
+{
+	struct sk_buff *skb;
+	void *hdr;
+
+	if (!genl_has_listeners(&vnat_nl_family, net, VNAT_NLGRP_EVENTS))
+		return;
+	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_ATOMIC);
+	if (!skb)
+		return;
+	hdr = genlmsg_put(skb, 0, 0, &vnat_nl_family, 0, VNAT_CMD_CONN_EVENT);
+	if (!hdr || nla_put_u8(skb, VNAT_A_CONN_EVENT, event) || vnat_nl_fill(skb, c) ||
+	    (reason && nla_put_string(skb, VNAT_A_CONN_REASON, reason))) {
+		nlmsg_free(skb);
+		return;
+	}
+	genlmsg_end(skb, hdr);
+	genlmsg_multicast_netns(&vnat_nl_family, net, skb, 0, VNAT_NLGRP_EVENTS, GFP_ATOMIC);
+}
+
+/* Whether anyone in @net listens to the events group. Any context. */
+bool vnat_shim_nl_listening(struct net *net)
+{
+	return genl_has_listeners(&vnat_nl_family, net, VNAT_NLGRP_EVENTS);
+}
+
+int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	void *state = vnat_state(sock_net(skb->sk));
+
+	if (!state)
+		return 0;
+	/* cb->args[0..2]: where the previous part of the dump stopped. */
+	return vnat_rs_nl_dump(state, skb, cb, cb->args);
+}
+
+/* A connection's virtual five-tuple from a request; -EINVAL if incomplete. */
+static int vnat_nl_get_tuple(struct genl_info *info, struct vnat_nl_resume *r)
+{
+	struct nlattr **a = info->attrs;
+
+	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_PROTO) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_PORT) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR) ||
+	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_PORT))
+		return -EINVAL;
+	r->by = VNAT_NL_BY_CONN;
+	r->proto = nla_get_u8(a[VNAT_A_CONN_PROTO]);
+	r->local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
+	r->local_port = nla_get_be16(a[VNAT_A_CONN_LOCAL_PORT]);
+	r->remote_addr = nla_get_in_addr(a[VNAT_A_CONN_REMOTE_ADDR]);
+	r->remote_port = nla_get_be16(a[VNAT_A_CONN_REMOTE_PORT]);
+	return 0;
+}
+
+/*
+ * conn-resume and conn-suspend select by pid, by a connection's virtual
+ * five-tuple (when local-port is given) or by local physical address (a
+ * host's move).
+ */
+static int vnat_nl_get_selector(struct genl_info *info, struct vnat_nl_resume *r)
+{
+	struct nlattr **a = info->attrs;
+
+	if (a[VNAT_A_CONN_PID]) {
+		if (a[VNAT_A_CONN_LOCAL_ADDR] || a[VNAT_A_CONN_LOCAL_PORT]) {
+			NL_SET_ERR_MSG(info->extack,
+				       "select by pid, by connection or by local-addr, not several");
+			return -EINVAL;
+		}
+		r->by = VNAT_NL_BY_PID;
+		r->pid = nla_get_u32(a[VNAT_A_CONN_PID]);
+	} else if (a[VNAT_A_CONN_LOCAL_PORT]) {
+		if (vnat_nl_get_tuple(info, r))
+			return -EINVAL;
+	} else {
+		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR))
+			return -EINVAL;
+		r->by = VNAT_NL_BY_ADDR;
+		r->local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
+	}
+	return 0;
+}
+
+/* The extack of what resume and suspend may answer. */
+static int vnat_nl_selected(struct genl_info *info, const struct vnat_nl_resume *r, int n,
+			    bool suspend)
+{
+	if (n == -ENOENT) {
+		if (r->by == VNAT_NL_BY_ADDR)
+			NL_SET_ERR_MSG(info->extack, "no virtual connection is at this address");
+		else if (r->by == VNAT_NL_BY_PID)
+			NL_SET_ERR_MSG(info->extack, "this process has no virtual connection");
+		else
+			NL_SET_ERR_MSG(info->extack, "no such virtual connection");
+	} else if (n == -EALREADY && suspend) {
+		NL_SET_ERR_MSG(info->extack, "the connections are suspended already");
+	} else if (n == -EALREADY) {
+		NL_SET_ERR_MSG(info->extack, "the connections are at new-addr already");
+	} else if (n == -EHOSTUNREACH) {
+		NL_SET_ERR_MSG(info->extack, "no route to the peer to choose an address by: give new-addr");
+	}
+	return n;
+}
+
+/* Answers a command with the number of connections it covers. */
+static int vnat_nl_reply_count(struct genl_info *info, int n, __be32 new_addr)
+{
+	struct sk_buff *msg;
+	void *hdr;
+
+	msg = genlmsg_new(2 * nla_total_size(sizeof(u32)), GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_iput(msg, info);
+	if (!hdr || nla_put_u32(msg, VNAT_A_CONN_COUNT, n) ||
+	    (new_addr && nla_put_in_addr(msg, VNAT_A_CONN_NEW_ADDR, new_addr))) {
+		nlmsg_free(msg);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+}
+
+int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	struct net *net = genl_info_net(info);
+	void *state = vnat_state(net);
+	struct nlattr **a = info->attrs;
+	struct vnat_nl_resume r = {};
+	int n;
+
+	if (!state)
+		return -ENODEV;
+	/* Without new-addr: the address the host would send to the peer from. */
+	if (a[VNAT_A_CONN_NEW_ADDR])
+		r.new_addr = nla_get_in_addr(a[VNAT_A_CONN_NEW_ADDR]);
+	if (vnat_nl_get_selector(info, &r))
+		return -EINVAL;
+	/* Updates would name an address the peer cannot reach us at. */
+	if (r.new_addr && inet_addr_type(net, r.new_addr) != RTN_LOCAL) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[VNAT_A_CONN_NEW_ADDR],
+				    "new-addr is not an address of this host");
+		return -EADDRNOTAVAIL;
+	}
+	n = vnat_rs_nl_resume(state, &r);
+	if (n < 0)
+		return vnat_nl_selected(info, &r, n, false);
+	return vnat_nl_reply_count(info, n, r.new_addr);
+}
+
+/*
+ * conn-suspend: the selected connections' ends here are suspended (paper
+ * 3.3.1); vnatd asks each peer to keep its end alive with a helper.
+ */
+int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	void *state = vnat_state(genl_info_net(info));
+	struct vnat_nl_resume r = {};
+	int n;
+
+	if (!state)
+		return -ENODEV;
+	if (info->attrs[VNAT_A_CONN_NEW_ADDR]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[VNAT_A_CONN_NEW_ADDR],
+				    "a suspended connection moves nowhere: give new-addr to conn-resume");
+		return -EINVAL;
+	}
+	if (vnat_nl_get_selector(info, &r))
+		return -EINVAL;
+	n = vnat_rs_nl_suspend(state, &r);
+	if (n < 0)
+		return vnat_nl_selected(info, &r, n, true);
+	return vnat_nl_reply_count(info, n, 0);
+}
+
+int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	void *state = vnat_state(genl_info_net(info));
+	struct nlattr **a = info->attrs;
+	struct vnat_nl_resume r = {};
+	int err;
+
+	if (!state)
+		return -ENODEV;
+	if (vnat_nl_get_tuple(info, &r))
+		return -EINVAL;
+	if (!a[VNAT_A_CONN_POLICY] && !a[VNAT_A_CONN_HELPER]) {
+		NL_SET_ERR_MSG(info->extack, "nothing to set: give policy or helper");
+		return -EINVAL;
+	}
+	err = vnat_rs_nl_set(state, &r,
+			     a[VNAT_A_CONN_POLICY] ? nla_get_u8(a[VNAT_A_CONN_POLICY]) : U8_MAX,
+			     a[VNAT_A_CONN_HELPER] ? nla_get_u8(a[VNAT_A_CONN_HELPER]) : U8_MAX);
+	if (err == -ENOENT)
+		NL_SET_ERR_MSG(info->extack, "no such virtual connection");
+	return err;
+}
+
+int vnat_shim_genl_register(void)
+{
+	return genl_register_family(&vnat_nl_family);
+}
+
+void vnat_shim_genl_unregister(void)
+{
+	genl_unregister_family(&vnat_nl_family);
+}
