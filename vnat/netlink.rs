@@ -16,6 +16,7 @@
 //! - `conn-suspend` (same rights, same selectors): they are suspended, and
 //!   their peers keep them with a helper until they resume.
 //! - `conn-set` (same rights): one connection's conflict policy and helper.
+//! - `stats-get` (unprivileged): the namespace's counters ([`Counter`]).
 //! - the `events` group: what happens to connections ([`Event`]), as it
 //!   happens, for `vnatctl monitor` and `ynl --subscribe`.
 
@@ -24,8 +25,8 @@ use crate::{
     helper::Helper,
     mapping::Hook,
     migration::{Request, Selector},
-    netns::{self, NetState},
-    nl_gen,
+    netns::{self, Counter, NetState},
+    nl_gen::{self, attr::stats},
     vcmp::Endpoint,
     virtualization::{Key, Origin, Policy, State, VcmpState, VirtualConnection},
 };
@@ -312,6 +313,30 @@ extern "C" fn vnat_rs_nl_set(
         Some(()) => 0,
         None => ENOENT.to_errno(),
     }
+}
+
+/// Called by the shim for `stats-get`: `values[a]` becomes the value of
+/// attribute `a` of the set `stats`, for each `a` below `n`: the counters
+/// ([`Counter::attr`]), the number of connections, whether vnatd listens
+/// and whether the hooks are registered.
+#[no_mangle]
+extern "C" fn vnat_rs_nl_stats(state: *mut c_void, values: *mut u64, n: c_uint) {
+    // SAFETY: As in `vnat_rs_nl_dump`.
+    let state = unsafe { netns::borrow(state) };
+    // SAFETY: The shim passes an array of `n` values that lives across the
+    // call, and nothing else uses it meanwhile.
+    let values = unsafe { core::slice::from_raw_parts_mut(values, n as usize) };
+    let mut set = |a: u16, v: u64| {
+        if let Some(x) = values.get_mut(usize::from(a)) {
+            *x = v;
+        }
+    };
+    for &c in Counter::ALL {
+        set(c.attr(), state.counter(c));
+    }
+    set(stats::CONNECTIONS, state.connections.len() as u64);
+    set(stats::VCMP_LISTENING, state.vcmp_listening().into());
+    set(stats::HOOKS_REGISTERED, state.hooks_registered().into());
 }
 
 /// Tells the namespace's `events` group; nothing if nobody listens. Any

@@ -38,6 +38,8 @@ int vnat_rs_nl_resume(void *state, struct vnat_nl_resume *r);
 int vnat_rs_nl_suspend(void *state, const struct vnat_nl_resume *r);
 /* policy, helper: U8_MAX leaves it as it is. */
 int vnat_rs_nl_set(void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper);
+/* values[a]: attribute a of the set "stats", for 0 < a < n. */
+void vnat_rs_nl_stats(void *state, u64 *values, unsigned int n);
 
 /* Implemented in vnat/netlink.c, called from Rust. */
 int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);

@@ -21,8 +21,8 @@
 //! | `vnatd_kthread/vnatd.rs`    | 4.3      | the per-namespace daemon on port 2031 |
 //! | `netns.rs`                  |          | per-namespace state and counters     |
 //! | `config.rs`                 |          | configfs knobs                       |
-//! | `netlink.rs`, `vnat.yaml`   | 3.3      | generic netlink family `vnat`: list, suspend, resume |
-//! | `generated/`                |          | generated from `vnat.yaml`: the family's numbers, enums, C policies and ops |
+//! | `netlink.rs`, `vnat.yaml`   | 3.3      | generic netlink family `vnat`: list, suspend, resume, stats |
+//! | `generated/`                |          | generated from `vnat.yaml`: the family's numbers, enums, counters, C policies and ops |
 //! | `ffi.rs`, `shim.c`          |          | the thin layer to C                  |
 //!
 //! Module load registers, in this order, the configfs subsystem, the kprobes,

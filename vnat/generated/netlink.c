@@ -72,6 +72,11 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 		.maxattr	= VNAT_A_CONN_NEW_ADDR,
 		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
+	{
+		.cmd	= VNAT_CMD_STATS_GET,
+		.doit	= vnat_nl_stats_get_doit,
+		.flags	= GENL_CMD_CAP_DO,
+	},
 };
 
 static const struct genl_multicast_group vnat_nl_mcgrps[] = {

@@ -30,6 +30,8 @@ pub(crate) mod cmd {
     pub(crate) const CONN_SET: u8 = 4;
     /// `conn-suspend`.
     pub(crate) const CONN_SUSPEND: u8 = 5;
+    /// `stats-get`.
+    pub(crate) const STATS_GET: u8 = 6;
 }
 
 /// Attribute numbers, by attribute set.
@@ -63,6 +65,47 @@ pub(crate) mod attr {
         pub(crate) const VCMP_ATTEMPTS: u16 = 25;
         pub(crate) const HELPER: u16 = 26;
         pub(crate) const PEER_SUSPENDED: u16 = 27;
+    }
+
+    /// Attribute set `stats`.
+    pub(crate) mod stats {
+        pub(crate) const HOOK_PREROUTING_PACKETS: u16 = 1;
+        pub(crate) const HOOK_LOCAL_IN_PACKETS: u16 = 2;
+        pub(crate) const HOOK_LOCAL_OUT_PACKETS: u16 = 3;
+        pub(crate) const HOOK_POSTROUTING_PACKETS: u16 = 4;
+        pub(crate) const CONNECTIONS_TRACKED: u16 = 5;
+        pub(crate) const CONNECTIONS_FORGOTTEN: u16 = 6;
+        pub(crate) const CONNECTIONS_REAPED: u16 = 7;
+        pub(crate) const CONNECTIONS_UNTRACKED_NOMEM: u16 = 8;
+        pub(crate) const VCMP_CLIENTS_ACCEPTED: u16 = 9;
+        pub(crate) const VCMP_CLIENTS_REFUSED: u16 = 10;
+        pub(crate) const VCMP_CLIENTS_IDLE_CLOSED: u16 = 11;
+        pub(crate) const VCMP_MESSAGES: u16 = 12;
+        pub(crate) const VCMP_MALFORMED: u16 = 13;
+        pub(crate) const VCMP_UNKNOWN_CONNECTION: u16 = 14;
+        pub(crate) const VCMP_LISTEN_FAILED: u16 = 15;
+        pub(crate) const TRANSLATED_PREROUTING_PACKETS: u16 = 16;
+        pub(crate) const TRANSLATED_LOCAL_IN_PACKETS: u16 = 17;
+        pub(crate) const TRANSLATED_LOCAL_OUT_PACKETS: u16 = 18;
+        pub(crate) const TRANSLATED_POSTROUTING_PACKETS: u16 = 19;
+        pub(crate) const TRANSLATION_DROPPED_PACKETS: u16 = 20;
+        pub(crate) const RULE_CONFLICTS: u16 = 21;
+        pub(crate) const UPDATES_SENT: u16 = 22;
+        pub(crate) const UPDATES_ACCEPTED: u16 = 23;
+        pub(crate) const UPDATES_REFUSED: u16 = 24;
+        pub(crate) const MIGRATIONS_COMPLETED: u16 = 25;
+        pub(crate) const MIGRATIONS_FAILED: u16 = 26;
+        pub(crate) const CONFLICTS_ABORTED: u16 = 27;
+        pub(crate) const CONFLICTS_PREEMPTED: u16 = 28;
+        pub(crate) const SUSPENDS_SENT: u16 = 29;
+        pub(crate) const SUSPENDS_ACCEPTED: u16 = 30;
+        pub(crate) const SUSPENDS_REFUSED: u16 = 31;
+        pub(crate) const HELPERS_RELEASED: u16 = 32;
+        pub(crate) const HELPERS_EXPIRED: u16 = 33;
+        pub(crate) const CONNECTIONS: u16 = 34;
+        pub(crate) const VCMP_LISTENING: u16 = 35;
+        pub(crate) const HOOKS_REGISTERED: u16 = 36;
+        pub(crate) const PAD: u16 = 37;
     }
 }
 
@@ -371,5 +414,166 @@ impl TryFrom<u8> for Event {
             10 => Ok(Self::HelperReleased),
             _ => Err(EINVAL),
         }
+    }
+}
+
+/// The counters VNAT keeps, per namespace and in total: the u64 attributes
+/// of set `stats`, in order (attribute number: the counter's index plus one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(usize)]
+pub(crate) enum Counter {
+    /// Packets seen by the PREROUTING hook (incoming DNAT). The hooks are
+    /// registered only while the namespace has translated connections.
+    HookPreRouting,
+    /// Packets seen by the LOCAL_IN hook (incoming SNAT).
+    HookLocalIn,
+    /// Packets seen by the LOCAL_OUT hook (outgoing DNAT).
+    HookLocalOut,
+    /// Packets seen by the POSTROUTING hook (outgoing SNAT).
+    HookPostRouting,
+    /// Connections recorded at connect or accept.
+    ConnectionsTracked,
+    /// Connections forgotten at close.
+    ConnectionsForgotten,
+    /// Records of sockets destroyed without the close probe seeing it (a
+    /// missed kprobe hit), forgotten by vnatd (also counted as forgotten).
+    ConnectionsReaped,
+    /// Connections left untracked because memory was short.
+    ConnectionsUntracked,
+    /// VCMP connections accepted by vnatd.
+    VcmpClientsAccepted,
+    /// VCMP connections refused because vnatd had vcmp_max_clients already.
+    VcmpClientsRefused,
+    /// VCMP connections closed after vcmp_idle_timeout_ms without a message.
+    VcmpClientsIdleClosed,
+    /// Well-formed VCMP messages received.
+    VcmpMessages,
+    /// Malformed VCMP messages received (each closes its connection).
+    VcmpMalformed,
+    /// VNAT_UPD or VNAT_SUS messages naming no known virtual connection
+    /// (refused).
+    VcmpUnknownConnection,
+    /// Attempts to listen on the VCMP port that failed.
+    VcmpListenFailed,
+    /// Packets rewritten at PREROUTING.
+    TranslatedPreRouting,
+    /// Packets rewritten at LOCAL_IN.
+    TranslatedLocalIn,
+    /// Packets rewritten at LOCAL_OUT.
+    TranslatedLocalOut,
+    /// Packets rewritten at POSTROUTING.
+    TranslatedPostRouting,
+    /// Packets dropped because translating them failed (no memory, no route).
+    TranslationDropped,
+    /// Rules not installed because another connection's matched the same
+    /// packets (virtual address conflict, paper 3.4.3; policy: abort).
+    RuleConflicts,
+    /// VNAT_UPD messages sent.
+    UpdatesSent,
+    /// VNAT_UPD messages received and applied.
+    UpdatesAccepted,
+    /// VNAT_UPD messages refused, here or by the peer.
+    UpdatesRefused,
+    /// Connections whose migration completed.
+    MigrationsCompleted,
+    /// Connections whose migration failed (left as they were).
+    MigrationsFailed,
+    /// Updates refused because a live connection here has the endpoints
+    /// they would move to (conflict policy abort, paper 3.4.3).
+    ConflictsAborted,
+    /// Connections aborted to make way for a migrating one (policy preempt).
+    ConflictsPreempted,
+    /// VNAT_SUS messages sent (paper 3.3.1).
+    SuspendsSent,
+    /// VNAT_SUS messages received and answered with a helper at work.
+    SuspendsAccepted,
+    /// VNAT_SUS messages refused, here or by the peer (no such connection).
+    SuspendsRefused,
+    /// Helpers undone because the peer resumed.
+    HelpersReleased,
+    /// Helpers undone after helper_timeout_s without the peer resuming.
+    HelpersExpired,
+}
+
+impl Counter {
+    /// Every counter, in display order.
+    pub(crate) const ALL: &'static [Counter] = &[
+        Counter::HookPreRouting,
+        Counter::HookLocalIn,
+        Counter::HookLocalOut,
+        Counter::HookPostRouting,
+        Counter::ConnectionsTracked,
+        Counter::ConnectionsForgotten,
+        Counter::ConnectionsReaped,
+        Counter::ConnectionsUntracked,
+        Counter::VcmpClientsAccepted,
+        Counter::VcmpClientsRefused,
+        Counter::VcmpClientsIdleClosed,
+        Counter::VcmpMessages,
+        Counter::VcmpMalformed,
+        Counter::VcmpUnknownConnection,
+        Counter::VcmpListenFailed,
+        Counter::TranslatedPreRouting,
+        Counter::TranslatedLocalIn,
+        Counter::TranslatedLocalOut,
+        Counter::TranslatedPostRouting,
+        Counter::TranslationDropped,
+        Counter::RuleConflicts,
+        Counter::UpdatesSent,
+        Counter::UpdatesAccepted,
+        Counter::UpdatesRefused,
+        Counter::MigrationsCompleted,
+        Counter::MigrationsFailed,
+        Counter::ConflictsAborted,
+        Counter::ConflictsPreempted,
+        Counter::SuspendsSent,
+        Counter::SuspendsAccepted,
+        Counter::SuspendsRefused,
+        Counter::HelpersReleased,
+        Counter::HelpersExpired,
+    ];
+
+    /// The counter's name in configfs and `vnatctl stats`.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Counter::HookPreRouting => "hook_prerouting_packets",
+            Counter::HookLocalIn => "hook_local_in_packets",
+            Counter::HookLocalOut => "hook_local_out_packets",
+            Counter::HookPostRouting => "hook_postrouting_packets",
+            Counter::ConnectionsTracked => "connections_tracked",
+            Counter::ConnectionsForgotten => "connections_forgotten",
+            Counter::ConnectionsReaped => "connections_reaped",
+            Counter::ConnectionsUntracked => "connections_untracked_nomem",
+            Counter::VcmpClientsAccepted => "vcmp_clients_accepted",
+            Counter::VcmpClientsRefused => "vcmp_clients_refused",
+            Counter::VcmpClientsIdleClosed => "vcmp_clients_idle_closed",
+            Counter::VcmpMessages => "vcmp_messages",
+            Counter::VcmpMalformed => "vcmp_malformed",
+            Counter::VcmpUnknownConnection => "vcmp_unknown_connection",
+            Counter::VcmpListenFailed => "vcmp_listen_failed",
+            Counter::TranslatedPreRouting => "translated_prerouting_packets",
+            Counter::TranslatedLocalIn => "translated_local_in_packets",
+            Counter::TranslatedLocalOut => "translated_local_out_packets",
+            Counter::TranslatedPostRouting => "translated_postrouting_packets",
+            Counter::TranslationDropped => "translation_dropped_packets",
+            Counter::RuleConflicts => "rule_conflicts",
+            Counter::UpdatesSent => "updates_sent",
+            Counter::UpdatesAccepted => "updates_accepted",
+            Counter::UpdatesRefused => "updates_refused",
+            Counter::MigrationsCompleted => "migrations_completed",
+            Counter::MigrationsFailed => "migrations_failed",
+            Counter::ConflictsAborted => "conflicts_aborted",
+            Counter::ConflictsPreempted => "conflicts_preempted",
+            Counter::SuspendsSent => "suspends_sent",
+            Counter::SuspendsAccepted => "suspends_accepted",
+            Counter::SuspendsRefused => "suspends_refused",
+            Counter::HelpersReleased => "helpers_released",
+            Counter::HelpersExpired => "helpers_expired",
+        }
+    }
+
+    /// Its attribute in set `stats`.
+    pub(crate) const fn attr(self) -> u16 {
+        self as u16 + 1
     }
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The generic netlink family `vnat` as messages: attributes, and the
-//! records a dump or an event carries. The numbers and names
+//! records a dump, an event or `stats-get` carries. The numbers and names
 //! are generated from the spec `vnat/vnat.yaml` (`generated.rs`).
 
 use crate::generated;
@@ -59,6 +59,9 @@ pub enum Attr {
     VcmpAttempts(u8),
     Helper(u8),
     PeerSuspended(u8),
+    /// An attribute of the set `stats` (a `stats-get` reply): its number
+    /// and value, whatever its width.
+    Stat(u16, u64),
     /// An attribute this vnatctl does not know (a newer module).
     Other(DefaultNla),
 }
@@ -81,7 +84,7 @@ impl Attr {
             | VcmpAttempts(v) | Helper(v) | PeerSuspended(v) => Value::U8(*v),
             LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
             Pid(v) | Count(v) | UpdateAgeMs(v) => Value::U32(*v),
-            PacketsOut(v) | PacketsIn(v) | BytesOut(v) | BytesIn(v) => Value::U64(*v),
+            PacketsOut(v) | PacketsIn(v) | BytesOut(v) | BytesIn(v) | Stat(_, v) => Value::U64(*v),
             LocalAddr(a) | RemoteAddr(a) | LocalPhysAddr(a) | RemotePhysAddr(a) | NewAddr(a) => {
                 Value::Addr(*a)
             }
@@ -135,6 +138,7 @@ impl Nla for Attr {
             VcmpAttempts(_) => attr::VCMP_ATTEMPTS,
             Helper(_) => attr::HELPER,
             PeerSuspended(_) => attr::PEER_SUSPENDED,
+            Stat(k, _) => *k,
             Other(n) => n.kind(),
         }
     }
@@ -226,12 +230,40 @@ impl Emitable for Message {
     }
 }
 
+/// An attribute of the set `stats`: an unsigned number of 1, 2, 4 or 8
+/// bytes (only the counters need 8).
+fn parse_stat<T: AsRef<[u8]> + ?Sized>(buf: &NlaBuffer<&T>) -> Result<Attr, DecodeError> {
+    let v = buf.value();
+    let n = match v.len() {
+        1 => u64::from(v[0]),
+        2 => u64::from(u16::from_ne_bytes([v[0], v[1]])),
+        4 => u64::from(parse_u32(v)?),
+        8 => parse_u64(v)?,
+        l => return Err(format!("stats attribute {} of {l} bytes", buf.kind()).into()),
+    };
+    Ok(Attr::Stat(buf.kind(), n))
+}
+
 impl ParseableParametrized<[u8], GenlHeader> for Message {
     fn parse_with_param(buf: &[u8], header: GenlHeader) -> Result<Self, DecodeError> {
+        let stats = header.cmd == cmd::STATS_GET;
+        let pad = if stats {
+            generated::stats::PAD
+        } else {
+            attr::PAD
+        };
         let attrs = NlasIterator::new(buf)
             // Padding that aligns the u64 attributes says nothing.
-            .filter(|nla| nla.as_ref().map_or(true, |n| n.kind() != attr::PAD))
-            .map(|nla| nla.and_then(|nla| Attr::parse(&nla)))
+            .filter(|nla| nla.as_ref().map_or(true, |n| n.kind() != pad))
+            .map(|nla| {
+                nla.and_then(|nla| {
+                    if stats {
+                        parse_stat(&nla)
+                    } else {
+                        Attr::parse(&nla)
+                    }
+                })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Self {
             cmd: header.cmd,
@@ -439,6 +471,25 @@ impl Event {
     }
 }
 
+/// The counters of a `stats-get` reply, by name (the spec's, with `_` for
+/// `-`, as configfs spells them), in the spec's order; an attribute this
+/// vnatctl does not know (a newer module) is named by its number.
+pub fn stats_from_attrs(attrs: &[Attr]) -> Vec<(String, u64)> {
+    let name = |k: u16| {
+        generated::stats::NAMES
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map_or_else(|| format!("stats-{k}"), |(_, s)| s.replace('-', "_"))
+    };
+    attrs
+        .iter()
+        .filter_map(|a| match a {
+            Attr::Stat(k, v) => Some((name(*k), *v)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -541,6 +592,57 @@ pub(crate) mod tests {
         assert_eq!(
             Conn::from_attrs(&attrs).unwrap_err(),
             "the kernel sent a connection without remote-port"
+        );
+    }
+
+    #[test]
+    fn stats_round_trip_by_name() {
+        use generated::stats;
+        let m = round_trip(Message {
+            cmd: cmd::STATS_GET,
+            attrs: vec![
+                Attr::Stat(stats::MIGRATIONS_COMPLETED, 206),
+                Attr::Stat(stats::CONNECTIONS, 3),
+                Attr::Stat(99, 1),
+            ],
+        });
+        assert_eq!(
+            stats_from_attrs(&m.attrs),
+            [
+                ("migrations_completed".to_string(), 206),
+                ("connections".to_string(), 3),
+                ("stats-99".to_string(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn stats_attributes_of_any_width_and_no_padding() {
+        // What the kernel sends: a pad attribute before a u64 to align it,
+        // then the u64, a u32 and a u8.
+        let mut buf = Vec::new();
+        let mut put = |kind: u16, v: &[u8]| {
+            buf.extend_from_slice(&(4 + v.len() as u16).to_ne_bytes());
+            buf.extend_from_slice(&kind.to_ne_bytes());
+            buf.extend_from_slice(v);
+            buf.resize(buf.len().next_multiple_of(4), 0);
+        };
+        put(generated::stats::PAD, &[]);
+        put(generated::stats::UPDATES_SENT, &7u64.to_ne_bytes());
+        put(generated::stats::CONNECTIONS, &5u32.to_ne_bytes());
+        put(generated::stats::VCMP_LISTENING, &[1]);
+        let header = GenlHeader {
+            cmd: cmd::STATS_GET,
+            version: FAMILY_VERSION,
+        };
+        let m = Message::parse_with_param(&buf, header).unwrap();
+        assert_eq!(
+            stats_from_attrs(&m.attrs),
+            [
+                ("updates_sent".to_string(), 7),
+                ("connections".to_string(), 5),
+                ("vcmp_listening".to_string(), 1)
+            ]
         );
     }
 }

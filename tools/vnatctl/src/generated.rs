@@ -27,6 +27,8 @@ pub mod cmd {
     pub const CONN_SET: u8 = 4;
     /// `conn-suspend`.
     pub const CONN_SUSPEND: u8 = 5;
+    /// `stats-get`.
+    pub const STATS_GET: u8 = 6;
 }
 
 /// Attribute set `conn`.
@@ -87,6 +89,87 @@ pub mod conn {
         (25, "vcmp-attempts"),
         (26, "helper"),
         (27, "peer-suspended"),
+    ];
+}
+
+/// Attribute set `stats`.
+pub mod stats {
+    pub const HOOK_PREROUTING_PACKETS: u16 = 1;
+    pub const HOOK_LOCAL_IN_PACKETS: u16 = 2;
+    pub const HOOK_LOCAL_OUT_PACKETS: u16 = 3;
+    pub const HOOK_POSTROUTING_PACKETS: u16 = 4;
+    pub const CONNECTIONS_TRACKED: u16 = 5;
+    pub const CONNECTIONS_FORGOTTEN: u16 = 6;
+    pub const CONNECTIONS_REAPED: u16 = 7;
+    pub const CONNECTIONS_UNTRACKED_NOMEM: u16 = 8;
+    pub const VCMP_CLIENTS_ACCEPTED: u16 = 9;
+    pub const VCMP_CLIENTS_REFUSED: u16 = 10;
+    pub const VCMP_CLIENTS_IDLE_CLOSED: u16 = 11;
+    pub const VCMP_MESSAGES: u16 = 12;
+    pub const VCMP_MALFORMED: u16 = 13;
+    pub const VCMP_UNKNOWN_CONNECTION: u16 = 14;
+    pub const VCMP_LISTEN_FAILED: u16 = 15;
+    pub const TRANSLATED_PREROUTING_PACKETS: u16 = 16;
+    pub const TRANSLATED_LOCAL_IN_PACKETS: u16 = 17;
+    pub const TRANSLATED_LOCAL_OUT_PACKETS: u16 = 18;
+    pub const TRANSLATED_POSTROUTING_PACKETS: u16 = 19;
+    pub const TRANSLATION_DROPPED_PACKETS: u16 = 20;
+    pub const RULE_CONFLICTS: u16 = 21;
+    pub const UPDATES_SENT: u16 = 22;
+    pub const UPDATES_ACCEPTED: u16 = 23;
+    pub const UPDATES_REFUSED: u16 = 24;
+    pub const MIGRATIONS_COMPLETED: u16 = 25;
+    pub const MIGRATIONS_FAILED: u16 = 26;
+    pub const CONFLICTS_ABORTED: u16 = 27;
+    pub const CONFLICTS_PREEMPTED: u16 = 28;
+    pub const SUSPENDS_SENT: u16 = 29;
+    pub const SUSPENDS_ACCEPTED: u16 = 30;
+    pub const SUSPENDS_REFUSED: u16 = 31;
+    pub const HELPERS_RELEASED: u16 = 32;
+    pub const HELPERS_EXPIRED: u16 = 33;
+    pub const CONNECTIONS: u16 = 34;
+    pub const VCMP_LISTENING: u16 = 35;
+    pub const HOOKS_REGISTERED: u16 = 36;
+    pub const PAD: u16 = 37;
+
+    /// Number and name of each attribute but padding.
+    pub const NAMES: &[(u16, &str)] = &[
+        (1, "hook-prerouting-packets"),
+        (2, "hook-local-in-packets"),
+        (3, "hook-local-out-packets"),
+        (4, "hook-postrouting-packets"),
+        (5, "connections-tracked"),
+        (6, "connections-forgotten"),
+        (7, "connections-reaped"),
+        (8, "connections-untracked-nomem"),
+        (9, "vcmp-clients-accepted"),
+        (10, "vcmp-clients-refused"),
+        (11, "vcmp-clients-idle-closed"),
+        (12, "vcmp-messages"),
+        (13, "vcmp-malformed"),
+        (14, "vcmp-unknown-connection"),
+        (15, "vcmp-listen-failed"),
+        (16, "translated-prerouting-packets"),
+        (17, "translated-local-in-packets"),
+        (18, "translated-local-out-packets"),
+        (19, "translated-postrouting-packets"),
+        (20, "translation-dropped-packets"),
+        (21, "rule-conflicts"),
+        (22, "updates-sent"),
+        (23, "updates-accepted"),
+        (24, "updates-refused"),
+        (25, "migrations-completed"),
+        (26, "migrations-failed"),
+        (27, "conflicts-aborted"),
+        (28, "conflicts-preempted"),
+        (29, "suspends-sent"),
+        (30, "suspends-accepted"),
+        (31, "suspends-refused"),
+        (32, "helpers-released"),
+        (33, "helpers-expired"),
+        (34, "connections"),
+        (35, "vcmp-listening"),
+        (36, "hooks-registered"),
     ];
 }
 
