@@ -5,7 +5,8 @@ Each network namespace is a host with its own vnatd. One test process can
 act in several namespaces: `netns(name)` switches the calling thread with
 setns(2), and sockets keep the namespace they were created in, so a test
 can open a connection from host A to host B and then read each host's
-/proc/net/vnat files, deterministically and without sleeping.
+counters and connections (the generic netlink family "vnat", through
+vnatctl and the kernel's ynl), deterministically and without sleeping.
 """
 
 import contextlib
@@ -135,32 +136,56 @@ def veth(ns1, addr1, ns2, addr2, prefix=24, name="v"):
     sh(f"ip -n {ns2} link set {b} up")
 
 
-def _proc(ns, name):
-    with netns(ns):
-        with open(f"/proc/thread-self/net/vnat/{name}") as f:
-            return f.read()
-
-
 def stats(ns=None):
-    """/proc/net/vnat/stats of a namespace, as a dict of ints."""
-    out = {}
-    for line in _proc(ns, "stats").splitlines():
-        k, v = line.split()
-        out[k] = int(v)
-    return out
+    """The counters of a namespace, as a dict of ints by name (`vnatctl
+    stats --json`: the family's stats-get)."""
+    with netns(ns):
+        r = subprocess.run([VNATCTL, "stats", "--json"], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        raise RuntimeError(f"vnatctl stats in {ns}: exit {r.returncode}: {r.stderr.strip()}")
+    return json.loads(r.stdout)
 
 
-def proc_connection_rows(ns=None):
-    """/proc/net/vnat/connections of a namespace, as a list of dicts."""
-    lines = _proc(ns, "connections").splitlines()
-    head = lines[0].split()
-    return [dict(zip(head, l.split())) for l in lines[1:]]
+YNL_SPEC = "vnat/vnat.yaml"   # validated against the schema by make check's lint stage
+
+
+def ynl_family(ns=None):
+    """The kernel's own ynl library (tools/net/ynl/pyynl, copied by run.sh)
+    on the family, with our spec, on a socket of namespace `ns`."""
+    if os.environ["VNAT_YNL"] not in sys.path:
+        sys.path.insert(0, os.environ["VNAT_YNL"])
+    from pyynl.lib import YnlFamily
+    with netns(ns):
+        return YnlFamily(YNL_SPEC, schema="")   # "": validated by the lint stage
+
+
+def ynl_error(ns, op, attrs):
+    """Sends `op` (a do) with `attrs` through ynl in namespace `ns`; returns
+    (errno, extack dict) of the refusal, or (0, reply) if it was taken."""
+    from pyynl.lib import NlError
+    fam = ynl_family(ns)
+    try:
+        return 0, fam.do(op, attrs)
+    except NlError as e:
+        return e.error, dict(e.nl_msg.extack or {})
+
+
+def ynl_connection_rows(ns=None):
+    """The virtual connections of a namespace as the kernel's own ynl dumps
+    them (conn-get), with the keys of `connection_rows`."""
+    def ep(d, a, p):
+        return f"{d[a]}:{d[p]}"
+    return [{"proto": {6: "tcp", 17: "udp"}.get(d["proto"], str(d["proto"])),
+             "local": ep(d, "local-addr", "local-port"), "remote": ep(d, "remote-addr", "remote-port"),
+             "pid": str(d["pid"]), "origin": d["origin"], "state": d["state"],
+             "local_physical": ep(d, "local-phys-addr", "local-phys-port"),
+             "remote_physical": ep(d, "remote-phys-addr", "remote-phys-port")}
+            for d in ynl_family(ns).dump("conn-get", {})]
 
 
 def connection_rows(ns=None):
     """The virtual connections of a namespace as `vnatctl list --json` shows
-    them (so that every test exercises vnatctl), with the keys of
-    /proc/net/vnat/connections."""
+    them (so that every test exercises vnatctl)."""
     rc, out, err = ctl(ns, "list", "--json")
     if rc != 0:
         raise RuntimeError(f"vnatctl list in {ns}: exit {rc}: {err}")
@@ -171,7 +196,7 @@ def connection_rows(ns=None):
 
 
 def connections(ns=None):
-    """/proc/net/vnat/connections of a namespace: set of (local, remote, pid, origin)."""
+    """The virtual connections of a namespace: set of (local, remote, pid, origin)."""
     return {(r["local"], r["remote"], int(r["pid"]), r["origin"]) for r in connection_rows(ns)}
 
 

@@ -1,48 +1,106 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Checks that vnat/vnat.yaml is a valid YNL genetlink spec and that the
-numbers in vnat/netlink.h (which the shim uses) are the spec's: attributes
-numbered from 1 in spec order, operations from 1, enums from 0.
-Usage: tools/check-netlink.py KSRC"""
-import re
+"""The generic netlink family's one source is vnat/vnat.yaml. Checks that it
+is a valid YNL genetlink spec (the kernel's schema), then generates every
+file that derives from it into a temporary directory and compares them with
+the checked-in ones: the C numbers, policies and ops (the kernel's
+ynl_gen_c.py) and the Rust numbers and enums of the module and of vnatctl
+(tools/ynl-gen-rust.py). With --write, replaces the checked-in files instead.
+Usage: tools/check-netlink.py KSRC [--write]   (KSRC: a kernel source tree)"""
+import difflib
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
-import yaml
-
-ksrc = sys.argv[1]
-r = subprocess.run([sys.executable, f"{ksrc}/tools/net/ynl/pyynl/cli.py", "--spec", "vnat/vnat.yaml",
-                    "--schema", f"{ksrc}/Documentation/netlink/genetlink.yaml", "--validate"],
-                   capture_output=True, text=True)
-if r.returncode != 0:
-    sys.exit(f"vnat/vnat.yaml does not validate: {r.stderr.strip()}")
-spec = yaml.safe_load(open("vnat/vnat.yaml"))
-header = open("vnat/netlink.h").read()
-
-
-def enum_body(first_entry):
-    m = re.search(r"enum[^{]*\{([^}]*" + re.escape(first_entry) + r"[^}]*)\}", header)
-    if not m:
-        sys.exit(f"netlink.h: no enum with {first_entry}")
-    names = [re.sub(r"\s*=.*", "", x.strip()) for x in m.group(1).split(",")]
-    return [n for n in names if n and not n.startswith("__") and not n.endswith("_MAX")]
+SPEC = "vnat/vnat.yaml"
+# Output file: the generator's arguments.
+C_GEN = {
+    "vnat/generated/uapi/linux/vnat.h": ["--mode", "uapi", "--header"],
+    "vnat/generated/netlink.h": ["--mode", "kernel", "--header"],
+    "vnat/generated/netlink.c": ["--mode", "kernel", "--source"],
+}
+RUST_GEN = {
+    "vnat/generated/netlink.rs": ["--mode", "module"],
+    "tools/vnatctl/src/generated.rs": ["--mode", "vnatctl"],
+}
 
 
-def c_name(prefix, name):
-    return prefix + name.upper().replace("-", "_")
+def run(cmd, what):
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"{what} failed:\n{(r.stderr or r.stdout).strip()}")
 
 
-errors = []
-for d in spec["definitions"]:
-    want = [c_name(f"VNAT_{d['name'].upper().replace('-', '_')}_", e["name"]) for e in d["entries"]]
-    if enum_body(want[0]) != want:
-        errors.append(f"enum {d['name']}: header {enum_body(want[0])}, spec {want}")
-attrs = [c_name("VNAT_A_CONN_", a["name"]) for a in spec["attribute-sets"][0]["attributes"]]
-if enum_body(attrs[0]) != attrs or not re.search(rf"{attrs[0]} = 1\b", header):
-    errors.append(f"attributes: header {enum_body(attrs[0])}, spec {attrs} (from 1)")
-ops = [c_name("VNAT_CMD_", o["name"]) for o in spec["operations"]["list"]]
-if enum_body(ops[0]) != ops or not re.search(rf"{ops[0]} = 1\b", header):
-    errors.append(f"operations: header {enum_body(ops[0])}, spec {ops} (from 1)")
-if errors:
-    sys.exit("vnat/netlink.h does not match vnat/vnat.yaml:\n  " + "\n  ".join(errors))
-print("vnat/vnat.yaml: valid, and vnat/netlink.h matches it")
+def generate(ksrc, out):
+    """Every generated file, under `out` at its place in the tree."""
+    # ynl_gen_c.py takes the schema from two levels above the spec and names
+    # the spec relative to the directory that has MAINTAINERS: a small tree
+    # where that is vnat/vnat.yaml.
+    root = os.path.join(out, "_spec")
+    os.makedirs(os.path.join(root, "vnat"))
+    open(os.path.join(root, "MAINTAINERS"), "w").close()
+    shutil.copy(f"{ksrc}/Documentation/netlink/genetlink.yaml", root)
+    spec = os.path.join(root, SPEC)
+    shutil.copy(SPEC, spec)
+    for path, args in C_GEN.items():
+        dst = os.path.join(out, path)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        run([sys.executable, f"{ksrc}/tools/net/ynl/pyynl/ynl_gen_c.py", *args, "--spec", spec,
+             "-o", dst], f"ynl_gen_c.py {' '.join(args)} for {path}")
+    for path, args in RUST_GEN.items():
+        dst = os.path.join(out, path)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        run([sys.executable, "tools/ynl-gen-rust.py", *args, "--spec", SPEC, "-o", dst],
+            f"tools/ynl-gen-rust.py {' '.join(args)} for {path}")
+
+
+def main():
+    if len(sys.argv) < 2 or sys.argv[2:] not in ([], ["--write"]):
+        sys.exit(__doc__.split("Usage: ")[1])
+    ksrc, write = sys.argv[1], sys.argv[2:] == ["--write"]
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    run([sys.executable, f"{ksrc}/tools/net/ynl/pyynl/cli.py", "--spec", SPEC,
+         "--schema", f"{ksrc}/Documentation/netlink/genetlink.yaml", "--validate"],
+        f"{SPEC}: validation against the kernel's genetlink schema")
+    errors = []
+    with tempfile.TemporaryDirectory() as out:
+        generate(ksrc, out)
+        for path in [*C_GEN, *RUST_GEN]:
+            with open(os.path.join(out, path), encoding="utf-8") as f:
+                want = f.read()
+            if write:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write(want)
+                print(f"wrote {path}")
+                continue
+            try:
+                with open(path, encoding="utf-8") as f:
+                    have = f.read()
+            except FileNotFoundError:
+                errors.append(f"{path} is missing")
+                continue
+            if have != want:
+                diff = difflib.unified_diff(want.splitlines(), have.splitlines(),
+                                            f"{path} (generated from {SPEC})",
+                                            f"{path} (checked in)", lineterm="", n=1)
+                errors.append(f"{path} is not what {SPEC} generates (edited by hand, or the "
+                              f"spec changed without regenerating):\n    "
+                              + "\n    ".join(list(diff)[:40]))
+    # A checked-in file there that nothing generates would be edited by hand.
+    tracked = subprocess.run(["git", "ls-files", "vnat/generated"], capture_output=True,
+                             text=True).stdout.split()
+    for p in tracked:
+        if p not in C_GEN and p not in RUST_GEN:
+            errors.append(f"{p} is in vnat/generated/ but not generated from {SPEC}")
+    if errors:
+        sys.exit("netlink: " + "\n".join(errors) +
+                 f"\nregenerate with: tools/check-netlink.py {ksrc} --write")
+    if not write:
+        print(f"{SPEC}: valid, and every file generated from it is up to date")
+
+
+if __name__ == "__main__":
+    main()

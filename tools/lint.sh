@@ -4,8 +4,9 @@
 # rustfmt on the module (with the kernel's .rustfmt.toml) and on the host
 # crates; clippy on the host crates with warnings as errors. Clippy on the
 # module runs in its build (`make module CLIPPY=1`, with -Dwarnings). The
-# module's files must form layers that only point down, and the netlink
-# spec must validate and match the header the shim uses.
+# module's files must form layers that only point down; the netlink spec
+# must validate, and the files generated from it (vnat/generated/,
+# tools/vnatctl/src/generated.rs) must be what it generates.
 # Usage: tools/lint.sh KDIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ echo "rustfmt: host crates"
 (cd tools && cargo fmt --all --check) || rc=1
 echo "layers: the module's imports point down"
 /usr/bin/python3 tools/check-layers.py --self-test || rc=1
-echo "netlink: spec and header"
+echo "netlink: spec and the files generated from it"
 /usr/bin/python3 tools/check-netlink.py "$src" || rc=1
 echo "clippy: host crates"
 (cd tools && cargo clippy --locked --all-targets -q -- -D warnings) || rc=1

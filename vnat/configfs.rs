@@ -19,8 +19,8 @@ use crate::{
     counters::{self, Counter},
     ffi::KprobeRegistration,
     knobs::{
-        show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, SUSPEND_HELPER, VCMP_IDLE_TIMEOUT_MS,
-        VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS,
+        show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, SUSPEND_HELPER,
+        VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS,
     },
 };
 use kernel::{
@@ -99,15 +99,15 @@ impl configfs::AttributeOperations<2> for Knobs {
     fn show(_: &Knobs, page: &mut [u8; PAGE_SIZE]) -> Result<usize> {
         let mut w = kernel::str::Formatter::new(&mut page[..]);
         for &c in Counter::ALL {
-            core::fmt::write(&mut w, format_args!("{} {}\n", c.name(), counters::total(c)))
-                .map_err(|_| EINVAL)?;
+            core::fmt::write(
+                &mut w,
+                format_args!("{} {}\n", c.name(), counters::total(c)),
+            )
+            .map_err(|_| EINVAL)?;
         }
         core::fmt::write(
             &mut w,
-            format_args!(
-                "kprobes_missed {}\n",
-                KprobeRegistration::missed()
-            ),
+            format_args!("kprobes_missed {}\n", KprobeRegistration::missed()),
         )
         .map_err(|_| EINVAL)?;
         Ok(w.bytes_written())

@@ -2,61 +2,64 @@
 
 //! What happens to virtual connections, told as it happens to the `events`
 //! group of the netlink family (`vnatctl monitor`, `ynl --subscribe`), and
-//! how a connection's record reads on the wire (the attributes of
-//! `vnat/vnat.yaml`, in `struct vnat_nl_conn`).
+//! how a connection's record reads on the wire (the attributes and enums of
+//! `vnat/vnat.yaml`, generated into `vnat/generated/netlink.rs`, in `struct
+//! vnat_nl_conn`).
 
 use crate::{
     ffi::{self, NlConn},
+    helper::Helper,
     mapping::Hook,
     netns::NetState,
-    virtualization::{Origin, State, VirtualConnection},
+    nl_gen,
+    virtualization::{Origin, Policy, State, VcmpState, VirtualConnection},
 };
 use kernel::prelude::*;
 
-/// `VNAT_POLICY_DEFAULT`: the connection follows the `conflict_policy` knob.
-pub(crate) const POLICY_DEFAULT: u8 = 2;
+/// What the `events` group hears (`enum vnat_event` of the spec).
+pub(crate) use nl_gen::Event;
 
-/// `enum vnat_event` (`vnat/vnat.yaml`): what the `events` group hears.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Event {
-    /// VNAT started tracking the connection.
-    Virtualized = 0,
-    /// Its socket closed.
-    Closed = 1,
-    /// This end moved; the update is on its way.
-    Resuming = 2,
-    /// The peer confirmed.
-    Resumed = 3,
-    /// The peer refused or did not answer; the connection is as it was.
-    Failed = 4,
-    /// The peer moved and we accepted its update.
-    PeerMoved = 5,
-    /// We refused a peer's update.
-    Refused = 6,
-    /// A virtual address conflict was resolved (reason says how).
-    Conflict = 7,
-    /// This end was suspended; the peer answered (or did not).
-    Suspended = 8,
-    /// The peer suspended its end; a helper keeps ours.
-    PeerSuspended = 9,
-    /// The helper of a connection whose peer was suspended was undone.
-    HelperReleased = 10,
-}
-
-/// Tells the namespace's `events` group; nothing if nobody listens. Any
-/// context, also under the connection table's lock. The record is built
-/// only if someone listens: every connect, accept and close comes here.
-pub(crate) fn event(state: &NetState, e: Event, c: &VirtualConnection, reason: Option<&CStr>) {
-    let net = state.net();
-    if ffi::nl_listening(net) {
-        ffi::nl_event(net, e as u8, &NlConn::from(c), reason);
+fn nl_state(c: &VirtualConnection) -> nl_gen::State {
+    match c.state {
+        _ if c.suspended => nl_gen::State::Suspended,
+        State::Native => nl_gen::State::Native,
+        State::Resuming => nl_gen::State::Resuming,
+        State::Migrated => nl_gen::State::Migrated,
     }
 }
 
-/// As [`event`], for a record already copied out.
-pub(crate) fn event_raw(state: &NetState, e: Event, c: &NlConn, reason: Option<&CStr>) {
-    ffi::nl_event(state.net(), e as u8, c, reason);
+fn nl_origin(o: Origin) -> nl_gen::Origin {
+    match o {
+        Origin::Connect => nl_gen::Origin::Connect,
+        Origin::Accept => nl_gen::Origin::Accept,
+        Origin::Existing => nl_gen::Origin::Existing,
+        Origin::Update => nl_gen::Origin::Update,
+    }
+}
+
+fn nl_policy(p: Option<Policy>) -> nl_gen::Policy {
+    match p {
+        Some(Policy::Abort) => nl_gen::Policy::Abort,
+        Some(Policy::Preempt) => nl_gen::Policy::Preempt,
+        None => nl_gen::Policy::Default,
+    }
+}
+
+fn nl_helper(h: Helper) -> nl_gen::Helper {
+    match h {
+        Helper::None => nl_gen::Helper::None,
+        Helper::Keepalive => nl_gen::Helper::Keepalive,
+        Helper::Stop => nl_gen::Helper::Stop,
+    }
+}
+
+fn nl_vcmp_state(v: VcmpState) -> nl_gen::VcmpState {
+    match v {
+        VcmpState::Idle => nl_gen::VcmpState::Idle,
+        VcmpState::Connecting => nl_gen::VcmpState::Connecting,
+        VcmpState::Waiting => nl_gen::VcmpState::Waiting,
+        VcmpState::Failed => nl_gen::VcmpState::Failed,
+    }
 }
 
 impl From<&VirtualConnection> for NlConn {
@@ -87,26 +90,31 @@ impl From<&VirtualConnection> for NlConn {
                 ms.min(i64::from(u32::MAX - 1)) as u32
             },
             proto: m.proto,
-            state: match c.state {
-                _ if c.suspended => 3,
-                State::Native => 0,
-                State::Resuming => 1,
-                State::Migrated => 2,
-            },
-            origin: match c.origin {
-                Origin::Connect => 0,
-                Origin::Accept => 1,
-                Origin::Existing => 2,
-                Origin::Update => 3,
-            },
-            policy: c.policy.map_or(POLICY_DEFAULT, |p| p as u8),
-            vcmp_state: c.vcmp as u8,
+            state: nl_state(c) as u8,
+            origin: nl_origin(c.origin) as u8,
+            policy: nl_policy(c.policy) as u8,
+            vcmp_state: nl_vcmp_state(c.vcmp) as u8,
             vcmp_attempts: c.vcmp_attempts,
-            helper: match c.helper {
-                Some(a) => a.helper as u8,
-                None => c.peer_helper as u8,
-            },
+            helper: nl_helper(match c.helper {
+                Some(a) => a.helper,
+                None => c.peer_helper,
+            }) as u8,
             peer_suspended: u8::from(c.helper.is_some()),
         }
     }
+}
+
+/// Tells the namespace's `events` group; nothing if nobody listens. Any
+/// context, also under the connection table's lock. The record is built
+/// only if someone listens: every connect, accept and close comes here.
+pub(crate) fn event(state: &NetState, e: Event, c: &VirtualConnection, reason: Option<&CStr>) {
+    let net = state.net();
+    if ffi::nl_listening(net) {
+        ffi::nl_event(net, e as u8, &NlConn::from(c), reason);
+    }
+}
+
+/// As [`event`], for a record already copied out.
+pub(crate) fn event_raw(state: &NetState, e: Event, c: &NlConn, reason: Option<&CStr>) {
+    ffi::nl_event(state.net(), e as u8, c, reason);
 }

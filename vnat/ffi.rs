@@ -215,4 +215,3 @@ registration!(
     /// The four IPv4 netfilter hooks of a namespace (paper section 4.2).
     per_net HookRegistration: vnat_shim_hooks_register, vnat_shim_hooks_unregister
 );
-

@@ -35,7 +35,11 @@ impl Knob {
         }
     }
 
-    pub(crate) const fn named(name: &'static str, default: u32, names: &'static [&'static str]) -> Self {
+    pub(crate) const fn named(
+        name: &'static str,
+        default: u32,
+        names: &'static [&'static str],
+    ) -> Self {
         Self {
             name,
             value: Atomic::new(default),

@@ -44,7 +44,6 @@ impl Hook {
         Hook::LocalOut,
         Hook::PostRouting,
     ];
-
 }
 
 /// The hook numbered `raw` (the shim's `enum vnat_hook`).

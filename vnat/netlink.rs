@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The generic netlink family `vnat` (spec: `vnat/vnat.yaml`, numbers:
-//! `vnat/netlink.h`): how administrators and tools list virtual connections
-//! and tell VNAT that a host moved (paper 3.3: VNAT "simply needs to be
-//! notified"). The shim registers the family and frames the messages; this
-//! file decides what they say.
+//! The generic netlink family `vnat` (spec: `vnat/vnat.yaml`; its numbers
+//! and enums generated from it into `vnat/generated/`): how administrators
+//! and tools list virtual connections and tell VNAT that a host moved (paper
+//! 3.3: VNAT "simply needs to be notified"). `vnat/shim/netlink.c` registers the
+//! family and frames the messages; this file decides what they say.
 //!
 //! - `conn-get` (dump, unprivileged): every virtual connection of the
 //!   caller's namespace, with its virtual and physical endpoints, state,
@@ -16,14 +16,16 @@
 //! - `conn-suspend` (same rights, same selectors): they are suspended, and
 //!   their peers keep them with a helper until they resume.
 //! - `conn-set` (same rights): one connection's conflict policy and helper.
+//! - `stats-get` (unprivileged): the namespace's counters ([`Counter`]).
 //! - the `events` group: what happens to connections (`events.rs`), as it
 //!   happens, for `vnatctl monitor` and `ynl --subscribe`.
 
 use crate::{
-    events::POLICY_DEFAULT,
+    counters::Counter,
     ffi::{self, NlConn},
     helper::Helper,
     netns::NetState,
+    nl_gen::{self, attr::stats},
     requests::{Request, Selector},
     vcmp::Endpoint,
     virtualization::{Key, Policy},
@@ -174,15 +176,12 @@ extern "C" fn vnat_rs_nl_suspend(state: *const c_void, r: *const ffi::NlResume) 
     to_suspend
 }
 
-/// `VNAT_HELPER_DEFAULT`: the connection follows the `suspend_helper` knob.
-const HELPER_DEFAULT: u8 = 3;
-/// What the shim passes for an attribute the request did not carry.
-const UNSET: u8 = u8::MAX;
-
 /// Called by the shim for `conn-set`: the conflict policy (`enum
 /// vnat_policy`) and the helper (`enum vnat_helper`) of the connection `r`
 /// names (`by` is five-tuple) become `policy` and `helper`, each unless
-/// [`UNSET`]. Returns 0 or `-ENOENT`.
+/// `u8::MAX` (what the shim passes for an attribute the request did not
+/// carry). `default` (either) makes the connection follow its knob
+/// (`conflict_policy`, `suspend_helper`). Returns 0 or `-ENOENT`.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_set(
     state: *const c_void,
@@ -196,16 +195,19 @@ extern "C" fn vnat_rs_nl_set(
     let r = unsafe { &*r };
     let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
     let remote = Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port));
-    let policy = match policy {
-        0 => Some(Some(Policy::Abort)),
-        1 => Some(Some(Policy::Preempt)),
-        POLICY_DEFAULT => Some(None),
-        _ => None,
+    // Values the policy refuses do not come here; u8::MAX is "not given".
+    let policy = match nl_gen::Policy::try_from(policy) {
+        Ok(nl_gen::Policy::Abort) => Some(Some(Policy::Abort)),
+        Ok(nl_gen::Policy::Preempt) => Some(Some(Policy::Preempt)),
+        Ok(nl_gen::Policy::Default) => Some(None),
+        Err(_) => None,
     };
-    let helper = match helper {
-        HELPER_DEFAULT => Some(None),
-        UNSET => None,
-        h => Helper::try_from(h).ok().map(Some),
+    let helper = match nl_gen::Helper::try_from(helper) {
+        Ok(nl_gen::Helper::None) => Some(Some(Helper::None)),
+        Ok(nl_gen::Helper::Keepalive) => Some(Some(Helper::Keepalive)),
+        Ok(nl_gen::Helper::Stop) => Some(Some(Helper::Stop)),
+        Ok(nl_gen::Helper::Default) => Some(None),
+        Err(_) => None,
     };
     let Some((key, _)) = state.connections.find(r.proto, local, remote) else {
         return ENOENT.to_errno();
@@ -222,4 +224,28 @@ extern "C" fn vnat_rs_nl_set(
         Some(()) => 0,
         None => ENOENT.to_errno(),
     }
+}
+
+/// Called by the shim for `stats-get`: `values[a]` becomes the value of
+/// attribute `a` of the set `stats`, for each `a` below `n`: the counters
+/// ([`Counter::attr`]), the number of connections, whether vnatd listens
+/// and whether the hooks are registered.
+#[no_mangle]
+extern "C" fn vnat_rs_nl_stats(state: *const c_void, values: *mut u64, n: c_uint) {
+    // SAFETY: As in `vnat_rs_nl_dump`.
+    let state = unsafe { NetState::borrow(state) };
+    // SAFETY: The shim passes an array of `n` values that lives across the
+    // call, and nothing else uses it meanwhile.
+    let values = unsafe { core::slice::from_raw_parts_mut(values, n as usize) };
+    let mut set = |a: u16, v: u64| {
+        if let Some(x) = values.get_mut(usize::from(a)) {
+            *x = v;
+        }
+    };
+    for &c in Counter::ALL {
+        set(c.attr(), state.counter(c));
+    }
+    set(stats::CONNECTIONS, state.connections.len() as u64);
+    set(stats::VCMP_LISTENING, state.is_listening().into());
+    set(stats::HOOKS_REGISTERED, state.is_hooked().into());
 }

@@ -125,13 +125,8 @@ impl<'a> Packet<'a> {
             Summed::Full
         };
         if from.addr != to.addr {
-            let c = checksum::replace32(
-                self.be16(IP_CHECK),
-                from.addr,
-                to.addr,
-                Summed::Full,
-                false,
-            );
+            let c =
+                checksum::replace32(self.be16(IP_CHECK), from.addr, to.addr, Summed::Full, false);
             self.put(IP_CHECK, &c.to_be_bytes());
             self.put(addr_at, &to.addr.to_be_bytes());
         }

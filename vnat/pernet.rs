@@ -6,11 +6,7 @@
 //! vnatd; when it goes (or at unload) [`vnat_rs_net_exit`] stops vnatd,
 //! which unregisters the namespace's hooks, and lets go of the state.
 
-use crate::{
-    ffi::Net,
-    netns::NetState,
-    vnatd::Vnatd,
-};
+use crate::{ffi::Net, netns::NetState, vnatd::Vnatd};
 use kernel::{bindings, prelude::*, sync::Arc, types::ForeignOwnable};
 
 /// What a namespace's entry owns. Field order is teardown order: the

@@ -424,9 +424,7 @@ impl ConnectionTable {
         // A socket that connects again: its own earlier connection goes, and
         // so does a flow it served for the same peer.
         if !flow {
-            t.remove_where(sk, |c| {
-                c.origin.owns_socket() || Key::of(key.sk, c) == key
-            });
+            t.remove_where(sk, |c| c.origin.owns_socket() || Key::of(key.sk, c) == key);
         }
         t.conns.insert(node);
         t.by_tuple.insert(index);

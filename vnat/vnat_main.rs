@@ -14,7 +14,8 @@
 //!
 //! | layer      | file                 | paper    | concept                                |
 //! |------------|----------------------|----------|----------------------------------------|
-//! | pure       | `vcmp.rs`            | 3.3.2.2  | VCMP wire format (shared with `tools/`) |
+//! | pure       | `generated/netlink.rs` |        | generated from `vnat.yaml`: the family's numbers, enums, counters |
+//! |            | `vcmp.rs`            | 3.3.2.2  | VCMP wire format (shared with `tools/`) |
 //! |            | `checksum.rs`        | 4.2      | incremental checksum updates (shared)  |
 //! |            | `mapping.rs`         | 3.2      | mappings, their rules, the rule table's slots (shared) |
 //! |            | `packet.rs`          | 4.2      | reading and rewriting packet headers (shared) |
@@ -32,7 +33,7 @@
 //! |            | `migration.rs`       | 3.3, 3.4.3 | suspend, resume, update: what they do to mappings; conflicts |
 //! |            | `vnatd_kthread/`     | 4.3      | the per-namespace daemon on port 2031  |
 //! | interfaces | `pernet.rs`          |          | each namespace's entry: state and vnatd |
-//! |            | `netlink.rs`, `vnat.yaml` | 3.3 | generic netlink family `vnat`          |
+//! |            | `netlink.rs`, `vnat.yaml` | 3.3 | generic netlink family `vnat`: list, suspend, resume, stats |
 //! |            | `configfs.rs`        |          | configfs knobs and totals              |
 //! |            | `vnat_main.rs`       |          | the module                             |
 //!
@@ -46,6 +47,8 @@ use kernel::prelude::*;
 // Pure.
 pub mod checksum;
 pub mod mapping;
+#[path = "generated/netlink.rs"]
+mod nl_gen;
 pub mod packet;
 pub mod vcmp;
 // FFI.

@@ -10,8 +10,8 @@
 
 use super::socket::{Received, Watch};
 use crate::{
-    migration,
     counters::Counter,
+    migration,
     netns::NetState,
     vcmp::{Message, StreamReader, MSG_LEN},
     virtualization::Key,

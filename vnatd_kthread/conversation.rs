@@ -22,8 +22,8 @@ use super::{
     QUICK_MS, TICK_MS,
 };
 use crate::{
-    ffi::Waker,
     counters::Counter,
+    ffi::Waker,
     knobs::{VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     netns::{Ipv4, NetState},
     vcmp::{Message, StreamReader, SuspendReply, UpdateReply, MSG_LEN},

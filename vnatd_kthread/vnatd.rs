@@ -241,11 +241,7 @@ impl<'a> Daemon<'a> {
             Ok(sock) => {
                 self.listener = Some(sock.watch(self.waker));
                 self.state.listening.store(true, Relaxed);
-                pr_info!(
-                    "netns {}: vnatd listening on port {}\n",
-                    net.inum(),
-                    port
-                );
+                pr_info!("netns {}: vnatd listening on port {}\n", net.inum(), port);
             }
             Err(e) => {
                 self.state.count(Counter::VcmpListenFailed, 1);
@@ -478,7 +474,8 @@ impl<'a> Daemon<'a> {
             let i = match self.conversations.iter().position(|c| c.takes(o.peer)) {
                 Some(i) => i,
                 None => {
-                    let c = Conversation::new(self.state, self.waker, VCMP_PORT.get() as u16, o.peer);
+                    let c =
+                        Conversation::new(self.state, self.waker, VCMP_PORT.get() as u16, o.peer);
                     if self.conversations.push(c, GFP_KERNEL).is_err() {
                         self.rules_changed |= unanswered(self.state, o.key, kind, c"out of memory");
                         continue;

@@ -9,7 +9,8 @@ sees the events of a migration in order; resume by connection, by pid and
 by address each move exactly the connections asked for; bad commands and
 bad knob values are refused with the documented message and change
 nothing; an unprivileged user may read but not change; ynl dumps the same
-connections; without the module, vnatctl says so (exit 3)."""
+connections and the same counters (stats-get); without the module,
+vnatctl says so (exit 3)."""
 import json
 import socket
 from vnattest import *
@@ -188,6 +189,11 @@ rc, out, err = ctl(None, "config", "set", "vcmp_retries", "1", as_nobody=True)
 check(rc == 4 and read_knob("vcmp_retries") == "3", f"an unprivileged user cannot set a knob: exit 4 ({rc}: {err})")
 rc, out, err = ctl("cli", "stats", "--json")
 check(rc == 0 and json.loads(out)["migrations_completed"] == 206, f"stats --json ({err})")
+counters = ynl_family("cli").do("stats-get", {})
+check(counters["migrations-completed"] == 206 and set(counters) == {k.replace("_", "-") for k in json.loads(out)},
+      f"ynl --do stats-get: the same counters, by the spec's names ({sorted(counters)[:3]}...)")
+rc, out, err = ctl("cli", "stats", "--json", as_nobody=True)
+check(rc == 0 and "migrations_completed" in json.loads(out or "{}"), f"an unprivileged user may read the counters ({rc} {err})")
 
 # Closing ends the records on both ends.
 helper.stdin.close()

@@ -136,12 +136,7 @@ impl Sock {
         // SAFETY: Live; `procs` has room for `MAX_HOLDERS` entries of
         // `struct vnat_process`; the shim walks the processes under RCU.
         let n = unsafe {
-            vnat_shim_signal_holders(
-                self.as_ptr(),
-                sig,
-                procs.as_mut_ptr(),
-                MAX_HOLDERS as c_int,
-            )
+            vnat_shim_signal_holders(self.as_ptr(), sig, procs.as_mut_ptr(), MAX_HOLDERS as c_int)
         };
         n.clamp(0, MAX_HOLDERS as c_int) as usize
     }

@@ -1,23 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The generic netlink family "vnat" (spec: vnat/vnat.yaml): the shim
- * frames messages; Rust (vnat/netlink.rs, vnat/events.rs) decides what
- * goes in them.
+ * The generic netlink family "vnat" (spec: vnat/vnat.yaml): the doit and
+ * dumpit callbacks that the ops of vnat/generated/netlink.c (generated from
+ * the spec by the kernel's YNL generator) name, and the framing of replies
+ * and events. The shim frames messages; Rust (vnat/netlink.rs, vnat/events.rs)
+ * decides what goes in them (vnat/ffi/genl.rs). Reading is unprivileged (nothing secret is shown); commands
+ * need CAP_NET_ADMIN in the user namespace of the network namespace
+ * (uns-admin-perm in the spec).
  */
 
+#include <linux/module.h>
 #include <net/genetlink.h>
-#include <net/inet_sock.h>
-#include <linux/inetdevice.h>
+#include <net/route.h>
 
 #include "shim.h"
-#include "../netlink.h"
-
-/*
- * The shim frames messages; Rust decides what goes in them. Reading is
- * unprivileged (nothing secret is shown); commands need CAP_NET_ADMIN in the
- * user namespace of the network namespace (GENL_UNS_ADMIN_PERM).
- */
-static struct genl_family vnat_nl_family;
+#include "../generated/netlink.h"
 
 static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 {
@@ -78,7 +75,7 @@ void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 	struct sk_buff *skb;
 	void *hdr;
 
-	if (!genl_has_listeners(&vnat_nl_family, net, 0))
+	if (!genl_has_listeners(&vnat_nl_family, net, VNAT_NLGRP_EVENTS))
 		return;
 	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_ATOMIC);
 	if (!skb)
@@ -90,16 +87,16 @@ void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 		return;
 	}
 	genlmsg_end(skb, hdr);
-	genlmsg_multicast_netns(&vnat_nl_family, net, skb, 0, 0, GFP_ATOMIC);
+	genlmsg_multicast_netns(&vnat_nl_family, net, skb, 0, VNAT_NLGRP_EVENTS, GFP_ATOMIC);
 }
 
 /* Whether anyone in @net listens to the events group. Any context. */
 bool vnat_shim_nl_listening(struct net *net)
 {
-	return genl_has_listeners(&vnat_nl_family, net, 0);
+	return genl_has_listeners(&vnat_nl_family, net, VNAT_NLGRP_EVENTS);
 }
 
-static int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	const void *state = vnat_state(sock_net(skb->sk));
 
@@ -198,7 +195,7 @@ static int vnat_nl_reply_count(struct genl_info *info, int n, __be32 new_addr)
 	return genlmsg_reply(msg, info);
 }
 
-static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
+int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	struct net *net = genl_info_net(info);
 	const void *state = vnat_state(net);
@@ -229,7 +226,7 @@ static int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
  * conn-suspend: the selected connections' ends here are suspended (paper
  * 3.3.1); vnatd asks each peer to keep its end alive with a helper.
  */
-static int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
+int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	const void *state = vnat_state(genl_info_net(info));
 	struct vnat_nl_resume r = {};
@@ -250,7 +247,7 @@ static int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info
 	return vnat_nl_reply_count(info, n, 0);
 }
 
-static int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
+int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	const void *state = vnat_state(genl_info_net(info));
 	struct nlattr **a = info->attrs;
@@ -273,64 +270,42 @@ static int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
 	return err;
 }
 
-/* What the commands may carry; each takes the attributes it needs. */
-static const struct nla_policy vnat_nl_req_policy[VNAT_A_CONN_HELPER + 1] = {
-	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, IPPROTO_TCP, IPPROTO_UDP),
-	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32 },
-	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
-	[VNAT_A_CONN_REMOTE_ADDR] = { .type = NLA_BE32 },
-	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
-	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
-	[VNAT_A_CONN_NEW_ADDR] = { .type = NLA_BE32 },
-	[VNAT_A_CONN_POLICY] = NLA_POLICY_MAX(NLA_U8, VNAT_POLICY_DEFAULT),
-	[VNAT_A_CONN_HELPER] = NLA_POLICY_MAX(NLA_U8, VNAT_HELPER_DEFAULT),
-};
+/*
+ * stats-get: the namespace's counters, each its own attribute. The counters
+ * are the u64 attributes of the set "stats", which come first (the Rust
+ * generator checks that, and generates Counter from them); the others are
+ * how things are now.
+ */
+int vnat_nl_stats_get_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	const void *state = vnat_state(genl_info_net(info));
+	u64 v[VNAT_A_STATS_MAX + 1] = {};
+	struct sk_buff *msg;
+	void *hdr;
+	int a;
 
-/* Sorted by command, as genl_register_family() demands. */
-static const struct genl_split_ops vnat_nl_ops[] = {
-	{
-		.cmd = VNAT_CMD_CONN_GET,
-		.dumpit = vnat_nl_conn_get_dumpit,
-		.flags = GENL_CMD_CAP_DUMP,
-	},
-	{
-		.cmd = VNAT_CMD_CONN_RESUME,
-		.doit = vnat_nl_conn_resume_doit,
-		.policy = vnat_nl_req_policy,
-		.maxattr = VNAT_A_CONN_HELPER,
-		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
-	},
-	{
-		.cmd = VNAT_CMD_CONN_SET,
-		.doit = vnat_nl_conn_set_doit,
-		.policy = vnat_nl_req_policy,
-		.maxattr = VNAT_A_CONN_HELPER,
-		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
-	},
-	{
-		.cmd = VNAT_CMD_CONN_SUSPEND,
-		.doit = vnat_nl_conn_suspend_doit,
-		.policy = vnat_nl_req_policy,
-		.maxattr = VNAT_A_CONN_HELPER,
-		.flags = GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
-	},
-};
-
-static const struct genl_multicast_group vnat_nl_mcgrps[] = {
-	{ .name = VNAT_MCGRP_EVENTS, },
-};
-
-static struct genl_family vnat_nl_family __ro_after_init = {
-	.name = VNAT_FAMILY_NAME,
-	.version = VNAT_FAMILY_VERSION,
-	.netnsok = true,
-	.parallel_ops = true,
-	.module = THIS_MODULE,
-	.split_ops = vnat_nl_ops,
-	.n_split_ops = ARRAY_SIZE(vnat_nl_ops),
-	.mcgrps = vnat_nl_mcgrps,
-	.n_mcgrps = ARRAY_SIZE(vnat_nl_mcgrps),
-};
+	if (!state)
+		return -ENODEV;
+	vnat_rs_nl_stats(state, v, ARRAY_SIZE(v));
+	msg = genlmsg_new(NLMSG_GOODSIZE, GFP_KERNEL);
+	if (!msg)
+		return -ENOMEM;
+	hdr = genlmsg_iput(msg, info);
+	if (!hdr)
+		goto nospace;
+	for (a = 1; a < VNAT_A_STATS_CONNECTIONS; a++)
+		if (nla_put_u64_64bit(msg, a, v[a], VNAT_A_STATS_PAD))
+			goto nospace;
+	if (nla_put_u32(msg, VNAT_A_STATS_CONNECTIONS, v[VNAT_A_STATS_CONNECTIONS]) ||
+	    nla_put_u8(msg, VNAT_A_STATS_VCMP_LISTENING, v[VNAT_A_STATS_VCMP_LISTENING]) ||
+	    nla_put_u8(msg, VNAT_A_STATS_HOOKS_REGISTERED, v[VNAT_A_STATS_HOOKS_REGISTERED]))
+		goto nospace;
+	genlmsg_end(msg, hdr);
+	return genlmsg_reply(msg, info);
+nospace:
+	nlmsg_free(msg);
+	return -EMSGSIZE;
+}
 
 int vnat_shim_genl_register(void)
 {

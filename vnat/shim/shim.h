@@ -131,6 +131,8 @@ int vnat_rs_nl_resume(const void *state, struct vnat_nl_resume *r);
 int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r);
 /* policy, helper: U8_MAX leaves it as it is. */
 int vnat_rs_nl_set(const void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper);
+/* values[a]: attribute a of the set "stats", for 0 < a < n. */
+void vnat_rs_nl_stats(const void *state, u64 *values, unsigned int n);
 int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
 void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 			const char *reason);

@@ -24,8 +24,9 @@ fn be16(b: &[u8], at: usize) -> u16 {
 
 /// Sum of a byte string as big-endian words.
 fn words(b: &[u8]) -> u32 {
-    b.chunks(2)
-        .fold(0, |s, c| add(s, u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+    b.chunks(2).fold(0, |s, c| {
+        add(s, u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]))
+    })
 }
 
 /// The transport checksum of `pkt` computed from scratch (field zeroed).

@@ -3,14 +3,15 @@
 //! `vnatctl`: see, move and watch VNAT's virtual connections, and change its
 //! knobs. It speaks the generic netlink family `vnat` (spec:
 //! `vnat/vnat.yaml`) of the network namespace it runs in (`-n NAME` or
-//! `ip netns exec NAME`), reads `/proc/net/vnat/stats` and writes the
-//! configfs knobs under `/sys/kernel/config/vnat/`.
+//! `ip netns exec NAME`), and reads and writes the configfs knobs under
+//! `/sys/kernel/config/vnat/`.
 
 mod family;
+mod generated;
 mod nl;
 mod render;
 
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{builder::PossibleValuesParser, CommandFactory, Parser, Subcommand};
 use family::Attr;
 use nl::{Client, Error};
 use render::Filter;
@@ -61,7 +62,7 @@ enum Cmd {
         #[arg(long)]
         json: bool,
         /// Only connections in this state
-        #[arg(long, value_parser = ["native", "resuming", "migrated", "suspended"])]
+        #[arg(long, value_parser = PossibleValuesParser::new(generated::state::NAMES))]
         state: Option<String>,
         /// Only this protocol
         #[arg(long, value_parser = ["tcp", "udp"])]
@@ -114,7 +115,7 @@ enum Cmd {
         local: String,
         /// Remote virtual endpoint
         remote: String,
-        #[arg(value_parser = ["abort", "preempt", "default"])]
+        #[arg(value_parser = PossibleValuesParser::new(generated::policy::NAMES))]
         policy: String,
     },
     /// Suspend connections before their host or process moves (paper
@@ -146,10 +147,10 @@ enum Cmd {
         local: String,
         /// Remote virtual endpoint
         remote: String,
-        #[arg(value_parser = ["none", "keepalive", "stop", "default"])]
+        #[arg(value_parser = PossibleValuesParser::new(generated::helper::NAMES))]
         helper: String,
     },
-    /// Counters of this network namespace (/proc/net/vnat/stats)
+    /// Counters of this network namespace (netlink stats-get)
     Stats {
         /// One JSON object
         #[arg(long)]
@@ -188,7 +189,6 @@ fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
     Ok((parse_addr(a)?, p.parse().map_err(|_| bad())?))
 }
 
-const PROC_STATS: &str = "/proc/net/vnat/stats";
 const CONFIGFS: &str = "/sys/kernel/config/vnat";
 
 /// A failure and the exit status it gets.
@@ -379,25 +379,15 @@ fn resume(pid: Option<u32>, conn: Option<Vec<String>>, addrs: &[Ipv4Addr]) -> Re
 }
 
 fn stats(json: bool) -> Result<(), Fail> {
-    let text = fs::read_to_string(PROC_STATS).map_err(|_| Fail::from(Error::NotLoaded))?;
-    let pairs: Vec<(&str, &str)> = text
-        .lines()
-        .filter_map(|l| l.split_once(char::is_whitespace))
-        .map(|(k, v)| (k, v.trim()))
-        .collect();
+    let stats = Client::open()?.stats()?;
     if json {
-        let m: serde_json::Map<String, serde_json::Value> = pairs
-            .iter()
-            .map(|(k, v)| {
-                let v = v.parse::<u64>().map_or_else(|_| (*v).into(), Into::into);
-                ((*k).to_string(), v)
-            })
-            .collect();
+        let m: serde_json::Map<String, serde_json::Value> =
+            stats.into_iter().map(|(k, v)| (k, v.into())).collect();
         println!("{}", serde_json::Value::Object(m));
     } else {
-        let rows: Vec<Vec<String>> = pairs
-            .iter()
-            .map(|(k, v)| vec![(*k).to_string(), (*v).to_string()])
+        let rows: Vec<Vec<String>> = stats
+            .into_iter()
+            .map(|(k, v)| vec![k, v.to_string()])
             .collect();
         print!("{}", render::table(&rows));
     }

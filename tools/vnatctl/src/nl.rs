@@ -248,6 +248,18 @@ impl Client {
         Ok((count, at))
     }
 
+    /// `stats-get`: the namespace's counters, by name, in the spec's order.
+    pub fn stats(&mut self) -> Result<Vec<(String, u64)>, Error> {
+        let r = self.request(cmd::STATS_GET, vec![], NLM_F_REQUEST | NLM_F_ACK)?;
+        let attrs: Vec<Attr> = r.into_iter().flat_map(|m| m.attrs).collect();
+        if attrs.is_empty() {
+            return Err(Error::Decode(
+                "the kernel answered stats-get without counters".into(),
+            ));
+        }
+        Ok(family::stats_from_attrs(&attrs))
+    }
+
     /// `conn-set`: the conflict policy or helper of one connection.
     pub fn set(&mut self, sel: Vec<Attr>) -> Result<(), Error> {
         self.request(cmd::CONN_SET, sel, NLM_F_REQUEST | NLM_F_ACK)?;

@@ -1,0 +1,258 @@
+// SPDX-License-Identifier: GPL-2.0
+// Do not edit directly, auto-generated from: vnat/vnat.yaml
+// by tools/ynl-gen-rust.py --mode vnatctl. To regenerate run:
+// tools/check-netlink.py KSRC --write
+
+//! The generic netlink family `vnat` (spec `vnat/vnat.yaml`): its numbers and
+//! the names of its enums and attributes.
+
+#![allow(dead_code)]
+
+/// The family's name.
+pub const FAMILY_NAME: &str = "vnat";
+/// The family's version.
+pub const FAMILY_VERSION: u8 = 1;
+/// Multicast group `events`.
+pub const MCGRP_EVENTS: &str = "events";
+
+/// Command numbers.
+pub mod cmd {
+    /// `conn-get`.
+    pub const CONN_GET: u8 = 1;
+    /// `conn-resume`.
+    pub const CONN_RESUME: u8 = 2;
+    /// `conn-event`.
+    pub const CONN_EVENT: u8 = 3;
+    /// `conn-set`.
+    pub const CONN_SET: u8 = 4;
+    /// `conn-suspend`.
+    pub const CONN_SUSPEND: u8 = 5;
+    /// `stats-get`.
+    pub const STATS_GET: u8 = 6;
+}
+
+/// Attribute set `conn`.
+pub mod conn {
+    pub const PROTO: u16 = 1;
+    pub const LOCAL_ADDR: u16 = 2;
+    pub const LOCAL_PORT: u16 = 3;
+    pub const REMOTE_ADDR: u16 = 4;
+    pub const REMOTE_PORT: u16 = 5;
+    pub const LOCAL_PHYS_ADDR: u16 = 6;
+    pub const LOCAL_PHYS_PORT: u16 = 7;
+    pub const REMOTE_PHYS_ADDR: u16 = 8;
+    pub const REMOTE_PHYS_PORT: u16 = 9;
+    pub const STATE: u16 = 10;
+    pub const ORIGIN: u16 = 11;
+    pub const PID: u16 = 12;
+    pub const NEW_ADDR: u16 = 13;
+    pub const COUNT: u16 = 14;
+    pub const EVENT: u16 = 15;
+    pub const REASON: u16 = 16;
+    pub const POLICY: u16 = 17;
+    pub const UPDATE_AGE_MS: u16 = 18;
+    pub const PAD: u16 = 19;
+    pub const PACKETS_OUT: u16 = 20;
+    pub const PACKETS_IN: u16 = 21;
+    pub const BYTES_OUT: u16 = 22;
+    pub const BYTES_IN: u16 = 23;
+    pub const VCMP_STATE: u16 = 24;
+    pub const VCMP_ATTEMPTS: u16 = 25;
+    pub const HELPER: u16 = 26;
+    pub const PEER_SUSPENDED: u16 = 27;
+
+    /// Number and name of each attribute but padding.
+    pub const NAMES: &[(u16, &str)] = &[
+        (1, "proto"),
+        (2, "local-addr"),
+        (3, "local-port"),
+        (4, "remote-addr"),
+        (5, "remote-port"),
+        (6, "local-phys-addr"),
+        (7, "local-phys-port"),
+        (8, "remote-phys-addr"),
+        (9, "remote-phys-port"),
+        (10, "state"),
+        (11, "origin"),
+        (12, "pid"),
+        (13, "new-addr"),
+        (14, "count"),
+        (15, "event"),
+        (16, "reason"),
+        (17, "policy"),
+        (18, "update-age-ms"),
+        (20, "packets-out"),
+        (21, "packets-in"),
+        (22, "bytes-out"),
+        (23, "bytes-in"),
+        (24, "vcmp-state"),
+        (25, "vcmp-attempts"),
+        (26, "helper"),
+        (27, "peer-suspended"),
+    ];
+}
+
+/// Attribute set `stats`.
+pub mod stats {
+    pub const HOOK_PREROUTING_PACKETS: u16 = 1;
+    pub const HOOK_LOCAL_IN_PACKETS: u16 = 2;
+    pub const HOOK_LOCAL_OUT_PACKETS: u16 = 3;
+    pub const HOOK_POSTROUTING_PACKETS: u16 = 4;
+    pub const CONNECTIONS_TRACKED: u16 = 5;
+    pub const CONNECTIONS_FORGOTTEN: u16 = 6;
+    pub const CONNECTIONS_REAPED: u16 = 7;
+    pub const CONNECTIONS_UNTRACKED_NOMEM: u16 = 8;
+    pub const VCMP_CLIENTS_ACCEPTED: u16 = 9;
+    pub const VCMP_CLIENTS_REFUSED: u16 = 10;
+    pub const VCMP_CLIENTS_IDLE_CLOSED: u16 = 11;
+    pub const VCMP_MESSAGES: u16 = 12;
+    pub const VCMP_MALFORMED: u16 = 13;
+    pub const VCMP_UNKNOWN_CONNECTION: u16 = 14;
+    pub const VCMP_LISTEN_FAILED: u16 = 15;
+    pub const TRANSLATED_PREROUTING_PACKETS: u16 = 16;
+    pub const TRANSLATED_LOCAL_IN_PACKETS: u16 = 17;
+    pub const TRANSLATED_LOCAL_OUT_PACKETS: u16 = 18;
+    pub const TRANSLATED_POSTROUTING_PACKETS: u16 = 19;
+    pub const TRANSLATION_DROPPED_PACKETS: u16 = 20;
+    pub const RULE_CONFLICTS: u16 = 21;
+    pub const UPDATES_SENT: u16 = 22;
+    pub const UPDATES_ACCEPTED: u16 = 23;
+    pub const UPDATES_REFUSED: u16 = 24;
+    pub const MIGRATIONS_COMPLETED: u16 = 25;
+    pub const MIGRATIONS_FAILED: u16 = 26;
+    pub const CONFLICTS_ABORTED: u16 = 27;
+    pub const CONFLICTS_PREEMPTED: u16 = 28;
+    pub const SUSPENDS_SENT: u16 = 29;
+    pub const SUSPENDS_ACCEPTED: u16 = 30;
+    pub const SUSPENDS_REFUSED: u16 = 31;
+    pub const HELPERS_RELEASED: u16 = 32;
+    pub const HELPERS_EXPIRED: u16 = 33;
+    pub const CONNECTIONS: u16 = 34;
+    pub const VCMP_LISTENING: u16 = 35;
+    pub const HOOKS_REGISTERED: u16 = 36;
+    pub const PAD: u16 = 37;
+
+    /// Number and name of each attribute but padding.
+    pub const NAMES: &[(u16, &str)] = &[
+        (1, "hook-prerouting-packets"),
+        (2, "hook-local-in-packets"),
+        (3, "hook-local-out-packets"),
+        (4, "hook-postrouting-packets"),
+        (5, "connections-tracked"),
+        (6, "connections-forgotten"),
+        (7, "connections-reaped"),
+        (8, "connections-untracked-nomem"),
+        (9, "vcmp-clients-accepted"),
+        (10, "vcmp-clients-refused"),
+        (11, "vcmp-clients-idle-closed"),
+        (12, "vcmp-messages"),
+        (13, "vcmp-malformed"),
+        (14, "vcmp-unknown-connection"),
+        (15, "vcmp-listen-failed"),
+        (16, "translated-prerouting-packets"),
+        (17, "translated-local-in-packets"),
+        (18, "translated-local-out-packets"),
+        (19, "translated-postrouting-packets"),
+        (20, "translation-dropped-packets"),
+        (21, "rule-conflicts"),
+        (22, "updates-sent"),
+        (23, "updates-accepted"),
+        (24, "updates-refused"),
+        (25, "migrations-completed"),
+        (26, "migrations-failed"),
+        (27, "conflicts-aborted"),
+        (28, "conflicts-preempted"),
+        (29, "suspends-sent"),
+        (30, "suspends-accepted"),
+        (31, "suspends-refused"),
+        (32, "helpers-released"),
+        (33, "helpers-expired"),
+        (34, "connections"),
+        (35, "vcmp-listening"),
+        (36, "hooks-registered"),
+    ];
+}
+
+/// Enum `state`.
+pub mod state {
+    pub const NATIVE: u8 = 0;
+    pub const RESUMING: u8 = 1;
+    pub const MIGRATED: u8 = 2;
+    pub const SUSPENDED: u8 = 3;
+
+    /// The names, by value.
+    pub const NAMES: &[&str] = &["native", "resuming", "migrated", "suspended"];
+}
+
+/// Enum `origin`.
+pub mod origin {
+    pub const CONNECT: u8 = 0;
+    pub const ACCEPT: u8 = 1;
+    pub const EXISTING: u8 = 2;
+    pub const UPDATE: u8 = 3;
+
+    /// The names, by value.
+    pub const NAMES: &[&str] = &["connect", "accept", "existing", "update"];
+}
+
+/// Enum `policy`.
+pub mod policy {
+    pub const ABORT: u8 = 0;
+    pub const PREEMPT: u8 = 1;
+    pub const DEFAULT: u8 = 2;
+
+    /// The names, by value.
+    pub const NAMES: &[&str] = &["abort", "preempt", "default"];
+}
+
+/// Enum `helper`.
+pub mod helper {
+    pub const NONE: u8 = 0;
+    pub const KEEPALIVE: u8 = 1;
+    pub const STOP: u8 = 2;
+    pub const DEFAULT: u8 = 3;
+
+    /// The names, by value.
+    pub const NAMES: &[&str] = &["none", "keepalive", "stop", "default"];
+}
+
+/// Enum `vcmp-state`.
+pub mod vcmp_state {
+    pub const IDLE: u8 = 0;
+    pub const CONNECTING: u8 = 1;
+    pub const WAITING: u8 = 2;
+    pub const FAILED: u8 = 3;
+
+    /// The names, by value.
+    pub const NAMES: &[&str] = &["idle", "connecting", "waiting", "failed"];
+}
+
+/// Enum `event`.
+pub mod event {
+    pub const VIRTUALIZED: u8 = 0;
+    pub const CLOSED: u8 = 1;
+    pub const RESUMING: u8 = 2;
+    pub const RESUMED: u8 = 3;
+    pub const FAILED: u8 = 4;
+    pub const PEER_MOVED: u8 = 5;
+    pub const REFUSED: u8 = 6;
+    pub const CONFLICT: u8 = 7;
+    pub const SUSPENDED: u8 = 8;
+    pub const PEER_SUSPENDED: u8 = 9;
+    pub const HELPER_RELEASED: u8 = 10;
+
+    /// The names, by value.
+    pub const NAMES: &[&str] = &[
+        "virtualized",
+        "closed",
+        "resuming",
+        "resumed",
+        "failed",
+        "peer-moved",
+        "refused",
+        "conflict",
+        "suspended",
+        "peer-suspended",
+        "helper-released",
+    ];
+}
