@@ -277,7 +277,6 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// Undoes the helpers older than `helper_timeout_s`.
     /// When a probe hit was missed (anywhere), forgets the records of sockets
     /// that were destroyed unseen, now and once more on the next round: a UDP
     /// socket is marked dead a moment after the destroy its probe missed.
@@ -300,6 +299,7 @@ impl<'a> Daemon<'a> {
         }
     }
 
+    /// Undoes the helpers older than `helper_timeout_s`.
     fn expire_helpers(&self) {
         let timeout = i64::from(HELPER_TIMEOUT_S.get());
         if timeout > 0 && self.state.connections.helpers() > 0 {
