@@ -26,7 +26,7 @@ mod skb;
 mod sock;
 mod waker;
 
-pub(crate) use genl::{nl_event, nl_listening, nl_put_conn, NlConn, NlResume};
+pub(crate) use genl::{nl_event, nl_listening, nl_put_conn, NlBy, NlConn, NlResume};
 pub(crate) use percpu::{total_counter, PerCpuCounters, MAX_COUNTERS};
 pub(crate) use skb::Skb;
 pub(crate) use sock::{Process, Sock, SockKey, MAX_HOLDERS};

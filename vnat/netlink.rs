@@ -74,23 +74,83 @@ extern "C" fn vnat_rs_nl_dump(
     len as c_int
 }
 
+/// Why a command was refused: the errno, and the reason user space reads in
+/// the extended ack (`vnatctl` prints it).
+#[derive(Debug)]
+struct Refusal {
+    err: Error,
+    why: Option<&'static CStr>,
+}
+
+impl Refusal {
+    const fn new(err: Error, why: &'static CStr) -> Self {
+        Self {
+            err,
+            why: Some(why),
+        }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(err: Error) -> Self {
+        Self { err, why: None }
+    }
+}
+
+/// What an entry point answers the shim: `Ok(n)` as is, a refusal as its
+/// negative errno, with its reason written to `why` for the extack.
+///
+/// # Safety
+///
+/// `why` must be valid for a write.
+unsafe fn answer(r: Result<c_int, Refusal>, why: *mut *const kernel::ffi::c_char) -> c_int {
+    match r {
+        Ok(n) => n,
+        Err(Refusal { err, why: reason }) => {
+            if let Some(reason) = reason {
+                // SAFETY: Valid by the function's requirements; the reason
+                // is static, so the shim may keep it in the extack.
+                unsafe { why.write(reason.as_char_ptr()) };
+            }
+            err.to_errno()
+        }
+    }
+}
+
+/// The refusal when nothing matches `which`.
+fn nothing_matches(which: &Selector) -> Refusal {
+    let why = match which {
+        Selector::Address(_) => c"no virtual connection is at this address",
+        Selector::Pid(_) => c"this process has no virtual connection",
+        Selector::Connection { .. } => c"no such virtual connection",
+    };
+    Refusal::new(ENOENT, why)
+}
+
 /// Called by the shim for `conn-resume`: the connections `r` selects
 /// resume at `r.new_addr`; if that is 0, at the address the host would use
 /// now to reach the first one's peer, written back to `r.new_addr`.
-/// Returns how many connections that covers, or a negative errno:
-/// `EINVAL` for a zero address, `ENOENT` when nothing matches, `EALREADY`
-/// when everything that matches is at the new address, `EHOSTUNREACH` when
-/// no address could be chosen.
+/// Returns how many connections that covers, or a negative errno with its
+/// reason in `why`: `EINVAL` for a zero address, `ENOENT` when nothing
+/// matches, `EALREADY` when everything that matches is at the new address,
+/// `EHOSTUNREACH` when no address could be chosen.
 #[no_mangle]
-extern "C" fn vnat_rs_nl_resume(state: *const c_void, r: *mut ffi::NlResume) -> c_int {
+extern "C" fn vnat_rs_nl_resume(
+    state: *const c_void,
+    r: *mut ffi::NlResume,
+    why: *mut *const kernel::ffi::c_char,
+) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
     let state = unsafe { NetState::borrow(state) };
     // SAFETY: The shim passes a request that lives across the call, and
     // nothing else uses it meanwhile.
     let r = unsafe { &mut *r };
-    let Some(which) = selector(r) else {
-        return EINVAL.to_errno();
-    };
+    // SAFETY: The shim passes a place for the reason, read after the call.
+    unsafe { answer(resume(state, r), why) }
+}
+
+fn resume(state: &NetState, r: &mut ffi::NlResume) -> Result<c_int, Refusal> {
+    let which = selector(r)?;
     let mut to = u32::from_be(r.new_addr);
     if to == 0 {
         let mut peer = None;
@@ -99,13 +159,11 @@ extern "C" fn vnat_rs_nl_resume(state: *const c_void, r: *mut ffi::NlResume) -> 
                 peer = Some(c.mapping.remote_physical.addr);
             }
         });
-        let Some(peer) = peer else {
-            return ENOENT.to_errno();
-        };
-        match state.net().route_source(peer) {
-            Some(a) => to = a,
-            None => return EHOSTUNREACH.to_errno(),
-        }
+        let peer = peer.ok_or_else(|| nothing_matches(&which))?;
+        to = state.net().route_source(peer).ok_or(Refusal::new(
+            EHOSTUNREACH,
+            c"no route to the peer to choose an address by: give new-addr",
+        ))?;
         r.new_addr = to.to_be();
     }
     let (mut matching, mut to_move): (c_int, c_int) = (0, 0);
@@ -118,44 +176,56 @@ extern "C" fn vnat_rs_nl_resume(state: *const c_void, r: *mut ffi::NlResume) -> 
         }
     });
     if matching == 0 {
-        return ENOENT.to_errno();
+        return Err(nothing_matches(&which));
     }
     if to_move == 0 {
-        return EALREADY.to_errno();
+        return Err(Refusal::new(
+            EALREADY,
+            c"the connections are at new-addr already",
+        ));
     }
-    if let Err(e) = state.requests.push(Request::Migrate { which, to }) {
-        return e.to_errno();
-    }
+    state.requests.push(Request::Migrate { which, to })?;
     state.kick();
-    to_move
+    Ok(to_move)
 }
 
-/// The connections a `conn-resume` or `conn-suspend` request selects
-/// (`by`: 0 local address, 1 pid, 2 five-tuple); `None` for address 0.
-fn selector(r: &ffi::NlResume) -> Option<Selector> {
-    let which = match r.by {
-        0 => Selector::Address(u32::from_be(r.local_addr)),
-        1 => Selector::Pid(r.pid as i32),
-        _ => Selector::Connection {
+/// The connections a `conn-resume` or `conn-suspend` request selects.
+fn selector(r: &ffi::NlResume) -> Result<Selector, Refusal> {
+    let which = match ffi::NlBy::try_from(r.by)? {
+        ffi::NlBy::Address => Selector::Address(u32::from_be(r.local_addr)),
+        ffi::NlBy::Pid => Selector::Pid(r.pid as i32),
+        ffi::NlBy::Connection => Selector::Connection {
             proto: r.proto,
             local: Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port)),
             remote: Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port)),
         },
     };
-    (which != Selector::Address(0)).then_some(which)
+    if which == Selector::Address(0) {
+        return Err(Refusal::new(EINVAL, c"local-addr 0.0.0.0 is no address"));
+    }
+    Ok(which)
 }
 
 /// Called by the shim for `conn-suspend`: the connections `r` selects are
-/// suspended. Returns how many that covers, or `-EINVAL` (address 0),
-/// `-ENOENT` (nothing matches), `-EALREADY` (all of them are suspended).
+/// suspended. Returns how many that covers, or a negative errno with its
+/// reason in `why`: `EINVAL` (address 0), `ENOENT` (nothing matches),
+/// `EALREADY` (all of them are suspended).
 #[no_mangle]
-extern "C" fn vnat_rs_nl_suspend(state: *const c_void, r: *const ffi::NlResume) -> c_int {
+extern "C" fn vnat_rs_nl_suspend(
+    state: *const c_void,
+    r: *const ffi::NlResume,
+    why: *mut *const kernel::ffi::c_char,
+) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
     let state = unsafe { NetState::borrow(state) };
     // SAFETY: The shim passes a request that lives across the call.
-    let Some(which) = selector(unsafe { &*r }) else {
-        return EINVAL.to_errno();
-    };
+    let r = unsafe { &*r };
+    // SAFETY: The shim passes a place for the reason, read after the call.
+    unsafe { answer(suspend(state, r), why) }
+}
+
+fn suspend(state: &NetState, r: &ffi::NlResume) -> Result<c_int, Refusal> {
+    let which = selector(r)?;
     let (mut matching, mut to_suspend): (c_int, c_int) = (0, 0);
     state.connections.for_each(|_, c| {
         if which.matches(c) {
@@ -164,16 +234,17 @@ extern "C" fn vnat_rs_nl_suspend(state: *const c_void, r: *const ffi::NlResume) 
         }
     });
     if matching == 0 {
-        return ENOENT.to_errno();
+        return Err(nothing_matches(&which));
     }
     if to_suspend == 0 {
-        return EALREADY.to_errno();
+        return Err(Refusal::new(
+            EALREADY,
+            c"the connections are suspended already",
+        ));
     }
-    if let Err(e) = state.requests.push(Request::Suspend { which }) {
-        return e.to_errno();
-    }
+    state.requests.push(Request::Suspend { which })?;
     state.kick();
-    to_suspend
+    Ok(to_suspend)
 }
 
 /// Called by the shim for `conn-set`: the conflict policy (`enum
@@ -181,18 +252,25 @@ extern "C" fn vnat_rs_nl_suspend(state: *const c_void, r: *const ffi::NlResume) 
 /// names (`by` is five-tuple) become `policy` and `helper`, each unless
 /// `u8::MAX` (what the shim passes for an attribute the request did not
 /// carry). `default` (either) makes the connection follow its knob
-/// (`conflict_policy`, `suspend_helper`). Returns 0 or `-ENOENT`.
+/// (`conflict_policy`, `suspend_helper`). Returns 0, or `-ENOENT` with its
+/// reason in `why`.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_set(
     state: *const c_void,
     r: *const ffi::NlResume,
     policy: u8,
     helper: u8,
+    why: *mut *const kernel::ffi::c_char,
 ) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`.
     let state = unsafe { NetState::borrow(state) };
     // SAFETY: The shim passes a request that lives across the call.
     let r = unsafe { &*r };
+    // SAFETY: The shim passes a place for the reason, read after the call.
+    unsafe { answer(set(state, r, policy, helper), why) }
+}
+
+fn set(state: &NetState, r: &ffi::NlResume, policy: u8, helper: u8) -> Result<c_int, Refusal> {
     let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
     let remote = Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port));
     // Values the policy refuses do not come here; u8::MAX is "not given".
@@ -209,21 +287,23 @@ extern "C" fn vnat_rs_nl_set(
         Ok(nl_gen::Helper::Default) => Some(None),
         Err(_) => None,
     };
-    let Some((key, _)) = state.connections.find(r.proto, local, remote) else {
-        return ENOENT.to_errno();
-    };
-    let set = state.connections.with(key, |c| {
-        if let Some(p) = policy {
-            c.policy = p;
-        }
-        if let Some(h) = helper {
-            c.helper_choice = h;
-        }
-    });
-    match set {
-        Some(()) => 0,
-        None => ENOENT.to_errno(),
-    }
+    let none = || Refusal::new(ENOENT, c"no such virtual connection");
+    let (key, _) = state
+        .connections
+        .find(r.proto, local, remote)
+        .ok_or_else(none)?;
+    state
+        .connections
+        .with(key, |c| {
+            if let Some(p) = policy {
+                c.policy = p;
+            }
+            if let Some(h) = helper {
+                c.helper_choice = h;
+            }
+            0
+        })
+        .ok_or_else(none)
 }
 
 /// Called by the shim for `stats-get`: `values[a]` becomes the value of

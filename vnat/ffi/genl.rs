@@ -61,6 +61,31 @@ const _: () = {
     assert!(core::mem::offset_of!(NlResume, proto) == 20);
 };
 
+/// How a command selects connections (`enum vnat_nl_by` of the shim).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum NlBy {
+    /// By local physical address: a host's move.
+    Address = 0,
+    /// By process.
+    Pid = 1,
+    /// One connection, by its virtual five-tuple.
+    Connection = 2,
+}
+
+impl TryFrom<u8> for NlBy {
+    type Error = Error;
+
+    fn try_from(n: u8) -> Result<Self> {
+        match n {
+            0 => Ok(Self::Address),
+            1 => Ok(Self::Pid),
+            2 => Ok(Self::Connection),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
 /// `struct vnat_nl_resume` of the shim: which connections a `conn-resume`
 /// request moves (`by`: 0 local address, 1 pid, 2 five-tuple) and where;
 /// addresses and ports in network byte order.

@@ -155,25 +155,18 @@ static int vnat_nl_get_selector(struct genl_info *info, struct vnat_nl_resume *r
 	return 0;
 }
 
-/* The extack of what resume and suspend may answer. */
-static int vnat_nl_selected(struct genl_info *info, const struct vnat_nl_resume *r, int n,
-			    bool suspend)
+/*
+ * A refusal from Rust: @why is its reason (a static string), or NULL. As
+ * NL_SET_ERR_MSG(), which only takes literals.
+ */
+static int vnat_nl_refused(struct genl_info *info, int err, const char *why)
 {
-	if (n == -ENOENT) {
-		if (r->by == VNAT_NL_BY_ADDR)
-			NL_SET_ERR_MSG(info->extack, "no virtual connection is at this address");
-		else if (r->by == VNAT_NL_BY_PID)
-			NL_SET_ERR_MSG(info->extack, "this process has no virtual connection");
-		else
-			NL_SET_ERR_MSG(info->extack, "no such virtual connection");
-	} else if (n == -EALREADY && suspend) {
-		NL_SET_ERR_MSG(info->extack, "the connections are suspended already");
-	} else if (n == -EALREADY) {
-		NL_SET_ERR_MSG(info->extack, "the connections are at new-addr already");
-	} else if (n == -EHOSTUNREACH) {
-		NL_SET_ERR_MSG(info->extack, "no route to the peer to choose an address by: give new-addr");
+	if (why) {
+		do_trace_netlink_extack(why);
+		if (info->extack)
+			info->extack->_msg = why;
 	}
-	return n;
+	return err;
 }
 
 /* Answers a command with the number of connections it covers. */
@@ -201,6 +194,7 @@ int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 	const void *state = vnat_state(net);
 	struct nlattr **a = info->attrs;
 	struct vnat_nl_resume r = {};
+	const char *why = NULL;
 	int n;
 
 	if (!state)
@@ -216,9 +210,9 @@ int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 				    "new-addr is not an address of this host");
 		return -EADDRNOTAVAIL;
 	}
-	n = vnat_rs_nl_resume(state, &r);
+	n = vnat_rs_nl_resume(state, &r, &why);
 	if (n < 0)
-		return vnat_nl_selected(info, &r, n, false);
+		return vnat_nl_refused(info, n, why);
 	return vnat_nl_reply_count(info, n, r.new_addr);
 }
 
@@ -230,6 +224,7 @@ int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	const void *state = vnat_state(genl_info_net(info));
 	struct vnat_nl_resume r = {};
+	const char *why = NULL;
 	int n;
 
 	if (!state)
@@ -241,9 +236,9 @@ int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
 	}
 	if (vnat_nl_get_selector(info, &r))
 		return -EINVAL;
-	n = vnat_rs_nl_suspend(state, &r);
+	n = vnat_rs_nl_suspend(state, &r, &why);
 	if (n < 0)
-		return vnat_nl_selected(info, &r, n, true);
+		return vnat_nl_refused(info, n, why);
 	return vnat_nl_reply_count(info, n, 0);
 }
 
@@ -252,6 +247,7 @@ int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
 	const void *state = vnat_state(genl_info_net(info));
 	struct nlattr **a = info->attrs;
 	struct vnat_nl_resume r = {};
+	const char *why = NULL;
 	int err;
 
 	if (!state)
@@ -264,10 +260,9 @@ int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
 	}
 	err = vnat_rs_nl_set(state, &r,
 			     a[VNAT_A_CONN_POLICY] ? nla_get_u8(a[VNAT_A_CONN_POLICY]) : U8_MAX,
-			     a[VNAT_A_CONN_HELPER] ? nla_get_u8(a[VNAT_A_CONN_HELPER]) : U8_MAX);
-	if (err == -ENOENT)
-		NL_SET_ERR_MSG(info->extack, "no such virtual connection");
-	return err;
+			     a[VNAT_A_CONN_HELPER] ? nla_get_u8(a[VNAT_A_CONN_HELPER]) : U8_MAX,
+			     &why);
+	return vnat_nl_refused(info, err, why);
 }
 
 /*

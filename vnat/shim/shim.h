@@ -127,10 +127,12 @@ static_assert(sizeof(struct vnat_nl_resume) == 24 &&
 	      offsetof(struct vnat_nl_resume, proto) == 20);
 
 int vnat_rs_nl_dump(const void *state, void *skb, void *cb, long *args);
-int vnat_rs_nl_resume(const void *state, struct vnat_nl_resume *r);
-int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r);
+/* A refusal's reason, static, is written to *why for the extack. */
+int vnat_rs_nl_resume(const void *state, struct vnat_nl_resume *r, const char **why);
+int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r, const char **why);
 /* policy, helper: U8_MAX leaves it as it is. */
-int vnat_rs_nl_set(const void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper);
+int vnat_rs_nl_set(const void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper,
+		   const char **why);
 /* values[a]: attribute a of the set "stats", for 0 < a < n. */
 void vnat_rs_nl_stats(const void *state, u64 *values, unsigned int n);
 int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
