@@ -41,12 +41,16 @@ extern "C" fn vnat_rs_nl_dump(
     skb: *mut c_void,
     cb: *mut c_void,
     args: *mut c_long,
-) -> c_int {
+) {
     // SAFETY: The shim passes the live state of the caller's namespace (the
-    // caller's netlink socket holds the namespace).
-    let state = unsafe { NetState::borrow(state) };
-    // SAFETY: `args` is `cb->args`, six longs owned by this dump.
-    let args = unsafe { core::slice::from_raw_parts_mut(args, 3) };
+    // caller's netlink socket holds the namespace), and `cb->args`, six
+    // longs owned by this dump.
+    let (state, args) = unsafe {
+        (
+            NetState::borrow(state),
+            core::slice::from_raw_parts_mut(args, 3),
+        )
+    };
     let after =
         (args[0] != 0).then(|| Key::from_raw(args[0] as usize, args[1] as u32, args[2] as u16));
     let mut last = after;
@@ -69,9 +73,6 @@ extern "C" fn vnat_rs_nl_dump(
         args[1] = addr as c_long;
         args[2] = port as c_long;
     }
-    // SAFETY: `skb` is a valid `struct sk_buff` (see above).
-    let len = unsafe { (*skb.cast::<kernel::bindings::sk_buff>()).len };
-    len as c_int
 }
 
 /// Why a command was refused: the errno, and the reason user space reads in
@@ -140,13 +141,10 @@ extern "C" fn vnat_rs_nl_resume(
     r: *mut ffi::NlResume,
     why: *mut *const kernel::ffi::c_char,
 ) -> c_int {
-    // SAFETY: As in `vnat_rs_nl_dump`.
-    let state = unsafe { NetState::borrow(state) };
-    // SAFETY: The shim passes a request that lives across the call, and
-    // nothing else uses it meanwhile.
-    let r = unsafe { &mut *r };
-    // SAFETY: The shim passes a place for the reason, read after the call.
-    unsafe { answer(resume(state, r), why) }
+    // SAFETY: The shim passes the live state of the caller's namespace (its
+    // netlink socket holds the namespace), a request that nothing else uses
+    // during the call, and a place for the reason, read after the call.
+    unsafe { answer(resume(NetState::borrow(state), &mut *r), why) }
 }
 
 fn resume(state: &NetState, r: &mut ffi::NlResume) -> Result<c_int, Refusal> {
@@ -216,12 +214,8 @@ extern "C" fn vnat_rs_nl_suspend(
     r: *const ffi::NlResume,
     why: *mut *const kernel::ffi::c_char,
 ) -> c_int {
-    // SAFETY: As in `vnat_rs_nl_dump`.
-    let state = unsafe { NetState::borrow(state) };
-    // SAFETY: The shim passes a request that lives across the call.
-    let r = unsafe { &*r };
-    // SAFETY: The shim passes a place for the reason, read after the call.
-    unsafe { answer(suspend(state, r), why) }
+    // SAFETY: As in `vnat_rs_nl_resume`.
+    unsafe { answer(suspend(NetState::borrow(state), &*r), why) }
 }
 
 fn suspend(state: &NetState, r: &ffi::NlResume) -> Result<c_int, Refusal> {
@@ -262,12 +256,8 @@ extern "C" fn vnat_rs_nl_set(
     helper: u8,
     why: *mut *const kernel::ffi::c_char,
 ) -> c_int {
-    // SAFETY: As in `vnat_rs_nl_dump`.
-    let state = unsafe { NetState::borrow(state) };
-    // SAFETY: The shim passes a request that lives across the call.
-    let r = unsafe { &*r };
-    // SAFETY: The shim passes a place for the reason, read after the call.
-    unsafe { answer(set(state, r, policy, helper), why) }
+    // SAFETY: As in `vnat_rs_nl_resume`.
+    unsafe { answer(set(NetState::borrow(state), &*r, policy, helper), why) }
 }
 
 fn set(state: &NetState, r: &ffi::NlResume, policy: u8, helper: u8) -> Result<c_int, Refusal> {
@@ -312,11 +302,14 @@ fn set(state: &NetState, r: &ffi::NlResume, policy: u8, helper: u8) -> Result<c_
 /// and whether the hooks are registered.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_stats(state: *const c_void, values: *mut u64, n: c_uint) {
-    // SAFETY: As in `vnat_rs_nl_dump`.
-    let state = unsafe { NetState::borrow(state) };
-    // SAFETY: The shim passes an array of `n` values that lives across the
-    // call, and nothing else uses it meanwhile.
-    let values = unsafe { core::slice::from_raw_parts_mut(values, n as usize) };
+    // SAFETY: As in `vnat_rs_nl_dump`, and an array of `n` values that
+    // lives across the call, which nothing else uses meanwhile.
+    let (state, values) = unsafe {
+        (
+            NetState::borrow(state),
+            core::slice::from_raw_parts_mut(values, n as usize),
+        )
+    };
     let mut set = |a: u16, v: u64| {
         if let Some(x) = values.get_mut(usize::from(a)) {
             *x = v;

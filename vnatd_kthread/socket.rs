@@ -38,12 +38,14 @@ unsafe impl Send for Socket {}
 
 /// The IPv4 socket address `addr:port` (host byte order).
 fn sockaddr_in(addr: u32, port: u16) -> bindings::sockaddr_in {
-    // SAFETY: An all-zero `sockaddr_in` is valid (plain integers).
-    let mut sin: bindings::sockaddr_in = unsafe { core::mem::zeroed() };
-    sin.sin_family = bindings::AF_INET as u16;
-    sin.sin_port = port.to_be();
-    sin.sin_addr.s_addr = addr.to_be();
-    sin
+    bindings::sockaddr_in {
+        sin_family: bindings::AF_INET as u16,
+        sin_port: port.to_be(),
+        sin_addr: bindings::in_addr {
+            s_addr: addr.to_be(),
+        },
+        ..Default::default()
+    }
 }
 
 /// What a non-blocking receive found.
@@ -110,10 +112,12 @@ impl Socket {
             iov_base: buf.as_ptr().cast_mut().cast(),
             iov_len: buf.len(),
         };
-        // SAFETY: An all-zero `msghdr` is the empty message header the kernel's
-        // own callers of `kernel_sendmsg()` start from.
-        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
-        msg.msg_flags = bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL;
+        // The all-zero `msghdr`: the empty message header the kernel's own
+        // callers of `kernel_sendmsg()` start from.
+        let mut msg = bindings::msghdr {
+            msg_flags: bindings::MSG_DONTWAIT | bindings::MSG_NOSIGNAL,
+            ..Default::default()
+        };
         // SAFETY: The socket is valid; `vec` describes `buf`, which the kernel
         // only reads and which outlives the call.
         let ret =
@@ -171,9 +175,9 @@ impl Socket {
             iov_base: buf.as_mut_ptr().cast(),
             iov_len: buf.len(),
         };
-        // SAFETY: An all-zero `msghdr` is the empty message header the kernel's
-        // own callers of `kernel_recvmsg()` start from.
-        let mut msg: bindings::msghdr = unsafe { core::mem::zeroed() };
+        // The all-zero `msghdr`: the empty message header the kernel's own
+        // callers of `kernel_recvmsg()` start from.
+        let mut msg = bindings::msghdr::default();
         // SAFETY: The socket is valid; `vec` describes `buf`, which outlives
         // the call.
         let ret = unsafe {

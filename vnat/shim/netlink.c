@@ -103,7 +103,8 @@ int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	if (!state)
 		return 0;
 	/* cb->args[0..2]: where the previous part of the dump stopped. */
-	return vnat_rs_nl_dump(state, skb, cb, cb->args);
+	vnat_rs_nl_dump(state, skb, cb, cb->args);
+	return skb->len;
 }
 
 /* A connection's virtual five-tuple from a request; -EINVAL if incomplete. */

@@ -126,7 +126,7 @@ static_assert(sizeof(struct vnat_nl_resume) == 24 &&
 	      offsetof(struct vnat_nl_resume, pid) == 16 &&
 	      offsetof(struct vnat_nl_resume, proto) == 20);
 
-int vnat_rs_nl_dump(const void *state, void *skb, void *cb, long *args);
+void vnat_rs_nl_dump(const void *state, void *skb, void *cb, long *args);
 /* A refusal's reason, static, is written to *why for the extack. */
 int vnat_rs_nl_resume(const void *state, struct vnat_nl_resume *r, const char **why);
 int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r, const char **why);
