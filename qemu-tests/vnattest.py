@@ -149,24 +149,29 @@ def stats(ns=None):
 YNL_SPEC = "vnat/vnat.yaml"   # validated against the schema by make check's lint stage
 
 
-def ynl_family(ns=None):
-    """The kernel's own ynl library (tools/net/ynl/pyynl, copied by run.sh)
-    on the family, with our spec, on a socket of namespace `ns`."""
+def _pyynl():
+    """The kernel's own ynl library (tools/net/ynl/pyynl, copied by run.sh)."""
     if os.environ["VNAT_YNL"] not in sys.path:
         sys.path.insert(0, os.environ["VNAT_YNL"])
-    from pyynl.lib import YnlFamily
+    import pyynl.lib
+    return pyynl.lib
+
+
+def ynl_family(ns=None):
+    """The kernel's ynl on the family, with our spec, on a socket of
+    namespace `ns`."""
+    lib = _pyynl()
     with netns(ns):
-        return YnlFamily(YNL_SPEC, schema="")   # "": validated by the lint stage
+        return lib.YnlFamily(YNL_SPEC, schema="")   # "": validated by the lint stage
 
 
 def ynl_error(ns, op, attrs):
     """Sends `op` (a do) with `attrs` through ynl in namespace `ns`; returns
     (errno, extack dict) of the refusal, or (0, reply) if it was taken."""
-    from pyynl.lib import NlError
     fam = ynl_family(ns)
     try:
         return 0, fam.do(op, attrs)
-    except NlError as e:
+    except _pyynl().NlError as e:
         return e.error, dict(e.nl_msg.extack or {})
 
 

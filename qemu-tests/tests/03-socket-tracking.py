@@ -91,8 +91,8 @@ os.waitpid(pid, 0)
 at = (ep(a.getsockname()), ep(a.getpeername()))
 check(not gone("srv", at), "peer's record kept until the peer closes")
 key = lambda r: (r["proto"], r["local"], r["remote"], r["pid"], r["origin"], r["state"])
-check_same({key(r) for r in proc_connection_rows("srv")}, {key(r) for r in connection_rows("srv")},
-           "/proc/net/vnat/connections and vnatctl list say the same")
+check_same({key(r) for r in ynl_connection_rows("srv")}, {key(r) for r in connection_rows("srv")},
+           "the kernel's ynl dump (conn-get) and vnatctl list say the same")
 a.close()
 wait_for(lambda: gone("cli", (lc, f"10.9.0.2:{port}")), "record of a process's socket forgotten after it exits")
 wait_for(lambda: gone("srv", at), "and the peer's after it closes")

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
-"""Manual resume with vnatctl (through /proc/net/vnat/control): 'vnatctl
-resume OLD NEW' moves the connections of OLD to NEW (here with automatic
-migration off); bad commands are refused with EINVAL and a logged reason;
-users without CAP_NET_ADMIN cannot write."""
+"""Manual resume with vnatctl (netlink conn-resume): 'vnatctl resume OLD
+NEW' moves the connections of OLD to NEW (here with automatic migration
+off); bad or malformed requests are refused with EINVAL (ERANGE for a
+value out of its range) and a reason (the extack); users without CAP_NET_ADMIN are refused (EPERM); none of that
+moves anything."""
 import errno
 import os
 from vnattest import *
@@ -16,22 +17,35 @@ old = topo.client_addr()
 topo.attach_client(2)
 check_eq(stats("cli")["migrations_completed"], 0, "nothing happens by itself with auto_migrate=0")
 
-def control(ns, text):
-    with netns(ns):
-        try:
-            with open("/proc/thread-self/net/vnat/control", "w") as f:
-                f.write(text)
-            return None
-        except OSError as e:
-            return e.errno
-
-for bad in ["migrate", "migrate 10.0.1.2", "move 10.0.1.2 10.0.2.2", "migrate 10.0.1.2 10.0.2.300", "migrate 10.0.1.2 10.0.2.2 x"]:
-    check_eq(control("cli", bad), errno.EINVAL, f"{bad!r} refused")
-check(match_line(dmesg_tail(3), r"control: refused .*expected 'migrate OLD_ADDR NEW_ADDR'"), "reason logged")
-r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",
-                    "ip", "netns", "exec", "cli", "sh", "-c", f"echo 'migrate {old} {topo.client_addr()}' > /proc/net/vnat/control"],
-                   capture_output=True, text=True)
-check(r.returncode != 0, f"an unprivileged user cannot write ({r.stderr.strip()})")
+# Requests vnatctl would not send, straight through the kernel's ynl:
+# each refused with a reason, EINVAL (ERANGE for a value the policy's range
+# refuses, as the kernel's policy checks answer).
+new = topo.client_addr()
+bad = [
+    ("no selector", {"new-addr": new}, errno.EINVAL, {"miss-type": "local-addr"}),
+    ("two selectors", {"pid": os.getpid(), "local-addr": old, "new-addr": new}, errno.EINVAL,
+     {"msg": "select by pid, by connection or by local-addr, not several"}),
+    ("a five-tuple without its remote end", {"proto": 6, "local-addr": old, "local-port": 1, "new-addr": new},
+     errno.EINVAL, {"miss-type": "remote-addr"}),
+    ("proto 1", {"proto": 1, "local-addr": old, "local-port": 1, "remote-addr": old, "remote-port": 1},
+     errno.ERANGE, {"msg": "integer out of range", "bad-attr": ".proto"}),
+    ("port 0", {"proto": 6, "local-addr": old, "local-port": 0, "remote-addr": old, "remote-port": 1},
+     errno.ERANGE, {"msg": "integer out of range", "bad-attr": ".local-port"}),
+    ("an attribute conn-resume does not take", {"local-addr": old, "new-addr": new, "helper": 1},
+     errno.EINVAL, {"msg": "Unknown attribute type"}),
+]
+for what, attrs, want, reason in bad:
+    err, ext = ynl_error("cli", "conn-resume", attrs)
+    check(err == want and all(ext.get(k) == v for k, v in reason.items()),
+          f"conn-resume with {what}: {errno.errorcode[want]} and {reason} (got {errno.errorcode.get(err, err)}, {ext})")
+err, ext = ynl_error("cli", "conn-suspend", {"local-addr": old, "new-addr": new})
+check(err == errno.EINVAL and "moves nowhere" in ext.get("msg", ""),
+      f"conn-suspend with new-addr: EINVAL and a reason (got {errno.errorcode.get(err, err)}, {ext})")
+rc, out, err = ctl("cli", "resume", old, new, as_nobody=True)
+check(rc == 4 and "Operation not permitted" in err and "CAP_NET_ADMIN" in err,
+      f"an unprivileged user gets EPERM from vnatctl resume: exit 4 ({rc}: {err})")
+check_eq(stats("cli")["migrations_completed"], 0, "none of that moved anything")
+check_eq({r["state"] for r in connection_rows("cli")}, {"native"}, "the connection is as it was")
 VNATCTL = os.environ["VNATCTL"]
 r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", "10.0.1", topo.client_addr()], capture_output=True, text=True)
 check(r.returncode == 2 and "not an IPv4 address" in r.stderr, f"vnatctl refuses a bad address ({r.stderr.strip()})")

@@ -150,8 +150,8 @@ waiting = [r for r in listing("srv") if r["peer-suspended"]]
 check_eq([(r["remote"], r["helper"]) for r in waiting], [(sl, "stop")], "the server keeps only that one")
 rc, out, err = ctl("cli", "list")
 check(rc == 0 and "peer:stop" in out, f"vnatctl list shows the peer's helper ({out})")
-check_eq([r["state"] for r in proc_connection_rows("cli") if r["local"] == sl], ["suspended"],
-         "/proc/net/vnat/connections shows it suspended too")
+check_eq([r["state"] for r in ynl_connection_rows("cli") if r["local"] == sl], ["suspended"],
+         "the kernel's ynl dump (conn-get) shows it suspended too")
 # Nothing arrives while the child is stopped: whatever was in flight is
 # read, then the reader hears nothing until the resume.
 reader_lines = queue.Queue()
