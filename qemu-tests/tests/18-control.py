@@ -33,6 +33,10 @@ bad = [
      errno.ERANGE, {"msg": "integer out of range", "bad-attr": ".local-port"}),
     ("an attribute conn-resume does not take", {"local-addr": old, "new-addr": new, "helper": 1},
      errno.EINVAL, {"msg": "Unknown attribute type"}),
+    ("local-addr 0.0.0.0", {"local-addr": "0.0.0.0", "new-addr": new}, errno.EINVAL,
+     {"msg": "local-addr 0.0.0.0 is no address"}),
+    ("an address no connection has", {"local-addr": "10.0.7.7", "new-addr": new}, errno.ENOENT,
+     {"msg": "no virtual connection is at this address"}),
 ]
 for what, attrs, want, reason in bad:
     err, ext = ynl_error("cli", "conn-resume", attrs)
