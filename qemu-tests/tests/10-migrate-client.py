@@ -21,7 +21,7 @@ new = topo.client_addr()
 wait_for(lambda: stats("cli")["migrations_completed"] > before["migrations_completed"],
          "client's vnatd completed the migration", timeout=30)
 cap = Capture("rtr", "tcp port 5000")
-t.wait_progress(0.6)
+t.wait_more(0.3)
 cap.stop()
 t.join()
 check(cap.count(f"host {old}") == 0, f"router saw no packet of {old} after the move ({cap.count(f'host {old}')})")
