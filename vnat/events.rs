@@ -12,7 +12,7 @@ use crate::{
     mapping::Hook,
     netns::NetState,
     nl_gen,
-    virtualization::{Origin, Policy, State, VcmpState, VirtualConnection},
+    virtualization::{Policy, State, VirtualConnection},
 };
 use kernel::prelude::*;
 
@@ -25,15 +25,6 @@ fn nl_state(c: &VirtualConnection) -> nl_gen::State {
         State::Native => nl_gen::State::Native,
         State::Resuming => nl_gen::State::Resuming,
         State::Migrated => nl_gen::State::Migrated,
-    }
-}
-
-fn nl_origin(o: Origin) -> nl_gen::Origin {
-    match o {
-        Origin::Connect => nl_gen::Origin::Connect,
-        Origin::Accept => nl_gen::Origin::Accept,
-        Origin::Existing => nl_gen::Origin::Existing,
-        Origin::Update => nl_gen::Origin::Update,
     }
 }
 
@@ -50,15 +41,6 @@ fn nl_helper(h: Helper) -> nl_gen::Helper {
         Helper::None => nl_gen::Helper::None,
         Helper::Keepalive => nl_gen::Helper::Keepalive,
         Helper::Stop => nl_gen::Helper::Stop,
-    }
-}
-
-fn nl_vcmp_state(v: VcmpState) -> nl_gen::VcmpState {
-    match v {
-        VcmpState::Idle => nl_gen::VcmpState::Idle,
-        VcmpState::Connecting => nl_gen::VcmpState::Connecting,
-        VcmpState::Waiting => nl_gen::VcmpState::Waiting,
-        VcmpState::Failed => nl_gen::VcmpState::Failed,
     }
 }
 
@@ -91,9 +73,9 @@ impl From<&VirtualConnection> for NlConn {
             },
             proto: m.proto,
             state: nl_state(c) as u8,
-            origin: nl_origin(c.origin) as u8,
+            origin: c.origin as u8,
             policy: nl_policy(c.policy) as u8,
-            vcmp_state: nl_vcmp_state(c.vcmp) as u8,
+            vcmp_state: c.vcmp as u8,
             vcmp_attempts: c.vcmp_attempts,
             helper: nl_helper(match c.helper {
                 Some(a) => a.helper,

@@ -24,21 +24,11 @@ use kernel::{
     sync::{aref::ARef, SpinLockIrq},
 };
 
-/// How a connection came to be: the side that called `connect()` or
-/// `accept()`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// Actively opened with `connect()` (a TCP connection, or a UDP socket
-    /// connected to its peer).
-    Connect,
-    /// Passively opened, returned by `accept()`.
-    Accept,
-    /// Open already when VNAT started.
-    Existing,
-    /// A UDP "connection" (paper 3.5) that an unconnected socket serves with
-    /// `recvfrom()`/`sendto()`, recorded when its peer's `VNAT_UPD` came.
-    Update,
-}
+/// How a connection came to be (the spec's `origin`): `connect()`,
+/// `accept()`, open before VNAT (`Existing`), or a UDP flow an unconnected
+/// socket serves with `recvfrom()`/`sendto()`, recorded when its peer's
+/// `VNAT_UPD` came (`Update`, paper 3.4.1).
+pub(crate) use crate::nl_gen::Origin;
 
 impl Origin {
     /// Whether the record is the socket's own connection, rather than one
@@ -116,18 +106,9 @@ pub(crate) struct VirtualConnection {
     pub(crate) helper_choice: Option<Helper>,
 }
 
-/// Where the update of a connection's move is (`enum vnat_vcmp_state`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum VcmpState {
-    /// No update under way (never moved, or the last move is done).
-    Idle = 0,
-    /// vnatd is connecting to the peer's vnatd.
-    Connecting = 1,
-    /// The update went out; no answer yet.
-    Waiting = 2,
-    /// The last move failed: the peer refused or did not answer.
-    Failed = 3,
-}
+/// Where the update of a connection's move is, toward the peer's vnatd
+/// (the spec's `vcmp-state`).
+pub(crate) use crate::nl_gen::VcmpState;
 
 /// Packets and bytes per hook (indexed by `Hook as usize`).
 #[derive(Clone, Copy, Debug, Default)]
