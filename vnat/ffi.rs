@@ -8,8 +8,10 @@
 //! Each file here declares the functions of one C file and wraps them in
 //! safe types: a registration is a value whose `Drop` undoes it, a socket
 //! is an [`ARef<Sock>`](kernel::sync::aref::ARef), a packet's headers are
-//! byte slices. The rest of the module never calls into C directly, and no
-//! safe function here asks anything of its caller.
+//! byte slices. No safe function here asks anything of its caller. The
+//! rest of the module does not call the shim; a few kernel functions it
+//! calls through `bindings` where it owns what they act on (vnatd's kernel
+//! sockets and thread, `get_random_u32()`).
 //!
 //! | file         | C                | what                                   |
 //! |--------------|------------------|----------------------------------------|

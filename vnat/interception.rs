@@ -119,7 +119,8 @@ impl TryFrom<c_uint> for SockEvent {
 }
 
 /// Called by the shim's probe handlers; addresses and ports are in network
-/// byte order. Runs in process context with preemption disabled.
+/// byte order. Runs with preemption disabled, in process context (connect,
+/// accept, close) or softirq (close).
 #[no_mangle]
 extern "C" fn vnat_rs_sock_event(
     state: *const c_void,
@@ -133,7 +134,9 @@ extern "C" fn vnat_rs_sock_event(
     pid: c_int,
 ) {
     // SAFETY: The shim passes the state of the socket's namespace, which
-    // cannot go away while a user socket of it is open.
+    // cannot exit while a user socket of it is open; at module unload the
+    // probes are unregistered (waiting for running handlers) before any
+    // state goes.
     let state = unsafe { NetState::borrow(state) };
     // SAFETY: The probed function holds the socket during the handler.
     let sk = unsafe { Sock::from_raw(sk) };

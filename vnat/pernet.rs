@@ -10,9 +10,12 @@ use crate::{ffi::Net, netns::NetState, vnatd::Vnatd};
 use kernel::{bindings, prelude::*, sync::Arc, types::ForeignOwnable};
 
 /// What a namespace's entry owns. Field order is teardown order: the
-/// daemon stops first (its hooks go with it), then the state goes, unless
-/// a callback that borrowed it still runs (it holds no reference: the shim
-/// cleared its pointer before, and unregistering hooks waits for them).
+/// daemon stops first (its hooks go with it: unregistering waits for running
+/// ones), then the state goes. The callbacks that borrow the state hold no
+/// reference: the shim clears its pointer before the entry goes, a probe
+/// cannot fire for a namespace that exits (no user socket of it is left;
+/// at unload the probes go first), and netlink and the address notifier
+/// run while the namespace is alive.
 struct Entry {
     _vnatd: Vnatd,
     _state: Arc<NetState>,

@@ -40,7 +40,8 @@
 //! Module load registers, in this order, the configfs subsystem, the
 //! kprobes, the pernet operations (which set up every namespace: its state,
 //! vnatd, and the record of connections open already), the generic netlink
-//! family and the address notifier; unload undoes them in reverse.
+//! family and the address notifier; unload undoes them in reverse, except
+//! that the probes go before the namespaces' states.
 
 use kernel::prelude::*;
 
@@ -87,14 +88,16 @@ module! {
     },
 }
 
-/// The module: its registrations, dropped in field order (the reverse of
-/// the order in which `init` makes them).
+/// The module: its registrations, dropped in field order. That is the
+/// reverse of the order in which `init` makes them, but for the probes,
+/// which go before the namespaces' states: unregistering them waits for
+/// running handlers, so none can still be using a state that goes.
 #[pin_data]
 struct Vnat {
     _inetaddr: ffi::InetaddrRegistration,
     _genl: ffi::GenlRegistration,
-    _pernet: ffi::PernetRegistration,
     _kprobes: ffi::KprobeRegistration,
+    _pernet: ffi::PernetRegistration,
     #[pin]
     _config: configfs::Config,
 }

@@ -223,8 +223,9 @@ impl Socket {
     /// Makes the socket wake `waker`'s thread until the returned guard
     /// drops.
     pub(crate) fn watch(self, waker: &Waker) -> Watch<'_> {
-        // SAFETY: Both are valid; `Watch::drop` undoes this before the socket
-        // is released, and the guard cannot outlive the waker.
+        // SAFETY: Both are valid. The watch takes a reference on the waker,
+        // which `Watch::drop` gives back once the callbacks are detached; a
+        // guard that is leaked instead keeps the waker alive.
         unsafe { vnat_shim_sock_watch(self.as_ptr(), waker.as_raw()) };
         Watch { sock: self, waker }
     }

@@ -29,7 +29,8 @@ extern "C" {
 ///
 /// # Invariants
 ///
-/// `w` is a waker allocated by the shim for this thread, freed by `Drop`.
+/// `w` is a waker allocated by the shim, on which this value owns one
+/// reference (each socket watching it owns another), given back by `Drop`.
 pub(crate) struct Waker {
     w: NonNull<RawWaker>,
 }
@@ -83,9 +84,9 @@ impl Waker {
 
 impl Drop for Waker {
     fn drop(&mut self) {
-        // SAFETY: Every watch of a socket borrows the waker, so none is
-        // left, and the children of a watched listener were released with
-        // it; the shim drops its reference on the task.
+        // SAFETY: The waker is valid and this value owns one reference; the
+        // shim frees it with the last one, which a socket still watched
+        // (a leaked watch) holds.
         unsafe { vnat_shim_waker_free(self.w.as_ptr()) };
     }
 }

@@ -19,8 +19,13 @@
  * callbacks wake the thread. Children that are still in the accept queue
  * inherit both from the listener and die with it when the listener is
  * released; accepted ones are detached before they are released.
+ *
+ * Every watch holds a reference, as does the waker's owner: a watch that
+ * is never undone (a leaked Rust guard) keeps the waker alive rather than
+ * leaving a socket that points at freed memory.
  */
 struct vnat_waker {
+	refcount_t ref;
 	struct task_struct *task;
 	atomic_t pending;
 	void (*data_ready)(struct sock *sk);
@@ -38,9 +43,11 @@ static void vnat_waker_kick(struct sock *sk, bool data)
 			w->data_ready(sk);
 		else
 			w->state_change(sk);
+		struct task_struct *task = READ_ONCE(w->task);
+
 		atomic_set(&w->pending, 1);
-		/* Watched sockets exist only once the task is set. */
-		wake_up_process(READ_ONCE(w->task));
+		if (task)
+			wake_up_process(task);
 	}
 	read_unlock_bh(&sk->sk_callback_lock);
 }
@@ -57,7 +64,20 @@ static void vnat_sk_state_change(struct sock *sk)
 
 struct vnat_waker *vnat_shim_waker_new(void)
 {
-	return kzalloc(sizeof(struct vnat_waker), GFP_KERNEL);
+	struct vnat_waker *w = kzalloc(sizeof(*w), GFP_KERNEL);
+
+	if (w)
+		refcount_set(&w->ref, 1);
+	return w;
+}
+
+static void vnat_waker_put(struct vnat_waker *w)
+{
+	if (!refcount_dec_and_test(&w->ref))
+		return;
+	if (w->task)
+		put_task_struct(w->task);
+	kfree(w);
 }
 
 /*
@@ -71,11 +91,10 @@ void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task)
 		put_task_struct(task);
 }
 
+/* The owner lets go; the waker goes with the last watch. */
 void vnat_shim_waker_free(struct vnat_waker *w)
 {
-	if (w->task)
-		put_task_struct(w->task);
-	kfree(w);
+	vnat_waker_put(w);
 }
 
 /* Wakes @w's thread, from any context, once its task is set. */
@@ -94,6 +113,7 @@ void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w)
 {
 	struct sock *sk = sock->sk;
 
+	refcount_inc(&w->ref);
 	write_lock_bh(&sk->sk_callback_lock);
 	if (!w->data_ready) {
 		w->data_ready = sk->sk_data_ready;
@@ -111,14 +131,18 @@ void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w)
 void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w)
 {
 	struct sock *sk = sock->sk;
+	bool watched;
 
 	write_lock_bh(&sk->sk_callback_lock);
-	if (sk->sk_user_data == w) {
+	watched = sk->sk_user_data == w;
+	if (watched) {
 		sk->sk_user_data = NULL;
 		sk->sk_data_ready = w->data_ready;
 		sk->sk_state_change = w->state_change;
 	}
 	write_unlock_bh(&sk->sk_callback_lock);
+	if (watched)
+		vnat_waker_put(w);
 }
 
 /* Sleeps until a watched socket has work, @timeout jiffies pass, or the

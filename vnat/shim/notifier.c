@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Automatic resume (paper 3.3.1): the address notifier.
- * vnat/migration.rs.
+ * vnat/ffi.rs (registration), vnat/migration.rs (vnat_rs_addr_event).
  */
 
 #include <linux/inetdevice.h>

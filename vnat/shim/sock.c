@@ -197,7 +197,7 @@ void vnat_shim_sock_put(struct sock *sk)
 }
 
 /*
- * Whether @ptr, on which the caller holds a reference, was destroyed: its
+ * Whether @sk, on which the caller holds a reference, was destroyed: its
  * owner let go of it (SOCK_DEAD) and, for TCP, the connection is over.
  * inet_csk_destroy_sock() and sk_common_release() get there before (TCP) or
  * right after (UDP) they call the destroy function the close probe watches.
