@@ -178,6 +178,9 @@ def ynl_family(ns=None):
     """The kernel's ynl on the family, with our spec, on a socket of
     namespace `ns`."""
     lib = _pyynl()
+    # ynl keeps the families' ids for the whole process; a module loaded
+    # again since has a new one.
+    sys.modules["pyynl.lib.ynl"].GenlProtocol.genl_family_name_to_id = {}
     with netns(ns):
         return lib.YnlFamily(YNL_SPEC, schema="")   # "": validated by the lint stage
 
