@@ -8,11 +8,10 @@
 
 use crate::{
     ffi::{self, NlConn},
-    helper::Helper,
     mapping::Hook,
     netns::NetState,
     nl_gen,
-    virtualization::{Policy, State, VirtualConnection},
+    virtualization::{State, VirtualConnection},
 };
 use kernel::prelude::*;
 
@@ -25,22 +24,6 @@ fn nl_state(c: &VirtualConnection) -> nl_gen::State {
         State::Native => nl_gen::State::Native,
         State::Resuming => nl_gen::State::Resuming,
         State::Migrated => nl_gen::State::Migrated,
-    }
-}
-
-fn nl_policy(p: Option<Policy>) -> nl_gen::Policy {
-    match p {
-        Some(Policy::Abort) => nl_gen::Policy::Abort,
-        Some(Policy::Preempt) => nl_gen::Policy::Preempt,
-        None => nl_gen::Policy::Default,
-    }
-}
-
-fn nl_helper(h: Helper) -> nl_gen::Helper {
-    match h {
-        Helper::None => nl_gen::Helper::None,
-        Helper::Keepalive => nl_gen::Helper::Keepalive,
-        Helper::Stop => nl_gen::Helper::Stop,
     }
 }
 
@@ -74,13 +57,13 @@ impl From<&VirtualConnection> for NlConn {
             proto: m.proto,
             state: nl_state(c) as u8,
             origin: c.origin as u8,
-            policy: nl_policy(c.policy) as u8,
+            policy: c.policy as u8,
             vcmp_state: c.vcmp as u8,
             vcmp_attempts: c.vcmp_attempts,
-            helper: nl_helper(match c.helper {
+            helper: match c.helper {
                 Some(a) => a.helper,
                 None => c.peer_helper,
-            }) as u8,
+            } as u8,
             peer_suspended: u8::from(c.helper.is_some()),
         }
     }

@@ -26,50 +26,34 @@ use crate::{
     knobs::SUSPEND_HELPER,
     vcmp::PROTO_TCP,
 };
-use kernel::{bindings, prelude::*};
+use kernel::bindings;
 
-/// A connection migration helper (`enum vnat_helper`; the numbers are
-/// VCMP's `HELPER_*` too).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum Helper {
-    /// Nothing.
-    None = 0,
-    /// TCP keepalive off.
-    Keepalive = 1,
-    /// Keepalive off and the socket's processes stopped.
-    Stop = 2,
-}
-
-/// The helper numbered `n` (`enum vnat_helper`, VCMP `HELPER_*`).
-impl TryFrom<u8> for Helper {
-    type Error = Error;
-
-    fn try_from(n: u8) -> Result<Self> {
-        match n {
-            0 => Ok(Self::None),
-            1 => Ok(Self::Keepalive),
-            2 => Ok(Self::Stop),
-            _ => Err(EINVAL),
-        }
-    }
-}
+/// A connection migration helper: the spec's `helper` (`none`, `keepalive`,
+/// `stop`, and `default`: what the `suspend_helper` knob says). The numbers
+/// are VCMP's `HELPER_*` too, which never carry `default`.
+pub(crate) use crate::nl_gen::Helper;
 
 impl Helper {
-    /// The default helper (`suspend_helper` knob).
-    pub(crate) fn default_now() -> Self {
-        u8::try_from(SUSPEND_HELPER.get())
-            .ok()
-            .and_then(|n| Self::try_from(n).ok())
-            .unwrap_or(Self::None)
+    /// The helper this one stands for: itself, or for `default`, the
+    /// `suspend_helper` knob's (never `default`).
+    pub(crate) fn resolve(self) -> Self {
+        match self {
+            Self::Default => u8::try_from(SUSPEND_HELPER.get())
+                .ok()
+                .and_then(|n| Self::try_from(n).ok())
+                .filter(|h| *h != Self::Default)
+                .unwrap_or(Self::None),
+            h => h,
+        }
     }
 
-    /// Its name, as the knob spells it.
+    /// Its name, as the knob spells it, for an event's reason.
     pub(crate) const fn as_cstr(self) -> &'static kernel::str::CStr {
         match self {
             Self::None => c"helper none",
             Self::Keepalive => c"helper keepalive",
             Self::Stop => c"helper stop",
+            Self::Default => c"helper default",
         }
     }
 }
@@ -94,6 +78,7 @@ pub(crate) struct Active {
 /// that serves several peers (`shared`) is not stopped for one of them.
 /// Sleeps (process context, no spinlock held).
 pub(crate) fn activate(sk: &Sock, proto: u8, shared: bool, want: Helper) -> Active {
+    let want = want.resolve();
     let mut a = Active {
         helper: Helper::None,
         since_ns: ffi::now_ns(),

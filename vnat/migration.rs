@@ -37,7 +37,7 @@ use crate::{
     netns::NetState,
     requests::Selector,
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
-    virtualization::{Key, Origin, Policy, State, VcmpState, VirtualConnection},
+    virtualization::{Key, Origin, State, VcmpState, VirtualConnection},
 };
 use kernel::{prelude::*, sync::aref::ARef};
 
@@ -233,34 +233,30 @@ fn refuse_unknown(state: &NetState, u: &Update, reason: &CStr) {
 /// (returned, to be sent), `preempt` aborts the other connection (as `ss
 /// --kill` does) and lets the update through.
 fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<(UpdateReply, Option<Key>)> {
-    let (local, policy) = state
+    let (local, preempts) = state
         .connections
-        .with(key, |c| (c.mapping.local_physical, c.policy()))?;
+        .with(key, |c| (c.mapping.local_physical, c.preempts()))?;
     let (other, c) = state
         .connections
         .conflict(key, u.proto, local, u.local_physical)?;
-    match policy {
-        Policy::Abort => {
-            state.count(Counter::ConflictsAborted, 1);
-            state.count(Counter::UpdatesRefused, 1);
-            events::event(
-                state,
-                Event::Conflict,
-                &c,
-                Some(c"in the way of a migrating connection, which was refused (policy abort)"),
-            );
-            Some((UpdateReply::REFUSED, None))
-        }
-        Policy::Preempt => {
-            preempt(
-                state,
-                &other,
-                &c,
-                c"aborted to make way for a migrating connection (policy preempt)",
-            );
-            None
-        }
+    if preempts {
+        preempt(
+            state,
+            &other,
+            &c,
+            c"aborted to make way for a migrating connection (policy preempt)",
+        );
+        return None;
     }
+    state.count(Counter::ConflictsAborted, 1);
+    state.count(Counter::UpdatesRefused, 1);
+    events::event(
+        state,
+        Event::Conflict,
+        &c,
+        Some(c"in the way of a migrating connection, which was refused (policy abort)"),
+    );
+    Some((UpdateReply::REFUSED, None))
 }
 
 /// Aborts connection `other` (record `c`), found by
@@ -423,7 +419,7 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update) -> SuspendReply {
         }),
         None => Ok((
             ARef::from(sk),
-            c.helper_choice.unwrap_or_else(Helper::default_now),
+            c.helper_choice,
             c.mapping.proto,
             !c.origin.owns_socket(),
         )),

@@ -25,7 +25,7 @@ use crate::{
     ffi::{self, NlConn},
     helper::Helper,
     netns::NetState,
-    nl_gen::{self, attr::stats},
+    nl_gen::attr::stats,
     requests::{Request, Selector},
     vcmp::Endpoint,
     virtualization::{Key, Policy},
@@ -263,20 +263,10 @@ extern "C" fn vnat_rs_nl_set(
 fn set(state: &NetState, r: &ffi::NlResume, policy: u8, helper: u8) -> Result<c_int, Refusal> {
     let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
     let remote = Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port));
-    // Values the policy refuses do not come here; u8::MAX is "not given".
-    let policy = match nl_gen::Policy::try_from(policy) {
-        Ok(nl_gen::Policy::Abort) => Some(Some(Policy::Abort)),
-        Ok(nl_gen::Policy::Preempt) => Some(Some(Policy::Preempt)),
-        Ok(nl_gen::Policy::Default) => Some(None),
-        Err(_) => None,
-    };
-    let helper = match nl_gen::Helper::try_from(helper) {
-        Ok(nl_gen::Helper::None) => Some(Some(Helper::None)),
-        Ok(nl_gen::Helper::Keepalive) => Some(Some(Helper::Keepalive)),
-        Ok(nl_gen::Helper::Stop) => Some(Some(Helper::Stop)),
-        Ok(nl_gen::Helper::Default) => Some(None),
-        Err(_) => None,
-    };
+    // Values the request's policy refuses do not come here; u8::MAX is
+    // "not given".
+    let policy = Policy::try_from(policy).ok();
+    let helper = Helper::try_from(helper).ok();
     let none = || Refusal::new(ENOENT, c"no such virtual connection");
     let (key, _) = state
         .connections

@@ -51,26 +51,11 @@ pub(crate) enum State {
     Migrated,
 }
 
-/// What resolves a virtual address conflict (paper 3.4.3): the migration
-/// that would cause it is refused, or the connection in the way is aborted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Policy {
-    /// Refuse the migration; both connections stay as they are.
-    Abort = 0,
-    /// Abort the other connection, then migrate.
-    Preempt = 1,
-}
-
-impl Policy {
-    /// The default policy (`conflict_policy` knob).
-    pub(crate) fn default_now() -> Self {
-        if CONFLICT_POLICY.get() == Self::Preempt as u32 {
-            Self::Preempt
-        } else {
-            Self::Abort
-        }
-    }
-}
+/// What resolves a virtual address conflict (paper 3.4.3), the spec's
+/// `policy`: the migration that would cause it is refused (`abort`), or the
+/// connection in the way is aborted (`preempt`); `default`: what the
+/// `conflict_policy` knob says.
+pub(crate) use crate::nl_gen::Policy;
 
 /// The record of one virtual connection.
 #[derive(Clone, Copy, Debug)]
@@ -86,8 +71,8 @@ pub(crate) struct VirtualConnection {
     /// The local physical endpoint before the move in progress, to go back
     /// to if the peer cannot be updated.
     pub(crate) previous_local: Endpoint,
-    /// Its own conflict policy; `None`: the knob's.
-    pub(crate) policy: Option<Policy>,
+    /// Its own conflict policy (`Default`: the knob's).
+    pub(crate) policy: Policy,
     /// When the mapping was last updated ([`crate::ffi::now_ns`]); 0: never.
     pub(crate) updated_ns: i64,
     /// What its rules matched in rule tables that were since replaced.
@@ -102,8 +87,8 @@ pub(crate) struct VirtualConnection {
     pub(crate) peer_helper: Helper,
     /// The peer suspended its end: what keeps ours alive meanwhile.
     pub(crate) helper: Option<Active>,
-    /// The helper to use when the peer suspends; `None`: the knob's.
-    pub(crate) helper_choice: Option<Helper>,
+    /// The helper to use when the peer suspends (`Default`: the knob's).
+    pub(crate) helper_choice: Helper,
 }
 
 /// Where the update of a connection's move is, toward the peer's vnatd
@@ -144,7 +129,7 @@ impl VirtualConnection {
             origin,
             state: State::Native,
             previous_local: local,
-            policy: None,
+            policy: Policy::Default,
             updated_ns: 0,
             hits: HookHits {
                 packets: [0; 4],
@@ -155,13 +140,18 @@ impl VirtualConnection {
             suspended: false,
             peer_helper: Helper::None,
             helper: None,
-            helper_choice: None,
+            helper_choice: Helper::Default,
         }
     }
 
-    /// The policy that resolves a conflict of this connection's.
-    pub(crate) fn policy(&self) -> Policy {
-        self.policy.unwrap_or_else(Policy::default_now)
+    /// Whether a conflict of this connection's preempts the connection in
+    /// the way (its policy, or the `conflict_policy` knob's), rather than
+    /// aborting the migration.
+    pub(crate) fn preempts(&self) -> bool {
+        match self.policy {
+            Policy::Default => CONFLICT_POLICY.get() == Policy::Preempt as u32,
+            p => p == Policy::Preempt,
+        }
     }
 
     /// The local virtual endpoint.
