@@ -179,22 +179,22 @@ impl RuleTable {
         out
     }
 
-    /// Looks up the rule for a packet, in the RCU read section `_rcu` (a
-    /// hook's: it keeps the table alive while it is read). The packet, of
-    /// `len` bytes, is counted to the rule it matched.
-    pub(crate) fn lookup(
-        &self,
-        _rcu: &rcu::Guard,
-        hook: Hook,
-        t: &Tuple,
-        len: u32,
-    ) -> Option<Slot> {
+    /// Looks up the rule for a packet. The packet, of `len` bytes, is
+    /// counted to the rule it matched.
+    ///
+    /// # Safety
+    ///
+    /// The caller must be in an RCU read section (a netfilter hook is),
+    /// which keeps the table alive while it is read. Taking a guard instead
+    /// would cost every translated packet two calls for a section it is in
+    /// already.
+    pub(crate) unsafe fn lookup(&self, hook: Hook, t: &Tuple, len: u32) -> Option<Slot> {
         let table = self.table.load(Acquire);
         if table.is_null() {
             return None;
         }
         // SAFETY: Non-null tables are valid until a grace period after they
-        // are replaced, and `_rcu` is an RCU read section.
+        // are replaced, and the caller is in an RCU read section.
         let rules = unsafe { &*table };
         let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
         rules.hits[i].packets.add(1u64, Relaxed);

@@ -37,7 +37,7 @@ use crate::{
     netns::NetState,
     packet::{self, Packet},
 };
-use kernel::{bindings, prelude::*, sync::rcu};
+use kernel::{bindings, prelude::*};
 
 const fn hook_counter(h: Hook) -> Counter {
     match h {
@@ -95,9 +95,9 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<bool> {
     let Some(t) = skb.headers().and_then(packet::tuple) else {
         return Ok(false);
     };
-    // Hooks run under RCU already; the guard says so to the rule table.
-    let rcu = rcu::read_lock();
-    let Some(rule) = state.rules.lookup(&rcu, hook, &t, len) else {
+    // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
+    // of `Skb::from_raw`), so this runs in the hook's RCU read section.
+    let Some(rule) = (unsafe { state.rules.lookup(hook, &t, len) }) else {
         return Ok(false);
     };
     if hook == Hook::PreRouting && t.dst.addr != rule.rewrite.dst.addr {

@@ -55,8 +55,10 @@ impl Skb {
     ///
     /// # Safety
     ///
-    /// `ptr` must be the packet of a running hook, which nothing else uses
-    /// during `'a` (the hook owns it until it returns a verdict).
+    /// `ptr` must be the packet of a running netfilter hook, which nothing
+    /// else uses during `'a` (the hook owns it until it returns a verdict),
+    /// and `'a` must end with the hook. So an `Skb` borrow implies an RCU
+    /// read section, as hooks run in one.
     pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::sk_buff) -> &'a mut Skb {
         // SAFETY: By the function's requirements; `Skb` is transparent.
         unsafe { &mut *ptr.cast() }
