@@ -23,7 +23,6 @@ use super::{
 };
 use crate::{
     counters::Counter,
-    ffi::Waker,
     knobs::{VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     netns::{Ipv4, NetState},
     vcmp::{Message, StreamReader, SuspendReply, UpdateReply, MSG_LEN},
@@ -92,7 +91,6 @@ pub(super) enum Step {
 pub(super) struct Conversation<'a> {
     state: &'a NetState,
     /// Wakes the daemon when the conversation's socket has news.
-    waker: &'a Waker,
     /// The daemon's own port: where the peer's vnatd listens too, unless
     /// `vcmp_peer_port` says otherwise.
     port: u16,
@@ -123,11 +121,10 @@ pub(super) struct Conversation<'a> {
 impl<'a> Conversation<'a> {
     /// A conversation with the vnatd of `peer`, with nothing queued yet; the
     /// daemon listens on `port`.
-    pub(super) fn new(state: &'a NetState, waker: &'a Waker, port: u16, peer: u32) -> Self {
+    pub(super) fn new(state: &'a NetState, port: u16, peer: u32) -> Self {
         let now = Instant::now();
         Self {
             state,
-            waker,
             port,
             peer,
             sock: None,
@@ -253,7 +250,7 @@ impl<'a> Conversation<'a> {
         match Socket::connect(self.state.net(), self.peer, port) {
             Ok(sock) => {
                 self.no_route = false;
-                self.sock = Some(sock.watch(self.waker));
+                self.sock = Some(sock.watch(self.state.waker()));
                 self.mark(VcmpState::Connecting);
                 true
             }

@@ -47,7 +47,7 @@ mod socket;
 use crate::{
     counters::Counter,
     events::{self, Event},
-    ffi::{HookRegistration, KprobeRegistration, Waker},
+    ffi::{HookRegistration, KprobeRegistration},
     interception,
     knobs::{HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PORT},
     migration::{self, Outgoing},
@@ -144,7 +144,7 @@ unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
     // valid until `kthread_stop()` returns, i.e. after this function.
     let shared = unsafe { &*data.cast::<Shared>() };
     let state = &*shared.state;
-    Daemon::new(state, state.waker()).run();
+    Daemon::new(state).run();
     0
 }
 
@@ -158,7 +158,6 @@ const BACKLOG: i32 = 128;
 /// The thread's own state: its sockets live and die with it.
 struct Daemon<'a> {
     state: &'a NetState,
-    waker: &'a Waker,
     listener: Option<Watch<'a>>,
     listen_error_logged: bool,
     clients: KVec<Client<'a>>,
@@ -178,10 +177,9 @@ struct Daemon<'a> {
 }
 
 impl<'a> Daemon<'a> {
-    fn new(state: &'a NetState, waker: &'a Waker) -> Self {
+    fn new(state: &'a NetState) -> Self {
         Self {
             state,
-            waker,
             listener: None,
             listen_error_logged: false,
             clients: KVec::new(),
@@ -220,7 +218,7 @@ impl<'a> Daemon<'a> {
             } else {
                 TICK_MS
             };
-            self.waker.wait(msecs_to_jiffies(nap) as c_long);
+            self.state.waker().wait(msecs_to_jiffies(nap) as c_long);
         }
         // Nobody will be there to undo the helpers.
         migration::release_helpers(self.state, None);
@@ -239,7 +237,7 @@ impl<'a> Daemon<'a> {
         let port = VCMP_PORT.get() as u16;
         match Socket::listen(net, port, BACKLOG) {
             Ok(sock) => {
-                self.listener = Some(sock.watch(self.waker));
+                self.listener = Some(sock.watch(self.state.waker()));
                 self.state.listening.store(true, Relaxed);
                 pr_info!("netns {}: vnatd listening on port {}\n", net.inum(), port);
             }
@@ -265,7 +263,7 @@ impl<'a> Daemon<'a> {
         while let Ok(Some(sock)) = listener.socket().accept() {
             // Watch at once: children inherit the listener's callbacks, which
             // must be detached before any of them is released.
-            let sock = sock.watch(self.waker);
+            let sock = sock.watch(self.state.waker());
             if self.clients.len() >= VCMP_MAX_CLIENTS.get() as usize {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
@@ -474,8 +472,7 @@ impl<'a> Daemon<'a> {
             let i = match self.conversations.iter().position(|c| c.takes(o.peer)) {
                 Some(i) => i,
                 None => {
-                    let c =
-                        Conversation::new(self.state, self.waker, VCMP_PORT.get() as u16, o.peer);
+                    let c = Conversation::new(self.state, VCMP_PORT.get() as u16, o.peer);
                     if self.conversations.push(c, GFP_KERNEL).is_err() {
                         self.rules_changed |= unanswered(self.state, o.key, kind, c"out of memory");
                         continue;
