@@ -81,5 +81,8 @@ pub(crate) fn event(state: &NetState, e: Event, c: &VirtualConnection, reason: O
 
 /// As [`event`], for a record already copied out.
 pub(crate) fn event_raw(state: &NetState, e: Event, c: &NlConn, reason: Option<&CStr>) {
-    ffi::nl_event(state.net(), e as u8, c, reason);
+    let net = state.net();
+    if ffi::nl_listening(net) {
+        ffi::nl_event(net, e as u8, c, reason);
+    }
 }

@@ -110,7 +110,8 @@ pub(crate) fn nl_listening(net: &Net) -> bool {
 }
 
 /// Multicasts event `event` about connection `c` to the `events` group of
-/// `net`, if anyone listens. Any context.
+/// `net` (ask [`nl_listening`] first: building the message costs). Any
+/// context.
 pub(crate) fn nl_event(net: &Net, event: u8, c: &NlConn, reason: Option<&CStr>) {
     let reason = reason.map_or(core::ptr::null(), |r| r.as_char_ptr());
     // SAFETY: `net` is alive (type invariant of `Net`); `c` and `reason`

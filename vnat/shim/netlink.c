@@ -65,9 +65,10 @@ int vnat_shim_nl_put_conn(void *skb_, void *cb_, const struct vnat_nl_conn *c)
 }
 
 /*
- * Tells the events group of @net what happened to connection @c; nothing
- * when nobody listens. Any context (atomic allocation); a message that
- * cannot be built is dropped, and listeners that fall behind see ENOBUFS.
+ * Tells the events group of @net what happened to connection @c (Rust asks
+ * vnat_shim_nl_listening() first). Any context (atomic allocation); a
+ * message that cannot be built is dropped, and listeners that fall behind
+ * see ENOBUFS.
  */
 void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 			const char *reason)
@@ -75,8 +76,6 @@ void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 	struct sk_buff *skb;
 	void *hdr;
 
-	if (!genl_has_listeners(&vnat_nl_family, net, VNAT_NLGRP_EVENTS))
-		return;
 	skb = genlmsg_new(NLMSG_GOODSIZE, GFP_ATOMIC);
 	if (!skb)
 		return;
