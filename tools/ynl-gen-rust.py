@@ -19,22 +19,6 @@ import sys
 
 import yaml
 
-# The names the module's code gives counters whose CamelCase spec name
-# differs (translation.rs, interception.rs, migration.rs use these). An
-# entry goes when its users take the spec's name.
-COUNTER_RUST_NAMES = {
-    "hook-prerouting-packets": "HookPreRouting",
-    "hook-local-in-packets": "HookLocalIn",
-    "hook-local-out-packets": "HookLocalOut",
-    "hook-postrouting-packets": "HookPostRouting",
-    "connections-untracked-nomem": "ConnectionsUntracked",
-    "translated-prerouting-packets": "TranslatedPreRouting",
-    "translated-local-in-packets": "TranslatedLocalIn",
-    "translated-local-out-packets": "TranslatedLocalOut",
-    "translated-postrouting-packets": "TranslatedPostRouting",
-    "translation-dropped-packets": "TranslationDropped",
-}
-
 
 def camel(name):
     return "".join(w.capitalize() for w in name.split("-"))
@@ -169,7 +153,7 @@ def module(spec):
         o += ["", "/// The counters VNAT keeps, per namespace and in total: the u64 attributes",
               "/// of set `stats`, in order (attribute number: the counter's index plus one).",
               "#[derive(Clone, Copy, Debug, PartialEq, Eq)]", "#[repr(usize)]", f"{v} enum Counter {{"]
-        names = [COUNTER_RUST_NAMES.get(a["name"], camel(a["name"])) for a in counters]
+        names = [camel(a["name"]) for a in counters]
         for a, name in zip(counters, names):
             o += doc_lines(a.get("doc", ""), "    ")
             o.append(f"    {name},")

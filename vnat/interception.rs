@@ -163,6 +163,6 @@ extern "C" fn vnat_rs_sock_event(
             state.count(Counter::ConnectionsTracked, 1);
             events::event(state, Event::Virtualized, &conn, None);
         }
-        Err(_) => state.count(Counter::ConnectionsUntracked, 1),
+        Err(_) => state.count(Counter::ConnectionsUntrackedNomem, 1),
     }
 }

@@ -286,7 +286,7 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
     );
     let key = state.connections.insert(&sk, conn);
     if key.is_err() {
-        state.count(Counter::ConnectionsUntracked, 1);
+        state.count(Counter::ConnectionsUntrackedNomem, 1);
     }
     key.ok()
 }

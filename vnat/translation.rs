@@ -41,19 +41,19 @@ use kernel::{bindings, prelude::*};
 
 const fn hook_counter(h: Hook) -> Counter {
     match h {
-        Hook::PreRouting => Counter::HookPreRouting,
-        Hook::LocalIn => Counter::HookLocalIn,
-        Hook::LocalOut => Counter::HookLocalOut,
-        Hook::PostRouting => Counter::HookPostRouting,
+        Hook::PreRouting => Counter::HookPreroutingPackets,
+        Hook::LocalIn => Counter::HookLocalInPackets,
+        Hook::LocalOut => Counter::HookLocalOutPackets,
+        Hook::PostRouting => Counter::HookPostroutingPackets,
     }
 }
 
 const fn translated_counter(h: Hook) -> Counter {
     match h {
-        Hook::PreRouting => Counter::TranslatedPreRouting,
-        Hook::LocalIn => Counter::TranslatedLocalIn,
-        Hook::LocalOut => Counter::TranslatedLocalOut,
-        Hook::PostRouting => Counter::TranslatedPostRouting,
+        Hook::PreRouting => Counter::TranslatedPreroutingPackets,
+        Hook::LocalIn => Counter::TranslatedLocalInPackets,
+        Hook::LocalOut => Counter::TranslatedLocalOutPackets,
+        Hook::PostRouting => Counter::TranslatedPostroutingPackets,
     }
 }
 
@@ -83,7 +83,7 @@ extern "C" fn vnat_rs_hook(
         }
         Ok(false) => bindings::NF_ACCEPT,
         Err(_) => {
-            state.count(Counter::TranslationDropped, 1);
+            state.count(Counter::TranslationDroppedPackets, 1);
             bindings::NF_DROP
         }
     }

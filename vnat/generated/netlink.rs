@@ -424,13 +424,13 @@ impl TryFrom<u8> for Event {
 pub(crate) enum Counter {
     /// Packets seen by the PREROUTING hook (incoming DNAT). The hooks are
     /// registered only while the namespace has translated connections.
-    HookPreRouting,
+    HookPreroutingPackets,
     /// Packets seen by the LOCAL_IN hook (incoming SNAT).
-    HookLocalIn,
+    HookLocalInPackets,
     /// Packets seen by the LOCAL_OUT hook (outgoing DNAT).
-    HookLocalOut,
+    HookLocalOutPackets,
     /// Packets seen by the POSTROUTING hook (outgoing SNAT).
-    HookPostRouting,
+    HookPostroutingPackets,
     /// Connections recorded at connect or accept.
     ConnectionsTracked,
     /// Connections forgotten at close.
@@ -439,7 +439,7 @@ pub(crate) enum Counter {
     /// missed kprobe hit), forgotten by vnatd (also counted as forgotten).
     ConnectionsReaped,
     /// Connections left untracked because memory was short.
-    ConnectionsUntracked,
+    ConnectionsUntrackedNomem,
     /// VCMP connections accepted by vnatd.
     VcmpClientsAccepted,
     /// VCMP connections refused because vnatd had vcmp_max_clients already.
@@ -456,15 +456,15 @@ pub(crate) enum Counter {
     /// Attempts to listen on the VCMP port that failed.
     VcmpListenFailed,
     /// Packets rewritten at PREROUTING.
-    TranslatedPreRouting,
+    TranslatedPreroutingPackets,
     /// Packets rewritten at LOCAL_IN.
-    TranslatedLocalIn,
+    TranslatedLocalInPackets,
     /// Packets rewritten at LOCAL_OUT.
-    TranslatedLocalOut,
+    TranslatedLocalOutPackets,
     /// Packets rewritten at POSTROUTING.
-    TranslatedPostRouting,
+    TranslatedPostroutingPackets,
     /// Packets dropped because translating them failed (no memory, no route).
-    TranslationDropped,
+    TranslationDroppedPackets,
     /// Rules not installed because another connection's matched the same
     /// packets (virtual address conflict, paper 3.4.3; policy: abort).
     RuleConflicts,
@@ -498,14 +498,14 @@ pub(crate) enum Counter {
 impl Counter {
     /// Every counter, in display order.
     pub(crate) const ALL: &'static [Counter] = &[
-        Counter::HookPreRouting,
-        Counter::HookLocalIn,
-        Counter::HookLocalOut,
-        Counter::HookPostRouting,
+        Counter::HookPreroutingPackets,
+        Counter::HookLocalInPackets,
+        Counter::HookLocalOutPackets,
+        Counter::HookPostroutingPackets,
         Counter::ConnectionsTracked,
         Counter::ConnectionsForgotten,
         Counter::ConnectionsReaped,
-        Counter::ConnectionsUntracked,
+        Counter::ConnectionsUntrackedNomem,
         Counter::VcmpClientsAccepted,
         Counter::VcmpClientsRefused,
         Counter::VcmpClientsIdleClosed,
@@ -513,11 +513,11 @@ impl Counter {
         Counter::VcmpMalformed,
         Counter::VcmpUnknownConnection,
         Counter::VcmpListenFailed,
-        Counter::TranslatedPreRouting,
-        Counter::TranslatedLocalIn,
-        Counter::TranslatedLocalOut,
-        Counter::TranslatedPostRouting,
-        Counter::TranslationDropped,
+        Counter::TranslatedPreroutingPackets,
+        Counter::TranslatedLocalInPackets,
+        Counter::TranslatedLocalOutPackets,
+        Counter::TranslatedPostroutingPackets,
+        Counter::TranslationDroppedPackets,
         Counter::RuleConflicts,
         Counter::UpdatesSent,
         Counter::UpdatesAccepted,
@@ -536,14 +536,14 @@ impl Counter {
     /// The counter's name in configfs and `vnatctl stats`.
     pub(crate) const fn name(self) -> &'static str {
         match self {
-            Counter::HookPreRouting => "hook_prerouting_packets",
-            Counter::HookLocalIn => "hook_local_in_packets",
-            Counter::HookLocalOut => "hook_local_out_packets",
-            Counter::HookPostRouting => "hook_postrouting_packets",
+            Counter::HookPreroutingPackets => "hook_prerouting_packets",
+            Counter::HookLocalInPackets => "hook_local_in_packets",
+            Counter::HookLocalOutPackets => "hook_local_out_packets",
+            Counter::HookPostroutingPackets => "hook_postrouting_packets",
             Counter::ConnectionsTracked => "connections_tracked",
             Counter::ConnectionsForgotten => "connections_forgotten",
             Counter::ConnectionsReaped => "connections_reaped",
-            Counter::ConnectionsUntracked => "connections_untracked_nomem",
+            Counter::ConnectionsUntrackedNomem => "connections_untracked_nomem",
             Counter::VcmpClientsAccepted => "vcmp_clients_accepted",
             Counter::VcmpClientsRefused => "vcmp_clients_refused",
             Counter::VcmpClientsIdleClosed => "vcmp_clients_idle_closed",
@@ -551,11 +551,11 @@ impl Counter {
             Counter::VcmpMalformed => "vcmp_malformed",
             Counter::VcmpUnknownConnection => "vcmp_unknown_connection",
             Counter::VcmpListenFailed => "vcmp_listen_failed",
-            Counter::TranslatedPreRouting => "translated_prerouting_packets",
-            Counter::TranslatedLocalIn => "translated_local_in_packets",
-            Counter::TranslatedLocalOut => "translated_local_out_packets",
-            Counter::TranslatedPostRouting => "translated_postrouting_packets",
-            Counter::TranslationDropped => "translation_dropped_packets",
+            Counter::TranslatedPreroutingPackets => "translated_prerouting_packets",
+            Counter::TranslatedLocalInPackets => "translated_local_in_packets",
+            Counter::TranslatedLocalOutPackets => "translated_local_out_packets",
+            Counter::TranslatedPostroutingPackets => "translated_postrouting_packets",
+            Counter::TranslationDroppedPackets => "translation_dropped_packets",
             Counter::RuleConflicts => "rule_conflicts",
             Counter::UpdatesSent => "updates_sent",
             Counter::UpdatesAccepted => "updates_accepted",
