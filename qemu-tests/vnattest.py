@@ -83,6 +83,13 @@ def insmod(*params):
 
 def rmmod():
     sh("rmmod vnat")
+    # The family goes with the module; a later insmod registers it anew,
+    # under another id, which ynl keeps for the whole process.
+    for fam in _YNL_BY_NS.values():
+        fam.sock.close()
+    _YNL_BY_NS.clear()
+    if "pyynl.lib.ynl" in sys.modules:
+        sys.modules["pyynl.lib.ynl"].GenlProtocol.genl_family_name_to_id = {}
 
 
 def loaded():
@@ -124,8 +131,8 @@ def add_netns(name):
 
 def del_netns(name):
     # A socket held open in a namespace would keep it from being freed.
-    for key in [k for k in _YNL_BY_NS if k[0] == name]:
-        _YNL_BY_NS.pop(key).sock.close()
+    if name in _YNL_BY_NS:
+        _YNL_BY_NS.pop(name).sock.close()
     sh(f"ip netns del {name}")
 
 
@@ -144,26 +151,9 @@ def stats(ns=None):
     stats-get, through the kernel's ynl in this process (tests poll it;
     starting vnatctl takes seconds under TCG). Names as `vnatctl stats
     --json` gives them (test 20 checks that the two agree)."""
-    try:
-        reply = _ynl_cached(ns).do("stats-get", {})
-    except _pyynl().NlError:
-        # The module was loaded again since: the family has a new id.
-        _YNL_BY_NS.clear()
-        reply = _ynl_cached(ns).do("stats-get", {})
-    return {k.replace("-", "_"): int(v) for k, v in reply.items()}
+    return {k.replace("-", "_"): int(v) for k, v in ynl_family(ns).do("stats-get", {}).items()}
 
 
-_YNL_BY_NS = {}
-
-
-def _ynl_cached(ns):
-    """One ynl family object per namespace (its socket stays in the
-    namespace it was opened in); a namespace deleted and made again under the
-    same name gets a new one."""
-    key = (ns, os.stat(f"/run/netns/{ns}").st_ino if ns else 0)
-    if key not in _YNL_BY_NS:
-        _YNL_BY_NS[key] = ynl_family(ns)
-    return _YNL_BY_NS[key]
 
 
 YNL_SPEC = "vnat/vnat.yaml"   # validated against the schema by make check's lint stage
@@ -177,15 +167,19 @@ def _pyynl():
     return pyynl.lib
 
 
+# One ynl family object per namespace: making one parses the spec (seconds
+# under TCG), and its socket stays in the namespace it was opened in.
+# del_netns() and rmmod() let go of them.
+_YNL_BY_NS = {}
+
+
 def ynl_family(ns=None):
     """The kernel's ynl on the family, with our spec, on a socket of
     namespace `ns`."""
-    lib = _pyynl()
-    # ynl keeps the families' ids for the whole process; a module loaded
-    # again since has a new one.
-    sys.modules["pyynl.lib.ynl"].GenlProtocol.genl_family_name_to_id = {}
-    with netns(ns):
-        return lib.YnlFamily(YNL_SPEC, schema="")   # "": validated by the lint stage
+    if ns not in _YNL_BY_NS:
+        with netns(ns):
+            _YNL_BY_NS[ns] = _pyynl().YnlFamily(YNL_SPEC, schema="")   # "": validated by the lint stage
+    return _YNL_BY_NS[ns]
 
 
 def ynl_error(ns, op, attrs):
