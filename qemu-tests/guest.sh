@@ -51,12 +51,15 @@ for t in "${tests[@]}"; do
 	# -k: a test that ignores TERM (or is stuck) is killed, with its group.
 	# Also written as it comes to $results/running.log, which the host can
 	# read while the test runs (a hung test shows where it hangs).
+	start=$SECONDS
 	out=$(timeout -k 10 600 "$t" 2>&1 | tee "$results/running.log"; exit "${PIPESTATUS[0]}")
 	rc=$?
+	took=$((SECONDS - start))
 	cleanup >/dev/null 2>&1
 	echo "vnat-test-mark $name-end" > /dev/kmsg
 	bad=$(log_since "$name" | grep -E "$splats")
 	printf '%s\n' "$out" | sed 's/^/# /'
+	echo "# $name took ${took} s (guest clock)"
 	if [ "$rc" = 0 ] && [ -z "$bad" ]; then
 		echo "ok $n - $name"
 	else
@@ -88,7 +91,9 @@ done
 # last allocations of the module age before the scan.
 n=$((n + 1))
 sleep 6
+start=$SECONDS
 echo scan > /sys/kernel/debug/kmemleak
+echo "# kmemleak scan took $((SECONDS - start)) s (guest clock)"
 leaks=$(cat /sys/kernel/debug/kmemleak)
 if [ -z "$leaks" ]; then
 	echo "ok $n - kmemleak: nothing leaked"

@@ -262,6 +262,17 @@ def tcp_connect(ns, addr, port):
         return socket.create_connection((addr, port), timeout=10)
 
 
+def recv_exactly(s, n):
+    """Reads `n` bytes from socket `s` (fewer if it closes first)."""
+    buf = bytearray()
+    while len(buf) < n:
+        d = s.recv(min(1 << 20, n - len(buf)))
+        if not d:
+            break
+        buf += d
+    return bytes(buf)
+
+
 def round_trip(c, a, n=50):
     """Median time of `n` one-byte ping-pongs from socket `c` to its peer
     `a` and back."""

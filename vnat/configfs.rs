@@ -14,13 +14,17 @@
 //! | `vcmp_peer_port`       | rw     | peers' vnatd port for updates; 0: ours   |
 //! | `suspend_helper`       | rw     | `none`, `keepalive` or `stop` (paper 3.3.1) |
 //! | `helper_timeout_s`     | rw     | a helper is undone after this long; 0: never |
+//! | `vcmp_max_clients_per_source` | rw | VCMP connections served at once from one address |
+//! | `vcmp_max_refusals`    | rw     | refusals beyond acceptances that close a VCMP connection |
+//! | `vcmp_udp_flows`       | rw     | 1: a UDP update may record a flow (unauthenticated) |
 
 use crate::{
     counters::{self, Counter},
     ffi::KprobeRegistration,
     knobs::{
         show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, SUSPEND_HELPER,
-        VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS,
+        VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE, VCMP_MAX_REFUSALS,
+        VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS, VCMP_UDP_FLOWS,
     },
 };
 use kernel::{
@@ -60,6 +64,9 @@ impl Config {
                 vcmp_peer_port: 8,
                 suspend_helper: 9,
                 helper_timeout_s: 10,
+                vcmp_max_clients_per_source: 11,
+                vcmp_max_refusals: 12,
+                vcmp_udp_flows: 13,
             ],
         };
         try_pin_init!(Self {
@@ -130,3 +137,6 @@ knob_attribute!(7, CONFLICT_POLICY);
 knob_attribute!(8, VCMP_PEER_PORT);
 knob_attribute!(9, SUSPEND_HELPER);
 knob_attribute!(10, HELPER_TIMEOUT_S);
+knob_attribute!(11, VCMP_MAX_CLIENTS_PER_SOURCE);
+knob_attribute!(12, VCMP_MAX_REFUSALS);
+knob_attribute!(13, VCMP_UDP_FLOWS);

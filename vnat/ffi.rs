@@ -55,6 +55,16 @@ extern "C" {
     fn vnat_shim_route_source(net: *mut bindings::net, daddr: u32) -> u32;
 }
 
+// Exported by `net/ipv4/fib_frontend.c`; `net/route.h` is not among the
+// headers the kernel crate's bindings are made from. A pointer, as above.
+#[expect(improper_ctypes)]
+extern "C" {
+    fn inet_addr_type(net: *mut bindings::net, addr: u32) -> c_uint;
+}
+
+/// `RTN_UNICAST` of the uapi `linux/rtnetlink.h` (a stable number).
+const RTN_UNICAST: c_uint = 1;
+
 /// Nanoseconds of the monotonic clock.
 pub(crate) fn now_ns() -> i64 {
     // SAFETY: `ktime_get()` has no preconditions.
@@ -109,6 +119,15 @@ impl Net {
         // be done from any context.
         let a = unsafe { vnat_shim_route_source(self.as_ptr(), daddr.to_be()) };
         (a != 0).then(|| u32::from_be(a))
+    }
+
+    /// Whether `addr` (host byte order) is the unicast address of another
+    /// host as the namespace sees it: not its own, nor a broadcast (also of
+    /// one of its subnets) or multicast address.
+    pub(crate) fn is_remote_unicast(&self, addr: u32) -> bool {
+        // SAFETY: `ptr` is valid by the type invariant; the lookup takes
+        // RCU itself and may be done from any context.
+        unsafe { inet_addr_type(self.as_ptr(), addr.to_be()) == RTN_UNICAST }
     }
 }
 

@@ -156,15 +156,29 @@ impl kernel::fmt::Display for Printable<'_> {
     }
 }
 
-/// VCMP connections one vnatd serves at once; more are refused and counted.
 /// The TCP port vnatd listens on in every namespace: the module parameter
 /// `vcmp_port`, set at load time, read-only afterwards.
 pub(crate) static VCMP_PORT: Knob = Knob::new("vcmp_port", 2031, 1, 65535);
 
+/// VCMP connections one vnatd serves at once; more are refused and counted.
 pub(crate) static VCMP_MAX_CLIENTS: Knob = Knob::new("vcmp_max_clients", 64, 1, 1024);
-/// A VCMP connection that sends nothing for this long is closed and counted.
+/// VCMP connections one vnatd serves at once from one address; more are
+/// refused and counted, so that one host cannot take every place.
+pub(crate) static VCMP_MAX_CLIENTS_PER_SOURCE: Knob =
+    Knob::new("vcmp_max_clients_per_source", 4, 1, 1024);
+/// A VCMP connection that completes no message for this long is closed and
+/// counted (bytes that do not complete a message do not count).
 pub(crate) static VCMP_IDLE_TIMEOUT_MS: Knob =
     Knob::new("vcmp_idle_timeout_ms", 30_000, 100, 3_600_000);
+/// A VCMP connection whose refused messages outnumber its accepted ones by
+/// more than this is closed and counted: one stream cannot sweep a port
+/// range for a connection to take over.
+pub(crate) static VCMP_MAX_REFUSALS: Knob = Knob::new("vcmp_max_refusals", 8, 1, 65535);
+/// Whether a UDP update may create the record of a flow that an unconnected
+/// socket serves (paper 3.5), 0 or 1. Off by default: the update is not
+/// authenticated, and the record makes datagrams from the sender look as if
+/// they came from whatever peer the update names.
+pub(crate) static VCMP_UDP_FLOWS: Knob = Knob::new("vcmp_udp_flows", 0, 0, 1);
 
 /// Whether losing an address and gaining another resumes the connections of
 /// the lost one from the new one (paper 3.3.1), 0 or 1.

@@ -33,7 +33,7 @@ use crate::{
     events::{self, Event},
     ffi::{self, NlConn, Sock},
     helper::{self, Helper},
-    knobs::AUTO_MIGRATE,
+    knobs::{AUTO_MIGRATE, VCMP_UDP_FLOWS},
     netns::NetState,
     requests::Selector,
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
@@ -78,6 +78,9 @@ pub(crate) struct Outgoing {
     pub(crate) key: Key,
     /// The peer's vnatd address (the connection's remote physical address).
     pub(crate) peer: u32,
+    /// The local physical address the message names, which the peer
+    /// believes it only from: where it is sent from.
+    pub(crate) from: u32,
     /// The `VNAT_UPD` or `VNAT_SUS` for it.
     pub(crate) msg: Message,
     /// The connection as the `resuming` event shows it.
@@ -127,6 +130,7 @@ pub(crate) fn begin(
             Outgoing {
                 key,
                 peer,
+                from: to,
                 msg: Message::Update(update),
                 event,
             },
@@ -149,16 +153,55 @@ pub(crate) fn begin(
     err
 }
 
-/// Step 3, on the peer: applies a received `VNAT_UPD`; returns the reply and
-/// the connection, if known. The caller publishes the rules before it sends
-/// the reply.
-pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Option<Key>) {
+/// Whether `addr` may be a peer's physical address, as a VCMP message
+/// names it: not a martian, nor this host's own, nor a broadcast address.
+fn is_peer_address(state: &NetState, addr: u32) -> bool {
+    !Endpoint::new(addr, 0).is_martian() && state.net().is_remote_unicast(addr)
+}
+
+/// Step 3, on the peer: applies a `VNAT_UPD` received on a VCMP connection
+/// from address `from`; returns the reply and the connection, if known. The
+/// caller publishes the rules before it sends the reply.
+///
+/// Without authentication, an update is believed only from the address it
+/// names, and only if that is another host's unicast address: nobody can
+/// point a connection at a third host, at a broadcast address or back at
+/// this host.
+pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> (UpdateReply, Option<Key>) {
+    if !is_peer_address(state, u.local_physical.addr) {
+        state.count(Counter::VcmpMartian, 1);
+        state.count(Counter::UpdatesRefused, 1);
+        refuse(state, u, c"the update names a martian, broadcast or local address");
+        return (UpdateReply::REFUSED, None);
+    }
+    if from != u.local_physical.addr {
+        state.count(Counter::VcmpWrongSource, 1);
+        state.count(Counter::UpdatesRefused, 1);
+        refuse(state, u, c"the update does not come from the address it names");
+        return (UpdateReply::REFUSED, None);
+    }
     // The sender's virtual endpoint is our remote one, and the other way round.
     let found = state
         .connections
         .find(u.proto, u.remote_virtual, u.local_virtual)
-        .map(|(k, _)| k)
-        .or_else(|| udp_flow(state, u));
+        .map(|(k, _)| k);
+    let found = match found {
+        Some(k) => Some(k),
+        None if u.proto == PROTO_UDP && !VCMP_UDP_FLOWS.get_bool() => {
+            if Sock::udp_lookup(state.net(), u.remote_virtual, u.local_virtual).is_some() {
+                state.count(Counter::VcmpUdpFlowsRefused, 1);
+                state.count(Counter::UpdatesRefused, 1);
+                refuse(
+                    state,
+                    u,
+                    c"an update may not create a UDP flow (vcmp_udp_flows is 0)",
+                );
+                return (UpdateReply::REFUSED, None);
+            }
+            None
+        }
+        None => udp_flow(state, u),
+    };
     let Some(key) = found else {
         state.count(Counter::UpdatesRefused, 1);
         refuse_unknown(state, u, c"no such virtual connection");
@@ -210,10 +253,16 @@ pub(crate) fn accept_update(state: &NetState, u: &Update) -> (UpdateReply, Optio
 }
 
 /// A peer's `VNAT_UPD` or `VNAT_SUS` named a connection we do not have:
-/// counted, and announced as a `refused` event showing the connection as
-/// the peer named it, from our side.
+/// counted, and refused as [`refuse`] says.
 fn refuse_unknown(state: &NetState, u: &Update, reason: &CStr) {
     state.count(Counter::VcmpUnknownConnection, 1);
+    refuse(state, u, reason);
+}
+
+/// A peer's `VNAT_UPD` or `VNAT_SUS` was refused for `reason`: announced as
+/// a `refused` event showing the connection as the peer named it, from our
+/// side.
+fn refuse(state: &NetState, u: &Update, reason: &CStr) {
     let asked = VirtualConnection::new(
         u.proto,
         u.remote_virtual,
@@ -270,7 +319,8 @@ fn preempt(state: &NetState, other: &Sock, c: &VirtualConnection, reason: &CStr)
 
 /// A UDP "connection" is often served by an unconnected socket, which has no
 /// record until its peer moves (paper 3.5): if the update names a local UDP
-/// socket that would receive the peer's datagrams, the flow is recorded now.
+/// socket that would receive the peer's datagrams, the flow is recorded now
+/// (only with `vcmp_udp_flows`: see there).
 fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
     if u.proto != PROTO_UDP {
         return None;
@@ -293,6 +343,15 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
 
 /// Step 4: the peer answered the update of connection `key`.
 pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
+    if !reply.is_refused() && !is_peer_address(state, reply.local_physical.addr) {
+        state.count(Counter::VcmpMartian, 1);
+        abort(
+            state,
+            key,
+            c"the peer's reply names a martian, broadcast or local address",
+        );
+        return;
+    }
     if reply.is_refused() {
         state.count(Counter::UpdatesRefused, 1);
         abort(
@@ -374,6 +433,7 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
             local_physical: m.local_physical,
         });
         let peer = m.remote_physical.addr;
+        let from = m.local_physical.addr;
         c.suspended = true;
         c.peer_helper = Helper::None;
         c.vcmp = VcmpState::Idle;
@@ -384,6 +444,7 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
             Outgoing {
                 key,
                 peer,
+                from,
                 msg,
                 event,
             },
@@ -398,18 +459,31 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
     err
 }
 
-/// On the peer: the sender's end of a connection is suspended. Activates
+/// On the peer: the sender's end of a connection is suspended, says a
+/// `VNAT_SUS` received on a VCMP connection from address `from`. Activates
 /// this host's helper for it (process context, no lock held) and returns
-/// the reply.
-pub(crate) fn accept_suspend(state: &NetState, u: &Update) -> SuspendReply {
+/// the reply. Without authentication, a suspension is believed only from
+/// the connection's remote physical address: nobody else can make this host
+/// stop processes or turn keepalives off.
+pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: u32) -> SuspendReply {
     let found = state
         .connections
         .find(u.proto, u.remote_virtual, u.local_virtual);
-    let Some((key, _)) = found else {
+    let Some((key, c)) = found else {
         state.count(Counter::SuspendsRefused, 1);
         refuse_unknown(state, u, c"suspend: no such virtual connection");
         return SuspendReply::REFUSED;
     };
+    if c.mapping.remote_physical.addr != from {
+        state.count(Counter::VcmpWrongSource, 1);
+        state.count(Counter::SuspendsRefused, 1);
+        refuse(
+            state,
+            u,
+            c"suspend: not from the connection's remote physical address",
+        );
+        return SuspendReply::REFUSED;
+    }
     // Already kept by a helper (the peer suspended again): say which; else
     // hold the socket while the helper is activated without the lock.
     let wanted = state.connections.with_sock(key, |sk, c| match c.helper {

@@ -104,6 +104,17 @@ impl Endpoint {
     pub const fn is_specified(&self) -> bool {
         self.addr != 0 && self.port != 0
     }
+
+    /// Whether the address can never be another host's physical address
+    /// (a "martian"): "this network" 0.0.0.0/8, loopback 127.0.0.0/8,
+    /// multicast 224.0.0.0/4, and 240.0.0.0/4 with the limited broadcast
+    /// 255.255.255.255. A VCMP message naming one is refused; whether an
+    /// address is one of the receiving host's own, or a broadcast address
+    /// of its subnets, only that host can tell.
+    pub const fn is_martian(&self) -> bool {
+        let first = (self.addr >> 24) as u8;
+        first == 0 || first == 127 || first >= 224
+    }
 }
 
 /// `VNAT_UPD`: the sender's endpoint of a virtual connection moved.

@@ -7,10 +7,20 @@
 //! What a client sends is applied as it arrives, and its replies are queued
 //! in order; the daemon sends them only after it has published the rules
 //! they announce (see `Daemon::serve`).
+//!
+//! A client is hostile until shown otherwise, so what it can cost is
+//! bounded: the replies it has not read fill at most [`OUT_CAP`] bytes, and
+//! while they do its messages are not read (TCP flow control then stops
+//! it); one round reads at most [`ROUND_BUDGET`] bytes of it, so one fast
+//! client cannot starve the others; only a complete message counts as
+//! hearing from it (an idle client that dribbles bytes is still closed);
+//! and a stream with more than `vcmp_max_refusals` refused messages is
+//! closed, so that it cannot sweep a port range for a connection to take.
 
 use super::socket::{Received, Watch};
 use crate::{
     counters::Counter,
+    knobs::VCMP_MAX_REFUSALS,
     migration,
     netns::NetState,
     vcmp::{Message, StreamReader, MSG_LEN},
@@ -21,31 +31,66 @@ use kernel::{
     time::{Delta, Instant, Monotonic},
 };
 
+/// Bytes read from a socket at once: four messages.
+const CHUNK: usize = 4 * MSG_LEN;
+/// The replies a client has not read yet fill at most this many bytes; while
+/// they do, nothing more is read from it.
+pub(super) const OUT_CAP: usize = 64 * MSG_LEN;
+/// Bytes read from one client in one round of the daemon, at most.
+pub(super) const ROUND_BUDGET: usize = 64 * CHUNK;
+
 /// Why a client connection is closed.
 pub(super) enum Close {
     Eof,
     Malformed,
     Error,
+    /// More refusals than `vcmp_max_refusals`.
+    Refused,
+}
+
+/// Where a round of reading left a client.
+#[derive(PartialEq, Eq)]
+pub(super) enum Progress {
+    /// Everything it sent was read.
+    Drained,
+    /// Its unread replies fill their buffer: reading waits until it reads.
+    Paused,
+    /// It has sent more than one round reads: the daemon comes back soon.
+    Budget,
 }
 
 /// A VCMP client connection.
 pub(super) struct Client<'a> {
     sock: Watch<'a>,
+    /// The address the client connects from.
+    from: u32,
     reader: StreamReader,
     last_heard: Instant<Monotonic>,
-    /// Replies not sent yet.
+    /// Replies not sent yet, at most [`OUT_CAP`] bytes.
     out: KVec<u8>,
+    /// Messages refused so far.
+    refused: u32,
+    /// The last round stopped reading at [`OUT_CAP`] (counted once each time).
+    paused: bool,
 }
 
 impl<'a> Client<'a> {
-    /// A client just accepted on `sock`.
-    pub(super) fn new(sock: Watch<'a>) -> Self {
-        Self {
+    /// A client just accepted on `sock`, connected from `from`.
+    pub(super) fn new(sock: Watch<'a>, from: u32) -> Result<Self> {
+        Ok(Self {
             sock,
+            from,
             reader: StreamReader::new(),
             last_heard: Instant::now(),
-            out: KVec::new(),
-        }
+            out: KVec::with_capacity(OUT_CAP, GFP_KERNEL)?,
+            refused: 0,
+            paused: false,
+        })
+    }
+
+    /// The address the client connects from.
+    pub(super) fn from(&self) -> u32 {
+        self.from
     }
 
     /// Whether the client has been silent for longer than `idle`.
@@ -69,23 +114,37 @@ impl<'a> Client<'a> {
         Ok(())
     }
 
-    /// Reads everything the client sent and applies it; `Err` means close
-    /// it. Sets `rules_changed` when an update was accepted, and adds the
-    /// connections to kick once the rules are published to `to_kick`.
+    /// Reads what the client sent, within the round's budget, and applies
+    /// it; `Err` means close it. Sets `rules_changed` when an update was
+    /// accepted, and adds the connections to kick once the rules are
+    /// published to `to_kick`.
     pub(super) fn read(
         &mut self,
         state: &NetState,
         rules_changed: &mut bool,
         to_kick: &mut KVec<Key>,
-    ) -> core::result::Result<(), Close> {
-        let mut buf = [0u8; 4 * MSG_LEN];
+    ) -> core::result::Result<Progress, Close> {
+        let mut buf = [0u8; CHUNK];
         let mut looked_again = false;
+        let mut budget = ROUND_BUDGET;
         loop {
+            // Every message of a chunk may need its reply.
+            if self.out.len() + CHUNK > OUT_CAP {
+                if !self.paused {
+                    self.paused = true;
+                    state.count(Counter::VcmpReadsPaused, 1);
+                }
+                return Ok(Progress::Paused);
+            }
+            self.paused = false;
+            if budget == 0 {
+                return Ok(Progress::Budget);
+            }
             let n = match self.sock.socket().recv(&mut buf) {
                 Ok(Received::Data(n)) => n,
                 Ok(Received::WouldBlock) => {
                     if !self.sock.socket().is_dead() {
-                        return Ok(());
+                        return Ok(Progress::Drained);
                     }
                     // Bytes and FIN may have arrived between the two looks:
                     // read once more, or they would be lost uncounted.
@@ -98,55 +157,65 @@ impl<'a> Client<'a> {
                 Ok(Received::Eof) => return Err(Close::Eof),
                 Err(_) => return Err(Close::Error),
             };
-            self.last_heard = Instant::now();
-            if !self.apply(&buf[..n], state, rules_changed, to_kick) {
-                return Err(Close::Malformed);
-            }
+            budget = budget.saturating_sub(n);
+            self.apply(&buf[..n], state, rules_changed, to_kick)?;
         }
     }
 
     /// Applies the messages in `bytes` and queues a reply to each, in order;
-    /// false if one is not a request (or its reply cannot be queued): the
-    /// rest is ignored then.
+    /// `Err` if one is not a request, or the stream has had too many
+    /// refusals: the rest is ignored then.
     fn apply(
         &mut self,
         bytes: &[u8],
         state: &NetState,
         rules_changed: &mut bool,
         to_kick: &mut KVec<Key>,
-    ) -> bool {
-        let mut malformed = false;
-        let mut changed = false;
-        let mut kicks = KVec::new();
+    ) -> core::result::Result<(), Close> {
+        let mut close = None;
+        let from = self.from;
         let out = &mut self.out;
-        self.reader.feed(bytes, |m| match m {
-            Ok(Message::Update(u)) if !malformed => {
-                state.count(Counter::VcmpMessages, 1);
-                let (reply, sk) = migration::accept_update(state, &u);
-                changed |= !reply.is_refused();
-                if let Some(sk) = sk {
-                    kicks.push(sk, GFP_KERNEL).ok();
+        let refused = &mut self.refused;
+        let complete = self.reader.feed(bytes, |m| {
+            if close.is_some() {
+                return;
+            }
+            let (reply, accepted) = match m {
+                Ok(Message::Update(u)) => {
+                    state.count(Counter::VcmpMessages, 1);
+                    let (reply, key) = migration::accept_update(state, &u, from);
+                    if let Some(key) = key {
+                        *rules_changed = true;
+                        to_kick.push(key, GFP_KERNEL).ok();
+                    }
+                    (Message::UpdateReply(reply), !reply.is_refused())
                 }
-                let bytes = Message::UpdateReply(reply).encode();
-                if out.extend_from_slice(&bytes, GFP_KERNEL).is_err() {
-                    malformed = true;
+                Ok(Message::Suspend(u)) => {
+                    state.count(Counter::VcmpMessages, 1);
+                    let reply = migration::accept_suspend(state, &u, from);
+                    (Message::SuspendReply(reply), !reply.is_refused())
+                }
+                // Replies answer updates; nobody asked this peer for one.
+                _ => {
+                    close = Some(Close::Malformed);
+                    return;
+                }
+            };
+            // Room for it was made before the chunk was read.
+            if out.extend_from_slice(&reply.encode(), GFP_KERNEL).is_err() {
+                close = Some(Close::Error);
+                return;
+            }
+            if !accepted {
+                *refused += 1;
+                if *refused > VCMP_MAX_REFUSALS.get() {
+                    close = Some(Close::Refused);
                 }
             }
-            Ok(Message::Suspend(u)) if !malformed => {
-                state.count(Counter::VcmpMessages, 1);
-                let reply = migration::accept_suspend(state, &u);
-                let bytes = Message::SuspendReply(reply).encode();
-                if out.extend_from_slice(&bytes, GFP_KERNEL).is_err() {
-                    malformed = true;
-                }
-            }
-            // Replies answer updates; nobody asked this peer for one.
-            _ => malformed = true,
         });
-        *rules_changed |= changed;
-        for sk in kicks {
-            to_kick.push(sk, GFP_KERNEL).ok();
+        if complete > 0 {
+            self.last_heard = Instant::now();
         }
-        !malformed
+        close.map_or(Ok(()), Err)
     }
 }

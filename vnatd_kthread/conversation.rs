@@ -6,7 +6,7 @@
 //!
 //! A conversation holds the messages for its peer in the order they were
 //! asked for and sends them as one batch on one VCMP connection from the
-//! host's current address; the peer answers them in order on the same
+//! address they name (the peer believes them only from there); the peer answers them in order on the same
 //! stream. An attempt whose socket fails or dies, or that is not answered
 //! within `vcmp_timeout_ms`, is followed a tick after it began by another on
 //! a new connection, which sends again only what was not answered yet; after
@@ -95,6 +95,9 @@ pub(super) struct Conversation<'a> {
     /// `vcmp_peer_port` says otherwise.
     port: u16,
     peer: u32,
+    /// The local address the messages name, which the peer believes them
+    /// only from: the conversation's connections go from it.
+    from: u32,
     sock: Option<Watch<'a>>,
     keys: KVec<Key>,
     /// What each message of `msgs` is, in the order of `keys`.
@@ -119,14 +122,15 @@ pub(super) struct Conversation<'a> {
 }
 
 impl<'a> Conversation<'a> {
-    /// A conversation with the vnatd of `peer`, with nothing queued yet; the
-    /// daemon listens on `port`.
-    pub(super) fn new(state: &'a NetState, port: u16, peer: u32) -> Self {
+    /// A conversation with the vnatd of `peer`, from local address `from`,
+    /// with nothing queued yet; the daemon listens on `port`.
+    pub(super) fn new(state: &'a NetState, port: u16, peer: u32, from: u32) -> Self {
         let now = Instant::now();
         Self {
             state,
             port,
             peer,
+            from,
             sock: None,
             keys: KVec::new(),
             kinds: KVec::new(),
@@ -148,10 +152,11 @@ impl<'a> Conversation<'a> {
         self.peer
     }
 
-    /// Whether a message for `peer` may join this conversation's batch: it
-    /// is with `peer` and no attempt counts yet, so nothing of it went out.
-    pub(super) fn takes(&self, peer: u32) -> bool {
-        self.peer == peer && self.attempts == 0
+    /// Whether a message for `peer`, to go from local address `from`, may
+    /// join this conversation's batch: it is with `peer` from `from` and no
+    /// attempt counts yet, so nothing of it went out.
+    pub(super) fn takes(&self, peer: u32, from: u32) -> bool {
+        self.peer == peer && self.from == from && self.attempts == 0
     }
 
     /// Whether the last connect failed at once (no route yet): it is tried
@@ -234,8 +239,8 @@ impl<'a> Conversation<'a> {
         self.attempts == 0 || self.started.elapsed() >= Delta::from_millis(spacing.into())
     }
 
-    /// Starts an attempt: a new VCMP connection from the host's current
-    /// address, on which everything not answered yet goes again. False if
+    /// Starts an attempt: a new VCMP connection from the address the
+    /// messages name, on which everything not answered yet goes again. False if
     /// the connect failed at once; within the first `vcmp_timeout_ms` that
     /// does not count as an attempt.
     fn connect(&mut self, now: Instant<Monotonic>, timeout: Delta) -> bool {
@@ -247,7 +252,7 @@ impl<'a> Conversation<'a> {
         self.started = now;
         self.sent = self.answered * MSG_LEN;
         self.reader = StreamReader::new();
-        match Socket::connect(self.state.net(), self.peer, port) {
+        match Socket::connect(self.state.net(), self.from, self.peer, port) {
             Ok(sock) => {
                 self.no_route = false;
                 self.sock = Some(sock.watch(self.state.waker()));

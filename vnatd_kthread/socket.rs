@@ -18,6 +18,7 @@ extern "C" {
     fn vnat_shim_sock_watch(sock: *mut bindings::socket, w: *mut ffi::RawWaker);
     fn vnat_shim_sock_unwatch(sock: *mut bindings::socket, w: *mut ffi::RawWaker);
     fn vnat_shim_sock_reuseaddr(sock: *mut bindings::socket);
+    fn vnat_shim_sock_limit_buffers(sock: *mut bindings::socket, bytes: c_int);
     fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
 }
@@ -78,10 +79,21 @@ impl Socket {
         })
     }
 
-    /// Starts connecting to `addr:port` (host byte order) without waiting;
-    /// see [`Socket::is_established`] and [`Socket::is_dead`].
-    pub(crate) fn connect(net: &Net, addr: u32, port: u16) -> Result<Self> {
+    /// Starts connecting from local address `from` to `addr:port` (host
+    /// byte order) without waiting; see [`Socket::is_established`] and
+    /// [`Socket::is_dead`].
+    pub(crate) fn connect(net: &Net, from: u32, addr: u32, port: u16) -> Result<Self> {
         let sock = Self::create(net)?;
+        let mut local = sockaddr_in(from, 0);
+        // SAFETY: The socket is valid and unbound; `local` is a
+        // `sockaddr_in` of the given length, which `kernel_bind()` copies.
+        to_result(unsafe {
+            bindings::kernel_bind(
+                sock.as_ptr(),
+                (&raw mut local).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
+            )
+        })?;
         let mut sin = sockaddr_in(addr, port);
         // SAFETY: The socket is valid and unconnected; `sin` is a
         // `sockaddr_in` of the given length, which `kernel_connect()` copies
@@ -167,6 +179,29 @@ impl Socket {
             Err(e) if e == EAGAIN => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The address (host byte order) of the peer of a connected socket.
+    pub(crate) fn peer_addr(&self) -> Result<u32> {
+        let mut sin = bindings::sockaddr_in::default();
+        // SAFETY: The socket is valid; `sin` is large enough for the IPv4
+        // address of an IPv4 socket, which is all `kernel_getpeername()`
+        // writes (it returns the length written).
+        let len = unsafe { bindings::kernel_getpeername(self.as_ptr(), (&raw mut sin).cast()) };
+        if len < 0 {
+            return Err(Error::from_errno(len));
+        }
+        if sin.sin_family != bindings::AF_INET as u16 {
+            return Err(EAFNOSUPPORT);
+        }
+        Ok(u32::from_be(sin.sin_addr.s_addr))
+    }
+
+    /// Fixes the socket's send and receive buffers at `bytes` each, as
+    /// `SO_SNDBUF` and `SO_RCVBUF` do (no autotuning).
+    pub(crate) fn limit_buffers(&self, bytes: i32) {
+        // SAFETY: The socket is valid.
+        unsafe { vnat_shim_sock_limit_buffers(self.as_ptr(), bytes) };
     }
 
     /// Receives into `buf` without blocking.

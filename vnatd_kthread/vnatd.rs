@@ -49,13 +49,16 @@ use crate::{
     events::{self, Event},
     ffi::{HookRegistration, KprobeRegistration},
     interception,
-    knobs::{HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_PORT},
+    knobs::{
+        HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE,
+        VCMP_PORT,
+    },
     migration::{self, Outgoing},
     netns::{Ipv4, NetState},
     requests::Request,
     virtualization::Key,
 };
-use client::{Client, Close};
+use client::{Client, Close, Progress};
 use conversation::{Conversation, Kind, Report, Step};
 use core::ptr::NonNull;
 use kernel::{
@@ -65,7 +68,7 @@ use kernel::{
         atomic::{Acquire, Relaxed},
         Arc,
     },
-    time::{msecs_to_jiffies, Delta},
+    time::{delay::fsleep, msecs_to_jiffies, Delta},
 };
 use socket::{Socket, Watch};
 
@@ -152,6 +155,12 @@ unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
 const TICK_MS: u32 = 1000;
 /// How soon a connect that failed at once is tried again.
 const QUICK_MS: u32 = 20;
+/// How long the thread yields between rounds while a client has more to
+/// read than a round reads.
+const BUSY_NAP_US: i64 = 200;
+/// Send and receive buffer of a VCMP client's socket, in bytes: a few
+/// thousand messages.
+const CLIENT_SOCKET_BUFFER: i32 = 64 * 1024;
 /// Listen backlog of the VCMP socket.
 const BACKLOG: i32 = 128;
 
@@ -207,12 +216,18 @@ impl<'a> Daemon<'a> {
             self.forget_destroyed();
             self.requests();
             self.accept();
-            self.serve();
+            let more = self.serve();
             self.converse();
             if self.state.rules_stale.xchg(false, Acquire) {
                 self.rules_changed = true;
             }
             self.publish();
+            if more {
+                // A client sent more than a round reads: the next round
+                // comes at once, after others had the CPU.
+                fsleep(Delta::from_micros(BUSY_NAP_US));
+                continue;
+            }
             let nap = if self.conversations.iter().any(|c| c.no_route()) {
                 QUICK_MS
             } else {
@@ -264,11 +279,23 @@ impl<'a> Daemon<'a> {
             // Watch at once: children inherit the listener's callbacks, which
             // must be detached before any of them is released.
             let sock = sock.watch(self.state.waker());
-            if self.clients.len() >= VCMP_MAX_CLIENTS.get() as usize {
+            let Ok(from) = sock.socket().peer_addr() else {
+                // Reset before we got to it.
+                continue;
+            };
+            // What a client that does not read, or sends faster than we
+            // read, holds of this host's memory.
+            sock.socket().limit_buffers(CLIENT_SOCKET_BUFFER);
+            let same_source = self.clients.iter().filter(|c| c.from() == from).count();
+            if self.clients.len() >= VCMP_MAX_CLIENTS.get() as usize
+                || same_source >= VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
+            {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
             }
-            match self.clients.push(Client::new(sock), GFP_KERNEL) {
+            let pushed = Client::new(sock, from)
+                .and_then(|c| self.clients.push(c, GFP_KERNEL).map_err(Into::into));
+            match pushed {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
                 Err(_) => self.state.count(Counter::VcmpClientsRefused, 1),
             }
@@ -371,13 +398,17 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    fn serve(&mut self) {
+    /// Reads and answers the clients; returns whether one of them has more
+    /// to read than a round reads.
+    fn serve(&mut self) -> bool {
         let idle = Delta::from_millis(i64::from(VCMP_IDLE_TIMEOUT_MS.get()));
         let mut verdicts = KVec::new();
+        let mut more = false;
         for i in 0..self.clients.len() {
             let v = self.clients[i].read(self.state, &mut self.rules_changed, &mut self.to_kick);
+            more |= matches!(v, Ok(Progress::Budget));
             if verdicts.push(v, GFP_KERNEL).is_err() {
-                return;
+                return true;
             }
         }
         // The peer may send from its new address as soon as it reads our
@@ -386,30 +417,30 @@ impl<'a> Daemon<'a> {
         let mut i = 0;
         let mut verdicts = verdicts.into_iter();
         while i < self.clients.len() {
-            let mut verdict = verdicts.next().unwrap_or(Ok(()));
+            let mut verdict = verdicts.next().unwrap_or(Ok(Progress::Drained));
             // A client that sent its last update and closed still gets the
             // replies.
-            if matches!(verdict, Ok(()) | Err(Close::Eof)) {
+            if matches!(verdict, Ok(_) | Err(Close::Eof)) {
                 if let Err(e) = self.clients[i].flush() {
                     verdict = Err(e);
                 }
             }
             let idle_out = self.clients[i].idle(idle);
             match verdict {
-                Ok(()) if !idle_out => i += 1,
+                Ok(_) if !idle_out => i += 1,
                 r => {
-                    if let Err(why) = r {
-                        if let Close::Malformed = why {
-                            self.state.count(Counter::VcmpMalformed, 1);
-                        }
-                    } else {
-                        self.state.count(Counter::VcmpClientsIdleClosed, 1);
+                    match r {
+                        Err(Close::Malformed) => self.state.count(Counter::VcmpMalformed, 1),
+                        Err(Close::Refused) => self.state.count(Counter::VcmpRefusalsClosed, 1),
+                        Err(_) => {}
+                        Ok(_) => self.state.count(Counter::VcmpClientsIdleClosed, 1),
                     }
                     // Detaches and releases the socket.
                     drop(self.clients.remove(i));
                 }
             }
         }
+        more
     }
 
     /// Takes the requests queued for the daemon and starts their conversations.
@@ -469,10 +500,10 @@ impl<'a> Daemon<'a> {
     fn add_conversations(&mut self, out: &[Outgoing]) {
         for o in out {
             let kind = Kind::of(&o.msg);
-            let i = match self.conversations.iter().position(|c| c.takes(o.peer)) {
+            let i = match self.conversations.iter().position(|c| c.takes(o.peer, o.from)) {
                 Some(i) => i,
                 None => {
-                    let c = Conversation::new(self.state, VCMP_PORT.get() as u16, o.peer);
+                    let c = Conversation::new(self.state, VCMP_PORT.get() as u16, o.peer, o.from);
                     if self.conversations.push(c, GFP_KERNEL).is_err() {
                         self.rules_changed |= unanswered(self.state, o.key, kind, c"out of memory");
                         continue;

@@ -102,10 +102,15 @@ pub(crate) mod attr {
         pub(crate) const SUSPENDS_REFUSED: u16 = 31;
         pub(crate) const HELPERS_RELEASED: u16 = 32;
         pub(crate) const HELPERS_EXPIRED: u16 = 33;
-        pub(crate) const CONNECTIONS: u16 = 34;
-        pub(crate) const VCMP_LISTENING: u16 = 35;
-        pub(crate) const HOOKS_REGISTERED: u16 = 36;
-        pub(crate) const PAD: u16 = 37;
+        pub(crate) const VCMP_WRONG_SOURCE: u16 = 34;
+        pub(crate) const VCMP_MARTIAN: u16 = 35;
+        pub(crate) const VCMP_UDP_FLOWS_REFUSED: u16 = 36;
+        pub(crate) const VCMP_REFUSALS_CLOSED: u16 = 37;
+        pub(crate) const VCMP_READS_PAUSED: u16 = 38;
+        pub(crate) const CONNECTIONS: u16 = 39;
+        pub(crate) const VCMP_LISTENING: u16 = 40;
+        pub(crate) const HOOKS_REGISTERED: u16 = 41;
+        pub(crate) const PAD: u16 = 42;
     }
 }
 
@@ -442,9 +447,11 @@ pub(crate) enum Counter {
     ConnectionsUntrackedNomem,
     /// VCMP connections accepted by vnatd.
     VcmpClientsAccepted,
-    /// VCMP connections refused because vnatd had vcmp_max_clients already.
+    /// VCMP connections refused because vnatd had vcmp_max_clients
+    /// already, or vcmp_max_clients_per_source from the same address.
     VcmpClientsRefused,
-    /// VCMP connections closed after vcmp_idle_timeout_ms without a message.
+    /// VCMP connections closed after vcmp_idle_timeout_ms without a
+    /// complete message.
     VcmpClientsIdleClosed,
     /// Well-formed VCMP messages received.
     VcmpMessages,
@@ -493,6 +500,23 @@ pub(crate) enum Counter {
     HelpersReleased,
     /// Helpers undone after helper_timeout_s without the peer resuming.
     HelpersExpired,
+    /// VNAT_UPD refused because it did not come from the address it names,
+    /// and VNAT_SUS refused because it did not come from the connection's
+    /// remote physical address.
+    VcmpWrongSource,
+    /// VNAT_UPD, VNAT_UPD_R and VNAT_SUS refused because the physical
+    /// address they name is not a unicast address of another host
+    /// (loopback, multicast, broadcast, reserved, or this host's own).
+    VcmpMartian,
+    /// UDP updates refused because they would have created the record of
+    /// a flow (vcmp_udp_flows is 0).
+    VcmpUdpFlowsRefused,
+    /// VCMP connections closed because their refused messages outnumbered
+    /// their accepted ones by more than vcmp_max_refusals.
+    VcmpRefusalsClosed,
+    /// Times vnatd stopped reading a VCMP connection because the replies
+    /// it owes it filled their buffer (the client does not read them).
+    VcmpReadsPaused,
 }
 
 impl Counter {
@@ -531,6 +555,11 @@ impl Counter {
         Counter::SuspendsRefused,
         Counter::HelpersReleased,
         Counter::HelpersExpired,
+        Counter::VcmpWrongSource,
+        Counter::VcmpMartian,
+        Counter::VcmpUdpFlowsRefused,
+        Counter::VcmpRefusalsClosed,
+        Counter::VcmpReadsPaused,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -569,6 +598,11 @@ impl Counter {
             Counter::SuspendsRefused => "suspends_refused",
             Counter::HelpersReleased => "helpers_released",
             Counter::HelpersExpired => "helpers_expired",
+            Counter::VcmpWrongSource => "vcmp_wrong_source",
+            Counter::VcmpMartian => "vcmp_martian",
+            Counter::VcmpUdpFlowsRefused => "vcmp_udp_flows_refused",
+            Counter::VcmpRefusalsClosed => "vcmp_refusals_closed",
+            Counter::VcmpReadsPaused => "vcmp_reads_paused",
         }
     }
 

@@ -161,6 +161,23 @@ void vnat_shim_sock_reuseaddr(struct socket *sock)
 	sock_set_reuseaddr(sock->sk);
 }
 
+/*
+ * Fixes @sock's send and receive buffers at @bytes each (as SO_SNDBUF and
+ * SO_RCVBUF would, so no autotuning grows them): what a client that does
+ * not read, or sends faster than vnatd reads, can hold of the host's memory.
+ */
+void vnat_shim_sock_limit_buffers(struct socket *sock, int bytes)
+{
+	struct sock *sk = sock->sk;
+
+	sock_set_rcvbuf(sk, bytes);
+	lock_sock(sk);
+	sk->sk_userlocks |= SOCK_SNDBUF_LOCK;
+	WRITE_ONCE(sk->sk_sndbuf, max_t(int, bytes * 2, SOCK_MIN_SNDBUF));
+	sk->sk_write_space(sk);
+	release_sock(sk);
+}
+
 /* Whether @sock's connection is established. */
 bool vnat_shim_sock_established(struct socket *sock)
 {

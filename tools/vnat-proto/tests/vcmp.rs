@@ -270,3 +270,26 @@ proptest! {
         prop_assert_eq!(r.pending(), tail);
     }
 }
+
+#[test]
+fn martian_addresses_are_those_no_host_has() {
+    let a = |s: &str| Endpoint::new(u32::from(s.parse::<std::net::Ipv4Addr>().unwrap()), 1);
+    for m in ["0.0.0.0", "0.1.2.3", "127.0.0.1", "127.255.0.9", "224.0.0.1", "239.1.1.1", "240.0.0.1", "255.255.255.255"] {
+        assert!(a(m).is_martian(), "{m}");
+    }
+    for ok in ["10.0.1.2", "1.0.0.1", "126.255.255.255", "128.0.0.1", "192.168.0.255", "223.255.255.254", "203.0.113.99"] {
+        assert!(!a(ok).is_martian(), "{ok}");
+    }
+}
+
+proptest! {
+    /// The classification is the one of the standard library for what it
+    /// knows (unspecified, loopback, multicast, broadcast, reserved 240/4).
+    #[test]
+    fn martian_agrees_with_std(addr in any::<u32>()) {
+        let ip = std::net::Ipv4Addr::from(addr);
+        let std_martian = ip.octets()[0] == 0 || ip.is_loopback() || ip.is_multicast()
+            || ip.is_broadcast() || ip.octets()[0] >= 240;
+        prop_assert_eq!(Endpoint::new(addr, 1).is_martian(), std_martian);
+    }
+}

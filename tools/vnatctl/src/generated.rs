@@ -127,10 +127,15 @@ pub mod stats {
     pub const SUSPENDS_REFUSED: u16 = 31;
     pub const HELPERS_RELEASED: u16 = 32;
     pub const HELPERS_EXPIRED: u16 = 33;
-    pub const CONNECTIONS: u16 = 34;
-    pub const VCMP_LISTENING: u16 = 35;
-    pub const HOOKS_REGISTERED: u16 = 36;
-    pub const PAD: u16 = 37;
+    pub const VCMP_WRONG_SOURCE: u16 = 34;
+    pub const VCMP_MARTIAN: u16 = 35;
+    pub const VCMP_UDP_FLOWS_REFUSED: u16 = 36;
+    pub const VCMP_REFUSALS_CLOSED: u16 = 37;
+    pub const VCMP_READS_PAUSED: u16 = 38;
+    pub const CONNECTIONS: u16 = 39;
+    pub const VCMP_LISTENING: u16 = 40;
+    pub const HOOKS_REGISTERED: u16 = 41;
+    pub const PAD: u16 = 42;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -167,9 +172,14 @@ pub mod stats {
         (31, "suspends-refused"),
         (32, "helpers-released"),
         (33, "helpers-expired"),
-        (34, "connections"),
-        (35, "vcmp-listening"),
-        (36, "hooks-registered"),
+        (34, "vcmp-wrong-source"),
+        (35, "vcmp-martian"),
+        (36, "vcmp-udp-flows-refused"),
+        (37, "vcmp-refusals-closed"),
+        (38, "vcmp-reads-paused"),
+        (39, "connections"),
+        (40, "vcmp-listening"),
+        (41, "hooks-registered"),
     ];
 }
 
