@@ -19,7 +19,10 @@ cd "$top"
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 # Forget what boot left for kmemleak; only what the tests allocate counts.
+# No automatic scans: under TCG each takes minutes of CPU from the tests;
+# the one scan at the end sees every leak that is old enough.
 echo clear > /sys/kernel/debug/kmemleak 2>/dev/null
+echo scan=off > /sys/kernel/debug/kmemleak 2>/dev/null
 
 splats='WARNING:|BUG:|Oops|KASAN|kernel BUG|general protection fault|possible circular locking|inconsistent lock state|possible recursive locking|lockdep|unreferenced object|blocked for more than|UBSAN|refcount_t:|list_add corruption|list_del corruption|Call Trace:'
 

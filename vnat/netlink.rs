@@ -6,9 +6,10 @@
 //! 3.3: VNAT "simply needs to be notified"). `vnat/shim/netlink.c` registers the
 //! family and frames the messages; this file decides what they say.
 //!
-//! - `conn-get` (dump, unprivileged): every virtual connection of the
-//!   caller's namespace, with its virtual and physical endpoints, state,
-//!   origin and owner.
+//! - `conn-get` (dump): the virtual connections of the caller's namespace,
+//!   with their virtual and physical endpoints, state, origin and owner;
+//!   all of them with `CAP_NET_ADMIN` in the namespace's user namespace,
+//!   else those of the caller's own sockets (as `ss -p` shows processes).
 //! - `conn-resume` (`CAP_NET_ADMIN` in the namespace's user namespace):
 //!   the connections of a local address (a host's move), of a process, or
 //!   one connection, resume at a new local address; the answer says how
@@ -17,8 +18,9 @@
 //!   their peers keep them with a helper until they resume.
 //! - `conn-set` (same rights): one connection's conflict policy and helper.
 //! - `stats-get` (unprivileged): the namespace's counters ([`Counter`]).
-//! - the `events` group: what happens to connections (`events.rs`), as it
-//!   happens, for `vnatctl monitor` and `ynl --subscribe`.
+//! - the `events` group (`CAP_NET_ADMIN`, as it shows every connection):
+//!   what happens to connections (`events.rs`), as it happens, for
+//!   `vnatctl monitor` and `ynl --subscribe`.
 
 use crate::{
     counters::Counter,
@@ -34,13 +36,17 @@ use kernel::prelude::*;
 
 /// Called by the shim for each part of a `conn-get` dump. `args` are the
 /// dump's three words of memory between parts: whether a part ended early,
-/// and the key of the last connection it put.
+/// and the key of the last connection it put. `all`: the caller may see
+/// every connection; else only those of sockets of user `uid` (a kernel
+/// uid, as the caller's socket has it).
 #[no_mangle]
 extern "C" fn vnat_rs_nl_dump(
     state: *const c_void,
     skb: *mut c_void,
     cb: *mut c_void,
     args: *mut c_long,
+    all: bool,
+    uid: u32,
 ) {
     // SAFETY: The shim passes the live state of the caller's namespace (the
     // caller's netlink socket holds the namespace), and `cb->args`, six
@@ -54,7 +60,10 @@ extern "C" fn vnat_rs_nl_dump(
     let after =
         (args[0] != 0).then(|| Key::from_raw(args[0] as usize, args[1] as u32, args[2] as u16));
     let mut last = after;
-    state.connections.for_each_after(after, |k, c| {
+    state.connections.for_each_after(after, |k, sk, c| {
+        if !all && sk.uid() != uid {
+            return true;
+        }
         // What the published rules matched, on top of what earlier tables
         // did.
         let mut c = *c;

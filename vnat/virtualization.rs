@@ -478,9 +478,9 @@ impl ConnectionTable {
     pub(crate) fn for_each_after(
         &self,
         after: Option<Key>,
-        mut f: impl FnMut(Key, &VirtualConnection) -> bool,
+        mut f: impl FnMut(Key, &Sock, &VirtualConnection) -> bool,
     ) {
-        self.for_each_record_after(after, |k, r| f(k, &r.conn));
+        self.for_each_record_after(after, |k, r| f(k, &r.sock, &r.conn));
     }
 
     fn for_each_record_after(&self, after: Option<Key>, mut f: impl FnMut(Key, &Record) -> bool) {

@@ -5,7 +5,8 @@ uses a connected UDP socket, the server an unconnected one that answers with
 sendto(). Every datagram comes back intact after the moves, the server
 program keeps seeing the client's first address, the router sees only the
 new one, and moving home makes the flow native again. A UDP update is told
-apart from a TCP one, and one for a port without a socket is refused."""
+apart from a TCP one, and one for a port without a socket is refused.
+The server's flow is recorded by the client's update: vcmp_udp_flows=1."""
 import hashlib
 import os
 import socket
@@ -15,6 +16,10 @@ from vnattest import *
 
 PORT = 5300
 insmod()
+# The server's socket is unconnected: its flow is recorded on the client's
+# first update, which an unauthenticated update may only do when allowed
+# (test 24 shows the refusal by default).
+check_eq(write_knob("vcmp_udp_flows", "1"), None, "vcmp_udp_flows=1: a UDP update may record a flow")
 topo = Topology()
 old = topo.client_addr()
 srv_addr = topo.server_addr()

@@ -234,7 +234,9 @@ check_eq(stats("srv")["suspends_accepted"], 5, "five accepted")
 # The server has no record of the flow until the client's update (paper
 # 3.5), so it refuses the suspension (VNAT_SUS for UDP, then a refusing
 # VNAT_SUS_R); the suspension stands at the client, without a helper, and
-# the resume in place records the flow at the server as any UDP update does.
+# the resume in place records the flow at the server as any UDP update does
+# where that is allowed (vcmp_udp_flows=1; test 24 shows the default).
+check_eq(write_knob("vcmp_udp_flows", "1"), None, "vcmp_udp_flows=1: a UDP update may record a flow")
 with netns("srv"):
     us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     us.bind(("0.0.0.0", 5300))

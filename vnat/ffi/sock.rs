@@ -23,6 +23,7 @@ extern "C" {
     fn vnat_shim_sock_set_transparent(sk: *mut bindings::sock, on: bool);
     fn vnat_shim_sock_kick_retransmit(sk: *mut bindings::sock);
     fn vnat_shim_sock_destroyed(sk: *mut bindings::sock) -> bool;
+    fn vnat_shim_sock_uid(sk: *const bindings::sock) -> u32;
     fn vnat_shim_sock_destroy(sk: *mut bindings::sock);
     fn vnat_shim_sock_keepalive(sk: *mut bindings::sock, on: bool) -> bool;
     fn vnat_shim_signal_holders(
@@ -93,6 +94,13 @@ impl Sock {
     /// Its identity.
     pub(crate) fn key(&self) -> SockKey {
         self.as_ptr() as SockKey
+    }
+
+    /// The user who owns it (a kernel uid: `sk_uid`, set when it was
+    /// created, the creator's fsuid).
+    pub(crate) fn uid(&self) -> u32 {
+        // SAFETY: Live by the type invariant; the shim reads one field.
+        unsafe { vnat_shim_sock_uid(self.as_ptr()) }
     }
 
     /// Sets or clears `IP_TRANSPARENT`, and drops the cached route.

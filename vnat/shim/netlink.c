@@ -4,9 +4,11 @@
  * dumpit callbacks that the ops of vnat/generated/netlink.c (generated from
  * the spec by the kernel's YNL generator) name, and the framing of replies
  * and events. The shim frames messages; Rust (vnat/netlink.rs, vnat/events.rs)
- * decides what goes in them (vnat/ffi/genl.rs). Reading is unprivileged (nothing secret is shown); commands
- * need CAP_NET_ADMIN in the user namespace of the network namespace
- * (uns-admin-perm in the spec).
+ * decides what goes in them (vnat/ffi/genl.rs). Commands need CAP_NET_ADMIN
+ * in the user namespace of the network namespace (uns-admin-perm in the
+ * spec), and so does the events group; the dump shows a caller without it
+ * only the connections of its own sockets, as `ss -p` shows processes;
+ * the counters are for anyone.
  */
 
 #include <linux/module.h>
@@ -98,11 +100,14 @@ bool vnat_shim_nl_listening(struct net *net)
 int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	const void *state = vnat_state(sock_net(skb->sk));
+	/* The opener of the caller's socket, as for any netlink permission. */
+	bool all = netlink_net_capable(cb->skb, CAP_NET_ADMIN);
+	u32 uid = __kuid_val(sk_uid(NETLINK_CB(cb->skb).sk));
 
 	if (!state)
 		return 0;
 	/* cb->args[0..2]: where the previous part of the dump stopped. */
-	vnat_rs_nl_dump(state, skb, cb, cb->args);
+	vnat_rs_nl_dump(state, skb, cb, cb->args, all, uid);
 	return skb->len;
 }
 
@@ -302,8 +307,20 @@ nospace:
 	return -EMSGSIZE;
 }
 
+/*
+ * The spec's multicast groups with their flags, which the YNL generator of
+ * this kernel leaves out of vnat/generated/netlink.c: the events group
+ * needs CAP_NET_ADMIN in the namespace's user namespace (uns-admin-perm),
+ * as events show every connection with its owner.
+ */
+static const struct genl_multicast_group vnat_nl_mcgrps_with_flags[] = {
+	[VNAT_NLGRP_EVENTS] = { "events", .flags = GENL_MCAST_CAP_NET_ADMIN },
+};
+
 int vnat_shim_genl_register(void)
 {
+	BUILD_BUG_ON(ARRAY_SIZE(vnat_nl_mcgrps_with_flags) != VNAT_NLGRP_EVENTS + 1);
+	vnat_nl_family.mcgrps = vnat_nl_mcgrps_with_flags;
 	return genl_register_family(&vnat_nl_family);
 }
 

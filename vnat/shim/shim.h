@@ -79,6 +79,7 @@ void vnat_shim_sock_put(struct sock *sk);
 void vnat_shim_sock_set_transparent(struct sock *sk, bool on);
 void vnat_shim_sock_kick_retransmit(struct sock *sk);
 bool vnat_shim_sock_destroyed(struct sock *sk);
+u32 vnat_shim_sock_uid(const struct sock *sk);
 void vnat_shim_sock_destroy(struct sock *sk);
 bool vnat_shim_sock_keepalive(struct sock *sk, bool on);
 int vnat_shim_signal_holders(struct sock *sk, int sig, struct vnat_process *procs, int max);
@@ -127,7 +128,7 @@ static_assert(sizeof(struct vnat_nl_resume) == 24 &&
 	      offsetof(struct vnat_nl_resume, pid) == 16 &&
 	      offsetof(struct vnat_nl_resume, proto) == 20);
 
-void vnat_rs_nl_dump(const void *state, void *skb, void *cb, long *args);
+void vnat_rs_nl_dump(const void *state, void *skb, void *cb, long *args, bool all, u32 uid);
 /* A refusal's reason, static, is written to *why for the extack. */
 int vnat_rs_nl_resume(const void *state, struct vnat_nl_resume *r, const char **why);
 int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r, const char **why);

@@ -196,6 +196,12 @@ void vnat_shim_sock_put(struct sock *sk)
 	sock_put(sk);
 }
 
+/* The kernel uid of @sk's owner (its creator's fsuid); any context. */
+u32 vnat_shim_sock_uid(const struct sock *sk)
+{
+	return __kuid_val(sk_uid(sk));
+}
+
 /*
  * Whether @sk, on which the caller holds a reference, was destroyed: its
  * owner let go of it (SOCK_DEAD) and, for TCP, the connection is over.
