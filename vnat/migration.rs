@@ -341,14 +341,25 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
     key.ok()
 }
 
-/// Step 4: the peer answered the update of connection `key`.
-pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply) {
+/// Step 4: the peer, reached at address `peer`, answered the update of
+/// connection `key`. Its reply is believed as an update is: only if it
+/// names the address it came from, another host's unicast address.
+pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply, peer: u32) {
     if !reply.is_refused() && !is_peer_address(state, reply.local_physical.addr) {
         state.count(Counter::VcmpMartian, 1);
         abort(
             state,
             key,
             c"the peer's reply names a martian, broadcast or local address",
+        );
+        return;
+    }
+    if !reply.is_refused() && reply.local_physical.addr != peer {
+        state.count(Counter::VcmpWrongSource, 1);
+        abort(
+            state,
+            key,
+            c"the peer's reply names another address than the one that answered",
         );
         return;
     }

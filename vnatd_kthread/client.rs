@@ -35,7 +35,7 @@ use kernel::{
 const CHUNK: usize = 4 * MSG_LEN;
 /// The replies a client has not read yet fill at most this many bytes; while
 /// they do, nothing more is read from it.
-pub(super) const OUT_CAP: usize = 64 * MSG_LEN;
+pub(super) const OUT_CAP: usize = 256 * MSG_LEN;
 /// Bytes read from one client in one round of the daemon, at most.
 pub(super) const ROUND_BUDGET: usize = 64 * CHUNK;
 
@@ -93,6 +93,12 @@ impl<'a> Client<'a> {
         self.from
     }
 
+    /// Whether a round of reading would read something: its unread replies
+    /// leave room for those of another chunk.
+    pub(super) fn has_room(&self) -> bool {
+        self.out.len() + CHUNK <= OUT_CAP
+    }
+
     /// Whether the client has been silent for longer than `idle`.
     pub(super) fn idle(&self, idle: Delta) -> bool {
         self.last_heard.elapsed() > idle
@@ -129,7 +135,7 @@ impl<'a> Client<'a> {
         let mut budget = ROUND_BUDGET;
         loop {
             // Every message of a chunk may need its reply.
-            if self.out.len() + CHUNK > OUT_CAP {
+            if !self.has_room() {
                 if !self.paused {
                     self.paused = true;
                     state.count(Counter::VcmpReadsPaused, 1);

@@ -66,8 +66,9 @@ pub(super) enum Report {
     /// Bytes came from the peer. What they answered may have changed the
     /// rules, so the daemon publishes them again.
     Heard,
-    /// The peer answered the update of this connection.
-    Updated(Key, UpdateReply),
+    /// The peer, reached at this address, answered the update of this
+    /// connection.
+    Updated(Key, UpdateReply, u32),
     /// The peer answered the suspension of this connection.
     Suspended(Key, SuspendReply),
     /// The conversation gave up: the message of this kind about this
@@ -327,6 +328,7 @@ impl<'a> Conversation<'a> {
     fn take_replies(&mut self, bytes: &[u8], report: &mut impl FnMut(Report)) -> bool {
         let Self {
             state,
+            peer,
             keys,
             kinds,
             answered,
@@ -337,7 +339,7 @@ impl<'a> Conversation<'a> {
         reader.feed(bytes, |m| match m {
             Ok(Message::UpdateReply(r)) if kinds.get(*answered) == Some(&Kind::Update) => {
                 state.count(Counter::VcmpMessages, 1);
-                report(Report::Updated(keys[*answered], r));
+                report(Report::Updated(keys[*answered], r, *peer));
                 *answered += 1;
             }
             Ok(Message::SuspendReply(r)) if kinds.get(*answered) == Some(&Kind::Suspend) => {

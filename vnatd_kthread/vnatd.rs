@@ -399,7 +399,7 @@ impl<'a> Daemon<'a> {
     }
 
     /// Reads and answers the clients; returns whether one of them has more
-    /// to read than a round reads.
+    /// to read than a round read.
     fn serve(&mut self) -> bool {
         let idle = Delta::from_millis(i64::from(VCMP_IDLE_TIMEOUT_MS.get()));
         let mut verdicts = KVec::new();
@@ -424,6 +424,11 @@ impl<'a> Daemon<'a> {
                 if let Err(e) = self.clients[i].flush() {
                     verdict = Err(e);
                 }
+            }
+            // Paused for replies that have now gone out: what it sent while
+            // paused waits in its socket, without a wake-up to come.
+            if matches!(verdict, Ok(Progress::Paused)) && self.clients[i].has_room() {
+                more = true;
             }
             let idle_out = self.clients[i].idle(idle);
             match verdict {
@@ -544,8 +549,8 @@ impl<'a> Daemon<'a> {
 fn settle(state: &NetState, rules_changed: &mut bool, to_kick: &mut KVec<Key>, report: Report) {
     match report {
         Report::Heard => *rules_changed = true,
-        Report::Updated(key, reply) => {
-            migration::finish(state, key, &reply);
+        Report::Updated(key, reply, peer) => {
+            migration::finish(state, key, &reply, peer);
             // Kicked once the rules are live: it retries what it could not
             // deliver during the move now, not after its backoff.
             to_kick.push(key, GFP_KERNEL).ok();

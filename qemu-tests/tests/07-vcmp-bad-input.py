@@ -9,7 +9,9 @@ import socket
 import struct
 from vnattest import *
 
-def upd(version=1, cmd=1, rvp=80, rva="10.8.0.2", lva="10.8.0.1", lpa="10.8.0.3", lvp=40000, lpp=40001):
+# Named physical address: the sender's own (10.8.0.1), from which alone an
+# update is believed (test 24 sends others).
+def upd(version=1, cmd=1, rvp=80, rva="10.8.0.2", lva="10.8.0.1", lpa="10.8.0.1", lvp=40000, lpp=40001):
     a = lambda s: socket.inet_aton(s)
     return struct.pack("!BBH4s4s4sHH", version, cmd, rvp, a(rva), a(lva), a(lpa), lvp, lpp)
 
@@ -64,7 +66,9 @@ for i in range(50):
     s = tcp_connect("p", "10.8.0.2", 2031)
     s.sendall(os.urandom(1 + i * 7))
     s.close()
-# A flood: more concurrent connections than vcmp_max_clients.
+# A flood: more concurrent connections than vcmp_max_clients (all from one
+# address: the per-source limit, test 25's, is lifted for this).
+check_eq(write_knob("vcmp_max_clients_per_source", "64"), None, "vcmp_max_clients_per_source set to 64")
 check_eq(write_knob("vcmp_max_clients", "8"), None, "vcmp_max_clients set to 8")
 b = stats("d")
 flood = [tcp_connect("p", "10.8.0.2", 2031) for _ in range(40)]

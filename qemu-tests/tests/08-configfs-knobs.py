@@ -13,12 +13,18 @@ check_eq(read_knob("vcmp_port"), "2031", "vcmp_port shows the parameter")
 check_eq(read_knob("auto_migrate"), "1", "auto_migrate default")
 check_eq(read_knob("vcmp_timeout_ms"), "2000", "vcmp_timeout_ms default")
 check_eq(read_knob("vcmp_retries"), "2", "vcmp_retries default")
+check_eq(read_knob("vcmp_max_clients_per_source"), "4", "vcmp_max_clients_per_source default")
+check_eq(read_knob("vcmp_max_refusals"), "8", "vcmp_max_refusals default")
+check_eq(read_knob("vcmp_udp_flows"), "0", "vcmp_udp_flows default: off")
 for name, good, bad in [
         ("vcmp_max_clients", "128", ["0", "1025", "-1", "abc", "\n", "12 ", "99999999999"]),
         ("vcmp_idle_timeout_ms", "1000", ["99", "3600001", "1e3", "0x10"]),
         ("auto_migrate", "0", ["2", "-1", "yes"]),
         ("vcmp_timeout_ms", "500", ["99", "60001"]),
-        ("vcmp_retries", "3", ["11", "x"])]:
+        ("vcmp_retries", "3", ["11", "x"]),
+        ("vcmp_max_clients_per_source", "16", ["0", "1025"]),
+        ("vcmp_max_refusals", "100", ["0", "65536"]),
+        ("vcmp_udp_flows", "1", ["2", "on"])]:
     check_eq(write_knob(name, good + "\n"), None, f"{name}={good} accepted")
     check_eq(read_knob(name), good, f"{name} reads back {good}")
     for v in bad:

@@ -146,10 +146,11 @@ check_eq(server_digest.hexdigest(), client_digest.hexdigest(), f"the server rece
 log(f"{n} datagrams, {resent} resent during the moves; send errors seen: {sorted(send_errors)}")
 
 # The update names its protocol: TCP for a UDP flow, or UDP for a port without
-# a socket, is refused and changes nothing.
+# a socket, is refused and changes nothing. (Sent from the client, home at
+# its first address, naming that address: the only one it is believed from.)
 def update(cmd, lport):
     a = socket.inet_aton
-    return struct.pack("!BBH4s4s4sHH", 1, cmd, lport, a(srv_addr), a(old), a("10.0.3.2"), vport, vport)
+    return struct.pack("!BBH4s4s4sHH", 1, cmd, lport, a(srv_addr), a(old), a(old), vport, vport)
 
 
 REFUSED = bytes([1, 2]) + bytes(18)

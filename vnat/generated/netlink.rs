@@ -501,8 +501,9 @@ pub(crate) enum Counter {
     /// Helpers undone after helper_timeout_s without the peer resuming.
     HelpersExpired,
     /// VNAT_UPD refused because it did not come from the address it names,
-    /// and VNAT_SUS refused because it did not come from the connection's
-    /// remote physical address.
+    /// VNAT_UPD_R not believed for the same reason, and VNAT_SUS refused
+    /// because it did not come from the connection's remote physical
+    /// address.
     VcmpWrongSource,
     /// VNAT_UPD, VNAT_UPD_R and VNAT_SUS refused because the physical
     /// address they name is not a unicast address of another host
