@@ -36,23 +36,87 @@ if [ -w /dev/kvm ] && [ "${VNAT_TCG:-}" != 1 ]; then
 fi
 echo "# booting $(basename "$kdir") with ${accel[*]:-KVM}" >&2
 
-results=$(mktemp -d)
-trap 'rm -rf "$results"' EXIT
-# The kernel's ynl tool and its schema, where the guest can read them.
 ksrc=$(readlink -f "$kdir/source")
-mkdir -p "$results/ynl"
-cp -r "$ksrc/tools/net/ynl/pyynl" "$results/ynl/"
-cp "$ksrc/Documentation/netlink/genetlink.yaml" "$results/ynl/"
-chmod 755 "$results" && chmod -R a+rX "$results/ynl"   # the tests run it unprivileged too
+
+# The tests are independent (each makes its own namespaces and loads the
+# module itself), so without named tests they are dealt to VNAT_GUESTS
+# guests (default 2) that run at the same time, each booting its own
+# kernel: heaviest first, each to the guest with the least work so far, by
+# the seconds each took in a run on this kind of machine (below; a test not
+# listed counts 60). The first guest also runs the KUnit suites; every guest
+# ends with its own kmemleak scan. Named tests run in one guest.
+declare -A weight=(
+	[01-load-unload.sh]=60 [02-hooks-per-netns.py]=90 [03-socket-tracking.py]=90
+	[04-vnatd-listens.py]=30 [05-netns-delete.py]=90 [06-rmmod-open-connections.py]=45
+	[07-vcmp-bad-input.py]=60 [08-configfs-knobs.py]=40 [10-migrate-client.py]=150
+	[11-migrate-server.py]=150 [12-three-moves.py]=150 [13-before-insmod.py]=60
+	[14-thousand-connections.py]=200 [15-peer-without-vnat.py]=60
+	[16-others-untranslated.py]=60 [17-rmmod-after-migration.py]=60 [18-control.py]=90
+	[19-migrate-udp.py]=90 [20-netlink.py]=200 [21-conflict.py]=90 [22-suspend.py]=200
+	[23-helper-pid-reuse.py]=60 [24-vcmp-forgery.py]=90 [25-vcmp-resources.py]=90
+)
+if [ $# -gt 0 ]; then
+	guests=1
+	lists=("$*")
+else
+	guests=${VNAT_GUESTS:-2}
+	load=()
+	lists=()
+	for ((g = 0; g < guests; g++)); do load[g]=0; lists[g]=""; done
+	load[0]=30   # KUnit
+	while read -r w t; do
+		min=0
+		for ((g = 1; g < guests; g++)); do [ "${load[g]}" -lt "${load[min]}" ] && min=$g; done
+		load[min]=$((load[min] + w))
+		lists[min]="${lists[min]} $t"
+	done < <(for f in "$here"/tests/*; do t=$(basename "$f"); echo "${weight[$t]:-60} $t"; done | sort -rn)
+fi
+memory=$((guests > 1 ? 2 : 3))G
+
+# One guest: boots, runs guest.sh on its tests, keeps its kernel log.
 # The guest's own timeouts are per test; this one only guards against a hung guest.
 # VNAT_CONSOLE=1 shows the guest's kernel console (for a guest that hangs).
-timeout "${VNAT_GUEST_TIMEOUT:-2400}" "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory 3G \
-	${VNAT_CONSOLE:+--verbose} \
-	--user root --rwdir "$results" --cwd "$top" \
-	--exec "env VNAT_YNL=$results/ynl $here/guest.sh $results $*" \
-	</dev/null || echo "# vng exited with $?"
-if [ -f "$results/dmesg.txt" ]; then
-	mkdir -p "$here/results"
-	cp "$results/dmesg.txt" "$here/results/dmesg.txt"
-	echo "# guest dmesg kept in qemu-tests/results/dmesg.txt"
-fi
+run_guest() {
+	local g=$1 results=$2
+	shift 2
+	timeout "${VNAT_GUEST_TIMEOUT:-2400}" "$VNG" --run "$kdir" "${accel[@]}" --cpus 2 --memory "$memory" \
+		${VNAT_CONSOLE:+--verbose} \
+		--user root --rwdir "$results" --cwd "$top" \
+		--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$((g == 0)) $here/guest.sh $results $*" \
+		</dev/null || echo "# vng exited with $?"
+	if [ -f "$results/dmesg.txt" ]; then
+		mkdir -p "$here/results"
+		cp "$results/dmesg.txt" "$here/results/dmesg-$((g + 1)).txt"
+		echo "# guest dmesg kept in qemu-tests/results/dmesg-$((g + 1)).txt"
+	fi
+}
+
+# Each guest's results directory, with the kernel's ynl tool and its schema.
+dirs=()
+trap 'rm -rf "${dirs[@]}"' EXIT
+for ((g = 0; g < guests; g++)); do
+	dirs[g]=$(mktemp -d)
+	mkdir -p "${dirs[g]}/ynl"
+	cp -r "$ksrc/tools/net/ynl/pyynl" "${dirs[g]}/ynl/"
+	cp "$ksrc/Documentation/netlink/genetlink.yaml" "${dirs[g]}/ynl/"
+	chmod 755 "${dirs[g]}" && chmod -R a+rX "${dirs[g]}/ynl"   # the tests run it unprivileged too
+done
+start=$SECONDS
+for ((g = 1; g < guests; g++)); do
+	# shellcheck disable=SC2086 # a list of test names
+	run_guest "$g" "${dirs[g]}" ${lists[g]} >"${dirs[g]}/out" 2>&1 &
+done
+# The first guest's output as it comes; the others' once it is done.
+echo "# guest 1 of $guests:${lists[0]:- all tests}"
+# shellcheck disable=SC2086
+run_guest 0 "${dirs[0]}" ${lists[0]}
+wait
+for ((g = 1; g < guests; g++)); do
+	echo "# guest $((g + 1)) of $guests:${lists[g]}"
+	cat "${dirs[g]}/out"
+done
+finished=0
+for d in "${dirs[@]}"; do [ -f "$d/finished" ] && finished=$((finished + 1)); done
+echo "# $guests guest(s) in $((SECONDS - start)) s, $finished finished"
+[ "$finished" = "$guests" ] && echo "# all guests finished"
+exit 0

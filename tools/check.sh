@@ -55,6 +55,6 @@ qf=$(grep -c '^not ok ' "$log")
 passed=$((passed + qp))
 failed=$((failed + qf))
 while IFS= read -r l; do failures+=("qemu: ${l#not ok }"); done < <(grep '^not ok ' "$log")
-if ! grep -q '^# guest finished' "$log"; then fail "qemu: the guest did not finish"; fi
+if ! grep -q '^# all guests finished' "$log"; then fail "qemu: a guest did not finish"; fi
 rm -f "$log"
 finish
