@@ -171,13 +171,21 @@ pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> (UpdateR
     if !is_peer_address(state, u.local_physical.addr) {
         state.count(Counter::VcmpMartian, 1);
         state.count(Counter::UpdatesRefused, 1);
-        refuse(state, u, c"the update names a martian, broadcast or local address");
+        refuse(
+            state,
+            u,
+            c"the update names a martian, broadcast or local address",
+        );
         return (UpdateReply::REFUSED, None);
     }
     if from != u.local_physical.addr {
         state.count(Counter::VcmpWrongSource, 1);
         state.count(Counter::UpdatesRefused, 1);
-        refuse(state, u, c"the update does not come from the address it names");
+        refuse(
+            state,
+            u,
+            c"the update does not come from the address it names",
+        );
         return (UpdateReply::REFUSED, None);
     }
     // The sender's virtual endpoint is our remote one, and the other way round.

@@ -6,11 +6,13 @@
 //!
 //! The thread sleeps until one of its sockets has work (their callbacks wake
 //! it) or a second passes. It then accepts pending connections, up to
-//! `vcmp_max_clients`, refusing and counting the rest, reads what each client
-//! sent, decodes it with the shared wire-format code (`vnat/vcmp.rs`), and
-//! closes connections that send malformed bytes, that the peer closed, or
-//! that stayed silent for `vcmp_idle_timeout_ms`. Nothing it cannot parse is
-//! answered; everything is counted (`vnatctl stats`).
+//! `vcmp_max_clients` and `vcmp_max_clients_per_source` from one address,
+//! refusing and counting the rest, reads what each client sent (within the
+//! bounds of `client.rs`), decodes it with the shared wire-format code
+//! (`vnat/vcmp.rs`), and closes connections that send malformed bytes, that
+//! the peer closed, that had too many refusals, or that completed no message
+//! for `vcmp_idle_timeout_ms`. Nothing it cannot parse is answered;
+//! everything is counted (`vnatctl stats`).
 //!
 //! As the peer of a migration, it applies each `VNAT_UPD` (paper 3.3.2.2)
 //! to the namespace's virtual connections, publishes the new translation
@@ -505,7 +507,11 @@ impl<'a> Daemon<'a> {
     fn add_conversations(&mut self, out: &[Outgoing]) {
         for o in out {
             let kind = Kind::of(&o.msg);
-            let i = match self.conversations.iter().position(|c| c.takes(o.peer, o.from)) {
+            let i = match self
+                .conversations
+                .iter()
+                .position(|c| c.takes(o.peer, o.from))
+            {
                 Some(i) => i,
                 None => {
                     let c = Conversation::new(self.state, VCMP_PORT.get() as u16, o.peer, o.from);

@@ -271,13 +271,15 @@ impl Client {
         let g = self
             .events_group
             .ok_or_else(|| Error::Decode("the family has no events group".into()))?;
-        self.sock.add_membership(g).map_err(|e| match e.raw_os_error() {
-            Some(libc::EPERM) => Error::Kernel {
-                errno: libc::EPERM,
-                msg: Some("the events group shows every connection with its owner".into()),
-            },
-            _ => Error::from(e),
-        })?;
+        self.sock
+            .add_membership(g)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::EPERM) => Error::Kernel {
+                    errno: libc::EPERM,
+                    msg: Some("the events group shows every connection with its owner".into()),
+                },
+                _ => Error::from(e),
+            })?;
         // Room for the events of a host's move of thousands of connections.
         self.sock.set_rx_buf_sz(4 << 20)?;
         Ok(())
