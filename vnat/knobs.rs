@@ -183,7 +183,8 @@ pub(crate) static VCMP_UDP_FLOWS: Knob = Knob::new("vcmp_udp_flows", 0, 0, 1);
 /// Whether losing an address and gaining another resumes the connections of
 /// the lost one from the new one (paper 3.3.1), 0 or 1.
 pub(crate) static AUTO_MIGRATE: Knob = Knob::new("auto_migrate", 1, 0, 1);
-/// How long vnatd waits for a peer to answer its updates, per attempt.
+/// How long vnatd waits for a peer to answer its updates, per attempt: the
+/// time the peer may send nothing (a batch is answered in parts).
 pub(crate) static VCMP_TIMEOUT_MS: Knob = Knob::new("vcmp_timeout_ms", 2000, 100, 60_000);
 /// How many times vnatd tries again before a migration fails.
 pub(crate) static VCMP_RETRIES: Knob = Knob::new("vcmp_retries", 2, 0, 10);

@@ -36,8 +36,11 @@ const CHUNK: usize = 4 * MSG_LEN;
 /// The replies a client has not read yet fill at most this many bytes; while
 /// they do, nothing more is read from it.
 pub(super) const OUT_CAP: usize = 256 * MSG_LEN;
-/// Bytes read from one client in one round of the daemon, at most.
-pub(super) const ROUND_BUDGET: usize = 64 * CHUNK;
+/// Bytes read from one client in one round of the daemon, at most: 64
+/// messages, whose replies go out (after the rules they change) before more
+/// is read, so that a large batch is answered in parts that each show the
+/// peer progress.
+pub(super) const ROUND_BUDGET: usize = 16 * CHUNK;
 
 /// Why a client connection is closed.
 pub(super) enum Close {

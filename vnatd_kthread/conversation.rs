@@ -6,9 +6,11 @@
 //!
 //! A conversation holds the messages for its peer in the order they were
 //! asked for and sends them as one batch on one VCMP connection from the
-//! address they name (the peer believes them only from there); the peer answers them in order on the same
-//! stream. An attempt whose socket fails or dies, or that is not answered
-//! within `vcmp_timeout_ms`, is followed a tick after it began by another on
+//! address they name (the peer believes them only from there); the peer
+//! answers them in order on the same stream. An attempt whose socket fails
+//! or dies, or in which the peer sends nothing for `vcmp_timeout_ms` (a
+//! large batch is answered in parts, each of which counts), is followed a
+//! tick after it began by another on
 //! a new connection, which sends again only what was not answered yet; after
 //! `vcmp_retries` more attempts the conversation gives up.
 //!
@@ -111,6 +113,8 @@ pub(super) struct Conversation<'a> {
     reader: StreamReader,
     attempts: u32,
     started: Instant<Monotonic>,
+    /// When this attempt last heard from the peer (or began).
+    heard: Instant<Monotonic>,
     created: Instant<Monotonic>,
     /// No earlier conversation with the same peer is left: this one began
     /// (at `created`).
@@ -141,6 +145,7 @@ impl<'a> Conversation<'a> {
             reader: StreamReader::new(),
             attempts: 0,
             started: now,
+            heard: now,
             created: now,
             begun: false,
             no_route: false,
@@ -251,6 +256,7 @@ impl<'a> Conversation<'a> {
         };
         self.attempts += 1;
         self.started = now;
+        self.heard = now;
         self.sent = self.answered * MSG_LEN;
         self.reader = StreamReader::new();
         match Socket::connect(self.state.net(), self.from, self.peer, port) {
@@ -306,6 +312,7 @@ impl<'a> Conversation<'a> {
         loop {
             match sock.recv(&mut buf) {
                 Ok(Received::Data(n)) => {
+                    self.heard = Instant::now();
                     let ok = self.take_replies(&buf[..n], report);
                     report(Report::Heard);
                     if !ok {
@@ -356,7 +363,7 @@ impl<'a> Conversation<'a> {
     }
 
     /// Ends the attempt on `sock` if it failed, its socket died or the peer
-    /// did not answer within `timeout`, and gives up after the last attempt;
+    /// sent nothing for `timeout`, and gives up after the last attempt;
     /// otherwise the attempt goes on.
     fn end_or_keep(
         &mut self,
@@ -365,7 +372,7 @@ impl<'a> Conversation<'a> {
         timeout: Delta,
         report: &mut impl FnMut(Report),
     ) -> Step {
-        if failed || sock.socket().is_dead() || self.started.elapsed() > timeout {
+        if failed || sock.socket().is_dead() || self.heard.elapsed() > timeout {
             // Drop the socket; the next attempt starts a tick after this one.
             drop(sock);
             if self.attempts > VCMP_RETRIES.get() {
