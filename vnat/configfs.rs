@@ -15,7 +15,7 @@
 //! | `suspend_helper`       | rw     | `none`, `keepalive` or `stop` (paper 3.3.1) |
 //! | `helper_timeout_s`     | rw     | a helper is undone after this long; 0: never |
 //! | `vcmp_max_clients_per_source` | rw | VCMP connections served at once from one address |
-//! | `vcmp_max_refusals`    | rw     | refusals beyond acceptances that close a VCMP connection |
+//! | `vcmp_max_refusals`    | rw     | suspicious refusals that close a VCMP connection |
 //! | `vcmp_udp_flows`       | rw     | 1: a UDP update may record a flow (unauthenticated) |
 
 use crate::{

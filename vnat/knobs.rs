@@ -170,9 +170,10 @@ pub(crate) static VCMP_MAX_CLIENTS_PER_SOURCE: Knob =
 /// counted (bytes that do not complete a message do not count).
 pub(crate) static VCMP_IDLE_TIMEOUT_MS: Knob =
     Knob::new("vcmp_idle_timeout_ms", 30_000, 100, 3_600_000);
-/// A VCMP connection whose refused messages outnumber its accepted ones by
-/// more than this is closed and counted: one stream cannot sweep a port
-/// range for a connection to take over.
+/// A VCMP connection with more than this many messages refused for reasons
+/// that guessing gives (no such connection, not from the address named, a
+/// martian address; not refusals by policy) is closed and counted: one
+/// stream cannot sweep a port range for a connection to take over.
 pub(crate) static VCMP_MAX_REFUSALS: Knob = Knob::new("vcmp_max_refusals", 8, 1, 65535);
 /// Whether a UDP update may create the record of a flow that an unconnected
 /// socket serves (paper 3.5), 0 or 1. Off by default: the update is not

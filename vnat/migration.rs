@@ -159,15 +159,40 @@ fn is_peer_address(state: &NetState, addr: u32) -> bool {
     !Endpoint::new(addr, 0).is_martian() && state.net().is_remote_unicast(addr)
 }
 
+/// What became of a `VNAT_UPD` or `VNAT_SUS` a peer sent.
+pub(crate) struct Verdict<R> {
+    /// The reply to send.
+    pub(crate) reply: R,
+    /// The connection whose mapping changed: its rules are published, and
+    /// it is kicked, before the reply goes out.
+    pub(crate) changed: Option<Key>,
+    /// Refused for a reason that guessing gives (no such connection, not
+    /// from the address it names, a martian address): such refusals close
+    /// the stream after `vcmp_max_refusals`; refusals by policy do not.
+    pub(crate) suspicious: bool,
+}
+
+impl<R> Verdict<R> {
+    /// A verdict that changes no mapping.
+    fn unchanged(reply: R, suspicious: bool) -> Self {
+        Self {
+            reply,
+            changed: None,
+            suspicious,
+        }
+    }
+}
+
 /// Step 3, on the peer: applies a `VNAT_UPD` received on a VCMP connection
-/// from address `from`; returns the reply and the connection, if known. The
-/// caller publishes the rules before it sends the reply.
+/// from address `from`. The caller publishes the rules before it sends the
+/// reply.
 ///
 /// Without authentication, an update is believed only from the address it
 /// names, and only if that is another host's unicast address: nobody can
 /// point a connection at a third host, at a broadcast address or back at
-/// this host.
-pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> (UpdateReply, Option<Key>) {
+/// this host. An update that changes nothing (a retry whose reply was lost,
+/// or a peer repeating itself) is answered without touching anything.
+pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> Verdict<UpdateReply> {
     if !is_peer_address(state, u.local_physical.addr) {
         state.count(Counter::VcmpMartian, 1);
         state.count(Counter::UpdatesRefused, 1);
@@ -176,7 +201,7 @@ pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> (UpdateR
             u,
             c"the update names a martian, broadcast or local address",
         );
-        return (UpdateReply::REFUSED, None);
+        return Verdict::unchanged(UpdateReply::REFUSED, true);
     }
     if from != u.local_physical.addr {
         state.count(Counter::VcmpWrongSource, 1);
@@ -186,7 +211,7 @@ pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> (UpdateR
             u,
             c"the update does not come from the address it names",
         );
-        return (UpdateReply::REFUSED, None);
+        return Verdict::unchanged(UpdateReply::REFUSED, true);
     }
     // The sender's virtual endpoint is our remote one, and the other way round.
     let found = state
@@ -204,36 +229,52 @@ pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> (UpdateR
                     u,
                     c"an update may not create a UDP flow (vcmp_udp_flows is 0)",
                 );
-                return (UpdateReply::REFUSED, None);
+                return Verdict::unchanged(UpdateReply::REFUSED, false);
             }
             None
         }
+        // A flow's peer is another host, as its new address is.
+        None if !is_peer_address(state, u.local_virtual.addr) => None,
         None => udp_flow(state, u),
     };
     let Some(key) = found else {
         state.count(Counter::UpdatesRefused, 1);
         refuse_unknown(state, u, c"no such virtual connection");
-        return (UpdateReply::REFUSED, None);
+        return Verdict::unchanged(UpdateReply::REFUSED, true);
     };
-    if let Some(refusal) = resolve_conflict(state, key, u) {
-        return refusal;
+    if let Some(reply) = resolve_conflict(state, key, u) {
+        return Verdict::unchanged(reply, false);
     }
     let reply = state.connections.with_sock(key, |sk, c| {
+        let reply = UpdateReply {
+            local_physical: c.mapping.local_physical,
+        };
+        if c.mapping.remote_physical == u.local_physical
+            && c.state != State::Resuming
+            && c.helper.is_none()
+        {
+            return (reply, None);
+        }
         c.mapping.remote_physical = u.local_physical;
         c.updated_ns = ffi::now_ns();
         if c.state != State::Resuming {
             c.settle();
         }
-        let reply = UpdateReply {
-            local_physical: c.mapping.local_physical,
-        };
         // The peer resumed: its helper here is done (undone out of the
         // lock, with the socket held).
         let helper = c.helper.take().map(|a| (a, ARef::from(sk)));
-        (reply, NlConn::from(&*c), helper)
+        (reply, Some((NlConn::from(&*c), helper)))
     });
     match reply {
-        Some((r, now, helper)) => {
+        Some((r, None)) => {
+            state.count(Counter::UpdatesAccepted, 1);
+            Verdict {
+                reply: r,
+                changed: None,
+                suspicious: false,
+            }
+        }
+        Some((r, Some((now, helper)))) => {
             state.count(Counter::UpdatesAccepted, 1);
             if let Some((a, sk)) = helper {
                 helper::release(Some(&sk), &a);
@@ -251,11 +292,16 @@ pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> (UpdateR
                 );
             }
             events::event_raw(state, Event::PeerMoved, &now, None);
-            (r, Some(key))
+            Verdict {
+                reply: r,
+                changed: Some(key),
+                suspicious: false,
+            }
         }
         None => {
+            // Closed meanwhile.
             state.count(Counter::UpdatesRefused, 1);
-            (UpdateReply::REFUSED, None)
+            Verdict::unchanged(UpdateReply::REFUSED, false)
         }
     }
 }
@@ -289,7 +335,7 @@ fn refuse(state: &NetState, u: &Update, reason: &CStr) {
 /// coexist. The connection's policy decides: `abort` refuses the update
 /// (returned, to be sent), `preempt` aborts the other connection (as `ss
 /// --kill` does) and lets the update through.
-fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<(UpdateReply, Option<Key>)> {
+fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<UpdateReply> {
     let (local, preempts) = state
         .connections
         .with(key, |c| (c.mapping.local_physical, c.preempts()))?;
@@ -313,7 +359,7 @@ fn resolve_conflict(state: &NetState, key: Key, u: &Update) -> Option<(UpdateRep
         &c,
         Some(c"in the way of a migrating connection, which was refused (policy abort)"),
     );
-    Some((UpdateReply::REFUSED, None))
+    Some(UpdateReply::REFUSED)
 }
 
 /// Aborts connection `other` (record `c`), found by
@@ -484,15 +530,27 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
 /// the reply. Without authentication, a suspension is believed only from
 /// the connection's remote physical address: nobody else can make this host
 /// stop processes or turn keepalives off.
-pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: u32) -> SuspendReply {
+pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: u32) -> Verdict<SuspendReply> {
     let found = state
         .connections
         .find(u.proto, u.remote_virtual, u.local_virtual);
     let Some((key, c)) = found else {
         state.count(Counter::SuspendsRefused, 1);
         refuse_unknown(state, u, c"suspend: no such virtual connection");
-        return SuspendReply::REFUSED;
+        return Verdict::unchanged(SuspendReply::REFUSED, true);
     };
+    // A connection of this host with itself has a local remote address:
+    // anyone on the host could send from it.
+    if !is_peer_address(state, from) {
+        state.count(Counter::VcmpMartian, 1);
+        state.count(Counter::SuspendsRefused, 1);
+        refuse(
+            state,
+            u,
+            c"suspend: from a martian, broadcast or local address",
+        );
+        return Verdict::unchanged(SuspendReply::REFUSED, true);
+    }
     if c.mapping.remote_physical.addr != from {
         state.count(Counter::VcmpWrongSource, 1);
         state.count(Counter::SuspendsRefused, 1);
@@ -501,7 +559,7 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: u32) -> Suspend
             u,
             c"suspend: not from the connection's remote physical address",
         );
-        return SuspendReply::REFUSED;
+        return Verdict::unchanged(SuspendReply::REFUSED, true);
     }
     // Already kept by a helper (the peer suspended again): say which; else
     // hold the socket while the helper is activated without the lock.
@@ -519,8 +577,8 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: u32) -> Suspend
     });
     let (sk, want, proto, shared) = match wanted {
         Some(Ok(w)) => w,
-        Some(Err(same)) => return same,
-        None => return SuspendReply::REFUSED,
+        Some(Err(same)) => return Verdict::unchanged(same, false),
+        None => return Verdict::unchanged(SuspendReply::REFUSED, false),
     };
     let active = helper::activate(&sk, proto, shared, want);
     let done = state.connections.with(key, |c| {
@@ -536,15 +594,18 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: u32) -> Suspend
                 &now,
                 Some(active.helper.as_cstr()),
             );
-            SuspendReply {
-                local_physical,
-                helper: active.helper as u8,
-            }
+            Verdict::unchanged(
+                SuspendReply {
+                    local_physical,
+                    helper: active.helper as u8,
+                },
+                false,
+            )
         }
         None => {
             // Closed meanwhile.
             helper::release(Some(&sk), &active);
-            SuspendReply::REFUSED
+            Verdict::unchanged(SuspendReply::REFUSED, false)
         }
     }
 }

@@ -14,8 +14,10 @@
 //! it); one round reads at most [`ROUND_BUDGET`] bytes of it, so one fast
 //! client cannot starve the others; only a complete message counts as
 //! hearing from it (an idle client that dribbles bytes is still closed);
-//! and a stream with more than `vcmp_max_refusals` refused messages is
-//! closed, so that it cannot sweep a port range for a connection to take.
+//! and a stream with more than `vcmp_max_refusals` messages refused for
+//! reasons that guessing gives (no such connection, wrong source, martian
+//! address; not refusals by policy) is closed, its replies so far sent, so
+//! that one stream cannot sweep a port range for a connection to take.
 
 use super::socket::{Received, Watch};
 use crate::{
@@ -47,7 +49,8 @@ pub(super) enum Close {
     Eof,
     Malformed,
     Error,
-    /// More refusals than `vcmp_max_refusals`.
+    /// More suspicious refusals than `vcmp_max_refusals` (its replies so
+    /// far still go out).
     Refused,
 }
 
@@ -71,7 +74,8 @@ pub(super) struct Client<'a> {
     last_heard: Instant<Monotonic>,
     /// Replies not sent yet, at most [`OUT_CAP`] bytes.
     out: KVec<u8>,
-    /// Messages refused so far.
+    /// Messages refused so far for reasons that guessing gives (see
+    /// `migration::Verdict`).
     refused: u32,
     /// The last round stopped reading at [`OUT_CAP`] (counted once each time).
     paused: bool,
@@ -189,20 +193,20 @@ impl<'a> Client<'a> {
             if close.is_some() {
                 return;
             }
-            let (reply, accepted) = match m {
+            let (reply, suspicious) = match m {
                 Ok(Message::Update(u)) => {
                     state.count(Counter::VcmpMessages, 1);
-                    let (reply, key) = migration::accept_update(state, &u, from);
-                    if let Some(key) = key {
+                    let v = migration::accept_update(state, &u, from);
+                    if let Some(key) = v.changed {
                         *rules_changed = true;
                         to_kick.push(key, GFP_KERNEL).ok();
                     }
-                    (Message::UpdateReply(reply), !reply.is_refused())
+                    (Message::UpdateReply(v.reply), v.suspicious)
                 }
                 Ok(Message::Suspend(u)) => {
                     state.count(Counter::VcmpMessages, 1);
-                    let reply = migration::accept_suspend(state, &u, from);
-                    (Message::SuspendReply(reply), !reply.is_refused())
+                    let v = migration::accept_suspend(state, &u, from);
+                    (Message::SuspendReply(v.reply), v.suspicious)
                 }
                 // Replies answer updates; nobody asked this peer for one.
                 _ => {
@@ -215,7 +219,7 @@ impl<'a> Client<'a> {
                 close = Some(Close::Error);
                 return;
             }
-            if !accepted {
+            if suspicious {
                 *refused += 1;
                 if *refused > VCMP_MAX_REFUSALS.get() {
                     close = Some(Close::Refused);

@@ -113,7 +113,7 @@ pub(super) struct Conversation<'a> {
     reader: StreamReader,
     attempts: u32,
     started: Instant<Monotonic>,
-    /// When this attempt last heard from the peer (or began).
+    /// When this attempt last had a reply from the peer (or began).
     heard: Instant<Monotonic>,
     created: Instant<Monotonic>,
     /// No earlier conversation with the same peer is left: this one began
@@ -312,8 +312,13 @@ impl<'a> Conversation<'a> {
         loop {
             match sock.recv(&mut buf) {
                 Ok(Received::Data(n)) => {
-                    self.heard = Instant::now();
+                    let answered = self.answered;
                     let ok = self.take_replies(&buf[..n], report);
+                    // Only a reply counts as hearing from the peer: bytes
+                    // that complete none do not keep the attempt alive.
+                    if self.answered > answered {
+                        self.heard = Instant::now();
+                    }
                     report(Report::Heard);
                     if !ok {
                         return false;

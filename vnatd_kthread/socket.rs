@@ -142,7 +142,9 @@ impl Socket {
     }
 
     /// Creates a socket in `net` listening on `0.0.0.0:port`.
-    pub(crate) fn listen(net: &Net, port: u16, backlog: i32) -> Result<Self> {
+    /// The connections it accepts have send and receive buffers of
+    /// `buffer` bytes each (see [`Socket::limit_buffers`]).
+    pub(crate) fn listen(net: &Net, port: u16, backlog: i32, buffer: i32) -> Result<Self> {
         let sock = Self::create(net)?;
         // SAFETY: The socket is valid (freshly created above).
         unsafe { vnat_shim_sock_reuseaddr(sock.as_ptr()) };
@@ -156,6 +158,9 @@ impl Socket {
                 core::mem::size_of::<bindings::sockaddr_in>() as c_int,
             )
         })?;
+        // Accepted sockets inherit them, also the window their handshake
+        // offers.
+        sock.limit_buffers(buffer);
         // SAFETY: The socket is valid and bound.
         to_result(unsafe { bindings::kernel_listen(sock.as_ptr(), backlog) })?;
         Ok(sock)
@@ -198,8 +203,9 @@ impl Socket {
     }
 
     /// Fixes the socket's send and receive buffers at `bytes` each, as
-    /// `SO_SNDBUF` and `SO_RCVBUF` do (no autotuning).
-    pub(crate) fn limit_buffers(&self, bytes: i32) {
+    /// `SO_SNDBUF` and `SO_RCVBUF` do (no autotuning; the kernel counts
+    /// twice that, for its bookkeeping).
+    fn limit_buffers(&self, bytes: i32) {
         // SAFETY: The socket is valid.
         unsafe { vnat_shim_sock_limit_buffers(self.as_ptr(), bytes) };
     }

@@ -160,8 +160,8 @@ const QUICK_MS: u32 = 20;
 /// How long the thread yields between rounds while a client has more to
 /// read than a round reads.
 const BUSY_NAP_US: i64 = 200;
-/// Send and receive buffer of a VCMP client's socket, in bytes: a few
-/// thousand messages.
+/// Send and receive buffer of a VCMP client's socket, in bytes (as
+/// `SO_SNDBUF`: the kernel counts twice that): a few thousand messages.
 const CLIENT_SOCKET_BUFFER: i32 = 64 * 1024;
 /// Listen backlog of the VCMP socket.
 const BACKLOG: i32 = 128;
@@ -217,16 +217,16 @@ impl<'a> Daemon<'a> {
             self.expire_helpers();
             self.forget_destroyed();
             self.requests();
-            self.accept();
-            let more = self.serve();
+            let more = self.accept() | self.serve();
             self.converse();
             if self.state.rules_stale.xchg(false, Acquire) {
                 self.rules_changed = true;
             }
             self.publish();
             if more {
-                // A client sent more than a round reads: the next round
-                // comes at once, after others had the CPU.
+                // A client sent more than a round reads, or more connections
+                // wait: the next round comes at once, after others had the
+                // CPU.
                 fsleep(Delta::from_micros(BUSY_NAP_US));
                 continue;
             }
@@ -252,7 +252,9 @@ impl<'a> Daemon<'a> {
     fn listen(&mut self) {
         let net = self.state.net();
         let port = VCMP_PORT.get() as u16;
-        match Socket::listen(net, port, BACKLOG) {
+        // What a client that does not read, or sends faster than we read,
+        // holds of this host's memory.
+        match Socket::listen(net, port, BACKLOG, CLIENT_SOCKET_BUFFER) {
             Ok(sock) => {
                 self.listener = Some(sock.watch(self.state.waker()));
                 self.state.listening.store(true, Relaxed);
@@ -273,11 +275,16 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    fn accept(&mut self) {
+    /// Accepts at most a backlog's worth of pending connections; returns
+    /// whether more may be pending.
+    fn accept(&mut self) -> bool {
         let Some(listener) = &self.listener else {
-            return;
+            return false;
         };
-        while let Ok(Some(sock)) = listener.socket().accept() {
+        for _ in 0..BACKLOG {
+            let Ok(Some(sock)) = listener.socket().accept() else {
+                return false;
+            };
             // Watch at once: children inherit the listener's callbacks, which
             // must be detached before any of them is released.
             let sock = sock.watch(self.state.waker());
@@ -285,9 +292,6 @@ impl<'a> Daemon<'a> {
                 // Reset before we got to it.
                 continue;
             };
-            // What a client that does not read, or sends faster than we
-            // read, holds of this host's memory.
-            sock.socket().limit_buffers(CLIENT_SOCKET_BUFFER);
             let same_source = self.clients.iter().filter(|c| c.from() == from).count();
             if self.clients.len() >= VCMP_MAX_CLIENTS.get() as usize
                 || same_source >= VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
@@ -302,6 +306,7 @@ impl<'a> Daemon<'a> {
                 Err(_) => self.state.count(Counter::VcmpClientsRefused, 1),
             }
         }
+        true
     }
 
     /// When a probe hit was missed (anywhere), forgets the records of sockets
@@ -410,7 +415,8 @@ impl<'a> Daemon<'a> {
             let v = self.clients[i].read(self.state, &mut self.rules_changed, &mut self.to_kick);
             more |= matches!(v, Ok(Progress::Budget));
             if verdicts.push(v, GFP_KERNEL).is_err() {
-                return true;
+                // Out of memory: the next round tries again.
+                return false;
             }
         }
         // The peer may send from its new address as soon as it reads our
@@ -420,11 +426,13 @@ impl<'a> Daemon<'a> {
         let mut verdicts = verdicts.into_iter();
         while i < self.clients.len() {
             let mut verdict = verdicts.next().unwrap_or(Ok(Progress::Drained));
-            // A client that sent its last update and closed still gets the
-            // replies.
-            if matches!(verdict, Ok(_) | Err(Close::Eof)) {
+            // A client that sent its last update and closed, or had too many
+            // refusals, still gets the replies it is owed.
+            if matches!(verdict, Ok(_) | Err(Close::Eof | Close::Refused)) {
                 if let Err(e) = self.clients[i].flush() {
-                    verdict = Err(e);
+                    if !matches!(verdict, Err(Close::Refused)) {
+                        verdict = Err(e);
+                    }
                 }
             }
             // Paused for replies that have now gone out: what it sent while

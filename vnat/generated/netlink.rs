@@ -505,15 +505,16 @@ pub(crate) enum Counter {
     /// because it did not come from the connection's remote physical
     /// address.
     VcmpWrongSource,
-    /// VNAT_UPD, VNAT_UPD_R and VNAT_SUS refused because the physical
-    /// address they name is not a unicast address of another host
-    /// (loopback, multicast, broadcast, reserved, or this host's own).
+    /// VNAT_UPD and VNAT_UPD_R refused because the physical address they
+    /// name is not a unicast address of another host (loopback, multicast,
+    /// broadcast, reserved, or this host's own), and VNAT_SUS because it
+    /// came from such an address.
     VcmpMartian,
     /// UDP updates refused because they would have created the record of
     /// a flow (vcmp_udp_flows is 0).
     VcmpUdpFlowsRefused,
-    /// VCMP connections closed because their refused messages outnumbered
-    /// their accepted ones by more than vcmp_max_refusals.
+    /// VCMP connections closed after more than vcmp_max_refusals messages
+    /// refused for no such connection, a wrong source or a martian address.
     VcmpRefusalsClosed,
     /// Times vnatd stopped reading a VCMP connection because the replies
     /// it owes it filled their buffer (the client does not read them).
