@@ -40,9 +40,10 @@ ksrc=$(readlink -f "$kdir/source")
 
 # The tests are independent (each makes its own namespaces and loads the
 # module itself), so they can be dealt to VNAT_GUESTS guests (default 1)
-# that run at the same time, each booting its own kernel: heaviest first, each to the guest with the least work so far, by
-# the seconds each took in a run on this kind of machine (below; a test not
-# listed counts 60). The first guest also runs the KUnit suites; every guest
+# that run at the same time, each booting its own kernel: heaviest first,
+# each to the guest with the least work so far, by the seconds each is
+# estimated to take here (below; a test not listed counts 60; each test
+# prints what it took). The first guest also runs the KUnit suites; every guest
 # ends with its own kmemleak scan. Named tests run in one guest.
 declare -A weight=(
 	[01-load-unload.sh]=60 [02-hooks-per-netns.py]=90 [03-socket-tracking.py]=90
