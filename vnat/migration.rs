@@ -153,10 +153,54 @@ pub(crate) fn begin(
     err
 }
 
-/// Whether `addr` may be a peer's physical address, as a VCMP message
-/// names it: not a martian, nor this host's own, nor a broadcast address.
+/// Whether `addr` may be another host's physical address: not a martian,
+/// nor this host's own, nor a broadcast address.
 fn is_peer_address(state: &NetState, addr: u32) -> bool {
     !Endpoint::new(addr, 0).is_martian() && state.net().is_remote_unicast(addr)
+}
+
+/// The address at the other end of a VCMP stream, judged once per stream.
+/// Without authentication, what a message says of a peer's physical
+/// address is believed only if the message came from that address, and
+/// that address is another host's: nobody can point a connection at a third
+/// host, at a broadcast address or back at this host.
+#[derive(Clone, Copy)]
+pub(crate) struct Source {
+    addr: u32,
+    is_peer: bool,
+}
+
+impl Source {
+    /// The stream's other end is at `addr`.
+    pub(crate) fn new(state: &NetState, addr: u32) -> Self {
+        Self {
+            addr,
+            is_peer: is_peer_address(state, addr),
+        }
+    }
+
+    /// The address.
+    pub(crate) fn addr(&self) -> u32 {
+        self.addr
+    }
+
+    /// Why a message from here is not believed about physical address
+    /// `named`, if it is not: the counter and the reason.
+    fn refuses(&self, named: u32) -> Option<(Counter, &'static CStr)> {
+        if named != self.addr {
+            Some((
+                Counter::VcmpWrongSource,
+                c"not from the physical address it is about",
+            ))
+        } else if !self.is_peer {
+            Some((
+                Counter::VcmpMartian,
+                c"from a martian, broadcast or local address",
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// What became of a `VNAT_UPD` or `VNAT_SUS` a peer sent.
@@ -181,66 +225,71 @@ impl<R> Verdict<R> {
             suspicious,
         }
     }
+
+    /// The refusal `refused` of message `u`, for `why` (counted, with the
+    /// count of refusals of its kind, `kind`) and `reason` (the `refused`
+    /// event's).
+    fn refused(
+        state: &NetState,
+        u: &Update,
+        refused: R,
+        kind: Counter,
+        why: Counter,
+        reason: &CStr,
+        suspicious: bool,
+    ) -> Self {
+        state.count(why, 1);
+        state.count(kind, 1);
+        refuse(state, u, reason);
+        Self::unchanged(refused, suspicious)
+    }
 }
 
 /// Step 3, on the peer: applies a `VNAT_UPD` received on a VCMP connection
-/// from address `from`. The caller publishes the rules before it sends the
-/// reply.
-///
-/// Without authentication, an update is believed only from the address it
-/// names, and only if that is another host's unicast address: nobody can
-/// point a connection at a third host, at a broadcast address or back at
-/// this host. An update that changes nothing (a retry whose reply was lost,
-/// or a peer repeating itself) is answered without touching anything.
-pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> Verdict<UpdateReply> {
-    if !is_peer_address(state, u.local_physical.addr) {
-        state.count(Counter::VcmpMartian, 1);
-        state.count(Counter::UpdatesRefused, 1);
-        refuse(
+/// from `from`, where it is believed only as [`Source`] says. The caller
+/// publishes the rules before it sends the reply. An update that changes
+/// nothing (a retry whose reply was lost, or a peer repeating itself) is
+/// answered without touching anything.
+pub(crate) fn accept_update(state: &NetState, u: &Update, from: Source) -> Verdict<UpdateReply> {
+    let refused = |why, reason, suspicious| {
+        let r = UpdateReply::REFUSED;
+        Verdict::refused(
             state,
             u,
-            c"the update names a martian, broadcast or local address",
-        );
-        return Verdict::unchanged(UpdateReply::REFUSED, true);
-    }
-    if from != u.local_physical.addr {
-        state.count(Counter::VcmpWrongSource, 1);
-        state.count(Counter::UpdatesRefused, 1);
-        refuse(
-            state,
-            u,
-            c"the update does not come from the address it names",
-        );
-        return Verdict::unchanged(UpdateReply::REFUSED, true);
+            r,
+            Counter::UpdatesRefused,
+            why,
+            reason,
+            suspicious,
+        )
+    };
+    if let Some((why, reason)) = from.refuses(u.local_physical.addr) {
+        return refused(why, reason, true);
     }
     // The sender's virtual endpoint is our remote one, and the other way round.
     let found = state
         .connections
         .find(u.proto, u.remote_virtual, u.local_virtual)
         .map(|(k, _)| k);
-    let found = match found {
-        Some(k) => Some(k),
-        None if u.proto == PROTO_UDP && !VCMP_UDP_FLOWS.get_bool() => {
-            if Sock::udp_lookup(state.net(), u.remote_virtual, u.local_virtual).is_some() {
-                state.count(Counter::VcmpUdpFlowsRefused, 1);
-                state.count(Counter::UpdatesRefused, 1);
-                refuse(
-                    state,
-                    u,
-                    c"an update may not create a UDP flow (vcmp_udp_flows is 0)",
-                );
-                return Verdict::unchanged(UpdateReply::REFUSED, false);
+    let key = match found {
+        Some(k) => k,
+        None => match udp_flow(state, u) {
+            Ok(Some(k)) => k,
+            Ok(None) => {
+                return refused(
+                    Counter::VcmpUnknownConnection,
+                    c"no such virtual connection",
+                    true,
+                )
             }
-            None
-        }
-        // A flow's peer is another host, as its new address is.
-        None if !is_peer_address(state, u.local_virtual.addr) => None,
-        None => udp_flow(state, u),
-    };
-    let Some(key) = found else {
-        state.count(Counter::UpdatesRefused, 1);
-        refuse_unknown(state, u, c"no such virtual connection");
-        return Verdict::unchanged(UpdateReply::REFUSED, true);
+            Err(()) => {
+                return refused(
+                    Counter::VcmpUdpFlowsRefused,
+                    c"an update may not create a UDP flow (vcmp_udp_flows is 0)",
+                    false,
+                )
+            }
+        },
     };
     if let Some(reply) = resolve_conflict(state, key, u) {
         return Verdict::unchanged(reply, false);
@@ -306,13 +355,6 @@ pub(crate) fn accept_update(state: &NetState, u: &Update, from: u32) -> Verdict<
     }
 }
 
-/// A peer's `VNAT_UPD` or `VNAT_SUS` named a connection we do not have:
-/// counted, and refused as [`refuse`] says.
-fn refuse_unknown(state: &NetState, u: &Update, reason: &CStr) {
-    state.count(Counter::VcmpUnknownConnection, 1);
-    refuse(state, u, reason);
-}
-
 /// A peer's `VNAT_UPD` or `VNAT_SUS` was refused for `reason`: announced as
 /// a `refused` event showing the connection as the peer named it, from our
 /// side.
@@ -373,14 +415,20 @@ fn preempt(state: &NetState, other: &Sock, c: &VirtualConnection, reason: &CStr)
 
 /// A UDP "connection" is often served by an unconnected socket, which has no
 /// record until its peer moves (paper 3.5): if the update names a local UDP
-/// socket that would receive the peer's datagrams, the flow is recorded now
-/// (only with `vcmp_udp_flows`: see there).
-fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
-    if u.proto != PROTO_UDP {
-        return None;
+/// socket that would receive the peer's datagrams, from another host, the
+/// flow is recorded now, its key returned. `Err` if there is such a socket
+/// but `vcmp_udp_flows` forbids it (see there).
+fn udp_flow(state: &NetState, u: &Update) -> Result<Option<Key>, ()> {
+    if u.proto != PROTO_UDP || !is_peer_address(state, u.local_virtual.addr) {
+        return Ok(None);
     }
     // Our end is the one the sender calls remote.
-    let sk = Sock::udp_lookup(state.net(), u.remote_virtual, u.local_virtual)?;
+    let Some(sk) = Sock::udp_lookup(state.net(), u.remote_virtual, u.local_virtual) else {
+        return Ok(None);
+    };
+    if !VCMP_UDP_FLOWS.get_bool() {
+        return Err(());
+    }
     let conn = VirtualConnection::new(
         PROTO_UDP,
         u.remote_virtual,
@@ -392,29 +440,18 @@ fn udp_flow(state: &NetState, u: &Update) -> Option<Key> {
     if key.is_err() {
         state.count(Counter::ConnectionsUntrackedNomem, 1);
     }
-    key.ok()
+    Ok(key.ok())
 }
 
-/// Step 4: the peer, reached at address `peer`, answered the update of
-/// connection `key`. Its reply is believed as an update is: only if it
-/// names the address it came from, another host's unicast address.
-pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply, peer: u32) {
-    if !reply.is_refused() && !is_peer_address(state, reply.local_physical.addr) {
-        state.count(Counter::VcmpMartian, 1);
-        abort(
-            state,
-            key,
-            c"the peer's reply names a martian, broadcast or local address",
-        );
-        return;
-    }
-    if !reply.is_refused() && reply.local_physical.addr != peer {
-        state.count(Counter::VcmpWrongSource, 1);
-        abort(
-            state,
-            key,
-            c"the peer's reply names another address than the one that answered",
-        );
+/// Step 4: the peer, reached at `peer`, answered the update of connection
+/// `key`. Its reply is believed as an update is ([`Source`]).
+pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply, peer: Source) {
+    let doubt = (!reply.is_refused())
+        .then(|| peer.refuses(reply.local_physical.addr))
+        .flatten();
+    if let Some((why, reason)) = doubt {
+        state.count(why, 1);
+        abort(state, key, reason);
         return;
     }
     if reply.is_refused() {
@@ -525,41 +562,29 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
 }
 
 /// On the peer: the sender's end of a connection is suspended, says a
-/// `VNAT_SUS` received on a VCMP connection from address `from`. Activates
-/// this host's helper for it (process context, no lock held) and returns
-/// the reply. Without authentication, a suspension is believed only from
-/// the connection's remote physical address: nobody else can make this host
-/// stop processes or turn keepalives off.
-pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: u32) -> Verdict<SuspendReply> {
+/// `VNAT_SUS` received on a VCMP connection from `from`. Activates this
+/// host's helper for it (process context, no lock held) and returns the
+/// reply. Without authentication, a suspension is believed only from the
+/// connection's remote physical address, and only if that is another
+/// host's ([`Source`]; a connection of this host with itself has a local
+/// one, which anyone on the host can send from): nobody else can make this
+/// host stop processes or turn keepalives off.
+pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: Source) -> Verdict<SuspendReply> {
+    let refused = |why, reason| {
+        let r = SuspendReply::REFUSED;
+        Verdict::refused(state, u, r, Counter::SuspendsRefused, why, reason, true)
+    };
     let found = state
         .connections
         .find(u.proto, u.remote_virtual, u.local_virtual);
     let Some((key, c)) = found else {
-        state.count(Counter::SuspendsRefused, 1);
-        refuse_unknown(state, u, c"suspend: no such virtual connection");
-        return Verdict::unchanged(SuspendReply::REFUSED, true);
+        return refused(
+            Counter::VcmpUnknownConnection,
+            c"suspend: no such virtual connection",
+        );
     };
-    // A connection of this host with itself has a local remote address:
-    // anyone on the host could send from it.
-    if !is_peer_address(state, from) {
-        state.count(Counter::VcmpMartian, 1);
-        state.count(Counter::SuspendsRefused, 1);
-        refuse(
-            state,
-            u,
-            c"suspend: from a martian, broadcast or local address",
-        );
-        return Verdict::unchanged(SuspendReply::REFUSED, true);
-    }
-    if c.mapping.remote_physical.addr != from {
-        state.count(Counter::VcmpWrongSource, 1);
-        state.count(Counter::SuspendsRefused, 1);
-        refuse(
-            state,
-            u,
-            c"suspend: not from the connection's remote physical address",
-        );
-        return Verdict::unchanged(SuspendReply::REFUSED, true);
+    if let Some((why, reason)) = from.refuses(c.mapping.remote_physical.addr) {
+        return refused(why, reason);
     }
     // Already kept by a helper (the peer suspended again): say which; else
     // hold the socket while the helper is activated without the lock.

@@ -23,7 +23,7 @@ use super::socket::{Received, Watch};
 use crate::{
     counters::Counter,
     knobs::VCMP_MAX_REFUSALS,
-    migration,
+    migration::{self, Source},
     netns::NetState,
     vcmp::{Message, StreamReader, MSG_LEN},
     virtualization::Key,
@@ -68,8 +68,8 @@ pub(super) enum Progress {
 /// A VCMP client connection.
 pub(super) struct Client<'a> {
     sock: Watch<'a>,
-    /// The address the client connects from.
-    from: u32,
+    /// Where the client connects from.
+    from: Source,
     reader: StreamReader,
     last_heard: Instant<Monotonic>,
     /// Replies not sent yet, at most [`OUT_CAP`] bytes.
@@ -83,7 +83,7 @@ pub(super) struct Client<'a> {
 
 impl<'a> Client<'a> {
     /// A client just accepted on `sock`, connected from `from`.
-    pub(super) fn new(sock: Watch<'a>, from: u32) -> Result<Self> {
+    pub(super) fn new(sock: Watch<'a>, from: Source) -> Result<Self> {
         Ok(Self {
             sock,
             from,
@@ -97,7 +97,7 @@ impl<'a> Client<'a> {
 
     /// The address the client connects from.
     pub(super) fn from(&self) -> u32 {
-        self.from
+        self.from.addr()
     }
 
     /// Whether a round of reading would read something: its unread replies

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     counters::Counter,
     knobs::{VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS},
+    migration::Source,
     netns::{Ipv4, NetState},
     vcmp::{Message, StreamReader, SuspendReply, UpdateReply, MSG_LEN},
     virtualization::{Key, VcmpState},
@@ -68,9 +69,8 @@ pub(super) enum Report {
     /// Bytes came from the peer. What they answered may have changed the
     /// rules, so the daemon publishes them again.
     Heard,
-    /// The peer, reached at this address, answered the update of this
-    /// connection.
-    Updated(Key, UpdateReply, u32),
+    /// The peer, reached there, answered the update of this connection.
+    Updated(Key, UpdateReply, Source),
     /// The peer answered the suspension of this connection.
     Suspended(Key, SuspendReply),
     /// The conversation gave up: the message of this kind about this
@@ -97,7 +97,8 @@ pub(super) struct Conversation<'a> {
     /// The daemon's own port: where the peer's vnatd listens too, unless
     /// `vcmp_peer_port` says otherwise.
     port: u16,
-    peer: u32,
+    /// The peer's vnatd, judged once for what its replies may say.
+    peer: Source,
     /// The local address the messages name, which the peer believes them
     /// only from: the conversation's connections go from it.
     from: u32,
@@ -134,7 +135,7 @@ impl<'a> Conversation<'a> {
         Self {
             state,
             port,
-            peer,
+            peer: Source::new(state, peer),
             from,
             sock: None,
             keys: KVec::new(),
@@ -155,14 +156,14 @@ impl<'a> Conversation<'a> {
 
     /// The address of the peer's vnatd.
     pub(super) fn peer(&self) -> u32 {
-        self.peer
+        self.peer.addr()
     }
 
     /// Whether a message for `peer`, to go from local address `from`, may
     /// join this conversation's batch: it is with `peer` from `from` and no
     /// attempt counts yet, so nothing of it went out.
     pub(super) fn takes(&self, peer: u32, from: u32) -> bool {
-        self.peer == peer && self.from == from && self.attempts == 0
+        self.peer.addr() == peer && self.from == from && self.attempts == 0
     }
 
     /// Whether the last connect failed at once (no route yet): it is tried
@@ -259,7 +260,7 @@ impl<'a> Conversation<'a> {
         self.heard = now;
         self.sent = self.answered * MSG_LEN;
         self.reader = StreamReader::new();
-        match Socket::connect(self.state.net(), self.from, self.peer, port) {
+        match Socket::connect(self.state.net(), self.from, self.peer.addr(), port) {
             Ok(sock) => {
                 self.no_route = false;
                 self.sock = Some(sock.watch(self.state.waker()));
@@ -395,7 +396,7 @@ impl<'a> Conversation<'a> {
         pr_warn!(
             "netns {}: vnatd of {} did not answer after {} attempt(s); {} connection(s) left as they were\n",
             self.state.net().inum(),
-            Ipv4(self.peer),
+            Ipv4(self.peer.addr()),
             self.attempts,
             self.keys.len() - self.answered
         );

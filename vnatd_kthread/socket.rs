@@ -84,16 +84,7 @@ impl Socket {
     /// [`Socket::is_dead`].
     pub(crate) fn connect(net: &Net, from: u32, addr: u32, port: u16) -> Result<Self> {
         let sock = Self::create(net)?;
-        let mut local = sockaddr_in(from, 0);
-        // SAFETY: The socket is valid and unbound; `local` is a
-        // `sockaddr_in` of the given length, which `kernel_bind()` copies.
-        to_result(unsafe {
-            bindings::kernel_bind(
-                sock.as_ptr(),
-                (&raw mut local).cast(),
-                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
-            )
-        })?;
+        sock.bind(from, 0)?;
         let mut sin = sockaddr_in(addr, port);
         // SAFETY: The socket is valid and unconnected; `sin` is a
         // `sockaddr_in` of the given length, which `kernel_connect()` copies
@@ -148,22 +139,27 @@ impl Socket {
         let sock = Self::create(net)?;
         // SAFETY: The socket is valid (freshly created above).
         unsafe { vnat_shim_sock_reuseaddr(sock.as_ptr()) };
-        let mut addr = sockaddr_in(0, port);
-        // SAFETY: The socket is valid; `addr` is a `sockaddr_in` of the given
-        // length, which `kernel_bind()` copies before returning.
-        to_result(unsafe {
-            bindings::kernel_bind(
-                sock.as_ptr(),
-                (&raw mut addr).cast(),
-                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
-            )
-        })?;
+        sock.bind(0, port)?;
         // Accepted sockets inherit them, also the window their handshake
         // offers.
         sock.limit_buffers(buffer);
         // SAFETY: The socket is valid and bound.
         to_result(unsafe { bindings::kernel_listen(sock.as_ptr(), backlog) })?;
         Ok(sock)
+    }
+
+    /// Binds the socket to `addr:port` (host byte order).
+    fn bind(&self, addr: u32, port: u16) -> Result {
+        let mut sin = sockaddr_in(addr, port);
+        // SAFETY: The socket is valid; `sin` is a `sockaddr_in` of the given
+        // length, which `kernel_bind()` copies before returning.
+        to_result(unsafe {
+            bindings::kernel_bind(
+                self.as_ptr(),
+                (&raw mut sin).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
+            )
+        })
     }
 
     fn as_ptr(&self) -> *mut bindings::socket {

@@ -55,7 +55,7 @@ use crate::{
         HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE,
         VCMP_PORT,
     },
-    migration::{self, Outgoing},
+    migration::{self, Outgoing, Source},
     netns::{Ipv4, NetState},
     requests::Request,
     virtualization::Key,
@@ -299,7 +299,7 @@ impl<'a> Daemon<'a> {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
             }
-            let pushed = Client::new(sock, from)
+            let pushed = Client::new(sock, Source::new(self.state, from))
                 .and_then(|c| self.clients.push(c, GFP_KERNEL).map_err(Into::into));
             match pushed {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
