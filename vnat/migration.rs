@@ -419,7 +419,7 @@ fn preempt(state: &NetState, other: &Sock, c: &VirtualConnection, reason: &CStr)
 /// flow is recorded now, its key returned. `Err` if there is such a socket
 /// but `vcmp_udp_flows` forbids it (see there).
 fn udp_flow(state: &NetState, u: &Update) -> Result<Option<Key>, ()> {
-    if u.proto != PROTO_UDP || !is_peer_address(state, u.local_virtual.addr) {
+    if u.proto != PROTO_UDP {
         return Ok(None);
     }
     // Our end is the one the sender calls remote.
@@ -428,6 +428,9 @@ fn udp_flow(state: &NetState, u: &Update) -> Result<Option<Key>, ()> {
     };
     if !VCMP_UDP_FLOWS.get_bool() {
         return Err(());
+    }
+    if !is_peer_address(state, u.local_virtual.addr) {
+        return Ok(None);
     }
     let conn = VirtualConnection::new(
         PROTO_UDP,
