@@ -513,12 +513,22 @@ class Capture:
 
 class Transfer:
     """A TCP connection carrying `size` random bytes each way at once;
-    records SHA-256 of what each end sent and received, and any error."""
+    records SHA-256 of what each end sent and received, and any error.
 
-    def __init__(self, client_sock, server_sock, size):
+    With `hold`, each sender stops once it has sent that fraction of `size`
+    and waits for `release()`: a test that moves an end and then captures
+    the wire knows that bytes are still to come when its capture starts
+    (otherwise a fast transfer may be over before the capture, and "the
+    wire shows the new address" would see nothing)."""
+
+    def __init__(self, client_sock, server_sock, size, hold=None):
         import hashlib
         import threading
         self.size = size
+        self.hold = None if hold is None else int(size * hold)
+        self.gate = threading.Event()
+        if hold is None:
+            self.gate.set()
         self.errors = []
         self.sent = {}
         self.got = {}
@@ -538,6 +548,8 @@ class Transfer:
             left = self.size
             i = 0
             while left:
+                if self.hold is not None and self.size - left >= self.hold and not self.gate.wait(300):
+                    raise TimeoutError("held for 300 s without release()")
                 chunk = bytes([i & 255]) + seed[1:min(len(seed), left)]
                 sock.sendall(chunk)
                 h.update(chunk)
@@ -562,6 +574,10 @@ class Transfer:
             self.errors.append(f"{name} recv: {e!r}")
         self.got[name] = h.hexdigest()
 
+    def release(self):
+        """Lets the senders go on past `hold`."""
+        self.gate.set()
+
     def wait_progress(self, fraction, timeout=120):
         return wait_for(lambda: min(self.progress.values()) >= fraction * self.size,
                         f"transfer reached {int(fraction * 100)}% both ways", timeout)
@@ -573,6 +589,7 @@ class Transfer:
         return self.wait_progress(min(1.0, now + fraction), timeout)
 
     def join(self):
+        self.release()
         for t in self.threads:
             t.join(300)
         check_eq(self.errors, [], "no application error (no reset, no timeout)")

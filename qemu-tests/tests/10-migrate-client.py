@@ -11,7 +11,8 @@ insmod()
 topo = Topology()
 srv, c, a = topo.connection()
 old = topo.client_addr()
-t = Transfer(c, a, SIZE)
+# The senders stop at 60 % until the capture is armed (Transfer.hold).
+t = Transfer(c, a, SIZE, hold=0.6)
 t.wait_progress(0.25)
 before = stats("cli")
 
@@ -21,6 +22,7 @@ new = topo.client_addr()
 wait_for(lambda: stats("cli")["migrations_completed"] > before["migrations_completed"],
          "client's vnatd completed the migration", timeout=30)
 cap = Capture("rtr", "tcp port 5000")
+t.release()
 t.wait_more(0.3)
 cap.stop()
 t.join()
