@@ -59,6 +59,29 @@ while IFS= read -r line; do
 done < "$here/kernel.config"
 [ "$bad" = 0 ] || { log "the config fragment does not apply; see above"; exit 1; }
 
+# A kernel of the same source and toolchain built with another fragment is a
+# head start: Kbuild rebuilds from it only what the changed options touch
+# (fixdep records which CONFIG_ each object depends on, and every command
+# line, so nothing stale survives). The old build is copied, not moved, until
+# this one is done.
+if [ ! -f "$out/vmlinux" ]; then
+	same() { grep -E "^CONFIG_($1)=" "$2/.config"; }
+	for seed in "$VNAT_CACHE"/kernel-*; do
+		[ "$seed" != "$out" ] && [ -f "$seed/.vnat-done" ] || continue
+		grep -qxF "include $src/Makefile" "$seed/Makefile" || continue
+		v='RUSTC_VERSION_TEXT|CC_VERSION_TEXT|LLD_VERSION|BINDGEN_VERSION_TEXT'
+		[ "$(same "$v" "$seed")" = "$(same "$v" "$out")" ] || continue
+		log "starting from $seed (same source and toolchain, another fragment)"
+		cp "$out/.config" "$out.config.new"
+		cp -a "$seed/." "$out/"
+		mv "$out.config.new" "$out/.config"
+		rm -f "$out/.vnat-done" "$out/.vnat-build-seconds"
+		sed -i "s|^export KBUILD_OUTPUT = .*|export KBUILD_OUTPUT = $out|" "$out/Makefile"
+		"${mk[@]}" -s olddefconfig
+		break
+	done
+fi
+
 log "building $LINUX_SOURCE_PKG $pkgver in $out (log: $out/build.log)"
 start=$(date +%s)
 "${mk[@]}" bzImage modules modules_prepare > "$out/build.log" 2>&1 &
