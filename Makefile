@@ -4,7 +4,7 @@
 #   make check   set up the machine, build our kernel and vnat.ko, run every test
 #   make demo    set up, boot the test kernel and show VNAT at work
 # Other targets: setup, kernel, module (the default), host-test, lint, qemu-test,
-# bench (all benchmarks), bench-restore, clean. Build against your own
+# bench (all benchmarks), bench-restore, fuzz [RUNS=n], clean. Build against your own
 # Rust-enabled kernel with
 #   make KDIR=/path/to/kernel/build [LLVM=1]
 
@@ -24,7 +24,7 @@ endif
 
 KBUILD_FLAGS = LLVM=$(LLVM) KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
 
-.PHONY: all module setup kernel check demo bench bench-restore host-test lint qemu-test clean
+.PHONY: all module setup kernel check demo bench bench-restore host-test lint qemu-test fuzz clean
 
 all: module
 
@@ -52,6 +52,10 @@ qemu-test: module
 check:
 	@tools/check.sh
 
+# libFuzzer on every decoder of network input (tools/fuzz/), RUNS inputs each.
+fuzz:
+	@tools/fuzz.sh $(RUNS)
+
 demo:
 	@tools/demo.sh
 
@@ -63,4 +67,4 @@ bench-restore:
 
 clean:
 	@kdir=$$($(KDIR_CMD)) && $(MAKE) -C "$$kdir" M=$(CURDIR) clean
-	rm -rf tools/target
+	rm -rf tools/target tools/fuzz/target

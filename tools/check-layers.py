@@ -19,6 +19,8 @@ ORDER = [
     ("pure", "checksum", ["vnat/checksum.rs"]),
     ("pure", "mapping", ["vnat/mapping.rs"]),
     ("pure", "packet", ["vnat/packet.rs"]),
+    ("pure", "key", ["vnat/key.rs"]),
+    ("pure", "vcmp2", ["vnat/vcmp2.rs"]),
     ("ffi", "ffi", ["vnat/ffi.rs", "vnat/ffi/*.rs"]),
     ("state", "knobs", ["vnat/knobs.rs"]),
     ("state", "counters", ["vnat/counters.rs"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# `make check`: set-up, lints, host tests, the module build, the QEMU tests
+# `make check`: set-up, lints, host tests, a short fuzzing run, the module
+# build, the QEMU tests
 # and KUnit. Every stage counts its own tests; the last line of output is
 # `N passed, M failed`, and the exit status is non-zero if anything failed.
 set -uo pipefail
@@ -40,6 +41,9 @@ passed=$((passed + hp))
 failed=$((failed + hf))
 if [ "$rc" != 0 ] || [ "$hp" = 0 ]; then fail "cargo test (exit $rc)"; fi
 rm -f "$log"
+
+stage "fuzzing: every decoder of network input, ${VNAT_FUZZ_RUNS:=20000} inputs each"
+if tools/fuzz.sh "$VNAT_FUZZ_RUNS"; then pass "fuzz targets"; else fail "fuzz targets"; fi
 
 stage "module build (CLIPPY=1, warnings are errors)"
 if make --no-print-directory module KDIR="$kdir" CLIPPY=1; then pass "module build"; else fail "module build"; finish; fi

@@ -17,6 +17,7 @@ echo "rustfmt: module (kernel style: $src/.rustfmt.toml)"
 rustfmt --check --edition 2021 --config-path "$src/.rustfmt.toml" vnat/vnat_main.rs || rc=1
 echo "rustfmt: host crates"
 (cd tools && cargo fmt --all --check) || rc=1
+(cd tools/fuzz && cargo fmt --check) || rc=1
 echo "layers: the module's imports point down"
 /usr/bin/python3 tools/check-layers.py --self-test || rc=1
 echo "netlink: spec and the files generated from it"

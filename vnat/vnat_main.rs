@@ -19,6 +19,8 @@
 //! |            | `checksum.rs`        | 4.2      | incremental checksum updates (shared)  |
 //! |            | `mapping.rs`         | 3.2      | mappings, their rules, the rule table's slots (shared) |
 //! |            | `packet.rs`          | 4.2      | reading and rewriting packet headers (shared) |
+//! |            | `key.rs`             | 3.3.1.1  | the security key: HKDF over HMAC-SHA256 (shared) |
+//! |            | `vcmp2.rs`           | 3.3.2.1  | VCMP version 2: authenticated messages (shared) |
 //! | FFI        | `ffi.rs`, `ffi/`     |          | the thin layer to the C shim (`shim/`) |
 //! | state      | `knobs.rs`           |          | run-time knobs                         |
 //! |            | `counters.rs`        |          | what is counted                        |
@@ -47,11 +49,13 @@ use kernel::prelude::*;
 
 // Pure.
 pub mod checksum;
+pub mod key;
 pub mod mapping;
 #[path = "generated/netlink.rs"]
 mod nl_gen;
 pub mod packet;
 pub mod vcmp;
+pub mod vcmp2;
 // FFI.
 mod ffi;
 // State.

@@ -144,4 +144,14 @@ bool vnat_shim_nl_listening(struct net *net);
 int vnat_shim_genl_register(void);
 void vnat_shim_genl_unregister(void);
 
+/* crypto.c: vnat/ffi/crypto.rs. Rust holds a struct hmac_sha256_ctx as
+ * this many bytes, aligned to 8. */
+#define VNAT_HMAC_CTX_SIZE 136
+bool vnat_shim_x25519(u8 *out, const u8 *scalar, const u8 *point);
+bool vnat_shim_x25519_public(u8 *pub, const u8 *secret);
+void vnat_shim_hmac_init(void *ctx, const u8 *key, size_t key_len);
+void vnat_shim_hmac_update(void *ctx, const u8 *data, size_t len);
+void vnat_shim_hmac_final(void *ctx, u8 *out);
+bool vnat_shim_memeq(const void *a, const void *b, size_t len);
+
 #endif /* VNAT_SHIM_H */

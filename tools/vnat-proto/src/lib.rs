@@ -19,3 +19,9 @@ pub mod mapping;
 
 #[path = "../../../vnat/packet.rs"]
 pub mod packet;
+
+#[path = "../../../vnat/key.rs"]
+pub mod key;
+
+#[path = "../../../vnat/vcmp2.rs"]
+pub mod vcmp2;

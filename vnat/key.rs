@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The security protection key (paper 3.3.1.1 and 3.3.2.1): what is derived
+//! from an X25519 shared secret, and how.
+//!
+//! The paper protects every virtual-physical mapping with a secret shared by
+//! the connection's two endpoints, agreed by Diffie-Hellman, and has each
+//! update prove that its sender knows it. Today that is X25519 (RFC 7748)
+//! for the agreement and HKDF-SHA256 (RFC 5869) to turn the shared secret
+//! into keys, with HMAC-SHA256 (RFC 2104) as the message authentication
+//! code. This file holds HKDF over any HMAC-SHA256: the kernel module's
+//! comes from lib/crypto (`ffi/crypto.rs`), the host crate's tests use
+//! RustCrypto's, and both run this very code.
+//!
+//! Plain `no_std` Rust without allocation, shared with `tools/vnat-proto`.
+
+/// Bytes of a key, of a shared secret and of an HMAC-SHA256 output.
+pub const KEY_LEN: usize = 32;
+
+/// The most HKDF-Expand can produce from one pseudorandom key
+/// (RFC 5869 section 2.3: 255 blocks of the hash's length).
+pub const EXPAND_MAX: usize = 255 * KEY_LEN;
+
+/// HMAC-SHA256, computed incrementally.
+pub trait Mac: Sized {
+    /// Starts a MAC under `key` (of any length, as RFC 2104 allows).
+    fn new(key: &[u8]) -> Self;
+    /// Adds `data` to the message.
+    fn update(&mut self, data: &[u8]);
+    /// The MAC of everything added.
+    fn finish(self) -> [u8; KEY_LEN];
+
+    /// Whether `a` and `b` are equal, in a time that depends only on their
+    /// lengths: MACs are compared so. The kernel's implementation uses
+    /// `crypto_memneq()`; this one folds the differences, without branching
+    /// on them.
+    fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
+    }
+
+    /// The MAC under `key` of the concatenation of `parts`.
+    fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; KEY_LEN] {
+        let mut m = Self::new(key);
+        for p in parts {
+            m.update(p);
+        }
+        m.finish()
+    }
+}
+
+/// Asked for more than [`EXPAND_MAX`] bytes from one key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooLong;
+
+/// HKDF-Extract (RFC 5869 section 2.2): a pseudorandom key from input
+/// keying material and a salt (an empty salt means a zero-filled one, which
+/// HMAC treats the same).
+pub fn extract<M: Mac>(salt: &[u8], ikm: &[&[u8]]) -> [u8; KEY_LEN] {
+    M::mac(salt, ikm)
+}
+
+/// HKDF-Expand (RFC 5869 section 2.3): fills `out` with keying material
+/// from the pseudorandom key `prk`, bound to the concatenation of `info`.
+pub fn expand<M: Mac>(prk: &[u8; KEY_LEN], info: &[&[u8]], out: &mut [u8]) -> Result<(), TooLong> {
+    if out.len() > EXPAND_MAX {
+        return Err(TooLong);
+    }
+    let mut t = [0u8; KEY_LEN];
+    for (i, chunk) in out.chunks_mut(KEY_LEN).enumerate() {
+        let mut m = M::new(prk);
+        if i > 0 {
+            m.update(&t);
+        }
+        for p in info {
+            m.update(p);
+        }
+        // At most 255 chunks (checked above): `i + 1` fits in a byte.
+        m.update(&[(i + 1) as u8]);
+        t = m.finish();
+        chunk.copy_from_slice(&t[..chunk.len()]);
+    }
+    Ok(())
+}
