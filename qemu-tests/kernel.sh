@@ -100,8 +100,10 @@ fi
 log "built in $(( $(date +%s) - start ))s"
 echo "$(( $(date +%s) - start ))" > "$out/.vnat-build-seconds"
 touch "$out/.vnat-done"
-# Other keys' kernels are stale now: keep the disk from filling up.
-for old in "$VNAT_CACHE"/kernel-*; do
-	[ "$old" = "$out" ] || rm -rf "$old"
+# Keep the disk from filling up: this kernel and the one built before it
+# stay (a worktree of an older commit needs the older one, and each is the
+# head start of the other), the rest go.
+ls -t "$VNAT_CACHE"/kernel-*/.vnat-done | tail -n +3 | while read -r old; do
+	rm -rf "$(dirname "$old")"
 done
 echo "$out"
