@@ -60,11 +60,13 @@ for t in "${tests[@]}"; do
 	out=$(timeout -k 10 600 "$t" 2>&1 | tee "$results/running.log"; exit "${PIPESTATUS[0]}")
 	rc=$?
 	took=$((SECONDS - start))
+	start=$SECONDS
 	cleanup >/dev/null 2>&1
+	cleaned=$((SECONDS - start))
 	echo "vnat-test-mark $name-end" > /dev/kmsg
 	bad=$(log_since "$name" | grep -E "$splats")
 	printf '%s\n' "$out" | sed 's/^/# /'
-	echo "# $name took ${took} s (guest clock)"
+	echo "# $name took ${took} s (guest clock), its clean-up (rmmod, namespaces) ${cleaned} s"
 	if [ "$rc" = 0 ] && [ -z "$bad" ]; then
 		echo "ok $n - $name"
 	else
