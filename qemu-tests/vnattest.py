@@ -315,6 +315,22 @@ def dmesg_tail(n=20):
     return sh(f"dmesg -t | tail -n {n}")
 
 
+def kmsg_mark():
+    """Writes a unique line to the kernel log; `dmesg_since(mark)` is what
+    came after it (a fixed tail misses lines when other output, such as
+    KUnit's at insmod, comes between)."""
+    mark = f"vnattest-mark {os.getpid()} {time.monotonic_ns()}"
+    with open("/dev/kmsg", "w") as f:
+        f.write(mark + "\n")
+    return mark
+
+
+def dmesg_since(mark):
+    out = sh("dmesg -t")
+    at = out.rfind(mark)
+    return out[at + len(mark):] if at >= 0 else ""
+
+
 def match_line(text, pattern):
     return re.search(pattern, text, re.M) is not None
 

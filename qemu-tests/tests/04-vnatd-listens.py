@@ -24,11 +24,12 @@ rmmod()
 # Another port, and a namespace where that port is taken by an application.
 add_netns("busy")
 squatter = tcp_listen("busy", "0.0.0.0", 3031)
+mark = kmsg_mark()
 insmod("vcmp_port=3031")
 wait_for(lambda: 3031 in listening_ports("after"), "vnatd listens on the vcmp_port parameter")
 check(2031 not in listening_ports("after"), "and not on 2031")
 wait_for(lambda: stats("busy")["vcmp_listen_failed"] >= 1, "a taken port is counted as a failed listen")
-check(match_line(dmesg_tail(50), r"cannot listen on port 3031"), "and logged")
+check(match_line(dmesg_since(mark), r"cannot listen on port 3031"), "and logged")
 squatter.close()
 wait_for(lambda: stats("busy")["vcmp_listening"] == 1, "vnatd listens once the port is free again")
 with open(f"{CONFIGFS}/vcmp_port") as f:
