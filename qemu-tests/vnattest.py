@@ -311,14 +311,11 @@ def write_knob(name, value):
         return e.errno
 
 
-def dmesg_tail(n=20):
-    return sh(f"dmesg -t | tail -n {n}")
-
-
 def kmsg_mark():
     """Writes a unique line to the kernel log; `dmesg_since(mark)` is what
-    came after it (a fixed tail misses lines when other output, such as
-    KUnit's at insmod, comes between)."""
+    came after it: what an action logged is looked for after a mark made
+    just before it (a fixed tail of the log missed it when other output,
+    such as KUnit's at insmod, came between)."""
     mark = f"vnattest-mark {os.getpid()} {time.monotonic_ns()}"
     with open("/dev/kmsg", "w") as f:
         f.write(mark + "\n")

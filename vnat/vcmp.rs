@@ -188,12 +188,14 @@ pub enum Message {
     SuspendReply(SuspendReply),
 }
 
-/// Why bytes are not a valid VCMP message.
+/// Why bytes are not a valid VCMP message, of either version (`vcmp2.rs`
+/// decodes into the same errors).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DecodeError {
-    /// Fewer or more than [`MSG_LEN`] bytes.
+    /// Not the length the version (and in version 2 the header and the
+    /// command) gives: [`MSG_LEN`] bytes in version 1.
     Length(usize),
-    /// A version other than [`VERSION`].
+    /// A version the decoder does not speak.
     Version(u8),
     /// A command code other than those above.
     Command(u8),
@@ -202,6 +204,9 @@ pub enum DecodeError {
     /// An address or port that must be non-zero is zero (in a `VNAT_UPD_R`,
     /// only one of address and port).
     Unspecified,
+    /// Version 2: a byte that must be zero is not, or a field is out of its
+    /// range (version, protocol, status).
+    Field,
 }
 
 impl DecodeError {
@@ -213,6 +218,7 @@ impl DecodeError {
             Self::Command(_) => "unknown command",
             Self::Unspecified => "zero address or port",
             Self::Helper(_) => "unknown helper",
+            Self::Field => "bad field",
         }
     }
 }

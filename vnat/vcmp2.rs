@@ -58,9 +58,10 @@
 //!
 //! Plain `no_std` Rust without allocation, shared with `tools/vnat-proto`.
 
+pub use crate::vcmp::DecodeError;
 use crate::{
     key::{Mac, KEY_LEN},
-    vcmp::{Endpoint, PROTO_TCP, PROTO_UDP},
+    vcmp::{Endpoint, HELPER_STOP, PROTO_TCP, PROTO_UDP},
 };
 
 /// The version described here.
@@ -264,35 +265,6 @@ pub enum Message {
     Challenge(Challenge),
     /// RESP.
     Response(Challenge),
-}
-
-/// Why bytes are not a valid version-2 message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DecodeError {
-    /// Not the length the header and the command say.
-    Length(usize),
-    /// A version other than [`VERSION`] in the header.
-    Version(u8),
-    /// An unknown command code.
-    Command(u8),
-    /// A byte that must be zero is not, or a field has a value out of its
-    /// range (version, protocol, status, helper).
-    Field,
-    /// A virtual or physical endpoint that must be specified is not.
-    Unspecified,
-}
-
-impl DecodeError {
-    /// A short, stable name for logs and counters.
-    pub const fn as_str(&self) -> &'static str {
-        match self {
-            Self::Length(_) => "bad length",
-            Self::Version(_) => "unknown version",
-            Self::Command(_) => "unknown command",
-            Self::Field => "bad field",
-            Self::Unspecified => "zero address or port",
-        }
-    }
 }
 
 /// Writes fields in order into a message buffer.
@@ -532,8 +504,8 @@ impl Message {
                     local_physical: r.addr(),
                     observed: r.addr(),
                 };
-                if helper > crate::vcmp::HELPER_STOP || (cmd == CMD_UPD_R && helper != 0) {
-                    return Err(DecodeError::Field);
+                if helper > HELPER_STOP || (cmd == CMD_UPD_R && helper != 0) {
+                    return Err(DecodeError::Helper(helper.into()));
                 }
                 if status == STATUS_OK
                     && !(rep.local_physical.is_specified() && rep.observed.is_specified())

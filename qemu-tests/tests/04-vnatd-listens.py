@@ -37,8 +37,9 @@ with open(f"{CONFIGFS}/vcmp_port") as f:
 rmmod()
 
 # Port 0 is refused at load time with a message.
+mark = kmsg_mark()
 r = subprocess.run(f"insmod {VNAT_KO} vcmp_port=0", shell=True, capture_output=True, text=True)
 check(r.returncode != 0, "vcmp_port=0 is refused")
-check(match_line(dmesg_tail(5), r"vcmp_port=0 is not a port"), "with a clear message")
+check(match_line(dmesg_since(mark), r"vcmp_port=0 is not a port"), "with a clear message")
 check(not loaded(), "and the module is not loaded")
 done()

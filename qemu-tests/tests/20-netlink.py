@@ -147,12 +147,13 @@ migrated = listing("cli", "--state", "migrated")
 check_same({r["local"] for r in migrated}, helper_locals | {l0}, "exactly the helper's connections joined it")
 
 # The rest of the host.
+mark = kmsg_mark()
 rc, out, err = ctl("cli", "resume", old, new)
 check(rc == 0 and "resuming 200 connection(s)" in out, f"resume OLD NEW: the other 200 ({rc}: {out} {err})")
 if not wait_for(lambda: stats("cli")["migrations_completed"] == 206, "all 206 migrated", timeout=120):
     for ns in ("cli", "srv"):
         log(f"{ns} stats: " + ", ".join(f"{k}={v}" for k, v in stats(ns).items() if v and not k.startswith(("hook", "translated"))))
-    log(dmesg_tail(30))
+    log(dmesg_since(mark))
 got = listing("cli")
 check(len(got) == 206 and all(r["state"] == "migrated" and r["local-phys"].startswith(new + ":")
                               and r["local"].startswith(old + ":") for r in got),

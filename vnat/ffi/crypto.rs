@@ -24,12 +24,12 @@ extern "C" {
     fn vnat_shim_memeq(a: *const c_void, b: *const c_void, len: usize) -> bool;
 }
 
-/// Overwrites `b` with zeroes in a way the compiler does not remove, as
+/// Overwrites `b` with `zero` in a way the compiler does not remove, as
 /// `memzero_explicit()` does.
-fn wipe(b: &mut [u8]) {
+fn wipe<T: Copy>(b: &mut [T], zero: T) {
     for x in b.iter_mut() {
         // SAFETY: `x` is a valid, aligned, exclusive reference.
-        unsafe { core::ptr::write_volatile(x, 0) };
+        unsafe { core::ptr::write_volatile(x, zero) };
     }
     compiler_fence(Ordering::SeqCst);
 }
@@ -53,11 +53,6 @@ pub(crate) fn random_bytes(b: &mut [u8]) {
 pub(crate) struct Secret([u8; KEY_LEN]);
 
 impl Secret {
-    /// Wraps `b`; the caller's copy is its own to wipe.
-    pub(crate) fn new(b: [u8; KEY_LEN]) -> Self {
-        Self(b)
-    }
-
     /// The bytes, to derive from or to MAC with.
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
@@ -66,7 +61,7 @@ impl Secret {
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        wipe(&mut self.0);
+        wipe(&mut self.0, 0);
     }
 }
 
@@ -74,20 +69,23 @@ impl Drop for Secret {
 pub(crate) struct X25519Secret(Secret);
 
 impl X25519Secret {
-    /// A fresh private key from the kernel's CRNG.
+    /// A fresh private key from the kernel's CRNG, made where it stays.
     pub(crate) fn generate() -> Self {
-        let mut b = [0u8; KEY_LEN];
-        random_bytes(&mut b);
-        let s = Self::from_bytes(b);
-        wipe(&mut b);
-        s
+        let mut s = Secret([0; KEY_LEN]);
+        random_bytes(&mut s.0);
+        Self::clamped(s)
     }
 
-    /// The private key with the bytes `b`, clamped.
-    pub(crate) fn from_bytes(mut b: [u8; KEY_LEN]) -> Self {
-        b[0] &= 248;
-        b[31] = (b[31] & 127) | 64;
-        Self(Secret::new(b))
+    /// The private key with the bytes `b` (a test vector), clamped.
+    #[cfg(CONFIG_KUNIT)]
+    fn from_bytes(b: [u8; KEY_LEN]) -> Self {
+        Self::clamped(Secret(b))
+    }
+
+    fn clamped(mut s: Secret) -> Self {
+        s.0[0] &= 248;
+        s.0[31] = (s.0[31] & 127) | 64;
+        Self(s)
     }
 
     /// The public key, `X25519(secret, 9)`.
@@ -104,11 +102,9 @@ impl X25519Secret {
     /// if `peer` is a low-order point (the result would be zero: a peer
     /// choosing such a point would fix the "shared" secret).
     pub(crate) fn agree(&self, peer: &[u8; KEY_LEN]) -> Option<Secret> {
-        let mut out = [0u8; KEY_LEN];
+        let mut s = Secret([0; KEY_LEN]);
         // SAFETY: All three buffers are valid for 32 bytes.
-        let ok = unsafe { vnat_shim_x25519(out.as_mut_ptr(), self.0 .0.as_ptr(), peer.as_ptr()) };
-        let s = Secret::new(out);
-        wipe(&mut out);
+        let ok = unsafe { vnat_shim_x25519(s.0.as_mut_ptr(), self.0 .0.as_ptr(), peer.as_ptr()) };
         ok.then_some(s)
     }
 }
@@ -153,12 +149,9 @@ impl Mac for HmacSha256 {
 
 impl Drop for HmacSha256 {
     fn drop(&mut self) {
-        // The context holds the key's inner and outer states.
-        for x in self.ctx.iter_mut() {
-            // SAFETY: `x` is a valid, aligned, exclusive reference.
-            unsafe { core::ptr::write_volatile(x, MaybeUninit::new(0)) };
-        }
-        compiler_fence(Ordering::SeqCst);
+        // The context holds the key's inner and outer states (`finish`
+        // has wiped them already; a MAC dropped unfinished has not).
+        wipe(&mut self.ctx, MaybeUninit::new(0));
     }
 }
 

@@ -25,3 +25,27 @@ pub mod key;
 
 #[path = "../../../vnat/vcmp2.rs"]
 pub mod vcmp2;
+
+/// HMAC-SHA256 for the host: RustCrypto's, behind the module's [`key::Mac`]
+/// (the module's own is lib/crypto's, `vnat/ffi/crypto.rs`), so that the
+/// tests and the fuzz targets run `key.rs` and `vcmp2.rs` as the module
+/// does.
+pub struct HmacSha256(hmac::Hmac<sha2::Sha256>);
+
+impl key::Mac for HmacSha256 {
+    fn new(key: &[u8]) -> Self {
+        use hmac::Mac as _;
+        // HMAC takes keys of any length: this cannot fail.
+        Self(hmac::Hmac::new_from_slice(key).expect("HMAC takes keys of any length"))
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        use hmac::Mac as _;
+        self.0.update(data);
+    }
+
+    fn finish(self) -> [u8; key::KEY_LEN] {
+        use hmac::Mac as _;
+        self.0.finalize().into_bytes().into()
+    }
+}

@@ -3,25 +3,10 @@
 //! VCMP version 2: the documented layout, round trips, MACs that catch any
 //! change, and a stream of both versions split anywhere.
 
-use hmac::Mac as _;
 use proptest::prelude::*;
-use vnat_proto::key::{Mac, KEY_LEN};
 use vnat_proto::vcmp::{self, Endpoint, PROTO_TCP, PROTO_UDP};
 use vnat_proto::vcmp2::*;
-
-struct Rc(hmac::Hmac<sha2::Sha256>);
-
-impl Mac for Rc {
-    fn new(key: &[u8]) -> Self {
-        Self(hmac::Hmac::new_from_slice(key).expect("any length"))
-    }
-    fn update(&mut self, data: &[u8]) {
-        self.0.update(data);
-    }
-    fn finish(self) -> [u8; KEY_LEN] {
-        self.0.finalize().into_bytes().into()
-    }
-}
+use vnat_proto::HmacSha256;
 
 fn addr() -> impl Strategy<Value = Addr> {
     prop_oneof![
@@ -88,7 +73,7 @@ fn message() -> impl Strategy<Value = Message> {
 
 fn encode(m: &Message, key: &[u8; 32]) -> Vec<u8> {
     let mut b = [0u8; MAX_LEN];
-    let n = m.encode::<Rc>(Some(key), &mut b);
+    let n = m.encode::<HmacSha256>(Some(key), &mut b);
     b[..n].to_vec()
 }
 
@@ -118,7 +103,7 @@ fn update_layout_is_as_documented() {
     want.extend(v4([30; 4], 40001));
     assert_eq!(&b[..74], &want[..]);
     assert_eq!(b.len(), 90);
-    assert_eq!(&b[74..], &tag::<Rc>(&[9; 32], &b[..74])[..]);
+    assert_eq!(&b[74..], &tag::<HmacSha256>(&[9; 32], &b[..74])[..]);
     assert_eq!((CMD_UPD, vcmp::VERSION, VERSION), (20, 1, 2));
 }
 
@@ -179,8 +164,8 @@ proptest! {
         prop_assert_eq!(b.len(), length_of(m.command()).unwrap());
         prop_assert_eq!(Message::decode(&b), Ok(m));
         if m.has_mac() {
-            prop_assert!(verify::<Rc>(&b, &key));
-            prop_assert_eq!(verify::<Rc>(&b, &other), key == other);
+            prop_assert!(verify::<HmacSha256>(&b, &key));
+            prop_assert_eq!(verify::<HmacSha256>(&b, &other), key == other);
         }
     }
 
@@ -191,7 +176,7 @@ proptest! {
         let mut b = encode(&m, &key);
         let i = bit.index(b.len() * 8);
         b[i / 8] ^= 1 << (i % 8);
-        prop_assert!(Message::decode(&b).is_err() || !verify::<Rc>(&b, &key));
+        prop_assert!(Message::decode(&b).is_err() || !verify::<HmacSha256>(&b, &key));
     }
 
     /// Whatever the bytes, decoding does not panic, and what decodes
@@ -207,7 +192,7 @@ proptest! {
         }
         if let Ok(m) = Message::decode(&b) {
             let mut e = [0u8; MAX_LEN];
-            let n = m.encode::<Rc>(None, &mut e);
+            let n = m.encode::<HmacSha256>(None, &mut e);
             let t = if m.has_mac() { TAG_LEN } else { 0 };
             prop_assert_eq!(&e[..n - t], &b[..n - t]);
         }
