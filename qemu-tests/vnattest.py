@@ -16,6 +16,7 @@ import os
 import queue
 import re
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -206,7 +207,8 @@ def ynl_connection_rows(ns=None):
              "local": ep(d, "local-addr", "local-port"), "remote": ep(d, "remote-addr", "remote-port"),
              "pid": str(d["pid"]), "origin": d["origin"], "state": d["state"],
              "local_physical": ep(d, "local-phys-addr", "local-phys-port"),
-             "remote_physical": ep(d, "remote-phys-addr", "remote-phys-port")}
+             "remote_physical": ep(d, "remote-phys-addr", "remote-phys-port"),
+             "auth": d.get("auth")}
             for d in ynl_family(ns).dump("conn-get", {})]
 
 
@@ -219,7 +221,16 @@ def connection_rows(ns=None):
     return [{"proto": r["proto"], "local": r["local"], "remote": r["remote"], "pid": str(r["pid"]),
              "origin": r["origin"], "state": r["state"], "local_physical": r["local-phys"],
              "remote_physical": r["remote-phys"], "vcmp_state": r["vcmp-state"],
-             "vcmp_attempts": r["vcmp-attempts"]} for r in json.loads(out)]
+             "vcmp_attempts": r["vcmp-attempts"], "auth": r["auth"]} for r in json.loads(out)]
+
+
+def wait_keyed(*nss, timeout=15):
+    """Waits until every connection of the namespaces `nss` has its key
+    (vnatd agrees it right after the connection is recorded)."""
+    def keyed():
+        rows = [r for ns in nss for r in ynl_connection_rows(ns)]
+        return rows and all(r["auth"] == "keyed" for r in rows)
+    wait_for(keyed, f"every connection of {', '.join(nss)} has its key", timeout=timeout)
 
 
 def connections(ns=None):
@@ -506,12 +517,13 @@ class Topology:
 class Capture:
     """tcpdump in a namespace, to see what the wire carries."""
 
-    def __init__(self, ns, filt, iface="any"):
+    def __init__(self, ns, filt, iface="any", snaplen=128):
         self.path = f"/tmp/vnat-{ns}-{os.getpid()}-{time.monotonic_ns()}.pcap"
         self.p = subprocess.Popen(
-            # Headers only (-s 128): the tests count packets, and a capture
-            # of megabytes of payload took minutes to read back under TCG.
-            ["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-i", iface, "-n", "-U", "-s", "128",
+            # Headers only (-s 128) unless a test reads payloads: the tests
+            # count packets, and a capture of megabytes of payload took
+            # minutes to read back under TCG.
+            ["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-i", iface, "-n", "-U", "-s", str(snaplen),
              "-w", self.path, filt],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on" once the capture is armed.
@@ -526,6 +538,30 @@ class Capture:
         time.sleep(0.2)  # let tcpdump write out what it has (-U: per packet)
         self.p.terminate()
         self.p.wait()
+
+    def tcp_payloads(self):
+        """The payloads of the captured TCP segments, in order, as
+        (source, destination, bytes) with endpoints "a.b.c.d:port" (the
+        capture is of `-i any`: Linux cooked headers, v1 or v2)."""
+        with open(self.path, "rb") as f:
+            data = f.read()
+        linktype = struct.unpack_from("<I", data, 20)[0]
+        link = {113: 16, 276: 20}[linktype]
+        out, at = [], 24
+        while at + 16 <= len(data):
+            incl = struct.unpack_from("<I", data, at + 8)[0]
+            pkt = data[at + 16:at + 16 + incl]
+            at += 16 + incl
+            ip = pkt[link:]
+            if len(ip) < 20 or ip[0] >> 4 != 4 or ip[9] != 6:
+                continue
+            tcp = ip[(ip[0] & 15) * 4:]
+            payload = tcp[(tcp[12] >> 4) * 4:]
+            if payload:
+                src = f"{socket.inet_ntoa(ip[12:16])}:{struct.unpack_from('!H', tcp, 0)[0]}"
+                dst = f"{socket.inet_ntoa(ip[16:20])}:{struct.unpack_from('!H', tcp, 2)[0]}"
+                out.append((src, dst, payload))
+        return out
 
     def count(self, filt):
         """How many captured packets match `filt` (counted by tcpdump,

@@ -30,6 +30,7 @@ ORDER = [
     ("state", "requests", ["vnat/requests.rs"]),
     ("state", "netns", ["vnat/netns.rs"]),
     ("state", "events", ["vnat/events.rs"]),
+    ("mechanism", "authentication", ["vnat/authentication.rs"]),
     ("mechanism", "interception", ["vnat/interception.rs"]),
     ("mechanism", "translation", ["vnat/translation.rs"]),
     ("mechanism", "migration", ["vnat/migration.rs"]),

@@ -17,12 +17,13 @@
 //! | `vcmp_max_clients_per_source` | rw | VCMP connections served at once from one address |
 //! | `vcmp_max_refusals`    | rw     | suspicious refusals that close a VCMP connection |
 //! | `vcmp_udp_flows`       | rw     | 1: a UDP update may record a flow (unauthenticated) |
+//! | `vcmp_auth`            | rw     | `off`, `opportunistic` or `required`: the security key |
 
 use crate::{
     counters::{self, Counter},
     ffi::KprobeRegistration,
     knobs::{
-        show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, SUSPEND_HELPER,
+        show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, SUSPEND_HELPER, VCMP_AUTH,
         VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE, VCMP_MAX_REFUSALS,
         VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS, VCMP_UDP_FLOWS,
     },
@@ -67,6 +68,7 @@ impl Config {
                 vcmp_max_clients_per_source: 11,
                 vcmp_max_refusals: 12,
                 vcmp_udp_flows: 13,
+                vcmp_auth: 14,
             ],
         };
         try_pin_init!(Self {
@@ -140,3 +142,4 @@ knob_attribute!(10, HELPER_TIMEOUT_S);
 knob_attribute!(11, VCMP_MAX_CLIENTS_PER_SOURCE);
 knob_attribute!(12, VCMP_MAX_REFUSALS);
 knob_attribute!(13, VCMP_UDP_FLOWS);
+knob_attribute!(14, VCMP_AUTH);

@@ -65,6 +65,7 @@ impl From<&VirtualConnection> for NlConn {
                 None => c.peer_helper,
             } as u8,
             peer_suspended: u8::from(c.helper.is_some()),
+            auth: c.key.auth as u8,
         }
     }
 }

@@ -23,9 +23,6 @@
 //! | `genl.rs`    | `netlink.c`      | the netlink family's records and events |
 //! | `crypto.rs`  | `crypto.c`       | the security key's X25519, HMAC-SHA256, comparison |
 
-// Key establishment and authenticated VCMP (issue 11) use it next; until
-// then only its KUnit tests do.
-#[cfg_attr(not(CONFIG_KUNIT), expect(dead_code))]
 mod crypto;
 mod genl;
 mod percpu;
@@ -33,6 +30,7 @@ mod skb;
 mod sock;
 mod waker;
 
+pub(crate) use crypto::{random_bytes, HmacSha256, Secret, X25519Secret};
 pub(crate) use genl::{nl_event, nl_listening, nl_put_conn, NlBy, NlConn, NlResume};
 pub(crate) use percpu::{total_counter, PerCpuCounters, MAX_COUNTERS};
 pub(crate) use skb::Skb;

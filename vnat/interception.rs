@@ -35,7 +35,7 @@ use crate::{
     helper,
     netns::NetState,
     vcmp::Endpoint,
-    virtualization::{Origin, VirtualConnection},
+    virtualization::{Asking, Origin, VirtualConnection},
 };
 use kernel::{bindings, prelude::*, sync::atomic::Release};
 
@@ -162,6 +162,12 @@ extern "C" fn vnat_rs_sock_event(
         Ok(_) => {
             state.count(Counter::ConnectionsTracked, 1);
             events::event(state, Event::Virtualized, &conn, None);
+            // This end asks the peer for the connection's key: vnatd does,
+            // batched, as soon as it runs.
+            if conn.key.asking == Asking::Due {
+                state.keys_wanted.store(true, Release);
+                state.kick();
+            }
         }
         Err(_) => state.count(Counter::ConnectionsUntrackedNomem, 1),
     }

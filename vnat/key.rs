@@ -81,3 +81,56 @@ pub fn expand<M: Mac>(prk: &[u8; KEY_LEN], info: &[&[u8]], out: &mut [u8]) -> Re
     }
     Ok(())
 }
+
+/// HKDF salt of a VCMP stream's key.
+const STREAM_SALT: &[u8] = b"vnat vcmp2 stream";
+/// HKDF info label of a connection's keys.
+const CONNECTION_LABEL: &[u8] = b"vnat vcmp2 connection";
+
+/// The key of a VCMP version-2 stream, from the X25519 shared secret of its
+/// HELLO and HELLO_R and both public keys (the initiator's, who sent HELLO,
+/// first), so that it binds the exchange that made it. Written into
+/// `out`, which the kernel wipes after use.
+pub fn stream_key<M: Mac>(
+    shared: &[u8; KEY_LEN],
+    initiator: &[u8; KEY_LEN],
+    responder: &[u8; KEY_LEN],
+    out: &mut [u8; KEY_LEN],
+) {
+    *out = extract::<M>(STREAM_SALT, &[shared, initiator, responder]);
+}
+
+/// Which of a connection's two keys a message is sent under: each
+/// direction has its own, so that no message can be reflected to its
+/// sender.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Sent by the end that asked for the key (KEY).
+    FromInitiator,
+    /// Sent by the end that granted it (KEY_R).
+    FromResponder,
+}
+
+/// One of the keys of a connection, from the stream key `stream` of the
+/// stream that agreed them, the key id the responder chose and `named`:
+/// the bytes of the KEY message that name the connection (protocol and
+/// both virtual endpoints, as the initiator sent them), which both ends see
+/// alike. Written into `out`.
+pub fn connection_key<M: Mac>(
+    stream: &[u8; KEY_LEN],
+    key_id: u32,
+    named: &[u8],
+    direction: Direction,
+    out: &mut [u8; KEY_LEN],
+) {
+    let which: &[u8] = match direction {
+        Direction::FromInitiator => b"i",
+        Direction::FromResponder => b"r",
+    };
+    // One block per key: 32 bytes never exceed EXPAND_MAX.
+    let _ = expand::<M>(
+        stream,
+        &[CONNECTION_LABEL, which, &key_id.to_be_bytes(), named],
+        out,
+    );
+}

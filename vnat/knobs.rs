@@ -180,6 +180,40 @@ pub(crate) static VCMP_MAX_REFUSALS: Knob = Knob::new("vcmp_max_refusals", 8, 1,
 /// authenticated, and the record makes datagrams from the sender look as if
 /// they came from whatever peer the update names.
 pub(crate) static VCMP_UDP_FLOWS: Knob = Knob::new("vcmp_udp_flows", 0, 0, 1);
+/// Which VCMP this host speaks and believes (`README.md`, "The security
+/// key"): `off` speaks only the paper's version 1 and makes no keys (a
+/// connection that has one still moves only by version 2); `opportunistic`
+/// makes a key for every connection whose peer speaks version 2, and
+/// believes version 1 only for connections without one; `required` believes
+/// version 1 never. Values: [`VcmpAuth`] as numbers.
+pub(crate) static VCMP_AUTH: Knob = Knob::named(
+    "vcmp_auth",
+    VcmpAuth::Required as u32,
+    &["off", "opportunistic", "required"],
+);
+
+/// The values of [`VCMP_AUTH`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum VcmpAuth {
+    /// Version 1 only, no keys.
+    Off = 0,
+    /// Keys where the peer speaks version 2; version 1 for the others.
+    Opportunistic = 1,
+    /// Keys, and never version 1.
+    Required = 2,
+}
+
+impl VcmpAuth {
+    /// What the knob says now.
+    pub(crate) fn get() -> Self {
+        match VCMP_AUTH.get() {
+            0 => Self::Off,
+            1 => Self::Opportunistic,
+            _ => Self::Required,
+        }
+    }
+}
 
 /// Whether losing an address and gaining another resumes the connections of
 /// the lost one from the new one (paper 3.3.1), 0 or 1.

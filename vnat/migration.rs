@@ -29,11 +29,12 @@
 //!    connection back as it was.
 
 use crate::{
+    authentication::{self, Source},
     counters::Counter,
     events::{self, Event},
     ffi::{self, NlConn, Sock},
     helper::{self, Helper},
-    knobs::{AUTO_MIGRATE, VCMP_UDP_FLOWS},
+    knobs::{VcmpAuth, AUTO_MIGRATE, VCMP_UDP_FLOWS},
     netns::NetState,
     requests::Selector,
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
@@ -153,56 +154,6 @@ pub(crate) fn begin(
     err
 }
 
-/// Whether `addr` may be another host's physical address: not a martian,
-/// nor this host's own, nor a broadcast address.
-fn is_peer_address(state: &NetState, addr: u32) -> bool {
-    !Endpoint::new(addr, 0).is_martian() && state.net().is_remote_unicast(addr)
-}
-
-/// The address at the other end of a VCMP stream, judged once per stream.
-/// Without authentication, what a message says of a peer's physical
-/// address is believed only if the message came from that address, and
-/// that address is another host's: nobody can point a connection at a third
-/// host, at a broadcast address or back at this host.
-#[derive(Clone, Copy)]
-pub(crate) struct Source {
-    addr: u32,
-    is_peer: bool,
-}
-
-impl Source {
-    /// The stream's other end is at `addr`.
-    pub(crate) fn new(state: &NetState, addr: u32) -> Self {
-        Self {
-            addr,
-            is_peer: is_peer_address(state, addr),
-        }
-    }
-
-    /// The address.
-    pub(crate) fn addr(&self) -> u32 {
-        self.addr
-    }
-
-    /// Why a message from here is not believed about physical address
-    /// `named`, if it is not: the counter and the reason.
-    fn refuses(&self, named: u32) -> Option<(Counter, &'static CStr)> {
-        if named != self.addr {
-            Some((
-                Counter::VcmpWrongSource,
-                c"not from the physical address it is about",
-            ))
-        } else if !self.is_peer {
-            Some((
-                Counter::VcmpMartian,
-                c"from a martian, broadcast or local address",
-            ))
-        } else {
-            None
-        }
-    }
-}
-
 /// What became of a `VNAT_UPD` or `VNAT_SUS` a peer sent.
 pub(crate) struct Verdict<R> {
     /// The reply to send.
@@ -246,11 +197,19 @@ impl<R> Verdict<R> {
 }
 
 /// Step 3, on the peer: applies a `VNAT_UPD` received on a VCMP connection
-/// from `from`, where it is believed only as [`Source`] says. The caller
-/// publishes the rules before it sends the reply. An update that changes
-/// nothing (a retry whose reply was lost, or a peer repeating itself) is
-/// answered without touching anything.
-pub(crate) fn accept_update(state: &NetState, u: &Update, from: Source) -> Verdict<UpdateReply> {
+/// from `from`, where it is believed only as [`Source`] says, and either
+/// under the key of connection `opened` (version 2, opened by
+/// [`authentication::open`]) or, for version 1 (`None`), only as
+/// [`authentication::v1_refused`] says. The caller publishes the rules
+/// before it sends the reply. An update that changes nothing (a retry whose
+/// reply was lost, or a peer repeating itself) is answered without touching
+/// anything.
+pub(crate) fn accept_update(
+    state: &NetState,
+    u: &Update,
+    from: Source,
+    opened: Option<Key>,
+) -> Verdict<UpdateReply> {
     let refused = |why, reason, suspicious| {
         let r = UpdateReply::REFUSED;
         Verdict::refused(
@@ -267,12 +226,28 @@ pub(crate) fn accept_update(state: &NetState, u: &Update, from: Source) -> Verdi
         return refused(why, reason, true);
     }
     // The sender's virtual endpoint is our remote one, and the other way round.
-    let found = state
-        .connections
-        .find(u.proto, u.remote_virtual, u.local_virtual)
-        .map(|(k, _)| k);
+    let found = match opened {
+        Some(k) => Some(k),
+        None => match state
+            .connections
+            .find(u.proto, u.remote_virtual, u.local_virtual)
+        {
+            Some((k, c)) => match authentication::v1_refused(&c) {
+                Some(reason) => return refused(Counter::VcmpV1Refused, reason, true),
+                None => Some(k),
+            },
+            None => None,
+        },
+    };
     let key = match found {
         Some(k) => k,
+        None if VcmpAuth::get() == VcmpAuth::Required => {
+            return refused(
+                Counter::VcmpV1Refused,
+                c"version 1 is not believed (vcmp_auth is required)",
+                true,
+            )
+        }
         None => match udp_flow(state, u) {
             Ok(Some(k)) => k,
             Ok(None) => {
@@ -414,36 +389,27 @@ fn preempt(state: &NetState, other: &Sock, c: &VirtualConnection, reason: &CStr)
 }
 
 /// A UDP "connection" is often served by an unconnected socket, which has no
-/// record until its peer moves (paper 3.5): if the update names a local UDP
-/// socket that would receive the peer's datagrams, from another host, the
-/// flow is recorded now, its key returned. `Err` if there is such a socket
-/// but `vcmp_udp_flows` forbids it (see there).
+/// record until its peer moves (paper 3.5) or asks for its key: if a
+/// version-1 update names a local UDP socket that would receive the peer's
+/// datagrams, from another host, the flow is recorded now, its key
+/// returned. `Err` if there is such a socket but `vcmp_udp_flows` forbids
+/// it (see there).
 fn udp_flow(state: &NetState, u: &Update) -> Result<Option<Key>, ()> {
     if u.proto != PROTO_UDP {
         return Ok(None);
     }
     // Our end is the one the sender calls remote.
-    let Some(sk) = Sock::udp_lookup(state.net(), u.remote_virtual, u.local_virtual) else {
+    if Sock::udp_lookup(state.net(), u.remote_virtual, u.local_virtual).is_none() {
         return Ok(None);
-    };
+    }
     if !VCMP_UDP_FLOWS.get_bool() {
         return Err(());
     }
-    if !is_peer_address(state, u.local_virtual.addr) {
-        return Ok(None);
-    }
-    let conn = VirtualConnection::new(
-        PROTO_UDP,
+    Ok(authentication::record_udp_flow(
+        state,
         u.remote_virtual,
         u.local_virtual,
-        0,
-        Origin::Update,
-    );
-    let key = state.connections.insert(&sk, conn);
-    if key.is_err() {
-        state.count(Counter::ConnectionsUntrackedNomem, 1);
-    }
-    Ok(key.ok())
+    ))
 }
 
 /// Step 4: the peer, reached at `peer`, answered the update of connection
@@ -571,8 +537,15 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
 /// connection's remote physical address, and only if that is another
 /// host's ([`Source`]; a connection of this host with itself has a local
 /// one, which anyone on the host can send from): nobody else can make this
-/// host stop processes or turn keepalives off.
-pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: Source) -> Verdict<SuspendReply> {
+/// host stop processes or turn keepalives off. Version 1 (`opened` `None`)
+/// is believed as an update is; version 2 was opened under the key of
+/// connection `opened`.
+pub(crate) fn accept_suspend(
+    state: &NetState,
+    u: &Update,
+    from: Source,
+    opened: Option<Key>,
+) -> Verdict<SuspendReply> {
     let refused = |why, reason| {
         let r = SuspendReply::REFUSED;
         Verdict::refused(state, u, r, Counter::SuspendsRefused, why, reason, true)
@@ -588,6 +561,13 @@ pub(crate) fn accept_suspend(state: &NetState, u: &Update, from: Source) -> Verd
     };
     if let Some((why, reason)) = from.refuses(c.mapping.remote_physical.addr) {
         return refused(why, reason);
+    }
+    match (opened, authentication::v1_refused(&c)) {
+        (Some(k), _) if k != key => {
+            return refused(Counter::VcmpAuthFailed, c"suspend: not under its key")
+        }
+        (None, Some(reason)) => return refused(Counter::VcmpV1Refused, reason),
+        _ => {}
     }
     // Already kept by a helper (the peer suspended again): say which; else
     // hold the socket while the helper is activated without the lock.

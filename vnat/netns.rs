@@ -34,6 +34,8 @@ pub(crate) struct NetState {
     pub(crate) requests: Requests,
     /// Set when the rules must be built again (a migrated connection closed).
     pub(crate) rules_stale: Atomic<bool>,
+    /// Set when a connection whose key this end asks for was recorded.
+    pub(crate) keys_wanted: Atomic<bool>,
     /// vnatd listens on its port.
     pub(crate) listening: Atomic<bool>,
     /// The namespace's hooks are registered (it has translated connections).
@@ -51,6 +53,7 @@ impl NetState {
             connections <- ConnectionTable::new(),
             requests <- Requests::new(),
             rules_stale: Atomic::new(false),
+            keys_wanted: Atomic::new(false),
             listening: Atomic::new(false),
             hooked: Atomic::new(false),
             rules: RuleTable::new(),

@@ -188,6 +188,36 @@ pub struct KeyRequest {
     pub local_virtual: Addr,
 }
 
+/// Bytes of [`KeyRequest::named`].
+pub const NAMED_LEN: usize = 4 + 2 * ADDR_LEN;
+
+impl KeyRequest {
+    /// The bytes of the KEY message that name the connection (protocol,
+    /// three zero bytes, both virtual endpoints), exactly as on the wire:
+    /// both ends derive the connection's keys from them
+    /// (`key::connection_key`).
+    pub fn named(&self) -> [u8; NAMED_LEN] {
+        let mut b = [0u8; MAX_LEN];
+        let len = Message::Key(*self).encode::<NoMac>(None, &mut b);
+        let mut out = [0u8; NAMED_LEN];
+        out.copy_from_slice(&b[HDR_LEN..len - TAG_LEN]);
+        out
+    }
+}
+
+/// Encodes without a MAC (never called: `encode` with no key writes none).
+struct NoMac;
+
+impl Mac for NoMac {
+    fn new(_: &[u8]) -> Self {
+        Self
+    }
+    fn update(&mut self, _: &[u8]) {}
+    fn finish(self) -> [u8; KEY_LEN] {
+        [0; KEY_LEN]
+    }
+}
+
 /// KEY_R: the answer to a KEY.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeyReply {
@@ -213,6 +243,32 @@ pub struct Update {
     /// The sender's physical endpoint: the new one (UPD), the current one
     /// (SUS).
     pub local_physical: Addr,
+}
+
+impl Update {
+    /// The version-2 form of the paper's `VNAT_UPD` or `VNAT_SUS` fields
+    /// `u`, under key `key_id`, with counter `counter`.
+    pub const fn from_v1(u: &crate::vcmp::Update, key_id: u32, counter: u64) -> Self {
+        Self {
+            proto: u.proto,
+            key_id,
+            counter,
+            remote_virtual: Addr::from_v4(u.remote_virtual),
+            local_virtual: Addr::from_v4(u.local_virtual),
+            local_physical: Addr::from_v4(u.local_physical),
+        }
+    }
+
+    /// The paper's fields, if every endpoint is IPv4 (this version of the
+    /// module moves only IPv4 connections).
+    pub fn to_v1(&self) -> Option<crate::vcmp::Update> {
+        Some(crate::vcmp::Update {
+            proto: self.proto,
+            remote_virtual: self.remote_virtual.v4()?,
+            local_virtual: self.local_virtual.v4()?,
+            local_physical: self.local_physical.v4()?,
+        })
+    }
 }
 
 /// UPD_R and SUS_R.
@@ -597,7 +653,8 @@ pub enum Frame<'a> {
 }
 
 /// The stream cannot be split into messages any more: an unknown version,
-/// or a version-2 length out of range. The reader stops; the stream is to
+/// or a version-2 header with an unknown command or a length other than
+/// its command's. The reader stops; the stream is to
 /// be closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Unframed;
@@ -639,10 +696,11 @@ impl StreamReader {
             (n, VERSION) if n < HDR_LEN => Ok(None),
             (_, VERSION) => {
                 let l = usize::from(u16::from_be_bytes([self.buf[2], self.buf[3]]));
-                if (HDR_LEN..=MAX_LEN).contains(&l) {
-                    Ok(Some(l))
-                } else {
-                    Err(Unframed)
+                // The length must be the command's: an unknown command, or
+                // a wrong length, ends the stream at its header.
+                match length_of(self.buf[1]) {
+                    Some(want) if want == l => Ok(Some(l)),
+                    _ => Err(Unframed),
                 }
             }
             _ => Err(Unframed),

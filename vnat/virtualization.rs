@@ -10,11 +10,12 @@
 //! by migration (`migration.rs`).
 
 use crate::{
-    ffi::{Sock, SockKey},
+    ffi::{self, Secret, Sock, SockKey},
     helper::{Active, Helper},
-    knobs::CONFLICT_POLICY,
+    knobs::{VcmpAuth, CONFLICT_POLICY},
     mapping::{Mapping, PROTO_TCP},
     vcmp::Endpoint,
+    vcmp2::Replay,
 };
 use kernel::{
     alloc::flags::GFP_ATOMIC,
@@ -57,6 +58,49 @@ pub(crate) enum State {
 /// `conflict_policy` knob says.
 pub(crate) use crate::nl_gen::Policy;
 
+/// Where a connection's security key is (paper 3.3.1.1; the spec's `auth`).
+pub(crate) use crate::nl_gen::Auth;
+
+/// How far this end has got in asking for a connection's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Asking {
+    /// The peer asks (this end accepted the connection), or nobody does.
+    No,
+    /// This end asks; vnatd has not taken the request yet.
+    Due,
+    /// vnatd is asking.
+    Asked,
+}
+
+/// The public part of a connection's security key: the secrets are in the
+/// table's record ([`ConnectionKeys`]), never in a copy of this.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyState {
+    /// Where the key is.
+    pub(crate) auth: Auth,
+    /// When the connection was recorded, for how long it may be pending;
+    /// on the end that asks, when it may ask (again).
+    pub(crate) since_ns: i64,
+    /// Whether this end asks for it.
+    pub(crate) asking: Asking,
+    /// Requests that the peer refused so far.
+    pub(crate) refusals: u8,
+    /// Its id, chosen by the end that granted it (0: none).
+    pub(crate) id: u32,
+    /// The counter of the last message sent under it.
+    pub(crate) sent: u64,
+    /// The counters accepted from the peer.
+    pub(crate) replay: Replay,
+}
+
+/// A connection's two keys (one per direction), wiped when dropped.
+pub(crate) struct ConnectionKeys {
+    /// What this end sends under.
+    pub(crate) send: Secret,
+    /// What the peer sends under.
+    pub(crate) recv: Secret,
+}
+
 /// The record of one virtual connection.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct VirtualConnection {
@@ -89,6 +133,37 @@ pub(crate) struct VirtualConnection {
     pub(crate) helper: Option<Active>,
     /// The helper to use when the peer suspends (`Default`: the knob's).
     pub(crate) helper_choice: Helper,
+    /// Its security key.
+    pub(crate) key: KeyState,
+}
+
+impl KeyState {
+    /// The key state of a new connection: pending, unless `vcmp_auth` is
+    /// off. Who asks for the key is the end that connected; of a connection
+    /// open before VNAT, whose ends cannot tell who connected, the end with
+    /// the lower virtual endpoint. A UDP flow's record (origin `update`)
+    /// never asks.
+    fn new(origin: Origin, local: Endpoint, remote: Endpoint) -> Self {
+        let off = VcmpAuth::get() == VcmpAuth::Off;
+        let asks = match origin {
+            Origin::Connect => true,
+            Origin::Existing => (local.addr, local.port) < (remote.addr, remote.port),
+            _ => false,
+        };
+        Self {
+            auth: if off { Auth::Unkeyed } else { Auth::Pending },
+            since_ns: ffi::now_ns(),
+            asking: if asks && !off {
+                Asking::Due
+            } else {
+                Asking::No
+            },
+            refusals: 0,
+            id: 0,
+            sent: 0,
+            replay: Replay::new(),
+        }
+    }
 }
 
 /// Where the update of a connection's move is, toward the peer's vnatd
@@ -141,6 +216,7 @@ impl VirtualConnection {
             peer_helper: Helper::None,
             helper: None,
             helper_choice: Helper::Default,
+            key: KeyState::new(origin, local, remote),
         }
     }
 
@@ -241,10 +317,12 @@ pub(crate) struct Removed {
     pub(crate) translated: bool,
 }
 
-/// A record in the table: the connection, and a reference on its socket.
+/// A record in the table: the connection, a reference on its socket, and
+/// its keys once it has them.
 struct Record {
     conn: VirtualConnection,
     sock: ARef<Sock>,
+    keys: Option<ConnectionKeys>,
 }
 
 /// The records, by key, and an index by virtual 5-tuple (virtual endpoints
@@ -384,6 +462,7 @@ impl ConnectionTable {
         let record = Record {
             conn,
             sock: sk.into(),
+            keys: None,
         };
         let node = RBTreeNode::new(key, record, GFP_ATOMIC)?;
         let index = RBTreeNode::new(tuple_key_of(&conn), key, GFP_ATOMIC)?;
@@ -514,7 +593,7 @@ impl ConnectionTable {
         } = &mut *guard;
         let mut n = 0;
         for (k, r) in conns.iter_mut() {
-            let Record { conn, sock } = r;
+            let Record { conn, sock, .. } = r;
             if counting((translated, helpers), conn, |c| f(*k, sock, c)) {
                 n += 1;
             }
@@ -565,6 +644,43 @@ impl ConnectionTable {
         self.with_sock(k, |_, c| f(c))
     }
 
+    /// Gives record `k` its keys, under key id `id`, unless it has keys
+    /// already (a connection is keyed once: nobody can replace its key).
+    /// Returns whether it took them; `None` if the record is gone.
+    pub(crate) fn set_keys(&self, k: Key, id: u32, keys: ConnectionKeys) -> Option<bool> {
+        let mut t = self.tables.lock();
+        let r = t.conns.get_mut(&k)?;
+        if r.keys.is_some() {
+            return Some(false);
+        }
+        r.keys = Some(keys);
+        r.conn.key.auth = Auth::Keyed;
+        r.conn.key.id = id;
+        r.conn.key.asking = Asking::No;
+        Some(true)
+    }
+
+    /// As [`Self::with`], and `f` also sees the record's keys: it seals or
+    /// opens a message under them, under the lock (the secrets never leave
+    /// the record).
+    pub(crate) fn with_keys<R>(
+        &self,
+        k: Key,
+        f: impl FnOnce(&mut VirtualConnection, Option<&ConnectionKeys>) -> R,
+    ) -> Option<R> {
+        let mut guard = self.tables.lock();
+        let Tables {
+            conns,
+            translated,
+            helpers,
+            ..
+        } = &mut *guard;
+        conns.get_mut(&k).map(|r| {
+            let Record { conn, keys, .. } = r;
+            counting((translated, helpers), conn, |c| f(c, keys.as_ref()))
+        })
+    }
+
     /// As [`Self::with`], and `f` also sees the record's socket.
     pub(crate) fn with_sock<R>(
         &self,
@@ -579,7 +695,7 @@ impl ConnectionTable {
             ..
         } = &mut *guard;
         conns.get_mut(&k).map(|r| {
-            let Record { conn, sock } = r;
+            let Record { conn, sock, .. } = r;
             counting((translated, helpers), conn, |c| f(sock, c))
         })
     }

@@ -30,7 +30,8 @@
 //! |            | `requests.rs`        | 3.3      | work for vnatd: moves and suspensions  |
 //! |            | `netns.rs`           |          | a namespace's state                    |
 //! |            | `events.rs`          | 3.3      | what happens to connections, as events |
-//! | mechanisms | `interception.rs`    | 4.1      | socket tracking: connect, accept, close |
+//! | mechanisms | `authentication.rs`  | 3.3.1.1, 3.3.2.1 | who VCMP is believed from: the security key, sources |
+//! |            | `interception.rs`    | 4.1      | socket tracking: connect, accept, close |
 //! |            | `translation.rs`     | 4.2      | the four netfilter hooks               |
 //! |            | `migration.rs`       | 3.3, 3.4.3 | suspend, resume, update: what they do to mappings; conflicts |
 //! |            | `vnatd_kthread/`     | 4.3      | the per-namespace daemon on port 2031  |
@@ -68,6 +69,7 @@ mod requests;
 mod rules;
 mod virtualization;
 // Mechanisms.
+mod authentication;
 mod interception;
 mod migration;
 mod translation;

@@ -18,14 +18,23 @@
 //! reasons that guessing gives (no such connection, wrong source, martian
 //! address; not refusals by policy) is closed, its replies so far sent, so
 //! that one stream cannot sweep a port range for a connection to take.
+//!
+//! A client speaks either version (both may share a stream): version 1 as
+//! the paper has it, version 2 (`vcmp2.rs`) to agree connection keys (HELLO
+//! once, then KEYs) and to move and suspend connections under them. With
+//! `vcmp_auth` `off` this end speaks only version 1 and closes a stream
+//! that sends version 2, as a paper-only vnatd would.
 
 use super::socket::{Received, Watch};
 use crate::{
+    authentication::{self, Handshake, ReplyFields, Source},
     counters::Counter,
-    knobs::VCMP_MAX_REFUSALS,
-    migration::{self, Source},
+    ffi::Secret,
+    knobs::{VcmpAuth, VCMP_MAX_REFUSALS},
+    migration,
     netns::NetState,
-    vcmp::{Message, StreamReader, MSG_LEN},
+    vcmp::{Endpoint, Message, MSG_LEN},
+    vcmp2::{self, Frame, StreamReader, MAX_LEN},
     virtualization::Key,
 };
 use kernel::{
@@ -33,16 +42,18 @@ use kernel::{
     time::{Delta, Instant, Monotonic},
 };
 
-/// Bytes read from a socket at once: four messages.
-const CHUNK: usize = 4 * MSG_LEN;
+/// Bytes read from a socket at once: four of the longest messages.
+const CHUNK: usize = 4 * MAX_LEN;
 /// The replies a client has not read yet fill at most this many bytes; while
-/// they do, nothing more is read from it.
+/// they do, nothing more is read from it. No reply is longer than its
+/// request, so a chunk's replies (and that of a message begun before it)
+/// need at most `CHUNK + MAX_LEN` bytes.
 pub(super) const OUT_CAP: usize = 256 * MSG_LEN;
 /// Bytes read from one client in one round of the daemon, at most: 64
-/// messages, whose replies go out (after the rules they change) before more
-/// is read, so that a large batch is answered in parts that each show the
-/// peer progress.
-pub(super) const ROUND_BUDGET: usize = 16 * CHUNK;
+/// version-1 messages, whose replies go out (after the rules they change)
+/// before more is read, so that a large batch is answered in parts that
+/// each show the peer progress.
+pub(super) const ROUND_BUDGET: usize = 64 * MSG_LEN;
 
 /// Why a client connection is closed.
 pub(super) enum Close {
@@ -70,7 +81,13 @@ pub(super) struct Client<'a> {
     sock: Watch<'a>,
     /// Where the client connects from.
     from: Source,
+    /// Its address and port, as an UPD_R reports them.
+    observed: Endpoint,
     reader: StreamReader,
+    /// The stream's key, once HELLO came.
+    stream: Option<Secret>,
+    /// HELLO came (at most one per stream).
+    hello: bool,
     last_heard: Instant<Monotonic>,
     /// Replies not sent yet, at most [`OUT_CAP`] bytes.
     out: KVec<u8>,
@@ -82,12 +99,16 @@ pub(super) struct Client<'a> {
 }
 
 impl<'a> Client<'a> {
-    /// A client just accepted on `sock`, connected from `from`.
-    pub(super) fn new(sock: Watch<'a>, from: Source) -> Result<Self> {
+    /// A client just accepted on `sock`, connected from `from`, port
+    /// `port`.
+    pub(super) fn new(sock: Watch<'a>, from: Source, port: u16) -> Result<Self> {
         Ok(Self {
             sock,
             from,
+            observed: Endpoint::new(from.addr(), port),
             reader: StreamReader::new(),
+            stream: None,
+            hello: false,
             last_heard: Instant::now(),
             out: KVec::with_capacity(OUT_CAP, GFP_KERNEL)?,
             refused: 0,
@@ -103,7 +124,7 @@ impl<'a> Client<'a> {
     /// Whether a round of reading would read something: its unread replies
     /// leave room for those of another chunk.
     pub(super) fn has_room(&self) -> bool {
-        self.out.len() + CHUNK <= OUT_CAP
+        self.out.len() + CHUNK + MAX_LEN <= OUT_CAP
     }
 
     /// Whether the client has been silent for longer than `idle`.
@@ -186,36 +207,79 @@ impl<'a> Client<'a> {
         to_kick: &mut KVec<Key>,
     ) -> core::result::Result<(), Close> {
         let mut close = None;
-        let from = self.from;
-        let out = &mut self.out;
-        let refused = &mut self.refused;
-        let complete = self.reader.feed(bytes, |m| {
+        let Self {
+            from,
+            observed,
+            reader,
+            stream,
+            hello,
+            out,
+            refused,
+            ..
+        } = self;
+        let fed = reader.feed(bytes, |frame| {
             if close.is_some() {
                 return;
             }
-            let (reply, suspicious) = match m {
-                Ok(Message::Update(u)) => {
-                    state.count(Counter::VcmpMessages, 1);
-                    let v = migration::accept_update(state, &u, from);
-                    if let Some(key) = v.changed {
-                        *rules_changed = true;
-                        to_kick.push(key, GFP_KERNEL).ok();
+            let mut buf = [0u8; MAX_LEN];
+            let mut changed = None;
+            let answer = match frame {
+                Frame::V1(b) => v1(state, b, *from, &mut buf, &mut changed),
+                // A paper-only vnatd knows no version 2.
+                Frame::V2(_) if VcmpAuth::get() == VcmpAuth::Off => None,
+                Frame::V2(b) => match vcmp2::Message::decode(b) {
+                    Ok(vcmp2::Message::Hello(h)) if !*hello => {
+                        *hello = true;
+                        let mine = Handshake::new();
+                        let len = mine.hello(true, &mut buf);
+                        *stream = mine.finish(&h.public, false);
+                        if stream.is_none() {
+                            // A low-order point: no key can come of it.
+                            state.count(Counter::VcmpAuthFailed, 1);
+                            None
+                        } else {
+                            Some((len, false))
+                        }
                     }
-                    (Message::UpdateReply(v.reply), v.suspicious)
-                }
-                Ok(Message::Suspend(u)) => {
-                    state.count(Counter::VcmpMessages, 1);
-                    let v = migration::accept_suspend(state, &u, from);
-                    (Message::SuspendReply(v.reply), v.suspicious)
-                }
-                // Replies answer updates; nobody asked this peer for one.
-                _ => {
-                    close = Some(Close::Malformed);
-                    return;
-                }
+                    Ok(vcmp2::Message::Key(req)) => stream.as_ref().map(|s| {
+                        let g = authentication::grant(state, b, &req, *from, s, &mut buf);
+                        (g.len, g.suspicious)
+                    }),
+                    Ok(vcmp2::Message::Update(u)) => Some(v2(
+                        state,
+                        b,
+                        &u,
+                        false,
+                        *from,
+                        *observed,
+                        &mut buf,
+                        &mut changed,
+                    )),
+                    Ok(vcmp2::Message::Suspend(u)) => Some(v2(
+                        state,
+                        b,
+                        &u,
+                        true,
+                        *from,
+                        *observed,
+                        &mut buf,
+                        &mut changed,
+                    )),
+                    // Replies answer requests; nobody asked this peer.
+                    _ => None,
+                },
             };
+            let Some((len, suspicious)) = answer else {
+                close = Some(Close::Malformed);
+                return;
+            };
+            state.count(Counter::VcmpMessages, 1);
+            if let Some(key) = changed {
+                *rules_changed = true;
+                to_kick.push(key, GFP_KERNEL).ok();
+            }
             // Room for it was made before the chunk was read.
-            if out.extend_from_slice(&reply.encode(), GFP_KERNEL).is_err() {
+            if out.extend_from_slice(&buf[..len], GFP_KERNEL).is_err() {
                 close = Some(Close::Error);
                 return;
             }
@@ -226,9 +290,95 @@ impl<'a> Client<'a> {
                 }
             }
         });
-        if complete > 0 {
-            self.last_heard = Instant::now();
+        match fed {
+            Ok(n) if n > 0 => self.last_heard = Instant::now(),
+            Ok(_) => {}
+            Err(_) => return Err(Close::Malformed),
         }
         close.map_or(Ok(()), Err)
     }
+}
+
+/// A version-1 request (the whole message: `b`) from `from`: applied, its
+/// reply written into `out`. Returns the reply's length and whether the
+/// refusal was suspicious, or `None` if it is not a request; sets `changed`
+/// when a mapping changed.
+fn v1(
+    state: &NetState,
+    b: &[u8],
+    from: Source,
+    out: &mut [u8; MAX_LEN],
+    changed: &mut Option<Key>,
+) -> Option<(usize, bool)> {
+    let (reply, suspicious) = match Message::decode(b) {
+        Ok(Message::Update(u)) => {
+            let v = migration::accept_update(state, &u, from, None);
+            *changed = v.changed;
+            (Message::UpdateReply(v.reply), v.suspicious)
+        }
+        Ok(Message::Suspend(u)) => {
+            let v = migration::accept_suspend(state, &u, from, None);
+            (Message::SuspendReply(v.reply), v.suspicious)
+        }
+        _ => return None,
+    };
+    out[..MSG_LEN].copy_from_slice(&reply.encode());
+    Some((MSG_LEN, suspicious))
+}
+
+/// A version-2 UPD (or SUS, `suspend`) `u` (the whole message: `b`) from
+/// `from`, seen at `observed`: opened under its connection's key, applied,
+/// and answered under it (or refused unauthenticated) into `out`. Returns
+/// the reply's length and whether the refusal was suspicious; sets
+/// `changed` when a mapping changed.
+#[expect(clippy::too_many_arguments)]
+fn v2(
+    state: &NetState,
+    b: &[u8],
+    u: &vcmp2::Update,
+    suspend: bool,
+    from: Source,
+    observed: Endpoint,
+    out: &mut [u8; MAX_LEN],
+    changed: &mut Option<Key>,
+) -> (usize, bool) {
+    let mut f = ReplyFields {
+        suspend,
+        ok: false,
+        helper: 0,
+        local_physical: Endpoint::new(0, 0),
+        observed,
+    };
+    let (key, suspicious) = match authentication::open(state, b, u) {
+        Err(why) => {
+            state.count(why, 1);
+            state.count(
+                if suspend {
+                    Counter::SuspendsRefused
+                } else {
+                    Counter::UpdatesRefused
+                },
+                1,
+            );
+            (None, true)
+        }
+        Ok((key, fields)) if suspend => {
+            let v = migration::accept_suspend(state, &fields, from, Some(key));
+            f.ok = !v.reply.is_refused();
+            f.helper = v.reply.helper;
+            f.local_physical = v.reply.local_physical;
+            (Some(key), v.suspicious)
+        }
+        Ok((key, fields)) => {
+            let v = migration::accept_update(state, &fields, from, Some(key));
+            *changed = v.changed;
+            f.ok = !v.reply.is_refused();
+            f.local_physical = v.reply.local_physical;
+            (Some(key), v.suspicious)
+        }
+    };
+    (
+        authentication::seal_reply(state, key, u, &f, out),
+        suspicious,
+    )
 }

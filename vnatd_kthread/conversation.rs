@@ -2,7 +2,7 @@
 
 //! One outgoing VCMP conversation (paper 3.3.2.2): this host tells the vnatd
 //! of one peer about the connections they share, after a move (`VNAT_UPD`)
-//! or before a suspension (`VNAT_SUS`).
+//! or before a suspension (`VNAT_SUS`), or asks it for their keys.
 //!
 //! A conversation holds the messages for its peer in the order they were
 //! asked for and sends them as one batch on one VCMP connection from the
@@ -14,6 +14,15 @@
 //! a new connection, which sends again only what was not answered yet; after
 //! `vcmp_retries` more attempts the conversation gives up.
 //!
+//! Messages are encoded for each attempt: a connection with a key moves by
+//! version 2 under it, with a new counter each time (a retry of an update
+//! the peer took, whose answer was lost, is then not refused as a replay);
+//! one without, by version 1 if `vcmp_auth` allows it. A conversation that
+//! asks for keys (`keying`) opens each attempt with HELLO and sends its
+//! KEYs once HELLO_R came. A peer that closes the stream on HELLO may speak
+//! only version 1 (or had no room for us): when the attempts are over, its
+//! connections are left without keys.
+//!
 //! A conversation does not act on the answers: it reports each of them, and
 //! each connection it gave up on, to the daemon ([`Report`]). The daemon owns
 //! the rules, and the list of conversations, so it also decides when one may
@@ -24,11 +33,13 @@ use super::{
     QUICK_MS, TICK_MS,
 };
 use crate::{
+    authentication::{self, Handshake, Source},
     counters::Counter,
+    ffi::{HmacSha256, Secret},
     knobs::{VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS},
-    migration::Source,
     netns::{Ipv4, NetState},
-    vcmp::{Message, StreamReader, SuspendReply, UpdateReply, MSG_LEN},
+    vcmp::{self, Message, SuspendReply, UpdateReply, MSG_LEN},
+    vcmp2::{self, Frame, KeyRequest, StreamReader, MAX_LEN, STATUS_OK},
     virtualization::{Key, VcmpState},
 };
 use kernel::{
@@ -39,10 +50,12 @@ use kernel::{
 /// What a message of a conversation asks the peer, so what answers it.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
-    /// `VNAT_UPD`, answered by `VNAT_UPD_R`.
+    /// `VNAT_UPD` (or UPD), answered by `VNAT_UPD_R` (UPD_R).
     Update,
-    /// `VNAT_SUS`, answered by `VNAT_SUS_R`.
+    /// `VNAT_SUS` (or SUS), answered by `VNAT_SUS_R` (SUS_R).
     Suspend,
+    /// KEY, answered by KEY_R.
+    Key,
 }
 
 impl Kind {
@@ -55,10 +68,11 @@ impl Kind {
     }
 
     /// The counter of messages of this kind that went out.
-    fn sent(self) -> Counter {
+    fn sent(self) -> Option<Counter> {
         match self {
-            Self::Update => Counter::UpdatesSent,
-            Self::Suspend => Counter::SuspendsSent,
+            Self::Update => Some(Counter::UpdatesSent),
+            Self::Suspend => Some(Counter::SuspendsSent),
+            Self::Key => None,
         }
     }
 }
@@ -76,6 +90,9 @@ pub(super) enum Report {
     /// The conversation gave up: the message of this kind about this
     /// connection got no answer.
     Unanswered(Key, Kind),
+    /// The message of this kind about this connection cannot go out: the
+    /// connection has no key and `vcmp_auth` is `required`.
+    Unsendable(Key, Kind),
 }
 
 /// Where a step left a conversation.
@@ -89,11 +106,40 @@ pub(super) enum Step {
     Failed,
 }
 
+/// What a message asks, before it is encoded for an attempt.
+enum Ask {
+    /// A `VNAT_UPD` or `VNAT_SUS`, as the paper has it.
+    Paper(Message),
+    /// A KEY.
+    Key(KeyRequest),
+}
+
+/// One message of a conversation.
+struct Item {
+    /// The connection it is about.
+    key: Key,
+    ask: Ask,
+    /// Its counter under the connection's key in this attempt; 0: it went
+    /// as version 1 (or is a KEY).
+    counter: u64,
+    /// Where its bytes end in this attempt's `out`; 0: not encoded yet.
+    end: usize,
+}
+
+impl Item {
+    fn kind(&self) -> Kind {
+        match &self.ask {
+            Ask::Paper(m) => Kind::of(m),
+            Ask::Key(_) => Kind::Key,
+        }
+    }
+}
+
 /// An outgoing VCMP conversation: the updates (and suspensions) of the
-/// connections shared with one peer, sent as one batch, answered in order.
+/// connections shared with one peer, or their key requests, sent as one
+/// batch, answered in order.
 pub(super) struct Conversation<'a> {
     state: &'a NetState,
-    /// Wakes the daemon when the conversation's socket has news.
     /// The daemon's own port: where the peer's vnatd listens too, unless
     /// `vcmp_peer_port` says otherwise.
     port: u16,
@@ -102,16 +148,21 @@ pub(super) struct Conversation<'a> {
     /// The local address the messages name, which the peer believes them
     /// only from: the conversation's connections go from it.
     from: u32,
+    /// It asks for keys (and carries nothing else).
+    keying: bool,
     sock: Option<Watch<'a>>,
-    keys: KVec<Key>,
-    /// What each message of `msgs` is, in the order of `keys`.
-    kinds: KVec<Kind>,
-    msgs: KVec<u8>,
+    items: KVec<Item>,
+    /// This attempt's bytes: HELLO, or the messages not answered yet.
+    out: KVec<u8>,
     /// Messages answered so far (also across attempts).
     answered: usize,
-    /// Bytes of `msgs` sent in this attempt.
+    /// Bytes of `out` sent in this attempt.
     sent: usize,
     reader: StreamReader,
+    /// This attempt's HELLO went out; HELLO_R has not come yet.
+    handshake: Option<Handshake>,
+    /// This attempt's stream key, once HELLO_R came.
+    stream: Option<Secret>,
     attempts: u32,
     started: Instant<Monotonic>,
     /// When this attempt last had a reply from the peer (or began).
@@ -129,21 +180,24 @@ pub(super) struct Conversation<'a> {
 
 impl<'a> Conversation<'a> {
     /// A conversation with the vnatd of `peer`, from local address `from`,
-    /// with nothing queued yet; the daemon listens on `port`.
-    pub(super) fn new(state: &'a NetState, port: u16, peer: u32, from: u32) -> Self {
+    /// asking for keys (`keying`) or not, with nothing queued yet; the
+    /// daemon listens on `port`.
+    pub(super) fn new(state: &'a NetState, port: u16, peer: u32, from: u32, keying: bool) -> Self {
         let now = Instant::now();
         Self {
             state,
             port,
             peer: Source::new(state, peer),
             from,
+            keying,
             sock: None,
-            keys: KVec::new(),
-            kinds: KVec::new(),
-            msgs: KVec::new(),
+            items: KVec::new(),
+            out: KVec::new(),
             answered: 0,
             sent: 0,
             reader: StreamReader::new(),
+            handshake: None,
+            stream: None,
             attempts: 0,
             started: now,
             heard: now,
@@ -159,11 +213,17 @@ impl<'a> Conversation<'a> {
         self.peer.addr()
     }
 
-    /// Whether a message for `peer`, to go from local address `from`, may
-    /// join this conversation's batch: it is with `peer` from `from` and no
-    /// attempt counts yet, so nothing of it went out.
-    pub(super) fn takes(&self, peer: u32, from: u32) -> bool {
-        self.peer.addr() == peer && self.from == from && self.attempts == 0
+    /// Whether it asks for keys.
+    pub(super) fn keying(&self) -> bool {
+        self.keying
+    }
+
+    /// Whether a message for `peer`, to go from local address `from`, a key
+    /// request (`keying`) or not, may join this conversation's batch: it is
+    /// of the same sort, with `peer` from `from`, and no attempt counts
+    /// yet, so nothing of it went out.
+    pub(super) fn takes(&self, peer: u32, from: u32, keying: bool) -> bool {
+        self.peer.addr() == peer && self.from == from && self.keying == keying && self.attempts == 0
     }
 
     /// Whether the last connect failed at once (no route yet): it is tried
@@ -172,20 +232,26 @@ impl<'a> Conversation<'a> {
         self.no_route
     }
 
-    /// Queues `msg`, about connection `key`, behind the messages queued
-    /// before; when that fails, nothing of it is queued.
-    pub(super) fn queue(&mut self, key: Key, msg: &Message) -> Result {
-        let bytes = msg.encode();
-        if self.keys.push(key, GFP_KERNEL).is_err()
-            || self.kinds.push(Kind::of(msg), GFP_KERNEL).is_err()
-            || self.msgs.extend_from_slice(&bytes, GFP_KERNEL).is_err()
-        {
-            let n = self.msgs.len() / MSG_LEN;
-            self.keys.truncate(n);
-            self.kinds.truncate(n);
-            return Err(ENOMEM);
-        }
+    fn push(&mut self, key: Key, ask: Ask) -> Result {
+        let item = Item {
+            key,
+            ask,
+            counter: 0,
+            end: 0,
+        };
+        self.items.push(item, GFP_KERNEL)?;
         Ok(())
+    }
+
+    /// Queues `msg` (a `VNAT_UPD` or `VNAT_SUS`), about connection `key`,
+    /// behind the messages queued before.
+    pub(super) fn queue(&mut self, key: Key, msg: &Message) -> Result {
+        self.push(key, Ask::Paper(*msg))
+    }
+
+    /// Queues a KEY for connection `key`, behind those queued before.
+    pub(super) fn queue_key(&mut self, key: Key, request: KeyRequest) -> Result {
+        self.push(key, Ask::Key(request))
     }
 
     /// Advances the conversation as far as it goes without waiting, and
@@ -198,14 +264,18 @@ impl<'a> Conversation<'a> {
             return Step::Pending;
         }
         if self.sock.is_none() {
-            if !self.due() {
+            if !self.due() || !self.ready() {
                 return Step::Pending;
             }
             if self.attempts > VCMP_RETRIES.get() {
                 return self.give_up(report);
             }
-            if !self.connect(now, timeout) {
-                return Step::Pending;
+            if !self.connect(now, timeout, report) {
+                return if self.answered == self.items.len() {
+                    Step::Done
+                } else {
+                    Step::Pending
+                };
             }
         }
         // Out of `self` while the attempt uses it; `end_or_keep` puts it
@@ -217,7 +287,7 @@ impl<'a> Conversation<'a> {
         if sock.socket().is_established() {
             failed = !self.send_queued(sock.socket()) || !self.read_replies(sock.socket(), report);
         }
-        if self.answered == self.keys.len() {
+        if self.answered == self.items.len() {
             // All answered: the socket is closed here.
             return Step::Done;
         }
@@ -246,20 +316,38 @@ impl<'a> Conversation<'a> {
         self.attempts == 0 || self.started.elapsed() >= Delta::from_millis(spacing.into())
     }
 
+    /// Whether the messages may be encoded: no connection of theirs is
+    /// still getting its key (which decides the version they go in).
+    fn ready(&self) -> bool {
+        self.keying
+            || self.items[self.answered..]
+                .iter()
+                .all(|i| authentication::settled(self.state, i.key))
+    }
+
     /// Starts an attempt: a new VCMP connection from the address the
     /// messages name, on which everything not answered yet goes again. False if
-    /// the connect failed at once; within the first `vcmp_timeout_ms` that
-    /// does not count as an attempt.
-    fn connect(&mut self, now: Instant<Monotonic>, timeout: Delta) -> bool {
+    /// the connect failed at once (within the first `vcmp_timeout_ms` that
+    /// does not count as an attempt), or nothing is left to send.
+    fn connect(
+        &mut self,
+        now: Instant<Monotonic>,
+        timeout: Delta,
+        report: &mut impl FnMut(Report),
+    ) -> bool {
         let port = match VCMP_PEER_PORT.get() {
             0 => self.port,
             p => p as u16,
         };
+        self.reader = StreamReader::new();
+        self.stream = None;
+        self.handshake = None;
+        if !self.encode(report) {
+            return false;
+        }
         self.attempts += 1;
         self.started = now;
         self.heard = now;
-        self.sent = self.answered * MSG_LEN;
-        self.reader = StreamReader::new();
         match Socket::connect(self.state.net(), self.from, self.peer.addr(), port) {
             Ok(sock) => {
                 self.no_route = false;
@@ -277,19 +365,95 @@ impl<'a> Conversation<'a> {
         }
     }
 
+    /// Fills `out` with this attempt's bytes: HELLO for a conversation
+    /// that asks for keys (its KEYs follow HELLO_R), else every message not
+    /// answered yet, each in the version its connection allows. A message
+    /// that no version allows is reported ([`Report::Unsendable`]) and
+    /// dropped. False if nothing is left to send, or memory is short.
+    fn encode(&mut self, report: &mut impl FnMut(Report)) -> bool {
+        self.out.clear();
+        self.sent = 0;
+        if self.keying {
+            let h = Handshake::new();
+            let mut b = [0u8; MAX_LEN];
+            let len = h.hello(false, &mut b);
+            self.handshake = Some(h);
+            return self.out.extend_from_slice(&b[..len], GFP_KERNEL).is_ok();
+        }
+        let mut i = self.answered;
+        while i < self.items.len() {
+            match self.encode_paper(i) {
+                Ok(true) => i += 1,
+                Ok(false) => {
+                    let it = self.items.remove(i);
+                    if let Ok(it) = it {
+                        report(Report::Unsendable(it.key, it.kind()));
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        self.answered < self.items.len()
+    }
+
+    /// Appends message `i` (a `VNAT_UPD` or `VNAT_SUS`) to `out`: version 2
+    /// under its connection's key, or version 1 if it has none and
+    /// `vcmp_auth` allows it. `Ok(false)` if neither.
+    fn encode_paper(&mut self, i: usize) -> Result<bool> {
+        let Ask::Paper(msg) = self.items[i].ask else {
+            return Ok(false);
+        };
+        let key = self.items[i].key;
+        let mut b = [0u8; MAX_LEN];
+        let (len, counter) = match authentication::seal(self.state, key, &msg, &mut b) {
+            Some(sealed) => sealed,
+            None if authentication::may_send_v1(self.state, key) => {
+                b[..MSG_LEN].copy_from_slice(&msg.encode());
+                (MSG_LEN, 0)
+            }
+            None => return Ok(false),
+        };
+        self.out.extend_from_slice(&b[..len], GFP_KERNEL)?;
+        self.items[i].counter = counter;
+        self.items[i].end = self.out.len();
+        Ok(true)
+    }
+
+    /// Once HELLO_R came with the stream key: appends the KEYs not answered
+    /// yet to `out`, under that key.
+    fn encode_keys(&mut self) -> Result {
+        let Some(stream) = &self.stream else {
+            return Err(EINVAL);
+        };
+        for it in &mut self.items[self.answered..] {
+            let Ask::Key(req) = it.ask else {
+                continue;
+            };
+            let mut b = [0u8; MAX_LEN];
+            let len = vcmp2::Message::Key(req).encode::<HmacSha256>(Some(stream.bytes()), &mut b);
+            self.out.extend_from_slice(&b[..len], GFP_KERNEL)?;
+            it.end = self.out.len();
+        }
+        Ok(())
+    }
+
     /// Sends as much of what this attempt has not sent yet as `sock` takes,
     /// counting each message once its last byte went out; false if the
     /// socket failed. Once all went out, the records say `waiting`.
     fn send_queued(&mut self, sock: &Socket) -> bool {
         let mut ok = true;
-        while self.sent < self.msgs.len() {
-            match sock.send(&self.msgs[self.sent..]) {
+        while self.sent < self.out.len() {
+            match sock.send(&self.out[self.sent..]) {
                 Ok(0) => break,
                 Ok(n) => {
-                    let before = self.sent / MSG_LEN;
+                    let before = self.sent;
                     self.sent += n;
-                    for &kind in &self.kinds[before..self.sent / MSG_LEN] {
-                        self.state.count(kind.sent(), 1);
+                    for it in &self.items[self.answered..] {
+                        if it.end > before && it.end <= self.sent {
+                            if let Some(c) = it.kind().sent() {
+                                self.state.count(c, 1);
+                            }
+                        }
                     }
                 }
                 Err(_) => {
@@ -298,7 +462,8 @@ impl<'a> Conversation<'a> {
                 }
             }
         }
-        if self.sent == self.msgs.len() && self.sent_in != self.attempts {
+        if self.sent == self.out.len() && self.handshake.is_none() && self.sent_in != self.attempts
+        {
             self.sent_in = self.attempts;
             self.mark(VcmpState::Waiting);
         }
@@ -308,7 +473,7 @@ impl<'a> Conversation<'a> {
     /// Reads what the peer sent and reports its replies; false if it sent
     /// something that answers nothing asked, closed, or the socket failed.
     fn read_replies(&mut self, sock: &Socket, report: &mut impl FnMut(Report)) -> bool {
-        let mut buf = [0u8; 8 * MSG_LEN];
+        let mut buf = [0u8; 4 * MAX_LEN];
         let mut looked_again = false;
         loop {
             match sock.recv(&mut buf) {
@@ -324,6 +489,10 @@ impl<'a> Conversation<'a> {
                     if !ok {
                         return false;
                     }
+                    // HELLO_R came: the KEYs go at once.
+                    if self.sent < self.out.len() && !self.send_queued(sock) {
+                        return false;
+                    }
                 }
                 // Replies and FIN may have arrived since the recv: one more
                 // look before the socket is judged dead (`end_or_keep`).
@@ -336,36 +505,106 @@ impl<'a> Conversation<'a> {
         }
     }
 
-    /// Takes the replies in `bytes`: each answers the oldest message not
-    /// answered yet, and must be of its kind. False if one is not.
+    /// Takes the replies in `bytes`: HELLO_R first if this attempt sent
+    /// HELLO, then each answers the oldest message not answered yet, and
+    /// must be of its kind and, for a message under a key, the peer's
+    /// answer to it. False if one is not.
     fn take_replies(&mut self, bytes: &[u8], report: &mut impl FnMut(Report)) -> bool {
-        let Self {
-            state,
-            peer,
-            keys,
-            kinds,
-            answered,
-            reader,
-            ..
-        } = self;
         let mut ok = true;
-        reader.feed(bytes, |m| match m {
-            Ok(Message::UpdateReply(r)) if kinds.get(*answered) == Some(&Kind::Update) => {
-                state.count(Counter::VcmpMessages, 1);
-                report(Report::Updated(keys[*answered], r, *peer));
-                *answered += 1;
-            }
-            Ok(Message::SuspendReply(r)) if kinds.get(*answered) == Some(&Kind::Suspend) => {
-                state.count(Counter::VcmpMessages, 1);
-                report(Report::Suspended(keys[*answered], r));
-                *answered += 1;
-            }
-            _ => {
-                state.count(Counter::VcmpMalformed, 1);
-                ok = false;
+        let mut reader = core::mem::take(&mut self.reader);
+        let fed = reader.feed(bytes, |frame| {
+            if ok {
+                ok = self.take_reply(frame, report);
             }
         });
-        ok
+        self.reader = reader;
+        ok && fed.is_ok()
+    }
+
+    /// Takes one reply; false if it answers nothing asked.
+    fn take_reply(&mut self, frame: Frame<'_>, report: &mut impl FnMut(Report)) -> bool {
+        let state = self.state;
+        if let Some(h) = self.handshake.take() {
+            let Frame::V2(b) = frame else {
+                state.count(Counter::VcmpMalformed, 1);
+                return false;
+            };
+            let Ok(vcmp2::Message::HelloReply(r)) = vcmp2::Message::decode(b) else {
+                state.count(Counter::VcmpMalformed, 1);
+                return false;
+            };
+            self.stream = h.finish(&r.public, true);
+            if self.stream.is_none() {
+                state.count(Counter::VcmpAuthFailed, 1);
+                return false;
+            }
+            state.count(Counter::VcmpMessages, 1);
+            return self.encode_keys().is_ok();
+        }
+        let Some(it) = self.items.get(self.answered) else {
+            state.count(Counter::VcmpMalformed, 1);
+            return false;
+        };
+        let (key, counter) = (it.key, it.counter);
+        let taken = match (frame, &it.ask) {
+            (Frame::V2(b), Ask::Key(req)) => match (vcmp2::Message::decode(b), &self.stream) {
+                (Ok(vcmp2::Message::KeyReply(r)), Some(s)) => {
+                    authentication::granted(state, key, req, s, b, &r)
+                }
+                _ => false,
+            },
+            (Frame::V2(b), Ask::Paper(m)) if counter > 0 => {
+                match (vcmp2::Message::decode(b), Kind::of(m)) {
+                    (Ok(vcmp2::Message::UpdateReply(r)), Kind::Update)
+                        if authentication::open_reply(state, key, b, &r, counter) =>
+                    {
+                        let reply = match r.local_physical.v4() {
+                            Some(local_physical) if r.status == STATUS_OK => {
+                                UpdateReply { local_physical }
+                            }
+                            _ => UpdateReply::REFUSED,
+                        };
+                        report(Report::Updated(key, reply, self.peer));
+                        true
+                    }
+                    (Ok(vcmp2::Message::SuspendReply(r)), Kind::Suspend)
+                        if authentication::open_reply(state, key, b, &r, counter) =>
+                    {
+                        let reply = match r.local_physical.v4() {
+                            Some(local_physical) if r.status == STATUS_OK => SuspendReply {
+                                local_physical,
+                                helper: r.helper,
+                            },
+                            _ => SuspendReply::REFUSED,
+                        };
+                        report(Report::Suspended(key, reply));
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            (Frame::V1(b), Ask::Paper(m)) if counter == 0 => {
+                match (vcmp::Message::decode(b), Kind::of(m)) {
+                    (Ok(Message::UpdateReply(r)), Kind::Update) => {
+                        report(Report::Updated(key, r, self.peer));
+                        true
+                    }
+                    (Ok(Message::SuspendReply(r)), Kind::Suspend) => {
+                        report(Report::Suspended(key, r));
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if taken {
+            state.count(Counter::VcmpMessages, 1);
+            self.answered += 1;
+        } else {
+            state.count(Counter::VcmpMalformed, 1);
+        }
+        taken
     }
 
     /// Ends the attempt on `sock` if it failed, its socket died or the peer
@@ -393,27 +632,38 @@ impl<'a> Conversation<'a> {
     /// Gives up on the messages not answered yet: their connections are left
     /// as they were, logged once for all of them.
     fn give_up(&self, report: &mut impl FnMut(Report)) -> Step {
-        pr_warn!(
-            "netns {}: vnatd of {} did not answer after {} attempt(s); {} connection(s) left as they were\n",
-            self.state.net().inum(),
-            Ipv4(self.peer.addr()),
-            self.attempts,
-            self.keys.len() - self.answered
-        );
-        let left = self.keys[self.answered..]
-            .iter()
-            .zip(&self.kinds[self.answered..]);
-        for (&key, &kind) in left {
-            report(Report::Unanswered(key, kind));
+        if self.keying {
+            pr_info!(
+                "netns {}: vnatd of {} gave no keys after {} attempt(s); {} connection(s) left without\n",
+                self.state.net().inum(),
+                Ipv4(self.peer.addr()),
+                self.attempts,
+                self.items.len() - self.answered
+            );
+        } else {
+            pr_warn!(
+                "netns {}: vnatd of {} did not answer after {} attempt(s); {} connection(s) left as they were\n",
+                self.state.net().inum(),
+                Ipv4(self.peer.addr()),
+                self.attempts,
+                self.items.len() - self.answered
+            );
+        }
+        for it in &self.items[self.answered..] {
+            report(Report::Unanswered(it.key, it.kind()));
         }
         Step::Failed
     }
 
-    /// Records where the messages not answered yet are, for the dump.
+    /// Records where the moves and suspensions not answered yet are, for
+    /// the dump.
     fn mark(&self, vcmp: VcmpState) {
+        if self.keying {
+            return;
+        }
         let attempts = self.attempts.min(255) as u8;
-        for &k in &self.keys[self.answered..] {
-            self.state.connections.with(k, |c| {
+        for it in &self.items[self.answered..] {
+            self.state.connections.with(it.key, |c| {
                 c.vcmp = vcmp;
                 c.vcmp_attempts = attempts;
             });

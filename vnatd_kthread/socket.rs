@@ -182,8 +182,9 @@ impl Socket {
         }
     }
 
-    /// The address (host byte order) of the peer of a connected socket.
-    pub(crate) fn peer_addr(&self) -> Result<u32> {
+    /// The address and port (host byte order) of the peer of a connected
+    /// socket.
+    pub(crate) fn peer(&self) -> Result<(u32, u16)> {
         let mut sin = bindings::sockaddr_in::default();
         // SAFETY: The socket is valid; `sin` is large enough for the IPv4
         // address of an IPv4 socket, which is all `kernel_getpeername()`
@@ -195,7 +196,10 @@ impl Socket {
         if sin.sin_family != bindings::AF_INET as u16 {
             return Err(EAFNOSUPPORT);
         }
-        Ok(u32::from_be(sin.sin_addr.s_addr))
+        Ok((
+            u32::from_be(sin.sin_addr.s_addr),
+            u16::from_be(sin.sin_port),
+        ))
     }
 
     /// Fixes the socket's send and receive buffers at `bytes` each, as

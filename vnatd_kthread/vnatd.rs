@@ -47,6 +47,7 @@ mod conversation;
 mod socket;
 
 use crate::{
+    authentication::{self, Source, Wanted},
     counters::Counter,
     events::{self, Event},
     ffi::{HookRegistration, KprobeRegistration},
@@ -55,7 +56,7 @@ use crate::{
         HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE,
         VCMP_PORT,
     },
-    migration::{self, Outgoing, Source},
+    migration::{self, Outgoing},
     netns::{Ipv4, NetState},
     requests::Request,
     virtualization::Key,
@@ -157,6 +158,9 @@ unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
 const TICK_MS: u32 = 1000;
 /// How soon a connect that failed at once is tried again.
 const QUICK_MS: u32 = 20;
+/// How often the thread looks for key requests to try again while some
+/// wait (`authentication::wanted`).
+const KEY_RETRY_MS: u32 = 100;
 /// How long the thread yields between rounds while a client has more to
 /// read than a round reads.
 const BUSY_NAP_US: i64 = 200;
@@ -185,6 +189,9 @@ struct Daemon<'a> {
     missed_seen: u64,
     /// Sweeps still to do for the last growth of that count.
     sweeps_due: u8,
+    /// Connections whose key this end asks for are left to take (now or
+    /// after a refusal's pause).
+    keys_left: bool,
 }
 
 impl<'a> Daemon<'a> {
@@ -201,6 +208,7 @@ impl<'a> Daemon<'a> {
             hooks_error_logged: false,
             missed_seen: 0,
             sweeps_due: 0,
+            keys_left: false,
         }
     }
 
@@ -216,6 +224,7 @@ impl<'a> Daemon<'a> {
             }
             self.expire_helpers();
             self.forget_destroyed();
+            self.keys();
             self.requests();
             let more = self.accept() | self.serve();
             self.converse();
@@ -232,6 +241,8 @@ impl<'a> Daemon<'a> {
             }
             let nap = if self.conversations.iter().any(|c| c.no_route()) {
                 QUICK_MS
+            } else if self.keys_left {
+                KEY_RETRY_MS
             } else {
                 TICK_MS
             };
@@ -288,7 +299,7 @@ impl<'a> Daemon<'a> {
             // Watch at once: children inherit the listener's callbacks, which
             // must be detached before any of them is released.
             let sock = sock.watch(self.state.waker());
-            let Ok(from) = sock.socket().peer_addr() else {
+            let Ok((from, port)) = sock.socket().peer() else {
                 // Reset before we got to it.
                 continue;
             };
@@ -299,7 +310,7 @@ impl<'a> Daemon<'a> {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
             }
-            let pushed = Client::new(sock, Source::new(self.state, from))
+            let pushed = Client::new(sock, Source::new(self.state, from), port)
                 .and_then(|c| self.clients.push(c, GFP_KERNEL).map_err(Into::into));
             match pushed {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
@@ -510,27 +521,64 @@ impl<'a> Daemon<'a> {
         }
     }
 
+    /// Asks the peers for the keys of the connections that want one, batched
+    /// per peer, before any move of this round (a move waits for its
+    /// connection's key).
+    fn keys(&mut self) {
+        if !(self.state.keys_wanted.xchg(false, Acquire) || self.keys_left) {
+            return;
+        }
+        let mut wanted = KVec::new();
+        self.keys_left = authentication::wanted(self.state, &mut wanted);
+        for Wanted {
+            key,
+            peer,
+            from,
+            request,
+        } in wanted
+        {
+            let queued = self
+                .conversation(peer, from, true)
+                .and_then(|c| c.queue_key(key, request));
+            if queued.is_err() {
+                authentication::no_key(self.state, key);
+            }
+        }
+    }
+
+    /// The conversation with `peer` from `from`, asking for keys or not,
+    /// that nothing went out of yet, or a new one behind the others.
+    fn conversation(
+        &mut self,
+        peer: u32,
+        from: u32,
+        keying: bool,
+    ) -> Result<&mut Conversation<'a>> {
+        let i = match self
+            .conversations
+            .iter()
+            .position(|c| c.takes(peer, from, keying))
+        {
+            Some(i) => i,
+            None => {
+                let port = VCMP_PORT.get() as u16;
+                let c = Conversation::new(self.state, port, peer, from, keying);
+                self.conversations.push(c, GFP_KERNEL)?;
+                self.conversations.len() - 1
+            }
+        };
+        Ok(&mut self.conversations[i])
+    }
+
     /// Queues each message for its peer: on the conversation with that peer
     /// that nothing went out of yet, or on a new one behind the others.
     fn add_conversations(&mut self, out: &[Outgoing]) {
         for o in out {
-            let kind = Kind::of(&o.msg);
-            let i = match self
-                .conversations
-                .iter()
-                .position(|c| c.takes(o.peer, o.from))
-            {
-                Some(i) => i,
-                None => {
-                    let c = Conversation::new(self.state, VCMP_PORT.get() as u16, o.peer, o.from);
-                    if self.conversations.push(c, GFP_KERNEL).is_err() {
-                        self.rules_changed |= unanswered(self.state, o.key, kind, c"out of memory");
-                        continue;
-                    }
-                    self.conversations.len() - 1
-                }
-            };
-            if self.conversations[i].queue(o.key, &o.msg).is_err() {
+            let queued = self
+                .conversation(o.peer, o.from, false)
+                .and_then(|c| c.queue(o.key, &o.msg));
+            if queued.is_err() {
+                let kind = Kind::of(&o.msg);
                 self.rules_changed |= unanswered(self.state, o.key, kind, c"out of memory");
             }
         }
@@ -543,8 +591,11 @@ impl<'a> Daemon<'a> {
             // One conversation per peer at a time, in the order they were
             // asked for: a resume must not overtake the suspension before it,
             // or the peer would activate a helper after the connection resumed.
-            let peer = self.conversations[i].peer();
-            let behind = self.conversations[..i].iter().any(|c| c.peer() == peer);
+            // Key requests go beside them: a move may wait for a key.
+            let (peer, keying) = (self.conversations[i].peer(), self.conversations[i].keying());
+            let behind = self.conversations[..i]
+                .iter()
+                .any(|c| c.peer() == peer && c.keying() == keying);
             let state = self.state;
             let rules_changed = &mut self.rules_changed;
             let to_kick = &mut self.to_kick;
@@ -573,6 +624,14 @@ fn settle(state: &NetState, rules_changed: &mut bool, to_kick: &mut KVec<Key>, r
         Report::Unanswered(key, kind) => {
             *rules_changed |= unanswered(state, key, kind, c"the peer's vnatd did not answer");
         }
+        Report::Unsendable(key, kind) => {
+            *rules_changed |= unanswered(
+                state,
+                key,
+                kind,
+                c"the connection has no key, and vcmp_auth is required",
+            );
+        }
     }
 }
 
@@ -586,6 +645,10 @@ fn unanswered(state: &NetState, key: Key, kind: Kind, reason: &CStr) -> bool {
         }
         Kind::Suspend => {
             migration::suspend_answered(state, key, None);
+            false
+        }
+        Kind::Key => {
+            authentication::no_key(state, key);
             false
         }
     }

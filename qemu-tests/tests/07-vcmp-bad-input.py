@@ -23,6 +23,8 @@ veth("p", "10.8.0.1", "d", "10.8.0.2")
 srv = tcp_listen("d", "0.0.0.0", 7000)
 app = tcp_connect("p", "10.8.0.2", 7000)
 app_d, _ = srv.accept()
+# Its key is agreed by the two vnatds at once; the counts below start after.
+wait_keyed("p", "d")
 
 def session(payload, label, want=b""):
     """Sends payload on a fresh VCMP connection and checks what came back
@@ -47,7 +49,7 @@ def session(payload, label, want=b""):
 
 b = session(b"hello vnatd, this is not VCMP", "garbage")
 wait_for(lambda: stats("d")["vcmp_malformed"] == b["vcmp_malformed"] + 1, "garbage counted as malformed")
-b = session(upd(version=2), "unknown version")
+b = session(upd(version=3), "unknown version")
 wait_for(lambda: stats("d")["vcmp_malformed"] == b["vcmp_malformed"] + 1, "unknown version counted as malformed")
 b = session(upd(cmd=9), "unknown command")
 wait_for(lambda: stats("d")["vcmp_malformed"] == b["vcmp_malformed"] + 1, "unknown command counted as malformed")

@@ -77,9 +77,14 @@ check_eq(len(helper_pid), 1, "one owner for the helper's connections")
 helper_pid = helper_pid.pop()
 check_eq(len(listing("cli", "--pid", str(helper_pid))), 5, "list --pid filters by owner")
 check_eq(len(listing("cli", "--proto", "udp")), 1, "list --proto udp")
+# The server's unconnected UDP socket gets the flow's record when the
+# client's vnatd asks for its key (origin "update").
+wait_keyed("cli", "srv", timeout=60)
 sgot = listing("srv")
-check_same(tuples(sgot), {(p, r, l) for (p, l, r) in want if p == "tcp"}, "the server's view: the accepted ends")
-check(all(r["origin"] == "accept" for r in sgot), "accepted")
+check_same(tuples(sgot), {(p, r, l) for (p, l, r) in want}, "the server's view: the accepted ends and the UDP flow")
+check(all(r["origin"] == ("accept" if r["proto"] == "tcp" else "update") for r in sgot),
+      "accepted, and the flow recorded")
+check(all(r["auth"] == "keyed" for r in got + sgot), "every connection has its key, at both ends")
 rc, out, err = ctl("cli", "list", "--json", as_nobody=True)
 theirs = json.loads(out or "[]") if rc == 0 else []
 check(rc == 0 and {r["local"] for r in theirs} == helper_locals and {r["pid"] for r in theirs} == {helper_pid},

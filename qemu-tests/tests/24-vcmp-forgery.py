@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """Forged VCMP from a host that is not an endpoint, without keys (the
-hardening of issue 11 that needs none):
+hardening of issue 11 that needs none): every host speaks only version 1
+(vcmp_auth=off), as the paper's did, so what protects the victim here is
+only where a message comes from. Test 26 does the same with keys.
 
     cli 10.0.1.2 --- rtr --- srv 10.0.9.2   the victim: cli:port -> srv:5000
                       |                      (and a UDP server on srv:53)
@@ -65,6 +67,7 @@ def vcmp(ns, addr, payload, nreplies, src=None):
 
 
 insmod()
+check_eq(write_knob("vcmp_auth", "off"), None, "vcmp_auth=off: version 1 only, no keys")
 topo = Topology()
 add_netns("m")
 veth("m", "10.0.7.2", "rtr", "10.0.7.1")

@@ -53,6 +53,13 @@ pub(crate) fn random_bytes(b: &mut [u8]) {
 pub(crate) struct Secret([u8; KEY_LEN]);
 
 impl Secret {
+    /// A secret that `fill` writes where it stays.
+    pub(crate) fn derive(fill: impl FnOnce(&mut [u8; KEY_LEN])) -> Self {
+        let mut s = Self([0; KEY_LEN]);
+        fill(&mut s.0);
+        s
+    }
+
     /// The bytes, to derive from or to MAC with.
     pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
         &self.0

@@ -47,12 +47,13 @@ pub(crate) struct NlConn {
     pub(crate) vcmp_attempts: u8,
     pub(crate) helper: u8,
     pub(crate) peer_suspended: u8,
+    pub(crate) auth: u8,
 }
 
 // The layouts `struct vnat_nl_conn` and `struct vnat_nl_resume` have
 // (vnat/shim/shim.h checks the same).
 const _: () = {
-    assert!(core::mem::size_of::<NlConn>() == 72);
+    assert!(core::mem::size_of::<NlConn>() == 80);
     assert!(core::mem::offset_of!(NlConn, local_port) == 48);
     assert!(core::mem::offset_of!(NlConn, pid) == 56);
     assert!(core::mem::offset_of!(NlConn, proto) == 64);

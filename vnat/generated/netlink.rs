@@ -65,6 +65,7 @@ pub(crate) mod attr {
         pub(crate) const VCMP_ATTEMPTS: u16 = 25;
         pub(crate) const HELPER: u16 = 26;
         pub(crate) const PEER_SUSPENDED: u16 = 27;
+        pub(crate) const AUTH: u16 = 28;
     }
 
     /// Attribute set `stats`.
@@ -107,10 +108,16 @@ pub(crate) mod attr {
         pub(crate) const VCMP_UDP_FLOWS_REFUSED: u16 = 36;
         pub(crate) const VCMP_REFUSALS_CLOSED: u16 = 37;
         pub(crate) const VCMP_READS_PAUSED: u16 = 38;
-        pub(crate) const CONNECTIONS: u16 = 39;
-        pub(crate) const VCMP_LISTENING: u16 = 40;
-        pub(crate) const HOOKS_REGISTERED: u16 = 41;
-        pub(crate) const PAD: u16 = 42;
+        pub(crate) const KEYS_ESTABLISHED: u16 = 39;
+        pub(crate) const KEYS_REFUSED: u16 = 40;
+        pub(crate) const KEYS_FAILED: u16 = 41;
+        pub(crate) const VCMP_AUTH_FAILED: u16 = 42;
+        pub(crate) const VCMP_REPLAYED: u16 = 43;
+        pub(crate) const VCMP_V1_REFUSED: u16 = 44;
+        pub(crate) const CONNECTIONS: u16 = 45;
+        pub(crate) const VCMP_LISTENING: u16 = 46;
+        pub(crate) const HOOKS_REGISTERED: u16 = 47;
+        pub(crate) const PAD: u16 = 48;
     }
 }
 
@@ -336,6 +343,49 @@ impl TryFrom<u8> for VcmpState {
     }
 }
 
+/// Where a connection's security key (paper 3.3.1.1) is: what a VCMP
+/// message about it must carry to be believed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Auth {
+    /// Being agreed with the peer's vnatd (within a second or so of the
+    /// connection's start); no update is believed meanwhile.
+    Pending = 0,
+    /// It has a key: it moves only by version-2 messages under that key;
+    /// version 1 is refused.
+    Keyed = 1,
+    /// No key (the peer speaks only version 1, or did not answer, or
+    /// vcmp_auth is off): moved by version 1 unless vcmp_auth is required.
+    Unkeyed = 2,
+}
+
+impl Auth {
+    /// Every value, in order.
+    pub(crate) const ALL: &'static [Self] = &[Self::Pending, Self::Keyed, Self::Unkeyed];
+
+    /// Its name in the spec.
+    pub(crate) const fn name(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Keyed => "keyed",
+            Self::Unkeyed => "unkeyed",
+        }
+    }
+}
+
+impl TryFrom<u8> for Auth {
+    type Error = Error;
+
+    fn try_from(v: u8) -> Result<Self, Error> {
+        match v {
+            0 => Ok(Self::Pending),
+            1 => Ok(Self::Keyed),
+            2 => Ok(Self::Unkeyed),
+            _ => Err(EINVAL),
+        }
+    }
+}
+
 /// What happened to a virtual connection (the events group).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -519,6 +569,24 @@ pub(crate) enum Counter {
     /// Times vnatd stopped reading a VCMP connection because the replies
     /// it owes it filled their buffer (the client does not read them).
     VcmpReadsPaused,
+    /// Connection keys agreed with a peer's vnatd (by either end).
+    KeysEstablished,
+    /// Requests for a connection key refused here (no such connection,
+    /// not from its physical address, a key already, vcmp_auth off) or
+    /// by the peer (tried again until the peer's end is accepted).
+    KeysRefused,
+    /// Connections left without a key: the peer's vnatd speaks only
+    /// version 1, did not answer, or never knew the connection.
+    KeysFailed,
+    /// Version-2 messages whose key id, MAC or stream did not check
+    /// (refused like any other, and counted as suspicious).
+    VcmpAuthFailed,
+    /// Version-2 messages refused because their counter was not greater
+    /// than the last one accepted under their key.
+    VcmpReplayed,
+    /// Version-1 updates and suspensions refused for a connection that
+    /// has a key or is getting one, or because vcmp_auth is required.
+    VcmpV1Refused,
 }
 
 impl Counter {
@@ -562,6 +630,12 @@ impl Counter {
         Counter::VcmpUdpFlowsRefused,
         Counter::VcmpRefusalsClosed,
         Counter::VcmpReadsPaused,
+        Counter::KeysEstablished,
+        Counter::KeysRefused,
+        Counter::KeysFailed,
+        Counter::VcmpAuthFailed,
+        Counter::VcmpReplayed,
+        Counter::VcmpV1Refused,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -605,6 +679,12 @@ impl Counter {
             Counter::VcmpUdpFlowsRefused => "vcmp_udp_flows_refused",
             Counter::VcmpRefusalsClosed => "vcmp_refusals_closed",
             Counter::VcmpReadsPaused => "vcmp_reads_paused",
+            Counter::KeysEstablished => "keys_established",
+            Counter::KeysRefused => "keys_refused",
+            Counter::KeysFailed => "keys_failed",
+            Counter::VcmpAuthFailed => "vcmp_auth_failed",
+            Counter::VcmpReplayed => "vcmp_replayed",
+            Counter::VcmpV1Refused => "vcmp_v1_refused",
         }
     }
 

@@ -42,7 +42,8 @@ static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 	    nla_put_u8(skb, VNAT_A_CONN_VCMP_STATE, c->vcmp_state) ||
 	    nla_put_u8(skb, VNAT_A_CONN_VCMP_ATTEMPTS, c->vcmp_attempts) ||
 	    nla_put_u8(skb, VNAT_A_CONN_HELPER, c->helper) ||
-	    nla_put_u8(skb, VNAT_A_CONN_PEER_SUSPENDED, c->peer_suspended))
+	    nla_put_u8(skb, VNAT_A_CONN_PEER_SUSPENDED, c->peer_suspended) ||
+	    nla_put_u8(skb, VNAT_A_CONN_AUTH, c->auth))
 		return -EMSGSIZE;
 	return 0;
 }

@@ -109,9 +109,9 @@ struct vnat_nl_conn {
 	u32 pid;
 	u32 update_age_ms;	/* U32_MAX: never updated */
 	u8 proto, state, origin, policy, vcmp_state, vcmp_attempts;
-	u8 helper, peer_suspended;
+	u8 helper, peer_suspended, auth;
 };
-static_assert(sizeof(struct vnat_nl_conn) == 72 &&
+static_assert(sizeof(struct vnat_nl_conn) == 80 &&
 	      offsetof(struct vnat_nl_conn, local_port) == 48 &&
 	      offsetof(struct vnat_nl_conn, pid) == 56 &&
 	      offsetof(struct vnat_nl_conn, proto) == 64);

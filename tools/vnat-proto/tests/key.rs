@@ -82,3 +82,34 @@ proptest! {
         prop_assert_eq!(&x[..], &y[..n]);
     }
 }
+
+/// Both ends of a stream derive the same stream key from their own secret
+/// and the other's public key, and from it the same connection keys; the
+/// two directions, two key ids and two connections all differ.
+#[test]
+fn both_ends_derive_the_same_keys() {
+    use key::Direction::{FromInitiator, FromResponder};
+    let shared = [7u8; KEY_LEN];
+    let (pi, pr) = ([1u8; KEY_LEN], [2u8; KEY_LEN]);
+    let (mut si, mut sr) = ([0; KEY_LEN], [0; KEY_LEN]);
+    key::stream_key::<HmacSha256>(&shared, &pi, &pr, &mut si);
+    key::stream_key::<HmacSha256>(&shared, &pi, &pr, &mut sr);
+    assert_eq!(si, sr);
+    let mut swapped = [0; KEY_LEN];
+    key::stream_key::<HmacSha256>(&shared, &pr, &pi, &mut swapped);
+    assert_ne!(si, swapped, "the key binds who sent which public key");
+    let k = |id, named: &[u8], d| {
+        let mut out = [0; KEY_LEN];
+        key::connection_key::<HmacSha256>(&si, id, named, d, &mut out);
+        out
+    };
+    let a = k(5, b"conn a", FromInitiator);
+    assert_eq!(a, k(5, b"conn a", FromInitiator));
+    for other in [
+        k(5, b"conn a", FromResponder),
+        k(6, b"conn a", FromInitiator),
+        k(5, b"conn b", FromInitiator),
+    ] {
+        assert_ne!(a, other);
+    }
+}

@@ -20,6 +20,7 @@ const ORIGINS: &[&str] = generated::origin::NAMES;
 const VCMP_STATES: &[&str] = generated::vcmp_state::NAMES;
 pub const POLICIES: &[&str] = generated::policy::NAMES;
 pub const HELPERS: &[&str] = generated::helper::NAMES;
+const AUTHS: &[&str] = generated::auth::NAMES;
 pub const EVENTS: &[&str] = generated::event::NAMES;
 
 /// The name of value `v` of an enum, or the number if this vnatctl is older
@@ -59,6 +60,7 @@ pub enum Attr {
     VcmpAttempts(u8),
     Helper(u8),
     PeerSuspended(u8),
+    Auth(u8),
     /// An attribute of the set `stats` (a `stats-get` reply): its number
     /// and value, whatever its width.
     Stat(u16, u64),
@@ -81,7 +83,7 @@ impl Attr {
         use Attr::*;
         Some(match self {
             Proto(v) | State(v) | Origin(v) | Event(v) | Policy(v) | VcmpState(v)
-            | VcmpAttempts(v) | Helper(v) | PeerSuspended(v) => Value::U8(*v),
+            | VcmpAttempts(v) | Helper(v) | PeerSuspended(v) | Auth(v) => Value::U8(*v),
             LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
             Pid(v) | Count(v) | UpdateAgeMs(v) => Value::U32(*v),
             PacketsOut(v) | PacketsIn(v) | BytesOut(v) | BytesIn(v) | Stat(_, v) => Value::U64(*v),
@@ -138,6 +140,7 @@ impl Nla for Attr {
             VcmpAttempts(_) => attr::VCMP_ATTEMPTS,
             Helper(_) => attr::HELPER,
             PeerSuspended(_) => attr::PEER_SUSPENDED,
+            Auth(_) => attr::AUTH,
             Stat(k, _) => *k,
             Other(n) => n.kind(),
         }
@@ -194,6 +197,7 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::VCMP_ATTEMPTS => Attr::VcmpAttempts(parse_u8(v)?),
             attr::HELPER => Attr::Helper(parse_u8(v)?),
             attr::PEER_SUSPENDED => Attr::PeerSuspended(parse_u8(v)?),
+            attr::AUTH => Attr::Auth(parse_u8(v)?),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -307,6 +311,8 @@ pub struct Conn {
     pub helper: u8,
     /// The peer suspended its end and has not resumed.
     pub peer_suspended: bool,
+    /// `AUTHS` index: where its security key is.
+    pub auth: u8,
 }
 
 impl Conn {
@@ -339,6 +345,10 @@ impl Conn {
         enum_name(HELPERS, self.helper)
     }
 
+    pub fn auth_name(&self) -> String {
+        enum_name(AUTHS, self.auth)
+    }
+
     /// The record in `attrs`; `Err` names the first attribute missing.
     pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
         let mut c = Self {
@@ -360,6 +370,7 @@ impl Conn {
             vcmp_attempts: 0,
             helper: 0,
             peer_suspended: false,
+            auth: 0,
         };
         let mut seen = 0u32;
         for a in attrs {
@@ -387,6 +398,7 @@ impl Conn {
                 Attr::VcmpAttempts(v) => c.vcmp_attempts = *v,
                 Attr::Helper(v) => c.helper = *v,
                 Attr::PeerSuspended(v) => c.peer_suspended = *v != 0,
+                Attr::Auth(v) => c.auth = *v,
                 _ => {}
             }
         }
@@ -429,6 +441,7 @@ impl Conn {
             Attr::VcmpAttempts(self.vcmp_attempts),
             Attr::Helper(self.helper),
             Attr::PeerSuspended(self.peer_suspended.into()),
+            Attr::Auth(self.auth),
         ]
         .into_iter()
         .chain(self.update_age_ms.map(Attr::UpdateAgeMs))
@@ -516,6 +529,7 @@ pub(crate) mod tests {
             vcmp_attempts: 1,
             helper: 0,
             peer_suspended: false,
+            auth: 1,
         }
     }
 

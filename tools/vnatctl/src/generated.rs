@@ -60,6 +60,7 @@ pub mod conn {
     pub const VCMP_ATTEMPTS: u16 = 25;
     pub const HELPER: u16 = 26;
     pub const PEER_SUSPENDED: u16 = 27;
+    pub const AUTH: u16 = 28;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -89,6 +90,7 @@ pub mod conn {
         (25, "vcmp-attempts"),
         (26, "helper"),
         (27, "peer-suspended"),
+        (28, "auth"),
     ];
 }
 
@@ -132,10 +134,16 @@ pub mod stats {
     pub const VCMP_UDP_FLOWS_REFUSED: u16 = 36;
     pub const VCMP_REFUSALS_CLOSED: u16 = 37;
     pub const VCMP_READS_PAUSED: u16 = 38;
-    pub const CONNECTIONS: u16 = 39;
-    pub const VCMP_LISTENING: u16 = 40;
-    pub const HOOKS_REGISTERED: u16 = 41;
-    pub const PAD: u16 = 42;
+    pub const KEYS_ESTABLISHED: u16 = 39;
+    pub const KEYS_REFUSED: u16 = 40;
+    pub const KEYS_FAILED: u16 = 41;
+    pub const VCMP_AUTH_FAILED: u16 = 42;
+    pub const VCMP_REPLAYED: u16 = 43;
+    pub const VCMP_V1_REFUSED: u16 = 44;
+    pub const CONNECTIONS: u16 = 45;
+    pub const VCMP_LISTENING: u16 = 46;
+    pub const HOOKS_REGISTERED: u16 = 47;
+    pub const PAD: u16 = 48;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -177,9 +185,15 @@ pub mod stats {
         (36, "vcmp-udp-flows-refused"),
         (37, "vcmp-refusals-closed"),
         (38, "vcmp-reads-paused"),
-        (39, "connections"),
-        (40, "vcmp-listening"),
-        (41, "hooks-registered"),
+        (39, "keys-established"),
+        (40, "keys-refused"),
+        (41, "keys-failed"),
+        (42, "vcmp-auth-failed"),
+        (43, "vcmp-replayed"),
+        (44, "vcmp-v1-refused"),
+        (45, "connections"),
+        (46, "vcmp-listening"),
+        (47, "hooks-registered"),
     ];
 }
 
@@ -235,6 +249,16 @@ pub mod vcmp_state {
 
     /// The names, by value.
     pub const NAMES: &[&str] = &["idle", "connecting", "waiting", "failed"];
+}
+
+/// Enum `auth`.
+pub mod auth {
+    pub const PENDING: u8 = 0;
+    pub const KEYED: u8 = 1;
+    pub const UNKEYED: u8 = 2;
+
+    /// The names, by value.
+    pub const NAMES: &[&str] = &["pending", "keyed", "unkeyed"];
 }
 
 /// Enum `event`.

@@ -46,6 +46,7 @@ pub fn conn_table(conns: &[Conn]) -> String {
         "Origin",
         "Updated",
         "Helper",
+        "Key",
     ]
     .map(String::from)
     .to_vec()];
@@ -61,6 +62,7 @@ pub fn conn_table(conns: &[Conn]) -> String {
             c.origin_name(),
             age(c.update_age_ms),
             helper(c),
+            c.auth_name(),
         ]);
     }
     table(&rows)
@@ -108,6 +110,7 @@ pub fn conn_json(c: &Conn) -> Value {
         "vcmp-attempts": c.vcmp_attempts,
         "helper": c.helper_name(),
         "peer-suspended": c.peer_suspended,
+        "auth": c.auth_name(),
     })
 }
 
@@ -176,9 +179,9 @@ mod tests {
         native.update_age_ms = None;
         assert_eq!(
             conn_table(&[sample(), native.clone()]),
-            "Proto  State     Local           Remote         Local now       Remote now     Pid   Origin   Updated   Helper\n\
-             tcp    migrated  10.0.1.2:40000  10.0.0.2:5000  10.0.2.2:40000  10.0.0.2:5000  4242  connect  1.5s ago  -\n\
-             tcp    native    10.0.1.2:40000  10.0.0.2:5000  10.0.1.2:40000  10.0.0.2:5000  4242  connect  -         -\n"
+            "Proto  State     Local           Remote         Local now       Remote now     Pid   Origin   Updated   Helper  Key\n\
+             tcp    migrated  10.0.1.2:40000  10.0.0.2:5000  10.0.2.2:40000  10.0.0.2:5000  4242  connect  1.5s ago  -       keyed\n\
+             tcp    native    10.0.1.2:40000  10.0.0.2:5000  10.0.1.2:40000  10.0.0.2:5000  4242  connect  -         -       keyed\n"
         );
         let mut suspended = native.clone();
         suspended.state = 3;
@@ -190,7 +193,7 @@ mod tests {
         let helpers: Vec<&str> = t
             .lines()
             .skip(1)
-            .map(|l| l.rsplit(' ').next().unwrap())
+            .map(|l| l.split_whitespace().nth(9).unwrap())
             .collect();
         assert_eq!(helpers, ["peer:keepalive", "stop"], "{t}");
         assert!(t.lines().nth(1).unwrap().contains(" suspended "), "{t}");
@@ -202,7 +205,7 @@ mod tests {
     fn json_names_the_fields() {
         assert_eq!(
             conn_json(&sample()).to_string(),
-            r#"{"bytes-in":624,"bytes-out":15000,"helper":"none","local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"peer-suspended":false,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-state":"idle"}"#
+            r#"{"auth":"keyed","bytes-in":624,"bytes-out":15000,"helper":"none","local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"peer-suspended":false,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-state":"idle"}"#
         );
     }
 

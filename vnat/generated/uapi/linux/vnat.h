@@ -91,6 +91,23 @@ enum vnat_vcmp_state {
 };
 
 /**
+ * enum vnat_auth - Where a connection's security key (paper 3.3.1.1) is: what
+ *   a VCMP message about it must carry to be believed.
+ * @VNAT_AUTH_PENDING: Being agreed with the peer's vnatd (within a second or
+ *   so of the connection's start); no update is believed meanwhile.
+ * @VNAT_AUTH_KEYED: It has a key: it moves only by version-2 messages under
+ *   that key; version 1 is refused.
+ * @VNAT_AUTH_UNKEYED: No key (the peer speaks only version 1, or did not
+ *   answer, or vcmp_auth is off): moved by version 1 unless vcmp_auth is
+ *   required.
+ */
+enum vnat_auth {
+	VNAT_AUTH_PENDING,
+	VNAT_AUTH_KEYED,
+	VNAT_AUTH_UNKEYED,
+};
+
+/**
  * enum vnat_event - What happened to a virtual connection (the events group).
  * @VNAT_EVENT_VIRTUALIZED: VNAT started tracking it (connect, accept, or a
  *   peer's UDP update).
@@ -155,6 +172,7 @@ enum {
 	VNAT_A_CONN_VCMP_ATTEMPTS,
 	VNAT_A_CONN_HELPER,
 	VNAT_A_CONN_PEER_SUSPENDED,
+	VNAT_A_CONN_AUTH,
 
 	__VNAT_A_CONN_MAX,
 	VNAT_A_CONN_MAX = (__VNAT_A_CONN_MAX - 1)
@@ -199,6 +217,12 @@ enum {
 	VNAT_A_STATS_VCMP_UDP_FLOWS_REFUSED,
 	VNAT_A_STATS_VCMP_REFUSALS_CLOSED,
 	VNAT_A_STATS_VCMP_READS_PAUSED,
+	VNAT_A_STATS_KEYS_ESTABLISHED,
+	VNAT_A_STATS_KEYS_REFUSED,
+	VNAT_A_STATS_KEYS_FAILED,
+	VNAT_A_STATS_VCMP_AUTH_FAILED,
+	VNAT_A_STATS_VCMP_REPLAYED,
+	VNAT_A_STATS_VCMP_V1_REFUSED,
 	VNAT_A_STATS_CONNECTIONS,
 	VNAT_A_STATS_VCMP_LISTENING,
 	VNAT_A_STATS_HOOKS_REGISTERED,

@@ -1,0 +1,576 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Who a VCMP message is believed from: the security key (paper 3.3.1.1 and
+//! 3.3.2.1) at work, and what is believed without one.
+//!
+//! Without a key, a message says something about a peer's physical address
+//! only if it came from that address, and that address is another host's
+//! ([`Source`]).
+//!
+//! With one: right after a connection is recorded, the end that connected
+//! asks the peer's vnatd for a key ([`wanted`]): on a VCMP stream it opens
+//! with HELLO (an ephemeral X25519 key each way, [`Handshake`]), it sends a
+//! KEY per connection, MAC'd under the stream's key. The peer grants it
+//! ([`grant`]) only from the connection's current remote physical address,
+//! only once per connection, and chooses the key id; both ends derive the
+//! connection's two keys (one per direction, `key.rs`) and the initiator
+//! checks the grant's MAC ([`granted`]). From then on the connection moves
+//! and suspends only by version-2 messages under its key with a counter
+//! that only grows ([`seal`], [`open`], [`seal_reply`], [`open_reply`]);
+//! version 1 is refused ([`v1_refused`]). While the key is being agreed,
+//! nothing moves the connection; a connection left without a key (the peer
+//! speaks only version 1, or did not answer) moves by version 1 unless
+//! `vcmp_auth` is `required`.
+//!
+//! The secrets never leave the connection table's record: messages are
+//! sealed and opened under its lock.
+
+use crate::{
+    counters::Counter,
+    ffi::{self, HmacSha256, Secret, Sock, X25519Secret},
+    key::{self, Direction, KEY_LEN},
+    knobs::VcmpAuth,
+    netns::NetState,
+    vcmp::{self, Endpoint, PROTO_UDP},
+    vcmp2::{self, Addr, Hello, KeyReply, KeyRequest, Reply, MAX_LEN, STATUS_OK, STATUS_REFUSED},
+    virtualization::{Asking, Auth, ConnectionKeys, Key, Origin, VirtualConnection},
+};
+use kernel::{prelude::*, sync::atomic::Release};
+
+/// Whether `addr` may be another host's physical address: not a martian,
+/// nor this host's own, nor a broadcast address.
+pub(crate) fn is_peer_address(state: &NetState, addr: u32) -> bool {
+    !Endpoint::new(addr, 0).is_martian() && state.net().is_remote_unicast(addr)
+}
+
+/// The address at the other end of a VCMP stream, judged once per stream.
+/// Without authentication, what a message says of a peer's physical
+/// address is believed only if the message came from that address, and
+/// that address is another host's: nobody can point a connection at a third
+/// host, at a broadcast address or back at this host.
+#[derive(Clone, Copy)]
+pub(crate) struct Source {
+    addr: u32,
+    is_peer: bool,
+}
+
+impl Source {
+    /// The stream's other end is at `addr`.
+    pub(crate) fn new(state: &NetState, addr: u32) -> Self {
+        Self {
+            addr,
+            is_peer: is_peer_address(state, addr),
+        }
+    }
+
+    /// The address.
+    pub(crate) fn addr(&self) -> u32 {
+        self.addr
+    }
+
+    /// Why a message from here is not believed about physical address
+    /// `named`, if it is not: the counter and the reason.
+    pub(crate) fn refuses(&self, named: u32) -> Option<(Counter, &'static CStr)> {
+        if named != self.addr {
+            Some((
+                Counter::VcmpWrongSource,
+                c"not from the physical address it is about",
+            ))
+        } else if !self.is_peer {
+            Some((
+                Counter::VcmpMartian,
+                c"from a martian, broadcast or local address",
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+/// How long the end that did not connect waits for the peer to ask for a
+/// connection's key before it takes the peer for one without keys.
+const PENDING_NS: i64 = 10_000_000_000;
+/// How often the end that connected asks for a key that the peer refused
+/// (its end may not be accepted yet) before it gives up: about eight
+/// seconds' worth of [`retry_ns`].
+const KEY_TRIES: u8 = 12;
+
+/// How long after its `n`-th refusal a key is asked for again: 100 ms,
+/// doubling up to a second.
+fn retry_ns(n: u8) -> i64 {
+    100_000_000i64 << n.saturating_sub(1).min(4)
+}
+
+/// Whether connection `c` is still waiting for its key: being asked for,
+/// or (on the end that does not ask) for at most [`PENDING_NS`].
+fn pending(c: &VirtualConnection) -> bool {
+    c.key.auth == Auth::Pending
+        && (c.key.asking != Asking::No || ffi::now_ns() - c.key.since_ns < PENDING_NS)
+}
+
+/// Why a version-1 `VNAT_UPD` or `VNAT_SUS` about connection `c` is not
+/// believed, if it is not: `vcmp_auth` is `required`, or the connection has
+/// a key (no downgrade), or is getting one.
+pub(crate) fn v1_refused(c: &VirtualConnection) -> Option<&'static CStr> {
+    if VcmpAuth::get() == VcmpAuth::Required {
+        Some(c"version 1 is not believed (vcmp_auth is required)")
+    } else if c.key.auth == Auth::Keyed {
+        Some(c"the connection has a key: version 1 is not believed")
+    } else if pending(c) {
+        Some(c"the connection's key is being agreed")
+    } else {
+        None
+    }
+}
+
+/// Whether the move or suspension of connection `key` may be sent now:
+/// its key is not being agreed. A connection that is gone is settled.
+pub(crate) fn settled(state: &NetState, key: Key) -> bool {
+    state.connections.with(key, |c| !pending(c)).unwrap_or(true)
+}
+
+/// Whether a version-1 message may go out about connection `key`: it has
+/// no key, and `vcmp_auth` is not `required` (the mover would have to
+/// believe an unauthenticated answer).
+pub(crate) fn may_send_v1(state: &NetState, key: Key) -> bool {
+    VcmpAuth::get() != VcmpAuth::Required
+        && state
+            .connections
+            .with(key, |c| c.key.auth != Auth::Keyed)
+            .unwrap_or(false)
+}
+
+/// The key request of a connection, as its end that asks names it.
+fn request(c: &VirtualConnection) -> KeyRequest {
+    KeyRequest {
+        proto: c.mapping.proto,
+        remote_virtual: Addr::from_v4(c.mapping.remote_virtual),
+        local_virtual: Addr::from_v4(c.mapping.local_virtual),
+    }
+}
+
+/// A connection whose key this end asks for, and where.
+pub(crate) struct Wanted {
+    /// The connection.
+    pub(crate) key: Key,
+    /// The peer's vnatd: the connection's remote physical address.
+    pub(crate) peer: u32,
+    /// The local physical address it is asked from.
+    pub(crate) from: u32,
+    /// The KEY message's fields.
+    pub(crate) request: KeyRequest,
+}
+
+/// Key requests taken per call of [`wanted`].
+const WANTED_BATCH: usize = 256;
+
+/// Takes the connections whose key this end asks for and that are due
+/// (new ones, and those the peer refused a second ago), at most
+/// [`WANTED_BATCH`]; returns whether any is left to take now or later.
+pub(crate) fn wanted(state: &NetState, out: &mut KVec<Wanted>) -> bool {
+    let now = ffi::now_ns();
+    let mut left = false;
+    state.connections.update(|key, _, c| {
+        if c.key.asking != Asking::Due || c.key.auth != Auth::Pending {
+            return false;
+        }
+        if now < c.key.since_ns || out.len() >= WANTED_BATCH {
+            left = true;
+            return false;
+        }
+        let w = Wanted {
+            key,
+            peer: c.mapping.remote_physical.addr,
+            from: c.mapping.local_physical.addr,
+            request: request(c),
+        };
+        // Allocation under the table lock: atomic; on failure, next time.
+        if out.push(w, GFP_ATOMIC).is_err() {
+            left = true;
+            return false;
+        }
+        c.key.asking = Asking::Asked;
+        true
+    });
+    left
+}
+
+/// This end's half of a stream's key agreement: an ephemeral X25519 key.
+pub(crate) struct Handshake {
+    secret: X25519Secret,
+    public: [u8; KEY_LEN],
+}
+
+impl Handshake {
+    /// A fresh ephemeral key.
+    pub(crate) fn new() -> Self {
+        let secret = X25519Secret::generate();
+        let public = secret.public();
+        Self { secret, public }
+    }
+
+    /// HELLO (`reply` false, from the end that opens the stream) or HELLO_R
+    /// with this end's public key, encoded into `out`; returns its length.
+    pub(crate) fn hello(&self, reply: bool, out: &mut [u8; MAX_LEN]) -> usize {
+        let h = Hello {
+            version: vcmp2::VERSION,
+            public: self.public,
+        };
+        let m = if reply {
+            vcmp2::Message::HelloReply(h)
+        } else {
+            vcmp2::Message::Hello(h)
+        };
+        m.encode::<HmacSha256>(None, out)
+    }
+
+    /// The stream's key, with the other end's public key `peer`; `opened`:
+    /// this end sent HELLO. `None` if `peer` is a low-order point.
+    pub(crate) fn finish(self, peer: &[u8; KEY_LEN], opened: bool) -> Option<Secret> {
+        let shared = self.secret.agree(peer)?;
+        let (i, r) = if opened {
+            (&self.public, peer)
+        } else {
+            (peer, &self.public)
+        };
+        Some(Secret::derive(|out| {
+            key::stream_key::<HmacSha256>(shared.bytes(), i, r, out)
+        }))
+    }
+}
+
+/// The connection keys of the stream key `stream`, key id `id` and the
+/// request `req`, for the end that asked (`initiator`) or the other.
+fn connection_keys(stream: &Secret, id: u32, req: &KeyRequest, initiator: bool) -> ConnectionKeys {
+    let named = req.named();
+    let derive = |d| {
+        Secret::derive(|out| key::connection_key::<HmacSha256>(stream.bytes(), id, &named, d, out))
+    };
+    let (i, r) = (
+        derive(Direction::FromInitiator),
+        derive(Direction::FromResponder),
+    );
+    if initiator {
+        ConnectionKeys { send: i, recv: r }
+    } else {
+        ConnectionKeys { send: r, recv: i }
+    }
+}
+
+/// What the end that grants keys answers a KEY with.
+pub(crate) struct Grant {
+    /// KEY_R's length in the caller's buffer.
+    pub(crate) len: usize,
+    /// Refused for a reason that guessing or forging gives (see
+    /// `migration::Verdict`).
+    pub(crate) suspicious: bool,
+}
+
+/// The UDP flow that an unconnected socket here serves for the peer
+/// endpoint `theirs`, to our endpoint `ours`, recorded now (paper 3.5): if
+/// there is such a socket and `theirs` is another host's address. Its key,
+/// or `None`.
+pub(crate) fn record_udp_flow(state: &NetState, ours: Endpoint, theirs: Endpoint) -> Option<Key> {
+    let sk = Sock::udp_lookup(state.net(), ours, theirs)?;
+    if !is_peer_address(state, theirs.addr) {
+        return None;
+    }
+    let conn = VirtualConnection::new(PROTO_UDP, ours, theirs, 0, Origin::Update);
+    let key = state.connections.insert(&sk, conn);
+    if key.is_err() {
+        state.count(Counter::ConnectionsUntrackedNomem, 1);
+    }
+    key.ok()
+}
+
+/// On the end that grants keys: a KEY `req` (the whole message: `bytes`)
+/// came on a stream from `from` whose key is `stream`. Gives the connection
+/// its keys, and writes the KEY_R into `out`: under the new key if granted,
+/// an unauthenticated refusal otherwise.
+pub(crate) fn grant(
+    state: &NetState,
+    bytes: &[u8],
+    req: &KeyRequest,
+    from: Source,
+    stream: &Secret,
+    out: &mut [u8; MAX_LEN],
+) -> Grant {
+    let refuse = |why: Option<Counter>, out: &mut [u8; MAX_LEN]| {
+        if let Some(why) = why {
+            state.count(why, 1);
+        }
+        state.count(Counter::KeysRefused, 1);
+        let r = vcmp2::Message::KeyReply(KeyReply {
+            status: STATUS_REFUSED,
+            key_id: 0,
+        });
+        Grant {
+            len: r.encode::<HmacSha256>(None, out),
+            suspicious: true,
+        }
+    };
+    if !vcmp2::verify::<HmacSha256>(bytes, stream.bytes()) {
+        return refuse(Some(Counter::VcmpAuthFailed), out);
+    }
+    let (Some(ours), Some(theirs)) = (req.remote_virtual.v4(), req.local_virtual.v4()) else {
+        return refuse(Some(Counter::VcmpUnknownConnection), out);
+    };
+    let found = state.connections.find(req.proto, ours, theirs);
+    let found = match found {
+        Some((k, c)) => Some((k, c)),
+        // An unconnected UDP socket's flow has no record until now: the
+        // request comes from the address it names (checked below), so the
+        // flow is the peer's.
+        None if req.proto == PROTO_UDP && from.addr() == theirs.addr => {
+            record_udp_flow(state, ours, theirs)
+                .and_then(|k| state.connections.with(k, |c| (k, *c)))
+        }
+        None => None,
+    };
+    let Some((k, c)) = found else {
+        return refuse(Some(Counter::VcmpUnknownConnection), out);
+    };
+    if let Some((why, _)) = from.refuses(c.mapping.remote_physical.addr) {
+        return refuse(Some(why), out);
+    }
+    if c.key.auth == Auth::Keyed || VcmpAuth::get() == VcmpAuth::Off {
+        return refuse(None, out);
+    }
+    let mut id = [0u8; 4];
+    while id == [0; 4] {
+        ffi::random_bytes(&mut id);
+    }
+    let id = u32::from_be_bytes(id);
+    let keys = connection_keys(stream, id, req, false);
+    let r = vcmp2::Message::KeyReply(KeyReply {
+        status: STATUS_OK,
+        key_id: id,
+    });
+    let len = r.encode::<HmacSha256>(Some(keys.send.bytes()), out);
+    match state.connections.set_keys(k, id, keys) {
+        Some(true) => {
+            state.count(Counter::KeysEstablished, 1);
+            Grant {
+                len,
+                suspicious: false,
+            }
+        }
+        _ => refuse(None, out),
+    }
+}
+
+/// On the end that asks: the peer answered the KEY `req` for connection
+/// `key`, sent on a stream whose key is `stream`, with `reply` (the whole
+/// message: `bytes`). Returns whether the answer checks: a grant whose MAC
+/// is not the peer's proves nothing (the stream is then broken). A refusal
+/// is tried again a second later (the peer may not have accepted its end
+/// yet), at most [`KEY_TRIES`] times.
+pub(crate) fn granted(
+    state: &NetState,
+    key: Key,
+    req: &KeyRequest,
+    stream: &Secret,
+    bytes: &[u8],
+    reply: &KeyReply,
+) -> bool {
+    if reply.status != STATUS_OK {
+        state.count(Counter::KeysRefused, 1);
+        let given_up = state.connections.with(key, |c| {
+            c.key.refusals = c.key.refusals.saturating_add(1);
+            if c.key.refusals >= KEY_TRIES {
+                c.key.auth = Auth::Unkeyed;
+                c.key.asking = Asking::No;
+                return true;
+            }
+            c.key.asking = Asking::Due;
+            c.key.since_ns = ffi::now_ns() + retry_ns(c.key.refusals).min(1_000_000_000);
+            false
+        });
+        state.keys_wanted.store(true, Release);
+        if given_up == Some(true) {
+            state.count(Counter::KeysFailed, 1);
+        }
+        return true;
+    }
+    let keys = connection_keys(stream, reply.key_id, req, true);
+    if !vcmp2::verify::<HmacSha256>(bytes, keys.recv.bytes()) {
+        state.count(Counter::VcmpAuthFailed, 1);
+        return false;
+    }
+    if state.connections.set_keys(key, reply.key_id, keys) == Some(true) {
+        state.count(Counter::KeysEstablished, 1);
+    }
+    true
+}
+
+/// On the end that asks: connection `key` gets no key (the peer speaks
+/// only version 1, or its vnatd did not answer).
+pub(crate) fn no_key(state: &NetState, key: Key) {
+    let left = state.connections.with(key, |c| {
+        if c.key.auth != Auth::Pending {
+            return false;
+        }
+        c.key.auth = Auth::Unkeyed;
+        c.key.asking = Asking::No;
+        true
+    });
+    if left == Some(true) {
+        state.count(Counter::KeysFailed, 1);
+    }
+}
+
+/// The version-2 form of `msg` (the `VNAT_UPD` or `VNAT_SUS` of connection
+/// `key`) under the connection's key with its next counter, encoded into
+/// `out`: its length and counter; `None` if the connection has no key.
+pub(crate) fn seal(
+    state: &NetState,
+    key: Key,
+    msg: &vcmp::Message,
+    out: &mut [u8; MAX_LEN],
+) -> Option<(usize, u64)> {
+    state
+        .connections
+        .with_keys(key, |c, keys| {
+            let keys = keys?;
+            let m = match msg {
+                vcmp::Message::Update(u) => {
+                    vcmp2::Message::Update(vcmp2::Update::from_v1(u, c.key.id, c.key.sent + 1))
+                }
+                vcmp::Message::Suspend(u) => {
+                    vcmp2::Message::Suspend(vcmp2::Update::from_v1(u, c.key.id, c.key.sent + 1))
+                }
+                _ => return None,
+            };
+            c.key.sent += 1;
+            Some((
+                m.encode::<HmacSha256>(Some(keys.send.bytes()), out),
+                c.key.sent,
+            ))
+        })
+        .flatten()
+}
+
+/// A version-2 `VNAT_UPD` or `VNAT_SUS` `u` (the whole message: `bytes`):
+/// the connection it is about and its fields, if the connection has the key
+/// `u` names and the MAC and counter check (the counter is then spent);
+/// otherwise the counter of why not.
+pub(crate) fn open(
+    state: &NetState,
+    bytes: &[u8],
+    u: &vcmp2::Update,
+) -> Result<(Key, vcmp::Update), Counter> {
+    let v1 = u.to_v1().ok_or(Counter::VcmpUnknownConnection)?;
+    let (key, _) = state
+        .connections
+        .find(v1.proto, v1.remote_virtual, v1.local_virtual)
+        .ok_or(Counter::VcmpUnknownConnection)?;
+    state
+        .connections
+        .with_keys(key, |c, keys| {
+            let keys = match keys {
+                Some(k) if c.key.id == u.key_id => k,
+                _ => return Err(Counter::VcmpAuthFailed),
+            };
+            if !vcmp2::verify::<HmacSha256>(bytes, keys.recv.bytes()) {
+                return Err(Counter::VcmpAuthFailed);
+            }
+            if !c.key.replay.fresh(u.counter) {
+                return Err(Counter::VcmpReplayed);
+            }
+            c.key.replay.commit(u.counter);
+            Ok(())
+        })
+        .unwrap_or(Err(Counter::VcmpUnknownConnection))?;
+    Ok((key, v1))
+}
+
+/// What a version-2 reply says, before it is sealed.
+pub(crate) struct ReplyFields {
+    /// SUS_R rather than UPD_R.
+    pub(crate) suspend: bool,
+    /// Accepted.
+    pub(crate) ok: bool,
+    /// SUS_R: the helper activated.
+    pub(crate) helper: u8,
+    /// The replier's physical endpoint.
+    pub(crate) local_physical: Endpoint,
+    /// Where the request came from, as the replier saw it.
+    pub(crate) observed: Endpoint,
+}
+
+/// The UPD_R or SUS_R `f` to the version-2 request `u`, encoded into `out`:
+/// under the key of connection `key` if the request was opened
+/// ([`open`]), else an unauthenticated refusal (zero key id and MAC, which
+/// proves nothing). Returns its length.
+pub(crate) fn seal_reply(
+    state: &NetState,
+    key: Option<Key>,
+    u: &vcmp2::Update,
+    f: &ReplyFields,
+    out: &mut [u8; MAX_LEN],
+) -> usize {
+    let ok = f.ok && key.is_some();
+    let mut r = Reply {
+        status: if ok { STATUS_OK } else { STATUS_REFUSED },
+        helper: if f.suspend && ok { f.helper } else { 0 },
+        key_id: 0,
+        counter: u.counter,
+        local_physical: if ok {
+            Addr::from_v4(f.local_physical)
+        } else {
+            Addr::ZERO
+        },
+        observed: if ok {
+            Addr::from_v4(f.observed)
+        } else {
+            Addr::ZERO
+        },
+    };
+    let wrap = |r: Reply| {
+        if f.suspend {
+            vcmp2::Message::SuspendReply(r)
+        } else {
+            vcmp2::Message::UpdateReply(r)
+        }
+    };
+    let sealed = key.and_then(|k| {
+        state
+            .connections
+            .with_keys(k, |c, keys| {
+                let keys = keys?;
+                r.key_id = c.key.id;
+                Some(wrap(r).encode::<HmacSha256>(Some(keys.send.bytes()), out))
+            })
+            .flatten()
+    });
+    sealed.unwrap_or_else(|| {
+        r.key_id = 0;
+        wrap(r).encode::<HmacSha256>(None, out)
+    })
+}
+
+/// On the mover: whether the version-2 UPD_R or SUS_R `r` (the whole
+/// message: `bytes`) is the peer's answer to the request with counter
+/// `counter` about connection `key`: its key id, MAC and counter check.
+pub(crate) fn open_reply(
+    state: &NetState,
+    key: Key,
+    bytes: &[u8],
+    r: &Reply,
+    counter: u64,
+) -> bool {
+    let ok = state
+        .connections
+        .with_keys(key, |c, keys| {
+            keys.is_some_and(|k| {
+                r.key_id == c.key.id
+                    && r.counter == counter
+                    && vcmp2::verify::<HmacSha256>(bytes, k.recv.bytes())
+            })
+        })
+        .unwrap_or(false);
+    if !ok {
+        state.count(Counter::VcmpAuthFailed, 1);
+    }
+    ok
+}
