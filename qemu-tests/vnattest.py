@@ -523,7 +523,10 @@ class Capture:
             # Headers only (-s 128) unless a test reads payloads: the tests
             # count packets, and a capture of megabytes of payload took
             # minutes to read back under TCG.
-            ["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-i", iface, "-n", "-U", "-s", str(snaplen),
+            # --immediate-mode: packets reach tcpdump as they come, not in
+            # blocks of up to a second, which a stop could lose.
+            ["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-i", iface, "-n", "-U", "--immediate-mode",
+             "-s", str(snaplen),
              "-w", self.path, filt],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # tcpdump says "listening on" once the capture is armed.

@@ -29,7 +29,7 @@ use crate::{
     counters::Counter,
     ffi::{self, HmacSha256, Secret, Sock, X25519Secret},
     key::{self, Direction, KEY_LEN},
-    knobs::VcmpAuth,
+    knobs::{VcmpAuth, VCMP_PEER_PORT, VCMP_PORT},
     netns::NetState,
     vcmp::{self, Endpoint, PROTO_UDP},
     vcmp2::{self, Addr, Hello, KeyReply, KeyRequest, Reply, MAX_LEN, STATUS_OK, STATUS_REFUSED},
@@ -164,15 +164,36 @@ pub(crate) struct Wanted {
 /// Key requests taken per call of [`wanted`].
 const WANTED_BATCH: usize = 256;
 
+/// The port of the peers' vnatd (`vcmp_peer_port`, or ours).
+fn peer_vcmp_port() -> u16 {
+    match VCMP_PEER_PORT.get() {
+        0 => VCMP_PORT.get() as u16,
+        p => p as u16,
+    }
+}
+
 /// Takes the connections whose key this end asks for and that are due
 /// (new ones, and those the peer refused a second ago), at most
 /// [`WANTED_BATCH`]; returns whether any is left to take now or later.
+///
+/// No key is asked for a connection whose peer is not another host (a
+/// connection of this host with itself never moves between hosts, and no
+/// peer address would be believed), nor for one to the peers' VCMP port: it
+/// is VCMP itself (a program speaking it), and asking would only talk to
+/// the same vnatd about its own stream.
 pub(crate) fn wanted(state: &NetState, out: &mut KVec<Wanted>) -> bool {
     let now = ffi::now_ns();
+    let vcmp_port = peer_vcmp_port();
     let mut left = false;
     state.connections.update(|key, _, c| {
         if c.key.asking != Asking::Due || c.key.auth != Auth::Pending {
             return false;
+        }
+        let peer = c.mapping.remote_physical.addr;
+        if c.mapping.remote_virtual.port == vcmp_port || !is_peer_address(state, peer) {
+            c.key.auth = Auth::Unkeyed;
+            c.key.asking = Asking::No;
+            return true;
         }
         if now < c.key.since_ns || out.len() >= WANTED_BATCH {
             left = true;
@@ -180,7 +201,7 @@ pub(crate) fn wanted(state: &NetState, out: &mut KVec<Wanted>) -> bool {
         }
         let w = Wanted {
             key,
-            peer: c.mapping.remote_physical.addr,
+            peer,
             from: c.mapping.local_physical.addr,
             request: request(c),
         };
@@ -573,4 +594,51 @@ pub(crate) fn open_reply(
         state.count(Counter::VcmpAuthFailed, 1);
     }
     ok
+}
+
+#[kunit_tests(vnat_authentication)]
+mod tests {
+    use super::*;
+
+    /// Two ends of a stream agree its key from each other's HELLO, and from
+    /// it the connection's keys: what one sends under, the other receives
+    /// under, and the two directions differ.
+    #[test]
+    fn both_ends_derive_matching_keys() {
+        let (a, b) = (Handshake::new(), Handshake::new());
+        let (pa, pb) = (a.public, b.public);
+        let (Some(sa), Some(sb)) = (a.finish(&pb, true), b.finish(&pa, false)) else {
+            panic!("no stream key from two fresh X25519 keys");
+        };
+        assert_eq!(sa.bytes(), sb.bytes());
+        let req = KeyRequest {
+            proto: vcmp::PROTO_TCP,
+            remote_virtual: Addr::from_v4(Endpoint::new(0x0a00_0902, 5000)),
+            local_virtual: Addr::from_v4(Endpoint::new(0x0a00_0102, 40000)),
+        };
+        let asked = connection_keys(&sa, 7, &req, true);
+        let granted = connection_keys(&sb, 7, &req, false);
+        assert_eq!(asked.send.bytes(), granted.recv.bytes());
+        assert_eq!(asked.recv.bytes(), granted.send.bytes());
+        assert_ne!(asked.send.bytes(), asked.recv.bytes());
+        let other = connection_keys(&sa, 8, &req, true);
+        assert_ne!(asked.send.bytes(), other.send.bytes());
+    }
+
+    /// A HELLO_R with a low-order point makes no stream key.
+    #[test]
+    fn a_low_order_point_makes_no_key() {
+        assert!(Handshake::new().finish(&[0; KEY_LEN], true).is_none());
+    }
+
+    /// A refused key request is tried again after 100 ms, then 200, 400,
+    /// 800 ms, and a second from then on.
+    #[test]
+    fn refusals_back_off_to_a_second() {
+        let ms = |n| retry_ns(n).min(1_000_000_000) / 1_000_000;
+        assert_eq!(
+            [ms(1), ms(2), ms(3), ms(4), ms(5), ms(12)],
+            [100, 200, 400, 800, 1000, 1000]
+        );
+    }
 }

@@ -4,11 +4,15 @@
 2031, the worst case, as updates then time out): the migration fails
 cleanly after the bounded retries, counted and logged once; the connection
 is neither reset nor leaked, and works again when the client returns to its
-old network."""
+old network. The client's vnatd gets no key for the connection either (its
+HELLOs are dropped too): at vcmp_auth=opportunistic, set here, it then
+tries version 1, which is what this test follows; at the default, required,
+a connection without a key does not move at all (test 26)."""
 import socket
 from vnattest import *
 
 insmod()
+check_eq(write_knob("vcmp_auth", "opportunistic"), None, "vcmp_auth=opportunistic")
 topo = Topology()
 # Nothing from the server host's VNAT ever answers.
 sh("ip netns exec srv nft add table inet novnat")

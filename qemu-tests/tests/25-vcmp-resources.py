@@ -16,7 +16,13 @@
    are served, the others are refused and counted; bytes that complete no message do not keep a client
    alive (they are closed as idle).
 3. Meanwhile the client moves: its vnatd reaches srv's and the migration
-   completes, and the moved connection carries bytes both ways."""
+   completes, and the moved connection carries bytes both ways.
+
+m's updates are version 1, as a peer that speaks only it sends them
+(vcmp_auth=off, so they are believed and nothing closes the stream for
+refusals: what is tested is what the client costs, not what it may do; at
+the default, required, version 1 is refused and such a stream is closed
+after vcmp_max_refusals, test 26)."""
 import os
 import socket
 import struct
@@ -36,6 +42,7 @@ def vcmp_socket():
 
 
 insmod()
+check_eq(write_knob("vcmp_auth", "off"), None, "vcmp_auth=off: version 1 only, no keys")
 check_eq(write_knob("vcmp_idle_timeout_ms", "3000"), None, "vcmp_idle_timeout_ms set to 3000")
 topo = Topology()
 add_netns("m")

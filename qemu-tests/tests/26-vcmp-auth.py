@@ -142,8 +142,10 @@ topo.attach_client(2)
 wait_for(lambda: stats("cli")["migrations_completed"] == b["migrations_completed"] + 1, "the client moved", timeout=30)
 vcap.stop()
 new = topo.client_addr()
-ups = [p for src, dst, p in vcap.tcp_payloads() if dst == f"{srv_addr}:2031" and p[:4] == bytes([2, UPD, 0, 90])]
-check(len(ups) >= 1, f"the router saw the update in version 2 ({len(ups)} segment(s))")
+seen = vcap.tcp_payloads()
+ups = [p for src, dst, p in seen if dst == f"{srv_addr}:2031" and p[:4] == bytes([2, UPD, 0, 90])]
+check(len(ups) >= 1, f"the router saw the update in version 2 ({len(ups)} segment(s); "
+      f"all: {[(s_, d_, p[:8].hex()) for s_, d_, p in seen][:8]})")
 row = srv_row()
 check(row is not None and row["remote-phys-addr"] == new, f"the server follows the client to {new}: {row}")
 exchange(c, a, "after the move")
@@ -159,7 +161,7 @@ topo.attach_client(1)
 wait_for(lambda: stats("cli")["migrations_completed"] == b["migrations_completed"] + 1, "the client moved home",
          timeout=30)
 # m takes the client's old address 10.0.2.2 (the router sends it m's way).
-sh(f"ip -n m addr add {new}/32 dev v")
+sh(f"ip -n m addr add {new}/32 dev vm")
 sh(f"ip -n rtr route add {new}/32 via 10.0.7.2")
 b = stats("srv")
 got = vcmp("m", new, srv_addr, captured, 72)
@@ -176,7 +178,7 @@ row = srv_row()
 check(row is not None and row["remote-phys-addr"] == cli_addr and row["state"] == "native",
       f"the server's record is home, native: {row}")
 sh(f"ip -n rtr route del {new}/32 via 10.0.7.2")
-sh(f"ip -n m addr del {new}/32 dev v")
+sh(f"ip -n m addr del {new}/32 dev vm")
 
 # 5. A UDP flow, forged in version 1.
 with netns("srv"):
