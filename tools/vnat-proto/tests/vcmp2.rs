@@ -254,9 +254,18 @@ fn key_request_names_the_connection_as_on_the_wire() {
 /// that the header promised.
 #[test]
 fn reader_refuses_a_header_it_cannot_trust() {
-    for header in [[2u8, 1, 0, 80], [2, CMD_UPD, 0, 91], [2, CMD_KEY, 0, 40], [3, 0, 0, 0]] {
+    for header in [
+        [2u8, 1, 0, 80],
+        [2, CMD_UPD, 0, 91],
+        [2, CMD_KEY, 0, 40],
+        [3, 0, 0, 0],
+    ] {
         let mut r = StreamReader::new();
-        assert_eq!(r.feed(&header, |_| panic!("no message")), Err(Unframed), "{header:?}");
+        assert_eq!(
+            r.feed(&header, |_| panic!("no message")),
+            Err(Unframed),
+            "{header:?}"
+        );
     }
 }
 
