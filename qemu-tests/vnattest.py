@@ -289,6 +289,45 @@ def recv_exactly(s, n):
     return bytes(buf)
 
 
+def exchange(c, a, what, n=256 << 10):
+    """Sends `n` random bytes each way at once over the connection of client
+    socket `c` and server socket `a`, and checks that both arrive intact."""
+    blob = os.urandom(n)
+    for s in (c, a):
+        s.settimeout(60)
+    got = {}
+    readers = [threading.Thread(target=lambda s=s, k=k: got.__setitem__(k, recv_exactly(s, n)))
+               for s, k in ((a, "server"), (c, "client"))]
+    for r in readers:
+        r.start()
+    c.sendall(blob)
+    a.sendall(blob[::-1])
+    for r in readers:
+        r.join()
+    check(got.get("server") == blob, f"{what}: {n} bytes from the client arrive intact")
+    check(got.get("client") == blob[::-1], f"{what}: {n} bytes from the server arrive intact")
+
+
+def vcmp1(cmd, rv, lv, lp):
+    """A version-1 VCMP message (paper figure 3-4) of command `cmd` for
+    R_Vir `rv`, L_Vir `lv` and L_Phy `lp`, each (address, port)."""
+    a = socket.inet_aton
+    return struct.pack("!BBH4s4s4sHH", 1, cmd, rv[1], a(rv[0]), a(lv[0]), a(lp[0]), lv[1], lp[1])
+
+
+def vcmp2_addr(addr, port):
+    """A version-2 endpoint: ::ffff:a.b.c.d and the port."""
+    return bytes(10) + b"\xff\xff" + socket.inet_aton(addr) + struct.pack("!H", port)
+
+
+def vcmp2_update(cmd, key_id, counter, rv, lv, lp, proto=6):
+    """A version-2 UPD (20) or SUS (22) for R_Vir `rv`, L_Vir `lv` and L_Phy
+    `lp`, each (address, port), under key id `key_id` with `counter`, and a
+    MAC of random bytes: what someone without the key can send."""
+    return (struct.pack("!BBHB3xIQ", 2, cmd, 90, proto, key_id, counter)
+            + vcmp2_addr(*rv) + vcmp2_addr(*lv) + vcmp2_addr(*lp) + os.urandom(16))
+
+
 def round_trip(c, a, n=50):
     """Median time of `n` one-byte ping-pongs from socket `c` to its peer
     `a` and back."""

@@ -29,7 +29,7 @@ use crate::{
     counters::Counter,
     ffi::{self, HmacSha256, Secret, Sock, X25519Secret},
     key::{self, Direction, KEY_LEN},
-    knobs::{VcmpAuth, VCMP_PEER_PORT, VCMP_PORT},
+    knobs::{peer_vcmp_port, VcmpAuth},
     netns::NetState,
     vcmp::{self, Endpoint, PROTO_UDP},
     vcmp2::{self, Addr, Hello, KeyReply, KeyRequest, Reply, MAX_LEN, STATUS_OK, STATUS_REFUSED},
@@ -163,14 +163,6 @@ pub(crate) struct Wanted {
 
 /// Key requests taken per call of [`wanted`].
 const WANTED_BATCH: usize = 256;
-
-/// The port of the peers' vnatd (`vcmp_peer_port`, or ours).
-fn peer_vcmp_port() -> u16 {
-    match VCMP_PEER_PORT.get() {
-        0 => VCMP_PORT.get() as u16,
-        p => p as u16,
-    }
-}
 
 /// Takes the connections whose key this end asks for and that are due
 /// (new ones, and those the peer refused a second ago), at most
@@ -336,18 +328,15 @@ pub(crate) fn grant(
     let (Some(ours), Some(theirs)) = (req.remote_virtual.v4(), req.local_virtual.v4()) else {
         return refuse(Some(Counter::VcmpUnknownConnection), out);
     };
-    let found = state.connections.find(req.proto, ours, theirs);
-    let found = match found {
-        Some((k, c)) => Some((k, c)),
-        // An unconnected UDP socket's flow has no record until now: the
-        // request comes from the address it names (checked below), so the
-        // flow is the peer's.
-        None if req.proto == PROTO_UDP && from.addr() == theirs.addr => {
-            record_udp_flow(state, ours, theirs)
-                .and_then(|k| state.connections.with(k, |c| (k, *c)))
-        }
-        None => None,
-    };
+    // An unconnected UDP socket's flow has no record until now: the
+    // request comes from the address it names (checked below), so the flow
+    // is the peer's.
+    let found = state.connections.find(req.proto, ours, theirs).or_else(|| {
+        (req.proto == PROTO_UDP && from.addr() == theirs.addr)
+            .then(|| record_udp_flow(state, ours, theirs))
+            .flatten()
+            .and_then(|k| state.connections.with(k, |c| (k, *c)))
+    });
     let Some((k, c)) = found else {
         return refuse(Some(Counter::VcmpUnknownConnection), out);
     };
@@ -453,16 +442,13 @@ pub(crate) fn seal(
         .connections
         .with_keys(key, |c, keys| {
             let keys = keys?;
-            let m = match msg {
-                vcmp::Message::Update(u) => {
-                    vcmp2::Message::Update(vcmp2::Update::from_v1(u, c.key.id, c.key.sent + 1))
-                }
-                vcmp::Message::Suspend(u) => {
-                    vcmp2::Message::Suspend(vcmp2::Update::from_v1(u, c.key.id, c.key.sent + 1))
-                }
+            let (u, wrap): (_, fn(_) -> _) = match msg {
+                vcmp::Message::Update(u) => (u, vcmp2::Message::Update),
+                vcmp::Message::Suspend(u) => (u, vcmp2::Message::Suspend),
                 _ => return None,
             };
             c.key.sent += 1;
+            let m = wrap(vcmp2::Update::from_v1(u, c.key.id, c.key.sent));
             Some((
                 m.encode::<HmacSha256>(Some(keys.send.bytes()), out),
                 c.key.sent,

@@ -163,9 +163,9 @@ extern "C" fn vnat_rs_sock_event(
             state.count(Counter::ConnectionsTracked, 1);
             events::event(state, Event::Virtualized, &conn, None);
             // This end asks the peer for the connection's key: vnatd does,
-            // batched, as soon as it runs.
-            if conn.key.asking == Asking::Due {
-                state.keys_wanted.store(true, Release);
+            // batched, as soon as it runs; woken once per batch, by the
+            // first connection of it.
+            if conn.key.asking == Asking::Due && !state.keys_wanted.xchg(true, Release) {
                 state.kick();
             }
         }

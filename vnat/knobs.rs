@@ -226,6 +226,14 @@ pub(crate) static VCMP_RETRIES: Knob = Knob::new("vcmp_retries", 2, 0, 10);
 /// The port of the peers' vnatd that updates go to; 0: `vcmp_port`, the
 /// port we listen on (peers are configured alike).
 pub(crate) static VCMP_PEER_PORT: Knob = Knob::new("vcmp_peer_port", 0, 0, 65535);
+
+/// The port of the peers' vnatd: `vcmp_peer_port`, or ours.
+pub(crate) fn peer_vcmp_port() -> u16 {
+    match VCMP_PEER_PORT.get() {
+        0 => VCMP_PORT.get() as u16,
+        p => p as u16,
+    }
+}
 /// What an update does when the connection's new physical endpoints are a
 /// live connection's here (paper 3.4.3), unless the connection has its own
 /// policy: `abort` refuses the update, `preempt` aborts the other

@@ -289,6 +289,31 @@ pub struct Reply {
     pub observed: Addr,
 }
 
+impl Reply {
+    /// The paper's `VNAT_UPD_R` with what this UPD_R says: the replier's
+    /// physical endpoint, or a refusal (also when it is not IPv4).
+    pub fn to_v1_update(&self) -> crate::vcmp::UpdateReply {
+        match self.local_physical.v4() {
+            Some(local_physical) if self.status == STATUS_OK => {
+                crate::vcmp::UpdateReply { local_physical }
+            }
+            _ => crate::vcmp::UpdateReply::REFUSED,
+        }
+    }
+
+    /// The `VNAT_SUS_R` with what this SUS_R says, as
+    /// [`Reply::to_v1_update`] does.
+    pub fn to_v1_suspend(&self) -> crate::vcmp::SuspendReply {
+        match self.local_physical.v4() {
+            Some(local_physical) if self.status == STATUS_OK => crate::vcmp::SuspendReply {
+                local_physical,
+                helper: self.helper,
+            },
+            _ => crate::vcmp::SuspendReply::REFUSED,
+        }
+    }
+}
+
 /// CHAL and RESP: a nonce, sent to a new address and sent back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Challenge {

@@ -668,17 +668,7 @@ impl ConnectionTable {
         k: Key,
         f: impl FnOnce(&mut VirtualConnection, Option<&ConnectionKeys>) -> R,
     ) -> Option<R> {
-        let mut guard = self.tables.lock();
-        let Tables {
-            conns,
-            translated,
-            helpers,
-            ..
-        } = &mut *guard;
-        conns.get_mut(&k).map(|r| {
-            let Record { conn, keys, .. } = r;
-            counting((translated, helpers), conn, |c| f(c, keys.as_ref()))
-        })
+        self.with_record(k, |_, c, keys| f(c, keys))
     }
 
     /// As [`Self::with`], and `f` also sees the record's socket.
@@ -686,6 +676,15 @@ impl ConnectionTable {
         &self,
         k: Key,
         f: impl FnOnce(&Sock, &mut VirtualConnection) -> R,
+    ) -> Option<R> {
+        self.with_record(k, |sock, c, _| f(sock, c))
+    }
+
+    /// Changes the record `k`, if it still exists; `f` sees all of it.
+    fn with_record<R>(
+        &self,
+        k: Key,
+        f: impl FnOnce(&Sock, &mut VirtualConnection, Option<&ConnectionKeys>) -> R,
     ) -> Option<R> {
         let mut guard = self.tables.lock();
         let Tables {
@@ -695,8 +694,8 @@ impl ConnectionTable {
             ..
         } = &mut *guard;
         conns.get_mut(&k).map(|r| {
-            let Record { conn, sock, .. } = r;
-            counting((translated, helpers), conn, |c| f(sock, c))
+            let Record { conn, sock, keys } = r;
+            counting((translated, helpers), conn, |c| f(sock, c, keys.as_ref()))
         })
     }
 }

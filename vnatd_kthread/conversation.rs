@@ -36,10 +36,10 @@ use crate::{
     authentication::{self, Handshake, Source},
     counters::Counter,
     ffi::{HmacSha256, Secret},
-    knobs::{VCMP_PEER_PORT, VCMP_RETRIES, VCMP_TIMEOUT_MS},
+    knobs::{peer_vcmp_port, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     netns::{Ipv4, NetState},
     vcmp::{self, Message, SuspendReply, UpdateReply, MSG_LEN},
-    vcmp2::{self, Frame, KeyRequest, StreamReader, MAX_LEN, STATUS_OK},
+    vcmp2::{self, Frame, KeyRequest, StreamReader, MAX_LEN},
     virtualization::{Key, VcmpState},
 };
 use kernel::{
@@ -140,9 +140,6 @@ impl Item {
 /// batch, answered in order.
 pub(super) struct Conversation<'a> {
     state: &'a NetState,
-    /// The daemon's own port: where the peer's vnatd listens too, unless
-    /// `vcmp_peer_port` says otherwise.
-    port: u16,
     /// The peer's vnatd, judged once for what its replies may say.
     peer: Source,
     /// The local address the messages name, which the peer believes them
@@ -180,13 +177,11 @@ pub(super) struct Conversation<'a> {
 
 impl<'a> Conversation<'a> {
     /// A conversation with the vnatd of `peer`, from local address `from`,
-    /// asking for keys (`keying`) or not, with nothing queued yet; the
-    /// daemon listens on `port`.
-    pub(super) fn new(state: &'a NetState, port: u16, peer: u32, from: u32, keying: bool) -> Self {
+    /// asking for keys (`keying`) or not, with nothing queued yet.
+    pub(super) fn new(state: &'a NetState, peer: u32, from: u32, keying: bool) -> Self {
         let now = Instant::now();
         Self {
             state,
-            port,
             peer: Source::new(state, peer),
             from,
             keying,
@@ -335,10 +330,7 @@ impl<'a> Conversation<'a> {
         timeout: Delta,
         report: &mut impl FnMut(Report),
     ) -> bool {
-        let port = match VCMP_PEER_PORT.get() {
-            0 => self.port,
-            p => p as u16,
-        };
+        let port = peer_vcmp_port();
         self.reader = StreamReader::new();
         self.stream = None;
         self.handshake = None;
@@ -553,48 +545,26 @@ impl<'a> Conversation<'a> {
                 }
                 _ => false,
             },
+            // A reply under the key is the peer's answer to this request,
+            // then read as the paper's.
             (Frame::V2(b), Ask::Paper(m)) if counter > 0 => {
-                match (vcmp2::Message::decode(b), Kind::of(m)) {
-                    (Ok(vcmp2::Message::UpdateReply(r)), Kind::Update)
+                let paper = match vcmp2::Message::decode(b) {
+                    Ok(vcmp2::Message::UpdateReply(r))
                         if authentication::open_reply(state, key, b, &r, counter) =>
                     {
-                        let reply = match r.local_physical.v4() {
-                            Some(local_physical) if r.status == STATUS_OK => {
-                                UpdateReply { local_physical }
-                            }
-                            _ => UpdateReply::REFUSED,
-                        };
-                        report(Report::Updated(key, reply, self.peer));
-                        true
+                        Some(Message::UpdateReply(r.to_v1_update()))
                     }
-                    (Ok(vcmp2::Message::SuspendReply(r)), Kind::Suspend)
+                    Ok(vcmp2::Message::SuspendReply(r))
                         if authentication::open_reply(state, key, b, &r, counter) =>
                     {
-                        let reply = match r.local_physical.v4() {
-                            Some(local_physical) if r.status == STATUS_OK => SuspendReply {
-                                local_physical,
-                                helper: r.helper,
-                            },
-                            _ => SuspendReply::REFUSED,
-                        };
-                        report(Report::Suspended(key, reply));
-                        true
+                        Some(Message::SuspendReply(r.to_v1_suspend()))
                     }
-                    _ => false,
-                }
+                    _ => None,
+                };
+                paper.is_some_and(|r| self.paper_reply(key, m, r, report))
             }
             (Frame::V1(b), Ask::Paper(m)) if counter == 0 => {
-                match (vcmp::Message::decode(b), Kind::of(m)) {
-                    (Ok(Message::UpdateReply(r)), Kind::Update) => {
-                        report(Report::Updated(key, r, self.peer));
-                        true
-                    }
-                    (Ok(Message::SuspendReply(r)), Kind::Suspend) => {
-                        report(Report::Suspended(key, r));
-                        true
-                    }
-                    _ => false,
-                }
+                vcmp::Message::decode(b).is_ok_and(|r| self.paper_reply(key, m, r, report))
             }
             _ => false,
         };
@@ -605,6 +575,23 @@ impl<'a> Conversation<'a> {
             state.count(Counter::VcmpMalformed, 1);
         }
         taken
+    }
+
+    /// Reports `reply`, the paper's form of the answer to `asked` about
+    /// connection `key`; false if it does not answer that.
+    fn paper_reply(
+        &self,
+        key: Key,
+        asked: &Message,
+        reply: Message,
+        report: &mut impl FnMut(Report),
+    ) -> bool {
+        match (reply, Kind::of(asked)) {
+            (Message::UpdateReply(r), Kind::Update) => report(Report::Updated(key, r, self.peer)),
+            (Message::SuspendReply(r), Kind::Suspend) => report(Report::Suspended(key, r)),
+            _ => return false,
+        }
+        true
     }
 
     /// Ends the attempt on `sock` if it failed, its socket died or the peer

@@ -241,7 +241,9 @@ impl<'a> Daemon<'a> {
             }
             let nap = if self.conversations.iter().any(|c| c.no_route()) {
                 QUICK_MS
-            } else if self.keys_left {
+            } else if self.keys_left || self.state.keys_wanted.load(Relaxed) {
+                // Key requests to take or to try again soon (a connect
+                // that finds the flag set does not wake us).
                 KEY_RETRY_MS
             } else {
                 TICK_MS
@@ -561,8 +563,7 @@ impl<'a> Daemon<'a> {
         {
             Some(i) => i,
             None => {
-                let port = VCMP_PORT.get() as u16;
-                let c = Conversation::new(self.state, port, peer, from, keying);
+                let c = Conversation::new(self.state, peer, from, keying);
                 self.conversations.push(c, GFP_KERNEL)?;
                 self.conversations.len() - 1
             }

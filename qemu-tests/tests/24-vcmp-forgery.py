@@ -164,20 +164,7 @@ dns.close()
 row = srv_row()
 check(row is not None and row["remote_physical"] == f"{cli_addr}:{cport}" and row["state"] == "native",
       f"srv's record of the victim is as before: {row}")
-blob = os.urandom(1 << 20)
-for s in (c, a):
-    s.settimeout(60)
-got = {}
-readers = [threading.Thread(target=lambda s=s, k=k: got.__setitem__(k, recv_exactly(s, len(blob))))
-           for s, k in ((a, "server"), (c, "client"))]
-for r in readers:
-    r.start()
-c.sendall(blob)
-a.sendall(blob[::-1])
-for r in readers:
-    r.join()
-check(got.get("server") == blob, "1 MiB from the client arrives intact")
-check(got.get("client") == blob[::-1], "1 MiB from the server arrives intact")
+exchange(c, a, "the victim", 1 << 20)
 cap.stop()
 check_eq(cap.count("tcp port 5000"), 0, "no packet of the victim's connection reached m")
 log("srv stats: " + ", ".join(f"{k}={v}" for k, v in stats("srv").items() if k.startswith(("vcmp", "updates", "suspends"))))

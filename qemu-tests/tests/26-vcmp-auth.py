@@ -36,23 +36,6 @@ from vnattest import *
 UPD, SUS = 20, 22
 
 
-def v4(addr, port):
-    """A version-2 endpoint: ::ffff:a.b.c.d and the port."""
-    return bytes(10) + b"\xff\xff" + socket.inet_aton(addr) + struct.pack("!H", port)
-
-
-def upd2(cmd, key_id, counter, rv, lv, lp, mac=None):
-    """A version-2 UPD or SUS for R_Vir `rv`, L_Vir `lv`, L_Phy `lp`
-    ((addr, port) each), with a MAC of random bytes unless given."""
-    body = struct.pack("!BBHB3xIQ", 2, cmd, 90, 6, key_id, counter) + v4(*rv) + v4(*lv) + v4(*lp)
-    return body + (mac if mac is not None else os.urandom(16))
-
-
-def upd1(cmd, rv, lv, lp):
-    a = socket.inet_aton
-    return struct.pack("!BBH4s4s4sHH", 1, cmd, rv[1], a(rv[0]), a(lv[0]), a(lp[0]), lv[1], lp[1])
-
-
 def vcmp(ns, src, addr, payload, reply_len):
     """Sends `payload` to vnatd at `addr` from `src` in namespace `ns`;
     returns the reply (`reply_len` bytes, or what came before the close)."""
@@ -73,23 +56,6 @@ def vcmp(ns, src, addr, payload, reply_len):
 def refused2(reply):
     """Whether a version-2 reply is an unauthenticated refusal."""
     return len(reply) == 72 and reply[:6] == bytes([2, reply[1], 0, 72, 1, 0]) and reply[8:12] == bytes(4)
-
-
-def exchange(c, a, what, n=256 << 10):
-    """`n` random bytes each way at once, intact."""
-    blob = os.urandom(n)
-    for s in (c, a):
-        s.settimeout(60)
-    got = {}
-    readers = [threading.Thread(target=lambda s=s, k=k: got.__setitem__(k, recv_exactly(s, n)))
-               for s, k in ((a, "server"), (c, "client"))]
-    for r in readers:
-        r.start()
-    c.sendall(blob)
-    a.sendall(blob[::-1])
-    for r in readers:
-        r.join()
-    check(got.get("server") == blob and got.get("client") == blob[::-1], f"{what}: {n} bytes intact each way")
 
 
 insmod()
@@ -119,13 +85,13 @@ def srv_row():
 
 # 2. Forgeries from the client's own address.
 b = stats("srv")
-got = vcmp("cli", cli_addr, srv_addr, upd1(1, *victim, (cli_addr, cport)), 20)
+got = vcmp("cli", cli_addr, srv_addr, vcmp1(1, *victim, (cli_addr, cport)), 20)
 check_eq(got, bytes([1, 2]) + bytes(18), "a version-1 update from the client's address: refused")
 check_eq(stats("srv")["vcmp_v1_refused"], b["vcmp_v1_refused"] + 1, "counted: version 1 for a keyed connection")
-forged = upd2(UPD, int.from_bytes(os.urandom(4), "big"), 1 << 40, *victim, (cli_addr, cport))
+forged = vcmp2_update(UPD, int.from_bytes(os.urandom(4), "big"), 1 << 40, *victim, (cli_addr, cport))
 got = vcmp("cli", cli_addr, srv_addr, forged, 72)
 check(refused2(got), f"a version-2 update with a guessed key id and MAC: refused ({got.hex()})")
-got = vcmp("cli", cli_addr, srv_addr, upd2(SUS, 1, 1 << 40, *victim, (cli_addr, cport)), 72)
+got = vcmp("cli", cli_addr, srv_addr, vcmp2_update(SUS, 1, 1 << 40, *victim, (cli_addr, cport)), 72)
 check(refused2(got), f"a version-2 suspension with a guessed key id and MAC: refused ({got.hex()})")
 s = stats("srv")
 check_eq(s["vcmp_auth_failed"], b["vcmp_auth_failed"] + 2, "both counted as failing authentication")
@@ -168,7 +134,7 @@ got = vcmp("m", new, srv_addr, captured, 72)
 check(refused2(got), f"replayed after the move home, by m from {new}: refused")
 check_eq(stats("srv")["vcmp_replayed"], b["vcmp_replayed"] + 1, "counted as a replay")
 # L_Phy is bytes 56-73 (after the header, proto, key id, counter, R_Vir, L_Vir).
-changed = captured[:56] + v4("10.0.7.2", cport) + captured[74:]
+changed = captured[:56] + vcmp2_addr("10.0.7.2", cport) + captured[74:]
 got = vcmp("m", "10.0.7.2", srv_addr, changed, 72)
 check(refused2(got), "the captured update naming m's 10.0.7.2 instead, from there: refused")
 s = stats("srv")
@@ -186,9 +152,7 @@ with netns("srv"):
     dns.bind(("0.0.0.0", 53))
     dns.settimeout(10)
 b = stats("srv")
-got = vcmp("m", "10.0.7.2", srv_addr, struct.pack("!BBH4s4s4sHH", 1, 3, 53, socket.inet_aton(srv_addr),
-                                                   socket.inet_aton("127.0.0.1"), socket.inet_aton("10.0.7.2"),
-                                                   5353, 40000), 20)
+got = vcmp("m", "10.0.7.2", srv_addr, vcmp1(3, (srv_addr, 53), ("127.0.0.1", 5353), ("10.0.7.2", 40000)), 20)
 check_eq(got, bytes([1, 2]) + bytes(18), "a version-1 UDP update naming 127.0.0.1:5353: refused")
 check_eq(stats("srv")["vcmp_v1_refused"], b["vcmp_v1_refused"] + 1, "counted: version 1 is not believed")
 with netns("m"):

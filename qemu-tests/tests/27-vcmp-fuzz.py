@@ -32,14 +32,6 @@ rng = random.Random(int.from_bytes(os.urandom(8), "big"))
 MARTIANS = ["0.0.0.1", "127.0.0.1", "224.0.0.1", "255.255.255.255", "240.0.0.1", "10.0.9.255"]
 
 
-def a4(s):
-    return socket.inet_aton(s)
-
-
-def v4(addr, port):
-    return bytes(10) + b"\xff\xff" + a4(addr) + struct.pack("!H", port)
-
-
 def rand_addr():
     r = rng.random()
     if r < 0.3:
@@ -69,7 +61,7 @@ def v1_request():
     """A well-formed version-1 update or suspension (commands 1, 3, 4, 5)."""
     cmd = rng.choice([1, 3, 4, 5])
     rv, lv, lp = endpoints()
-    return struct.pack("!BBH4s4s4sHH", 1, cmd, rv[1], a4(rv[0]), a4(lv[0]), a4(lp[0]), lv[1], lp[1]), 20, cmd in (4, 5)
+    return vcmp1(cmd, rv, lv, lp), 20, cmd in (4, 5)
 
 
 def v2_request():
@@ -77,14 +69,12 @@ def v2_request():
     cmd = rng.choice([20, 22])
     rv, lv, lp = endpoints()
     key_id = rng.choice([0, 1, rng.getrandbits(32)])
-    m = struct.pack("!BBHB3xIQ", 2, cmd, 90, rng.choice([6, 17]), key_id, rng.getrandbits(64))
-    m += v4(*rv) + v4(*lv) + v4(*lp) + os.urandom(16)
-    return m, 72, cmd == 22
+    return vcmp2_update(cmd, key_id, rng.getrandbits(64), rv, lv, lp, proto=rng.choice([6, 17])), 72, cmd == 22
 
 
 def key_request():
     rv, lv, _ = endpoints()
-    return struct.pack("!BBHB3x", 2, 18, 60, rng.choice([6, 17])) + v4(*rv) + v4(*lv) + os.urandom(16), 28
+    return struct.pack("!BBHB3x", 2, 18, 60, rng.choice([6, 17])) + vcmp2_addr(*rv) + vcmp2_addr(*lv) + os.urandom(16), 28
 
 
 def flipped(m):
@@ -262,20 +252,7 @@ check_eq((s["updates_accepted"] - b["updates_accepted"], s["suspends_accepted"] 
 log("srv stats: " + ", ".join(f"{k}={s[k] - b[k]}" for k in s if k.startswith(("vcmp", "keys")) and s[k] != b[k]))
 
 # 3. The live connection.
-exchange_ok = True
-blob = os.urandom(256 << 10)
-for x in (c, a):
-    x.settimeout(60)
-got = {}
-readers = [threading.Thread(target=lambda x=x, k=k: got.__setitem__(k, recv_exactly(x, len(blob))))
-           for x, k in ((a, "server"), (c, "client"))]
-for r in readers:
-    r.start()
-c.sendall(blob)
-a.sendall(blob[::-1])
-for r in readers:
-    r.join()
-check(got.get("server") == blob and got.get("client") == blob[::-1], "the live connection: 256 KiB intact each way")
+exchange(c, a, "the live connection")
 b = stats("cli")
 topo.attach_client(3)
 wait_for(lambda: stats("cli")["migrations_completed"] == b["migrations_completed"] + 1, "and it moves again",

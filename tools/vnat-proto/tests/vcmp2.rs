@@ -285,3 +285,42 @@ proptest! {
         prop_assert_eq!(v2.to_v1(), Some(u));
     }
 }
+
+/// A version-2 reply reads as the paper's: accepted with an IPv4 endpoint,
+/// or refused (also when its endpoint is not IPv4).
+#[test]
+fn replies_read_as_the_papers() {
+    let e = Endpoint::new(0x0a00_0202, 40000);
+    let ok = Reply {
+        status: STATUS_OK,
+        helper: vcmp::HELPER_STOP,
+        key_id: 1,
+        counter: 2,
+        local_physical: Addr::from_v4(e),
+        observed: Addr::from_v4(e),
+    };
+    assert_eq!(ok.to_v1_update(), vcmp::UpdateReply { local_physical: e });
+    assert_eq!(
+        ok.to_v1_suspend(),
+        vcmp::SuspendReply {
+            local_physical: e,
+            helper: vcmp::HELPER_STOP
+        }
+    );
+    for r in [
+        Reply {
+            status: STATUS_REFUSED,
+            ..ok
+        },
+        Reply {
+            local_physical: Addr {
+                ip: [1; 16],
+                port: 1,
+            },
+            ..ok
+        },
+    ] {
+        assert_eq!(r.to_v1_update(), vcmp::UpdateReply::REFUSED);
+        assert_eq!(r.to_v1_suspend(), vcmp::SuspendReply::REFUSED);
+    }
+}
