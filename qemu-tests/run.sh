@@ -54,7 +54,7 @@ declare -A weight=(
 	[16-others-untranslated.py]=60 [17-rmmod-after-migration.py]=60 [18-control.py]=90
 	[19-migrate-udp.py]=90 [20-netlink.py]=200 [21-conflict.py]=90 [22-suspend.py]=200
 	[23-helper-pid-reuse.py]=60 [24-vcmp-forgery.py]=90 [25-vcmp-resources.py]=90
-	[26-vcmp-auth.py]=150 [27-vcmp-fuzz.py]=200
+	[26-vcmp-auth.py]=150 [27-vcmp-fuzz.py]=200 [28-nat-traversal.py]=100
 )
 if [ $# -gt 0 ]; then
 	guests=1

@@ -85,6 +85,30 @@ impl Source {
             None
         }
     }
+
+    /// Where an authenticated update that names `named` puts the peer, and
+    /// whether it has not been seen there: the stream's address with the
+    /// named port. Behind a NAT the update names the address the peer has,
+    /// and comes from the NAT's, which is where its packets will come from
+    /// (a NAT that keeps ports keeps the connection's); since the peer's
+    /// packets have not opened the NAT's mapping for the connection yet,
+    /// the path is validated before anything goes there. Refused from a
+    /// martian, broadcast or local address.
+    pub(crate) fn observed(
+        &self,
+        named: Endpoint,
+    ) -> Result<(Endpoint, bool), (Counter, &'static CStr)> {
+        if !self.is_peer {
+            return Err((
+                Counter::VcmpMartian,
+                c"from a martian, broadcast or local address",
+            ));
+        }
+        Ok((
+            Endpoint::new(self.addr, named.port),
+            named.addr != self.addr,
+        ))
+    }
 }
 
 /// How long the end that did not connect waits for the peer to ask for a
@@ -316,6 +340,7 @@ pub(crate) fn grant(
         let r = vcmp2::Message::KeyReply(KeyReply {
             status: STATUS_REFUSED,
             key_id: 0,
+            named: Addr::ZERO,
         });
         Grant {
             len: r.encode::<HmacSha256>(None, out),
@@ -325,18 +350,24 @@ pub(crate) fn grant(
     if !vcmp2::verify::<HmacSha256>(bytes, stream.bytes()) {
         return refuse(Some(Counter::VcmpAuthFailed), out);
     }
-    let (Some(ours), Some(theirs)) = (req.remote_virtual.v4(), req.local_virtual.v4()) else {
+    let (Some(ours), Some(named)) = (req.remote_virtual.v4(), req.local_virtual.v4()) else {
         return refuse(Some(Counter::VcmpUnknownConnection), out);
     };
-    // An unconnected UDP socket's flow has no record until now: the
-    // request comes from the address it names (checked below), so the flow
-    // is the peer's.
-    let found = state.connections.find(req.proto, ours, theirs).or_else(|| {
-        (req.proto == PROTO_UDP && from.addr() == theirs.addr)
-            .then(|| record_udp_flow(state, ours, theirs))
-            .flatten()
-            .and_then(|k| state.connections.with(k, |c| (k, *c)))
-    });
+    // The asker names its end as it has it; behind a NAT, we know it by
+    // the NAT's address (the stream's), with the same port if the NAT keeps
+    // ports. An unconnected UDP socket's flow has no record until now: the
+    // request comes from the address its end is known by (checked below),
+    // so the flow is the peer's.
+    let found = [named, Endpoint::new(from.addr(), named.port)]
+        .into_iter()
+        .find_map(|theirs| {
+            state.connections.find(req.proto, ours, theirs).or_else(|| {
+                (req.proto == PROTO_UDP && from.addr() == theirs.addr)
+                    .then(|| record_udp_flow(state, ours, theirs))
+                    .flatten()
+                    .and_then(|k| state.connections.with(k, |c| (k, *c)))
+            })
+        });
     let Some((k, c)) = found else {
         return refuse(Some(Counter::VcmpUnknownConnection), out);
     };
@@ -355,9 +386,13 @@ pub(crate) fn grant(
     let r = vcmp2::Message::KeyReply(KeyReply {
         status: STATUS_OK,
         key_id: id,
+        named: Addr::from_v4(c.mapping.remote_virtual),
     });
     let len = r.encode::<HmacSha256>(Some(keys.send.bytes()), out);
-    match state.connections.set_keys(k, id, keys) {
+    match state
+        .connections
+        .set_keys(k, id, c.mapping.local_virtual, keys)
+    {
         Some(true) => {
             state.count(Counter::KeysEstablished, 1);
             Grant {
@@ -407,7 +442,16 @@ pub(crate) fn granted(
         state.count(Counter::VcmpAuthFailed, 1);
         return false;
     }
-    if state.connections.set_keys(key, reply.key_id, keys) == Some(true) {
+    // How the peer knows our end: the connection's port, behind a NAT at
+    // the NAT's address (an address of this version is IPv4).
+    let named = match reply.named.v4() {
+        Some(n) if req.local_virtual.v4().is_some_and(|l| l.port == n.port) => n,
+        _ => {
+            state.count(Counter::VcmpAuthFailed, 1);
+            return false;
+        }
+    };
+    if state.connections.set_keys(key, reply.key_id, named, keys) == Some(true) {
         state.count(Counter::KeysEstablished, 1);
     }
     true
@@ -448,7 +492,12 @@ pub(crate) fn seal(
                 _ => return None,
             };
             c.key.sent += 1;
-            let m = wrap(vcmp2::Update::from_v1(u, c.key.id, c.key.sent));
+            // Our end as the peer knows it (KEY_R).
+            let u = vcmp::Update {
+                local_virtual: c.key.named,
+                ..*u
+            };
+            let m = wrap(vcmp2::Update::from_v1(&u, c.key.id, c.key.sent));
             Some((
                 m.encode::<HmacSha256>(Some(keys.send.bytes()), out),
                 c.key.sent,

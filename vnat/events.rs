@@ -24,6 +24,7 @@ fn nl_state(c: &VirtualConnection) -> nl_gen::State {
         State::Native => nl_gen::State::Native,
         State::Resuming => nl_gen::State::Resuming,
         State::Migrated => nl_gen::State::Migrated,
+        State::Validating => nl_gen::State::Validating,
     }
 }
 

@@ -90,6 +90,9 @@ pub struct Rule {
     pub matches: Tuple,
     /// What the packet becomes.
     pub rewrite: Tuple,
+    /// A packet it matches shows that a new path works (the connection is
+    /// validating it): the hook tells vnatd.
+    pub validates: bool,
 }
 
 impl Mapping {
@@ -117,6 +120,20 @@ impl Mapping {
         }
     }
 
+    /// The rule that sees the peer's packets arrive from its physical
+    /// endpoint (at LOCAL_IN, after PREROUTING gave them the virtual local
+    /// endpoint), even if it changes nothing: the one a validating
+    /// connection waits to match.
+    pub fn arrival(&self) -> Rule {
+        let (lv, rp) = (self.local_virtual, self.remote_physical);
+        Rule {
+            hook: Hook::LocalIn,
+            matches: self.tuple(rp, lv),
+            rewrite: self.tuple(self.remote_virtual, lv),
+            validates: true,
+        }
+    }
+
     /// The rules that translate this connection, at most one per hook.
     pub fn rules(&self) -> [Option<Rule>; 4] {
         let (lv, lp, rv, rp) = (
@@ -130,6 +147,7 @@ impl Mapping {
                 hook,
                 matches,
                 rewrite,
+                validates: false,
             })
         };
         [
@@ -168,6 +186,8 @@ pub struct Slot {
     pub used: bool,
     /// The rule's hook, as a number.
     pub hook: u8,
+    /// The rule's [`Rule::validates`].
+    pub validates: bool,
     /// The tuple the rule matches.
     pub matches: Tuple,
     /// What the packet becomes.
@@ -233,6 +253,7 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, Inser
             *s = Slot {
                 used: true,
                 hook,
+                validates: rule.validates,
                 matches: rule.matches,
                 rewrite: rule.rewrite,
             };

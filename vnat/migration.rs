@@ -35,12 +35,16 @@ use crate::{
     ffi::{self, NlConn, Sock},
     helper::{self, Helper},
     knobs::{VcmpAuth, AUTO_MIGRATE, VCMP_UDP_FLOWS},
-    netns::NetState,
+    netns::{Ipv4, NetState},
     requests::Selector,
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
     virtualization::{Key, Origin, State, VcmpState, VirtualConnection},
 };
-use kernel::{prelude::*, sync::aref::ARef};
+use kernel::{
+    prelude::*,
+    str::CString,
+    sync::{aref::ARef, atomic::Relaxed},
+};
 
 /// The address notifier saw `addr` (host byte order) appear or go away.
 /// Returns whether vnatd has a new request.
@@ -197,13 +201,16 @@ impl<R> Verdict<R> {
 }
 
 /// Step 3, on the peer: applies a `VNAT_UPD` received on a VCMP connection
-/// from `from`, where it is believed only as [`Source`] says, and either
-/// under the key of connection `opened` (version 2, opened by
-/// [`authentication::open`]) or, for version 1 (`None`), only as
-/// [`authentication::v1_refused`] says. The caller publishes the rules
-/// before it sends the reply. An update that changes nothing (a retry whose
-/// reply was lost, or a peer repeating itself) is answered without touching
-/// anything.
+/// from `from`, either under the key of connection `opened` (version 2,
+/// opened by [`authentication::open`]) or, for version 1 (`None`), only as
+/// [`authentication::v1_refused`] says. Version 1 is believed only from the
+/// address it names ([`Source::refuses`]); version 2 puts the peer where
+/// the stream comes from ([`Source::observed`]): behind a NAT, the NAT's
+/// address with the named port, and then the connection validates that
+/// path ([`State::Validating`]) before anything is sent there. The caller
+/// publishes the rules before it sends the reply. An update that changes
+/// nothing (a retry whose reply was lost, or a peer repeating itself) is
+/// answered without touching anything.
 pub(crate) fn accept_update(
     state: &NetState,
     u: &Update,
@@ -222,9 +229,21 @@ pub(crate) fn accept_update(
             suspicious,
         )
     };
-    if let Some((why, reason)) = from.refuses(u.local_physical.addr) {
-        return refused(why, reason, true);
-    }
+    let believed = match opened {
+        Some(_) => from.observed(u.local_physical),
+        None => match from.refuses(u.local_physical.addr) {
+            Some(refusal) => Err(refusal),
+            None => Ok((u.local_physical, false)),
+        },
+    };
+    let (at, unseen) = match believed {
+        Ok(b) => b,
+        Err((why, reason)) => return refused(why, reason, true),
+    };
+    let u = &Update {
+        local_physical: at,
+        ..*u
+    };
     // The sender's virtual endpoint is our remote one, and the other way round.
     let found = match opened {
         Some(k) => Some(k),
@@ -281,7 +300,12 @@ pub(crate) fn accept_update(
         }
         c.mapping.remote_physical = u.local_physical;
         c.updated_ns = ffi::now_ns();
-        if c.state != State::Resuming {
+        if c.state == State::Resuming {
+            // Settles when our own update is answered.
+        } else if unseen && u.local_physical != c.previous_remote {
+            c.state = State::Validating;
+            c.path_seen = false;
+        } else {
             c.settle();
         }
         // The peer resumed: its helper here is done (undone out of the
@@ -413,15 +437,25 @@ fn udp_flow(state: &NetState, u: &Update) -> Result<Option<Key>, ()> {
 }
 
 /// Step 4: the peer, reached at `peer`, answered the update of connection
-/// `key`. Its reply is believed as an update is ([`Source`]).
-pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply, peer: Source) {
+/// `key`. Its reply is believed as an update is ([`Source`]). Under the
+/// key, the peer also said where the update came from (`seen`): if not
+/// from this end's address, a NAT is between, the `resumed` event says
+/// where the peer sees this end, and true is returned: the peer validates
+/// the path, waiting for a packet of the connection.
+pub(crate) fn finish(
+    state: &NetState,
+    key: Key,
+    reply: &UpdateReply,
+    peer: Source,
+    seen: Option<Endpoint>,
+) -> bool {
     let doubt = (!reply.is_refused())
         .then(|| peer.refuses(reply.local_physical.addr))
         .flatten();
     if let Some((why, reason)) = doubt {
         state.count(why, 1);
         abort(state, key, reason);
-        return;
+        return false;
     }
     if reply.is_refused() {
         state.count(Counter::UpdatesRefused, 1);
@@ -430,7 +464,7 @@ pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply, peer: Sour
             key,
             c"the peer refused the update (no such virtual connection there, or a conflict its policy aborted)",
         );
-        return;
+        return false;
     }
     let done = state.connections.with_sock(key, |sk, c| {
         c.mapping.remote_physical = reply.local_physical;
@@ -439,13 +473,24 @@ pub(crate) fn finish(state: &NetState, key: Key, reply: &UpdateReply, peer: Sour
         c.peer_helper = Helper::None;
         c.settle();
         sync_transparency(sk, c);
-        NlConn::from(&*c)
+        (NlConn::from(&*c), c.mapping.local_physical.addr)
     });
-    if let Some(now) = done {
-        state.count(Counter::MigrationsCompleted, 1);
-        events::event_raw(state, Event::Resumed, &now, None);
-        preempted_here(state, key);
-    }
+    let Some((now, ours)) = done else {
+        return false;
+    };
+    state.count(Counter::MigrationsCompleted, 1);
+    let nat = seen.filter(|s| s.addr != ours);
+    let behind = nat.and_then(|s| {
+        CString::try_from_fmt(fmt!(
+            "a NAT is between: the peer sees this end's updates come from {}:{}",
+            Ipv4(s.addr),
+            s.port
+        ))
+        .ok()
+    });
+    events::event_raw(state, Event::Resumed, &now, behind.as_deref());
+    preempted_here(state, key);
+    nat.is_some()
 }
 
 /// Paper 3.4.3 on the moving end: the peer accepted the update of
@@ -688,8 +733,45 @@ pub(crate) fn release_helpers(state: &NetState, older_than_ns: Option<i64>) {
     }
 }
 
+/// The hooks saw packets arrive on the new paths of validating connections:
+/// those whose packets did arrive are settled (from now on ours go there
+/// too), counted, announced and added to `to_kick`. Returns whether any
+/// was, so that the rules are published again.
+pub(crate) fn paths_validated(state: &NetState, to_kick: &mut KVec<Key>) -> bool {
+    let mut done = KVec::new();
+    state.connections.update(|k, sk, c| {
+        if c.state != State::Validating || !state.rules.path_seen(k, c) {
+            return false;
+        }
+        // Allocation under the table lock: atomic; on failure, next time
+        // (the flag is set again so that there is one).
+        if done.reserve(1, GFP_ATOMIC).is_err() {
+            state.paths_arrived.store(true, Relaxed);
+            return false;
+        }
+        c.settle();
+        sync_transparency(sk, c);
+        done.push((k, NlConn::from(&*c)), GFP_ATOMIC).ok();
+        true
+    });
+    let any = !done.is_empty();
+    for (k, now) in done {
+        state.count(Counter::PathsValidated, 1);
+        events::event_raw(
+            state,
+            Event::PeerMoved,
+            &now,
+            Some(c"the peer's packets arrive on its new path: ours go there now"),
+        );
+        to_kick.push(k, GFP_KERNEL).ok();
+    }
+    any
+}
+
 /// Once the rules of a migration are live, makes the connection retry what
-/// it could not deliver during the move now, not after its backoff.
+/// it could not deliver during the move now, not after its backoff, and
+/// send a packet on its new path (a TCP ACK), which a peer validating that
+/// path waits for.
 pub(crate) fn kick(state: &NetState, key: Key) {
     // The kick takes the socket's lock, under which the close probe takes
     // the table lock: hold a reference, not the table lock, while kicking.

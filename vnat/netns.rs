@@ -19,7 +19,7 @@ use crate::{
 };
 use kernel::{
     prelude::*,
-    sync::atomic::{Atomic, Relaxed},
+    sync::atomic::{Atomic, Full, Relaxed},
 };
 
 /// What VNAT keeps for one network namespace.
@@ -36,6 +36,9 @@ pub(crate) struct NetState {
     pub(crate) rules_stale: Atomic<bool>,
     /// Set when a connection whose key this end asks for was recorded.
     pub(crate) keys_wanted: Atomic<bool>,
+    /// Set when a packet arrived on the new path of a validating
+    /// connection.
+    pub(crate) paths_arrived: Atomic<bool>,
     /// vnatd listens on its port.
     pub(crate) listening: Atomic<bool>,
     /// The namespace's hooks are registered (it has translated connections).
@@ -54,6 +57,7 @@ impl NetState {
             requests <- Requests::new(),
             rules_stale: Atomic::new(false),
             keys_wanted: Atomic::new(false),
+            paths_arrived: Atomic::new(false),
             listening: Atomic::new(false),
             hooked: Atomic::new(false),
             rules: RuleTable::new(),
@@ -86,6 +90,14 @@ impl NetState {
     /// Wakes vnatd to look at its requests and the rules, from any context.
     pub(crate) fn kick(&self) {
         self.waker.kick();
+    }
+
+    /// A packet arrived on the new path of a validating connection: wakes
+    /// vnatd, once until it looks (any context).
+    pub(crate) fn path_arrived(&self) {
+        if !self.paths_arrived.xchg(true, Full) {
+            self.kick();
+        }
     }
 
     /// Whether vnatd listens on its port.

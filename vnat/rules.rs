@@ -75,7 +75,9 @@ impl RuleTable {
         // most four each), fill under it; retry if more came meanwhile.
         let mut conflicts = 0;
         let new = loop {
-            let n = 4 * connections.translated();
+            // At most six rules each: a validating connection has the old
+            // path's four and the new one's two.
+            let n = 6 * connections.translated();
             if n == 0 {
                 break None;
             }
@@ -100,12 +102,18 @@ impl RuleTable {
             let mut overflow = false;
             conflicts = 0;
             connections.for_each(|k, c| {
-                let rules = c.mapping.rules();
+                let [pre, inp, out, post] = c.mapping.rules();
                 let rules = match c.state {
                     State::Native => return,
                     // Incoming only until the peer confirmed.
-                    State::Resuming => [rules[0], rules[1], None, None],
-                    State::Migrated => rules,
+                    State::Resuming => [pre, inp, None, None, None, None],
+                    State::Migrated => [pre, inp, out, post, None, None],
+                    // The old path both ways, and the new one's packets
+                    // understood, their arrival told.
+                    State::Validating => {
+                        let [opre, oinp, oout, opost] = c.previous_mapping().rules();
+                        [pre, Some(c.mapping.arrival()), opre, oinp, oout, opost]
+                    }
                 };
                 for r in rules.iter().flatten() {
                     match mapping::insert(&mut slots, seed, r) {
@@ -143,10 +151,12 @@ impl RuleTable {
                     continue;
                 }
                 let hook = usize::from(old.slots[i].hook);
+                let validates = old.slots[i].validates;
                 let bytes = h.bytes.load(Relaxed);
                 connections.with(old.owners[i], |c| {
                     c.hits.packets[hook] += packets;
                     c.hits.bytes[hook] += bytes;
+                    c.path_seen |= validates;
                 });
             }
         }
@@ -177,6 +187,29 @@ impl RuleTable {
             }
         }
         out
+    }
+
+    /// Whether a packet came from the new remote physical endpoint of
+    /// connection `k` (record `c`), which is validating it: in a table since
+    /// replaced, or in the published one. Takes the RCU read lock itself.
+    pub(crate) fn path_seen(&self, k: Key, c: &VirtualConnection) -> bool {
+        if c.path_seen {
+            return true;
+        }
+        let _guard = rcu::read_lock();
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return false;
+        }
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and we are in an RCU read section.
+        let rules = unsafe { &*table };
+        let r = c.mapping.arrival();
+        mapping::lookup_index(&rules.slots, rules.seed, r.hook, &r.matches).is_some_and(|i| {
+            rules.owners[i] == k
+                && rules.slots[i].validates
+                && rules.hits[i].packets.load(Relaxed) > 0
+        })
     }
 
     /// Looks up the rule for a packet. The packet, of `len` bytes, is

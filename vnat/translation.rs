@@ -100,6 +100,9 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<bool> {
     let Some(rule) = (unsafe { state.rules.lookup(hook, &t, len) }) else {
         return Ok(false);
     };
+    if rule.validates {
+        state.path_arrived();
+    }
     if hook == Hook::PreRouting && t.dst.addr != rule.rewrite.dst.addr {
         // Route by the physical (local) destination before it becomes the
         // virtual one.

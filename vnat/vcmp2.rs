@@ -33,24 +33,24 @@
 //! | HELLO   | 16   | 40    | version, 0, 0 0, X25519 public key (32)             | none       |
 //! | HELLO_R | 17   | 40    | version, 0, 0 0, X25519 public key (32)             | none       |
 //! | KEY     | 18   | 60    | proto, 0, 0 0, R_Vir, L_Vir, MAC                    | stream key |
-//! | KEY_R   | 19   | 28    | status, 0, 0 0, key id (4), MAC                     | new key    |
+//! | KEY_R   | 19   | 46    | status, 0, 0 0, key id (4), named, MAC              | new key    |
 //! | UPD     | 20   | 90    | proto, 0, 0 0, key id, counter (8), R_Vir, L_Vir, L_Phy, MAC | connection key |
 //! | UPD_R   | 21   | 72    | status, helper, 0 0, key id, counter, L_Phy, observed, MAC | connection key |
 //! | SUS     | 22   | 90    | as UPD                                              | connection key |
 //! | SUS_R   | 23   | 72    | as UPD_R                                            | connection key |
-//! | CHAL    | 24   | 44    | 0 0 0 0, key id, nonce (16), MAC                    | connection key |
-//! | RESP    | 25   | 44    | as CHAL                                             | connection key |
 //!
 //! HELLO opens a stream: both ends send a fresh X25519 public key, and the
 //! stream key is derived from the shared secret and both public keys
 //! (`key.rs`). KEY asks for a key for one connection (the two virtual
 //! endpoints, as in `VNAT_UPD`); KEY_R accepts it, its MAC proving that the
-//! replier derived the same key. UPD and SUS are `VNAT_UPD` and `VNAT_SUS`
-//! with the key id and the sender's counter for that key; UPD_R and SUS_R
+//! replier derived the same key, and says how the replier names the
+//! asker's endpoint of the connection (`named`: behind a NAT, the NAT's
+//! address, not the one the asker has). UPD and SUS are `VNAT_UPD` and
+//! `VNAT_SUS` with the key id and the sender's counter for that key, the
+//! sender's virtual endpoint named as KEY_R named it; UPD_R and SUS_R
 //! answer them, echoing the counter, with the replier's physical endpoint
 //! and the endpoint the update came from as the replier saw it (behind a
-//! NAT, not the one named). CHAL and RESP check that the peer is reachable
-//! at a new address before data goes there.
+//! NAT, not the one named).
 //!
 //! A refusal (status 1) is the same whatever the reason; one that the
 //! replier cannot authenticate (no key) carries a zero key id and MAC, and
@@ -74,8 +74,6 @@ pub const MAX_LEN: usize = 90;
 pub const TAG_LEN: usize = 16;
 /// Bytes of an X25519 public key.
 pub const PUBLIC_LEN: usize = 32;
-/// Bytes of a path challenge's nonce.
-pub const NONCE_LEN: usize = 16;
 /// Bytes of an endpoint on the wire.
 pub const ADDR_LEN: usize = 18;
 
@@ -95,10 +93,6 @@ pub const CMD_UPD_R: u8 = 21;
 pub const CMD_SUS: u8 = 22;
 /// Command code of SUS_R.
 pub const CMD_SUS_R: u8 = 23;
-/// Command code of CHAL.
-pub const CMD_CHAL: u8 = 24;
-/// Command code of RESP.
-pub const CMD_RESP: u8 = 25;
 
 /// Status of a reply: accepted.
 pub const STATUS_OK: u8 = 0;
@@ -110,10 +104,9 @@ pub const fn length_of(cmd: u8) -> Option<usize> {
     match cmd {
         CMD_HELLO | CMD_HELLO_R => Some(HDR_LEN + 4 + PUBLIC_LEN),
         CMD_KEY => Some(HDR_LEN + 4 + 2 * ADDR_LEN + TAG_LEN),
-        CMD_KEY_R => Some(HDR_LEN + 4 + 4 + TAG_LEN),
+        CMD_KEY_R => Some(HDR_LEN + 4 + 4 + ADDR_LEN + TAG_LEN),
         CMD_UPD | CMD_SUS => Some(HDR_LEN + 4 + 4 + 8 + 3 * ADDR_LEN + TAG_LEN),
         CMD_UPD_R | CMD_SUS_R => Some(HDR_LEN + 4 + 4 + 8 + 2 * ADDR_LEN + TAG_LEN),
-        CMD_CHAL | CMD_RESP => Some(HDR_LEN + 4 + 4 + NONCE_LEN + TAG_LEN),
         _ => None,
     }
 }
@@ -225,6 +218,9 @@ pub struct KeyReply {
     pub status: u8,
     /// The new key's id (zero in an unauthenticated refusal).
     pub key_id: u32,
+    /// The asker's virtual endpoint of the connection as the replier names
+    /// it (`[::]:0` in a refusal): the one the asker's UPD and SUS name.
+    pub named: Addr,
 }
 
 /// UPD and SUS: `VNAT_UPD` and `VNAT_SUS`, authenticated.
@@ -314,15 +310,6 @@ impl Reply {
     }
 }
 
-/// CHAL and RESP: a nonce, sent to a new address and sent back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Challenge {
-    /// The connection's key.
-    pub key_id: u32,
-    /// Random, chosen by the challenger.
-    pub nonce: [u8; NONCE_LEN],
-}
-
 /// A decoded version-2 message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Message {
@@ -342,10 +329,6 @@ pub enum Message {
     Suspend(Update),
     /// SUS_R.
     SuspendReply(Reply),
-    /// CHAL.
-    Challenge(Challenge),
-    /// RESP.
-    Response(Challenge),
 }
 
 /// Writes fields in order into a message buffer.
@@ -431,8 +414,6 @@ impl Message {
             Self::UpdateReply(_) => CMD_UPD_R,
             Self::Suspend(_) => CMD_SUS,
             Self::SuspendReply(_) => CMD_SUS_R,
-            Self::Challenge(_) => CMD_CHAL,
-            Self::Response(_) => CMD_RESP,
         }
     }
 
@@ -466,6 +447,7 @@ impl Message {
             Self::KeyReply(r) => {
                 w.bytes(&[r.status, 0, 0, 0]);
                 w.bytes(&r.key_id.to_be_bytes());
+                w.addr(&r.named);
             }
             Self::Update(u) | Self::Suspend(u) => {
                 w.bytes(&[u.proto, 0, 0, 0]);
@@ -481,11 +463,6 @@ impl Message {
                 w.bytes(&r.counter.to_be_bytes());
                 w.addr(&r.local_physical);
                 w.addr(&r.observed);
-            }
-            Self::Challenge(c) | Self::Response(c) => {
-                w.bytes(&[0, 0, 0, 0]);
-                w.bytes(&c.key_id.to_be_bytes());
-                w.bytes(&c.nonce);
             }
         }
         if self.has_mac() {
@@ -545,10 +522,15 @@ impl Message {
             CMD_KEY_R => {
                 let status = status_ok(r.u8())?;
                 r.zero(3)?;
-                Self::KeyReply(KeyReply {
+                let k = KeyReply {
                     status,
                     key_id: r.u32(),
-                })
+                    named: r.addr(),
+                };
+                if status == STATUS_OK && !k.named.is_specified() {
+                    return Err(DecodeError::Unspecified);
+                }
+                Self::KeyReply(k)
             }
             CMD_UPD | CMD_SUS => {
                 let proto = proto_ok(r.u8())?;
@@ -573,7 +555,7 @@ impl Message {
                     Self::Suspend(u)
                 }
             }
-            CMD_UPD_R | CMD_SUS_R => {
+            _ => {
                 let status = status_ok(r.u8())?;
                 let helper = r.u8();
                 r.zero(2)?;
@@ -597,18 +579,6 @@ impl Message {
                     Self::UpdateReply(rep)
                 } else {
                     Self::SuspendReply(rep)
-                }
-            }
-            _ => {
-                r.zero(4)?;
-                let c = Challenge {
-                    key_id: r.u32(),
-                    nonce: r.array(),
-                };
-                if cmd == CMD_CHAL {
-                    Self::Challenge(c)
-                } else {
-                    Self::Response(c)
                 }
             }
         };

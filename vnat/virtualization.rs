@@ -48,6 +48,13 @@ pub(crate) enum State {
     /// are translated, so that nothing leaves with the new address before
     /// the peer knows it (the peer would answer with a reset).
     Resuming,
+    /// The peer moved to a physical endpoint it was not seen at: behind a
+    /// NAT, its packets come from an address the update did not name, and
+    /// the NAT forwards ours only once the peer's have opened its mapping.
+    /// Until a packet of the connection comes from there, ours keep going
+    /// to the previous endpoint (`previous_remote`), whose packets are still
+    /// understood too: nothing is sent where the peer has not been seen.
+    Validating,
     /// Translated both ways.
     Migrated,
 }
@@ -87,6 +94,9 @@ pub(crate) struct KeyState {
     pub(crate) refusals: u8,
     /// Its id, chosen by the end that granted it (0: none).
     pub(crate) id: u32,
+    /// This end's virtual endpoint as the peer names it (KEY_R): behind a
+    /// NAT, the NAT's. This end's UPD and SUS name it.
+    pub(crate) named: Endpoint,
     /// The counter of the last message sent under it.
     pub(crate) sent: u64,
     /// The counters accepted from the peer.
@@ -115,6 +125,13 @@ pub(crate) struct VirtualConnection {
     /// The local physical endpoint before the move in progress, to go back
     /// to if the peer cannot be updated.
     pub(crate) previous_local: Endpoint,
+    /// The remote physical endpoint last seen to work: where a
+    /// [`State::Validating`] connection still sends.
+    pub(crate) previous_remote: Endpoint,
+    /// A packet came from the remote physical endpoint a
+    /// [`State::Validating`] connection waits for, in a rule table that has
+    /// since been replaced.
+    pub(crate) path_seen: bool,
     /// Its own conflict policy (`Default`: the knob's).
     pub(crate) policy: Policy,
     /// When the mapping was last updated ([`crate::ffi::now_ns`]); 0: never.
@@ -160,6 +177,7 @@ impl KeyState {
             },
             refusals: 0,
             id: 0,
+            named: local,
             sent: 0,
             replay: Replay::new(),
         }
@@ -204,6 +222,8 @@ impl VirtualConnection {
             origin,
             state: State::Native,
             previous_local: local,
+            previous_remote: remote,
+            path_seen: false,
             policy: Policy::Default,
             updated_ns: 0,
             hits: HookHits {
@@ -248,6 +268,17 @@ impl VirtualConnection {
             State::Migrated
         };
         self.previous_local = self.mapping.local_physical;
+        self.previous_remote = self.mapping.remote_physical;
+        self.path_seen = false;
+    }
+
+    /// The mapping a [`State::Validating`] connection had before: the one
+    /// its outgoing packets keep until the new path is seen to work.
+    pub(crate) fn previous_mapping(&self) -> Mapping {
+        Mapping {
+            remote_physical: self.previous_remote,
+            ..self.mapping
+        }
     }
 }
 
@@ -647,7 +678,13 @@ impl ConnectionTable {
     /// Gives record `k` its keys, under key id `id`, unless it has keys
     /// already (a connection is keyed once: nobody can replace its key).
     /// Returns whether it took them; `None` if the record is gone.
-    pub(crate) fn set_keys(&self, k: Key, id: u32, keys: ConnectionKeys) -> Option<bool> {
+    pub(crate) fn set_keys(
+        &self,
+        k: Key,
+        id: u32,
+        named: Endpoint,
+        keys: ConnectionKeys,
+    ) -> Option<bool> {
         let mut t = self.tables.lock();
         let r = t.conns.get_mut(&k)?;
         if r.keys.is_some() {
@@ -656,6 +693,7 @@ impl ConnectionTable {
         r.keys = Some(keys);
         r.conn.key.auth = Auth::Keyed;
         r.conn.key.id = id;
+        r.conn.key.named = named;
         r.conn.key.asking = Asking::No;
         Some(true)
     }

@@ -38,7 +38,7 @@ use crate::{
     ffi::{HmacSha256, Secret},
     knobs::{peer_vcmp_port, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     netns::{Ipv4, NetState},
-    vcmp::{self, Message, SuspendReply, UpdateReply, MSG_LEN},
+    vcmp::{self, Endpoint, Message, SuspendReply, UpdateReply, MSG_LEN},
     vcmp2::{self, Frame, KeyRequest, StreamReader, MAX_LEN},
     virtualization::{Key, VcmpState},
 };
@@ -83,8 +83,9 @@ pub(super) enum Report {
     /// Bytes came from the peer. What they answered may have changed the
     /// rules, so the daemon publishes them again.
     Heard,
-    /// The peer, reached there, answered the update of this connection.
-    Updated(Key, UpdateReply, Source),
+    /// The peer, reached there, answered the update of this connection;
+    /// under its key (version 2), it said where the update came from.
+    Updated(Key, UpdateReply, Source, Option<Endpoint>),
     /// The peer answered the suspension of this connection.
     Suspended(Key, SuspendReply),
     /// The conversation gave up: the message of this kind about this
@@ -552,19 +553,19 @@ impl<'a> Conversation<'a> {
                     Ok(vcmp2::Message::UpdateReply(r))
                         if authentication::open_reply(state, key, b, &r, counter) =>
                     {
-                        Some(Message::UpdateReply(r.to_v1_update()))
+                        Some((Message::UpdateReply(r.to_v1_update()), r.observed.v4()))
                     }
                     Ok(vcmp2::Message::SuspendReply(r))
                         if authentication::open_reply(state, key, b, &r, counter) =>
                     {
-                        Some(Message::SuspendReply(r.to_v1_suspend()))
+                        Some((Message::SuspendReply(r.to_v1_suspend()), None))
                     }
                     _ => None,
                 };
-                paper.is_some_and(|r| self.paper_reply(key, m, r, report))
+                paper.is_some_and(|(r, seen)| self.paper_reply(key, m, r, seen, report))
             }
             (Frame::V1(b), Ask::Paper(m)) if counter == 0 => {
-                vcmp::Message::decode(b).is_ok_and(|r| self.paper_reply(key, m, r, report))
+                vcmp::Message::decode(b).is_ok_and(|r| self.paper_reply(key, m, r, None, report))
             }
             _ => false,
         };
@@ -578,16 +579,20 @@ impl<'a> Conversation<'a> {
     }
 
     /// Reports `reply`, the paper's form of the answer to `asked` about
-    /// connection `key`; false if it does not answer that.
+    /// connection `key` (`seen`: where the peer saw the request come from,
+    /// if it said so under the key); false if it does not answer that.
     fn paper_reply(
         &self,
         key: Key,
         asked: &Message,
         reply: Message,
+        seen: Option<Endpoint>,
         report: &mut impl FnMut(Report),
     ) -> bool {
         match (reply, Kind::of(asked)) {
-            (Message::UpdateReply(r), Kind::Update) => report(Report::Updated(key, r, self.peer)),
+            (Message::UpdateReply(r), Kind::Update) => {
+                report(Report::Updated(key, r, self.peer, seen))
+            }
             (Message::SuspendReply(r), Kind::Suspend) => report(Report::Suspended(key, r)),
             _ => return false,
         }

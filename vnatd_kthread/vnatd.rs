@@ -50,7 +50,7 @@ use crate::{
     authentication::{self, Source, Wanted},
     counters::Counter,
     events::{self, Event},
-    ffi::{HookRegistration, KprobeRegistration},
+    ffi::{self, HookRegistration, KprobeRegistration},
     interception,
     knobs::{
         HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE,
@@ -182,6 +182,8 @@ struct Daemon<'a> {
     rules_changed: bool,
     /// Connections to kick once the rules are published.
     to_kick: KVec<Key>,
+    /// Connections moved behind a NAT, to kick again ([`Nudges`]).
+    nudges: Nudges,
     /// The namespace's hooks, while it has rules.
     hooks: Option<HookRegistration>,
     hooks_error_logged: bool,
@@ -204,6 +206,7 @@ impl<'a> Daemon<'a> {
             conversations: KVec::new(),
             rules_changed: false,
             to_kick: KVec::new(),
+            nudges: Nudges(KVec::new()),
             hooks: None,
             hooks_error_logged: false,
             missed_seen: 0,
@@ -224,6 +227,8 @@ impl<'a> Daemon<'a> {
             }
             self.expire_helpers();
             self.forget_destroyed();
+            self.validate_paths();
+            self.nudges.kick_due(self.state);
             self.keys();
             self.requests();
             let more = self.accept() | self.serve();
@@ -241,7 +246,10 @@ impl<'a> Daemon<'a> {
             }
             let nap = if self.conversations.iter().any(|c| c.no_route()) {
                 QUICK_MS
-            } else if self.keys_left || self.state.keys_wanted.load(Relaxed) {
+            } else if self.keys_left
+                || self.state.keys_wanted.load(Relaxed)
+                || !self.nudges.0.is_empty()
+            {
                 // Key requests to take or to try again soon (a connect
                 // that finds the flag set does not wake us).
                 KEY_RETRY_MS
@@ -341,6 +349,16 @@ impl<'a> Daemon<'a> {
                     n
                 );
             }
+        }
+    }
+
+    /// Settles the validating connections whose peer's packets arrived on
+    /// the new path (the hooks said so): their rules send there from now on.
+    fn validate_paths(&mut self) {
+        if self.state.paths_arrived.xchg(false, Acquire)
+            && migration::paths_validated(self.state, &mut self.to_kick)
+        {
+            self.rules_changed = true;
         }
     }
 
@@ -599,9 +617,10 @@ impl<'a> Daemon<'a> {
                 .any(|c| c.peer() == peer && c.keying() == keying);
             let state = self.state;
             let rules_changed = &mut self.rules_changed;
-            let to_kick = &mut self.to_kick;
-            let step = self.conversations[i]
-                .step(behind, &mut |r| settle(state, rules_changed, to_kick, r));
+            let (to_kick, nudges) = (&mut self.to_kick, &mut self.nudges);
+            let step = self.conversations[i].step(behind, &mut |r| {
+                settle(state, rules_changed, to_kick, nudges, r)
+            });
             match step {
                 Step::Pending => i += 1,
                 Step::Done | Step::Failed => drop(self.conversations.remove(i)),
@@ -610,13 +629,61 @@ impl<'a> Daemon<'a> {
     }
 }
 
+/// Connections that moved behind a NAT, kicked again a few times after
+/// their move (each kick sends an ACK): the peer validates the new path and
+/// sends nothing there until one of their packets arrives, and the first
+/// ACK may be lost, leaving a connection with nothing in flight waiting for
+/// its application to write. The connection, when, and how many more.
+struct Nudges(KVec<(Key, i64, u8)>);
+
+/// First nudge after the move's kick; each next one four times later
+/// (0.3 s, 1.2 s, 4.8 s).
+const NUDGE_FIRST_NS: i64 = 300_000_000;
+/// Nudges after the move's kick.
+const NUDGES: u8 = 3;
+
+impl Nudges {
+    fn add(&mut self, key: Key) {
+        let at = ffi::now_ns() + NUDGE_FIRST_NS;
+        self.0.push((key, at, NUDGES), GFP_KERNEL).ok();
+    }
+
+    fn kick_due(&mut self, state: &NetState) {
+        let now = ffi::now_ns();
+        let mut i = 0;
+        while i < self.0.len() {
+            let (key, at, left) = &mut self.0[i];
+            if *at > now {
+                i += 1;
+                continue;
+            }
+            migration::kick(state, *key);
+            *left -= 1;
+            if *left == 0 {
+                drop(self.0.remove(i));
+            } else {
+                *at = now + (NUDGE_FIRST_NS << (2 * (NUDGES - *left)));
+                i += 1;
+            }
+        }
+    }
+}
+
 /// Acts on what a conversation reports about a connection: applies the
 /// peer's answers, leaves the connections it got none for as they were.
-fn settle(state: &NetState, rules_changed: &mut bool, to_kick: &mut KVec<Key>, report: Report) {
+fn settle(
+    state: &NetState,
+    rules_changed: &mut bool,
+    to_kick: &mut KVec<Key>,
+    nudges: &mut Nudges,
+    report: Report,
+) {
     match report {
         Report::Heard => *rules_changed = true,
-        Report::Updated(key, reply, peer) => {
-            migration::finish(state, key, &reply, peer);
+        Report::Updated(key, reply, peer, seen) => {
+            if migration::finish(state, key, &reply, peer, seen) {
+                nudges.add(key);
+            }
             // Kicked once the rules are live: it retries what it could not
             // deliver during the move now, not after its backoff.
             to_kick.push(key, GFP_KERNEL).ok();

@@ -110,7 +110,8 @@ impl Sock {
         unsafe { vnat_shim_sock_set_transparent(self.as_ptr(), on) }
     }
 
-    /// Makes a TCP socket in retransmission backoff retry at the next tick.
+    /// Makes a TCP socket in retransmission backoff retry at the next tick,
+    /// and sends an ACK (a peer validating the path waits for a packet).
     pub(crate) fn kick_retransmit(&self) {
         // SAFETY: Live; the shim takes the socket's spinlock with bottom
         // halves off.

@@ -114,10 +114,11 @@ pub(crate) mod attr {
         pub(crate) const VCMP_AUTH_FAILED: u16 = 42;
         pub(crate) const VCMP_REPLAYED: u16 = 43;
         pub(crate) const VCMP_V1_REFUSED: u16 = 44;
-        pub(crate) const CONNECTIONS: u16 = 45;
-        pub(crate) const VCMP_LISTENING: u16 = 46;
-        pub(crate) const HOOKS_REGISTERED: u16 = 47;
-        pub(crate) const PAD: u16 = 48;
+        pub(crate) const PATHS_VALIDATED: u16 = 45;
+        pub(crate) const CONNECTIONS: u16 = 46;
+        pub(crate) const VCMP_LISTENING: u16 = 47;
+        pub(crate) const HOOKS_REGISTERED: u16 = 48;
+        pub(crate) const PAD: u16 = 49;
     }
 }
 
@@ -134,6 +135,11 @@ pub(crate) enum State {
     /// This end was suspended (conn-suspend) and has not resumed yet;
     /// its mapping is as before the suspension.
     Suspended = 3,
+    /// The peer moved to where it was not seen (behind a NAT, the
+    /// update came from an address it did not name): its packets are
+    /// understood from there, ours keep going to its previous endpoint
+    /// until one of its packets arrives from the new one.
+    Validating = 4,
 }
 
 impl State {
@@ -143,6 +149,7 @@ impl State {
         Self::Resuming,
         Self::Migrated,
         Self::Suspended,
+        Self::Validating,
     ];
 
     /// Its name in the spec.
@@ -152,6 +159,7 @@ impl State {
             Self::Resuming => "resuming",
             Self::Migrated => "migrated",
             Self::Suspended => "suspended",
+            Self::Validating => "validating",
         }
     }
 }
@@ -165,6 +173,7 @@ impl TryFrom<u8> for State {
             1 => Ok(Self::Resuming),
             2 => Ok(Self::Migrated),
             3 => Ok(Self::Suspended),
+            4 => Ok(Self::Validating),
             _ => Err(EINVAL),
         }
     }
@@ -587,6 +596,9 @@ pub(crate) enum Counter {
     /// Version-1 updates and suspensions refused for a connection that
     /// has a key or is getting one, or because vcmp_auth is required.
     VcmpV1Refused,
+    /// Connections whose peer moved behind a NAT (validating) and whose
+    /// packets then arrived from the new path: ours go there from then on.
+    PathsValidated,
 }
 
 impl Counter {
@@ -636,6 +648,7 @@ impl Counter {
         Counter::VcmpAuthFailed,
         Counter::VcmpReplayed,
         Counter::VcmpV1Refused,
+        Counter::PathsValidated,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -685,6 +698,7 @@ impl Counter {
             Counter::VcmpAuthFailed => "vcmp_auth_failed",
             Counter::VcmpReplayed => "vcmp_replayed",
             Counter::VcmpV1Refused => "vcmp_v1_refused",
+            Counter::PathsValidated => "paths_validated",
         }
     }
 

@@ -35,6 +35,13 @@ void vnat_shim_sock_set_transparent(struct sock *sk, bool on)
  * was gone is lost. Once its rules are live on both ends, retransmit at the
  * next tick rather than after another minimum RTO (200 ms: that was the
  * data gap of a move); the timer's own doubling then takes over.
+ *
+ * And send an ACK (it says nothing new, as a delayed ACK would): a peer
+ * that validates the new path (behind a NAT, which forwards its packets
+ * only once ours have opened the mapping) waits for one of our packets,
+ * and a connection with nothing in flight would otherwise send none until
+ * its application writes. Skipped while the owner is in a socket call,
+ * which sends what it has itself.
  */
 void vnat_shim_sock_kick_retransmit(struct sock *sk)
 {
@@ -53,6 +60,10 @@ void vnat_shim_sock_kick_retransmit(struct sock *sk)
 		tcp_bound_rto(sk);
 		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, 1, TCP_RTO_MAX);
 	}
+	if (((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
+				    TCPF_CLOSE_WAIT | TCPF_CLOSING | TCPF_LAST_ACK)) &&
+	    !sock_owned_by_user(sk))
+		__tcp_send_ack(sk, tcp_sk(sk)->rcv_nxt, 0);
 	bh_unlock_sock(sk);
 	local_bh_enable();
 }

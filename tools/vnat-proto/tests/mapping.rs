@@ -53,6 +53,22 @@ proptest! {
         prop_assert_eq!(through(&a, &[Hook::PreRouting, Hook::LocalIn], wire), reply);
     }
 
+    /// The rule a validating connection waits on sees the peer's packets as
+    /// LOCAL_IN gets them from the new physical endpoint (after PREROUTING),
+    /// translates them as the mapping's own rule does (or not at all, for a
+    /// peer back at its virtual endpoint), and is the one rule that tells.
+    #[test]
+    fn arrival_sees_the_peer_at_its_physical_endpoint(lv in endpoint(), lp in endpoint(), rv in endpoint(), rp in endpoint()) {
+        let m = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        let a = m.arrival();
+        prop_assert_eq!(a.hook, Hook::LocalIn);
+        prop_assert!(a.validates);
+        let wire = Tuple { proto: PROTO_TCP, src: rp, dst: lp };
+        prop_assert_eq!(a.matches, through(&m, &[Hook::PreRouting], wire));
+        prop_assert_eq!(a.rewrite, through(&m, &[Hook::PreRouting, Hook::LocalIn], wire));
+        prop_assert!(m.rules().iter().flatten().all(|r| !r.validates));
+    }
+
     #[test]
     fn native_mappings_have_no_rules(l in endpoint(), r in endpoint()) {
         let m = Mapping::native(PROTO_TCP, l, r);
@@ -119,6 +135,7 @@ fn full_table_is_refused() {
                 dst: Endpoint::new(2, 2),
             },
             rewrite: Tuple::default(),
+            validates: false,
         };
         assert!(insert(&mut slots, 0, &r).is_ok());
     }
@@ -130,6 +147,7 @@ fn full_table_is_refused() {
             dst: Endpoint::new(2, 2),
         },
         rewrite: Tuple::default(),
+        validates: false,
     };
     assert_eq!(insert(&mut slots, 0, &r), Err(InsertError::Full));
 }

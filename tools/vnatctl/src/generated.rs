@@ -140,10 +140,11 @@ pub mod stats {
     pub const VCMP_AUTH_FAILED: u16 = 42;
     pub const VCMP_REPLAYED: u16 = 43;
     pub const VCMP_V1_REFUSED: u16 = 44;
-    pub const CONNECTIONS: u16 = 45;
-    pub const VCMP_LISTENING: u16 = 46;
-    pub const HOOKS_REGISTERED: u16 = 47;
-    pub const PAD: u16 = 48;
+    pub const PATHS_VALIDATED: u16 = 45;
+    pub const CONNECTIONS: u16 = 46;
+    pub const VCMP_LISTENING: u16 = 47;
+    pub const HOOKS_REGISTERED: u16 = 48;
+    pub const PAD: u16 = 49;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -191,9 +192,10 @@ pub mod stats {
         (42, "vcmp-auth-failed"),
         (43, "vcmp-replayed"),
         (44, "vcmp-v1-refused"),
-        (45, "connections"),
-        (46, "vcmp-listening"),
-        (47, "hooks-registered"),
+        (45, "paths-validated"),
+        (46, "connections"),
+        (47, "vcmp-listening"),
+        (48, "hooks-registered"),
     ];
 }
 
@@ -203,9 +205,10 @@ pub mod state {
     pub const RESUMING: u8 = 1;
     pub const MIGRATED: u8 = 2;
     pub const SUSPENDED: u8 = 3;
+    pub const VALIDATING: u8 = 4;
 
     /// The names, by value.
-    pub const NAMES: &[&str] = &["native", "resuming", "migrated", "suspended"];
+    pub const NAMES: &[&str] = &["native", "resuming", "migrated", "suspended", "validating"];
 }
 
 /// Enum `origin`.

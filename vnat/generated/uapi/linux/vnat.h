@@ -18,12 +18,17 @@
  * @VNAT_STATE_MIGRATED: Translated both ways.
  * @VNAT_STATE_SUSPENDED: This end was suspended (conn-suspend) and has not
  *   resumed yet; its mapping is as before the suspension.
+ * @VNAT_STATE_VALIDATING: The peer moved to where it was not seen (behind a
+ *   NAT, the update came from an address it did not name): its packets are
+ *   understood from there, ours keep going to its previous endpoint until one
+ *   of its packets arrives from the new one.
  */
 enum vnat_state {
 	VNAT_STATE_NATIVE,
 	VNAT_STATE_RESUMING,
 	VNAT_STATE_MIGRATED,
 	VNAT_STATE_SUSPENDED,
+	VNAT_STATE_VALIDATING,
 };
 
 /**
@@ -223,6 +228,7 @@ enum {
 	VNAT_A_STATS_VCMP_AUTH_FAILED,
 	VNAT_A_STATS_VCMP_REPLAYED,
 	VNAT_A_STATS_VCMP_V1_REFUSED,
+	VNAT_A_STATS_PATHS_VALIDATED,
 	VNAT_A_STATS_CONNECTIONS,
 	VNAT_A_STATS_VCMP_LISTENING,
 	VNAT_A_STATS_HOOKS_REGISTERED,

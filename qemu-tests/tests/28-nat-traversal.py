@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""NAT traversal: a laptop behind a home router that masquerades moves to
+another NATed network in the middle of a transfer, and back.
+
+    cli 192.168.1.2 --- nat1 198.51.100.2 ---+
+     (c1)      masquerade (w1)               |
+                                            rtr --- srv 10.0.9.2:5000
+     (c2)      masquerade (w2)               |
+    cli 192.168.2.2 --- nat2 203.0.113.2 ----+
+
+The server knows the client by nat1's address (its virtual remote endpoint
+is 198.51.100.2:port); the client knows itself as 192.168.1.2:port.
+1. The key is agreed through the NAT: KEY names the client's end as the
+   client has it; the server finds its end by the NAT's address, the
+   stream's, with the same port, and tells the client how it names it.
+2. The client moves to nat2: its update (version 2, naming 192.168.2.2)
+   comes from 203.0.113.2; the server believes the address it observes,
+   with the named port, and validates that path before it sends there:
+   `validating` until the client's packets arrive through nat2's new
+   mapping, then `migrated` (paths_validated). The client's `resumed`
+   event says where the server saw it. Bytes intact, no reset, and after
+   the move the router sees the connection only at 203.0.113.2.
+3. An authenticated update naming an address whose path does not answer:
+   on a connection opened at nat2, the client moves home to nat1, which
+   now drops the data connection's packets (not VCMP). The server stays
+   `validating` and sends nothing to 198.51.100.2 while the client's
+   packets die at nat1 (counted by nat1's rule); its packets keep going
+   where they went. Once nat1 lets them pass, the path validates and every
+   byte arrives."""
+import os
+from vnattest import *
+
+SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "4")) << 20
+SERVER = "10.0.9.2"
+PUBLIC = {1: "198.51.100.2", 2: "203.0.113.2"}
+
+insmod()
+for ns in ("cli", "nat1", "nat2", "rtr", "srv"):
+    add_netns(ns)
+veth("srv", "10.0.9.2", "rtr", "10.0.9.1", name="s9")
+sh("ip -n srv route add default via 10.0.9.1")
+sh("ip netns exec rtr sysctl -qw net.ipv4.ip_forward=1")
+for n, wan in ((1, "198.51.100"), (2, "203.0.113")):
+    nat = f"nat{n}"
+    veth(nat, f"{wan}.2", "rtr", f"{wan}.1", name=f"w{n}")
+    sh(f"ip -n {nat} route add default via {wan}.1")
+    sh(f"ip netns exec {nat} sysctl -qw net.ipv4.ip_forward=1")
+    sh(f"ip link add c{n} netns cli type veth peer name l{n} netns {nat}")
+    sh(f"ip -n {nat} addr add 192.168.{n}.1/24 dev l{n}")
+    sh(f"ip -n {nat} link set l{n} up")
+    # The home router: everything from the home network leaves with its
+    # address; a table `home` whose `gate` chain a test can close.
+    sh(f"ip netns exec {nat} nft -f -", input=f"""
+table ip home {{
+    chain post {{ type nat hook postrouting priority srcnat; oifname "w{n}{nat}" masquerade; }}
+    chain gate {{ type filter hook forward priority filter; }}
+}}
+""")
+
+
+def attach(n, old=None):
+    """The laptop joins home network `n` (leaving `old`): the old address
+    goes away, the new one comes with its default route."""
+    cmds = []
+    if old:
+        cmds += [f"addr del 192.168.{old}.2/24 dev c{old}", f"link set c{old} down"]
+    cmds += [f"link set c{n} up", f"addr add 192.168.{n}.2/24 dev c{n}",
+             f"route replace default via 192.168.{n}.1"]
+    sh("ip -n cli -batch -", input="\n".join(cmds) + "\n")
+
+
+def server_row():
+    rows = [r for r in connection_rows("srv") if r["local"] == f"{SERVER}:5000"]
+    check_eq(len(rows), 1, "the server has the connection")
+    return rows[0]
+
+
+attach(1)
+listener = tcp_listen("srv", "0.0.0.0", 5000)
+c = tcp_connect("cli", SERVER, 5000)
+a, _ = listener.accept()
+port = c.getsockname()[1]
+stats("cli"), stats("srv")
+mon = Monitor("cli")
+
+# 1. The key, through the NAT.
+wait_keyed("cli", "srv")
+row = server_row()
+check_eq(row["remote"], f"{PUBLIC[1]}:{port}", "the server knows the client by nat1's address")
+check_eq(connection_rows("cli")[0]["local"], f"192.168.1.2:{port}", "the client knows itself by its own address")
+
+# 2. The move to nat2 in the middle of a transfer.
+t = Transfer(c, a, SIZE, hold=0.6)
+t.wait_progress(0.25)
+before_c, before_s = stats("cli"), stats("srv")
+attach(2, old=1)
+wait_for(lambda: stats("cli")["migrations_completed"] > before_c["migrations_completed"],
+         "the client's update was answered", timeout=30)
+seen = mon.until(lambda e: e["event"] == "resumed", "the client resumed")
+reason = seen[-1].get("reason", "")
+check(f"{PUBLIC[2]}:" in reason, f"the resumed event says where the server saw the update: {reason!r}")
+wait_for(lambda: stats("srv")["paths_validated"] > before_s["paths_validated"],
+         "the server saw the client's packets arrive through nat2 (path validated)", timeout=30)
+row = server_row()
+check_eq((row["state"], row["remote"], row["remote_physical"]),
+         ("migrated", f"{PUBLIC[1]}:{port}", f"{PUBLIC[2]}:{port}"),
+         "the server keeps the virtual endpoint and sends to nat2's address")
+check(stats("srv")["updates_accepted"] > before_s["updates_accepted"], "the server accepted the update")
+cap = Capture("rtr", "tcp port 5000")
+t.release()
+t.wait_more(0.2)
+cap.stop()
+n_old, n_new = cap.count(f"host {PUBLIC[1]}"), cap.count(f"host {PUBLIC[2]}")
+check(n_old == 0, f"the router saw no packet of {PUBLIC[1]} after the move ({n_old})")
+check(n_new > 0, f"the router saw packets of {PUBLIC[2]} ({n_new})")
+check_eq(cap.count("tcp[tcpflags] & tcp-rst != 0"), 0, "no reset on the wire")
+t.join()
+
+# 3. Home again, on a connection opened at nat2, through a gate that drops
+# the data connection's packets.
+c.close(); a.close()
+wait_for(lambda: stats("cli")["connections"] == 0 and stats("srv")["connections"] == 0,
+         "closing removes the connection on both ends")
+c = tcp_connect("cli", SERVER, 5000)
+a, _ = listener.accept()
+port = c.getsockname()[1]
+wait_keyed("cli", "srv")
+check_eq(server_row()["remote"], f"{PUBLIC[2]}:{port}", "the server knows the new connection by nat2's address")
+sh("ip netns exec nat1 nft add rule ip home gate tcp dport 5000 counter drop")
+t = Transfer(c, a, SIZE, hold=0.5)
+t.wait_progress(0.2)
+before_c, before_s = stats("cli"), stats("srv")
+cap = Capture("rtr", f"tcp port 5000 and host {PUBLIC[1]}")
+attach(1, old=2)
+wait_for(lambda: stats("cli")["migrations_completed"] > before_c["migrations_completed"],
+         "the client's update was answered through nat1", timeout=30)
+check_eq(server_row()["state"], "validating", "the server validates the path through nat1")
+# Both ends have bytes to send again; the client's die at nat1.
+t.release()
+
+
+def dropped():
+    out = sh("ip netns exec nat1 nft list chain ip home gate")
+    m = re.search(r"counter packets (\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+wait_for(lambda: dropped() >= 3, "the client's packets die at nat1 (three of them)", timeout=60)
+row = server_row()
+check_eq((row["state"], row["remote_physical"]), ("validating", f"{PUBLIC[1]}:{port}"),
+         "still validating while the path does not answer")
+check_eq(stats("srv")["paths_validated"], before_s["paths_validated"], "no path validated meanwhile")
+cap.stop()
+to_nat1 = cap.count(f"src host {SERVER} and dst host {PUBLIC[1]}")
+check_eq(to_nat1, 0, "the server sent nothing to the path that does not answer")
+check(cap.count(f"src host {PUBLIC[1]}") == 0, "nor did anything of the client's get through")
+
+sh("ip netns exec nat1 nft flush chain ip home gate")
+wait_for(lambda: stats("srv")["paths_validated"] > before_s["paths_validated"],
+         "once nat1 lets the client's packets through, the path validates", timeout=60)
+row = server_row()
+check_eq((row["state"], row["remote"], row["remote_physical"]),
+         ("migrated", f"{PUBLIC[2]}:{port}", f"{PUBLIC[1]}:{port}"),
+         "the server keeps the virtual endpoint and sends to nat1's address")
+t.join()
+for ns in ("cli", "srv"):
+    s = stats(ns)
+    log(f"{ns} stats: " + ", ".join(f"{k}={v}" for k, v in s.items() if v and not k.startswith("hook")))
+check_eq(stats("srv")["vcmp_v1_refused"] + stats("srv")["vcmp_auth_failed"], 0,
+         "every update was version 2 and checked")
+mon.stop()
+c.close(); a.close(); listener.close()
+wait_for(lambda: stats("cli")["connections"] == 0 and stats("srv")["connections"] == 0,
+         "closing removes the connection on both ends")
+done()
