@@ -605,6 +605,12 @@ class Capture:
                 out.append((src, dst, payload))
         return out
 
+    def first(self, filt):
+        """When the first captured packet matching `filt` was seen (seconds,
+        the capture's clock), or None."""
+        out = sh(f"tcpdump -n -tt -c 1 -r {self.path} '{filt}' 2>/dev/null")
+        return float(out.split()[0]) if out.strip() else None
+
     def count(self, filt):
         """How many captured packets match `filt` (counted by tcpdump,
         which prints none of them)."""

@@ -31,7 +31,7 @@ use crate::{
     key::{self, Direction, KEY_LEN},
     knobs::{peer_vcmp_port, VcmpAuth},
     netns::NetState,
-    vcmp::{self, Endpoint, PROTO_UDP},
+    vcmp::{self, Endpoint, PROTO_TCP, PROTO_UDP},
     vcmp2::{self, Addr, Hello, KeyReply, KeyRequest, Reply, MAX_LEN, STATUS_OK, STATUS_REFUSED},
     virtualization::{Asking, Auth, ConnectionKeys, Key, Origin, VirtualConnection},
 };
@@ -165,11 +165,13 @@ pub(crate) fn may_send_v1(state: &NetState, key: Key) -> bool {
 }
 
 /// The key request of a connection, as its end that asks names it.
+/// Its ISN is filled in out of the table's lock ([`wanted`]).
 fn request(c: &VirtualConnection) -> KeyRequest {
     KeyRequest {
         proto: c.mapping.proto,
         remote_virtual: Addr::from_v4(c.mapping.remote_virtual),
         local_virtual: Addr::from_v4(c.mapping.local_virtual),
+        isn: 0,
     }
 }
 
@@ -183,6 +185,8 @@ pub(crate) struct Wanted {
     pub(crate) from: u32,
     /// The KEY message's fields.
     pub(crate) request: KeyRequest,
+    /// This end opened it (TCP): the KEY carries its ISN.
+    opened: bool,
 }
 
 /// Key requests taken per call of [`wanted`].
@@ -220,6 +224,7 @@ pub(crate) fn wanted(state: &NetState, out: &mut KVec<Wanted>) -> bool {
             peer,
             from: c.mapping.local_physical.addr,
             request: request(c),
+            opened: c.origin == Origin::Connect && c.mapping.proto == PROTO_TCP,
         };
         // Allocation under the table lock: atomic; on failure, next time.
         if out.push(w, GFP_ATOMIC).is_err() {
@@ -229,6 +234,13 @@ pub(crate) fn wanted(state: &NetState, out: &mut KVec<Wanted>) -> bool {
         c.key.asking = Asking::Asked;
         true
     });
+    // The ISNs, under each socket's own lock (which is taken before the
+    // table's, never under it).
+    for w in out.iter_mut().filter(|w| w.opened && w.request.isn == 0) {
+        if let Some(isn) = state.connections.sock(w.key).and_then(|s| s.tcp_isn(true)) {
+            w.request.isn = isn;
+        }
+    }
     left
 }
 
@@ -355,25 +367,44 @@ pub(crate) fn grant(
     };
     // The asker names its end as it has it; behind a NAT, we know it by
     // the NAT's address (the stream's), with the same port if the NAT keeps
-    // ports. An unconnected UDP socket's flow has no record until now: the
-    // request comes from the address its end is known by (checked below),
-    // so the flow is the peer's.
+    // ports. Hosts behind one NAT share its address: a connection found so
+    // is the asker's only if it has the ISN the asker opened it with (a
+    // neighbour's with the same port has another). An unconnected UDP
+    // socket's flow has no record until now: the request comes from the
+    // address its end is known by (checked below), so the flow is the
+    // peer's. Each connection found is believed only from its remote
+    // physical address.
+    let mut why = Counter::VcmpUnknownConnection;
     let found = [named, Endpoint::new(from.addr(), named.port)]
         .into_iter()
-        .find_map(|theirs| {
-            state.connections.find(req.proto, ours, theirs).or_else(|| {
-                (req.proto == PROTO_UDP && from.addr() == theirs.addr)
-                    .then(|| record_udp_flow(state, ours, theirs))
-                    .flatten()
-                    .and_then(|k| state.connections.with(k, |c| (k, *c)))
-            })
+        .enumerate()
+        .find_map(|(i, theirs)| {
+            let (k, c) = state
+                .connections
+                .find(req.proto, ours, theirs)
+                .or_else(|| {
+                    (req.proto == PROTO_UDP && from.addr() == theirs.addr)
+                        .then(|| record_udp_flow(state, ours, theirs))
+                        .flatten()
+                        .and_then(|k| state.connections.with(k, |c| (k, *c)))
+                })?;
+            if let Some((w, _)) = from.refuses(c.mapping.remote_physical.addr) {
+                why = w;
+                return None;
+            }
+            let behind_nat = i == 1 && theirs != named;
+            if behind_nat && req.proto == PROTO_TCP {
+                let isn = state.connections.sock(k).and_then(|s| s.tcp_isn(false));
+                if req.isn == 0 || isn != Some(req.isn) {
+                    why = Counter::VcmpAuthFailed;
+                    return None;
+                }
+            }
+            Some((k, c))
         });
     let Some((k, c)) = found else {
-        return refuse(Some(Counter::VcmpUnknownConnection), out);
-    };
-    if let Some((why, _)) = from.refuses(c.mapping.remote_physical.addr) {
         return refuse(Some(why), out);
-    }
+    };
     if c.key.auth == Auth::Keyed || VcmpAuth::get() == VcmpAuth::Off {
         return refuse(None, out);
     }
@@ -650,6 +681,7 @@ mod tests {
             proto: vcmp::PROTO_TCP,
             remote_virtual: Addr::from_v4(Endpoint::new(0x0a00_0902, 5000)),
             local_virtual: Addr::from_v4(Endpoint::new(0x0a00_0102, 40000)),
+            isn: 1,
         };
         let asked = connection_keys(&sa, 7, &req, true);
         let granted = connection_keys(&sb, 7, &req, false);
@@ -658,6 +690,29 @@ mod tests {
         assert_ne!(asked.send.bytes(), asked.recv.bytes());
         let other = connection_keys(&sa, 8, &req, true);
         assert_ne!(asked.send.bytes(), other.send.bytes());
+    }
+
+    /// An authenticated update puts the peer at the stream's address with
+    /// the port it names, to be validated if that is not the address it
+    /// names (a NAT is between); never at a martian or local one.
+    #[test]
+    fn an_update_is_believed_from_where_it_comes() {
+        let nat = Source {
+            addr: 0xcb00_7102,
+            is_peer: true,
+        };
+        let named = Endpoint::new(0xc0a8_0202, 40000);
+        assert_eq!(
+            nat.observed(named).ok(),
+            Some((Endpoint::new(0xcb00_7102, 40000), true))
+        );
+        let direct = Endpoint::new(0xcb00_7102, 40000);
+        assert_eq!(nat.observed(direct).ok(), Some((direct, false)));
+        let local = Source {
+            is_peer: false,
+            ..nat
+        };
+        assert!(local.observed(direct).is_err());
     }
 
     /// A HELLO_R with a low-order point makes no stream key.

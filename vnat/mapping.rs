@@ -93,6 +93,8 @@ pub struct Rule {
     /// A packet it matches shows that a new path works (the connection is
     /// validating it): the hook tells vnatd.
     pub validates: bool,
+    /// A packet it matches is dropped, not rewritten.
+    pub drops: bool,
 }
 
 impl Mapping {
@@ -131,6 +133,21 @@ impl Mapping {
             matches: self.tuple(rp, lv),
             rewrite: self.tuple(self.remote_virtual, lv),
             validates: true,
+            drops: false,
+        }
+    }
+
+    /// The rule that drops what the connection sends (at LOCAL_OUT, before
+    /// any rewrite): for a connection behind a NAT whose move the peer has
+    /// not answered yet.
+    pub fn hold(&self) -> Rule {
+        let t = self.tuple(self.local_virtual, self.remote_virtual);
+        Rule {
+            hook: Hook::LocalOut,
+            matches: t,
+            rewrite: t,
+            validates: false,
+            drops: true,
         }
     }
 
@@ -148,6 +165,7 @@ impl Mapping {
                 matches,
                 rewrite,
                 validates: false,
+                drops: false,
             })
         };
         [
@@ -188,6 +206,8 @@ pub struct Slot {
     pub hook: u8,
     /// The rule's [`Rule::validates`].
     pub validates: bool,
+    /// The rule's [`Rule::drops`].
+    pub drops: bool,
     /// The tuple the rule matches.
     pub matches: Tuple,
     /// What the packet becomes.
@@ -254,6 +274,7 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, Inser
                 used: true,
                 hook,
                 validates: rule.validates,
+                drops: rule.drops,
                 matches: rule.matches,
                 rewrite: rule.rewrite,
             };

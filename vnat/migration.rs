@@ -300,12 +300,10 @@ pub(crate) fn accept_update(
         }
         c.mapping.remote_physical = u.local_physical;
         c.updated_ns = ffi::now_ns();
-        if c.state == State::Resuming {
-            // Settles when our own update is answered.
-        } else if unseen && u.local_physical != c.previous_remote {
-            c.state = State::Validating;
-            c.path_seen = false;
-        } else {
+        c.unvalidated = unseen && u.local_physical != c.previous_remote;
+        c.path_seen = false;
+        // A resuming end settles when its own update is answered.
+        if c.state != State::Resuming {
             c.settle();
         }
         // The peer resumed: its helper here is done (undone out of the
@@ -467,6 +465,10 @@ pub(crate) fn finish(
         return false;
     }
     let done = state.connections.with_sock(key, |sk, c| {
+        // The peer answered from where it says it is: seen there.
+        if reply.local_physical != c.mapping.remote_physical {
+            c.unvalidated = false;
+        }
         c.mapping.remote_physical = reply.local_physical;
         c.updated_ns = ffi::now_ns();
         c.vcmp = VcmpState::Idle;
@@ -749,6 +751,7 @@ pub(crate) fn paths_validated(state: &NetState, to_kick: &mut KVec<Key>) -> bool
             state.paths_arrived.store(true, Relaxed);
             return false;
         }
+        c.unvalidated = false;
         c.settle();
         sync_transparency(sk, c);
         done.push((k, NlConn::from(&*c)), GFP_ATOMIC).ok();

@@ -95,7 +95,8 @@ impl NetState {
     /// A packet arrived on the new path of a validating connection: wakes
     /// vnatd, once until it looks (any context).
     pub(crate) fn path_arrived(&self) {
-        if !self.paths_arrived.xchg(true, Full) {
+        // Every packet of such a path comes here: write only once.
+        if !self.paths_arrived.load(Relaxed) && !self.paths_arrived.xchg(true, Full) {
             self.kick();
         }
     }

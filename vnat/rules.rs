@@ -105,8 +105,16 @@ impl RuleTable {
                 let [pre, inp, out, post] = c.mapping.rules();
                 let rules = match c.state {
                     State::Native => return,
-                    // Incoming only until the peer confirmed.
-                    State::Resuming => [pre, inp, None, None, None, None],
+                    // Incoming only until the peer confirmed. Behind a NAT
+                    // (the peer knows this end by another address), what
+                    // it sends meanwhile is dropped: the NAT would give it
+                    // the new address, which the peer would answer with a
+                    // reset.
+                    State::Resuming => {
+                        let nat = c.key.named != c.mapping.local_virtual;
+                        let hold = nat.then(|| c.mapping.hold());
+                        [pre, inp, hold, None, None, None]
+                    }
                     State::Migrated => [pre, inp, out, post, None, None],
                     // The old path both ways, and the new one's packets
                     // understood, their arrival told.
@@ -151,12 +159,16 @@ impl RuleTable {
                     continue;
                 }
                 let hook = usize::from(old.slots[i].hook);
-                let validates = old.slots[i].validates;
+                let slot = &old.slots[i];
                 let bytes = h.bytes.load(Relaxed);
                 connections.with(old.owners[i], |c| {
                     c.hits.packets[hook] += packets;
                     c.hits.bytes[hook] += bytes;
-                    c.path_seen |= validates;
+                    // Packets from the path it validates now, not from one
+                    // it validated before another move.
+                    c.path_seen |= slot.validates
+                        && c.state == State::Validating
+                        && c.mapping.arrival().matches == slot.matches;
                 });
             }
         }

@@ -82,6 +82,8 @@ extern "C" fn vnat_rs_hook(
             bindings::NF_ACCEPT
         }
         Ok(false) => bindings::NF_ACCEPT,
+        // Held back on purpose (counted where it was).
+        Err(e) if e == EAGAIN => bindings::NF_DROP,
         Err(_) => {
             state.count(Counter::TranslationDroppedPackets, 1);
             bindings::NF_DROP
@@ -100,8 +102,17 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<bool> {
     let Some(rule) = (unsafe { state.rules.lookup(hook, &t, len) }) else {
         return Ok(false);
     };
+    if rule.drops {
+        state.count(Counter::ResumingDroppedPackets, 1);
+        return Err(EAGAIN);
+    }
     if rule.validates {
         state.path_arrived();
+        // The arrival rule of a peer back at its virtual endpoint changes
+        // nothing: the packet stays as it is.
+        if rule.rewrite == t {
+            return Ok(false);
+        }
     }
     if hook == Hook::PreRouting && t.dst.addr != rule.rewrite.dst.addr {
         // Route by the physical (local) destination before it becomes the

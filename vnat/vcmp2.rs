@@ -32,7 +32,7 @@
 //! |---------|------|-------|----------------------------------------------------|------------|
 //! | HELLO   | 16   | 40    | version, 0, 0 0, X25519 public key (32)             | none       |
 //! | HELLO_R | 17   | 40    | version, 0, 0 0, X25519 public key (32)             | none       |
-//! | KEY     | 18   | 60    | proto, 0, 0 0, R_Vir, L_Vir, MAC                    | stream key |
+//! | KEY     | 18   | 64    | proto, 0, 0 0, R_Vir, L_Vir, ISN (4), MAC           | stream key |
 //! | KEY_R   | 19   | 46    | status, 0, 0 0, key id (4), named, MAC              | new key    |
 //! | UPD     | 20   | 90    | proto, 0, 0 0, key id, counter (8), R_Vir, L_Vir, L_Phy, MAC | connection key |
 //! | UPD_R   | 21   | 72    | status, helper, 0 0, key id, counter, L_Phy, observed, MAC | connection key |
@@ -42,7 +42,8 @@
 //! HELLO opens a stream: both ends send a fresh X25519 public key, and the
 //! stream key is derived from the shared secret and both public keys
 //! (`key.rs`). KEY asks for a key for one connection (the two virtual
-//! endpoints, as in `VNAT_UPD`); KEY_R accepts it, its MAC proving that the
+//! endpoints, as in `VNAT_UPD`, and for a TCP connection the asker opened,
+//! its initial sequence number, which a NAT does not change; else 0); KEY_R accepts it, its MAC proving that the
 //! replier derived the same key, and says how the replier names the
 //! asker's endpoint of the connection (`named`: behind a NAT, the NAT's
 //! address, not the one the asker has). UPD and SUS are `VNAT_UPD` and
@@ -103,7 +104,7 @@ pub const STATUS_REFUSED: u8 = 1;
 pub const fn length_of(cmd: u8) -> Option<usize> {
     match cmd {
         CMD_HELLO | CMD_HELLO_R => Some(HDR_LEN + 4 + PUBLIC_LEN),
-        CMD_KEY => Some(HDR_LEN + 4 + 2 * ADDR_LEN + TAG_LEN),
+        CMD_KEY => Some(HDR_LEN + 4 + 2 * ADDR_LEN + 4 + TAG_LEN),
         CMD_KEY_R => Some(HDR_LEN + 4 + 4 + ADDR_LEN + TAG_LEN),
         CMD_UPD | CMD_SUS => Some(HDR_LEN + 4 + 4 + 8 + 3 * ADDR_LEN + TAG_LEN),
         CMD_UPD_R | CMD_SUS_R => Some(HDR_LEN + 4 + 4 + 8 + 2 * ADDR_LEN + TAG_LEN),
@@ -179,14 +180,19 @@ pub struct KeyRequest {
     pub remote_virtual: Addr,
     /// The sender's virtual endpoint.
     pub local_virtual: Addr,
+    /// The sender's initial sequence number of a TCP connection it opened
+    /// (0: none): behind a NAT, what tells its connection from a
+    /// neighbour's with the same port.
+    pub isn: u32,
 }
 
 /// Bytes of [`KeyRequest::named`].
-pub const NAMED_LEN: usize = 4 + 2 * ADDR_LEN;
+pub const NAMED_LEN: usize = 4 + 2 * ADDR_LEN + 4;
 
 impl KeyRequest {
     /// The bytes of the KEY message that name the connection (protocol,
-    /// three zero bytes, both virtual endpoints), exactly as on the wire:
+    /// three zero bytes, both virtual endpoints, the ISN), exactly as on the
+    /// wire:
     /// both ends derive the connection's keys from them
     /// (`key::connection_key`).
     pub fn named(&self) -> [u8; NAMED_LEN] {
@@ -443,6 +449,7 @@ impl Message {
                 w.bytes(&[k.proto, 0, 0, 0]);
                 w.addr(&k.remote_virtual);
                 w.addr(&k.local_virtual);
+                w.bytes(&k.isn.to_be_bytes());
             }
             Self::KeyReply(r) => {
                 w.bytes(&[r.status, 0, 0, 0]);
@@ -513,6 +520,7 @@ impl Message {
                     proto,
                     remote_virtual: r.addr(),
                     local_virtual: r.addr(),
+                    isn: r.u32(),
                 };
                 if !(k.remote_virtual.is_specified() && k.local_virtual.is_specified()) {
                     return Err(DecodeError::Unspecified);

@@ -128,6 +128,11 @@ pub(crate) struct VirtualConnection {
     /// The remote physical endpoint last seen to work: where a
     /// [`State::Validating`] connection still sends.
     pub(crate) previous_remote: Endpoint,
+    /// The remote physical endpoint came from an update that came from
+    /// elsewhere (behind a NAT), and no packet has come from it yet: the
+    /// connection settles as [`State::Validating`], whatever else happens
+    /// to it meanwhile (its own move, or that move's failure).
+    pub(crate) unvalidated: bool,
     /// A packet came from the remote physical endpoint a
     /// [`State::Validating`] connection waits for, in a rule table that has
     /// since been replaced.
@@ -223,6 +228,7 @@ impl VirtualConnection {
             state: State::Native,
             previous_local: local,
             previous_remote: remote,
+            unvalidated: false,
             path_seen: false,
             policy: Policy::Default,
             updated_ns: 0,
@@ -260,14 +266,20 @@ impl VirtualConnection {
         self.mapping.remote_virtual
     }
 
-    /// Sets the state that fits the mapping once the peer agreed.
+    /// Sets the state that fits the mapping once the peer agreed: while
+    /// the remote endpoint is unvalidated, [`State::Validating`] (and the
+    /// previous remote endpoint is kept).
     pub(crate) fn settle(&mut self) {
+        self.previous_local = self.mapping.local_physical;
+        if self.unvalidated {
+            self.state = State::Validating;
+            return;
+        }
         self.state = if self.mapping.is_native() {
             State::Native
         } else {
             State::Migrated
         };
-        self.previous_local = self.mapping.local_physical;
         self.previous_remote = self.mapping.remote_physical;
         self.path_seen = false;
     }

@@ -555,6 +555,7 @@ impl<'a> Daemon<'a> {
             peer,
             from,
             request,
+            ..
         } in wanted
         {
             let queued = self
@@ -637,7 +638,7 @@ impl<'a> Daemon<'a> {
 struct Nudges(KVec<(Key, i64, u8)>);
 
 /// First nudge after the move's kick; each next one four times later
-/// (0.3 s, 1.2 s, 4.8 s).
+/// (0.3, 1.5 and 6.3 s after the move).
 const NUDGE_FIRST_NS: i64 = 300_000_000;
 /// Nudges after the move's kick.
 const NUDGES: u8 = 3;

@@ -74,7 +74,8 @@ def v2_request():
 
 def key_request():
     rv, lv, _ = endpoints()
-    return struct.pack("!BBHB3x", 2, 18, 60, rng.choice([6, 17])) + vcmp2_addr(*rv) + vcmp2_addr(*lv) + os.urandom(16), 46
+    return (struct.pack("!BBHB3x", 2, 18, 64, rng.choice([6, 17])) + vcmp2_addr(*rv) + vcmp2_addr(*lv)
+            + os.urandom(4 + 16)), 46
 
 
 def flipped(m):

@@ -4,7 +4,8 @@
 another NATed network in the middle of a transfer, and back.
 
     cli 192.168.1.2 --- nat1 198.51.100.2 ---+
-     (c1)      masquerade (w1)               |
+     (c1)      |  masquerade (w1)            |
+    nb 192.168.3.2  (a neighbour)            |
                                             rtr --- srv 10.0.9.2:5000
      (c2)      masquerade (w2)               |
     cli 192.168.2.2 --- nat2 203.0.113.2 ----+
@@ -14,6 +15,11 @@ is 198.51.100.2:port); the client knows itself as 192.168.1.2:port.
 1. The key is agreed through the NAT: KEY names the client's end as the
    client has it; the server finds its end by the NAT's address, the
    stream's, with the same port, and tells the client how it names it.
+   A neighbour behind nat1 uses the port of a client connection whose own
+   KEY nat1 holds back: nat1 gives the neighbour's connection another
+   port, and its KEY, which names the client's port, finds the client's
+   connection at the server, whose ISN it does not have: refused, the
+   client's connection is not keyed to the neighbour.
 2. The client moves to nat2: its update (version 2, naming 192.168.2.2)
    comes from 203.0.113.2; the server believes the address it observes,
    with the named port, and validates that path before it sends there:
@@ -29,6 +35,7 @@ is 198.51.100.2:port); the client knows itself as 192.168.1.2:port.
    where they went. Once nat1 lets them pass, the path validates and every
    byte arrives."""
 import os
+import socket
 from vnattest import *
 
 SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "4")) << 20
@@ -36,7 +43,7 @@ SERVER = "10.0.9.2"
 PUBLIC = {1: "198.51.100.2", 2: "203.0.113.2"}
 
 insmod()
-for ns in ("cli", "nat1", "nat2", "rtr", "srv"):
+for ns in ("cli", "nb", "nat1", "nat2", "rtr", "srv"):
     add_netns(ns)
 veth("srv", "10.0.9.2", "rtr", "10.0.9.1", name="s9")
 sh("ip -n srv route add default via 10.0.9.1")
@@ -59,6 +66,10 @@ table ip home {{
 """)
 
 
+veth("nb", "192.168.3.2", "nat1", "192.168.3.1", name="n")
+sh("ip -n nb route add default via 192.168.3.1")
+
+
 def attach(n, old=None):
     """The laptop joins home network `n` (leaving `old`): the old address
     goes away, the new one comes with its default route."""
@@ -77,6 +88,8 @@ def server_row():
 
 
 attach(1)
+# Every reset of the data connections, on both sides of the NATs.
+resets = [Capture(ns, "tcp port 5000 and tcp[tcpflags] & tcp-rst != 0") for ns in ("rtr", "nat1", "nat2")]
 listener = tcp_listen("srv", "0.0.0.0", 5000)
 c = tcp_connect("cli", SERVER, 5000)
 a, _ = listener.accept()
@@ -90,10 +103,40 @@ row = server_row()
 check_eq(row["remote"], f"{PUBLIC[1]}:{port}", "the server knows the client by nat1's address")
 check_eq(connection_rows("cli")[0]["local"], f"192.168.1.2:{port}", "the client knows itself by its own address")
 
+# The neighbour: the client's next connection from port 47000 cannot ask
+# for its key (nat1 drops the client's VCMP); the neighbour connects from
+# port 47000 too, which nat1 maps to another.
+sh("ip netns exec nat1 nft add rule ip home gate ip saddr 192.168.1.2 tcp dport 2031 drop")
+before_s = stats("srv")
+with netns("cli"):
+    victim = socket.socket()
+    victim.bind(("0.0.0.0", 47000))
+    victim.connect((SERVER, 5000))
+va, _ = listener.accept()
+with netns("nb"):
+    mine = socket.socket()
+    mine.bind(("0.0.0.0", 47000))
+    mine.connect((SERVER, 5000))
+ma, (_, mapped) = listener.accept()
+check(mapped != 47000, f"nat1 gave the neighbour another port ({mapped})")
+wait_for(lambda: stats("srv")["vcmp_auth_failed"] > before_s["vcmp_auth_failed"],
+         "the server refused the neighbour's KEY naming port 47000 (not the connection's ISN)", timeout=30)
+rows = {r["remote"]: r["auth"] for r in ynl_connection_rows("srv")}
+check(rows.get(f"{PUBLIC[1]}:47000") != "keyed",
+      f"the client's connection from port 47000 got no key from the neighbour's request: {rows}")
+check_eq(stats("srv")["keys_established"], before_s["keys_established"], "no key granted meanwhile")
+for x in (victim, va, mine, ma):
+    x.close()
+sh("ip netns exec nat1 nft flush chain ip home gate")
+wait_for(lambda: stats("cli")["connections"] == 1 and stats("srv")["connections"] == 1,
+         "the two connections are gone")
+refused_so_far = stats("srv")["vcmp_auth_failed"]
+
 # 2. The move to nat2 in the middle of a transfer.
 t = Transfer(c, a, SIZE, hold=0.6)
 t.wait_progress(0.25)
 before_c, before_s = stats("cli"), stats("srv")
+early = Capture("rtr", f"tcp port 5000 and host {PUBLIC[2]}")
 attach(2, old=1)
 wait_for(lambda: stats("cli")["migrations_completed"] > before_c["migrations_completed"],
          "the client's update was answered", timeout=30)
@@ -107,6 +150,11 @@ check_eq((row["state"], row["remote"], row["remote_physical"]),
          ("migrated", f"{PUBLIC[1]}:{port}", f"{PUBLIC[2]}:{port}"),
          "the server keeps the virtual endpoint and sends to nat2's address")
 check(stats("srv")["updates_accepted"] > before_s["updates_accepted"], "the server accepted the update")
+early.stop()
+came, went = early.first(f"src host {PUBLIC[2]}"), early.first(f"dst host {PUBLIC[2]}")
+check(came is not None and went is not None and came < went,
+      f"the server sent nothing through nat2 before the client's first packet came through it ({came} < {went})")
+check_eq(early.count("tcp[tcpflags] & tcp-rst != 0"), 0, "no reset through nat2 during the move")
 cap = Capture("rtr", "tcp port 5000")
 t.release()
 t.wait_more(0.2)
@@ -164,10 +212,14 @@ check_eq((row["state"], row["remote"], row["remote_physical"]),
          ("migrated", f"{PUBLIC[2]}:{port}", f"{PUBLIC[1]}:{port}"),
          "the server keeps the virtual endpoint and sends to nat1's address")
 t.join()
+for cap in resets:
+    cap.stop()
+    seen = sh(f"tcpdump -n -tt -r {cap.path} 2>/dev/null")
+    check(not seen.strip(), f"no reset of a data connection on the wire ({seen.strip()})")
 for ns in ("cli", "srv"):
     s = stats(ns)
     log(f"{ns} stats: " + ", ".join(f"{k}={v}" for k, v in s.items() if v and not k.startswith("hook")))
-check_eq(stats("srv")["vcmp_v1_refused"] + stats("srv")["vcmp_auth_failed"], 0,
+check_eq((stats("srv")["vcmp_v1_refused"], stats("srv")["vcmp_auth_failed"]), (0, refused_so_far),
          "every update was version 2 and checked")
 mon.stop()
 c.close(); a.close(); listener.close()

@@ -22,6 +22,7 @@ extern "C" {
     fn vnat_shim_sock_put(sk: *mut bindings::sock);
     fn vnat_shim_sock_set_transparent(sk: *mut bindings::sock, on: bool);
     fn vnat_shim_sock_kick_retransmit(sk: *mut bindings::sock);
+    fn vnat_shim_tcp_isn(sk: *mut bindings::sock, ours: bool, isn: *mut u32) -> bool;
     fn vnat_shim_sock_destroyed(sk: *mut bindings::sock) -> bool;
     fn vnat_shim_sock_uid(sk: *const bindings::sock) -> u32;
     fn vnat_shim_sock_destroy(sk: *mut bindings::sock);
@@ -108,6 +109,18 @@ impl Sock {
         // SAFETY: Live by the type invariant; the shim sets one bit and
         // resets the cached route, which is safe in any context.
         unsafe { vnat_shim_sock_set_transparent(self.as_ptr(), on) }
+    }
+
+    /// An initial sequence number of its TCP connection, if established:
+    /// this end's (`ours`; right only for a socket that connected) or the
+    /// peer's. A NAT leaves them as they are, so both ends of a connection
+    /// know the same ones. Sleeps: takes the socket's lock.
+    pub(crate) fn tcp_isn(&self, ours: bool) -> Option<u32> {
+        let mut isn = 0u32;
+        // SAFETY: Live by the type invariant; `isn` is valid for a write.
+        // The shim takes the socket's lock, which may sleep: the kernel's
+        // own might_sleep() checks the caller's context.
+        unsafe { vnat_shim_tcp_isn(self.as_ptr(), ours, &mut isn) }.then_some(isn)
     }
 
     /// Makes a TCP socket in retransmission backoff retry at the next tick,

@@ -115,10 +115,11 @@ pub(crate) mod attr {
         pub(crate) const VCMP_REPLAYED: u16 = 43;
         pub(crate) const VCMP_V1_REFUSED: u16 = 44;
         pub(crate) const PATHS_VALIDATED: u16 = 45;
-        pub(crate) const CONNECTIONS: u16 = 46;
-        pub(crate) const VCMP_LISTENING: u16 = 47;
-        pub(crate) const HOOKS_REGISTERED: u16 = 48;
-        pub(crate) const PAD: u16 = 49;
+        pub(crate) const RESUMING_DROPPED_PACKETS: u16 = 46;
+        pub(crate) const CONNECTIONS: u16 = 47;
+        pub(crate) const VCMP_LISTENING: u16 = 48;
+        pub(crate) const HOOKS_REGISTERED: u16 = 49;
+        pub(crate) const PAD: u16 = 50;
     }
 }
 
@@ -599,6 +600,11 @@ pub(crate) enum Counter {
     /// Connections whose peer moved behind a NAT (validating) and whose
     /// packets then arrived from the new path: ours go there from then on.
     PathsValidated,
+    /// Packets that a connection behind a NAT sent while the peer had not
+    /// answered its move yet: dropped, since the NAT would give them the
+    /// new address, which the peer would answer with a reset (TCP sends
+    /// them again once the move is answered).
+    ResumingDroppedPackets,
 }
 
 impl Counter {
@@ -649,6 +655,7 @@ impl Counter {
         Counter::VcmpReplayed,
         Counter::VcmpV1Refused,
         Counter::PathsValidated,
+        Counter::ResumingDroppedPackets,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -699,6 +706,7 @@ impl Counter {
             Counter::VcmpReplayed => "vcmp_replayed",
             Counter::VcmpV1Refused => "vcmp_v1_refused",
             Counter::PathsValidated => "paths_validated",
+            Counter::ResumingDroppedPackets => "resuming_dropped_packets",
         }
     }
 

@@ -62,10 +62,37 @@ void vnat_shim_sock_kick_retransmit(struct sock *sk)
 	}
 	if (((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
 				    TCPF_CLOSE_WAIT | TCPF_CLOSING | TCPF_LAST_ACK)) &&
-	    !sock_owned_by_user(sk))
+	    !sock_owned_by_user(sk)) {
+		tcp_mstamp_refresh_inline(tcp_sk(sk));
 		__tcp_send_ack(sk, tcp_sk(sk)->rcv_nxt, 0);
+	}
 	bh_unlock_sock(sk);
 	local_bh_enable();
+}
+
+/*
+ * An initial sequence number of an established TCP connection, from what
+ * the socket has sent or received since (a NAT changes addresses and
+ * ports, not sequence numbers): with @ours, this end's, for a socket that
+ * connected (its SYN is in bytes_acked: snd_una - bytes_acked); else the
+ * peer's (rcv_nxt - bytes_received - 1, the FIN counted in both). False if
+ * not TCP or not established. Sleeps: takes the socket's lock, under which
+ * the counters change together.
+ */
+bool vnat_shim_tcp_isn(struct sock *sk, bool ours, u32 *isn)
+{
+	struct tcp_sock *tp = tcp_sk(sk);
+	bool ok;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return false;
+	lock_sock(sk);
+	ok = sk->sk_state == TCP_ESTABLISHED;
+	if (ok)
+		*isn = ours ? tp->snd_una - (u32)tp->bytes_acked :
+			      tp->rcv_nxt - (u32)tp->bytes_received - 1;
+	release_sock(sk);
+	return ok;
 }
 
 /*

@@ -136,6 +136,7 @@ fn full_table_is_refused() {
             },
             rewrite: Tuple::default(),
             validates: false,
+            drops: false,
         };
         assert!(insert(&mut slots, 0, &r).is_ok());
     }
@@ -148,6 +149,7 @@ fn full_table_is_refused() {
         },
         rewrite: Tuple::default(),
         validates: false,
+        drops: false,
     };
     assert_eq!(insert(&mut slots, 0, &r), Err(InsertError::Full));
 }

@@ -53,11 +53,14 @@ fn message() -> impl Strategy<Value = Message> {
     prop_oneof![
         hello.clone().prop_map(Message::Hello),
         hello.prop_map(Message::HelloReply),
-        (proto(), addr(), addr()).prop_map(|(proto, r, l)| Message::Key(KeyRequest {
-            proto,
-            remote_virtual: r,
-            local_virtual: l
-        })),
+        (proto(), addr(), addr(), any::<u32>()).prop_map(|(proto, r, l, isn)| Message::Key(
+            KeyRequest {
+                proto,
+                remote_virtual: r,
+                local_virtual: l,
+                isn
+            }
+        )),
         (any::<u32>(), addr()).prop_map(|(key_id, named)| Message::KeyReply(KeyReply {
             status: STATUS_OK,
             key_id,
@@ -111,7 +114,7 @@ fn every_length_is_the_documented_one() {
     let lens: Vec<_> = (CMD_HELLO..=CMD_SUS_R)
         .map(|c| length_of(c).unwrap())
         .collect();
-    assert_eq!(lens, [40, 40, 60, 46, 90, 72, 90, 72]);
+    assert_eq!(lens, [40, 40, 64, 46, 90, 72, 90, 72]);
     assert_eq!(lens.iter().max(), Some(&MAX_LEN));
     assert_eq!(length_of(CMD_HELLO - 1), None);
     assert_eq!(length_of(CMD_SUS_R + 1), None);
@@ -238,14 +241,19 @@ fn key_request_names_the_connection_as_on_the_wire() {
         proto: PROTO_TCP,
         remote_virtual: Addr::from_v4(Endpoint::new(0x0a00_0902, 5000)),
         local_virtual: Addr::from_v4(Endpoint::new(0x0a00_0102, 40000)),
+        isn: 0x1234_5678,
     };
     let wire = encode(&Message::Key(k), &[1; 32]);
     assert_eq!(&k.named()[..], &wire[HDR_LEN..wire.len() - TAG_LEN]);
-    let other = KeyRequest {
-        proto: PROTO_UDP,
-        ..k
-    };
-    assert_ne!(k.named(), other.named());
+    for other in [
+        KeyRequest {
+            proto: PROTO_UDP,
+            ..k
+        },
+        KeyRequest { isn: 1, ..k },
+    ] {
+        assert_ne!(k.named(), other.named());
+    }
 }
 
 /// A version-2 header with an unknown command, or a length that is not its

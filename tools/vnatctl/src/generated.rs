@@ -141,10 +141,11 @@ pub mod stats {
     pub const VCMP_REPLAYED: u16 = 43;
     pub const VCMP_V1_REFUSED: u16 = 44;
     pub const PATHS_VALIDATED: u16 = 45;
-    pub const CONNECTIONS: u16 = 46;
-    pub const VCMP_LISTENING: u16 = 47;
-    pub const HOOKS_REGISTERED: u16 = 48;
-    pub const PAD: u16 = 49;
+    pub const RESUMING_DROPPED_PACKETS: u16 = 46;
+    pub const CONNECTIONS: u16 = 47;
+    pub const VCMP_LISTENING: u16 = 48;
+    pub const HOOKS_REGISTERED: u16 = 49;
+    pub const PAD: u16 = 50;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -193,9 +194,10 @@ pub mod stats {
         (43, "vcmp-replayed"),
         (44, "vcmp-v1-refused"),
         (45, "paths-validated"),
-        (46, "connections"),
-        (47, "vcmp-listening"),
-        (48, "hooks-registered"),
+        (46, "resuming-dropped-packets"),
+        (47, "connections"),
+        (48, "vcmp-listening"),
+        (49, "hooks-registered"),
     ];
 }
 
