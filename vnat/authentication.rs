@@ -86,28 +86,29 @@ impl Source {
         }
     }
 
-    /// Where an authenticated update that names `named` puts the peer, and
-    /// whether it has not been seen there: the stream's address with the
-    /// named port. Behind a NAT the update names the address the peer has,
-    /// and comes from the NAT's, which is where its packets will come from
-    /// (a NAT that keeps ports keeps the connection's); since the peer's
-    /// packets have not opened the NAT's mapping for the connection yet,
-    /// the path is validated before anything goes there. Refused from a
-    /// martian, broadcast or local address.
-    pub(crate) fn observed(
+    /// Where an update from here that names physical endpoint `named` puts
+    /// the peer, and whether the peer has not been seen there; or why it is
+    /// not believed. Version 1 (`authenticated` false) is believed only as
+    /// [`Source::refuses`] says. An authenticated one puts the peer at this
+    /// address with the named port: behind a NAT the update names the
+    /// address the peer has, and comes from the NAT's, which is where its
+    /// packets will come from (a NAT that keeps ports keeps the
+    /// connection's); since they have not opened the NAT's mapping for the
+    /// connection yet, that path is validated before anything goes there.
+    /// Never a martian, broadcast or local address.
+    pub(crate) fn believe(
         &self,
         named: Endpoint,
+        authenticated: bool,
     ) -> Result<(Endpoint, bool), (Counter, &'static CStr)> {
-        if !self.is_peer {
-            return Err((
-                Counter::VcmpMartian,
-                c"from a martian, broadcast or local address",
-            ));
+        let checked = if authenticated { self.addr } else { named.addr };
+        match self.refuses(checked) {
+            Some(refusal) => Err(refusal),
+            None => Ok((
+                Endpoint::new(self.addr, named.port),
+                named.addr != self.addr,
+            )),
         }
-        Ok((
-            Endpoint::new(self.addr, named.port),
-            named.addr != self.addr,
-        ))
     }
 }
 
@@ -375,10 +376,11 @@ pub(crate) fn grant(
     // peer's. Each connection found is believed only from its remote
     // physical address.
     let mut why = Counter::VcmpUnknownConnection;
-    let found = [named, Endpoint::new(from.addr(), named.port)]
+    let nat = Endpoint::new(from.addr(), named.port);
+    let found = [Some((named, false)), (nat != named).then_some((nat, true))]
         .into_iter()
-        .enumerate()
-        .find_map(|(i, theirs)| {
+        .flatten()
+        .find_map(|(theirs, behind_nat)| {
             let (k, c) = state
                 .connections
                 .find(req.proto, ours, theirs)
@@ -392,7 +394,6 @@ pub(crate) fn grant(
                 why = w;
                 return None;
             }
-            let behind_nat = i == 1 && theirs != named;
             if behind_nat && req.proto == PROTO_TCP {
                 let isn = state.connections.sock(k).and_then(|s| s.tcp_isn(false));
                 if req.isn == 0 || isn != Some(req.isn) {
@@ -703,16 +704,22 @@ mod tests {
         };
         let named = Endpoint::new(0xc0a8_0202, 40000);
         assert_eq!(
-            nat.observed(named).ok(),
+            nat.believe(named, true).ok(),
             Some((Endpoint::new(0xcb00_7102, 40000), true))
         );
+        assert!(nat.believe(named, false).is_err());
         let direct = Endpoint::new(0xcb00_7102, 40000);
-        assert_eq!(nat.observed(direct).ok(), Some((direct, false)));
+        for authenticated in [true, false] {
+            assert_eq!(
+                nat.believe(direct, authenticated).ok(),
+                Some((direct, false))
+            );
+        }
         let local = Source {
             is_peer: false,
             ..nat
         };
-        assert!(local.observed(direct).is_err());
+        assert!(local.believe(direct, true).is_err());
     }
 
     /// A HELLO_R with a low-order point makes no stream key.

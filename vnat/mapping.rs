@@ -90,11 +90,21 @@ pub struct Rule {
     pub matches: Tuple,
     /// What the packet becomes.
     pub rewrite: Tuple,
-    /// A packet it matches shows that a new path works (the connection is
-    /// validating it): the hook tells vnatd.
-    pub validates: bool,
-    /// A packet it matches is dropped, not rewritten.
-    pub drops: bool,
+    /// What else the hook does with a packet it matches.
+    pub action: Action,
+}
+
+/// What a rule does with the packets it matches, besides rewriting them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing else.
+    #[default]
+    Rewrite,
+    /// Tells vnatd that the packet came: it shows that a new path works
+    /// (the connection is validating it).
+    Arrival,
+    /// Drops it instead.
+    Hold,
 }
 
 impl Mapping {
@@ -132,8 +142,7 @@ impl Mapping {
             hook: Hook::LocalIn,
             matches: self.tuple(rp, lv),
             rewrite: self.tuple(self.remote_virtual, lv),
-            validates: true,
-            drops: false,
+            action: Action::Arrival,
         }
     }
 
@@ -146,8 +155,7 @@ impl Mapping {
             hook: Hook::LocalOut,
             matches: t,
             rewrite: t,
-            validates: false,
-            drops: true,
+            action: Action::Hold,
         }
     }
 
@@ -164,8 +172,7 @@ impl Mapping {
                 hook,
                 matches,
                 rewrite,
-                validates: false,
-                drops: false,
+                action: Action::Rewrite,
             })
         };
         [
@@ -204,10 +211,8 @@ pub struct Slot {
     pub used: bool,
     /// The rule's hook, as a number.
     pub hook: u8,
-    /// The rule's [`Rule::validates`].
-    pub validates: bool,
-    /// The rule's [`Rule::drops`].
-    pub drops: bool,
+    /// The rule's [`Rule::action`].
+    pub action: Action,
     /// The tuple the rule matches.
     pub matches: Tuple,
     /// What the packet becomes.
@@ -273,8 +278,7 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, Inser
             *s = Slot {
                 used: true,
                 hook,
-                validates: rule.validates,
-                drops: rule.drops,
+                action: rule.action,
                 matches: rule.matches,
                 rewrite: rule.rewrite,
             };

@@ -204,10 +204,10 @@ impl<R> Verdict<R> {
 /// from `from`, either under the key of connection `opened` (version 2,
 /// opened by [`authentication::open`]) or, for version 1 (`None`), only as
 /// [`authentication::v1_refused`] says. Version 1 is believed only from the
-/// address it names ([`Source::refuses`]); version 2 puts the peer where
-/// the stream comes from ([`Source::observed`]): behind a NAT, the NAT's
-/// address with the named port, and then the connection validates that
-/// path ([`State::Validating`]) before anything is sent there. The caller
+/// address it names; version 2 puts the peer where the stream comes from
+/// ([`Source::believe`]): behind a NAT, the NAT's address with the named
+/// port, and then the connection validates that path
+/// ([`State::Validating`]) before anything is sent there. The caller
 /// publishes the rules before it sends the reply. An update that changes
 /// nothing (a retry whose reply was lost, or a peer repeating itself) is
 /// answered without touching anything.
@@ -229,14 +229,7 @@ pub(crate) fn accept_update(
             suspicious,
         )
     };
-    let believed = match opened {
-        Some(_) => from.observed(u.local_physical),
-        None => match from.refuses(u.local_physical.addr) {
-            Some(refusal) => Err(refusal),
-            None => Ok((u.local_physical, false)),
-        },
-    };
-    let (at, unseen) = match believed {
+    let (at, unseen) = match from.believe(u.local_physical, opened.is_some()) {
         Ok(b) => b,
         Err((why, reason)) => return refused(why, reason, true),
     };

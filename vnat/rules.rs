@@ -12,7 +12,7 @@
 //! its counts go to the connections' records.
 
 use crate::{
-    mapping::{self, Hook, Slot, Tuple},
+    mapping::{self, Action, Hook, Rule, Slot, Tuple},
     virtualization::{ConnectionTable, HookHits, Key, State, VirtualConnection},
 };
 use core::ptr;
@@ -41,6 +41,14 @@ struct Rules {
     /// What each slot matched while this table was published; folded into
     /// the connections' records when it is replaced.
     hits: KVVec<Hits>,
+}
+
+impl Rules {
+    /// The slot where connection `k` has a rule matching what `r` matches.
+    fn slot_of(&self, k: Key, r: &Rule) -> Option<usize> {
+        mapping::lookup_index(&self.slots, self.seed, r.hook, &r.matches)
+            .filter(|&i| self.owners[i] == k)
+    }
 }
 
 /// The published table of a namespace.
@@ -166,7 +174,7 @@ impl RuleTable {
                     c.hits.bytes[hook] += bytes;
                     // Packets from the path it validates now, not from one
                     // it validated before another move.
-                    c.path_seen |= slot.validates
+                    c.path_seen |= slot.action == Action::Arrival
                         && c.state == State::Validating
                         && c.mapping.arrival().matches == slot.matches;
                 });
@@ -175,53 +183,46 @@ impl RuleTable {
         Ok(conflicts)
     }
 
+    /// Calls `f` with the published table, if there is one, in an RCU read
+    /// section of its own.
+    fn read<R>(&self, f: impl FnOnce(&Rules) -> R) -> Option<R> {
+        let _guard = rcu::read_lock();
+        let table = self.table.load(Acquire);
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and we are in an RCU read section.
+        (!table.is_null()).then(|| f(unsafe { &*table }))
+    }
+
     /// What the rules of connection `k` matched in the published table,
     /// per hook: (packets, bytes). Takes the RCU read lock itself.
     pub(crate) fn live_hits(&self, k: Key, c: &VirtualConnection) -> HookHits {
-        let mut out = HookHits::default();
-        let _guard = rcu::read_lock();
-        let table = self.table.load(Acquire);
-        if table.is_null() {
-            return out;
-        }
-        // SAFETY: Non-null tables are valid until a grace period after they
-        // are replaced, and we are in an RCU read section.
-        let rules = unsafe { &*table };
-        for r in c.mapping.rules().iter().flatten() {
-            let Some(i) = mapping::lookup_index(&rules.slots, rules.seed, r.hook, &r.matches)
-            else {
-                continue;
-            };
-            if rules.owners[i] == k {
-                let hook = r.hook as usize;
-                out.packets[hook] += rules.hits[i].packets.load(Relaxed);
-                out.bytes[hook] += rules.hits[i].bytes.load(Relaxed);
+        self.read(|rules| {
+            let mut out = HookHits::default();
+            for r in c.mapping.rules().iter().flatten() {
+                if let Some(i) = rules.slot_of(k, r) {
+                    let hook = r.hook as usize;
+                    out.packets[hook] += rules.hits[i].packets.load(Relaxed);
+                    out.bytes[hook] += rules.hits[i].bytes.load(Relaxed);
+                }
             }
-        }
-        out
+            out
+        })
+        .unwrap_or_default()
     }
 
     /// Whether a packet came from the new remote physical endpoint of
     /// connection `k` (record `c`), which is validating it: in a table since
     /// replaced, or in the published one. Takes the RCU read lock itself.
     pub(crate) fn path_seen(&self, k: Key, c: &VirtualConnection) -> bool {
-        if c.path_seen {
-            return true;
-        }
-        let _guard = rcu::read_lock();
-        let table = self.table.load(Acquire);
-        if table.is_null() {
-            return false;
-        }
-        // SAFETY: Non-null tables are valid until a grace period after they
-        // are replaced, and we are in an RCU read section.
-        let rules = unsafe { &*table };
-        let r = c.mapping.arrival();
-        mapping::lookup_index(&rules.slots, rules.seed, r.hook, &r.matches).is_some_and(|i| {
-            rules.owners[i] == k
-                && rules.slots[i].validates
-                && rules.hits[i].packets.load(Relaxed) > 0
-        })
+        c.path_seen
+            || self
+                .read(|rules| {
+                    rules.slot_of(k, &c.mapping.arrival()).is_some_and(|i| {
+                        rules.slots[i].action == Action::Arrival
+                            && rules.hits[i].packets.load(Relaxed) > 0
+                    })
+                })
+                .unwrap_or(false)
     }
 
     /// Looks up the rule for a packet. The packet, of `len` bytes, is

@@ -33,7 +33,7 @@ use crate::{
     checksum,
     counters::Counter,
     ffi::Skb,
-    mapping::Hook,
+    mapping::{Action, Hook},
     netns::NetState,
     packet::{self, Packet},
 };
@@ -77,13 +77,15 @@ extern "C" fn vnat_rs_hook(
     // SAFETY: The hook's packet, which the hook owns until its verdict.
     let skb = unsafe { Skb::from_raw(skb) };
     match translate(state, hook, skb) {
-        Ok(true) => {
+        Ok(Outcome::Rewritten) => {
             state.count(translated_counter(hook), 1);
             bindings::NF_ACCEPT
         }
-        Ok(false) => bindings::NF_ACCEPT,
-        // Held back on purpose (counted where it was).
-        Err(e) if e == EAGAIN => bindings::NF_DROP,
+        Ok(Outcome::Untouched) => bindings::NF_ACCEPT,
+        Ok(Outcome::Held) => {
+            state.count(Counter::ResumingDroppedPackets, 1);
+            bindings::NF_DROP
+        }
         Err(_) => {
             state.count(Counter::TranslationDroppedPackets, 1);
             bindings::NF_DROP
@@ -91,28 +93,36 @@ extern "C" fn vnat_rs_hook(
     }
 }
 
-/// Translates one packet; `Ok(true)` if it was rewritten.
-fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<bool> {
+/// What became of a packet.
+enum Outcome {
+    /// No rule changed it.
+    Untouched,
+    /// Its rule rewrote it.
+    Rewritten,
+    /// Its rule holds it back: it is dropped.
+    Held,
+}
+
+/// Translates one packet.
+fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     let len = skb.len();
     let Some(t) = skb.headers().and_then(packet::tuple) else {
-        return Ok(false);
+        return Ok(Outcome::Untouched);
     };
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.
     let Some(rule) = (unsafe { state.rules.lookup(hook, &t, len) }) else {
-        return Ok(false);
+        return Ok(Outcome::Untouched);
     };
-    if rule.drops {
-        state.count(Counter::ResumingDroppedPackets, 1);
-        return Err(EAGAIN);
+    match rule.action {
+        Action::Rewrite => {}
+        Action::Arrival => state.path_arrived(),
+        Action::Hold => return Ok(Outcome::Held),
     }
-    if rule.validates {
-        state.path_arrived();
-        // The arrival rule of a peer back at its virtual endpoint changes
-        // nothing: the packet stays as it is.
-        if rule.rewrite == t {
-            return Ok(false);
-        }
+    // A rule may change nothing (the arrival rule of a peer back at its
+    // virtual endpoint): the packet stays as it is.
+    if rule.rewrite == t {
+        return Ok(Outcome::Untouched);
     }
     if hook == Hook::PreRouting && t.dst.addr != rule.rewrite.dst.addr {
         // Route by the physical (local) destination before it becomes the
@@ -139,7 +149,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<bool> {
     if hook == Hook::LocalOut && t.dst.addr != rule.rewrite.dst.addr {
         skb.reroute(state.net())?;
     }
-    Ok(true)
+    Ok(Outcome::Rewritten)
 }
 
 #[kunit_tests(vnat_translation)]

@@ -81,6 +81,19 @@ def attach(n, old=None):
     sh("ip -n cli -batch -", input="\n".join(cmds) + "\n")
 
 
+def move(n, old, what):
+    """The laptop moves from home network `old` to `n`; returns once its
+    vnatd's update was answered (`what`)."""
+    before = stats("cli")["migrations_completed"]
+    attach(n, old)
+    wait_for(lambda: stats("cli")["migrations_completed"] > before, what, timeout=30)
+
+
+def wait_connections(n, what):
+    """Waits until the client and the server each have `n` connections."""
+    wait_for(lambda: stats("cli")["connections"] == n and stats("srv")["connections"] == n, what)
+
+
 def server_row():
     rows = [r for r in connection_rows("srv") if r["local"] == f"{SERVER}:5000"]
     check_eq(len(rows), 1, "the server has the connection")
@@ -128,18 +141,15 @@ check_eq(stats("srv")["keys_established"], before_s["keys_established"], "no key
 for x in (victim, va, mine, ma):
     x.close()
 sh("ip netns exec nat1 nft flush chain ip home gate")
-wait_for(lambda: stats("cli")["connections"] == 1 and stats("srv")["connections"] == 1,
-         "the two connections are gone")
+wait_connections(1, "the two connections are gone")
 refused_so_far = stats("srv")["vcmp_auth_failed"]
 
 # 2. The move to nat2 in the middle of a transfer.
 t = Transfer(c, a, SIZE, hold=0.6)
 t.wait_progress(0.25)
-before_c, before_s = stats("cli"), stats("srv")
+before_s = stats("srv")
 early = Capture("rtr", f"tcp port 5000 and host {PUBLIC[2]}")
-attach(2, old=1)
-wait_for(lambda: stats("cli")["migrations_completed"] > before_c["migrations_completed"],
-         "the client's update was answered", timeout=30)
+move(2, 1, "the client's update was answered")
 seen = mon.until(lambda e: e["event"] == "resumed", "the client resumed")
 reason = seen[-1].get("reason", "")
 check(f"{PUBLIC[2]}:" in reason, f"the resumed event says where the server saw the update: {reason!r}")
@@ -168,8 +178,7 @@ t.join()
 # 3. Home again, on a connection opened at nat2, through a gate that drops
 # the data connection's packets.
 c.close(); a.close()
-wait_for(lambda: stats("cli")["connections"] == 0 and stats("srv")["connections"] == 0,
-         "closing removes the connection on both ends")
+wait_connections(0, "closing removes the connection on both ends")
 c = tcp_connect("cli", SERVER, 5000)
 a, _ = listener.accept()
 port = c.getsockname()[1]
@@ -178,11 +187,9 @@ check_eq(server_row()["remote"], f"{PUBLIC[2]}:{port}", "the server knows the ne
 sh("ip netns exec nat1 nft add rule ip home gate tcp dport 5000 counter drop")
 t = Transfer(c, a, SIZE, hold=0.5)
 t.wait_progress(0.2)
-before_c, before_s = stats("cli"), stats("srv")
+before_s = stats("srv")
 cap = Capture("rtr", f"tcp port 5000 and host {PUBLIC[1]}")
-attach(1, old=2)
-wait_for(lambda: stats("cli")["migrations_completed"] > before_c["migrations_completed"],
-         "the client's update was answered through nat1", timeout=30)
+move(1, 2, "the client's update was answered through nat1")
 check_eq(server_row()["state"], "validating", "the server validates the path through nat1")
 # Both ends have bytes to send again; the client's die at nat1.
 t.release()
@@ -223,6 +230,5 @@ check_eq((stats("srv")["vcmp_v1_refused"], stats("srv")["vcmp_auth_failed"]), (0
          "every update was version 2 and checked")
 mon.stop()
 c.close(); a.close(); listener.close()
-wait_for(lambda: stats("cli")["connections"] == 0 and stats("srv")["connections"] == 0,
-         "closing removes the connection on both ends")
+wait_connections(0, "closing removes the connection on both ends")
 done()

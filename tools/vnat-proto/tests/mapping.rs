@@ -62,11 +62,11 @@ proptest! {
         let m = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
         let a = m.arrival();
         prop_assert_eq!(a.hook, Hook::LocalIn);
-        prop_assert!(a.validates);
+        prop_assert_eq!(a.action, Action::Arrival);
         let wire = Tuple { proto: PROTO_TCP, src: rp, dst: lp };
         prop_assert_eq!(a.matches, through(&m, &[Hook::PreRouting], wire));
         prop_assert_eq!(a.rewrite, through(&m, &[Hook::PreRouting, Hook::LocalIn], wire));
-        prop_assert!(m.rules().iter().flatten().all(|r| !r.validates));
+        prop_assert!(m.rules().iter().flatten().all(|r| r.action == Action::Rewrite));
     }
 
     #[test]
@@ -135,8 +135,7 @@ fn full_table_is_refused() {
                 dst: Endpoint::new(2, 2),
             },
             rewrite: Tuple::default(),
-            validates: false,
-            drops: false,
+            action: Action::Rewrite,
         };
         assert!(insert(&mut slots, 0, &r).is_ok());
     }
@@ -148,8 +147,7 @@ fn full_table_is_refused() {
             dst: Endpoint::new(2, 2),
         },
         rewrite: Tuple::default(),
-        validates: false,
-        drops: false,
+        action: Action::Rewrite,
     };
     assert_eq!(insert(&mut slots, 0, &r), Err(InsertError::Full));
 }
