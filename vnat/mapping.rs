@@ -105,6 +105,10 @@ pub enum Action {
     Arrival,
     /// Drops it instead.
     Hold,
+    /// Sends it the old way (`rewrite`) until the connection's arrival rule
+    /// (from this endpoint) has matched a packet, then to this endpoint:
+    /// what a validating connection sends ([`Mapping::validating`]).
+    UntilArrival(Endpoint),
 }
 
 impl Mapping {
@@ -157,6 +161,40 @@ impl Mapping {
             rewrite: t,
             action: Action::Hold,
         }
+    }
+
+    /// The rules of a connection validating its remote physical endpoint,
+    /// `previous` being the one its packets came from before: the peer's
+    /// packets are understood from both, their arrival from the new one is
+    /// told ([`Mapping::arrival`]), and what the connection sends goes to
+    /// `previous` until then, to the new endpoint from the first packet that
+    /// came from it on (the hook decides, [`rewrite_of`]). An answer to that
+    /// packet sent the old way would acknowledge bytes the old path never
+    /// carried: a NAT there takes it for invalid and its own stack answers
+    /// with a reset, which the connection would accept from there.
+    pub fn validating(&self, previous: Endpoint) -> [Option<Rule>; 7] {
+        let old = Mapping {
+            remote_physical: previous,
+            ..*self
+        };
+        let moved = previous != self.remote_physical;
+        let [pre, _, _, post] = self.rules();
+        let [opre, oinp, _, opost] = old.rules();
+        let out = Rule {
+            hook: Hook::LocalOut,
+            matches: self.tuple(self.local_virtual, self.remote_virtual),
+            rewrite: self.tuple(self.local_virtual, previous),
+            action: Action::UntilArrival(self.remote_physical),
+        };
+        [
+            Some(self.arrival()),
+            pre.filter(|_| moved),
+            opre,
+            oinp.filter(|_| moved),
+            Some(out),
+            opost,
+            post.filter(|_| moved),
+        ]
     }
 
     /// The rules that translate this connection, at most one per hook.
@@ -289,6 +327,29 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, Inser
         }
     }
     Err(InsertError::Full)
+}
+
+/// What the rule in slot `i` rewrites a packet to, `arrived(j)` telling
+/// whether the rule in slot `j` has matched a packet: its `rewrite`, or for
+/// an [`Action::UntilArrival`] rule whose connection's arrival rule has, the
+/// new destination.
+pub fn rewrite_of(slots: &[Slot], seed: u32, i: usize, arrived: impl Fn(usize) -> bool) -> Tuple {
+    let s = &slots[i];
+    let Action::UntilArrival(then) = s.action else {
+        return s.rewrite;
+    };
+    let arrival = Tuple {
+        proto: s.matches.proto,
+        src: then,
+        dst: s.matches.src,
+    };
+    match lookup_index(slots, seed, Hook::LocalIn, &arrival) {
+        Some(j) if slots[j].action == Action::Arrival && arrived(j) => Tuple {
+            dst: then,
+            ..s.rewrite
+        },
+        _ => s.rewrite,
+    }
 }
 
 /// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].

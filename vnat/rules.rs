@@ -83,9 +83,8 @@ impl RuleTable {
         // most four each), fill under it; retry if more came meanwhile.
         let mut conflicts = 0;
         let new = loop {
-            // At most six rules each: a validating connection has the old
-            // path's four and the new one's two.
-            let n = 6 * connections.translated();
+            // At most seven rules each (a validating connection's).
+            let n = 7 * connections.translated();
             if n == 0 {
                 break None;
             }
@@ -121,15 +120,10 @@ impl RuleTable {
                     State::Resuming => {
                         let nat = c.key.named != c.mapping.local_virtual;
                         let hold = nat.then(|| c.mapping.hold());
-                        [pre, inp, hold, None, None, None]
+                        [pre, inp, hold, None, None, None, None]
                     }
-                    State::Migrated => [pre, inp, out, post, None, None],
-                    // The old path both ways, and the new one's packets
-                    // understood, their arrival told.
-                    State::Validating => {
-                        let [opre, oinp, oout, opost] = c.previous_mapping().rules();
-                        [pre, Some(c.mapping.arrival()), opre, oinp, oout, opost]
-                    }
+                    State::Migrated => [pre, inp, out, post, None, None, None],
+                    State::Validating => c.mapping.validating(c.previous_remote),
                 };
                 for r in rules.iter().flatten() {
                     match mapping::insert(&mut slots, seed, r) {
@@ -245,7 +239,13 @@ impl RuleTable {
         let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
         rules.hits[i].packets.add(1u64, Relaxed);
         rules.hits[i].bytes.add(u64::from(len), Relaxed);
-        Some(rules.slots[i])
+        let rewrite = mapping::rewrite_of(&rules.slots, rules.seed, i, |j| {
+            rules.owners[j] == rules.owners[i] && rules.hits[j].packets.load(Relaxed) > 0
+        });
+        Some(Slot {
+            rewrite,
+            ..rules.slots[i]
+        })
     }
 
     pub(crate) fn is_empty(&self) -> bool {

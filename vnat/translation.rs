@@ -115,7 +115,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
         return Ok(Outcome::Untouched);
     };
     match rule.action {
-        Action::Rewrite => {}
+        Action::Rewrite | Action::UntilArrival(_) => {}
         Action::Arrival => state.path_arrived(),
         Action::Hold => return Ok(Outcome::Held),
     }

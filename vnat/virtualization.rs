@@ -54,6 +54,9 @@ pub(crate) enum State {
     /// Until a packet of the connection comes from there, ours keep going
     /// to the previous endpoint (`previous_remote`), whose packets are still
     /// understood too: nothing is sent where the peer has not been seen.
+    /// From that packet on, the hook sends ours the new way (the answer to
+    /// it must not take the old path, whose NAT never saw what it
+    /// acknowledges), and vnatd makes the connection [`State::Migrated`].
     Validating,
     /// Translated both ways.
     Migrated,
@@ -282,15 +285,6 @@ impl VirtualConnection {
         };
         self.previous_remote = self.mapping.remote_physical;
         self.path_seen = false;
-    }
-
-    /// The mapping a [`State::Validating`] connection had before: the one
-    /// its outgoing packets keep until the new path is seen to work.
-    pub(crate) fn previous_mapping(&self) -> Mapping {
-        Mapping {
-            remote_physical: self.previous_remote,
-            ..self.mapping
-        }
     }
 }
 

@@ -94,6 +94,27 @@ def wait_connections(n, what):
     wait_for(lambda: stats("cli")["connections"] == n and stats("srv")["connections"] == n, what)
 
 
+def acked_unseen(cap, public):
+    """The server's packets to `public` that acknowledge bytes the client
+    never sent through it: a NAT there takes them for invalid, leaves them
+    untranslated, and its own stack answers them with a reset."""
+    out = sh(f"tcpdump -n -tt -S -r {cap.path} 'tcp port 5000' 2>/dev/null")
+    sent, bad = None, []
+    for line in out.splitlines():
+        m = re.search(r"IP (\S+)\.\d+ > (\S+)\.\d+: Flags \[([^\]]*)\](?:, seq (\d+)(?::(\d+))?)?(?:, ack (\d+))?", line)
+        if not m:
+            continue
+        src, dst, flags, a, b, ack = m.groups()
+        if src == public and a is not None:
+            end = int(b or a) + ("F" in flags)
+            if sent is None or 0 < (end - sent) % 2**32 < 2**31:
+                sent = end
+        elif dst == public and ack is not None and sent is not None:
+            if 0 < (int(ack) - sent) % 2**32 < 2**31:
+                bad.append(line)
+    return bad
+
+
 def server_row():
     rows = [r for r in connection_rows("srv") if r["local"] == f"{SERVER}:5000"]
     check_eq(len(rows), 1, "the server has the connection")
@@ -145,10 +166,15 @@ wait_connections(1, "the two connections are gone")
 refused_so_far = stats("srv")["vcmp_auth_failed"]
 
 # 2. The move to nat2 in the middle of a transfer.
+whole = Capture("rtr", "tcp port 5000")
 t = Transfer(c, a, SIZE, hold=0.6)
 t.wait_progress(0.25)
 before_s = stats("srv")
 early = Capture("rtr", f"tcp port 5000 and host {PUBLIC[2]}")
+# The server acknowledges at once, as an interactive one does: its answer
+# to the client's first packet through nat2 leaves before vnatd can have
+# changed anything, and shows whether the hook sends it the new way.
+a.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 move(2, 1, "the client's update was answered")
 seen = mon.until(lambda e: e["event"] == "resumed", "the client resumed")
 reason = seen[-1].get("reason", "")
@@ -160,6 +186,9 @@ check_eq((row["state"], row["remote"], row["remote_physical"]),
          ("migrated", f"{PUBLIC[1]}:{port}", f"{PUBLIC[2]}:{port}"),
          "the server keeps the virtual endpoint and sends to nat2's address")
 check(stats("srv")["updates_accepted"] > before_s["updates_accepted"], "the server accepted the update")
+whole.stop()
+bad = acked_unseen(whole, PUBLIC[1])
+check(not bad, f"the server acknowledged nothing through nat1 that nat1 had not carried ({bad[:3]})")
 early.stop()
 came, went = early.first(f"src host {PUBLIC[2]}"), early.first(f"dst host {PUBLIC[2]}")
 check(came is not None and went is not None and came < went,
@@ -185,6 +214,7 @@ port = c.getsockname()[1]
 wait_keyed("cli", "srv")
 check_eq(server_row()["remote"], f"{PUBLIC[2]}:{port}", "the server knows the new connection by nat2's address")
 sh("ip netns exec nat1 nft add rule ip home gate tcp dport 5000 counter drop")
+whole = Capture("rtr", "tcp port 5000")
 t = Transfer(c, a, SIZE, hold=0.5)
 t.wait_progress(0.2)
 before_s = stats("srv")
@@ -211,9 +241,13 @@ to_nat1 = cap.count(f"src host {SERVER} and dst host {PUBLIC[1]}")
 check_eq(to_nat1, 0, "the server sent nothing to the path that does not answer")
 check(cap.count(f"src host {PUBLIC[1]}") == 0, "nor did anything of the client's get through")
 
+a.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 sh("ip netns exec nat1 nft flush chain ip home gate")
 wait_for(lambda: stats("srv")["paths_validated"] > before_s["paths_validated"],
          "once nat1 lets the client's packets through, the path validates", timeout=60)
+whole.stop()
+bad = acked_unseen(whole, PUBLIC[2])
+check(not bad, f"the server acknowledged nothing through nat2 that nat2 had not carried ({bad[:3]})")
 row = server_row()
 check_eq((row["state"], row["remote"], row["remote_physical"]),
          ("migrated", f"{PUBLIC[2]}:{port}", f"{PUBLIC[1]}:{port}"),

@@ -69,6 +69,41 @@ proptest! {
         prop_assert!(m.rules().iter().flatten().all(|r| r.action == Action::Rewrite));
     }
 
+    /// A validating connection's rules, in a table: the peer's packets are
+    /// understood from the old and the new physical endpoint; what the
+    /// connection sends goes to the old one until the arrival rule matched
+    /// a packet, and from then on to the new one, with the same local
+    /// endpoint on the wire.
+    #[test]
+    fn validating_sends_the_new_way_once_the_new_path_brought_a_packet(
+        lv in endpoint(), lp in endpoint(), rv in endpoint(), rp in endpoint(), old in endpoint(), seed in any::<u32>())
+    {
+        prop_assume!(old != rp);
+        let m = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        let mut slots = vec![Slot::default(); capacity_for(7)];
+        for r in m.validating(old).into_iter().flatten() {
+            prop_assert!(insert(&mut slots, seed, &r).is_ok(), "no rule of one connection conflicts with another: {:?}", r);
+        }
+        let mut hit = vec![false; slots.len()];
+        let run = |hit: &mut Vec<bool>, hooks: &[Hook], mut t: Tuple| {
+            for &h in hooks {
+                if let Some(i) = lookup_index(&slots, seed, h, &t) {
+                    hit[i] = true;
+                    t = rewrite_of(&slots, seed, i, |j| hit[j]);
+                }
+            }
+            t
+        };
+        let sent = Tuple { proto: PROTO_TCP, src: lv, dst: rv };
+        let (outgoing, incoming) = ([Hook::LocalOut, Hook::PostRouting], [Hook::PreRouting, Hook::LocalIn]);
+        prop_assert_eq!(run(&mut hit, &outgoing, sent), Tuple { proto: PROTO_TCP, src: lp, dst: old }, "the old way first");
+        let reply = Tuple { proto: PROTO_TCP, src: rv, dst: lv };
+        prop_assert_eq!(run(&mut hit, &incoming, Tuple { proto: PROTO_TCP, src: old, dst: lp }), reply, "understood from the old endpoint");
+        prop_assert_eq!(run(&mut hit, &outgoing, sent), Tuple { proto: PROTO_TCP, src: lp, dst: old }, "still the old way");
+        prop_assert_eq!(run(&mut hit, &incoming, Tuple { proto: PROTO_TCP, src: rp, dst: lp }), reply, "understood from the new one");
+        prop_assert_eq!(run(&mut hit, &outgoing, sent), Tuple { proto: PROTO_TCP, src: lp, dst: rp }, "the new way from then on");
+    }
+
     #[test]
     fn native_mappings_have_no_rules(l in endpoint(), r in endpoint()) {
         let m = Mapping::native(PROTO_TCP, l, r);
