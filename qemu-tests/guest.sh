@@ -14,7 +14,10 @@ shift
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 export VNAT_KO="$top/vnat.ko" VNATCTL="$top/tools/target/debug/vnatctl"
-export PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PYTHONPATH="$here"
+# Compiled Python goes to the guest's /tmp (the repository is read-only here):
+# each test is a new process, which otherwise compiled vnattest and the
+# kernel's ynl again (seconds under TCG).
+export PYTHONPYCACHEPREFIX=/tmp/vnat-pycache PYTHONUNBUFFERED=1 PYTHONPATH="$here"
 cd "$top"
 
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config

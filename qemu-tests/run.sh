@@ -87,7 +87,7 @@ run_guest() {
 	local g=$1 results=$2
 	shift 2
 	timeout "${VNAT_GUEST_TIMEOUT:-3600}" "$VNG" --run "$kdir" "${accel[@]}" --cpus "$cpus" --memory "$memory" \
-		${VNAT_CONSOLE:+--verbose} \
+		${VNAT_CONSOLE:+--verbose} --append "$VNAT_ROOTFLAGS" \
 		--user root --rwdir "$results" --cwd "$top" \
 		--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$((g == 0)) $here/guest.sh $results $*" \
 		</dev/null || echo "# vng exited with $?"

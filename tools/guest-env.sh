@@ -18,4 +18,4 @@ cp -r "$ksrc/tools/net/ynl/pyynl" "$ynl_dir/"
 cp "$ksrc/Documentation/netlink/genetlink.yaml" "$ynl_dir/"
 chmod -R a+rX "$ynl_dir"
 # The environment of a Python program under qemu-tests/ in the guest.
-guest_env="env VNAT_YNL=$ynl_dir VNAT_KO=$PWD/vnat.ko VNATCTL=$PWD/tools/target/debug/vnatctl PYTHONPATH=$PWD/qemu-tests PYTHONDONTWRITEBYTECODE=1"
+guest_env="env VNAT_YNL=$ynl_dir VNAT_KO=$PWD/vnat.ko VNATCTL=$PWD/tools/target/debug/vnatctl PYTHONPATH=$PWD/qemu-tests PYTHONPYCACHEPREFIX=/tmp/vnat-pycache"
