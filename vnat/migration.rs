@@ -291,6 +291,11 @@ pub(crate) fn accept_update(
         {
             return (reply, None);
         }
+        // A path the hooks already send on (a packet came from it) is the
+        // one ours keep going to while the new one is not seen.
+        if c.state == State::Validating && state.rules.path_seen(key, c) {
+            c.previous_remote = c.mapping.remote_physical;
+        }
         c.mapping.remote_physical = u.local_physical;
         c.updated_ns = ffi::now_ns();
         c.unvalidated = unseen && u.local_physical != c.previous_remote;

@@ -10,6 +10,12 @@
 //! without migrated connections has no table, and its hooks return after
 //! one load. Each rule counts what it matched; when a table is replaced,
 //! its counts go to the connections' records.
+//!
+//! A validating connection's arrival rule also has a flag that says a
+//! packet came from the new path, which its outgoing rule reads to send
+//! the new way from then on. The flag is shared by every table that has
+//! the rule, so that a rebuild before vnatd settles the connection (another
+//! connection's move, one that closes) cannot send it the old way again.
 
 use crate::{
     mapping::{self, Action, Hook, Rule, Slot, Tuple},
@@ -21,9 +27,42 @@ use kernel::{
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
-        rcu,
+        rcu, Arc,
     },
 };
+
+/// The rules of connection `c` in a table, by its state: at most seven (a
+/// validating connection's).
+fn rules_of(c: &VirtualConnection) -> [Option<Rule>; 7] {
+    let [pre, inp, out, post] = c.mapping.rules();
+    match c.state {
+        State::Native => [None; 7],
+        // Incoming only until the peer confirmed. Behind a NAT (the peer
+        // knows this end by another address), what it sends meanwhile is
+        // dropped: the NAT would give it the new address, which the peer
+        // would answer with a reset.
+        State::Resuming => {
+            let nat = c.key.named != c.mapping.local_virtual;
+            let hold = nat.then(|| c.mapping.hold());
+            [pre, inp, hold, None, None, None, None]
+        }
+        State::Migrated => [pre, inp, out, post, None, None, None],
+        State::Validating => c.mapping.validating(c.previous_remote),
+    }
+}
+
+/// Whether a packet came from the new path of a validating connection.
+type Arrived = Arc<Atomic<bool>>;
+
+/// The arrival flag of validating connection `k` (record `c`) for a new
+/// table: the one of `old`, the table published now, if it has the same
+/// arrival rule; otherwise a new one (under the connections' lock: atomic;
+/// without one, the connection sends the old way until vnatd settles it).
+fn arrival_flag(old: Option<&Rules>, k: Key, c: &VirtualConnection) -> Option<Arrived> {
+    old.and_then(|o| o.slot_of(k, &c.mapping.arrival()))
+        .and_then(|i| old?.arrived[i].clone())
+        .or_else(|| Arc::new(Atomic::new(false), GFP_ATOMIC).ok())
+}
 
 /// What one rule matched: packets and their bytes.
 struct Hits {
@@ -41,6 +80,9 @@ struct Rules {
     /// What each slot matched while this table was published; folded into
     /// the connections' records when it is replaced.
     hits: KVVec<Hits>,
+    /// The flag of each arrival slot, shared with the tables before and
+    /// after it that have the same rule of the same connection.
+    arrived: KVVec<Option<Arrived>>,
 }
 
 impl Rules {
@@ -48,6 +90,11 @@ impl Rules {
     fn slot_of(&self, k: Key, r: &Rule) -> Option<usize> {
         mapping::lookup_index(&self.slots, self.seed, r.hook, &r.matches)
             .filter(|&i| self.owners[i] == k)
+    }
+
+    /// Whether the rule in slot `i` has a flag that is set.
+    fn has_arrived(&self, i: usize) -> bool {
+        self.arrived[i].as_ref().is_some_and(|f| f.load(Relaxed))
     }
 }
 
@@ -79,11 +126,10 @@ impl RuleTable {
     /// Returns how many rules were left out because another connection's
     /// matched the same packets (virtual address conflict, paper 3.4.3).
     pub(crate) fn rebuild(&self, connections: &ConnectionTable) -> Result<u64> {
-        // Allocate outside the lock for the connections that have rules (at
-        // most four each), fill under it; retry if more came meanwhile.
+        // Allocate outside the lock for the connections that have rules,
+        // fill under it; retry if more came meanwhile.
         let mut conflicts = 0;
         let new = loop {
-            // At most seven rules each (a validating connection's).
             let n = 7 * connections.translated();
             if n == 0 {
                 break None;
@@ -104,34 +150,32 @@ impl RuleTable {
                     GFP_KERNEL,
                 )?;
             }
+            let mut arrived = KVVec::with_capacity(cap, GFP_KERNEL)?;
+            arrived.extend_with(cap, None, GFP_KERNEL)?;
             // SAFETY: `get_random_u32` has no preconditions.
             let seed = unsafe { bindings::get_random_u32() };
             let mut overflow = false;
             conflicts = 0;
-            connections.for_each(|k, c| {
-                let [pre, inp, out, post] = c.mapping.rules();
-                let rules = match c.state {
-                    State::Native => return,
-                    // Incoming only until the peer confirmed. Behind a NAT
-                    // (the peer knows this end by another address), what
-                    // it sends meanwhile is dropped: the NAT would give it
-                    // the new address, which the peer would answer with a
-                    // reset.
-                    State::Resuming => {
-                        let nat = c.key.named != c.mapping.local_virtual;
-                        let hold = nat.then(|| c.mapping.hold());
-                        [pre, inp, hold, None, None, None, None]
+            // vnatd is the only writer: the published table stays while
+            // the new one takes its arrival flags.
+            self.read(|old| {
+                connections.for_each(|k, c| {
+                    let flag = (c.state == State::Validating)
+                        .then(|| arrival_flag(old, k, c))
+                        .flatten();
+                    for r in rules_of(c).iter().flatten() {
+                        match mapping::insert(&mut slots, seed, r) {
+                            Ok(i) => {
+                                owners[i] = k;
+                                if r.action == Action::Arrival {
+                                    arrived[i] = flag.clone();
+                                }
+                            }
+                            Err(mapping::InsertError::Conflict) => conflicts += 1,
+                            Err(mapping::InsertError::Full) => overflow = true,
+                        }
                     }
-                    State::Migrated => [pre, inp, out, post, None, None, None],
-                    State::Validating => c.mapping.validating(c.previous_remote),
-                };
-                for r in rules.iter().flatten() {
-                    match mapping::insert(&mut slots, seed, r) {
-                        Ok(i) => owners[i] = k,
-                        Err(mapping::InsertError::Conflict) => conflicts += 1,
-                        Err(mapping::InsertError::Full) => overflow = true,
-                    }
-                }
+                })
             });
             if overflow {
                 continue;
@@ -142,6 +186,7 @@ impl RuleTable {
                     slots,
                     owners,
                     hits,
+                    arrived,
                 },
                 GFP_KERNEL,
             )?);
@@ -179,20 +224,23 @@ impl RuleTable {
 
     /// Calls `f` with the published table, if there is one, in an RCU read
     /// section of its own.
-    fn read<R>(&self, f: impl FnOnce(&Rules) -> R) -> Option<R> {
+    fn read<R>(&self, f: impl FnOnce(Option<&Rules>) -> R) -> R {
         let _guard = rcu::read_lock();
         let table = self.table.load(Acquire);
         // SAFETY: Non-null tables are valid until a grace period after they
         // are replaced, and we are in an RCU read section.
-        (!table.is_null()).then(|| f(unsafe { &*table }))
+        f((!table.is_null()).then(|| unsafe { &*table }))
     }
 
     /// What the rules of connection `k` matched in the published table,
     /// per hook: (packets, bytes). Takes the RCU read lock itself.
     pub(crate) fn live_hits(&self, k: Key, c: &VirtualConnection) -> HookHits {
         self.read(|rules| {
+            let Some(rules) = rules else {
+                return HookHits::default();
+            };
             let mut out = HookHits::default();
-            for r in c.mapping.rules().iter().flatten() {
+            for r in rules_of(c).iter().flatten() {
                 if let Some(i) = rules.slot_of(k, r) {
                     let hook = r.hook as usize;
                     out.packets[hook] += rules.hits[i].packets.load(Relaxed);
@@ -201,7 +249,6 @@ impl RuleTable {
             }
             out
         })
-        .unwrap_or_default()
     }
 
     /// Whether a packet came from the new remote physical endpoint of
@@ -209,14 +256,13 @@ impl RuleTable {
     /// replaced, or in the published one. Takes the RCU read lock itself.
     pub(crate) fn path_seen(&self, k: Key, c: &VirtualConnection) -> bool {
         c.path_seen
-            || self
-                .read(|rules| {
-                    rules.slot_of(k, &c.mapping.arrival()).is_some_and(|i| {
-                        rules.slots[i].action == Action::Arrival
-                            && rules.hits[i].packets.load(Relaxed) > 0
-                    })
+            || self.read(|rules| {
+                rules.is_some_and(|rules| {
+                    rules
+                        .slot_of(k, &c.mapping.arrival())
+                        .is_some_and(|i| rules.has_arrived(i))
                 })
-                .unwrap_or(false)
+            })
     }
 
     /// Looks up the rule for a packet. The packet, of `len` bytes, is
@@ -239,8 +285,13 @@ impl RuleTable {
         let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
         rules.hits[i].packets.add(1u64, Relaxed);
         rules.hits[i].bytes.add(u64::from(len), Relaxed);
+        if let Some(f) = &rules.arrived[i] {
+            if !f.load(Relaxed) {
+                f.store(true, Relaxed);
+            }
+        }
         let rewrite = mapping::rewrite_of(&rules.slots, rules.seed, i, |j| {
-            rules.owners[j] == rules.owners[i] && rules.hits[j].packets.load(Relaxed) > 0
+            rules.owners[j] == rules.owners[i] && rules.has_arrived(j)
         });
         Some(Slot {
             rewrite,

@@ -106,7 +106,7 @@ def acked_unseen(cap, public):
             continue
         src, dst, flags, a, b, ack = m.groups()
         if src == public and a is not None:
-            end = int(b or a) + ("F" in flags)
+            end = int(b or a) + ("F" in flags) + ("S" in flags)
             if sent is None or 0 < (end - sent) % 2**32 < 2**31:
                 sent = end
         elif dst == public and ack is not None and sent is not None:
