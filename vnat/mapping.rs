@@ -106,7 +106,7 @@ pub enum Action {
     /// Drops it instead.
     Hold,
     /// Sends it the old way (`rewrite`) until the connection's arrival rule
-    /// (from this endpoint) has matched a packet, then to this endpoint:
+    /// has matched a packet, then to this endpoint ([`Slot::resolved`]):
     /// what a validating connection sends ([`Mapping::validating`]).
     UntilArrival(Endpoint),
 }
@@ -168,7 +168,7 @@ impl Mapping {
     /// packets are understood from both, their arrival from the new one is
     /// told ([`Mapping::arrival`]), and what the connection sends goes to
     /// `previous` until then, to the new endpoint from the first packet that
-    /// came from it on (the hook decides, [`rewrite_of`]). An answer to that
+    /// came from it on (the hook decides, [`Slot::resolved`]). An answer to that
     /// packet sent the old way would acknowledge bytes the old path never
     /// carried: a NAT there takes it for invalid and its own stack answers
     /// with a reset, which the connection would accept from there.
@@ -257,6 +257,21 @@ pub struct Slot {
     pub rewrite: Tuple,
 }
 
+impl Slot {
+    /// What the rule rewrites a packet to, `arrived` telling whether a
+    /// packet matched its connection's arrival rule: `rewrite`, but the new
+    /// destination for an [`Action::UntilArrival`] rule once one did.
+    pub fn resolved(&self, arrived: bool) -> Tuple {
+        match self.action {
+            Action::UntilArrival(then) if arrived => Tuple {
+                dst: then,
+                ..self.rewrite
+            },
+            _ => self.rewrite,
+        }
+    }
+}
+
 /// Why a rule could not go into a table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InsertError {
@@ -327,29 +342,6 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, Inser
         }
     }
     Err(InsertError::Full)
-}
-
-/// What the rule in slot `i` rewrites a packet to, `arrived(j)` telling
-/// whether the rule in slot `j` has matched a packet: its `rewrite`, or for
-/// an [`Action::UntilArrival`] rule whose connection's arrival rule has, the
-/// new destination.
-pub fn rewrite_of(slots: &[Slot], seed: u32, i: usize, arrived: impl Fn(usize) -> bool) -> Tuple {
-    let s = &slots[i];
-    let Action::UntilArrival(then) = s.action else {
-        return s.rewrite;
-    };
-    let arrival = Tuple {
-        proto: s.matches.proto,
-        src: then,
-        dst: s.matches.src,
-    };
-    match lookup_index(slots, seed, Hook::LocalIn, &arrival) {
-        Some(j) if slots[j].action == Action::Arrival && arrived(j) => Tuple {
-            dst: then,
-            ..s.rewrite
-        },
-        _ => s.rewrite,
-    }
 }
 
 /// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].

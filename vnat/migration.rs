@@ -299,7 +299,6 @@ pub(crate) fn accept_update(
         c.mapping.remote_physical = u.local_physical;
         c.updated_ns = ffi::now_ns();
         c.unvalidated = unseen && u.local_physical != c.previous_remote;
-        c.path_seen = false;
         // A resuming end settles when its own update is answered.
         if c.state != State::Resuming {
             c.settle();

@@ -11,10 +11,11 @@
 //! one load. Each rule counts what it matched; when a table is replaced,
 //! its counts go to the connections' records.
 //!
-//! A validating connection's arrival rule also has a flag that says a
-//! packet came from the new path, which its outgoing rule reads to send
-//! the new way from then on. The flag is shared by every table that has
-//! the rule, so that a rebuild before vnatd settles the connection (another
+//! A validating connection's arrival rule and outgoing rule share a flag
+//! that says a packet came from the new path: the first sets it, the second
+//! sends the new way from then on, and vnatd settles the connection on it.
+//! The flag passes from table to table while the connection has the same
+//! arrival rule, so that a rebuild before vnatd settles it (another
 //! connection's move, one that closes) cannot send it the old way again.
 
 use crate::{
@@ -54,14 +55,11 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; 7] {
 /// Whether a packet came from the new path of a validating connection.
 type Arrived = Arc<Atomic<bool>>;
 
-/// The arrival flag of validating connection `k` (record `c`) for a new
-/// table: the one of `old`, the table published now, if it has the same
-/// arrival rule; otherwise a new one (under the connections' lock: atomic;
-/// without one, the connection sends the old way until vnatd settles it).
+/// The arrival flag that validating connection `k` (record `c`) has in
+/// `old`, the table published now, if it has the same arrival rule there.
 fn arrival_flag(old: Option<&Rules>, k: Key, c: &VirtualConnection) -> Option<Arrived> {
-    old.and_then(|o| o.slot_of(k, &c.mapping.arrival()))
-        .and_then(|i| old?.arrived[i].clone())
-        .or_else(|| Arc::new(Atomic::new(false), GFP_ATOMIC).ok())
+    let old = old?;
+    old.arrived[old.slot_of(k, &c.mapping.arrival())?].clone()
 }
 
 /// What one rule matched: packets and their bytes.
@@ -80,8 +78,8 @@ struct Rules {
     /// What each slot matched while this table was published; folded into
     /// the connections' records when it is replaced.
     hits: KVVec<Hits>,
-    /// The flag of each arrival slot, shared with the tables before and
-    /// after it that have the same rule of the same connection.
+    /// The arrival flag of each slot of a validating connection's arrival
+    /// and outgoing rules.
     arrived: KVVec<Option<Arrived>>,
 }
 
@@ -90,11 +88,6 @@ impl Rules {
     fn slot_of(&self, k: Key, r: &Rule) -> Option<usize> {
         mapping::lookup_index(&self.slots, self.seed, r.hook, &r.matches)
             .filter(|&i| self.owners[i] == k)
-    }
-
-    /// Whether the rule in slot `i` has a flag that is set.
-    fn has_arrived(&self, i: usize) -> bool {
-        self.arrived[i].as_ref().is_some_and(|f| f.load(Relaxed))
     }
 }
 
@@ -129,6 +122,9 @@ impl RuleTable {
         // Allocate outside the lock for the connections that have rules,
         // fill under it; retry if more came meanwhile.
         let mut conflicts = 0;
+        // Flags for the connections that start validating, allocated here
+        // as well: one, or as many as the last try found missing.
+        let mut flags_wanted = 1;
         let new = loop {
             let n = 7 * connections.translated();
             if n == 0 {
@@ -152,6 +148,11 @@ impl RuleTable {
             }
             let mut arrived = KVVec::with_capacity(cap, GFP_KERNEL)?;
             arrived.extend_with(cap, None, GFP_KERNEL)?;
+            let mut spare = KVec::with_capacity(flags_wanted, GFP_KERNEL)?;
+            for _ in 0..flags_wanted {
+                spare.push(Arc::new(Atomic::new(false), GFP_KERNEL)?, GFP_KERNEL)?;
+            }
+            let mut flags_missing = 0;
             // SAFETY: `get_random_u32` has no preconditions.
             let seed = unsafe { bindings::get_random_u32() };
             let mut overflow = false;
@@ -160,14 +161,18 @@ impl RuleTable {
             // the new one takes its arrival flags.
             self.read(|old| {
                 connections.for_each(|k, c| {
-                    let flag = (c.state == State::Validating)
-                        .then(|| arrival_flag(old, k, c))
-                        .flatten();
+                    let flag = if c.state == State::Validating {
+                        let flag = arrival_flag(old, k, c).or_else(|| spare.pop());
+                        flags_missing += usize::from(flag.is_none());
+                        flag
+                    } else {
+                        None
+                    };
                     for r in rules_of(c).iter().flatten() {
                         match mapping::insert(&mut slots, seed, r) {
                             Ok(i) => {
                                 owners[i] = k;
-                                if r.action == Action::Arrival {
+                                if matches!(r.action, Action::Arrival | Action::UntilArrival(_)) {
                                     arrived[i] = flag.clone();
                                 }
                             }
@@ -178,6 +183,10 @@ impl RuleTable {
                 })
             });
             if overflow {
+                continue;
+            }
+            if flags_missing > 0 {
+                flags_wanted += flags_missing;
                 continue;
             }
             break Some(KBox::new(
@@ -206,16 +215,10 @@ impl RuleTable {
                     continue;
                 }
                 let hook = usize::from(old.slots[i].hook);
-                let slot = &old.slots[i];
                 let bytes = h.bytes.load(Relaxed);
                 connections.with(old.owners[i], |c| {
                     c.hits.packets[hook] += packets;
                     c.hits.bytes[hook] += bytes;
-                    // Packets from the path it validates now, not from one
-                    // it validated before another move.
-                    c.path_seen |= slot.action == Action::Arrival
-                        && c.state == State::Validating
-                        && c.mapping.arrival().matches == slot.matches;
                 });
             }
         }
@@ -252,17 +255,10 @@ impl RuleTable {
     }
 
     /// Whether a packet came from the new remote physical endpoint of
-    /// connection `k` (record `c`), which is validating it: in a table since
-    /// replaced, or in the published one. Takes the RCU read lock itself.
+    /// connection `k` (record `c`), which is validating it. Takes the RCU
+    /// read lock itself.
     pub(crate) fn path_seen(&self, k: Key, c: &VirtualConnection) -> bool {
-        c.path_seen
-            || self.read(|rules| {
-                rules.is_some_and(|rules| {
-                    rules
-                        .slot_of(k, &c.mapping.arrival())
-                        .is_some_and(|i| rules.has_arrived(i))
-                })
-            })
+        self.read(|rules| arrival_flag(rules, k, c).is_some_and(|f| f.load(Relaxed)))
     }
 
     /// Looks up the rule for a packet. The packet, of `len` bytes, is
@@ -285,17 +281,22 @@ impl RuleTable {
         let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
         rules.hits[i].packets.add(1u64, Relaxed);
         rules.hits[i].bytes.add(u64::from(len), Relaxed);
-        if let Some(f) = &rules.arrived[i] {
-            if !f.load(Relaxed) {
-                f.store(true, Relaxed);
-            }
-        }
-        let rewrite = mapping::rewrite_of(&rules.slots, rules.seed, i, |j| {
-            rules.owners[j] == rules.owners[i] && rules.has_arrived(j)
-        });
+        let slot = &rules.slots[i];
+        // Only a validating connection's two rules have a flag to look at.
+        let flag = || rules.arrived[i].as_ref();
+        let arrived = match slot.action {
+            Action::Arrival => flag().is_some_and(|f| {
+                if !f.load(Relaxed) {
+                    f.store(true, Relaxed);
+                }
+                true
+            }),
+            Action::UntilArrival(_) => flag().is_some_and(|f| f.load(Relaxed)),
+            Action::Rewrite | Action::Hold => false,
+        };
         Some(Slot {
-            rewrite,
-            ..rules.slots[i]
+            rewrite: slot.resolved(arrived),
+            ..*slot
         })
     }
 

@@ -136,10 +136,6 @@ pub(crate) struct VirtualConnection {
     /// connection settles as [`State::Validating`], whatever else happens
     /// to it meanwhile (its own move, or that move's failure).
     pub(crate) unvalidated: bool,
-    /// A packet came from the remote physical endpoint a
-    /// [`State::Validating`] connection waits for, in a rule table that has
-    /// since been replaced.
-    pub(crate) path_seen: bool,
     /// Its own conflict policy (`Default`: the knob's).
     pub(crate) policy: Policy,
     /// When the mapping was last updated ([`crate::ffi::now_ns`]); 0: never.
@@ -232,7 +228,6 @@ impl VirtualConnection {
             previous_local: local,
             previous_remote: remote,
             unvalidated: false,
-            path_seen: false,
             policy: Policy::Default,
             updated_ns: 0,
             hits: HookHits {
@@ -284,7 +279,6 @@ impl VirtualConnection {
             State::Migrated
         };
         self.previous_remote = self.mapping.remote_physical;
-        self.path_seen = false;
     }
 }
 

@@ -84,12 +84,13 @@ proptest! {
         for r in m.validating(old).into_iter().flatten() {
             prop_assert!(insert(&mut slots, seed, &r).is_ok(), "no rule of one connection conflicts with another: {:?}", r);
         }
-        let mut hit = vec![false; slots.len()];
-        let run = |hit: &mut Vec<bool>, hooks: &[Hook], mut t: Tuple| {
+        // Whether the arrival rule matched a packet (the flag the hook sets).
+        let mut hit = false;
+        let run = |hit: &mut bool, hooks: &[Hook], mut t: Tuple| {
             for &h in hooks {
-                if let Some(i) = lookup_index(&slots, seed, h, &t) {
-                    hit[i] = true;
-                    t = rewrite_of(&slots, seed, i, |j| hit[j]);
+                if let Some(s) = lookup(&slots, seed, h, &t) {
+                    *hit |= s.action == Action::Arrival;
+                    t = s.resolved(*hit);
                 }
             }
             t
