@@ -79,7 +79,8 @@ linux_pkg=$(apt-cache search --names-only '^linux-source-7\.[0-9]+$' | awk '{pri
 pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-dev
       cpio kmod xz-utils zstd rsync iproute2 tcpdump socat iperf3 python3-venv
       busybox-static ethtool procps udev nftables
-      python3-yaml python3-jsonschema)   # the last two: the kernel's ynl tool
+      python3-yaml python3-jsonschema    # these two: the kernel's ynl tool
+      openssh-server openssh-client nginx curl vsftpd)   # the applications the tests move
 missing=()
 for p in "${pkgs[@]}" "$linux_pkg"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -89,7 +90,15 @@ dpkg-query -W -f='${Status}' qemu-system-x86 2>/dev/null | grep -q 'ok installed
 	missing+=(qemu-system-x86)
 if [ ${#missing[@]} -gt 0 ]; then
 	log "apt-get install ${missing[*]}"
+	# The servers (sshd, nginx, vsftpd) run only in the test guests, with
+	# their own configuration: never start them on this machine.
+	policy=/usr/sbin/policy-rc.d
+	own_policy=0
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
+	fi
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	[ "$own_policy" = 0 ] || rm -f "$policy"
 fi
 
 # --- bindgen-cli, pinned ------------------------------------------------------

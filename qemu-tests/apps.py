@@ -1,0 +1,150 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Real servers and clients for the application tests, from the Debian
+packages that tools/setup.sh installs: each server runs in the foreground
+in a network namespace with a configuration of its own under a directory
+in /tmp (never the machine's /etc), as a user would start it by hand.
+
+The guest's namespaces share one file system, so a test can hand a server
+a file (or a named pipe) and read what a client wrote."""
+
+import os
+import shutil
+import subprocess
+import time
+
+from vnattest import check, listening_ports, log, sh, wait_for
+
+
+def workdir(name):
+    d = f"/tmp/vnat-{name}"
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+class Server:
+    """A daemon started in the foreground in namespace `ns`; waits until it
+    listens on TCP `port`."""
+
+    def __init__(self, ns, argv, port, name):
+        self.name = name
+        self.log = f"/tmp/vnat-{name}-{ns}.log"
+        log(f"{ns}: {' '.join(argv)}")
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
+                                  stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+        if not wait_for(lambda: port in listening_ports(ns) or self.p.poll() is not None,
+                        f"{name} listens on {port}", timeout=30) or self.p.poll() is not None:
+            raise RuntimeError(f"{name} did not start: {open(self.log).read()}")
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+
+    def output(self):
+        return open(self.log).read()
+
+
+USER, UID = "vnat", 4242
+
+
+def add_user():
+    """A user of our own for the sessions, as people log in (not as root,
+    whose dot files belong to the machine that built the guest): added to
+    copies of /etc/passwd, /etc/group and /etc/shadow (no password: it logs
+    in by key) mounted over the guest's (the machine's own files are not
+    touched). Returns its home."""
+    d = workdir("user")
+    home = f"{d}/home"
+    os.makedirs(home)
+    os.chown(home, UID, UID)
+    for name, line in (("passwd", f"{USER}:x:{UID}:{UID}:VNAT test:{home}:/bin/sh\n"),
+                       ("group", f"{USER}:x:{UID}:\n"), ("shadow", f"{USER}:*:20000:0:99999:7:::\n")):
+        with open(f"/etc/{name}") as f:
+            text = [l for l in f if not l.startswith(f"{USER}:")]
+        with open(f"{d}/{name}", "w") as f:
+            f.writelines(text + [line])
+        st = os.stat(f"/etc/{name}")
+        os.chmod(f"{d}/{name}", st.st_mode & 0o777)
+        os.chown(f"{d}/{name}", st.st_uid, st.st_gid)
+        sh(f"mount --bind {d}/{name} /etc/{name}")
+    return home
+
+
+def remove_user():
+    for name in ("passwd", "group", "shadow"):
+        sh(f"umount /etc/{name}", check_rc=False)
+
+
+class Sshd:
+    """OpenSSH's sshd in `ns` on port 22 with Debian's PAM stack; the user
+    `vnat` logs in by key. The client side (ssh) has the key and a
+    known_hosts of its own."""
+
+    def __init__(self, ns):
+        self.dir = d = workdir("ssh")
+        self.home = add_user()
+        # The guest's init leaves pam_nologin's "System is booting up" file.
+        sh("rm -f /run/nologin")
+        sh(f"ssh-keygen -q -t ed25519 -N '' -f {d}/host_key")
+        sh(f"ssh-keygen -q -t ed25519 -N '' -f {d}/user_key")
+        shutil.copy(f"{d}/user_key.pub", f"{d}/authorized_keys")
+        os.makedirs("/run/sshd", exist_ok=True)   # sshd's privilege separation directory
+        with open(f"{d}/sshd_config", "w") as f:
+            f.write(f"""Port 22
+HostKey {d}/host_key
+PidFile {d}/sshd.pid
+AuthorizedKeysFile {d}/authorized_keys
+PermitRootLogin no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM yes
+StrictModes no
+UseDNS no
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+        self.server = Server(ns, ["/usr/sbin/sshd", "-D", "-e", "-f", f"{d}/sshd_config"], 22, "sshd")
+
+    def argv(self, host, *command):
+        """ssh to vnat@`host` running `command` (a shell command line)."""
+        return ["ssh", "-F", "/dev/null", "-i", f"{self.dir}/user_key", "-o", "IdentitiesOnly=yes",
+                "-o", f"UserKnownHostsFile={self.dir}/known_hosts", "-o", "StrictHostKeyChecking=accept-new",
+                "-o", "BatchMode=yes", "-o", "LogLevel=ERROR", f"{USER}@{host}", *command]
+
+    def stop(self):
+        self.server.stop()
+        remove_user()
+
+
+def popen(ns, argv, **kw):
+    """A client in namespace `ns` (its output to pipes unless given)."""
+    log(f"{ns}: {' '.join(argv)}")
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(["ip", "netns", "exec", ns, *argv], **kw)
+
+
+def finished(p, what, timeout=120, read_stdout=True):
+    """Waits for client `p`; checks that it exited 0 and said nothing on
+    standard error. Returns its standard output (unless a thread of the
+    test reads it)."""
+    if p.stdin:
+        p.stdin.close()
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        check(False, f"{what}: still running after {timeout} s")
+    out = p.stdout.read() if read_stdout else None
+    err = p.stderr.read()
+    err = err.decode(errors="replace").strip() if isinstance(err, bytes) else err.strip()
+    check(p.returncode == 0 and not err, f"{what}: exit status {p.returncode}, standard error {err!r}")
+    return out
+
+
+def elapsed_since(t0):
+    return f"{time.monotonic() - t0:.1f} s"
