@@ -10,9 +10,8 @@ a file (or a named pipe) and read what a client wrote."""
 import os
 import shutil
 import subprocess
-import time
 
-from vnattest import check, listening_ports, log, sh, wait_for
+from vnattest import check, log, netns, sh, wait_for
 
 
 def workdir(name):
@@ -20,6 +19,19 @@ def workdir(name):
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     return d
+
+
+def listening(ns, port):
+    """Whether something listens on TCP `port` in `ns`, over IPv4 or IPv6
+    (a server on [::] takes IPv4 connections too)."""
+    with netns(ns):
+        for table in ("tcp", "tcp6"):
+            with open(f"/proc/thread-self/net/{table}") as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    if fields[3] == "0A" and int(fields[1].split(":")[-1], 16) == port:
+                        return True
+    return False
 
 
 class Server:
@@ -32,7 +44,7 @@ class Server:
         log(f"{ns}: {' '.join(argv)}")
         self.p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
                                   stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        if not wait_for(lambda: port in listening_ports(ns) or self.p.poll() is not None,
+        if not wait_for(lambda: listening(ns, port) or self.p.poll() is not None,
                         f"{name} listens on {port}", timeout=30) or self.p.poll() is not None:
             raise RuntimeError(f"{name} did not start: {open(self.log).read()}")
 
@@ -146,5 +158,34 @@ def finished(p, what, timeout=120, read_stdout=True):
     return out
 
 
-def elapsed_since(t0):
-    return f"{time.monotonic() - t0:.1f} s"
+class Nginx:
+    """nginx in `ns` on port 80 serving the directory `root`, each response
+    sent at most `rate` (nginx's limit_rate, e.g. "256k") per second."""
+
+    def __init__(self, ns, root, rate):
+        self.dir = d = workdir("nginx")
+        with open(f"{d}/nginx.conf", "w") as f:
+            f.write(f"""daemon off;
+worker_processes 1;
+pid {d}/nginx.pid;
+error_log {d}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {d}/body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    server {{
+        listen 80;
+        root {root};
+        limit_rate {rate};
+    }}
+}}
+""")
+        self.server = Server(ns, ["nginx", "-e", f"{d}/error.log", "-p", d, "-c", f"{d}/nginx.conf"], 80, "nginx")
+
+    def stop(self):
+        self.server.stop()
+

@@ -58,6 +58,7 @@ declare -A weight=(
 	[21-conflict.py]=41 [22-suspend.py]=73 [23-helper-pid-reuse.py]=36
 	[24-vcmp-forgery.py]=52 [25-vcmp-resources.py]=41 [26-vcmp-auth.py]=59
 	[27-vcmp-fuzz.py]=167 [28-nat-traversal.py]=123
+	[29-openssh.py]=113 [30-nginx-curl.py]=79
 )
 if [ $# -gt 0 ]; then
 	guests=1
