@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 
-from vnattest import check, log, netns, sh, wait_for
+from vnattest import check, listening_ports, log, sh, wait_for
 
 
 def workdir(name):
@@ -19,19 +19,6 @@ def workdir(name):
     shutil.rmtree(d, ignore_errors=True)
     os.makedirs(d)
     return d
-
-
-def listening(ns, port):
-    """Whether something listens on TCP `port` in `ns`, over IPv4 or IPv6
-    (a server on [::] takes IPv4 connections too)."""
-    with netns(ns):
-        for table in ("tcp", "tcp6"):
-            with open(f"/proc/thread-self/net/{table}") as f:
-                for line in f.readlines()[1:]:
-                    fields = line.split()
-                    if fields[3] == "0A" and int(fields[1].split(":")[-1], 16) == port:
-                        return True
-    return False
 
 
 class Server:
@@ -44,7 +31,7 @@ class Server:
         log(f"{ns}: {' '.join(argv)}")
         self.p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdin=subprocess.DEVNULL,
                                   stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
-        if not wait_for(lambda: listening(ns, port) or self.p.poll() is not None,
+        if not wait_for(lambda: port in listening_ports(ns) or self.p.poll() is not None,
                         f"{name} listens on {port}", timeout=30) or self.p.poll() is not None:
             raise RuntimeError(f"{name} did not start: {open(self.log).read()}")
 
@@ -140,8 +127,8 @@ def popen(ns, argv, **kw):
 
 
 def finished(p, what, timeout=120, read_stdout=True):
-    """Waits for client `p`; checks that it exited 0 and said nothing on
-    standard error. Returns its standard output (unless a thread of the
+    """Closes the standard input of client `p` and waits for it; checks
+    that it exited 0 and said nothing on standard error. Returns its standard output (unless a thread of the
     test reads it)."""
     if p.stdin:
         p.stdin.close()

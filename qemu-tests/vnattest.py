@@ -233,6 +233,16 @@ def wait_keyed(*nss, timeout=15):
     wait_for(keyed, f"every connection of {', '.join(nss)} has its key", timeout=timeout)
 
 
+def wait_mapped(ns, addr, port=None, timeout=30):
+    """Waits until namespace `ns` has connections and maps the remote end
+    of every one to physical address `addr` (and `port`, if given)."""
+    prefix = f"{addr}:{port if port is not None else ''}"
+    def mapped():
+        rows = connection_rows(ns)
+        return rows and all(r["remote_physical"].startswith(prefix) for r in rows)
+    return wait_for(mapped, f"{ns} maps every connection's peer to {prefix}", timeout)
+
+
 def connections(ns=None):
     """The virtual connections of a namespace: set of (local, remote, pid, origin)."""
     return {(r["local"], r["remote"], int(r["pid"]), r["origin"]) for r in connection_rows(ns)}

@@ -97,8 +97,10 @@ if [ ${#missing[@]} -gt 0 ]; then
 	if [ ! -e "$policy" ]; then
 		printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod 755 "$policy" && own_policy=1
 	fi
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	rc=0
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || rc=$?
 	[ "$own_policy" = 0 ] || rm -f "$policy"
+	[ "$rc" = 0 ] || die "apt-get install failed (exit $rc)"
 fi
 
 # --- bindgen-cli, pinned ------------------------------------------------------

@@ -282,18 +282,15 @@ impl RuleTable {
         rules.hits[i].packets.add(1u64, Relaxed);
         rules.hits[i].bytes.add(u64::from(len), Relaxed);
         let slot = &rules.slots[i];
-        // Only a validating connection's two rules have a flag to look at.
-        let flag = || rules.arrived[i].as_ref();
-        let arrived = match slot.action {
-            Action::Arrival => flag().is_some_and(|f| {
-                if !f.load(Relaxed) {
-                    f.store(true, Relaxed);
-                }
-                true
-            }),
-            Action::UntilArrival(_) => flag().is_some_and(|f| f.load(Relaxed)),
-            Action::Rewrite | Action::Hold => false,
-        };
+        // Only a validating connection's arrival rule (which sets it) and
+        // outgoing rule (which reads it) have a flag.
+        let arrived = rules.arrived[i].as_ref().is_some_and(|f| {
+            let set = f.load(Relaxed);
+            if !set && slot.action == Action::Arrival {
+                f.store(true, Relaxed);
+            }
+            set
+        });
         Some(Slot {
             rewrite: slot.resolved(arrived),
             ..*slot

@@ -39,27 +39,28 @@ os.mkfifo(fifo)
 ticker = popen("cli", sshd.argv(server, f"python3 -c \"{TICKER}\""), stdin=subprocess.PIPE, text=True)
 upload = popen("cli", sshd.argv(server, "sha256sum"), stdin=subprocess.PIPE)
 download = popen("cli", sshd.argv(server, f"cat {fifo}"))
+writer = []
 
 
-def open_writer():
-    """The download's pipe, once the server's cat has opened it."""
+def cat_opened():
+    """Opens the download's pipe once the server's cat has (before, the
+    open fails with ENXIO), or sees the ssh fail."""
     try:
-        return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError:   # ENXIO: no reader yet
-        return None
+        writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass
+    return writer or download.poll() is not None
 
 
-fds = []
-if not wait_for(lambda: fds.append(open_writer()) or fds[-1] is not None or download.poll() is not None,
-                "the server's cat opens the pipe", 60) or fds[-1] is None:
+if not wait_for(cat_opened, "the server's cat opens the pipe", 60) or not writer:
     for p in (ticker, upload, download):
         p.kill()
         log(f"ssh: {p.communicate()[1]!r}")
     check(False, f"sshd: {sshd.server.output()}")
     done()
 log("the server's cat has opened the pipe")
-os.set_blocking(fds[-1], True)
-down_w = os.fdopen(fds[-1], "wb")
+os.set_blocking(writer[0], True)
+down_w = os.fdopen(writer[0], "wb")
 
 lines = []
 got_down = bytearray()
@@ -102,20 +103,20 @@ wait_keyed("cli", "srv", timeout=30)
 log("three ssh connections, keyed")
 third(0)
 
-old_cli = topo.client_addr()
-log("the client moves to subnet 2")
-topo.attach_client(2)
-new_cli = topo.client_addr()
-wait_for(lambda: all(r["remote_physical"].startswith(new_cli + ":") for r in connection_rows("srv")),
-         f"the server maps all three connections to the client's {new_cli}", 30)
-third(1)
 
-old_srv = topo.server_addr()
-log("the server moves to subnet 10")
-topo.attach_server(10)
-new_srv = topo.server_addr()
-wait_for(lambda: all(r["remote_physical"].startswith(new_srv + ":22") for r in connection_rows("cli")),
-         f"the client maps all three connections to the server's {new_srv}", 30)
+def move(who, attach, addr, peer, port=None):
+    """Moves the client or the server (`attach`), waits until its `peer`
+    maps every connection to its new address; returns (old, new)."""
+    old = addr()
+    log(f"the {who} moves")
+    attach()
+    wait_mapped(peer, addr(), port)
+    return old, addr()
+
+
+old_cli, new_cli = move("client", lambda: topo.attach_client(2), topo.client_addr, "srv")
+third(1)
+old_srv, new_srv = move("server", lambda: topo.attach_server(10), topo.server_addr, "cli", 22)
 cap = Capture("rtr", "tcp port 22")
 third(2)
 
