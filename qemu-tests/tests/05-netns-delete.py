@@ -22,6 +22,19 @@ def vnatd_threads():
     return int(sh("pgrep -x 'vnatd/[0-9]+' | wc -l"))
 
 
+def unfinished(ns, port):
+    """TCP sockets of `port` in a namespace whose close is not over (any state
+    but TIME_WAIT, which holds no reference on its namespace)."""
+    n = 0
+    with netns(ns):
+        with open("/proc/thread-self/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                ports = {int(e.split(":")[1], 16) for e in fields[1:3]}
+                n += port in ports and fields[3] != "06"
+    return n
+
+
 def churn(ns, addr, port, seconds):
     """Connections opened and closed from two threads at once for `seconds`:
     connect() runs the connect probe in process context while the peers' last
@@ -65,17 +78,28 @@ veth("keep", "10.6.0.1", "gone1", "10.6.0.2", name="w")
 srv = tcp_listen("gone2", "0.0.0.0", 5000)
 socks = [tcp_connect("gone1", "10.5.0.2", 5000) for _ in range(10)]
 acc = [srv.accept()[0] for _ in socks]
-vc = tcp_connect("gone2", "10.5.0.1", 2031)
+# The VCMP client is in the namespace that stays: its connection is still
+# open, at gone1's vnatd, when gone1 goes.
+vc = tcp_connect("keep", "10.6.0.2", 2031)
 wait_for(lambda: stats("gone1")["vcmp_clients_accepted"] == 1, "VCMP client accepted in gone1")
 check_eq(stats("gone1")["connections"], 10, "10 connections tracked in gone1")
-# Sockets keep their namespace alive; close them, then delete both namespaces.
-for s in socks + acc + [srv, vc]:
+# Sockets keep their namespace alive; close them, then delete both namespaces
+# once every close is over. Deleted sooner, gone1 may go first, with its veth
+# and the last ACKs queued on it: gone2's sockets would then resend their FIN
+# into nothing for 100 s (tcp_orphan_retries) before gone2 could go.
+for s in socks + acc + [srv]:
     s.close()
+wait_for(lambda: unfinished("gone1", 5000) + unfinished("gone2", 5000) == 0,
+         "the ten connections' closes are over")
 del_netns("gone2")
 del_netns("gone1")
 # Deletion runs in a workqueue (cleanup_net), after RCU grace periods that
 # the emulated debug guest makes slow (5-20 s here).
 wait_for(lambda: vnatd_threads() == 2, "vnatd threads of deleted namespaces stopped", timeout=90)
+# The VCMP client's peer went with gone1: it goes at once (a reset, sent
+# nowhere).
+vc.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+vc.close()
 check(2031 in listening_ports("keep"), "vnatd of the remaining namespace still listens")
 srv = tcp_listen("keep", "127.0.0.1", 5001)
 c = tcp_connect("keep", "127.0.0.1", 5001)
