@@ -81,9 +81,9 @@ def remove_user():
 class Sshd:
     """OpenSSH's sshd in `ns` on port 22 with Debian's PAM stack; the user
     `vnat` logs in by key. The client side (ssh) has the key and a
-    known_hosts of its own."""
+    known_hosts of its own. `config`: more lines of sshd_config."""
 
-    def __init__(self, ns):
+    def __init__(self, ns, config=""):
         self.dir = d = workdir("ssh")
         self.home = add_user()
         # The guest's init leaves pam_nologin's "System is booting up" file.
@@ -104,7 +104,7 @@ UsePAM yes
 StrictModes no
 UseDNS no
 Subsystem sftp /usr/lib/openssh/sftp-server
-""")
+{config}""")
         self.server = Server(ns, ["/usr/sbin/sshd", "-D", "-e", "-f", f"{d}/sshd_config"], 22, "sshd")
 
     def argv(self, host, *command):

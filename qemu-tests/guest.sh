@@ -7,7 +7,8 @@
 # a final kmemleak scan; then it leaves RESULTS_DIR/finished. Prints TAP. A test fails if it exits non-zero, runs
 # out of time, or if the kernel log it caused shows a WARN, BUG, Oops, KASAN,
 # lockdep, kmemleak or hung-task report.
-# Usage: guest.sh RESULTS_DIR [TEST...]
+# Usage: guest.sh RESULTS_DIR [TEST...] (a TEST is a path under tests/; the
+# second guest of test 31 runs ../peer/two-kernels-server.py this way)
 set -u
 results=${1:?}
 shift
@@ -60,7 +61,7 @@ for t in "${tests[@]}"; do
 	# Also written as it comes to $results/running.log, which the host can
 	# read while the test runs (a hung test shows where it hangs).
 	start=$SECONDS
-	out=$(timeout -k 10 600 "$t" 2>&1 | tee "$results/running.log"; exit "${PIPESTATUS[0]}")
+	out=$(timeout -k 10 "${VNAT_TEST_TIMEOUT:-600}" "$t" 2>&1 | tee "$results/running.log"; exit "${PIPESTATUS[0]}")
 	rc=$?
 	took=$((SECONDS - start))
 	start=$SECONDS

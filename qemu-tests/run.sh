@@ -58,7 +58,7 @@ declare -A weight=(
 	[21-conflict.py]=41 [22-suspend.py]=73 [23-helper-pid-reuse.py]=36
 	[24-vcmp-forgery.py]=52 [25-vcmp-resources.py]=41 [26-vcmp-auth.py]=59
 	[27-vcmp-fuzz.py]=167 [28-nat-traversal.py]=123
-	[29-openssh.py]=113 [30-nginx-curl.py]=79
+	[29-openssh.py]=113 [30-nginx-curl.py]=79 [31-two-kernels.py]=70 [32-sshd-suspend.py]=60 [33-udp-socat.py]=45
 )
 if [ $# -gt 0 ]; then
 	guests=1
@@ -87,47 +87,90 @@ memory=$((guests > 1 ? 2 : 3))G
 # One guest: boots, runs guest.sh on its tests, keeps its kernel log.
 # The guest's own timeouts are per test; this one only guards against a hung guest.
 # VNAT_CONSOLE=1 shows the guest's kernel console (for a guest that hangs).
+# Guest g gets the QEMU options qopts[g] and the environment genv[g] too.
+declare -A qopts=() genv=()
 run_guest() {
-	local g=$1 results=$2
+	local g=$1 results=$2 label
 	shift 2
-	timeout "${VNAT_GUEST_TIMEOUT:-3600}" "$VNG" --run "$kdir" "${accel[@]}" --cpus "$cpus" --memory "$memory" \
+	if [ "$g" = peer ]; then label=peer; else label=$((g + 1)); fi
+	# shellcheck disable=SC2086 # genv: words of NAME=value
+	timeout "${VNAT_GUEST_TIMEOUT:-3600}" "$VNG" --run "$kdir" "${accel[@]}" \
+		--cpus "${gcpus[$g]:-$cpus}" --memory "${gmemory[$g]:-$memory}" \
 		${VNAT_CONSOLE:+--verbose} --append "$VNAT_ROOTFLAGS" \
-		--user root --rwdir "$results" --cwd "$top" \
-		--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$((g == 0)) $here/guest.sh $results $*" \
+		--user root --rwdir "$results" ${peer_dir:+--rwdir "$peer_dir"} --cwd "$top" \
+		${qopts[$g]:+"--qemu-opts=${qopts[$g]}"} \
+		--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$([ "$g" = 0 ] && echo 1 || echo 0) ${genv[$g]:-} $here/guest.sh $results $*" \
 		</dev/null || echo "# vng exited with $?"
 	if [ -f "$results/dmesg.txt" ]; then
 		mkdir -p "$here/results"
-		cp "$results/dmesg.txt" "$here/results/dmesg-$((g + 1)).txt"
-		echo "# guest dmesg kept in qemu-tests/results/dmesg-$((g + 1)).txt"
+		cp "$results/dmesg.txt" "$here/results/dmesg-$label.txt"
+		echo "# guest dmesg kept in qemu-tests/results/dmesg-$label.txt"
 	fi
 }
 
-# Each guest's results directory, with the kernel's ynl tool and its schema.
-dirs=()
-trap 'rm -rf "${dirs[@]}"' EXIT
+# Test 31 needs a second kernel: a guest of its own ("peer": one vCPU,
+# 1 GiB) that boots beside the guest that runs it, runs
+# peer/two-kernels-server.py and nothing else, and is joined to it by two
+# links, each a pair of unix datagram sockets between the two QEMU
+# processes (-netdev dgram; no host interface, no host address). The two
+# share one more directory, VNAT_PEER, for `ready`, `done` and the server's
+# records. The test finds its interfaces by MAC address.
+declare -A gcpus=([peer]=1) gmemory=([peer]=1G)
+peer_dir=""
+peer_guest=""
 for ((g = 0; g < guests; g++)); do
-	dirs[g]=$(mktemp -d)
-	mkdir -p "${dirs[g]}/ynl"
-	cp -r "$ksrc/tools/net/ynl/pyynl" "${dirs[g]}/ynl/"
-	cp "$ksrc/Documentation/netlink/genetlink.yaml" "${dirs[g]}/ynl/"
-	chmod 755 "${dirs[g]}" && chmod -R a+rX "${dirs[g]}/ynl"   # the tests run it unprivileged too
+	[[ " ${lists[g]} " == *" 31-two-kernels.py "* ]] && peer_guest=$g
+done
+if [ -n "$peer_guest" ]; then
+	peer_dir=$(mktemp -d)
+	links=$(mktemp -d)
+	chmod 777 "$peer_dir"
+	for i in 1 2; do
+		qopts[$peer_guest]+="-netdev dgram,id=peer$i,local.type=unix,local.path=$links/a$i,remote.type=unix,remote.path=$links/b$i -device virtio-net-pci,netdev=peer$i,mac=52:54:00:56:4e:0$i "
+		qopts[peer]+="-netdev dgram,id=peer$i,local.type=unix,local.path=$links/b$i,remote.type=unix,remote.path=$links/a$i -device virtio-net-pci,netdev=peer$i,mac=52:54:00:56:4e:1$i "
+	done
+	genv[$peer_guest]="VNAT_PEER=$peer_dir"
+	# It waits for the test, wherever that comes in the other guest's run.
+	genv[peer]="VNAT_PEER=$peer_dir VNAT_TEST_TIMEOUT=3300"
+fi
+
+# Each guest's results directory, with the kernel's ynl tool and its schema.
+declare -A dirs=()
+trap 'rm -rf "${dirs[@]}" ${peer_dir:+"$peer_dir" "$links"}' EXIT
+for g in $(seq 0 $((guests - 1))) ${peer_guest:+peer}; do
+	dirs[$g]=$(mktemp -d)
+	mkdir -p "${dirs[$g]}/ynl"
+	cp -r "$ksrc/tools/net/ynl/pyynl" "${dirs[$g]}/ynl/"
+	cp "$ksrc/Documentation/netlink/genetlink.yaml" "${dirs[$g]}/ynl/"
+	chmod 755 "${dirs[$g]}" && chmod -R a+rX "${dirs[$g]}/ynl"   # the tests run it unprivileged too
 done
 start=$SECONDS
+if [ -n "$peer_guest" ]; then
+	run_guest peer "${dirs[peer]}" ../peer/two-kernels-server.py >"${dirs[peer]}/out" 2>&1 &
+fi
 for ((g = 1; g < guests; g++)); do
 	# shellcheck disable=SC2086 # a list of test names
-	run_guest "$g" "${dirs[g]}" ${lists[g]} >"${dirs[g]}/out" 2>&1 &
+	run_guest "$g" "${dirs[$g]}" ${lists[g]} >"${dirs[$g]}/out" 2>&1 &
 done
 # The first guest's output as it comes; the others' once it is done.
 echo "# guest 1 of $guests:${lists[0]:- all tests}"
 # shellcheck disable=SC2086
 run_guest 0 "${dirs[0]}" ${lists[0]}
+# A test 31 that never came (or died early) lets the peer go.
+[ -n "$peer_guest" ] && touch "$peer_dir/abandon"
 wait
 for ((g = 1; g < guests; g++)); do
 	echo "# guest $((g + 1)) of $guests:${lists[g]}"
-	cat "${dirs[g]}/out"
+	cat "${dirs[$g]}/out"
 done
+if [ -n "$peer_guest" ]; then
+	echo "# the peer guest of 31-two-kernels.py (the second kernel):"
+	cat "${dirs[peer]}/out"
+fi
+all=$guests
+[ -n "$peer_guest" ] && all=$((all + 1))
 finished=0
 for d in "${dirs[@]}"; do [ -f "$d/finished" ] && finished=$((finished + 1)); done
-echo "# $guests guest(s) in $((SECONDS - start)) s, $finished finished"
-[ "$finished" = "$guests" ] && echo "# all guests finished"
+echo "# $all guest(s) in $((SECONDS - start)) s, $finished finished"
+[ "$finished" = "$all" ] && echo "# all guests finished"
 exit 0

@@ -11,6 +11,7 @@ vnatctl and the kernel's ynl), deterministically and without sleeping.
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import queue
@@ -130,9 +131,30 @@ def netns(name):
         os.close(cur)
 
 
+def ip_batch(ns, cmds):
+    """Runs `ip` commands (lines without the `ip`) in namespace `ns` (None:
+    this one) in one process: each `ip` started costs about a second under
+    TCG (an emulated exec of a dynamically linked program), and a topology
+    took dozens of them."""
+    sh(f"ip {f'-n {ns} ' if ns else ''}-batch -", input="\n".join(cmds) + "\n")
+
+
+def set_sysctl(ns, key, value):
+    """Writes a sysctl of namespace `ns` from this process (no `sysctl`
+    started: see ip_batch)."""
+    with netns(ns):
+        with open(f"/proc/sys/{key.replace('.', '/')}", "w") as f:
+            f.write(str(value))
+
+
 def add_netns(name):
     sh(f"ip netns add {name}")
-    sh(f"ip -n {name} link set lo up")
+    # lo up, without another process.
+    with netns(name):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 1
+            flags = struct.unpack_from("16sH", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0)))[1]
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
 
 
 def del_netns(name):
@@ -146,10 +168,8 @@ def veth(ns1, addr1, ns2, addr2, prefix=24, name="v"):
     """A veth pair between two namespaces, with addresses, both ends up."""
     a, b = f"{name}{ns1}"[:15], f"{name}{ns2}"[:15]
     sh(f"ip link add {a} netns {ns1} type veth peer name {b} netns {ns2}")
-    sh(f"ip -n {ns1} addr add {addr1}/{prefix} dev {a}")
-    sh(f"ip -n {ns2} addr add {addr2}/{prefix} dev {b}")
-    sh(f"ip -n {ns1} link set {a} up")
-    sh(f"ip -n {ns2} link set {b} up")
+    ip_batch(ns1, [f"addr add {addr1}/{prefix} dev {a}", f"link set {a} up"])
+    ip_batch(ns2, [f"addr add {addr2}/{prefix} dev {b}", f"link set {b} up"])
 
 
 def stats(ns=None):
@@ -509,19 +529,15 @@ class Topology:
     def __init__(self, subnets=3, server_subnets=(9, 10, 11)):
         for ns in ("cli", "rtr", "srv"):
             add_netns(ns)
-        sh("ip netns exec rtr sysctl -qw net.ipv4.ip_forward=1")
-        for s in range(1, subnets + 1):
-            sh(f"ip link add c{s} netns cli type veth peer name r{s} netns rtr")
-            sh(f"ip -n rtr addr add 10.0.{s}.1/24 dev r{s}")
-            sh(f"ip -n rtr link set r{s} up")
-        for s in server_subnets:
-            sh(f"ip link add s{s} netns srv type veth peer name r{s} netns rtr")
-            sh(f"ip -n rtr addr add 10.0.{s}.1/24 dev r{s}")
-            sh(f"ip -n rtr link set r{s} up")
+        set_sysctl("rtr", "net.ipv4.ip_forward", 1)
+        links = [(f"c{s}", "cli", s) for s in range(1, subnets + 1)] + [(f"s{s}", "srv", s) for s in server_subnets]
+        ip_batch(None, [f"link add {dev} netns {ns} type veth peer name r{s} netns rtr" for dev, ns, s in links])
+        ip_batch("rtr", [c for _, _, s in links for c in (f"addr add 10.0.{s}.1/24 dev r{s}", f"link set r{s} up")])
         self.client_at = None
         self.server_at = None
         self.attach_client(1)
         self.attach_server(server_subnets[0])
+        log("topology: cli, rtr and srv are up")
 
     def client_addr(self, s=None):
         return f"10.0.{s or self.client_at}.2"
@@ -539,7 +555,7 @@ class Topology:
         cmds += [f"link set {prefix}{new} up", f"addr add 10.0.{new}.2/24 dev {prefix}{new}",
                  f"route replace default via 10.0.{new}.1"]
         # One ip process: the move takes as little time as the kernel needs.
-        sh(f"ip -n {ns} -batch -", input="\n".join(cmds) + "\n")
+        ip_batch(ns, cmds)
 
     def connection(self, port=5000):
         """A TCP connection from the client to the server's `port`:

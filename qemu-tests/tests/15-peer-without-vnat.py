@@ -15,9 +15,11 @@ insmod()
 check_eq(write_knob("vcmp_auth", "opportunistic"), None, "vcmp_auth=opportunistic")
 topo = Topology()
 # Nothing from the server host's VNAT ever answers.
-sh("ip netns exec srv nft add table inet novnat")
-sh("ip netns exec srv nft add chain inet novnat in '{ type filter hook input priority -300; }'")
-sh("ip netns exec srv nft add rule inet novnat in tcp dport 2031 drop")
+sh("ip netns exec srv nft -f -", input="""
+table inet novnat {
+    chain in { type filter hook input priority -300; tcp dport 2031 drop; }
+}
+""")
 srv, c, a = topo.connection()
 old = topo.client_addr()
 check_eq(write_knob("vcmp_retries", "1"), None, "vcmp_retries=1")

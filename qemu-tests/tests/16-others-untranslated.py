@@ -10,9 +10,8 @@ topo = Topology()
 # A third host on the server's side of the router, and a pair of hosts of their own.
 add_netns("third")
 sh("ip link add t0 netns third type veth peer name r20 netns rtr")
-sh("ip -n rtr addr add 10.0.20.1/24 dev r20"); sh("ip -n rtr link set r20 up")
-sh("ip -n third addr add 10.0.20.2/24 dev t0"); sh("ip -n third link set t0 up")
-sh("ip -n third route add default via 10.0.20.1")
+ip_batch("rtr", ["addr add 10.0.20.1/24 dev r20", "link set r20 up"])
+ip_batch("third", ["addr add 10.0.20.2/24 dev t0", "link set t0 up", "route add default via 10.0.20.1"])
 add_netns("o1"); add_netns("o2")
 veth("o1", "10.30.0.1", "o2", "10.30.0.2")
 

@@ -46,16 +46,14 @@ insmod()
 for ns in ("cli", "nb", "nat1", "nat2", "rtr", "srv"):
     add_netns(ns)
 veth("srv", "10.0.9.2", "rtr", "10.0.9.1", name="s9")
-sh("ip -n srv route add default via 10.0.9.1")
-sh("ip netns exec rtr sysctl -qw net.ipv4.ip_forward=1")
+ip_batch("srv", ["route add default via 10.0.9.1"])
+set_sysctl("rtr", "net.ipv4.ip_forward", 1)
 for n, wan in ((1, "198.51.100"), (2, "203.0.113")):
     nat = f"nat{n}"
     veth(nat, f"{wan}.2", "rtr", f"{wan}.1", name=f"w{n}")
-    sh(f"ip -n {nat} route add default via {wan}.1")
-    sh(f"ip netns exec {nat} sysctl -qw net.ipv4.ip_forward=1")
+    set_sysctl(nat, "net.ipv4.ip_forward", 1)
     sh(f"ip link add c{n} netns cli type veth peer name l{n} netns {nat}")
-    sh(f"ip -n {nat} addr add 192.168.{n}.1/24 dev l{n}")
-    sh(f"ip -n {nat} link set l{n} up")
+    ip_batch(nat, [f"route add default via {wan}.1", f"addr add 192.168.{n}.1/24 dev l{n}", f"link set l{n} up"])
     # The home router: everything from the home network leaves with its
     # address; a table `home` whose `gate` chain a test can close.
     sh(f"ip netns exec {nat} nft -f -", input=f"""
@@ -67,7 +65,7 @@ table ip home {{
 
 
 veth("nb", "192.168.3.2", "nat1", "192.168.3.1", name="n")
-sh("ip -n nb route add default via 192.168.3.1")
+ip_batch("nb", ["route add default via 192.168.3.1"])
 
 
 def attach(n, old=None):
@@ -78,7 +76,7 @@ def attach(n, old=None):
         cmds += [f"addr del 192.168.{old}.2/24 dev c{old}", f"link set c{old} down"]
     cmds += [f"link set c{n} up", f"addr add 192.168.{n}.2/24 dev c{n}",
              f"route replace default via 192.168.{n}.1"]
-    sh("ip -n cli -batch -", input="\n".join(cmds) + "\n")
+    ip_batch("cli", cmds)
 
 
 def move(n, old, what):
