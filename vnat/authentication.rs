@@ -409,6 +409,21 @@ pub(crate) fn grant(
     if c.key.auth == Auth::Keyed || VcmpAuth::get() == VcmpAuth::Off {
         return refuse(None, out);
     }
+    if asks_first(&c) {
+        // Both ends of this UDP flow connected, so both ask: this end's
+        // request is the one to grant, the peer's is refused (nothing
+        // suspicious about it), and the peer stops asking once keyed.
+        state.count(Counter::KeysRefused, 1);
+        let r = vcmp2::Message::KeyReply(KeyReply {
+            status: STATUS_REFUSED,
+            key_id: 0,
+            named: Addr::ZERO,
+        });
+        return Grant {
+            len: r.encode::<HmacSha256>(None, out),
+            suspicious: false,
+        };
+    }
     let mut id = [0u8; 4];
     while id == [0; 4] {
         ffi::random_bytes(&mut id);
@@ -436,6 +451,17 @@ pub(crate) fn grant(
     }
 }
 
+/// Whether this end's request for `c`'s key goes first when the peer asks
+/// too: both ends of a UDP flow whose sockets both connected ask (each
+/// connected); the end with the lower virtual endpoint keeps asking and
+/// the other grants, as for a connection open before VNAT. Granting both
+/// would leave each end with the key it granted, not the same one.
+fn asks_first(c: &VirtualConnection) -> bool {
+    c.mapping.proto == PROTO_UDP
+        && c.key.asking != Asking::No
+        && c.mapping.local_virtual < c.mapping.remote_virtual
+}
+
 /// On the end that asks: the peer answered the KEY `req` for connection
 /// `key`, sent on a stream whose key is `stream`, with `reply` (the whole
 /// message: `bytes`). Returns whether the answer checks: a grant whose MAC
@@ -453,6 +479,10 @@ pub(crate) fn granted(
     if reply.status != STATUS_OK {
         state.count(Counter::KeysRefused, 1);
         let given_up = state.connections.with(key, |c| {
+            if c.key.auth == Auth::Keyed {
+                // Keyed meanwhile by the peer's request (see asks_first).
+                return false;
+            }
             c.key.refusals = c.key.refusals.saturating_add(1);
             if c.key.refusals >= KEY_TRIES {
                 c.key.auth = Auth::Unkeyed;
@@ -720,6 +750,26 @@ mod tests {
             ..nat
         };
         assert!(local.believe(direct, true).is_err());
+    }
+
+    /// When both ends of a UDP flow connected, both ask for its key, and
+    /// exactly one of them goes first (the other grants); ends that do not
+    /// ask, and TCP connections, never refuse a request that way.
+    #[test]
+    fn of_two_udp_ends_that_ask_one_goes_first() {
+        let (a, b) = (
+            Endpoint::new(0x0a00_0102, 40000),
+            Endpoint::new(0x0a00_0902, 5300),
+        );
+        let end =
+            |proto, ours, theirs, origin| VirtualConnection::new(proto, ours, theirs, 0, origin);
+        let (at_a, at_b) = (
+            end(PROTO_UDP, a, b, Origin::Connect),
+            end(PROTO_UDP, b, a, Origin::Connect),
+        );
+        assert!(asks_first(&at_a) != asks_first(&at_b));
+        assert!(!asks_first(&end(PROTO_UDP, a, b, Origin::Update)));
+        assert!(!asks_first(&end(PROTO_TCP, a, b, Origin::Connect)));
     }
 
     /// A HELLO_R with a low-order point makes no stream key.
