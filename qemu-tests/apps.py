@@ -176,3 +176,36 @@ http {{
     def stop(self):
         self.server.stop()
 
+
+
+class Vsftpd:
+    """vsftpd in `ns` on port 21: anonymous, read-only, serving `root`, each
+    transfer at most `rate` bytes per second, passive data ports 30000 to
+    30009. The anonymous user is the package's `ftp` (its home, where
+    vsftpd goes before it changes root to `root`, is /srv/ftp)."""
+
+    def __init__(self, ns, root, rate):
+        self.dir = d = workdir("vsftpd")
+        os.makedirs(f"{d}/empty")
+        with open(f"{d}/vsftpd.conf", "w") as f:
+            f.write(f"""listen=YES
+listen_ipv6=NO
+background=NO
+anonymous_enable=YES
+local_enable=NO
+write_enable=NO
+no_anon_password=YES
+anon_root={root}
+ftp_username=ftp
+anon_max_rate={rate}
+secure_chroot_dir={d}/empty
+pasv_min_port=30000
+pasv_max_port=30009
+seccomp_sandbox=NO
+xferlog_enable=NO
+vsftpd_log_file={d}/vsftpd.log
+""")
+        self.server = Server(ns, ["/usr/sbin/vsftpd", f"{d}/vsftpd.conf"], 21, "vsftpd")
+
+    def stop(self):
+        self.server.stop()

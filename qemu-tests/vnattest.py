@@ -258,7 +258,7 @@ def wait_mapped(ns, addr, port=None, timeout=30):
     of every one to physical address `addr` (and `port`, if given)."""
     prefix = f"{addr}:{port if port is not None else ''}"
     def mapped():
-        rows = connection_rows(ns)
+        rows = ynl_connection_rows(ns)   # in this process: polled
         return rows and all(r["remote_physical"].startswith(prefix) for r in rows)
     return wait_for(mapped, f"{ns} maps every connection's peer to {prefix}", timeout)
 

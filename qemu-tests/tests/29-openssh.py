@@ -98,7 +98,7 @@ def third(i):
     wait_for(lambda: len(lines) >= n + 5, f"third {i + 1}: five more interactive lines", 60)
 
 
-wait_for(lambda: len(connection_rows("srv")) == 3, "the server's vnatd records the three ssh connections", 30)
+wait_for(lambda: len(ynl_connection_rows("srv")) == 3, "the server's vnatd records the three ssh connections", 30)
 wait_keyed("cli", "srv", timeout=30)
 log("three ssh connections, keyed")
 third(0)

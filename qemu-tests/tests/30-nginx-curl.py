@@ -42,7 +42,7 @@ def size(path):
         return 0
 
 
-wait_for(lambda: len(connection_rows("srv")) == 1, "the server records curl's connection", 30)
+wait_for(lambda: len(ynl_connection_rows("srv")) == 1, "the server records curl's connection", 30)
 wait_keyed("cli", "srv", timeout=30)
 wait_for(lambda: size(got) >= SIZE // 4, "curl has a quarter of the file", 60)
 log(f"curl has {size(got) >> 10} KiB: the client moves")

@@ -50,7 +50,7 @@ threads = [threading.Thread(target=send), threading.Thread(target=receive)]
 for t in threads:
     t.start()
 wait_for(lambda: len(back) >= 20, "the echo answers", 60)
-wait_for(lambda: len(connection_rows("srv")) == 1, "the server's connected socket is tracked", 30)
+wait_for(lambda: len(ynl_connection_rows("srv")) == 1, "the server's connected socket is tracked", 30)
 wait_keyed("cli", "srv", timeout=30)
 log(f"the server's flow: {connection_rows('srv')}")
 old = server
