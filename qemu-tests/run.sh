@@ -60,7 +60,7 @@ declare -A weight=(
 	[24-vcmp-forgery.py]=14 [25-vcmp-resources.py]=16 [26-vcmp-auth.py]=19
 	[27-vcmp-fuzz.py]=141 [28-nat-traversal.py]=113 [29-openssh.py]=63
 	[30-nginx-curl.py]=47 [31-two-kernels.py]=22 [32-sshd-suspend.py]=35
-	[33-udp-socat.py]=17 [34-vsftpd-curl.py]=60
+	[33-udp-socat.py]=17 [34-vsftpd-curl.py]=60 [35-iperf3.py]=40
 )
 if [ $# -gt 0 ]; then
 	guests=1
