@@ -7,11 +7,13 @@ in /tmp (never the machine's /etc), as a user would start it by hand.
 The guest's namespaces share one file system, so a test can hand a server
 a file (or a named pipe) and read what a client wrote."""
 
+import hashlib
 import os
 import shutil
 import subprocess
 
-from vnattest import check, listening_ports, log, sh, wait_for
+from vnattest import (Capture, check, check_eq, listening_ports, log, sh, wait_for, wait_keyed, wait_mapped,
+                      ynl_connection_rows)
 
 
 def workdir(name):
@@ -78,6 +80,15 @@ def remove_user():
         sh(f"umount /etc/{name}", check_rc=False)
 
 
+# A command for an ssh session: prints a numbered line every 100 ms until
+# its standard input closes, then "end".
+TICKER = ("import select, sys, time\n"
+          "i = 0\n"
+          "while not select.select([sys.stdin], [], [], 0.1)[0]:\n"
+          "    print('line', i, flush=True); i += 1\n"
+          "print('end', flush=True)\n")
+
+
 class Sshd:
     """OpenSSH's sshd in `ns` on port 22 with Debian's PAM stack; the user
     `vnat` logs in by key. The client side (ssh) has the key and a
@@ -128,8 +139,8 @@ def popen(ns, argv, **kw):
 
 def finished(p, what, timeout=120, read_stdout=True):
     """Closes the standard input of client `p` and waits for it; checks
-    that it exited 0 and said nothing on standard error. Returns its standard output (unless a thread of the
-    test reads it)."""
+    that it exited 0 and said nothing on standard error. Returns its
+    standard output (unless a thread of the test reads it)."""
     if p.stdin:
         p.stdin.close()
     try:
@@ -177,7 +188,6 @@ http {{
         self.server.stop()
 
 
-
 class Vsftpd:
     """vsftpd in `ns` on port 21: anonymous, read-only, serving `root`, each
     transfer at most `rate` bytes per second, passive data ports 30000 to
@@ -209,3 +219,41 @@ vsftpd_log_file={d}/vsftpd.log
 
     def stop(self):
         self.server.stop()
+
+
+def file_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def download_across_move(topo, url, blob, to, what, flags=(), records=1, capture="tcp"):
+    """curl, in the topology's client, downloads `url`, whose content is
+    `blob`, while the client moves: once the server has its `records`
+    connections, keyed, and curl a quarter of the file, the client moves to
+    subnet `to`. Checks that part of the file was still to come when the
+    server had mapped the new address (the move was during the download),
+    that curl exits 0 with nothing on standard error, the SHA-256, and that
+    the router sees (`capture`: its filter) the new address and, after the
+    move settled, neither the old one nor a reset."""
+    got = f"{workdir('curl-' + what)}/download"
+    old = topo.client_addr()
+    curl = popen("cli", ["curl", "-sS", *flags, "-o", got, url])
+    wait_for(lambda: len(ynl_connection_rows("srv")) == records, f"{what}: the server records curl's connections", 30)
+    wait_keyed("cli", "srv", timeout=30)
+    wait_for(lambda: file_size(got) >= len(blob) // 4, f"{what}: curl has a quarter of the file", 60)
+    log(f"{what}: curl has {file_size(got) >> 10} KiB: the client moves")
+    topo.attach_client(to)
+    new = topo.client_addr()
+    wait_mapped("srv", new)
+    left = len(blob) - file_size(got)
+    check(left > 0, f"{what}: part of the file was still to come after the move ({left} bytes)")
+    cap = Capture("rtr", capture)
+    finished(curl, f"{what}: curl", timeout=120)
+    cap.stop()
+    with open(got, "rb") as f:
+        check_eq(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(blob).hexdigest(), f"{what}: SHA-256")
+    check(cap.count(f"host {new}") > 0, f"{what}: router saw {new}")
+    check_eq(cap.count(f"host {old}"), 0, f"{what}: router packets of {old} after the move settled")
+    check_eq(cap.count("tcp[tcpflags] & tcp-rst != 0"), 0, f"{what}: resets on the wire")

@@ -272,16 +272,37 @@ def ep(sockname):
     return f"{sockname[0]}:{sockname[1]}"
 
 
-def listening_ports(ns=None):
-    """TCP ports in LISTEN state in a namespace, from /proc/net/tcp."""
-    ports = set()
+TCP_LISTEN, TCP_TIME_WAIT = 0x0A, 0x06
+
+
+def tcp_sockets(ns=None):
+    """The IPv4 TCP sockets of a namespace, from /proc/net/tcp: a list of
+    (local port, remote port, state, inode)."""
+    out = []
     with netns(ns):
         with open("/proc/thread-self/net/tcp") as f:
             for line in f.readlines()[1:]:
                 fields = line.split()
-                if fields[3] == "0A":
-                    ports.add(int(fields[1].split(":")[1], 16))
-    return ports
+                out.append((int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16),
+                            int(fields[3], 16), int(fields[9])))
+    return out
+
+
+def listening_ports(ns=None):
+    """TCP ports in LISTEN state in a namespace."""
+    return {lp for lp, _, state, _ in tcp_sockets(ns) if state == TCP_LISTEN}
+
+
+def nics_by_mac(macs):
+    """The interfaces of this namespace whose MAC address is a key of
+    `macs`: {interface: macs[its address]}."""
+    found = {}
+    for dev in os.listdir("/sys/class/net"):
+        with open(f"/sys/class/net/{dev}/address") as f:
+            mac = f.read().strip()
+        if mac in macs:
+            found[dev] = macs[mac]
+    return found
 
 
 def wait_for(cond, what, timeout=10.0):

@@ -345,7 +345,9 @@ pub(crate) fn grant(
     stream: &Secret,
     out: &mut [u8; MAX_LEN],
 ) -> Grant {
-    let refuse = |why: Option<Counter>, out: &mut [u8; MAX_LEN]| {
+    // A refusal is suspicious, but for the request of a peer that asks
+    // second (see `asks_first`).
+    let refuse_as = |why: Option<Counter>, suspicious: bool, out: &mut [u8; MAX_LEN]| {
         if let Some(why) = why {
             state.count(why, 1);
         }
@@ -357,9 +359,10 @@ pub(crate) fn grant(
         });
         Grant {
             len: r.encode::<HmacSha256>(None, out),
-            suspicious: true,
+            suspicious,
         }
     };
+    let refuse = |why, out: &mut [u8; MAX_LEN]| refuse_as(why, true, out);
     if !vcmp2::verify::<HmacSha256>(bytes, stream.bytes()) {
         return refuse(Some(Counter::VcmpAuthFailed), out);
     }
@@ -411,18 +414,8 @@ pub(crate) fn grant(
     }
     if asks_first(&c) {
         // Both ends of this UDP flow connected, so both ask: this end's
-        // request is the one to grant, the peer's is refused (nothing
-        // suspicious about it), and the peer stops asking once keyed.
-        state.count(Counter::KeysRefused, 1);
-        let r = vcmp2::Message::KeyReply(KeyReply {
-            status: STATUS_REFUSED,
-            key_id: 0,
-            named: Addr::ZERO,
-        });
-        return Grant {
-            len: r.encode::<HmacSha256>(None, out),
-            suspicious: false,
-        };
+        // request is the one to grant; the peer stops asking once keyed.
+        return refuse_as(None, false, out);
     }
     let mut id = [0u8; 4];
     while id == [0; 4] {

@@ -35,24 +35,14 @@ def put(name, text):
     os.rename(tmp, f"{PEER}/{name}")
 
 
-def nics():
-    """The links' interfaces, found by the MAC addresses run.sh gave them."""
-    found = {}
-    for dev in os.listdir("/sys/class/net"):
-        with open(f"/sys/class/net/{dev}/address") as f:
-            mac = f.read().strip()
-        if mac in MACS:
-            found[MACS[mac]] = dev
-    return found
-
-
 insmod()
 add_netns("rtr")
 add_netns("srv")
-links = nics()
+# The links' interfaces, found by the MAC addresses run.sh gave them.
+links = nics_by_mac(MACS)
 check_eq(len(links), 2, "two links to the other guest")
-ip_batch(None, [f"link set {dev} netns rtr" for dev in links.values()])
-ip_batch("rtr", [c for (addr, name), dev in links.items()
+ip_batch(None, [f"link set {dev} netns rtr" for dev in links])
+ip_batch("rtr", [c for dev, (addr, name) in links.items()
                  for c in (f"link set {dev} name {name}", f"addr add {addr}/24 dev {name}", f"link set {name} up")])
 set_sysctl("rtr", "net.ipv4.ip_forward", 1)
 veth("rtr", "10.9.0.1", "srv", "10.9.0.2")
@@ -60,7 +50,7 @@ ip_batch("srv", ["route add default via 10.9.0.1"])
 listener = tcp_listen("srv", "0.0.0.0", 5000)
 listener.settimeout(1)
 stats("srv")  # parse the family's spec now, not while traffic runs
-log(f"router on {sorted(links)}, echo server on 10.9.0.2:5000")
+log(f"router on {sorted(links.values())}, echo server on 10.9.0.2:5000")
 put("ready", "")
 
 peers = []

@@ -25,14 +25,7 @@ def vnatd_threads():
 def unfinished(ns, port):
     """TCP sockets of `port` in a namespace whose close is not over (any state
     but TIME_WAIT, which holds no reference on its namespace)."""
-    n = 0
-    with netns(ns):
-        with open("/proc/thread-self/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                ports = {int(e.split(":")[1], 16) for e in fields[1:3]}
-                n += port in ports and fields[3] != "06"
-    return n
+    return sum(port in (lp, rp) and state != TCP_TIME_WAIT for lp, rp, state, _ in tcp_sockets(ns))
 
 
 def churn(ns, addr, port, seconds):

@@ -20,14 +20,9 @@ import hashlib
 import os
 import threading
 from vnattest import *
-from apps import Sshd, finished, popen
+from apps import TICKER, Sshd, finished, popen
 
 PART = 256 << 10      # bytes per third, each way
-TICKER = ("import select, sys, time\n"
-          "i = 0\n"
-          "while not select.select([sys.stdin], [], [], 0.1)[0]:\n"
-          "    print('line', i, flush=True); i += 1\n"
-          "print('end', flush=True)\n")
 
 insmod()
 topo = Topology()

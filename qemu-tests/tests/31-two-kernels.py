@@ -97,12 +97,7 @@ try:
     log("the other guest is ready")
     insmod()
     add_netns("cli")
-    nics = {}
-    for dev in os.listdir("/sys/class/net"):
-        with open(f"/sys/class/net/{dev}/address") as f:
-            name = MACS.get(f.read().strip())
-        if name:
-            nics[dev] = name
+    nics = nics_by_mac(MACS)
     check_eq(sorted(nics.values()), ["nic1", "nic2"], "two links to the other guest")
     ip_batch(None, [f"link set {dev} netns cli" for dev in nics])
     # Both interfaces are up, as a laptop's are; only network 1 gave an address.

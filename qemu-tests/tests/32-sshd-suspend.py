@@ -19,26 +19,15 @@ error; the router sees the session from the new address only."""
 import os
 import threading
 from vnattest import *
-from apps import Sshd, finished, popen
+from apps import TICKER, Sshd, finished, popen
 
 AWAY_S = 10
-TICKER = ("import select, sys, time\n"
-          "i = 0\n"
-          "while not select.select([sys.stdin], [], [], 0.1)[0]:\n"
-          "    print('line', i, flush=True); i += 1\n"
-          "print('end', flush=True)\n")
 
 
 def holders(ns, port):
     """The pids of namespace `ns` that have a TCP socket of local `port`,
     other than listening ones, open."""
-    inodes = set()
-    with netns(ns):
-        with open("/proc/thread-self/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                if int(fields[1].split(":")[1], 16) == port and fields[3] != "0A":
-                    inodes.add(f"socket:[{fields[9]}]")
+    inodes = {f"socket:[{inode}]" for lp, _, state, inode in tcp_sockets(ns) if lp == port and state != TCP_LISTEN}
     pids = set()
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:

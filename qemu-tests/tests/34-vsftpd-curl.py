@@ -19,10 +19,9 @@ After a move, a transfer that opens a new data connection does not work
 yet: the addresses FTP carries in its payload are the virtual ones, and
 VNAT does not hide the new location from the application (see the README,
 "Real applications")."""
-import hashlib
 import os
 from vnattest import *
-from apps import Vsftpd, finished, popen, workdir
+from apps import Vsftpd, download_across_move, workdir
 
 SIZE = 1 << 20
 
@@ -35,44 +34,11 @@ with open(f"{root}/blob", "wb") as f:
     f.write(blob)
 os.chmod(f"{root}/blob", 0o644)
 ftpd = Vsftpd("srv", root, 64 << 10)
-server = topo.server_addr()
+url = f"ftp://{topo.server_addr()}/blob"
 ynl_connection_rows("cli"), ynl_connection_rows("srv")
-
-
-def size(path):
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def transfer(mode, flags, to):
-    """Downloads the file in `mode`; the client moves to subnet `to` once a
-    quarter has come."""
-    got = f"{workdir('curl-' + mode)}/blob"
-    old = topo.client_addr()
-    curl = popen("cli", ["curl", "-sS", *flags, "-o", got, f"ftp://{server}/blob"])
-    wait_for(lambda: len(ynl_connection_rows("srv")) == 2, f"{mode}: the server records both connections", 30)
-    wait_keyed("cli", "srv", timeout=30)
-    wait_for(lambda: size(got) >= SIZE // 4, f"{mode}: curl has a quarter of the file", 60)
-    log(f"{mode}: curl has {size(got) >> 10} KiB: the client moves")
-    topo.attach_client(to)
-    new = topo.client_addr()
-    wait_mapped("srv", new)
-    left = SIZE - size(got)
-    check(left > 0, f"{mode}: part of the file was still to come after the move ({left} bytes)")
-    cap = Capture("rtr", "tcp")
-    finished(curl, f"{mode}: curl", timeout=120)
-    cap.stop()
-    with open(got, "rb") as f:
-        check_eq(hashlib.sha256(f.read()).hexdigest(), hashlib.sha256(blob).hexdigest(), f"{mode}: SHA-256")
-    check(cap.count(f"host {new}") > 0, f"{mode}: router saw {new}")
-    check_eq(cap.count(f"host {old}"), 0, f"{mode}: router packets of {old} after the move settled")
-    check_eq(cap.count("tcp[tcpflags] & tcp-rst != 0"), 0, f"{mode}: resets on the wire")
+for mode, flags, to in (("passive", ["--ftp-pasv"], 2), ("active", ["--ftp-port", "-"], 3)):
+    # The control connection and the data connection.
+    download_across_move(topo, url, blob, to, mode, flags, records=2)
     wait_for(lambda: not ynl_connection_rows("srv"), f"{mode}: the session's records go with it")
-
-
-transfer("passive", ["--ftp-pasv"], 2)
-transfer("active", ["--ftp-port", "-"], 3)
 ftpd.stop()
 done()
