@@ -19,6 +19,7 @@ ORDER = [
     ("pure", "checksum", ["vnat/checksum.rs"]),
     ("pure", "mapping", ["vnat/mapping.rs"]),
     ("pure", "packet", ["vnat/packet.rs"]),
+    ("pure", "location_hiding", ["vnat/location_hiding.rs"]),
     ("pure", "key", ["vnat/key.rs"]),
     ("pure", "vcmp2", ["vnat/vcmp2.rs"]),
     ("ffi", "ffi", ["vnat/ffi.rs", "vnat/ffi/*.rs"]),

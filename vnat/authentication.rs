@@ -29,7 +29,7 @@ use crate::{
     counters::Counter,
     ffi::{self, HmacSha256, Secret, Sock, X25519Secret},
     key::{self, Direction, KEY_LEN},
-    knobs::{peer_vcmp_port, VcmpAuth},
+    knobs::{peer_vcmp_port, VcmpAuth, LOCATION_HIDING},
     netns::NetState,
     vcmp::{self, Endpoint, PROTO_TCP, PROTO_UDP},
     vcmp2::{self, Addr, Hello, KeyReply, KeyRequest, Reply, MAX_LEN, STATUS_OK, STATUS_REFUSED},
@@ -380,32 +380,45 @@ pub(crate) fn grant(
     // physical address.
     let mut why = Counter::VcmpUnknownConnection;
     let nat = Endpoint::new(from.addr(), named.port);
-    let found = [Some((named, false)), (nat != named).then_some((nat, true))]
-        .into_iter()
+    // A connection that the asker opened from its new address after a move
+    // and that location hiding gave its old one here: we know its end by
+    // that (and check its ISN as behind a NAT).
+    let hidden = LOCATION_HIDING
+        .get_bool()
+        .then(|| state.rules.hidden_peer(from.addr()))
         .flatten()
-        .find_map(|(theirs, behind_nat)| {
-            let (k, c) = state
-                .connections
-                .find(req.proto, ours, theirs)
-                .or_else(|| {
-                    (req.proto == PROTO_UDP && from.addr() == theirs.addr)
-                        .then(|| record_udp_flow(state, ours, theirs))
-                        .flatten()
-                        .and_then(|k| state.connections.with(k, |c| (k, *c)))
-                })?;
-            if let Some((w, _)) = from.refuses(c.mapping.remote_physical.addr) {
-                why = w;
+        .map(|addr| Endpoint::new(addr, named.port))
+        .filter(|&h| h != named && h != nat);
+    let found = [
+        Some((named, false)),
+        (nat != named).then_some((nat, true)),
+        hidden.map(|h| (h, true)),
+    ]
+    .into_iter()
+    .flatten()
+    .find_map(|(theirs, behind_nat)| {
+        let (k, c) = state
+            .connections
+            .find(req.proto, ours, theirs)
+            .or_else(|| {
+                (req.proto == PROTO_UDP && from.addr() == theirs.addr)
+                    .then(|| record_udp_flow(state, ours, theirs))
+                    .flatten()
+                    .and_then(|k| state.connections.with(k, |c| (k, *c)))
+            })?;
+        if let Some((w, _)) = from.refuses(c.mapping.remote_physical.addr) {
+            why = w;
+            return None;
+        }
+        if behind_nat && req.proto == PROTO_TCP {
+            let isn = state.connections.sock(k).and_then(|s| s.tcp_isn(false));
+            if req.isn == 0 || isn != Some(req.isn) {
+                why = Counter::VcmpAuthFailed;
                 return None;
             }
-            if behind_nat && req.proto == PROTO_TCP {
-                let isn = state.connections.sock(k).and_then(|s| s.tcp_isn(false));
-                if req.isn == 0 || isn != Some(req.isn) {
-                    why = Counter::VcmpAuthFailed;
-                    return None;
-                }
-            }
-            Some((k, c))
-        });
+        }
+        Some((k, c))
+    });
     let Some((k, c)) = found else {
         return refuse(Some(why), out);
     };

@@ -22,6 +22,10 @@
 //!   migrated connection is translated until then, so its FIN and the
 //!   peer's reach their destination.
 //!
+//! With the `location_hiding` knob on, a connection opened between two
+//! hosts whose connections moved is recorded with their moved addresses
+//! (`location_hiding.rs`).
+//!
 //! Only IPv4 TCP and UDP sockets owned by user space are tracked; the kernel's own,
 //! such as vnatd's, are not. Connections that exist when a namespace's state
 //! is set up (at insmod, for every namespace) are found in the kernel's
@@ -33,6 +37,7 @@ use crate::{
     events::{self, Event},
     ffi::Sock,
     helper,
+    knobs::LOCATION_HIDING,
     netns::NetState,
     vcmp::Endpoint,
     virtualization::{Asking, Origin, VirtualConnection},
@@ -151,16 +156,29 @@ extern "C" fn vnat_rs_sock_event(
         Err(_) => return,
     };
     // Virtual endpoints are the initial physical ones (paper 3.1).
-    let conn = VirtualConnection::new(
-        proto,
+    let (local, remote) = (
         Endpoint::new(u32::from_be(saddr), u16::from_be(sport)),
         Endpoint::new(u32::from_be(daddr), u16::from_be(dport)),
-        pid,
-        origin,
     );
+    let mut conn = VirtualConnection::new(proto, local, remote, pid, origin);
+    // Location hiding: a connection opened between two hosts whose
+    // connections moved has their physical addresses from the start.
+    let hidden = (origin != Origin::Existing && LOCATION_HIDING.get_bool())
+        .then(|| state.rules.hidden_mapping(proto, local, remote))
+        .flatten();
+    if let Some(m) = hidden {
+        conn = conn.hidden(m);
+    }
     match state.connections.insert(sk, conn) {
         Ok(_) => {
             state.count(Counter::ConnectionsTracked, 1);
+            if hidden.is_some() {
+                state.count(Counter::HiddenConnections, 1);
+                // Its rules: vnatd builds them (the hooks hide its packets
+                // meanwhile).
+                state.rules_stale.store(true, Release);
+                state.kick();
+            }
             events::event(state, Event::Virtualized, &conn, None);
             // This end asks the peer for the connection's key: vnatd does,
             // batched, as soon as it runs; woken once per batch, by the

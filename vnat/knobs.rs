@@ -250,6 +250,14 @@ pub(crate) static SUSPEND_HELPER: Knob =
 /// undone (the peer may never come back); 0: only when the peer resumes.
 pub(crate) static HELPER_TIMEOUT_S: Knob = Knob::new("helper_timeout_s", 3600, 0, 604_800);
 
+/// Location hiding (paper 3.4.1, 4.1; `location_hiding.rs`), 0 or 1: new
+/// TCP connections between two hosts whose connections moved get the
+/// addresses those connections have, for applications that compare or
+/// exchange addresses (FTP). Off by default: applications are told where
+/// their new connections really are. The paper's option was per
+/// application; this one is per host, all namespaces.
+pub(crate) static LOCATION_HIDING: Knob = Knob::new("location_hiding", 0, 0, 1);
+
 /// Writes `args` into a configfs page, returning the length written.
 pub(crate) fn show(page: &mut [u8; PAGE_SIZE], args: core::fmt::Arguments<'_>) -> Result<usize> {
     let mut w = kernel::str::Formatter::new(&mut page[..]);

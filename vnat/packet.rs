@@ -65,6 +65,12 @@ pub fn tuple(hdr: &[u8]) -> Option<Tuple> {
     })
 }
 
+/// Whether `hdr` holds a TCP segment that opens a connection: a SYN
+/// without ACK.
+pub fn opens_connection(hdr: &[u8]) -> bool {
+    matches!(parse(hdr), Some((ihl, PROTO_TCP)) if hdr[ihl + 13] & 0x12 == 0x02)
+}
+
 /// Header length and protocol, if `hdr` holds both headers whole.
 fn parse(hdr: &[u8]) -> Option<(usize, u8)> {
     if hdr.len() < IP_MIN || hdr[0] >> 4 != 4 {

@@ -19,7 +19,9 @@
 //! connection's move, one that closes) cannot send it the old way again.
 
 use crate::{
-    mapping::{self, Action, Hook, Rule, Slot, Tuple},
+    location_hiding::Moves,
+    mapping::{self, Action, Hook, Mapping, Rule, Slot, Tuple},
+    vcmp::Endpoint,
     virtualization::{ConnectionTable, HookHits, Key, State, VirtualConnection},
 };
 use core::ptr;
@@ -81,6 +83,8 @@ struct Rules {
     /// The arrival flag of each slot of a validating connection's arrival
     /// and outgoing rules.
     arrived: KVVec<Option<Arrived>>,
+    /// The address pairs of the migrated connections, for location hiding.
+    moves: Moves,
 }
 
 impl Rules {
@@ -156,6 +160,7 @@ impl RuleTable {
             // SAFETY: `get_random_u32` has no preconditions.
             let seed = unsafe { bindings::get_random_u32() };
             let mut overflow = false;
+            let mut moves = Moves::new();
             conflicts = 0;
             // vnatd is the only writer: the published table stays while
             // the new one takes its arrival flags.
@@ -168,6 +173,11 @@ impl RuleTable {
                     } else {
                         None
                     };
+                    if c.state == State::Migrated {
+                        // Past the limit, new connections of other moves
+                        // keep their addresses.
+                        moves.add(&c.mapping);
+                    }
                     for r in rules_of(c).iter().flatten() {
                         match mapping::insert(&mut slots, seed, r) {
                             Ok(i) => {
@@ -196,6 +206,7 @@ impl RuleTable {
                     owners,
                     hits,
                     arrived,
+                    moves,
                 },
                 GFP_KERNEL,
             )?);
@@ -295,6 +306,49 @@ impl RuleTable {
             rewrite: slot.resolved(arrived),
             ..*slot
         })
+    }
+
+    /// Location hiding: what TCP packet `t`, which no rule matched, becomes
+    /// at `hook` (see [`Moves::rewrite`]).
+    ///
+    /// # Safety
+    ///
+    /// As for [`RuleTable::lookup`]: the caller is in an RCU read section.
+    pub(crate) unsafe fn hidden(
+        &self,
+        hook: Hook,
+        t: &Tuple,
+        vcmp_port: u16,
+        taken: impl FnMut(&Tuple, bool) -> bool,
+    ) -> Option<Tuple> {
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return None;
+        }
+        // SAFETY: As in `lookup`.
+        let rules = unsafe { &*table };
+        if rules.moves.is_empty() {
+            return None;
+        }
+        rules.moves.rewrite(hook, t, vcmp_port, taken)
+    }
+
+    /// Location hiding: the mapping of a new connection with virtual
+    /// endpoints `local` and `remote`, if the two hosts' connections moved.
+    /// Takes the RCU read lock itself.
+    pub(crate) fn hidden_mapping(
+        &self,
+        proto: u8,
+        local: Endpoint,
+        remote: Endpoint,
+    ) -> Option<Mapping> {
+        self.read(|rules| rules?.moves.mapping(proto, local, remote))
+    }
+
+    /// Location hiding: the virtual address of the peer that moved to
+    /// `physical`, if one did. Takes the RCU read lock itself.
+    pub(crate) fn hidden_peer(&self, physical: u32) -> Option<u32> {
+        self.read(|rules| rules?.moves.remote_virtual_of(physical))
     }
 
     pub(crate) fn is_empty(&self) -> bool {

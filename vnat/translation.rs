@@ -19,6 +19,9 @@
 //! at all (vnatd registers them on demand). The bytes are rewritten by
 //! `packet.rs`; this file finds the packet's rule and does the routing.
 //!
+//! A packet that no rule matches may still get other addresses from
+//! location hiding (`location_hiding.rs`), when its knob is on.
+//!
 //! Two routing details make translation work once the old address is gone:
 //! - PREROUTING routes the packet by its physical (local) destination before
 //!   rewriting it to the virtual one, so it is delivered locally although
@@ -32,8 +35,9 @@
 use crate::{
     checksum,
     counters::Counter,
-    ffi::Skb,
-    mapping::{Action, Hook},
+    ffi::{Skb, TcpFound},
+    knobs::{LOCATION_HIDING, VCMP_PORT},
+    mapping::{Action, Hook, Tuple},
     netns::NetState,
     packet::{self, Packet},
 };
@@ -103,28 +107,56 @@ enum Outcome {
     Held,
 }
 
+/// Location hiding (`location_hiding.rs`): what packet `t`, which no rule
+/// matched, becomes, if the knob is on and the hosts' connections moved.
+/// `opens`: it is a SYN without ACK.
+fn hide(state: &NetState, hook: Hook, skb: &mut Skb, t: &Tuple, opens: bool) -> Option<Tuple> {
+    if !LOCATION_HIDING.get_bool() {
+        return None;
+    }
+    let vcmp_port = VCMP_PORT.get() as u16;
+    // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
+    // of `Skb::from_raw`), so this runs in the hook's RCU read section.
+    let out = unsafe {
+        state.rules.hidden(hook, t, vcmp_port, |t, listener| {
+            skb.tcp_lookup(t.src, t.dst, listener && opens) != TcpFound::Nothing
+        })
+    }?;
+    state.count(Counter::HiddenPackets, 1);
+    Some(out)
+}
+
 /// Translates one packet.
 fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     let len = skb.len();
-    let Some(t) = skb.headers().and_then(packet::tuple) else {
+    let Some((t, opens)) = skb
+        .headers()
+        .and_then(|h| Some((packet::tuple(h)?, packet::opens_connection(h))))
+    else {
         return Ok(Outcome::Untouched);
     };
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.
-    let Some(rule) = (unsafe { state.rules.lookup(hook, &t, len) }) else {
-        return Ok(Outcome::Untouched);
+    let rewrite = match unsafe { state.rules.lookup(hook, &t, len) } {
+        Some(rule) => {
+            match rule.action {
+                Action::Rewrite | Action::UntilArrival(_) => {}
+                Action::Arrival => state.path_arrived(),
+                Action::Hold => return Ok(Outcome::Held),
+            }
+            rule.rewrite
+        }
+        None => match hide(state, hook, skb, &t, opens) {
+            Some(r) => r,
+            None => return Ok(Outcome::Untouched),
+        },
     };
-    match rule.action {
-        Action::Rewrite | Action::UntilArrival(_) => {}
-        Action::Arrival => state.path_arrived(),
-        Action::Hold => return Ok(Outcome::Held),
-    }
     // A rule may change nothing (the arrival rule of a peer back at its
     // virtual endpoint): the packet stays as it is.
-    if rule.rewrite == t {
+    if rewrite == t {
         return Ok(Outcome::Untouched);
     }
-    if hook == Hook::PreRouting && t.dst.addr != rule.rewrite.dst.addr {
+    if hook == Hook::PreRouting && t.dst.addr != rewrite.dst.addr {
         // Route by the physical (local) destination before it becomes the
         // virtual one.
         skb.route_local(t.dst.addr).map_err(|_| EHOSTUNREACH)?;
@@ -133,11 +165,11 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     let h = skb.headers_mut()?;
     let mut pkt = Packet::new(h.bytes, h.partial).ok_or(EINVAL)?;
     let mut changes = [None, None];
-    if t.src != rule.rewrite.src {
-        changes[0] = pkt.rewrite(false, t.src, rule.rewrite.src);
+    if t.src != rewrite.src {
+        changes[0] = pkt.rewrite(false, t.src, rewrite.src);
     }
-    if t.dst != rule.rewrite.dst {
-        changes[1] = pkt.rewrite(true, t.dst, rule.rewrite.dst);
+    if t.dst != rewrite.dst {
+        changes[1] = pkt.rewrite(true, t.dst, rewrite.dst);
     }
     if let Some(csum) = h.csum {
         // `skb->csum` sums the words as the CPU loads them: give it the
@@ -146,7 +178,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
             *csum = checksum::complete_adjust(*csum, c.old.to_be(), c.new.to_be());
         }
     }
-    if hook == Hook::LocalOut && t.dst.addr != rule.rewrite.dst.addr {
+    if hook == Hook::LocalOut && t.dst.addr != rewrite.dst.addr {
         skb.reroute(state.net())?;
     }
     Ok(Outcome::Rewritten)
@@ -155,10 +187,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
 #[kunit_tests(vnat_translation)]
 mod tests {
     use super::*;
-    use crate::{
-        mapping::{Tuple, PROTO_TCP},
-        vcmp::Endpoint,
-    };
+    use crate::{mapping::PROTO_TCP, vcmp::Endpoint};
 
     /// An IPv4 + TCP header with valid checksums over a small payload.
     fn packet(src: Endpoint, dst: Endpoint) -> [u8; 44] {

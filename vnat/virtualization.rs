@@ -264,6 +264,18 @@ impl VirtualConnection {
         self.mapping.remote_virtual
     }
 
+    /// The connection, opened after a move, with the moved addresses of
+    /// its two hosts (location hiding): migrated from birth.
+    pub(crate) fn hidden(self, mapping: Mapping) -> Self {
+        Self {
+            mapping,
+            state: State::Migrated,
+            previous_local: mapping.local_physical,
+            previous_remote: mapping.remote_physical,
+            ..self
+        }
+    }
+
     /// Sets the state that fits the mapping once the peer agreed: while
     /// the remote endpoint is unvalidated, [`State::Validating`] (and the
     /// previous remote endpoint is kept).

@@ -19,6 +19,7 @@
 //! |            | `checksum.rs`        | 4.2      | incremental checksum updates (shared)  |
 //! |            | `mapping.rs`         | 3.2      | mappings, their rules, the rule table's slots (shared) |
 //! |            | `packet.rs`          | 4.2      | reading and rewriting packet headers (shared) |
+//! |            | `location_hiding.rs` | 3.4.1, 4.1 | location hiding: new connections get the moved addresses (shared) |
 //! |            | `key.rs`             | 3.3.1.1  | the security key: HKDF over HMAC-SHA256 (shared) |
 //! |            | `vcmp2.rs`           | 3.3.2.1  | VCMP version 2: authenticated messages (shared) |
 //! | FFI        | `ffi.rs`, `ffi/`     |          | the thin layer to the C shim (`shim/`) |
@@ -51,6 +52,7 @@ use kernel::prelude::*;
 // Pure.
 pub mod checksum;
 pub mod key;
+pub mod location_hiding;
 pub mod mapping;
 #[path = "generated/netlink.rs"]
 mod nl_gen;

@@ -4,6 +4,7 @@
 //! slices, and the two routing calls translation needs.
 
 use super::Net;
+use crate::vcmp::Endpoint;
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
 /// `struct vnat_pkt` of the shim: where a packet's IP header starts, how
@@ -33,6 +34,26 @@ extern "C" {
     fn vnat_shim_pkt_parse(skb: *mut bindings::sk_buff, p: *mut RawPkt, writable: bool) -> c_int;
     fn vnat_shim_route_local(skb: *mut bindings::sk_buff, daddr: u32) -> c_int;
     fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
+    fn vnat_shim_tcp_lookup(
+        skb: *mut bindings::sk_buff,
+        saddr: u32,
+        sport: u16,
+        daddr: u32,
+        dport: u16,
+        syn: bool,
+    ) -> c_int;
+}
+
+/// What an incoming TCP packet would find (`enum vnat_tcp_found`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TcpFound {
+    /// No socket takes it.
+    Nothing,
+    /// A socket of its 4-tuple: established, request or TIME_WAIT.
+    Connection,
+    /// A SYN that a listener bound to exactly its destination address takes
+    /// (now `IP_TRANSPARENT`).
+    Listener,
 }
 
 /// A packet that a hook is given, for the duration of the hook.
@@ -120,6 +141,30 @@ impl Skb {
     pub(crate) fn route_local(&mut self, daddr: u32) -> Result {
         // SAFETY: The packet is ours; hooks run under RCU, as routing needs.
         to_result(unsafe { vnat_shim_route_local(self.as_ptr(), daddr.to_be()) })
+    }
+
+    /// What an incoming TCP packet from `src` to `dst` (a SYN if `syn`)
+    /// would find in its namespace; a listener that takes a SYN is made
+    /// `IP_TRANSPARENT` (see `vnat_shim_tcp_lookup`). Nothing for a packet
+    /// that has no input device (one sent by this host).
+    pub(crate) fn tcp_lookup(&mut self, src: Endpoint, dst: Endpoint, syn: bool) -> TcpFound {
+        // SAFETY: The packet is ours; hooks run under RCU, as the lookups
+        // need; the shim checks the device.
+        let found = unsafe {
+            vnat_shim_tcp_lookup(
+                self.as_ptr(),
+                src.addr.to_be(),
+                src.port.to_be(),
+                dst.addr.to_be(),
+                dst.port.to_be(),
+                syn,
+            )
+        };
+        match found {
+            1 => TcpFound::Connection,
+            2 => TcpFound::Listener,
+            _ => TcpFound::Nothing,
+        }
     }
 
     /// LOCAL_OUT: routes the packet again after its destination changed.

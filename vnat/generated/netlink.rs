@@ -116,10 +116,12 @@ pub(crate) mod attr {
         pub(crate) const VCMP_V1_REFUSED: u16 = 44;
         pub(crate) const PATHS_VALIDATED: u16 = 45;
         pub(crate) const RESUMING_DROPPED_PACKETS: u16 = 46;
-        pub(crate) const CONNECTIONS: u16 = 47;
-        pub(crate) const VCMP_LISTENING: u16 = 48;
-        pub(crate) const HOOKS_REGISTERED: u16 = 49;
-        pub(crate) const PAD: u16 = 50;
+        pub(crate) const HIDDEN_CONNECTIONS: u16 = 47;
+        pub(crate) const HIDDEN_PACKETS: u16 = 48;
+        pub(crate) const CONNECTIONS: u16 = 49;
+        pub(crate) const VCMP_LISTENING: u16 = 50;
+        pub(crate) const HOOKS_REGISTERED: u16 = 51;
+        pub(crate) const PAD: u16 = 52;
     }
 }
 
@@ -605,6 +607,14 @@ pub(crate) enum Counter {
     /// new address, which the peer would answer with a reset (TCP sends
     /// them again once the move is answered).
     ResumingDroppedPackets,
+    /// Connections opened after a move between two hosts whose
+    /// connections moved, recorded with the moved addresses (location
+    /// hiding, the location_hiding knob).
+    HiddenConnections,
+    /// Packets that no connection's rule matched and location hiding gave
+    /// the moved addresses (a hidden connection's, until its own rules
+    /// are in place).
+    HiddenPackets,
 }
 
 impl Counter {
@@ -656,6 +666,8 @@ impl Counter {
         Counter::VcmpV1Refused,
         Counter::PathsValidated,
         Counter::ResumingDroppedPackets,
+        Counter::HiddenConnections,
+        Counter::HiddenPackets,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -707,6 +719,8 @@ impl Counter {
             Counter::VcmpV1Refused => "vcmp_v1_refused",
             Counter::PathsValidated => "paths_validated",
             Counter::ResumingDroppedPackets => "resuming_dropped_packets",
+            Counter::HiddenConnections => "hidden_connections",
+            Counter::HiddenPackets => "hidden_packets",
         }
     }
 

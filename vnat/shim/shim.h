@@ -81,6 +81,9 @@ void vnat_shim_sock_kick_retransmit(struct sock *sk);
 bool vnat_shim_tcp_isn(struct sock *sk, bool ours, u32 *isn);
 bool vnat_shim_sock_destroyed(struct sock *sk);
 u32 vnat_shim_sock_uid(const struct sock *sk);
+enum vnat_tcp_found { VNAT_TCP_NONE = 0, VNAT_TCP_CONN = 1, VNAT_TCP_LISTENER = 2 };
+int vnat_shim_tcp_lookup(struct sk_buff *skb, __be32 saddr, __be16 sport, __be32 daddr,
+			 __be16 dport, bool syn);
 void vnat_shim_sock_destroy(struct sock *sk);
 bool vnat_shim_sock_keepalive(struct sock *sk, bool on);
 int vnat_shim_signal_holders(struct sock *sk, int sig, struct vnat_process *procs, int max);

@@ -254,3 +254,42 @@ bool vnat_shim_sock_destroyed(struct sock *sk)
 	return sk->sk_protocol != IPPROTO_TCP ||
 	       READ_ONCE(sk->sk_state) == TCP_CLOSE;
 }
+
+/*
+ * Location hiding (vnat/location_hiding.rs): what a TCP packet from
+ * @saddr:@sport to @daddr:@dport (network order) would find on @net.
+ * Returns VNAT_TCP_CONN for a socket of that 4-tuple (established, request
+ * or TIME_WAIT); else, for a SYN (@syn), VNAT_TCP_LISTENER if a listener
+ * bound to exactly @daddr takes it, which is then made IP_TRANSPARENT: its
+ * SYN-ACK and its children's packets leave from @daddr, an address the host
+ * may no longer have (POSTROUTING puts the physical one on the wire);
+ * VNAT_TCP_NONE otherwise. @skb is an incoming packet at PREROUTING or
+ * LOCAL_IN (its device and namespace are the lookup's); called from the
+ * hook, under RCU.
+ */
+int vnat_shim_tcp_lookup(struct sk_buff *skb, __be32 saddr, __be16 sport, __be32 daddr,
+			 __be16 dport, bool syn)
+{
+	struct net *net;
+	struct sock *sk;
+	int dif;
+
+	if (!skb->dev)
+		return VNAT_TCP_NONE;
+	net = dev_net(skb->dev);
+	dif = skb->dev->ifindex;
+
+	sk = __inet_lookup_established(net, saddr, sport, daddr, ntohs(dport), dif, 0);
+	if (sk) {
+		sock_gen_put(sk);
+		return VNAT_TCP_CONN;
+	}
+	if (!syn)
+		return VNAT_TCP_NONE;
+	sk = __inet_lookup_listener(net, NULL, 0, saddr, sport, daddr, ntohs(dport), dif, 0);
+	if (!sk || sk->sk_kern_sock || sk->sk_rcv_saddr != daddr)
+		return VNAT_TCP_NONE;
+	if (!inet_test_bit(TRANSPARENT, sk))
+		inet_set_bit(TRANSPARENT, sk);
+	return VNAT_TCP_LISTENER;
+}

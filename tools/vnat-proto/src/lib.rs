@@ -20,6 +20,9 @@ pub mod mapping;
 #[path = "../../../vnat/packet.rs"]
 pub mod packet;
 
+#[path = "../../../vnat/location_hiding.rs"]
+pub mod location_hiding;
+
 #[path = "../../../vnat/key.rs"]
 pub mod key;
 

@@ -142,10 +142,12 @@ pub mod stats {
     pub const VCMP_V1_REFUSED: u16 = 44;
     pub const PATHS_VALIDATED: u16 = 45;
     pub const RESUMING_DROPPED_PACKETS: u16 = 46;
-    pub const CONNECTIONS: u16 = 47;
-    pub const VCMP_LISTENING: u16 = 48;
-    pub const HOOKS_REGISTERED: u16 = 49;
-    pub const PAD: u16 = 50;
+    pub const HIDDEN_CONNECTIONS: u16 = 47;
+    pub const HIDDEN_PACKETS: u16 = 48;
+    pub const CONNECTIONS: u16 = 49;
+    pub const VCMP_LISTENING: u16 = 50;
+    pub const HOOKS_REGISTERED: u16 = 51;
+    pub const PAD: u16 = 52;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -195,9 +197,11 @@ pub mod stats {
         (44, "vcmp-v1-refused"),
         (45, "paths-validated"),
         (46, "resuming-dropped-packets"),
-        (47, "connections"),
-        (48, "vcmp-listening"),
-        (49, "hooks-registered"),
+        (47, "hidden-connections"),
+        (48, "hidden-packets"),
+        (49, "connections"),
+        (50, "vcmp-listening"),
+        (51, "hooks-registered"),
     ];
 }
 
