@@ -99,6 +99,16 @@ pub(crate) fn forget_destroyed(state: &NetState) -> usize {
     }
 }
 
+/// Called by the shim's bind probe for a user TCP socket of the namespace
+/// that binds `addr` (network byte order): whether location hiding lets it,
+/// as the address is one this host's connections moved away from.
+#[no_mangle]
+extern "C" fn vnat_rs_bind_hidden(state: *const c_void, addr: u32) -> bool {
+    // SAFETY: As in `vnat_rs_sock_event`.
+    let state = unsafe { NetState::borrow(state) };
+    LOCATION_HIDING.get_bool() && state.rules.hidden_local(u32::from_be(addr))
+}
+
 /// What a probe saw (`enum vnat_ev` of `vnat/shim/probes.c`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]

@@ -24,6 +24,11 @@
 //!   so opened), and what those send leaves from its physical address
 //!   (POSTROUTING).
 //!
+//! An application told that it is still at its virtual address may bind
+//! it (active FTP's client listens there): a TCP socket that binds a
+//! virtual address of a move is made `IP_TRANSPARENT`, as the sockets of
+//! moved connections are.
+//!
 //! Ports stay as they are. Only packets that no connection's rule matched
 //! come here, and only a packet that no socket takes as it is gets another
 //! address. Once a new connection is recorded (`connect()`, `accept()`),
@@ -149,6 +154,14 @@ impl Moves {
             .iter()
             .find(|mv| mv.remote_moved() && mv.remote_physical == physical)
             .map(|mv| mv.remote_virtual)
+    }
+
+    /// Whether `addr` is this host's virtual address of a move: one that
+    /// the host no longer has, which its applications may still bind.
+    pub fn is_local_virtual(&self, addr: u32) -> bool {
+        self.as_slice()
+            .iter()
+            .any(|mv| mv.local_moved() && mv.local_virtual == addr)
     }
 
     /// What a TCP packet `t` that no connection's rule matched becomes at

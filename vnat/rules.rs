@@ -351,6 +351,12 @@ impl RuleTable {
         self.read(|rules| rules?.moves.remote_virtual_of(physical))
     }
 
+    /// Location hiding: whether `addr` is a virtual address this host moved
+    /// away from. Takes the RCU read lock itself.
+    pub(crate) fn hidden_local(&self, addr: u32) -> bool {
+        self.read(|rules| rules.is_some_and(|r| r.moves.is_local_virtual(addr)))
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         self.table.load(Relaxed).is_null()
     }

@@ -19,8 +19,9 @@ control connection's local address, the client's virtual one, which is
 gone. With the `location_hiding` knob on, the server's VNAT gives a new
 connection from the client's new address the client's old one, and
 vsftpd's connection to the old address goes to the new; the client, which
-listens at its old address (`net.ipv4.ip_nonlocal_bind=1` lets curl bind
-it), receives it there. Asserted: curl exits 0 with nothing on standard
+listens at its old address (curl binds its active-mode listener to the
+control connection's local address, and VNAT lets it bind that address,
+which the client no longer has), receives it there. Asserted: curl exits 0 with nothing on standard
 error, the four SHA-256 are equal, curl made one control connection, both
 ends recorded the connections opened after a move as hidden, the hidden
 active data connection itself moved in move 2, and the router saw neither
@@ -35,9 +36,6 @@ BIG, SMALL = 1 << 20, 16 << 10
 insmod()
 topo = Topology()
 check_eq(write_knob("location_hiding", "1"), None, "location_hiding set to 1")
-# curl binds its active-mode listener to the control connection's local
-# address: after a move, the client's virtual address.
-set_sysctl("cli", "net.ipv4.ip_nonlocal_bind", 1)
 root = workdir("ftp")
 os.chmod(root, 0o755)
 files = {"big": os.urandom(BIG), "small": os.urandom(SMALL)}

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * Socket tracking (paper 4.1): kprobes on connect, accept and close of
- * TCP and UDP sockets, and the walk of connections open already.
+ * TCP and UDP sockets, and the walk of connections open already; and on
+ * bind, for location hiding.
  * vnat/interception.rs.
  */
 
@@ -123,6 +124,30 @@ static int vnat_krp_udp_connect_ret(struct kretprobe_instance *ri,
 	return 0;
 }
 
+/*
+ * __inet_bind(sk, uaddr, addr_len, flags): a TCP socket that binds a
+ * virtual address of this host that moved away, while location hiding is
+ * on, may (vnat/location_hiding.rs): it is made IP_TRANSPARENT, which
+ * lets the bind take an address the host no longer has and the socket's
+ * route lookups use it as source.
+ */
+static int vnat_kp_bind(struct kprobe *p, struct pt_regs *regs)
+{
+	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 0);
+	const struct sockaddr_in *addr = (const void *)regs_get_kernel_argument(regs, 1);
+	int len = (int)regs_get_kernel_argument(regs, 2);
+	const void *state;
+
+	if (!sk || !addr || len < (int)sizeof(*addr) || addr->sin_family != AF_INET ||
+	    !addr->sin_addr.s_addr || sk->sk_family != AF_INET || sk->sk_kern_sock ||
+	    sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	state = vnat_state(sock_net(sk));
+	if (state && vnat_rs_bind_hidden(state, addr->sin_addr.s_addr))
+		inet_set_bit(TRANSPARENT, sk);
+	return 0;
+}
+
 #define VNAT_KPROBE(var, symbol, handler) \
 	static struct kprobe var = { .symbol_name = symbol, .pre_handler = handler }
 
@@ -131,10 +156,11 @@ VNAT_KPROBE(vnat_kp_tcp_destroy, "tcp_v4_destroy_sock", vnat_kp_close);
 VNAT_KPROBE(vnat_kp_inet_accept, "__inet_accept", vnat_kp_accept);
 VNAT_KPROBE(vnat_kp_udp_disconnect, "udp_disconnect", vnat_kp_udp_close);
 VNAT_KPROBE(vnat_kp_udp_destroy, "udp_destroy_sock", vnat_kp_udp_close);
+VNAT_KPROBE(vnat_kp_inet_bind, "__inet_bind", vnat_kp_bind);
 
 static struct kprobe *vnat_kprobes[] = {
 	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_destroy,
-	&vnat_kp_udp_disconnect, &vnat_kp_udp_destroy,
+	&vnat_kp_udp_disconnect, &vnat_kp_udp_destroy, &vnat_kp_inet_bind,
 };
 
 static struct kretprobe vnat_krp_udp_connect = {

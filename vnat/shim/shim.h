@@ -27,6 +27,7 @@ unsigned int vnat_rs_hook(const void *state, unsigned int hook, struct sk_buff *
 void vnat_rs_sock_event(const void *state, unsigned int event, const struct sock *sk,
 			u8 proto, __be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
 			int pid);
+bool vnat_rs_bind_hidden(const void *state, __be32 addr);
 void vnat_rs_addr_event(const void *state, bool up, __be32 addr);
 
 /* Between the C files. */

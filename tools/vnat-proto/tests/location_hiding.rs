@@ -234,6 +234,10 @@ fn ftp_after_a_client_move() {
     };
     let (client, server_host) = hosts(&control);
     assert_eq!(server_host.moves.remote_virtual_of(new), Some(old));
+    // curl may bind its old address, and only that one.
+    assert!(client.moves.is_local_virtual(old));
+    assert!(!client.moves.is_local_virtual(new));
+    assert!(!server_host.moves.is_local_virtual(server));
     // Passive: the client connects from its new address; vsftpd sees the
     // control connection's peer.
     let data = tcp(Endpoint::new(new, 40001), Endpoint::new(server, 30000));
