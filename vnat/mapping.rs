@@ -197,6 +197,26 @@ impl Mapping {
         ]
     }
 
+    /// The twin of `out`, a LOCAL_OUT rule of this connection, for what an
+    /// unconnected UDP socket sends: a server on a wildcard address that
+    /// answers with `sendto()` sends from the address its route picks, the
+    /// host's own (physical) one, not the virtual one it no longer has. The
+    /// twin matches those datagrams and does what `out` does to their
+    /// destination, keeping their source (POSTROUTING then has nothing to
+    /// change; the peer's rules map it to the virtual one). None for TCP,
+    /// whose sockets send from the address they are bound to, or while the
+    /// local end has not moved.
+    pub fn unconnected_twin(&self, out: &Rule) -> Option<Rule> {
+        let lp = self.local_physical;
+        (self.proto == PROTO_UDP && lp != self.local_virtual && out.hook == Hook::LocalOut).then(
+            || Rule {
+                matches: self.tuple(lp, out.matches.dst),
+                rewrite: self.tuple(lp, out.rewrite.dst),
+                ..*out
+            },
+        )
+    }
+
     /// The rules that translate this connection, at most one per hook.
     pub fn rules(&self) -> [Option<Rule>; 4] {
         let (lv, lp, rv, rp) = (

@@ -34,12 +34,18 @@ use kernel::{
     },
 };
 
-/// The rules of connection `c` in a table, by its state: at most seven (a
-/// validating connection's).
-fn rules_of(c: &VirtualConnection) -> [Option<Rule>; 7] {
+/// At most how many rules a connection has: a validating connection's
+/// seven, and the twin of its LOCAL_OUT rule.
+const RULES_MAX: usize = 8;
+
+/// The rules of connection `c` in a table, by its state; each LOCAL_OUT
+/// rule of a UDP flow whose local end moved with its twin for unconnected
+/// sockets ([`mapping::Mapping::unconnected_twin`]).
+fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
     let [pre, inp, out, post] = c.mapping.rules();
+    let twin = |out: Option<Rule>| out.and_then(|r| c.mapping.unconnected_twin(&r));
     match c.state {
-        State::Native => [None; 7],
+        State::Native => [None; RULES_MAX],
         // Incoming only until the peer confirmed. Behind a NAT (the peer
         // knows this end by another address), what it sends meanwhile is
         // dropped: the NAT would give it the new address, which the peer
@@ -47,10 +53,19 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; 7] {
         State::Resuming => {
             let nat = c.key.named != c.mapping.local_virtual;
             let hold = nat.then(|| c.mapping.hold());
-            [pre, inp, hold, None, None, None, None]
+            [pre, inp, hold, twin(hold), None, None, None, None]
         }
-        State::Migrated => [pre, inp, out, post, None, None, None],
-        State::Validating => c.mapping.validating(c.previous_remote),
+        State::Migrated => [pre, inp, out, post, twin(out), None, None, None],
+        State::Validating => {
+            let v = c.mapping.validating(c.previous_remote);
+            let out = v
+                .iter()
+                .flatten()
+                .find(|r| r.hook == Hook::LocalOut)
+                .copied();
+            let [a, b, c2, d, e, f, g] = v;
+            [a, b, c2, d, e, f, g, twin(out)]
+        }
     }
 }
 
@@ -130,7 +145,7 @@ impl RuleTable {
         // as well: one, or as many as the last try found missing.
         let mut flags_wanted = 1;
         let new = loop {
-            let n = 7 * connections.translated();
+            let n = RULES_MAX * connections.translated();
             if n == 0 {
                 break None;
             }

@@ -53,6 +53,29 @@ proptest! {
         prop_assert_eq!(through(&a, &[Hook::PreRouting, Hook::LocalIn], wire), reply);
     }
 
+    /// An unconnected UDP socket (a server on a wildcard address answering
+    /// with `sendto()`) sends from its host's physical address once that
+    /// moved: the twin of the LOCAL_OUT rule sends such a datagram to the
+    /// peer's physical endpoint, POSTROUTING leaves it, and the peer's
+    /// rules make it come from this end's virtual endpoint. TCP has none.
+    #[test]
+    fn unconnected_udp_reply_after_a_move(lv in endpoint(), lp in endpoint(), rv in endpoint(), rp in endpoint()) {
+        prop_assume!(lv != lp && rv != rp);
+        let a = Mapping { proto: PROTO_UDP, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        let out = a.rules()[2].expect("a LOCAL_OUT rule: the peer moved");
+        let twin = a.unconnected_twin(&out).expect("a twin: the local end moved");
+        let sent = Tuple { proto: PROTO_UDP, src: lp, dst: rv };
+        prop_assert_eq!((twin.hook, twin.matches, twin.action), (Hook::LocalOut, sent, Action::Rewrite));
+        let wire = through(&a, &[Hook::PostRouting], twin.rewrite);
+        prop_assert_eq!(wire, Tuple { proto: PROTO_UDP, src: lp, dst: rp }, "the wire carries physical endpoints");
+        prop_assert_eq!(through(&mirror(&a), &[Hook::PreRouting, Hook::LocalIn], wire),
+                        Tuple { proto: PROTO_UDP, src: lv, dst: rv }, "the peer sees the virtual endpoints");
+        let native = Mapping { local_physical: lv, ..a };
+        prop_assert!(native.unconnected_twin(&native.rules()[2].unwrap()).is_none(), "none before the local end moved");
+        let tcp = Mapping { proto: PROTO_TCP, ..a };
+        prop_assert!(tcp.unconnected_twin(&tcp.rules()[2].unwrap()).is_none(), "none for TCP");
+    }
+
     /// The rule a validating connection waits on sees the peer's packets as
     /// LOCAL_IN gets them from the new physical endpoint (after PREROUTING),
     /// translates them as the mapping's own rule does (or not at all, for a
