@@ -276,15 +276,17 @@ TCP_LISTEN, TCP_TIME_WAIT = 0x0A, 0x06
 
 
 def tcp_sockets(ns=None):
-    """The IPv4 TCP sockets of a namespace, from /proc/net/tcp: a list of
-    (local port, remote port, state, inode)."""
+    """The TCP sockets of a namespace, AF_INET and AF_INET6, from
+    /proc/net/tcp and tcp6: a list of (local port, remote port, state,
+    inode)."""
     out = []
     with netns(ns):
-        with open("/proc/thread-self/net/tcp") as f:
-            for line in f.readlines()[1:]:
-                fields = line.split()
-                out.append((int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16),
-                            int(fields[3], 16), int(fields[9])))
+        for table in ("tcp", "tcp6"):
+            with open(f"/proc/thread-self/net/{table}") as f:
+                for line in f.readlines()[1:]:
+                    fields = line.split()
+                    out.append((int(fields[1].split(":")[1], 16), int(fields[2].split(":")[1], 16),
+                                int(fields[3], 16), int(fields[9])))
     return out
 
 

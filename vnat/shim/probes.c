@@ -9,6 +9,7 @@
 #include <linux/kprobes.h>
 #include <net/inet_sock.h>
 #include <net/inet_hashtables.h>
+#include <net/ipv6.h>
 #include <net/tcp.h>
 #include <net/udp.h>
 
@@ -17,16 +18,37 @@
 /* Event numbers as Rust knows them (vnat/interception.rs, enum SockEvent). */
 enum vnat_ev { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE, VNAT_EV_EXISTING };
 
+/*
+ * Whether @sk's connection is IPv4 on the wire: an AF_INET socket, or an
+ * AF_INET6 one whose peer is a v4-mapped address (a dual-stack socket, as
+ * a server listening on [::] accepts from an IPv4 client, or a client that
+ * connects to ::ffff:a.b.c.d). Such a socket sends and receives through the
+ * IPv4 stack with its IPv4 fields (inet_saddr, inet_daddr) set, and is
+ * found in the same hash tables as an AF_INET one.
+ */
+static bool vnat_sock_is_ipv4(const struct sock *sk)
+{
+	if (sk->sk_family == AF_INET)
+		return true;
+#if IS_BUILTIN(CONFIG_IPV6)
+	if (sk->sk_family == AF_INET6)
+		return ipv6_addr_v4mapped(&sk->sk_v6_daddr);
+#endif
+	return false;
+}
+
 static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
 {
 	const struct inet_sock *inet;
 	const void *state;
 
 	/*
-	 * IPv4 TCP and UDP sockets of user space only: vnatd's own are kernel
-	 * sockets.
+	 * IPv4 TCP and UDP connections of user space only: vnatd's own are
+	 * kernel sockets. Any socket's close, though: an unconnected AF_INET6
+	 * socket (no v4-mapped peer) may have flows recorded on its peers'
+	 * updates, which go with it.
 	 */
-	if (!sk || sk->sk_family != AF_INET || sk->sk_kern_sock ||
+	if (!sk || (event != VNAT_EV_CLOSE && !vnat_sock_is_ipv4(sk)) || sk->sk_kern_sock ||
 	    (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP))
 		return;
 	state = vnat_state(sock_net(sk));
@@ -70,7 +92,10 @@ static int vnat_kp_connect(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
-/* tcp_v4_destroy_sock(sk): the connection is over (also after close() or exit). */
+/*
+ * tcp_v4_destroy_sock(sk): the connection is over (also after close() or
+ * exit); IPv6 TCP sockets have the same destroy function.
+ */
 static int vnat_kp_close(struct kprobe *p, struct pt_regs *regs)
 {
 	vnat_sock_event(VNAT_EV_CLOSE,
@@ -90,7 +115,10 @@ static int vnat_kp_accept(struct kprobe *p, struct pt_regs *regs)
 	return 0;
 }
 
-/* udp_disconnect(sk), udp_destroy_sock(sk): a UDP socket's peer is gone. */
+/*
+ * udp_disconnect(sk), udp_destroy_sock(sk), udpv6_destroy_sock(sk): a UDP
+ * socket's peer is gone.
+ */
 static int vnat_kp_udp_close(struct kprobe *p, struct pt_regs *regs)
 {
 	struct sock *sk = (struct sock *)regs_get_kernel_argument(regs, 0);
@@ -101,7 +129,8 @@ static int vnat_kp_udp_close(struct kprobe *p, struct pt_regs *regs)
 }
 
 /*
- * udp_connect(sk, ...): a UDP socket gets a peer. Its endpoints are known
+ * udp_connect(sk, ...), udpv6_connect(sk, ...): a UDP socket gets a peer
+ * (an AF_INET6 one counts when the peer is v4-mapped). Its endpoints are known
  * only once it returns 0, so a kretprobe keeps the socket from entry to
  * return. A connect on a thread that sleeps for the socket lock holds an
  * instance meanwhile; when all are taken the event is missed and counted.
@@ -158,17 +187,40 @@ VNAT_KPROBE(vnat_kp_udp_disconnect, "udp_disconnect", vnat_kp_udp_close);
 VNAT_KPROBE(vnat_kp_udp_destroy, "udp_destroy_sock", vnat_kp_udp_close);
 VNAT_KPROBE(vnat_kp_inet_bind, "__inet_bind", vnat_kp_bind);
 
+#if IS_BUILTIN(CONFIG_IPV6)
+/* Dual-stack sockets (vnat_sock_is_ipv4()): IPv6's own UDP functions. */
+VNAT_KPROBE(vnat_kp_udpv6_destroy, "udpv6_destroy_sock", vnat_kp_udp_close);
+#endif
+
 static struct kprobe *vnat_kprobes[] = {
 	&vnat_kp_tcp_connect, &vnat_kp_inet_accept, &vnat_kp_tcp_destroy,
 	&vnat_kp_udp_disconnect, &vnat_kp_udp_destroy, &vnat_kp_inet_bind,
+#if IS_BUILTIN(CONFIG_IPV6)
+	&vnat_kp_udpv6_destroy,
+#endif
 };
 
-static struct kretprobe vnat_krp_udp_connect = {
-	.kp.symbol_name = "udp_connect",
-	.entry_handler = vnat_krp_udp_connect_entry,
-	.handler = vnat_krp_udp_connect_ret,
-	.data_size = sizeof(struct sock *),
-	.maxactive = 64,
+#define VNAT_KRETPROBE_UDP_CONNECT(symbol)                         \
+	{                                                          \
+		.kp.symbol_name = symbol,                          \
+		.entry_handler = vnat_krp_udp_connect_entry,       \
+		.handler = vnat_krp_udp_connect_ret,               \
+		.data_size = sizeof(struct sock *),                \
+		.maxactive = 64,                                   \
+	}
+
+static struct kretprobe vnat_krp_udp_connect[] = {
+	VNAT_KRETPROBE_UDP_CONNECT("udp_connect"),
+#if IS_BUILTIN(CONFIG_IPV6)
+	VNAT_KRETPROBE_UDP_CONNECT("udpv6_connect"),
+#endif
+};
+
+static struct kretprobe *vnat_kretprobes[] = {
+	&vnat_krp_udp_connect[0],
+#if IS_BUILTIN(CONFIG_IPV6)
+	&vnat_krp_udp_connect[1],
+#endif
 };
 
 int vnat_shim_kprobes_register(void)
@@ -177,7 +229,7 @@ int vnat_shim_kprobes_register(void)
 
 	if (err)
 		return err;
-	err = register_kretprobe(&vnat_krp_udp_connect);
+	err = register_kretprobes(vnat_kretprobes, ARRAY_SIZE(vnat_kretprobes));
 	if (err)
 		unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
 	return err;
@@ -185,17 +237,18 @@ int vnat_shim_kprobes_register(void)
 
 void vnat_shim_kprobes_unregister(void)
 {
-	unregister_kretprobe(&vnat_krp_udp_connect);
+	unregister_kretprobes(vnat_kretprobes, ARRAY_SIZE(vnat_kretprobes));
 	unregister_kprobes(vnat_kprobes, ARRAY_SIZE(vnat_kprobes));
 }
 
 /* Probe hits missed (a probe hit while another ran on the same CPU). */
 unsigned long vnat_shim_kprobes_missed(void)
 {
-	unsigned long n = vnat_krp_udp_connect.kp.nmissed +
-			  vnat_krp_udp_connect.nmissed;
+	unsigned long n = 0;
 	int i;
 
+	for (i = 0; i < ARRAY_SIZE(vnat_kretprobes); i++)
+		n += vnat_kretprobes[i]->kp.nmissed + vnat_kretprobes[i]->nmissed;
 	for (i = 0; i < ARRAY_SIZE(vnat_kprobes); i++)
 		n += vnat_kprobes[i]->nmissed;
 	return n;
