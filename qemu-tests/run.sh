@@ -61,7 +61,7 @@ declare -A weight=(
 	[27-vcmp-fuzz.py]=141 [28-nat-traversal.py]=113 [29-openssh.py]=63
 	[30-nginx-curl.py]=47 [31-two-kernels.py]=22 [32-sshd-suspend.py]=35
 	[33-udp-socat.py]=17 [34-vsftpd-curl.py]=60 [35-iperf3.py]=40
-	[36-ftp-location-hiding.py]=55 [37-dual-stack.py]=30
+	[36-ftp-location-hiding.py]=55 [37-dual-stack.py]=30 [38-resume-retry.py]=60
 )
 if [ $# -gt 0 ]; then
 	guests=1

@@ -30,7 +30,7 @@ mod skb;
 mod sock;
 mod waker;
 
-pub(crate) use crypto::{random_bytes, HmacSha256, Secret, X25519Secret};
+pub(crate) use crypto::{random_bytes, random_u32, HmacSha256, Secret, X25519Secret};
 pub(crate) use genl::{nl_event, nl_listening, nl_put_conn, NlBy, NlConn, NlResume};
 pub(crate) use percpu::{total_counter, PerCpuCounters, MAX_COUNTERS};
 pub(crate) use skb::{Skb, TcpFound};

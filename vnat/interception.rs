@@ -26,7 +26,9 @@
 //! hosts whose connections moved is recorded with their moved addresses
 //! (`location_hiding.rs`).
 //!
-//! Only IPv4 TCP and UDP sockets owned by user space are tracked; the kernel's own,
+//! Only IPv4 connections of TCP and UDP sockets owned by user space are
+//! tracked (those of AF_INET sockets and of dual-stack AF_INET6 ones with a
+//! v4-mapped peer: vnat/shim/probes.c); the kernel's own,
 //! such as vnatd's, are not. Connections that exist when a namespace's state
 //! is set up (at insmod, for every namespace) are found in the kernel's
 //! established-socket hash and recorded with origin `existing` and pid 0:

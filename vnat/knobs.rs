@@ -221,8 +221,13 @@ pub(crate) static AUTO_MIGRATE: Knob = Knob::new("auto_migrate", 1, 0, 1);
 /// How long vnatd waits for a peer to answer its updates, per attempt: the
 /// time the peer may send nothing (a batch is answered in parts).
 pub(crate) static VCMP_TIMEOUT_MS: Knob = Knob::new("vcmp_timeout_ms", 2000, 100, 60_000);
-/// How many times vnatd tries again before a migration fails.
+/// How many times vnatd tries again before a migration fails (or, for a
+/// move, starts retrying until `resume_deadline_s`).
 pub(crate) static VCMP_RETRIES: Knob = Knob::new("vcmp_retries", 2, 0, 10);
+/// How long after a move began vnatd keeps retrying its updates, in
+/// seconds, with backoff (`vnatd_kthread/conversation.rs`); 0: it gives up
+/// after `vcmp_retries`, as the paper's did.
+pub(crate) static RESUME_DEADLINE_S: Knob = Knob::new("resume_deadline_s", 120, 0, 86_400);
 /// The port of the peers' vnatd that updates go to; 0: `vcmp_port`, the
 /// port we listen on (peers are configured alike).
 pub(crate) static VCMP_PEER_PORT: Knob = Knob::new("vcmp_peer_port", 0, 0, 65535);

@@ -49,11 +49,17 @@ use kernel::{
 /// The address notifier saw `addr` (host byte order) appear or go away.
 /// Returns whether vnatd has a new request.
 pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
+    if up {
+        // A move that is retrying tries again now: the network may be
+        // ready (also when this address is not the one it moved to).
+        state.address_came();
+    }
     if !AUTO_MIGRATE.get_bool() {
-        return false;
+        return up;
     }
     if up {
-        return state.requests.address_found(addr);
+        state.requests.address_found(addr);
+        return true;
     }
     let mut used = false;
     state
@@ -528,6 +534,20 @@ pub(crate) fn abort(state: &NetState, key: Key, reason: &CStr) {
     });
     if let Some(back) = back {
         events::event_raw(state, Event::Failed, &back, Some(reason));
+    }
+}
+
+/// The update of connection `key`, which is moving, got no answer in
+/// `vcmp_retries` more attempts: vnatd goes on trying until
+/// `resume_deadline_s`. Told to the events group.
+pub(crate) fn retrying(state: &NetState, key: Key) {
+    if let Some(now) = state.connections.with(key, |c| NlConn::from(&*c)) {
+        events::event_raw(
+            state,
+            Event::Retrying,
+            &now,
+            Some(c"the peer's vnatd did not answer: trying again with backoff until resume_deadline_s"),
+        );
     }
 }
 

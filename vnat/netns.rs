@@ -43,6 +43,9 @@ pub(crate) struct NetState {
     pub(crate) listening: Atomic<bool>,
     /// The namespace's hooks are registered (it has translated connections).
     pub(crate) hooked: Atomic<bool>,
+    /// Counts the addresses that came up: a move that is retrying tries
+    /// again at once when it changed.
+    addresses_up: Atomic<u32>,
     /// Wakes vnatd.
     waker: Waker,
     counters: PerCpuCounters,
@@ -60,6 +63,7 @@ impl NetState {
             paths_arrived: Atomic::new(false),
             listening: Atomic::new(false),
             hooked: Atomic::new(false),
+            addresses_up: Atomic::new(0),
             rules: RuleTable::new(),
             waker: Waker::new()?,
             counters: PerCpuCounters::new()?,
@@ -99,6 +103,17 @@ impl NetState {
         if !self.paths_arrived.load(Relaxed) && !self.paths_arrived.xchg(true, Full) {
             self.kick();
         }
+    }
+
+    /// An address of the namespace came up (any context).
+    pub(crate) fn address_came(&self) {
+        self.addresses_up.add(1, Relaxed);
+    }
+
+    /// How many addresses came up so far (wrapping): what changes when one
+    /// does.
+    pub(crate) fn address_epoch(&self) -> u32 {
+        self.addresses_up.load(Relaxed)
     }
 
     /// Whether vnatd listens on its port.

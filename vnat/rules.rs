@@ -19,6 +19,7 @@
 //! connection's move, one that closes) cannot send it the old way again.
 
 use crate::{
+    ffi::random_u32,
     location_hiding::Moves,
     mapping::{self, Action, Hook, Mapping, Rule, Slot, Tuple},
     vcmp::Endpoint,
@@ -26,7 +27,6 @@ use crate::{
 };
 use core::ptr;
 use kernel::{
-    bindings,
     prelude::*,
     sync::{
         atomic::{Acquire, Atomic, Relaxed, Release},
@@ -172,8 +172,7 @@ impl RuleTable {
                 spare.push(Arc::new(Atomic::new(false), GFP_KERNEL)?, GFP_KERNEL)?;
             }
             let mut flags_missing = 0;
-            // SAFETY: `get_random_u32` has no preconditions.
-            let seed = unsafe { bindings::get_random_u32() };
+            let seed = random_u32();
             let mut overflow = false;
             let mut moves = Moves::new();
             conflicts = 0;

@@ -12,7 +12,14 @@
 //! large batch is answered in parts, each of which counts), is followed a
 //! tick after it began by another on
 //! a new connection, which sends again only what was not answered yet; after
-//! `vcmp_retries` more attempts the conversation gives up.
+//! `vcmp_retries` more attempts the conversation gives up, unless it carries
+//! only moves and the peer's host did not refuse the last connect (with a
+//! reset: it is there, without a vnatd): those go on *retrying* (a slow DHCP, a captive portal, a peer
+//! briefly unreachable), with a backoff of 2, 4 and then 8 s between
+//! attempts, each jittered by a quarter, until `resume_deadline_s` after the
+//! conversation began, and at once when an address of the namespace comes
+//! up. A move that a later one replaced (the host moved on, or home) is
+//! dropped from it, not failed: the later move owns its connection.
 //!
 //! Messages are encoded for each attempt: a connection with a key moves by
 //! version 2 under it, with a new counter each time (a retry of an update
@@ -35,12 +42,13 @@ use super::{
 use crate::{
     authentication::{self, Handshake, Source},
     counters::Counter,
+    ffi::random_u32,
     ffi::{HmacSha256, Secret},
-    knobs::{peer_vcmp_port, VCMP_RETRIES, VCMP_TIMEOUT_MS},
+    knobs::{peer_vcmp_port, RESUME_DEADLINE_S, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     netns::{Ipv4, NetState},
     vcmp::{self, Endpoint, Message, SuspendReply, UpdateReply, MSG_LEN},
     vcmp2::{self, Frame, KeyRequest, StreamReader, MAX_LEN},
-    virtualization::{Key, VcmpState},
+    virtualization::{Key, State, VcmpState},
 };
 use kernel::{
     prelude::*,
@@ -91,6 +99,9 @@ pub(super) enum Report {
     /// The conversation gave up: the message of this kind about this
     /// connection got no answer.
     Unanswered(Key, Kind),
+    /// The update of this connection got no answer in `vcmp_retries`
+    /// more attempts; the conversation goes on retrying it.
+    Retrying(Key),
     /// The message of this kind about this connection cannot go out: the
     /// connection has no key and `vcmp_auth` is `required`.
     Unsendable(Key, Kind),
@@ -174,7 +185,18 @@ pub(super) struct Conversation<'a> {
     /// The attempt whose messages all went out (their records say
     /// `waiting`); 0: none yet.
     sent_in: u32,
+    /// How long after this attempt began the next may begin.
+    spacing_ms: u32,
+    /// The last attempt's connect was refused: the peer's host is there,
+    /// without a vnatd on its port. A move is not retried past
+    /// `vcmp_retries` then.
+    refused: bool,
+    /// The namespace's address epoch when this attempt began.
+    epoch: u32,
 }
+
+/// The longest wait between two attempts of a move that is retrying.
+const RETRY_MAX_MS: u32 = 8000;
 
 impl<'a> Conversation<'a> {
     /// A conversation with the vnatd of `peer`, from local address `from`,
@@ -201,6 +223,9 @@ impl<'a> Conversation<'a> {
             begun: false,
             no_route: false,
             sent_in: 0,
+            spacing_ms: TICK_MS,
+            refused: false,
+            epoch: 0,
         }
     }
 
@@ -222,10 +247,56 @@ impl<'a> Conversation<'a> {
         self.peer.addr() == peer && self.from == from && self.keying == keying && self.attempts == 0
     }
 
-    /// Whether the last connect failed at once (no route yet): it is tried
-    /// again sooner than a tick.
+    /// Whether the last connect failed at once (no route yet) within the
+    /// first `vcmp_timeout_ms`: it is tried again sooner than a tick.
     pub(super) fn no_route(&self) -> bool {
         self.no_route
+            && self.created.elapsed() < Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()))
+    }
+
+    /// Whether the update of `it` is still this conversation's to send: its
+    /// connection still moves to the address the conversation is from.
+    fn current(&self, it: &Item) -> bool {
+        it.kind() == Kind::Update
+            && self
+                .state
+                .connections
+                .with(it.key, |c| {
+                    c.state == State::Resuming && c.mapping.local_physical.addr == self.from
+                })
+                .unwrap_or(false)
+    }
+
+    /// Whether it may try again after `vcmp_retries` more attempts: it
+    /// carries only moves, some still its own, and `resume_deadline_s`
+    /// has not passed since it began.
+    fn may_retry(&self) -> bool {
+        let deadline = Delta::from_secs(i64::from(RESUME_DEADLINE_S.get()));
+        let left = &self.items[self.answered..];
+        !self.keying
+            && !self.refused
+            && self.created.elapsed() < deadline
+            && left.iter().all(|it| it.kind() == Kind::Update)
+            && left.iter().any(|it| self.current(it))
+    }
+
+    /// Whether no attempt is left: `vcmp_retries` more than the first were
+    /// made, and it may not retry.
+    fn out_of_attempts(&self) -> bool {
+        self.attempts > VCMP_RETRIES.get() && !self.may_retry()
+    }
+
+    /// How long after attempt `self.attempts` begins the next may: a tick
+    /// for the first `vcmp_retries`, then 2, 4 and 8 s (at most), each
+    /// jittered to between three and five quarters of itself, so that many
+    /// hosts behind one captive portal do not retry in step.
+    fn spacing(&self) -> u32 {
+        let past = self.attempts.saturating_sub(VCMP_RETRIES.get());
+        if past == 0 {
+            return TICK_MS;
+        }
+        let base = (TICK_MS << past.min(3)).min(RETRY_MAX_MS);
+        base - base / 4 + random_u32() % (base / 2 + 1)
     }
 
     fn push(&mut self, key: Key, ask: Ask) -> Result {
@@ -260,10 +331,18 @@ impl<'a> Conversation<'a> {
             return Step::Pending;
         }
         if self.sock.is_none() {
+            if self.attempts > VCMP_RETRIES.get()
+                && !self.items[self.answered..]
+                    .iter()
+                    .any(|it| self.current(it))
+            {
+                // Every move it carries was replaced by a later one.
+                return self.give_up(report);
+            }
             if !self.due() || !self.ready() {
                 return Step::Pending;
             }
-            if self.attempts > VCMP_RETRIES.get() {
+            if self.out_of_attempts() {
                 return self.give_up(report);
             }
             if !self.connect(now, timeout, report) {
@@ -305,11 +384,19 @@ impl<'a> Conversation<'a> {
     }
 
     /// Whether the next attempt may start. Attempts start at least a tick
-    /// apart; a connect that failed at once (no route yet: the new address's
-    /// event comes before its route) is tried again sooner.
+    /// apart ([`Self::spacing`]); a connect that failed at once (no route
+    /// yet: the new address's event comes before its route) is tried again
+    /// sooner; a retrying move is tried again at once when an address came
+    /// up since its last attempt began.
     fn due(&self) -> bool {
-        let spacing = if self.no_route { QUICK_MS } else { TICK_MS };
-        self.attempts == 0 || self.started.elapsed() >= Delta::from_millis(spacing.into())
+        let spacing = if self.no_route() {
+            QUICK_MS
+        } else {
+            self.spacing_ms
+        };
+        self.attempts == 0
+            || self.started.elapsed() >= Delta::from_millis(spacing.into())
+            || (self.attempts > VCMP_RETRIES.get() && self.state.address_epoch() != self.epoch)
     }
 
     /// Whether the messages may be encoded: no connection of theirs is
@@ -341,17 +428,33 @@ impl<'a> Conversation<'a> {
         self.attempts += 1;
         self.started = now;
         self.heard = now;
+        self.spacing_ms = self.spacing();
+        self.epoch = self.state.address_epoch();
+        let retrying = self.attempts > VCMP_RETRIES.get() + 1;
+        if self.attempts == VCMP_RETRIES.get() + 2 {
+            for it in &self.items[self.answered..] {
+                if self.current(it) {
+                    report(Report::Retrying(it.key));
+                }
+            }
+        }
         match Socket::connect(self.state.net(), self.from, self.peer.addr(), port) {
             Ok(sock) => {
                 self.no_route = false;
                 self.sock = Some(sock.watch(self.state.waker()));
-                self.mark(VcmpState::Connecting);
+                self.mark(if retrying {
+                    VcmpState::Retrying
+                } else {
+                    VcmpState::Connecting
+                });
                 true
             }
             Err(_) => {
                 self.no_route = true;
                 if self.created.elapsed() < timeout {
                     self.attempts -= 1;
+                } else if retrying {
+                    self.mark(VcmpState::Retrying);
                 }
                 false
             }
@@ -611,8 +714,9 @@ impl<'a> Conversation<'a> {
     ) -> Step {
         if failed || sock.socket().is_dead() || self.heard.elapsed() > timeout {
             // Drop the socket; the next attempt starts a tick after this one.
+            self.refused = sock.socket().is_refused();
             drop(sock);
-            if self.attempts > VCMP_RETRIES.get() {
+            if self.out_of_attempts() {
                 return self.give_up(report);
             }
         } else {
@@ -642,6 +746,10 @@ impl<'a> Conversation<'a> {
             );
         }
         for it in &self.items[self.answered..] {
+            if it.kind() == Kind::Update && !self.current(it) {
+                // A later move has it.
+                continue;
+            }
             report(Report::Unanswered(it.key, it.kind()));
         }
         Step::Failed

@@ -690,6 +690,7 @@ fn settle(
             to_kick.push(key, GFP_KERNEL).ok();
         }
         Report::Suspended(key, reply) => migration::suspend_answered(state, key, Some(&reply)),
+        Report::Retrying(key) => migration::retrying(state, key),
         Report::Unanswered(key, kind) => {
             *rules_changed |= unanswered(state, key, kind, c"the peer's vnatd did not answer");
         }

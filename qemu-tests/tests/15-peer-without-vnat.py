@@ -7,7 +7,10 @@ is neither reset nor leaked, and works again when the client returns to its
 old network. The client's vnatd gets no key for the connection either (its
 HELLOs are dropped too): at vcmp_auth=opportunistic, set here, it then
 tries version 1, which is what this test follows; at the default, required,
-a connection without a key does not move at all (test 26)."""
+a connection without a key does not move at all (test 26).
+A dropped update cannot be told from a network that is not ready yet, which
+a move retries until resume_deadline_s (test 38): set to 0 here, the
+paper's bounded retries."""
 import socket
 from vnattest import *
 
@@ -24,6 +27,7 @@ srv, c, a = topo.connection()
 old = topo.client_addr()
 check_eq(write_knob("vcmp_retries", "1"), None, "vcmp_retries=1")
 check_eq(write_knob("vcmp_timeout_ms", "500"), None, "vcmp_timeout_ms=500")
+check_eq(write_knob("resume_deadline_s", "0"), None, "resume_deadline_s=0")
 cap = Capture("rtr", "tcp port 5000 and tcp[tcpflags] & tcp-rst != 0")
 mark = kmsg_mark()
 topo.attach_client(2)

@@ -42,6 +42,12 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && unsafe { vnat_shim_memeq(a.as_ptr().cast(), b.as_ptr().cast(), a.len()) }
 }
 
+/// A random number from the kernel's CRNG.
+pub(crate) fn random_u32() -> u32 {
+    // SAFETY: `get_random_u32` has no preconditions.
+    unsafe { bindings::get_random_u32() }
+}
+
 /// Fills `b` with random bytes from the kernel's CRNG.
 pub(crate) fn random_bytes(b: &mut [u8]) {
     // SAFETY: `b` is valid for writes of `b.len()` bytes.

@@ -323,12 +323,20 @@ pub(crate) enum VcmpState {
     Waiting = 2,
     /// The last move failed; the peer refused or did not answer.
     Failed = 3,
+    /// The peer did not answer in vcmp_retries more attempts; vnatd
+    /// tries again, with backoff, until resume_deadline_s.
+    Retrying = 4,
 }
 
 impl VcmpState {
     /// Every value, in order.
-    pub(crate) const ALL: &'static [Self] =
-        &[Self::Idle, Self::Connecting, Self::Waiting, Self::Failed];
+    pub(crate) const ALL: &'static [Self] = &[
+        Self::Idle,
+        Self::Connecting,
+        Self::Waiting,
+        Self::Failed,
+        Self::Retrying,
+    ];
 
     /// Its name in the spec.
     pub(crate) const fn name(self) -> &'static str {
@@ -337,6 +345,7 @@ impl VcmpState {
             Self::Connecting => "connecting",
             Self::Waiting => "waiting",
             Self::Failed => "failed",
+            Self::Retrying => "retrying",
         }
     }
 }
@@ -350,6 +359,7 @@ impl TryFrom<u8> for VcmpState {
             1 => Ok(Self::Connecting),
             2 => Ok(Self::Waiting),
             3 => Ok(Self::Failed),
+            4 => Ok(Self::Retrying),
             _ => Err(EINVAL),
         }
     }
@@ -427,6 +437,10 @@ pub(crate) enum Event {
     /// The helper of a connection whose peer was suspended was undone
     /// (reason: the peer resumed, or the helper timed out).
     HelperReleased = 10,
+    /// The move's update got no answer in vcmp_retries more attempts;
+    /// vnatd goes on trying, with backoff, until resume_deadline_s
+    /// (then failed), or at once when an address comes up.
+    Retrying = 11,
 }
 
 impl Event {
@@ -443,6 +457,7 @@ impl Event {
         Self::Suspended,
         Self::PeerSuspended,
         Self::HelperReleased,
+        Self::Retrying,
     ];
 
     /// Its name in the spec.
@@ -459,6 +474,7 @@ impl Event {
             Self::Suspended => "suspended",
             Self::PeerSuspended => "peer-suspended",
             Self::HelperReleased => "helper-released",
+            Self::Retrying => "retrying",
         }
     }
 }
@@ -479,6 +495,7 @@ impl TryFrom<u8> for Event {
             8 => Ok(Self::Suspended),
             9 => Ok(Self::PeerSuspended),
             10 => Ok(Self::HelperReleased),
+            11 => Ok(Self::Retrying),
             _ => Err(EINVAL),
         }
     }

@@ -255,9 +255,10 @@ pub mod vcmp_state {
     pub const CONNECTING: u8 = 1;
     pub const WAITING: u8 = 2;
     pub const FAILED: u8 = 3;
+    pub const RETRYING: u8 = 4;
 
     /// The names, by value.
-    pub const NAMES: &[&str] = &["idle", "connecting", "waiting", "failed"];
+    pub const NAMES: &[&str] = &["idle", "connecting", "waiting", "failed", "retrying"];
 }
 
 /// Enum `auth`.
@@ -283,6 +284,7 @@ pub mod event {
     pub const SUSPENDED: u8 = 8;
     pub const PEER_SUSPENDED: u8 = 9;
     pub const HELPER_RELEASED: u8 = 10;
+    pub const RETRYING: u8 = 11;
 
     /// The names, by value.
     pub const NAMES: &[&str] = &[
@@ -297,5 +299,6 @@ pub mod event {
         "suspended",
         "peer-suspended",
         "helper-released",
+        "retrying",
     ];
 }

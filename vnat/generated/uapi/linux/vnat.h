@@ -87,12 +87,15 @@ enum vnat_helper {
  * @VNAT_VCMP_STATE_WAITING: The update went out; no answer yet.
  * @VNAT_VCMP_STATE_FAILED: The last move failed; the peer refused or did not
  *   answer.
+ * @VNAT_VCMP_STATE_RETRYING: The peer did not answer in vcmp_retries more
+ *   attempts; vnatd tries again, with backoff, until resume_deadline_s.
  */
 enum vnat_vcmp_state {
 	VNAT_VCMP_STATE_IDLE,
 	VNAT_VCMP_STATE_CONNECTING,
 	VNAT_VCMP_STATE_WAITING,
 	VNAT_VCMP_STATE_FAILED,
+	VNAT_VCMP_STATE_RETRYING,
 };
 
 /**
@@ -134,6 +137,9 @@ enum vnat_auth {
  *   ours alive.
  * @VNAT_EVENT_HELPER_RELEASED: The helper of a connection whose peer was
  *   suspended was undone (reason: the peer resumed, or the helper timed out).
+ * @VNAT_EVENT_RETRYING: The move's update got no answer in vcmp_retries more
+ *   attempts; vnatd goes on trying, with backoff, until resume_deadline_s
+ *   (then failed), or at once when an address comes up.
  */
 enum vnat_event {
 	VNAT_EVENT_VIRTUALIZED,
@@ -147,6 +153,7 @@ enum vnat_event {
 	VNAT_EVENT_SUSPENDED,
 	VNAT_EVENT_PEER_SUSPENDED,
 	VNAT_EVENT_HELPER_RELEASED,
+	VNAT_EVENT_RETRYING,
 };
 
 enum {

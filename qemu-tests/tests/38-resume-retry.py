@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""A move into a network that is not ready yet (issue 14): the client's new
+network drops everything for 20 s, as a captive portal does before its
+page is accepted (or a slow DHCP, or a peer briefly unreachable). The
+paper's vnatd gave up after its retries, about 6 s, and the connection
+stayed where it was, broken. Now the move keeps retrying with backoff
+until `resume_deadline_s`:
+
+    cli (10.0.1.2 -> 10.0.2.2) --- rtr [forward: drop r2 <-> *] --- srv 10.0.9.2
+
+1. Captive portal: the client joins subnet 2 while the router drops all
+   it forwards from and to r2; the move's state becomes `retrying` (an
+   event says so) once the paper's retries are over, 6 s or more after
+   the move; 20 s after the move the router lets subnet 2 through, and
+   the move completes within one retry interval (at most 10 s, plus the
+   attempt itself): the transfer goes on, 2 MiB each way intact, no reset.
+2. Deadline: with `resume_deadline_s` 10, the client joins subnet 3, whose
+   traffic the router drops for good: both connections (the first one and
+   one opened at subnet 2) fail with an event no sooner than 10 s after the
+   move, their records show `failed`, and they go when their sockets close.
+"""
+import struct
+from vnattest import *
+
+PORTAL = """table inet portal {{
+    chain forward {{
+        type filter hook forward priority 0; policy accept;
+        iifname "{dev}" drop
+        oifname "{dev}" drop
+    }}
+}}"""
+
+insmod()
+check_eq(write_knob("resume_deadline_s", "120"), None, "resume_deadline_s 120")
+topo = Topology()
+srv, c, a = topo.connection()
+mon = Monitor("cli")
+t = Transfer(c, a, 2 << 20, hold=0.5)
+t.wait_progress(0.25)
+wait_keyed("cli", "srv")
+
+# 1. The captive portal.
+sh("ip netns exec rtr nft -f -", input=PORTAL.format(dev="r2"))
+before = stats("cli")
+moved = time.monotonic()
+topo.attach_client(2)
+log("cli joined subnet 2; rtr drops what subnet 2 sends or gets")
+mon.until(lambda e: e["event"] == "retrying", "the move's update is retrying", timeout=30)
+retrying_after = time.monotonic() - moved
+check(retrying_after >= 6, f"retrying past the paper's retries ({retrying_after:.1f} s after the move)")
+rows = connection_rows("cli")
+check(len(rows) == 1 and rows[0]["vcmp_state"] == "retrying" and rows[0]["state"] == "resuming",
+      f"the record says retrying: {rows}")
+check_eq(stats("cli")["migrations_failed"], before["migrations_failed"], "no migration failed")
+# The portal's page is accepted 20 s after the move.
+time.sleep(max(0.0, 20 - (time.monotonic() - moved)))
+sh("ip netns exec rtr nft delete table inet portal")
+opened = time.monotonic()
+log(f"rtr lets subnet 2 through, {opened - moved:.1f} s after the move")
+wait_for(lambda: stats("cli")["migrations_completed"] > before["migrations_completed"],
+         "the move completes within one retry interval of the portal opening", timeout=12)
+log(f"resumed {time.monotonic() - opened:.1f} s after the portal opened")
+cap = Capture("rtr", "tcp port 5000")
+t.release()
+t.join()
+cap.stop()
+check_eq(cap.count("tcp[tcpflags] & tcp-rst != 0"), 0, "no reset on the wire")
+check_eq(cap.count("host 10.0.1.2"), 0, "the router sees no packet of the old address")
+rows = connection_rows("cli")
+check(len(rows) == 1 and rows[0]["state"] == "migrated" and rows[0]["local_physical"].startswith("10.0.2.2:"),
+      f"migrated to 10.0.2.2: {rows}")
+
+# 2. The deadline.
+c2 = tcp_connect("cli", topo.server_addr(), 5000)
+a2, _ = srv.accept()
+wait_keyed("cli", "srv")
+check_eq(write_knob("resume_deadline_s", "10"), None, "resume_deadline_s 10")
+sh("ip netns exec rtr nft -f -", input=PORTAL.format(dev="r3"))
+mon.drain()
+before = stats("cli")
+moved = time.monotonic()
+topo.attach_client(3)
+log("cli joined subnet 3, which rtr never lets through")
+failed = []
+for _ in range(2):
+    ev = mon.until(lambda e: e["event"] == "failed", "a move failed", timeout=40)
+    failed.append(time.monotonic() - moved)
+    if ev:
+        log(f"failed: {ev[-1].get('reason')}")
+check(min(failed) >= 10, f"no move failed before the deadline (after {min(failed):.1f} s)")
+check(max(failed) <= 10 + 10 + 5, f"both failed within a retry interval after it ({max(failed):.1f} s)")
+check_eq(stats("cli")["migrations_failed"], before["migrations_failed"] + 2, "two migrations failed")
+rows = connection_rows("cli")
+check(len(rows) == 2 and all(r["vcmp_state"] == "failed" for r in rows), f"both records say failed: {rows}")
+# Their sockets close (with a reset: the peer is unreachable) and the records go.
+for s in (c, c2):
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+wait_for(lambda: stats("cli")["connections"] == 0, "the failed connections' records go with their sockets")
+sh("ip netns exec rtr nft delete table inet portal")
+check_eq(write_knob("resume_deadline_s", "120"), None, "resume_deadline_s back to 120")
+mon.stop()
+a.close(); a2.close(); srv.close()
+done()
