@@ -20,6 +20,8 @@ export VNAT_KO="$top/vnat.ko" VNATCTL="$top/tools/target/debug/vnatctl"
 # kernel's ynl again (seconds under TCG).
 export PYTHONPYCACHEPREFIX=/tmp/vnat-pycache PYTHONUNBUFFERED=1 PYTHONPATH="$here"
 cd "$top"
+# run.sh starts a guest again if it ends before this.
+: > "$results/started"
 
 mountpoint -q /sys/kernel/config || mount -t configfs none /sys/kernel/config
 mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug

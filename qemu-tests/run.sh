@@ -96,14 +96,24 @@ run_guest() {
 	local g=$1 results=$2 label
 	shift 2
 	if [ "$g" = peer ]; then label=peer; else label=$((g + 1)); fi
-	# shellcheck disable=SC2086 # genv: words of NAME=value
-	timeout "${VNAT_GUEST_TIMEOUT:-3600}" "$VNG" --run "$kdir" "${accel[@]}" \
-		--cpus "${gcpus[$g]:-$cpus}" --memory "${gmemory[$g]:-$memory}" \
-		${VNAT_CONSOLE:+--verbose} --append "$VNAT_ROOTFLAGS" \
-		--user root --rwdir "$results" ${peer_dir:+--rwdir "$peer_dir"} --cwd "$top" \
-		${qopts[$g]:+"--qemu-opts=${qopts[$g]}"} \
-		--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$([ "$g" = 0 ] && echo 1 || echo 0) ${genv[$g]:-} $here/guest.sh $results $*" \
-		</dev/null || echo "# vng exited with $?"
+	# Once more if vng failed before the guest ran anything (seen once,
+	# exit 255 and no message, as two guests started together).
+	local try rc
+	for try in 1 2; do
+		rc=0
+		# shellcheck disable=SC2086 # genv: words of NAME=value
+		timeout "${VNAT_GUEST_TIMEOUT:-3600}" "$VNG" --run "$kdir" "${accel[@]}" \
+			--cpus "${gcpus[$g]:-$cpus}" --memory "${gmemory[$g]:-$memory}" \
+			${VNAT_CONSOLE:+--verbose} --append "$VNAT_ROOTFLAGS" \
+			--user root --rwdir "$results" ${peer_dir:+--rwdir "$peer_dir"} --cwd "$top" \
+			${qopts[$g]:+"--qemu-opts=${qopts[$g]}"} \
+			--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$([ "$g" = 0 ] && echo 1 || echo 0) ${genv[$g]:-} $here/guest.sh $results $*" \
+			</dev/null || rc=$?
+		[ "$rc" = 0 ] && break
+		echo "# vng exited with $rc"
+		[ -f "$results/started" ] && break
+		[ "$try" = 1 ] && echo "# guest $label did not start: starting it again"
+	done
 	if [ -f "$results/dmesg.txt" ]; then
 		mkdir -p "$here/results"
 		cp "$results/dmesg.txt" "$here/results/dmesg-$label.txt"

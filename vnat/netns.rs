@@ -12,7 +12,7 @@
 
 use crate::{
     counters::Counter,
-    ffi::{Net, PerCpuCounters, Waker},
+    ffi::{self, Net, PerCpuCounters, Waker},
     requests::Requests,
     rules::RuleTable,
     virtualization::ConnectionTable,
@@ -46,6 +46,8 @@ pub(crate) struct NetState {
     /// Counts the addresses that came up: a move that is retrying tries
     /// again at once when it changed.
     addresses_up: Atomic<u32>,
+    /// When the last one did (`ktime_get()`, ns).
+    address_up_ns: Atomic<i64>,
     /// Wakes vnatd.
     waker: Waker,
     counters: PerCpuCounters,
@@ -64,6 +66,7 @@ impl NetState {
             listening: Atomic::new(false),
             hooked: Atomic::new(false),
             addresses_up: Atomic::new(0),
+            address_up_ns: Atomic::new(i64::MIN / 2),
             rules: RuleTable::new(),
             waker: Waker::new()?,
             counters: PerCpuCounters::new()?,
@@ -107,7 +110,13 @@ impl NetState {
 
     /// An address of the namespace came up (any context).
     pub(crate) fn address_came(&self) {
+        self.address_up_ns.store(ffi::now_ns(), Relaxed);
         self.addresses_up.add(1, Relaxed);
+    }
+
+    /// Nanoseconds since an address last came up (very many if none did).
+    pub(crate) fn since_address_came_ns(&self) -> i64 {
+        ffi::now_ns().saturating_sub(self.address_up_ns.load(Relaxed))
     }
 
     /// How many addresses came up so far (wrapping): what changes when one

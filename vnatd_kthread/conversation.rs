@@ -13,8 +13,7 @@
 //! tick after it began by another on
 //! a new connection, which sends again only what was not answered yet; after
 //! `vcmp_retries` more attempts the conversation gives up, unless it carries
-//! only moves and the peer's host did not refuse the last connect (with a
-//! reset: it is there, without a vnatd): those go on *retrying* (a slow DHCP, a captive portal, a peer
+//! only moves: those go on *retrying* (a slow DHCP, a captive portal, a peer
 //! briefly unreachable), with a backoff of 2, 4 and then 8 s between
 //! attempts, each jittered by a quarter, until `resume_deadline_s` after the
 //! conversation began, and at once when an address of the namespace comes
@@ -187,10 +186,8 @@ pub(super) struct Conversation<'a> {
     sent_in: u32,
     /// How long after this attempt began the next may begin.
     spacing_ms: u32,
-    /// The last attempt's connect was refused: the peer's host is there,
-    /// without a vnatd on its port. A move is not retried past
-    /// `vcmp_retries` then.
-    refused: bool,
+    /// The conversation said that its moves are retrying.
+    retry_reported: bool,
     /// The namespace's address epoch when this attempt began.
     epoch: u32,
 }
@@ -224,7 +221,7 @@ impl<'a> Conversation<'a> {
             no_route: false,
             sent_in: 0,
             spacing_ms: TICK_MS,
-            refused: false,
+            retry_reported: false,
             epoch: 0,
         }
     }
@@ -250,8 +247,16 @@ impl<'a> Conversation<'a> {
     /// Whether the last connect failed at once (no route yet) within the
     /// first `vcmp_timeout_ms`: it is tried again sooner than a tick.
     pub(super) fn no_route(&self) -> bool {
-        self.no_route
-            && self.created.elapsed() < Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()))
+        self.no_route && self.quick()
+    }
+
+    /// Whether a connect that fails at once (no route) does not count as
+    /// an attempt: in the first `vcmp_timeout_ms` of the conversation, or
+    /// of an address of the namespace (its route comes after it).
+    fn quick(&self) -> bool {
+        let window = i64::from(VCMP_TIMEOUT_MS.get()) * 1_000_000;
+        self.created.elapsed() < Delta::from_nanos(window)
+            || self.state.since_address_came_ns() < window
     }
 
     /// Whether the update of `it` is still this conversation's to send: its
@@ -274,7 +279,6 @@ impl<'a> Conversation<'a> {
         let deadline = Delta::from_secs(i64::from(RESUME_DEADLINE_S.get()));
         let left = &self.items[self.answered..];
         !self.keying
-            && !self.refused
             && self.created.elapsed() < deadline
             && left.iter().all(|it| it.kind() == Kind::Update)
             && left.iter().any(|it| self.current(it))
@@ -345,7 +349,7 @@ impl<'a> Conversation<'a> {
             if self.out_of_attempts() {
                 return self.give_up(report);
             }
-            if !self.connect(now, timeout, report) {
+            if !self.connect(now, report) {
                 return if self.answered == self.items.len() {
                     Step::Done
                 } else {
@@ -410,14 +414,10 @@ impl<'a> Conversation<'a> {
 
     /// Starts an attempt: a new VCMP connection from the address the
     /// messages name, on which everything not answered yet goes again. False if
-    /// the connect failed at once (within the first `vcmp_timeout_ms` that
-    /// does not count as an attempt), or nothing is left to send.
-    fn connect(
-        &mut self,
-        now: Instant<Monotonic>,
-        timeout: Delta,
-        report: &mut impl FnMut(Report),
-    ) -> bool {
+    /// the connect failed at once (which, in the first `vcmp_timeout_ms`
+    /// of the conversation or of an address, does not count as an
+    /// attempt), or nothing is left to send.
+    fn connect(&mut self, now: Instant<Monotonic>, report: &mut impl FnMut(Report)) -> bool {
         let port = peer_vcmp_port();
         self.reader = StreamReader::new();
         self.stream = None;
@@ -431,7 +431,8 @@ impl<'a> Conversation<'a> {
         self.spacing_ms = self.spacing();
         self.epoch = self.state.address_epoch();
         let retrying = self.attempts > VCMP_RETRIES.get() + 1;
-        if self.attempts == VCMP_RETRIES.get() + 2 {
+        if retrying && !self.retry_reported {
+            self.retry_reported = true;
             for it in &self.items[self.answered..] {
                 if self.current(it) {
                     report(Report::Retrying(it.key));
@@ -451,7 +452,7 @@ impl<'a> Conversation<'a> {
             }
             Err(_) => {
                 self.no_route = true;
-                if self.created.elapsed() < timeout {
+                if self.quick() {
                     self.attempts -= 1;
                 } else if retrying {
                     self.mark(VcmpState::Retrying);
@@ -714,7 +715,6 @@ impl<'a> Conversation<'a> {
     ) -> Step {
         if failed || sock.socket().is_dead() || self.heard.elapsed() > timeout {
             // Drop the socket; the next attempt starts a tick after this one.
-            self.refused = sock.socket().is_refused();
             drop(sock);
             if self.out_of_attempts() {
                 return self.give_up(report);
@@ -763,6 +763,10 @@ impl<'a> Conversation<'a> {
         }
         let attempts = self.attempts.min(255) as u8;
         for it in &self.items[self.answered..] {
+            if it.kind() == Kind::Update && !self.current(it) {
+                // A later move has it, and says where it is.
+                continue;
+            }
             self.state.connections.with(it.key, |c| {
                 c.vcmp = vcmp;
                 c.vcmp_attempts = attempts;

@@ -20,7 +20,6 @@ extern "C" {
     fn vnat_shim_sock_reuseaddr(sock: *mut bindings::socket);
     fn vnat_shim_sock_limit_buffers(sock: *mut bindings::socket, bytes: c_int);
     fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
-    fn vnat_shim_sock_refused(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
 }
 
@@ -244,13 +243,6 @@ impl Socket {
     pub(crate) fn is_dead(&self) -> bool {
         // SAFETY: The socket is valid.
         unsafe { vnat_shim_sock_dead(self.as_ptr()) }
-    }
-
-    /// Whether the connect was refused: the peer's host answered with a
-    /// reset (nothing listens on its port).
-    pub(crate) fn is_refused(&self) -> bool {
-        // SAFETY: The socket is valid.
-        unsafe { vnat_shim_sock_refused(self.as_ptr()) }
     }
 }
 

@@ -55,6 +55,7 @@ r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", "10.0.1", t
 check(r.returncode == 2 and "not an IPv4 address" in r.stderr, f"vnatctl refuses a bad address ({r.stderr.strip()})")
 # Updates go to the port vcmp_peer_port names: nobody listens on 2999.
 check_eq(write_knob("vcmp_retries", "0"), None, "vcmp_retries=0")
+check_eq(write_knob("resume_deadline_s", "0"), None, "resume_deadline_s=0: no retrying (test 38)")
 check_eq(write_knob("vcmp_peer_port", "2999"), None, "vcmp_peer_port=2999")
 check_eq(write_knob("vcmp_peer_port", "65536"), errno.EINVAL, "vcmp_peer_port=65536 refused")
 r = subprocess.run(["ip", "netns", "exec", "cli", VNATCTL, "resume", old, topo.client_addr()], capture_output=True, text=True)

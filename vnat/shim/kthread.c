@@ -184,15 +184,6 @@ bool vnat_shim_sock_established(struct socket *sock)
 	return READ_ONCE(sock->sk->sk_state) == TCP_ESTABLISHED;
 }
 
-/*
- * Whether @sock's connect was refused: its host answered with a reset (no
- * one listens there), as opposed to no answer or no route.
- */
-bool vnat_shim_sock_refused(struct socket *sock)
-{
-	return READ_ONCE(sock->sk->sk_err) == ECONNREFUSED;
-}
-
 /* Whether the peer has closed or reset @sock. */
 bool vnat_shim_sock_dead(struct socket *sock)
 {

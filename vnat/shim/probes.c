@@ -30,7 +30,7 @@ static bool vnat_sock_is_ipv4(const struct sock *sk)
 {
 	if (sk->sk_family == AF_INET)
 		return true;
-#if IS_BUILTIN(CONFIG_IPV6)
+#if IS_ENABLED(CONFIG_IPV6)
 	if (sk->sk_family == AF_INET6)
 		return ipv6_addr_v4mapped(&sk->sk_v6_daddr);
 #endif
@@ -147,9 +147,18 @@ static int vnat_krp_udp_connect_ret(struct kretprobe_instance *ri,
 {
 	struct sock *sk = *(struct sock **)ri->data;
 
-	if (regs_return_value(regs) == 0 && sk->sk_protocol == IPPROTO_UDP &&
-	    inet_sk(sk)->inet_dport)
-		vnat_sock_event(VNAT_EV_CONNECT, sk, task_tgid_nr(current));
+	if (regs_return_value(regs) != 0 || sk->sk_protocol != IPPROTO_UDP ||
+	    !inet_sk(sk)->inet_dport)
+		return 0;
+	/*
+	 * A dual-stack socket that connects to an IPv6 peer after a v4-mapped
+	 * one has left its IPv4 flow: its record goes (an IPv4 connect
+	 * replaces the record itself). The kernel refuses that connect to a
+	 * socket bound to a v4-mapped address (and a disconnect is seen
+	 * already), so this is for a socket bound to [::] by hand.
+	 */
+	vnat_sock_event(vnat_sock_is_ipv4(sk) ? VNAT_EV_CONNECT : VNAT_EV_CLOSE, sk,
+			task_tgid_nr(current));
 	return 0;
 }
 

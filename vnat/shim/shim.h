@@ -103,7 +103,6 @@ void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w);
 void vnat_shim_sock_reuseaddr(struct socket *sock);
 void vnat_shim_sock_limit_buffers(struct socket *sock, int bytes);
 bool vnat_shim_sock_dead(struct socket *sock);
-bool vnat_shim_sock_refused(struct socket *sock);
 bool vnat_shim_sock_established(struct socket *sock);
 
 /* netlink.c: vnat/ffi/genl.rs */
