@@ -8,7 +8,8 @@
 # out of time, or if the kernel log it caused shows a WARN, BUG, Oops, KASAN,
 # lockdep, kmemleak or hung-task report.
 # Usage: guest.sh RESULTS_DIR [TEST...] (a TEST is a path under tests/; the
-# second guest of test 31 runs ../peer/two-kernels-server.py this way)
+# second guest of test 31 runs ../peer/two-kernels-server.py this way; or
+# the TESTs in RESULTS_DIR/tests)
 set -u
 results=${1:?}
 shift
@@ -33,9 +34,16 @@ echo scan=off > /sys/kernel/debug/kmemleak 2>/dev/null
 
 splats='WARNING:|BUG:|Oops|KASAN|kernel BUG|general protection fault|possible circular locking|inconsistent lock state|possible recursive locking|lockdep|unreferenced object|blocked for more than|UBSAN|refcount_t:|list_add corruption|list_del corruption|Call Trace:'
 
-if [ $# -gt 0 ]; then
+# The tests are named on the command line or, from run.sh, in
+# RESULTS_DIR/tests, one per line (a long list on vng's --exec overflowed
+# the kernel command line, 2,048 bytes, and vng failed without a word).
+names=("$@")
+if [ $# -eq 0 ] && [ -s "$results/tests" ]; then
+	mapfile -t names <"$results/tests"
+fi
+if [ ${#names[@]} -gt 0 ]; then
 	tests=()
-	for t in "$@"; do tests+=("$here/tests/$t"); done
+	for t in "${names[@]}"; do tests+=("$here/tests/$t"); done
 else
 	tests=("$here"/tests/*)
 fi

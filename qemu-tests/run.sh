@@ -96,8 +96,10 @@ run_guest() {
 	local g=$1 results=$2 label
 	shift 2
 	if [ "$g" = peer ]; then label=peer; else label=$((g + 1)); fi
-	# Once more if vng failed before the guest ran anything (seen once,
-	# exit 255 and no message, as two guests started together).
+	# The list goes in a file: vng passes --exec on the kernel command
+	# line, which all the test names overflowed (vng exited 255, silent).
+	[ $# -gt 0 ] && printf '%s\n' "$@" >"$results/tests"
+	# Once more if vng failed before the guest ran anything.
 	local try rc
 	for try in 1 2; do
 		rc=0
@@ -107,7 +109,7 @@ run_guest() {
 			${VNAT_CONSOLE:+--verbose} --append "$VNAT_ROOTFLAGS" \
 			--user root --rwdir "$results" ${peer_dir:+--rwdir "$peer_dir"} --cwd "$top" \
 			${qopts[$g]:+"--qemu-opts=${qopts[$g]}"} \
-			--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$([ "$g" = 0 ] && echo 1 || echo 0) ${genv[$g]:-} $here/guest.sh $results $*" \
+			--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$([ "$g" = 0 ] && echo 1 || echo 0) ${genv[$g]:-} $here/guest.sh $results" \
 			</dev/null || rc=$?
 		[ "$rc" = 0 ] && break
 		echo "# vng exited with $rc"
