@@ -11,17 +11,10 @@ use vnat_proto::location_hiding::*;
 use vnat_proto::mapping::*;
 use vnat_proto::vcmp::Endpoint;
 
-const VCMP: u16 = 2031;
+mod common;
+use common::mirror;
 
-fn mirror(m: &Mapping) -> Mapping {
-    Mapping {
-        proto: m.proto,
-        local_virtual: m.remote_virtual,
-        local_physical: m.remote_physical,
-        remote_virtual: m.local_virtual,
-        remote_physical: m.local_physical,
-    }
-}
+const VCMP: u16 = 2031;
 
 /// A host: its moves and the sockets it has (each as the tuple of the
 /// packets it receives; a listener as its bound address and port).

@@ -9,6 +9,9 @@ use proptest::prelude::*;
 use vnat_proto::mapping::*;
 use vnat_proto::vcmp::Endpoint;
 
+mod common;
+use common::mirror;
+
 fn endpoint() -> impl Strategy<Value = Endpoint> {
     (1u32..5, 1u16..4).prop_map(|(a, p)| Endpoint::new(0x0a00_0000 + a, p))
 }
@@ -23,16 +26,6 @@ fn through(m: &Mapping, hooks: &[Hook], mut t: Tuple) -> Tuple {
         }
     }
     t
-}
-
-fn mirror(m: &Mapping) -> Mapping {
-    Mapping {
-        proto: m.proto,
-        local_virtual: m.remote_virtual,
-        local_physical: m.remote_physical,
-        remote_virtual: m.local_virtual,
-        remote_physical: m.local_physical,
-    }
 }
 
 proptest! {
