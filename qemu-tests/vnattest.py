@@ -290,6 +290,16 @@ def tcp_sockets(ns=None):
     return out
 
 
+def udp_ports(ns=None):
+    """Local ports of the UDP sockets of a namespace (AF_INET and AF_INET6)."""
+    ports = set()
+    with netns(ns):
+        for table in ("udp", "udp6"):
+            with open(f"/proc/thread-self/net/{table}") as f:
+                ports |= {int(line.split()[1].split(":")[1], 16) for line in f.readlines()[1:]}
+    return ports
+
+
 def listening_ports(ns=None):
     """TCP ports in LISTEN state in a namespace."""
     return {lp for lp, _, state, _ in tcp_sockets(ns) if state == TCP_LISTEN}

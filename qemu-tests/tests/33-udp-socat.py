@@ -26,6 +26,9 @@ insmod()
 topo = Topology()
 server = topo.server_addr()
 echo = popen("srv", ["socat", "UDP4-LISTEN:5300,reuseaddr", "PIPE"])
+# Else the client's first datagram may find no socket: the ICMP error makes
+# its connected socket fail, and the client socat exits (seen once).
+wait_for(lambda: 5300 in udp_ports("srv") or echo.poll() is not None, "the server's socat has its socket", 30)
 client = popen("cli", ["socat", "-", f"UDP4:{server}:5300"], stdin=subprocess.PIPE, text=True)
 sent, back = [], []
 stop = threading.Event()
