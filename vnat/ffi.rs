@@ -67,6 +67,8 @@ extern "C" {
 
 /// `RTN_UNICAST` of the uapi `linux/rtnetlink.h` (a stable number).
 const RTN_UNICAST: c_uint = 1;
+/// `RTN_LOCAL` of the same enum.
+const RTN_LOCAL: c_uint = 2;
 
 /// Nanoseconds of the monotonic clock.
 pub(crate) fn now_ns() -> i64 {
@@ -131,6 +133,13 @@ impl Net {
         // SAFETY: `ptr` is valid by the type invariant; the lookup takes
         // RCU itself and may be done from any context.
         unsafe { inet_addr_type(self.as_ptr(), addr.to_be()) == RTN_UNICAST }
+    }
+
+    /// Whether `addr` (host byte order) is one of the namespace's own
+    /// addresses.
+    pub(crate) fn is_local(&self, addr: u32) -> bool {
+        // SAFETY: As in `is_remote_unicast`.
+        unsafe { inet_addr_type(self.as_ptr(), addr.to_be()) == RTN_LOCAL }
     }
 }
 

@@ -105,6 +105,9 @@ pub enum Action {
     Arrival,
     /// Drops it instead.
     Hold,
+    /// Drops it if the host no longer has its source address: sent, it
+    /// would carry that address onto a network it does not belong to.
+    HoldIfGone,
     /// Sends it the old way (`rewrite`) until the connection's arrival rule
     /// has matched a packet, then to this endpoint ([`Slot::resolved`]):
     /// what a validating connection sends ([`Mapping::validating`]).
@@ -150,16 +153,22 @@ impl Mapping {
         }
     }
 
-    /// The rule that drops what the connection sends (at LOCAL_OUT, before
-    /// any rewrite): for a connection behind a NAT whose move the peer has
-    /// not answered yet.
-    pub fn hold(&self) -> Rule {
+    /// The rule that holds back what the connection sends (at LOCAL_OUT,
+    /// before any rewrite) while the peer has not answered its move:
+    /// always (`always`: behind a NAT, which would give those packets the
+    /// new address, unknown to the peer yet), or once the host no longer
+    /// has the address they carry ([`Action::HoldIfGone`]).
+    pub fn hold(&self, always: bool) -> Rule {
         let t = self.tuple(self.local_virtual, self.remote_virtual);
         Rule {
             hook: Hook::LocalOut,
             matches: t,
             rewrite: t,
-            action: Action::Hold,
+            action: if always {
+                Action::Hold
+            } else {
+                Action::HoldIfGone
+            },
         }
     }
 

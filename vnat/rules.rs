@@ -46,13 +46,16 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
     let twin = |out: Option<Rule>| out.and_then(|r| c.mapping.unconnected_twin(&r));
     match c.state {
         State::Native => [None; RULES_MAX],
-        // Incoming only until the peer confirmed. Behind a NAT (the peer
-        // knows this end by another address), what it sends meanwhile is
-        // dropped: the NAT would give it the new address, which the peer
-        // would answer with a reset.
+        // Incoming only until the peer confirmed; what it sends meanwhile
+        // keeps its old form, and is dropped where that form cannot go:
+        // behind a NAT (the peer knows this end by another address), which
+        // would give it the new address, answered by the peer with a reset;
+        // and once the host no longer has the old address, which the new
+        // network would carry as a spoofed source (and drop, where it
+        // filters them).
         State::Resuming => {
             let nat = c.key.named != c.mapping.local_virtual;
-            let hold = nat.then(|| c.mapping.hold());
+            let hold = Some(c.mapping.hold(nat));
             [pre, inp, hold, twin(hold), None, None, None, None]
         }
         State::Migrated => [pre, inp, out, post, twin(out), None, None, None],

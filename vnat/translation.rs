@@ -88,7 +88,7 @@ extern "C" fn vnat_rs_hook(
         Ok(Outcome::Untouched) => bindings::NF_ACCEPT,
         Ok(Outcome::Held) => {
             state.count(Counter::ResumingDroppedPackets, 1);
-            bindings::NF_DROP
+            NF_DROP_NOBUFS
         }
         Err(_) => {
             state.count(Counter::TranslationDroppedPackets, 1);
@@ -96,6 +96,13 @@ extern "C" fn vnat_rs_hook(
         }
     }
 }
+
+/// The verdict for a held packet: dropped, and its sender told `ENOBUFS`,
+/// the error of a full queue, which TCP takes for local congestion (it
+/// sends again; the move's kick makes that at once) and a UDP socket does
+/// not pass on to its application (unless it asked, with `IP_RECVERR`).
+/// A plain `NF_DROP` would fail a UDP `send()` with `EPERM`.
+const NF_DROP_NOBUFS: c_uint = (bindings::ENOBUFS << 16) | bindings::NF_DROP;
 
 /// What became of a packet.
 enum Outcome {
@@ -143,6 +150,10 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
                 Action::Rewrite | Action::UntilArrival(_) => {}
                 Action::Arrival => state.path_arrived(),
                 Action::Hold => return Ok(Outcome::Held),
+                Action::HoldIfGone if !state.net().is_local(t.src.addr) => {
+                    return Ok(Outcome::Held)
+                }
+                Action::HoldIfGone => {}
             }
             rule.rewrite
         }

@@ -19,6 +19,9 @@ until `resume_deadline_s`:
    traffic the router drops for good: both connections (the first one and
    one opened at subnet 2) fail with an event no sooner than 10 s after the
    move, their records show `failed`, and they go when their sockets close.
+   Meanwhile, what the application writes is held back: subnet 3 never
+   carries the addresses the client had before (10.0.1.2, its virtual
+   address, is what the packets carry until the peer answers).
 """
 import struct
 from vnattest import *
@@ -79,9 +82,22 @@ check_eq(write_knob("resume_deadline_s", "10"), None, "resume_deadline_s 10")
 sh("ip netns exec rtr nft -f -", input=PORTAL.format(dev="r3"))
 mon.drain()
 before = stats("cli")
+# What reaches subnet 3 from the client while its moves wait (the router
+# sees it arrive on r3, and then drops it).
+cap = Capture("rtr", "host 10.0.1.2 or host 10.0.2.2", iface="r3")
 moved = time.monotonic()
 topo.attach_client(3)
 log("cli joined subnet 3, which rtr never lets through")
+mon.until(lambda e: e["event"] == "resuming", "the move began", timeout=30)
+# The application writes while the move waits; what TCP sends, and sends
+# again, carries the virtual 10.0.1.2, an address the host no longer has.
+c2.send(b"written while the move waits\n")
+mon.until(lambda e: e["event"] == "retrying", "the moves are retrying", timeout=30)
+cap.stop()
+check_eq(cap.count("host 10.0.1.2 or host 10.0.2.2"), 0,
+         "subnet 3 never carried an address the client no longer has")
+check(stats("cli")["resuming_dropped_packets"] > before["resuming_dropped_packets"],
+      "what the connection sent meanwhile was held back, counted")
 failed = []
 for _ in range(2):
     ev = mon.until(lambda e: e["event"] == "failed", "a move failed", timeout=40)
