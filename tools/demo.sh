@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # `make demo`: sets everything up, boots the test kernel in QEMU and shows
-# a laptop hopping across three networks while a bulk transfer and an
+# a laptop roaming across three networks (three shapes of roaming) while a bulk transfer and an
 # interactive session stay alive (see qemu-tests/demo.py).
 set -euo pipefail
 . "$(dirname "$0")/guest-env.sh"

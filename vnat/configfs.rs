@@ -20,13 +20,14 @@
 //! | `vcmp_auth`            | rw     | `off`, `opportunistic` or `required`: the security key |
 //! | `location_hiding`      | rw     | 1: new TCP connections between moved hosts get the moved addresses (paper 3.4.1) |
 //! | `resume_deadline_s`    | rw     | how long a move's updates are retried, with backoff; 0: `vcmp_retries` only |
+//! | `migrate_on`           | rw     | `on-loss` or `on-route-change`: what moves connections automatically |
 
 use crate::{
     counters::{self, Counter},
     ffi::KprobeRegistration,
     knobs::{
-        show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, LOCATION_HIDING, RESUME_DEADLINE_S,
-        SUSPEND_HELPER, VCMP_AUTH, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS,
+        show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, LOCATION_HIDING, MIGRATE_ON,
+        RESUME_DEADLINE_S, SUSPEND_HELPER, VCMP_AUTH, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS,
         VCMP_MAX_CLIENTS_PER_SOURCE, VCMP_MAX_REFUSALS, VCMP_PEER_PORT, VCMP_RETRIES,
         VCMP_TIMEOUT_MS, VCMP_UDP_FLOWS,
     },
@@ -74,6 +75,7 @@ impl Config {
                 vcmp_auth: 14,
                 location_hiding: 15,
                 resume_deadline_s: 16,
+                migrate_on: 17,
             ],
         };
         try_pin_init!(Self {
@@ -150,3 +152,4 @@ knob_attribute!(13, VCMP_UDP_FLOWS);
 knob_attribute!(14, VCMP_AUTH);
 knob_attribute!(15, LOCATION_HIDING);
 knob_attribute!(16, RESUME_DEADLINE_S);
+knob_attribute!(17, MIGRATE_ON);

@@ -56,6 +56,7 @@ extern "C" {
     fn vnat_shim_inetaddr_register() -> c_int;
     fn vnat_shim_inetaddr_unregister();
     fn vnat_shim_route_source(net: *mut bindings::net, daddr: u32) -> u32;
+    fn vnat_shim_route_moved(net: *mut bindings::net, saddr: u32, daddr: u32) -> u32;
 }
 
 // Exported by `net/ipv4/fib_frontend.c`; `net/route.h` is not among the
@@ -123,6 +124,16 @@ impl Net {
         // SAFETY: `ptr` is valid by the type invariant; a route lookup may
         // be done from any context.
         let a = unsafe { vnat_shim_route_source(self.as_ptr(), daddr.to_be()) };
+        (a != 0).then(|| u32::from_be(a))
+    }
+
+    /// The address the host now sends to `daddr` from, if the route there
+    /// no longer leaves through the interface of `saddr` (or `saddr` is
+    /// gone); host byte order.
+    pub(crate) fn route_moved(&self, saddr: u32, daddr: u32) -> Option<u32> {
+        // SAFETY: As in `route_source`; the shim takes RCU itself for the
+        // address lookup.
+        let a = unsafe { vnat_shim_route_moved(self.as_ptr(), saddr.to_be(), daddr.to_be()) };
         (a != 0).then(|| u32::from_be(a))
     }
 

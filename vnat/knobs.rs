@@ -218,6 +218,39 @@ impl VcmpAuth {
 /// Whether losing an address and gaining another resumes the connections of
 /// the lost one from the new one (paper 3.3.1), 0 or 1.
 pub(crate) static AUTO_MIGRATE: Knob = Knob::new("auto_migrate", 1, 0, 1);
+/// When the automatic resume moves a connection (with `auto_migrate`):
+/// `on-loss` once its local address went away (to the address the host now
+/// reaches the peer from, at once if it has one, else to the next address
+/// that comes up); `on-route-change` also when the route to its peer
+/// changed to leave from another local address while the old one stays
+/// (make-before-break: a second network came up and took the default
+/// route). Values: [`MigrateOn`] as numbers.
+pub(crate) static MIGRATE_ON: Knob = Knob::named(
+    "migrate_on",
+    MigrateOn::Loss as u32,
+    &["on-loss", "on-route-change"],
+);
+
+/// The values of [`MIGRATE_ON`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum MigrateOn {
+    /// When the address goes.
+    Loss = 0,
+    /// Also when the route to the peer changes.
+    RouteChange = 1,
+}
+
+impl MigrateOn {
+    /// What the knob says now.
+    pub(crate) fn get() -> Self {
+        match MIGRATE_ON.get() {
+            0 => Self::Loss,
+            _ => Self::RouteChange,
+        }
+    }
+}
+
 /// How long vnatd waits for a peer to answer its updates, per attempt: the
 /// time the peer may send nothing (a batch is answered in parts).
 pub(crate) static VCMP_TIMEOUT_MS: Knob = Knob::new("vcmp_timeout_ms", 2000, 100, 60_000);

@@ -226,6 +226,27 @@ impl Mapping {
         )
     }
 
+    /// The rule that takes what the peer sends to `at`, a local physical
+    /// endpoint this end is moving or moved away from while the host still
+    /// has it, as sent to the local virtual endpoint (at PREROUTING, as
+    /// [`Mapping::rules`]' first): without it, the packets the peer sent
+    /// before it heard of the move would find no socket there and be
+    /// answered with a reset. `None` where there is nothing to take: `at`
+    /// is where the connection is, or its virtual endpoint (its socket's).
+    pub fn arrival_at(&self, at: Endpoint) -> Option<Rule> {
+        let (lv, lp, rp) = (
+            self.local_virtual,
+            self.local_physical,
+            self.remote_physical,
+        );
+        (at != lv && at != lp).then(|| Rule {
+            hook: Hook::PreRouting,
+            matches: self.tuple(rp, at),
+            rewrite: self.tuple(rp, lv),
+            action: Action::Rewrite,
+        })
+    }
+
     /// The rules that translate this connection, at most one per hook.
     pub fn rules(&self) -> [Option<Rule>; 4] {
         let (lv, lp, rv, rp) = (

@@ -27,6 +27,12 @@
 //! 4. [`finish`] records that endpoint and translates both ways; if the peer
 //!    refuses, or does not answer after the retries, [`abort`] puts the
 //!    connection back as it was.
+//!
+//! What starts a move by itself (`auto_migrate`): an address that
+//! connections used went away, and another came up ([`address_event`]);
+//! or the host already reaches the peer from another address
+//! ([`reroute`]: a second network was up before the first went, or, with
+//! `migrate_on` `on-route-change`, the route to the peer changed).
 
 use crate::{
     authentication::{self, Source},
@@ -34,9 +40,9 @@ use crate::{
     events::{self, Event},
     ffi::{self, NlConn, Sock},
     helper::{self, Helper},
-    knobs::{VcmpAuth, AUTO_MIGRATE, VCMP_UDP_FLOWS},
+    knobs::{MigrateOn, VcmpAuth, AUTO_MIGRATE, VCMP_UDP_FLOWS},
     netns::{Ipv4, NetState},
-    requests::Selector,
+    requests::{Request, Selector},
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
     virtualization::{Key, Origin, State, VcmpState, VirtualConnection},
 };
@@ -68,7 +74,87 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
     if used && !state.requests.address_lost(addr) {
         state.count(Counter::MigrationsFailed, 1);
     }
-    false
+    // The host may reach the peers from another address already.
+    used && state.requests.reroute()
+}
+
+/// A route or routing rule of the namespace changed (any context). Returns
+/// whether vnatd has a new request.
+pub(crate) fn route_event(state: &NetState) -> bool {
+    AUTO_MIGRATE.get_bool()
+        && MigrateOn::get() == MigrateOn::RouteChange
+        && state.requests.reroute()
+}
+
+/// Called by the shim's route notifier (a FIB notifier of the namespace)
+/// when an IPv4 route or routing rule changes.
+#[no_mangle]
+extern "C" fn vnat_rs_route_event(state: *const c_void) {
+    // SAFETY: The shim passes the state of the namespace whose routes
+    // changed; its notifier is unregistered before the state goes.
+    let state = unsafe { NetState::borrow(state) };
+    if route_event(state) {
+        state.kick();
+    }
+}
+
+/// Queues the moves of the connections whose route to their peer now
+/// leaves through another interface than the one that has their address:
+/// those whose address went away, and with `migrate_on` `on-route-change`
+/// any. Connections in the middle of a move or suspended are left to it;
+/// returns whether there were any (vnatd looks again once its moves are
+/// over). Called by vnatd (process context): the paths (local address,
+/// peer) are copied out under the table lock, and looked up once each
+/// outside it.
+pub(crate) fn reroute(state: &NetState) -> bool {
+    let any = MigrateOn::get() == MigrateOn::RouteChange;
+    let net = state.net();
+    // Room for every connection's path, and a few that come meanwhile.
+    let mut paths = KVVec::<(u32, u32)>::new();
+    let mut skipped = false;
+    loop {
+        let want = state.connections.len() + 16;
+        if paths.reserve(want, GFP_KERNEL).is_err() {
+            return false;
+        }
+        let mut full = false;
+        state.connections.for_each(|_, c| {
+            if c.state == State::Resuming || c.suspended {
+                skipped = true;
+                return;
+            }
+            let p = (
+                c.mapping.local_physical.addr,
+                c.mapping.remote_physical.addr,
+            );
+            full |= paths.push_within_capacity(p).is_err();
+        });
+        if !full {
+            break;
+        }
+        paths.clear();
+        skipped = false;
+    }
+    paths.sort_unstable();
+    let mut last = None;
+    for &(from, peer) in paths.iter() {
+        if last == Some((from, peer)) {
+            continue;
+        }
+        last = Some((from, peer));
+        // Without `on-route-change`, only the paths whose address went.
+        let moves = any || !net.is_local(from);
+        if !moves || !net.is_remote_unicast(peer) {
+            continue;
+        }
+        if let Some(to) = net.route_moved(from, peer) {
+            let which = Selector::Path { from, peer };
+            if state.requests.push(Request::Migrate { which, to }).is_err() {
+                state.count(Counter::MigrationsFailed, 1);
+            }
+        }
+    }
+    skipped
 }
 
 /// Called by the shim's inetaddr notifier when `addr` (network byte order)

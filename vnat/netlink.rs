@@ -132,6 +132,7 @@ fn nothing_matches(which: &Selector) -> Refusal {
     let why = match which {
         Selector::Address(_) => c"no virtual connection is at this address",
         Selector::Pid(_) => c"this process has no virtual connection",
+        Selector::Path { .. } => c"no virtual connection is on this path",
         Selector::Connection { .. } => c"no such virtual connection",
     };
     Refusal::new(ENOENT, why)

@@ -5,7 +5,10 @@
 //! addresses that went away while connections used them (automatic resume,
 //! paper 3.3.1). Queued in any context, taken by vnatd.
 
-use crate::{vcmp::Endpoint, virtualization::VirtualConnection};
+use crate::{
+    vcmp::Endpoint,
+    virtualization::{State, VirtualConnection},
+};
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
 
 /// Which connections a request moves.
@@ -16,6 +19,15 @@ pub(crate) enum Selector {
     Address(u32),
     /// Those opened by this process (thread group id): a process's move.
     Pid(i32),
+    /// Those whose local physical address is `from` and whose peer's
+    /// (remote physical) is `peer`, and that are neither in the middle of
+    /// a move nor suspended: the connections whose route changed.
+    Path {
+        /// Local physical address (host byte order).
+        from: u32,
+        /// Remote physical address (host byte order).
+        peer: u32,
+    },
     /// The one with these virtual endpoints.
     Connection {
         /// IP protocol number.
@@ -34,6 +46,12 @@ impl Selector {
         match *self {
             Selector::Address(a) => m.local_physical.addr == a,
             Selector::Pid(p) => c.pid == p,
+            Selector::Path { from, peer } => {
+                m.local_physical.addr == from
+                    && m.remote_physical.addr == peer
+                    && c.state != State::Resuming
+                    && !c.suspended
+            }
             Selector::Connection {
                 proto,
                 local,
@@ -49,6 +67,7 @@ impl kernel::fmt::Display for Selector {
         match self {
             Selector::Address(a) => write!(f, "from {}", ip(*a)),
             Selector::Pid(p) => write!(f, "of pid {p}"),
+            Selector::Path { from, peer } => write!(f, "from {} to {}", ip(*from), ip(*peer)),
             Selector::Connection { local, remote, .. } => write!(
                 f,
                 "{}:{} -> {}:{}",
@@ -92,12 +111,13 @@ pub(crate) struct Requests {
 struct RequestsInner {
     queue: KVec<Request>,
     lost: KVec<u32>,
+    reroute: bool,
 }
 
 impl Requests {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            inner <- new_spinlock_irq!(RequestsInner { queue: KVec::new(), lost: KVec::new() }, "vnat_requests"),
+            inner <- new_spinlock_irq!(RequestsInner { queue: KVec::new(), lost: KVec::new(), reroute: false }, "vnat_requests"),
         })
     }
 
@@ -117,6 +137,18 @@ impl Requests {
     pub(crate) fn address_lost(&self, addr: u32) -> bool {
         let mut inner = self.inner.lock();
         inner.lost.contains(&addr) || inner.lost.push(addr, GFP_ATOMIC).is_ok()
+    }
+
+    /// Asks vnatd to look at where its connections' routes now leave from
+    /// ([`crate::migration::reroute`]); returns whether it was not asked
+    /// yet.
+    pub(crate) fn reroute(&self) -> bool {
+        !core::mem::replace(&mut self.inner.lock().reroute, true)
+    }
+
+    /// Whether vnatd was asked to look at the routes; it is looking now.
+    pub(crate) fn take_reroute(&self) -> bool {
+        core::mem::take(&mut self.inner.lock().reroute)
     }
 
     /// `addr` appeared: queues a move to it of what used each lost address.

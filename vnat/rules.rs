@@ -45,7 +45,16 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
     let [pre, inp, out, post] = c.mapping.rules();
     let twin = |out: Option<Rule>| out.and_then(|r| c.mapping.unconnected_twin(&r));
     match c.state {
-        State::Native => [None; RULES_MAX],
+        State::Native => [
+            c.mapping.arrival_at(c.left),
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        ],
         // Incoming only until the peer confirmed; what it sends meanwhile
         // keeps its old form, and is dropped where that form cannot go:
         // behind a NAT (the peer knows this end by another address), which
@@ -53,12 +62,18 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
         // and once the host no longer has the old address, which the new
         // network would carry as a spoofed source (and drop, where it
         // filters them).
+        // What the peer sends to where the connection was, while the host
+        // still has that address, is the connection's too.
         State::Resuming => {
             let nat = c.key.named != c.mapping.local_virtual;
             let hold = Some(c.mapping.hold(nat));
-            [pre, inp, hold, twin(hold), None, None, None, None]
+            let was = c.mapping.arrival_at(c.previous_local);
+            [pre, inp, hold, twin(hold), was, None, None, None]
         }
-        State::Migrated => [pre, inp, out, post, twin(out), None, None, None],
+        State::Migrated => {
+            let was = c.mapping.arrival_at(c.left);
+            [pre, inp, out, post, twin(out), was, None, None]
+        }
         State::Validating => {
             let v = c.mapping.validating(c.previous_remote);
             let out = v

@@ -98,10 +98,10 @@ extern "C" fn vnat_rs_hook(
 }
 
 /// The verdict for a held packet: dropped, and its sender told `ENOBUFS`,
-/// the error of a full queue, which TCP takes for local congestion (it
-/// sends again; the move's kick makes that at once) and a UDP socket does
-/// not pass on to its application (unless it asked, with `IP_RECVERR`).
-/// A plain `NF_DROP` would fail a UDP `send()` with `EPERM`.
+/// the error of a full queue, which a UDP socket does not pass on to its
+/// application (unless it asked, with `IP_RECVERR`); a plain `NF_DROP`
+/// would fail a UDP `send()` with `EPERM`. TCP takes both alike: the data
+/// stays queued for its timers, and the move's kick sends it at once.
 const NF_DROP_NOBUFS: c_uint = (bindings::ENOBUFS << 16) | bindings::NF_DROP;
 
 /// What became of a packet.

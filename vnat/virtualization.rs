@@ -128,6 +128,11 @@ pub(crate) struct VirtualConnection {
     /// The local physical endpoint before the move in progress, to go back
     /// to if the peer cannot be updated.
     pub(crate) previous_local: Endpoint,
+    /// The local physical endpoint its last completed move left: what the
+    /// peer sent there before it heard of the move may still arrive, while
+    /// the host has that address (make-before-break), and is taken as the
+    /// connection's ([`crate::mapping::Mapping::arrival_at`]).
+    pub(crate) left: Endpoint,
     /// The remote physical endpoint last seen to work: where a
     /// [`State::Validating`] connection still sends.
     pub(crate) previous_remote: Endpoint,
@@ -226,6 +231,7 @@ impl VirtualConnection {
             origin,
             state: State::Native,
             previous_local: local,
+            left: local,
             previous_remote: remote,
             unvalidated: false,
             policy: Policy::Default,
@@ -271,6 +277,7 @@ impl VirtualConnection {
             mapping,
             state: State::Migrated,
             previous_local: mapping.local_physical,
+            left: mapping.local_physical,
             previous_remote: mapping.remote_physical,
             ..self
         }
@@ -280,6 +287,9 @@ impl VirtualConnection {
     /// the remote endpoint is unvalidated, [`State::Validating`] (and the
     /// previous remote endpoint is kept).
     pub(crate) fn settle(&mut self) {
+        if self.previous_local != self.mapping.local_physical {
+            self.left = self.previous_local;
+        }
         self.previous_local = self.mapping.local_physical;
         if self.unvalidated {
             self.state = State::Validating;
@@ -388,8 +398,10 @@ struct Tables {
 }
 
 impl VirtualConnection {
+    /// Whether it has rules: it is not native, or the peer may still send
+    /// to where its last move left ([`VirtualConnection::left`]).
     fn is_translated(&self) -> bool {
-        self.state != State::Native
+        self.state != State::Native || self.mapping.arrival_at(self.left).is_some()
     }
 }
 

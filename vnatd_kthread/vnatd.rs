@@ -194,6 +194,9 @@ struct Daemon<'a> {
     /// Connections whose key this end asks for are left to take (now or
     /// after a refusal's pause).
     keys_left: bool,
+    /// The last look at the routes left connections that were in the
+    /// middle of a move: look again once a conversation is over.
+    reroute_again: bool,
 }
 
 impl<'a> Daemon<'a> {
@@ -212,6 +215,7 @@ impl<'a> Daemon<'a> {
             missed_seen: 0,
             sweeps_due: 0,
             keys_left: false,
+            reroute_again: false,
         }
     }
 
@@ -491,6 +495,10 @@ impl<'a> Daemon<'a> {
 
     /// Takes the requests queued for the daemon and starts their conversations.
     fn requests(&mut self) {
+        let rerouted = self.state.requests.take_reroute();
+        if rerouted {
+            self.reroute_again = migration::reroute(self.state);
+        }
         for r in self.state.requests.take() {
             let (which, to) = match r {
                 Request::Migrate { which, to } => (which, to),
@@ -538,6 +546,11 @@ impl<'a> Daemon<'a> {
                 events::event_raw(self.state, Event::Resuming, &o.event, None);
             }
             self.add_conversations(&out);
+        }
+        if rerouted {
+            // Counted once its moves began: a test that sees the count sees
+            // them.
+            self.state.count(Counter::RouteChecks, 1);
         }
     }
 
@@ -624,7 +637,12 @@ impl<'a> Daemon<'a> {
             });
             match step {
                 Step::Pending => i += 1,
-                Step::Done | Step::Failed => drop(self.conversations.remove(i)),
+                Step::Done | Step::Failed => {
+                    drop(self.conversations.remove(i));
+                    if core::mem::take(&mut self.reroute_again) {
+                        self.state.requests.reroute();
+                    }
+                }
             }
         }
     }

@@ -34,6 +34,12 @@ for name, good, bad in [
         check_eq(write_knob(name, v), errno.EINVAL, f"{name}={v!r} refused with EINVAL")
         check_eq(read_knob(name), good, f"{name} kept {good} after {v!r}")
     check(match_line(dmesg_since(mark), rf"{name}: refused .*expected an integer"), f"{name}: reason logged")
+check_eq(read_knob("migrate_on"), "on-loss", "migrate_on default")
+check_eq(write_knob("migrate_on", "on-route-change\n"), None, "migrate_on=on-route-change accepted")
+check_eq(read_knob("migrate_on"), "on-route-change", "migrate_on reads back on-route-change")
+for v in ["1", "on-route", "route"]:
+    check_eq(write_knob("migrate_on", v), errno.EINVAL, f"migrate_on={v!r} refused with EINVAL")
+check_eq(read_knob("migrate_on"), "on-route-change", "migrate_on kept its value")
 check(write_knob("vcmp_port", "5") is not None, "vcmp_port is read-only")
 check(write_knob("counters", "0") is not None, "counters are read-only")
 # Totals: packets in two namespaces add up.

@@ -118,10 +118,11 @@ pub(crate) mod attr {
         pub(crate) const RESUMING_DROPPED_PACKETS: u16 = 46;
         pub(crate) const HIDDEN_CONNECTIONS: u16 = 47;
         pub(crate) const HIDDEN_PACKETS: u16 = 48;
-        pub(crate) const CONNECTIONS: u16 = 49;
-        pub(crate) const VCMP_LISTENING: u16 = 50;
-        pub(crate) const HOOKS_REGISTERED: u16 = 51;
-        pub(crate) const PAD: u16 = 52;
+        pub(crate) const ROUTE_CHECKS: u16 = 49;
+        pub(crate) const CONNECTIONS: u16 = 50;
+        pub(crate) const VCMP_LISTENING: u16 = 51;
+        pub(crate) const HOOKS_REGISTERED: u16 = 52;
+        pub(crate) const PAD: u16 = 53;
     }
 }
 
@@ -632,6 +633,10 @@ pub(crate) enum Counter {
     /// the moved addresses (a hidden connection's, until its own rules
     /// are in place).
     HiddenPackets,
+    /// Times vnatd looked where its connections' routes leave from: after
+    /// an address that connections used went away, or a route changed
+    /// (with migrate_on on-route-change).
+    RouteChecks,
 }
 
 impl Counter {
@@ -685,6 +690,7 @@ impl Counter {
         Counter::ResumingDroppedPackets,
         Counter::HiddenConnections,
         Counter::HiddenPackets,
+        Counter::RouteChecks,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -738,6 +744,7 @@ impl Counter {
             Counter::ResumingDroppedPackets => "resuming_dropped_packets",
             Counter::HiddenConnections => "hidden_connections",
             Counter::HiddenPackets => "hidden_packets",
+            Counter::RouteChecks => "route_checks",
         }
     }
 

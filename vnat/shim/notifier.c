@@ -1,11 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Automatic resume (paper 3.3.1): the address notifier.
- * vnat/ffi.rs (registration), vnat/migration.rs (vnat_rs_addr_event).
+ * Automatic resume (paper 3.3.1): the address notifier, and each
+ * namespace's route notifier.
+ * vnat/ffi.rs (registration), vnat/migration.rs (vnat_rs_addr_event,
+ * vnat_rs_route_event), pernet.c (the route notifier's life).
  */
 
 #include <linux/inetdevice.h>
 #include <linux/netdevice.h>
+#include <linux/slab.h>
+#include <net/fib_notifier.h>
 
 #include "shim.h"
 
@@ -38,4 +42,71 @@ int vnat_shim_inetaddr_register(void)
 void vnat_shim_inetaddr_unregister(void)
 {
 	unregister_inetaddr_notifier(&vnat_inetaddr_nb);
+}
+
+/* The FIB notifier chain is per namespace: one of these in each. */
+struct vnat_route_notifier {
+	struct notifier_block nb;
+	struct net *net;
+};
+
+/* Atomic context (the chain is an atomic notifier chain, under RCU). */
+static int vnat_route_event(struct notifier_block *nb, unsigned long event, void *ptr)
+{
+	struct vnat_route_notifier *rn = container_of(nb, struct vnat_route_notifier, nb);
+	struct fib_notifier_info *info = ptr;
+	const void *state;
+
+	if (info->family != AF_INET)
+		return NOTIFY_DONE;
+	switch (event) {
+	case FIB_EVENT_ENTRY_REPLACE:
+	case FIB_EVENT_ENTRY_APPEND:
+	case FIB_EVENT_ENTRY_ADD:
+	case FIB_EVENT_ENTRY_DEL:
+	case FIB_EVENT_RULE_ADD:
+	case FIB_EVENT_RULE_DEL:
+	case FIB_EVENT_NH_ADD:
+	case FIB_EVENT_NH_DEL:
+		break;
+	default:
+		return NOTIFY_DONE;
+	}
+	state = vnat_state(rn->net);
+	if (state)
+		vnat_rs_route_event(state);
+	return NOTIFY_DONE;
+}
+
+/*
+ * Registers @net's route notifier; NULL if it could not be (the routes
+ * kept changing while the kernel replayed them to it, or no memory): the
+ * namespace then moves connections on address changes only.
+ */
+struct vnat_route_notifier *vnat_route_notifier_register(struct net *net)
+{
+	struct vnat_route_notifier *rn = kzalloc(sizeof(*rn), GFP_KERNEL);
+	int err;
+
+	if (!rn)
+		return NULL;
+	rn->nb.notifier_call = vnat_route_event;
+	rn->net = net;
+	err = register_fib_notifier(net, &rn->nb, NULL, NULL);
+	if (err) {
+		pr_warn("vnat: netns %u: no route notifier (%d): connections move on address changes only\n",
+			net->ns.inum, err);
+		kfree(rn);
+		return NULL;
+	}
+	return rn;
+}
+
+/* Unregisters it (waiting for running callbacks) and frees it. */
+void vnat_route_notifier_unregister(struct vnat_route_notifier *rn)
+{
+	if (!rn)
+		return;
+	unregister_fib_notifier(rn->net, &rn->nb);
+	kfree(rn);
 }

@@ -15,6 +15,7 @@ static unsigned int vnat_net_id __read_mostly;
 struct vnat_net {
 	const void *state;	/* Rust's NetState, or NULL outside init..exit. */
 	void *entry;		/* What owns it (vnat/pernet.rs). */
+	struct vnat_route_notifier *routes;	/* notifier.c; NULL if none */
 };
 
 /* The state of @net for a callback, or NULL while it is set up or torn down. */
@@ -35,6 +36,7 @@ static int __net_init vnat_net_init(struct net *net)
 		return PTR_ERR(entry);
 	vn->entry = entry;
 	WRITE_ONCE(vn->state, state);
+	vn->routes = vnat_route_notifier_register(net);
 	/* Connections opened before insmod are virtual connections too (paper 4). */
 	vnat_track_existing(net);
 	return 0;
@@ -45,6 +47,7 @@ static void __net_exit vnat_net_exit(struct net *net)
 	struct vnat_net *vn = net_generic(net, vnat_net_id);
 
 	WRITE_ONCE(vn->state, NULL);
+	vnat_route_notifier_unregister(vn->routes);
 	vnat_rs_net_exit(vn->entry);
 }
 

@@ -18,6 +18,7 @@ struct sk_buff;
 struct sock;
 struct socket;
 struct task_struct;
+struct vnat_route_notifier;
 struct vnat_waker;
 
 /* Implemented in Rust. */
@@ -29,10 +30,13 @@ void vnat_rs_sock_event(const void *state, unsigned int event, const struct sock
 			int pid);
 bool vnat_rs_bind_hidden(const void *state, __be32 addr);
 void vnat_rs_addr_event(const void *state, bool up, __be32 addr);
+void vnat_rs_route_event(const void *state);
 
 /* Between the C files. */
 const void *vnat_state(const struct net *net);
 void vnat_track_existing(struct net *net);
+struct vnat_route_notifier *vnat_route_notifier_register(struct net *net);
+void vnat_route_notifier_unregister(struct vnat_route_notifier *rn);
 
 /* pernet.c, hooks.c, probes.c, notifier.c: vnat/ffi.rs */
 int vnat_shim_pernet_register(void);
@@ -45,6 +49,7 @@ unsigned long vnat_shim_kprobes_missed(void);
 int vnat_shim_inetaddr_register(void);
 void vnat_shim_inetaddr_unregister(void);
 __be32 vnat_shim_route_source(struct net *net, __be32 daddr);
+__be32 vnat_shim_route_moved(struct net *net, __be32 saddr, __be32 daddr);
 
 /* hooks.c: vnat/ffi/skb.rs. A packet's headers, as translation sees them. */
 struct vnat_pkt {

@@ -7,6 +7,7 @@
  */
 
 #include <linux/fdtable.h>
+#include <linux/inetdevice.h>
 #include <linux/sched/signal.h>
 #include <net/inet_sock.h>
 #include <net/route.h>
@@ -93,6 +94,41 @@ bool vnat_shim_tcp_isn(struct sock *sk, bool ours, u32 *isn)
 			      tp->rcv_nxt - (u32)tp->bytes_received - 1;
 	release_sock(sk);
 	return ok;
+}
+
+/*
+ * Where the host now sends to @daddr from, if the route there no longer
+ * leaves through the interface that has @saddr (or @saddr is gone): the
+ * address it would use on the route's interface (network byte order).
+ * The route is looked up from @saddr while the host has it, so that rules
+ * that route by source keep their connections where they are. 0 if there
+ * is no route, the route still leaves through @saddr's interface, or
+ * @saddr is on a loopback interface (a service address, sent from through
+ * whatever interface the route says, on purpose).
+ */
+__be32 vnat_shim_route_moved(struct net *net, __be32 saddr, __be32 daddr)
+{
+	struct flowi4 fl4 = { .daddr = daddr };
+	struct net_device *dev;
+	struct rtable *rt;
+	__be32 src = 0;
+
+	rcu_read_lock();
+	dev = __ip_dev_find(net, saddr, false);
+	if (dev && (dev->flags & IFF_LOOPBACK))
+		goto out;
+	if (dev)
+		fl4.saddr = saddr;
+	rt = ip_route_output_key(net, &fl4);
+	if (IS_ERR(rt))
+		goto out;
+	if (rt->dst.dev != dev)
+		src = dev ? inet_select_addr(rt->dst.dev, rt_nexthop(rt, daddr), RT_SCOPE_UNIVERSE) :
+			    fl4.saddr;
+	ip_rt_put(rt);
+out:
+	rcu_read_unlock();
+	return src;
 }
 
 /*

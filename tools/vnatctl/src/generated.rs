@@ -144,10 +144,11 @@ pub mod stats {
     pub const RESUMING_DROPPED_PACKETS: u16 = 46;
     pub const HIDDEN_CONNECTIONS: u16 = 47;
     pub const HIDDEN_PACKETS: u16 = 48;
-    pub const CONNECTIONS: u16 = 49;
-    pub const VCMP_LISTENING: u16 = 50;
-    pub const HOOKS_REGISTERED: u16 = 51;
-    pub const PAD: u16 = 52;
+    pub const ROUTE_CHECKS: u16 = 49;
+    pub const CONNECTIONS: u16 = 50;
+    pub const VCMP_LISTENING: u16 = 51;
+    pub const HOOKS_REGISTERED: u16 = 52;
+    pub const PAD: u16 = 53;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -199,9 +200,10 @@ pub mod stats {
         (46, "resuming-dropped-packets"),
         (47, "hidden-connections"),
         (48, "hidden-packets"),
-        (49, "connections"),
-        (50, "vcmp-listening"),
-        (51, "hooks-registered"),
+        (49, "route-checks"),
+        (50, "connections"),
+        (51, "vcmp-listening"),
+        (52, "hooks-registered"),
     ];
 }
 
