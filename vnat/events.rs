@@ -11,7 +11,7 @@ use crate::{
     mapping::Hook,
     netns::NetState,
     nl_gen,
-    virtualization::{State, VirtualConnection},
+    virtualization::{State, VcmpState, VirtualConnection},
 };
 use kernel::prelude::*;
 
@@ -67,6 +67,12 @@ impl From<&VirtualConnection> for NlConn {
             } as u8,
             peer_suspended: u8::from(c.helper.is_some()),
             auth: c.key.auth as u8,
+            vcmp_next_ms: if c.vcmp == VcmpState::Retrying && c.vcmp_next_ns != 0 {
+                let ms = (c.vcmp_next_ns - ffi::now_ns()).max(0) / 1_000_000;
+                ms.min(i64::from(u32::MAX - 1)) as u32
+            } else {
+                u32::MAX
+            },
         }
     }
 }

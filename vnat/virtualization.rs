@@ -151,6 +151,9 @@ pub(crate) struct VirtualConnection {
     pub(crate) vcmp: VcmpState,
     /// The attempt that `vcmp` is about.
     pub(crate) vcmp_attempts: u8,
+    /// While `vcmp` is [`VcmpState::Retrying`]: when the next attempt may
+    /// begin ([`crate::ffi::now_ns`]); 0: not known.
+    pub(crate) vcmp_next_ns: i64,
     /// This end was suspended (`conn-suspend`) and has not resumed yet.
     pub(crate) suspended: bool,
     /// On a suspended end: the helper the peer said it activated.
@@ -242,6 +245,7 @@ impl VirtualConnection {
             },
             vcmp: VcmpState::Idle,
             vcmp_attempts: 0,
+            vcmp_next_ns: 0,
             suspended: false,
             peer_helper: Helper::None,
             helper: None,

@@ -41,7 +41,7 @@ use super::{
 use crate::{
     authentication::{self, Handshake, Source},
     counters::Counter,
-    ffi::random_u32,
+    ffi::{self, random_u32},
     ffi::{HmacSha256, Secret},
     knobs::{peer_vcmp_port, RESUME_DEADLINE_S, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     netns::{Ipv4, NetState},
@@ -762,6 +762,14 @@ impl<'a> Conversation<'a> {
             return;
         }
         let attempts = self.attempts.min(255) as u8;
+        // When the next attempt may begin, for the dump (`vcmp-next-ms`):
+        // a retrying move's spacing after this attempt began.
+        let next = if vcmp == VcmpState::Retrying {
+            let left = Delta::from_millis(self.spacing_ms.into()) - self.started.elapsed();
+            ffi::now_ns() + left.as_nanos().max(0)
+        } else {
+            0
+        };
         for it in &self.items[self.answered..] {
             if it.kind() == Kind::Update && !self.current(it) {
                 // A later move has it, and says where it is.
@@ -770,6 +778,7 @@ impl<'a> Conversation<'a> {
             self.state.connections.with(it.key, |c| {
                 c.vcmp = vcmp;
                 c.vcmp_attempts = attempts;
+                c.vcmp_next_ns = next;
             });
         }
     }

@@ -12,7 +12,7 @@ until `resume_deadline_s`:
 1. Captive portal: the client joins subnet 2 while the router drops all
    it forwards from and to r2; the move's state becomes `retrying` (an
    event says so) once the paper's retries are over, 6 s or more after
-   the move; 20 s after the move the router lets subnet 2 through, and
+   the move, and the dump says when the next attempt comes; 20 s after the move the router lets subnet 2 through, and
    the move completes within one retry interval (at most 10 s, plus the
    attempt itself): the transfer goes on, 2 MiB each way intact, no reset.
 2. Deadline: with `resume_deadline_s` 10, the client joins subnet 3, whose
@@ -55,6 +55,14 @@ check(retrying_after >= 6, f"retrying past the paper's retries ({retrying_after:
 rows = connection_rows("cli")
 check(len(rows) == 1 and rows[0]["vcmp_state"] == "retrying" and rows[0]["state"] == "resuming",
       f"the record says retrying: {rows}")
+# ... and when it tries again: within the longest spacing (8 s, jittered
+# up to 10 s) of the attempt that is under way.
+rc, out, _ = ctl("cli", "list", "--json")
+nexts = [r.get("vcmp-next-ms") for r in json.loads(out)] if rc == 0 else []
+check(len(nexts) == 1 and isinstance(nexts[0], int) and 0 <= nexts[0] <= 10_000,
+      f"the dump says when the next attempt comes: vcmp-next-ms {nexts}")
+rc, out, _ = ctl("cli", "list")
+check(rc == 0 and "resuming, retry in " in out, f"vnatctl list says it too: {out!r}")
 check_eq(stats("cli")["migrations_failed"], before["migrations_failed"], "no migration failed")
 # The portal's page is accepted 20 s after the move.
 time.sleep(max(0.0, 20 - (time.monotonic() - moved)))

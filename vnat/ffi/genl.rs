@@ -48,6 +48,9 @@ pub(crate) struct NlConn {
     pub(crate) helper: u8,
     pub(crate) peer_suspended: u8,
     pub(crate) auth: u8,
+    /// Milliseconds until the next attempt of a retrying move; `u32::MAX`:
+    /// none planned.
+    pub(crate) vcmp_next_ms: u32,
 }
 
 // The layouts `struct vnat_nl_conn` and `struct vnat_nl_resume` have
@@ -57,6 +60,7 @@ const _: () = {
     assert!(core::mem::offset_of!(NlConn, local_port) == 48);
     assert!(core::mem::offset_of!(NlConn, pid) == 56);
     assert!(core::mem::offset_of!(NlConn, proto) == 64);
+    assert!(core::mem::offset_of!(NlConn, vcmp_next_ms) == 76);
     assert!(core::mem::size_of::<NlResume>() == 24);
     assert!(core::mem::offset_of!(NlResume, pid) == 16);
     assert!(core::mem::offset_of!(NlResume, proto) == 20);

@@ -66,6 +66,7 @@ pub(crate) mod attr {
         pub(crate) const HELPER: u16 = 26;
         pub(crate) const PEER_SUSPENDED: u16 = 27;
         pub(crate) const AUTH: u16 = 28;
+        pub(crate) const VCMP_NEXT_MS: u16 = 29;
     }
 
     /// Attribute set `stats`.

@@ -43,7 +43,9 @@ static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 	    nla_put_u8(skb, VNAT_A_CONN_VCMP_ATTEMPTS, c->vcmp_attempts) ||
 	    nla_put_u8(skb, VNAT_A_CONN_HELPER, c->helper) ||
 	    nla_put_u8(skb, VNAT_A_CONN_PEER_SUSPENDED, c->peer_suspended) ||
-	    nla_put_u8(skb, VNAT_A_CONN_AUTH, c->auth))
+	    nla_put_u8(skb, VNAT_A_CONN_AUTH, c->auth) ||
+	    (c->vcmp_next_ms != U32_MAX &&
+	     nla_put_u32(skb, VNAT_A_CONN_VCMP_NEXT_MS, c->vcmp_next_ms)))
 		return -EMSGSIZE;
 	return 0;
 }

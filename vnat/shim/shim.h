@@ -120,11 +120,13 @@ struct vnat_nl_conn {
 	u32 update_age_ms;	/* U32_MAX: never updated */
 	u8 proto, state, origin, policy, vcmp_state, vcmp_attempts;
 	u8 helper, peer_suspended, auth;
+	u32 vcmp_next_ms;	/* U32_MAX: no attempt planned */
 };
 static_assert(sizeof(struct vnat_nl_conn) == 80 &&
 	      offsetof(struct vnat_nl_conn, local_port) == 48 &&
 	      offsetof(struct vnat_nl_conn, pid) == 56 &&
-	      offsetof(struct vnat_nl_conn, proto) == 64);
+	      offsetof(struct vnat_nl_conn, proto) == 64 &&
+	      offsetof(struct vnat_nl_conn, vcmp_next_ms) == 76);
 
 /* Which connections a command selects, and where they go. */
 enum vnat_nl_by { VNAT_NL_BY_ADDR, VNAT_NL_BY_PID, VNAT_NL_BY_CONN };

@@ -61,6 +61,7 @@ pub enum Attr {
     Helper(u8),
     PeerSuspended(u8),
     Auth(u8),
+    VcmpNextMs(u32),
     /// An attribute of the set `stats` (a `stats-get` reply): its number
     /// and value, whatever its width.
     Stat(u16, u64),
@@ -85,7 +86,7 @@ impl Attr {
             Proto(v) | State(v) | Origin(v) | Event(v) | Policy(v) | VcmpState(v)
             | VcmpAttempts(v) | Helper(v) | PeerSuspended(v) | Auth(v) => Value::U8(*v),
             LocalPort(v) | RemotePort(v) | LocalPhysPort(v) | RemotePhysPort(v) => Value::U16Be(*v),
-            Pid(v) | Count(v) | UpdateAgeMs(v) => Value::U32(*v),
+            Pid(v) | Count(v) | UpdateAgeMs(v) | VcmpNextMs(v) => Value::U32(*v),
             PacketsOut(v) | PacketsIn(v) | BytesOut(v) | BytesIn(v) | Stat(_, v) => Value::U64(*v),
             LocalAddr(a) | RemoteAddr(a) | LocalPhysAddr(a) | RemotePhysAddr(a) | NewAddr(a) => {
                 Value::Addr(*a)
@@ -141,6 +142,7 @@ impl Nla for Attr {
             Helper(_) => attr::HELPER,
             PeerSuspended(_) => attr::PEER_SUSPENDED,
             Auth(_) => attr::AUTH,
+            VcmpNextMs(_) => attr::VCMP_NEXT_MS,
             Stat(k, _) => *k,
             Other(n) => n.kind(),
         }
@@ -198,6 +200,7 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::HELPER => Attr::Helper(parse_u8(v)?),
             attr::PEER_SUSPENDED => Attr::PeerSuspended(parse_u8(v)?),
             attr::AUTH => Attr::Auth(parse_u8(v)?),
+            attr::VCMP_NEXT_MS => Attr::VcmpNextMs(parse_u32(v)?),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -306,6 +309,8 @@ pub struct Conn {
     pub vcmp_state: u8,
     /// Attempts to reach the peer's vnatd in the last move.
     pub vcmp_attempts: u8,
+    /// A retrying move: milliseconds until its next attempt may begin.
+    pub vcmp_next_ms: Option<u32>,
     /// `HELPERS` index: on a suspended end, the helper the peer runs; on
     /// an end whose peer is suspended, the one at work here.
     pub helper: u8,
@@ -368,6 +373,7 @@ impl Conn {
             bytes_in: 0,
             vcmp_state: 0,
             vcmp_attempts: 0,
+            vcmp_next_ms: None,
             helper: 0,
             peer_suspended: false,
             auth: 0,
@@ -396,6 +402,7 @@ impl Conn {
                 Attr::BytesIn(v) => c.bytes_in = *v,
                 Attr::VcmpState(v) => c.vcmp_state = *v,
                 Attr::VcmpAttempts(v) => c.vcmp_attempts = *v,
+                Attr::VcmpNextMs(v) => c.vcmp_next_ms = Some(*v),
                 Attr::Helper(v) => c.helper = *v,
                 Attr::PeerSuspended(v) => c.peer_suspended = *v != 0,
                 Attr::Auth(v) => c.auth = *v,
@@ -445,6 +452,7 @@ impl Conn {
         ]
         .into_iter()
         .chain(self.update_age_ms.map(Attr::UpdateAgeMs))
+        .chain(self.vcmp_next_ms.map(Attr::VcmpNextMs))
         .collect()
     }
 }
@@ -527,6 +535,7 @@ pub(crate) mod tests {
             bytes_in: 624,
             vcmp_state: 0,
             vcmp_attempts: 1,
+            vcmp_next_ms: None,
             helper: 0,
             peer_suspended: false,
             auth: 1,

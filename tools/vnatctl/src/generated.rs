@@ -61,6 +61,7 @@ pub mod conn {
     pub const HELPER: u16 = 26;
     pub const PEER_SUSPENDED: u16 = 27;
     pub const AUTH: u16 = 28;
+    pub const VCMP_NEXT_MS: u16 = 29;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -91,6 +92,7 @@ pub mod conn {
         (26, "helper"),
         (27, "peer-suspended"),
         (28, "auth"),
+        (29, "vcmp-next-ms"),
     ];
 }
 

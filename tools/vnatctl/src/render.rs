@@ -53,7 +53,7 @@ pub fn conn_table(conns: &[Conn]) -> String {
     for c in conns {
         rows.push(vec![
             c.proto_name(),
-            c.state_name(),
+            state(c),
             c.local.to_string(),
             c.remote.to_string(),
             c.local_phys.to_string(),
@@ -66,6 +66,20 @@ pub fn conn_table(conns: &[Conn]) -> String {
         ]);
     }
     table(&rows)
+}
+
+/// The state column: the state, and for a retrying move when it tries
+/// again ("resuming, retry in 3.2s").
+fn state(c: &Conn) -> String {
+    match c.vcmp_next_ms {
+        Some(ms) => format!(
+            "{}, retry in {}.{}s",
+            c.state_name(),
+            ms / 1000,
+            ms % 1000 / 100
+        ),
+        None => c.state_name(),
+    }
 }
 
 /// The helper column: "peer:NAME" on a suspended end (what its peer
@@ -108,6 +122,7 @@ pub fn conn_json(c: &Conn) -> Value {
         "bytes-in": c.bytes_in,
         "vcmp-state": c.vcmp_state_name(),
         "vcmp-attempts": c.vcmp_attempts,
+        "vcmp-next-ms": c.vcmp_next_ms,
         "helper": c.helper_name(),
         "peer-suspended": c.peer_suspended,
         "auth": c.auth_name(),
@@ -205,7 +220,7 @@ mod tests {
     fn json_names_the_fields() {
         assert_eq!(
             conn_json(&sample()).to_string(),
-            r#"{"auth":"keyed","bytes-in":624,"bytes-out":15000,"helper":"none","local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"peer-suspended":false,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-state":"idle"}"#
+            r#"{"auth":"keyed","bytes-in":624,"bytes-out":15000,"helper":"none","local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"peer-suspended":false,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-next-ms":null,"vcmp-state":"idle"}"#
         );
     }
 
