@@ -62,7 +62,7 @@ declare -A weight=(
 	[30-nginx-curl.py]=47 [31-two-kernels.py]=22 [32-sshd-suspend.py]=35
 	[33-udp-socat.py]=17 [34-vsftpd-curl.py]=60 [35-iperf3.py]=40
 	[36-ftp-location-hiding.py]=55 [37-dual-stack.py]=30 [38-resume-retry.py]=60
-	[39-make-before-break.py]=25
+	[39-make-before-break.py]=25 [40-system-sleep.py]=45
 )
 if [ $# -gt 0 ]; then
 	guests=1

@@ -21,15 +21,16 @@
 //! | `location_hiding`      | rw     | 1: new TCP connections between moved hosts get the moved addresses (paper 3.4.1) |
 //! | `resume_deadline_s`    | rw     | how long a move's updates are retried, with backoff; 0: `vcmp_retries` only |
 //! | `migrate_on`           | rw     | `on-loss` or `on-route-change`: what moves connections automatically |
+//! | `sleep_suspend`        | rw     | 1: system sleep suspends the connections, wake resumes them |
 
 use crate::{
     counters::{self, Counter},
     ffi::KprobeRegistration,
     knobs::{
         show, AUTO_MIGRATE, CONFLICT_POLICY, HELPER_TIMEOUT_S, LOCATION_HIDING, MIGRATE_ON,
-        RESUME_DEADLINE_S, SUSPEND_HELPER, VCMP_AUTH, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS,
-        VCMP_MAX_CLIENTS_PER_SOURCE, VCMP_MAX_REFUSALS, VCMP_PEER_PORT, VCMP_RETRIES,
-        VCMP_TIMEOUT_MS, VCMP_UDP_FLOWS,
+        RESUME_DEADLINE_S, SLEEP_SUSPEND, SUSPEND_HELPER, VCMP_AUTH, VCMP_IDLE_TIMEOUT_MS,
+        VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE, VCMP_MAX_REFUSALS, VCMP_PEER_PORT,
+        VCMP_RETRIES, VCMP_TIMEOUT_MS, VCMP_UDP_FLOWS,
     },
 };
 use kernel::{
@@ -76,6 +77,7 @@ impl Config {
                 location_hiding: 15,
                 resume_deadline_s: 16,
                 migrate_on: 17,
+                sleep_suspend: 18,
             ],
         };
         try_pin_init!(Self {
@@ -153,3 +155,4 @@ knob_attribute!(14, VCMP_AUTH);
 knob_attribute!(15, LOCATION_HIDING);
 knob_attribute!(16, RESUME_DEADLINE_S);
 knob_attribute!(17, MIGRATE_ON);
+knob_attribute!(18, SLEEP_SUSPEND);

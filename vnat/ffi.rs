@@ -55,6 +55,8 @@ extern "C" {
     fn vnat_shim_genl_unregister();
     fn vnat_shim_inetaddr_register() -> c_int;
     fn vnat_shim_inetaddr_unregister();
+    fn vnat_shim_pm_register() -> c_int;
+    fn vnat_shim_pm_unregister();
     fn vnat_shim_route_source(net: *mut bindings::net, daddr: u32) -> u32;
     fn vnat_shim_route_moved(net: *mut bindings::net, saddr: u32, daddr: u32) -> u32;
 }
@@ -234,6 +236,12 @@ registration!(
 registration!(
     /// The inetaddr notifier that triggers automatic resume (paper 3.3.1).
     InetaddrRegistration: vnat_shim_inetaddr_register, vnat_shim_inetaddr_unregister
+);
+
+registration!(
+    /// The system sleep notifier: connections suspended before the system
+    /// sleeps, resumed on wake.
+    PmRegistration: vnat_shim_pm_register, vnat_shim_pm_unregister
 );
 
 registration!(

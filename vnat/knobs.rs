@@ -251,6 +251,13 @@ impl MigrateOn {
     }
 }
 
+/// Whether system sleep (suspend, hibernation) suspends every connection
+/// whose peer is another host, with `VNAT_SUS` to its peer (whose helper
+/// keeps it meanwhile), before the system sleeps, and resumes them on wake
+/// from wherever the host is then (at once if it has a route to the peer,
+/// else once an address or route comes), 0 or 1.
+pub(crate) static SLEEP_SUSPEND: Knob = Knob::new("sleep_suspend", 1, 0, 1);
+
 /// How long vnatd waits for a peer to answer its updates, per attempt: the
 /// time the peer may send nothing (a batch is answered in parts).
 pub(crate) static VCMP_TIMEOUT_MS: Knob = Knob::new("vcmp_timeout_ms", 2000, 100, 60_000);

@@ -153,17 +153,23 @@ impl Mapping {
         }
     }
 
-    /// The rule that holds back what the connection sends (at LOCAL_OUT,
-    /// before any rewrite) while the peer has not answered its move:
-    /// always (`always`: behind a NAT, which would give those packets the
-    /// new address, unknown to the peer yet), or once the host no longer
-    /// has the address they carry ([`Action::HoldIfGone`]).
+    /// The rule that holds back what the connection sends (at LOCAL_OUT)
+    /// while the peer has not answered its move: always (`always`: behind a
+    /// NAT, which would give those packets the new address, unknown to the
+    /// peer yet), or once the host no longer has the address they carry
+    /// ([`Action::HoldIfGone`]). What it lets go keeps its untranslated
+    /// source (the local virtual endpoint), and goes to where the peer is
+    /// now (which the peer may have told us meanwhile, moving too).
     pub fn hold(&self, always: bool) -> Rule {
-        let t = self.tuple(self.local_virtual, self.remote_virtual);
+        let (lv, rv, rp) = (
+            self.local_virtual,
+            self.remote_virtual,
+            self.remote_physical,
+        );
         Rule {
             hook: Hook::LocalOut,
-            matches: t,
-            rewrite: t,
+            matches: self.tuple(lv, rv),
+            rewrite: self.tuple(lv, rp),
             action: if always {
                 Action::Hold
             } else {

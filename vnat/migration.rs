@@ -40,7 +40,7 @@ use crate::{
     events::{self, Event},
     ffi::{self, NlConn, Sock},
     helper::{self, Helper},
-    knobs::{MigrateOn, VcmpAuth, AUTO_MIGRATE, VCMP_UDP_FLOWS},
+    knobs::{MigrateOn, VcmpAuth, AUTO_MIGRATE, SLEEP_SUSPEND, VCMP_UDP_FLOWS},
     netns::{Ipv4, NetState},
     requests::{Request, Selector},
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
@@ -49,7 +49,10 @@ use crate::{
 use kernel::{
     prelude::*,
     str::CString,
-    sync::{aref::ARef, atomic::Relaxed},
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Relaxed},
+    },
 };
 
 /// The address notifier saw `addr` (host byte order) appear or go away.
@@ -59,6 +62,11 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
         // A move that is retrying tries again now: the network may be
         // ready (also when this address is not the one it moved to).
         state.address_came();
+        // So do the connections that sleep suspended and that found no
+        // route on wake.
+        if state.wake_pending.load(Relaxed) {
+            state.requests.reroute();
+        }
     }
     if !AUTO_MIGRATE.get_bool() {
         return up;
@@ -81,9 +89,9 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
 /// A route or routing rule of the namespace changed (any context). Returns
 /// whether vnatd has a new request.
 pub(crate) fn route_event(state: &NetState) -> bool {
-    AUTO_MIGRATE.get_bool()
-        && MigrateOn::get() == MigrateOn::RouteChange
-        && state.requests.reroute()
+    let wanted = state.wake_pending.load(Relaxed)
+        || (AUTO_MIGRATE.get_bool() && MigrateOn::get() == MigrateOn::RouteChange);
+    wanted && state.requests.reroute()
 }
 
 /// Called by the shim's route notifier (a FIB notifier of the namespace)
@@ -237,6 +245,7 @@ pub(crate) fn begin(
             return false;
         }
         c.suspended = false;
+        c.slept = false;
         if c.state != State::Resuming {
             c.previous_local = c.mapping.local_physical;
         }
@@ -248,6 +257,32 @@ pub(crate) fn begin(
         true
     });
     err
+}
+
+/// The update of connection `key` to where its peer is now, if the
+/// connection is in the middle of its own move: the peer moved too and told
+/// us, maybe while our update went to its old address (both ends moving at
+/// once, paper 3.4.2); the caller sends it unless a conversation with the
+/// peer's new address carries it already.
+pub(crate) fn resend(state: &NetState, key: Key) -> Option<Outgoing> {
+    state.connections.with(key, |c| {
+        let m = &c.mapping;
+        if c.state != State::Resuming {
+            return None;
+        }
+        Some(Outgoing {
+            key,
+            peer: m.remote_physical.addr,
+            from: m.local_physical.addr,
+            msg: Message::Update(Update {
+                proto: m.proto,
+                remote_virtual: m.remote_virtual,
+                local_virtual: m.local_virtual,
+                local_physical: m.local_physical,
+            }),
+            event: NlConn::from(&*c),
+        })
+    })?
 }
 
 /// What became of a `VNAT_UPD` or `VNAT_SUS` a peer sent.
@@ -640,10 +675,21 @@ pub(crate) fn retrying(state: &NetState, key: Key) {
 /// Suspends the connections `which` selects (those not suspended already,
 /// nor in the middle of a move) and says which `VNAT_SUS` to send. Nothing
 /// else changes: suspending needs nothing (paper 3.3.1).
-pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Outgoing>) -> Result {
+pub(crate) fn begin_suspend(
+    state: &NetState,
+    which: Selector,
+    sleep: bool,
+    out: &mut KVec<Outgoing>,
+) -> Result {
     let mut err = Ok(());
+    let net = state.net();
     state.connections.update(|key, _, c| {
         if !which.matches(c) || c.suspended || c.state == State::Resuming || err.is_err() {
+            return false;
+        }
+        // System sleep: the connections with another host (whose peers'
+        // vnatds are not going to sleep with this one).
+        if sleep && !net.is_remote_unicast(c.mapping.remote_physical.addr) {
             return false;
         }
         let m = &c.mapping;
@@ -656,8 +702,15 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
         let peer = m.remote_physical.addr;
         let from = m.local_physical.addr;
         c.suspended = true;
+        c.slept = sleep;
         c.peer_helper = Helper::None;
-        c.vcmp = VcmpState::Idle;
+        // Sleep waits until the peers answered ([`sleep_settled`]): from
+        // now on, not once vnatd connects.
+        c.vcmp = if sleep {
+            VcmpState::Connecting
+        } else {
+            VcmpState::Idle
+        };
         c.vcmp_attempts = 0;
         let event = NlConn::from(&*c);
         // Allocation under the table lock: atomic.
@@ -672,12 +725,140 @@ pub(crate) fn begin_suspend(state: &NetState, which: Selector, out: &mut KVec<Ou
             GFP_ATOMIC,
         ) {
             c.suspended = false;
+            c.slept = false;
+            c.vcmp = VcmpState::Idle;
             err = Err(e.into());
             return false;
         }
         true
     });
     err
+}
+
+/// The host is going to sleep (`sleeping`: queues the suspension of its
+/// connections, if `sleep_suspend` says so) or woke up (vnatd looks for
+/// connections that sleep suspended, whatever the knob says now). Returns
+/// whether vnatd has work. Any context.
+pub(crate) fn sleep_event(state: &NetState, sleeping: bool) -> bool {
+    if !sleeping {
+        state.wake_pending.store(true, Relaxed);
+        state.requests.reroute();
+        return true;
+    }
+    if !SLEEP_SUSPEND.get_bool() {
+        return false;
+    }
+    let r = Request::Suspend {
+        which: Selector::All,
+        sleep: true,
+    };
+    if state.requests.push(r).is_err() {
+        state.count(Counter::MigrationsFailed, 1);
+        return false;
+    }
+    state.sleeps_asked.add(1, Relaxed);
+    true
+}
+
+/// Whether the suspensions that sleep asked for are over: vnatd began
+/// them, and each peer answered or did not in time.
+pub(crate) fn sleep_settled(state: &NetState) -> bool {
+    let (asked, begun) = (
+        state.sleeps_asked.load(Relaxed),
+        state.sleeps_begun.load(Acquire),
+    );
+    // Begun may run ahead of asked for a moment (vnatd took the request
+    // before the notifier counted it).
+    if (begun.wrapping_sub(asked) as i32) < 0 {
+        return false;
+    }
+    let mut settled = true;
+    state.connections.for_each(|_, c| {
+        settled &= !(c.slept
+            && c.suspended
+            && matches!(c.vcmp, VcmpState::Connecting | VcmpState::Waiting));
+    });
+    settled
+}
+
+/// What the shim's sleep notifier asks of a namespace.
+#[repr(u32)]
+enum SleepAsk {
+    /// The host goes to sleep.
+    Sleep = 0,
+    /// The host woke up.
+    Wake = 1,
+    /// Whether the suspensions are over.
+    Settled = 2,
+}
+
+/// Called by the shim's PM notifier, for every namespace: see
+/// [`SleepAsk`]. Returns whether vnatd has work (sleep, wake), or whether
+/// the suspensions are over (settled).
+#[no_mangle]
+extern "C" fn vnat_rs_sleep(state: *const c_void, ask: c_uint) -> bool {
+    // SAFETY: The shim passes the state of a live namespace, under RCU,
+    // which the namespace's exit waits for before the state goes.
+    let state = unsafe { NetState::borrow(state) };
+    match ask {
+        a if a == SleepAsk::Sleep as u32 || a == SleepAsk::Wake as u32 => {
+            let work = sleep_event(state, a == SleepAsk::Sleep as u32);
+            if work {
+                state.kick();
+            }
+            work
+        }
+        a if a == SleepAsk::Settled as u32 => sleep_settled(state),
+        _ => true,
+    }
+}
+
+/// Queues the resume of the connections that sleep suspended, each from
+/// the address the host now reaches its peer from. Returns whether some
+/// have no route to their peer yet (they resume when an address or a
+/// route comes: [`NetState::wake_pending`]). Called by vnatd.
+pub(crate) fn wake(state: &NetState) -> bool {
+    let mut paths = KVVec::<(u32, u32)>::new();
+    loop {
+        if paths
+            .reserve(state.connections.len() + 16, GFP_KERNEL)
+            .is_err()
+        {
+            return true;
+        }
+        let mut full = false;
+        state.connections.for_each(|_, c| {
+            if c.slept {
+                let p = (
+                    c.mapping.local_physical.addr,
+                    c.mapping.remote_physical.addr,
+                );
+                full |= paths.push_within_capacity(p).is_err();
+            }
+        });
+        if !full {
+            break;
+        }
+        paths.clear();
+    }
+    paths.sort_unstable();
+    let mut last = None;
+    let mut unroutable = false;
+    for &(from, peer) in paths.iter() {
+        if last == Some((from, peer)) {
+            continue;
+        }
+        last = Some((from, peer));
+        match state.net().route_source(peer) {
+            Some(to) => {
+                let which = Selector::Slept { from, peer };
+                // Memory short: left for the next address or route.
+                unroutable |= state.requests.push(Request::Migrate { which, to }).is_err();
+            }
+            None => unroutable = true,
+        }
+    }
+    unroutable
 }
 
 /// On the peer: the sender's end of a connection is suspended, says a

@@ -132,7 +132,8 @@ fn nothing_matches(which: &Selector) -> Refusal {
     let why = match which {
         Selector::Address(_) => c"no virtual connection is at this address",
         Selector::Pid(_) => c"this process has no virtual connection",
-        Selector::Path { .. } => c"no virtual connection is on this path",
+        Selector::Path { .. } | Selector::Slept { .. } => c"no virtual connection is on this path",
+        Selector::All => c"no virtual connection",
         Selector::Connection { .. } => c"no such virtual connection",
     };
     Refusal::new(ENOENT, why)
@@ -246,7 +247,10 @@ fn suspend(state: &NetState, r: &ffi::NlResume) -> Result<c_int, Refusal> {
             c"the connections are suspended already",
         ));
     }
-    state.requests.push(Request::Suspend { which })?;
+    state.requests.push(Request::Suspend {
+        which,
+        sleep: false,
+    })?;
     state.kick();
     Ok(to_suspend)
 }

@@ -43,6 +43,13 @@ pub(crate) struct NetState {
     pub(crate) listening: Atomic<bool>,
     /// The namespace's hooks are registered (it has translated connections).
     pub(crate) hooked: Atomic<bool>,
+    /// The host woke up and connections that sleep suspended found no route
+    /// to their peer yet: they resume when an address or a route comes.
+    pub(crate) wake_pending: Atomic<bool>,
+    /// Suspensions by system sleep asked for, and begun by vnatd: the sleep
+    /// notifier waits until they are equal ([`crate::migration::sleep_settled`]).
+    pub(crate) sleeps_asked: Atomic<u32>,
+    pub(crate) sleeps_begun: Atomic<u32>,
     /// Counts the addresses that came up: a move that is retrying tries
     /// again at once when it changed.
     addresses_up: Atomic<u32>,
@@ -65,6 +72,9 @@ impl NetState {
             paths_arrived: Atomic::new(false),
             listening: Atomic::new(false),
             hooked: Atomic::new(false),
+            wake_pending: Atomic::new(false),
+            sleeps_asked: Atomic::new(0),
+            sleeps_begun: Atomic::new(0),
             addresses_up: Atomic::new(0),
             address_up_ns: Atomic::new(i64::MIN / 2),
             rules: RuleTable::new(),

@@ -28,6 +28,16 @@ pub(crate) enum Selector {
         /// Remote physical address (host byte order).
         peer: u32,
     },
+    /// Every connection: the host goes to sleep.
+    All,
+    /// Those that system sleep suspended, on this path (as
+    /// [`Selector::Path`]): the host woke up.
+    Slept {
+        /// Local physical address (host byte order).
+        from: u32,
+        /// Remote physical address (host byte order).
+        peer: u32,
+    },
     /// The one with these virtual endpoints.
     Connection {
         /// IP protocol number.
@@ -52,6 +62,10 @@ impl Selector {
                     && c.state != State::Resuming
                     && !c.suspended
             }
+            Selector::All => true,
+            Selector::Slept { from, peer } => {
+                m.local_physical.addr == from && m.remote_physical.addr == peer && c.slept
+            }
             Selector::Connection {
                 proto,
                 local,
@@ -68,6 +82,10 @@ impl kernel::fmt::Display for Selector {
             Selector::Address(a) => write!(f, "from {}", ip(*a)),
             Selector::Pid(p) => write!(f, "of pid {p}"),
             Selector::Path { from, peer } => write!(f, "from {} to {}", ip(*from), ip(*peer)),
+            Selector::All => write!(f, "of the host"),
+            Selector::Slept { from, peer } => {
+                write!(f, "from {} to {}, asleep", ip(*from), ip(*peer))
+            }
             Selector::Connection { local, remote, .. } => write!(
                 f,
                 "{}:{} -> {}:{}",
@@ -95,6 +113,9 @@ pub(crate) enum Request {
     Suspend {
         /// Which connections.
         which: Selector,
+        /// By system sleep: only those whose peer is another host, marked
+        /// to resume on wake.
+        sleep: bool,
     },
 }
 

@@ -156,6 +156,8 @@ pub(crate) struct VirtualConnection {
     pub(crate) vcmp_next_ns: i64,
     /// This end was suspended (`conn-suspend`) and has not resumed yet.
     pub(crate) suspended: bool,
+    /// System sleep suspended it: it resumes on wake.
+    pub(crate) slept: bool,
     /// On a suspended end: the helper the peer said it activated.
     pub(crate) peer_helper: Helper,
     /// The peer suspended its end: what keeps ours alive meanwhile.
@@ -247,6 +249,7 @@ impl VirtualConnection {
             vcmp_attempts: 0,
             vcmp_next_ns: 0,
             suspended: false,
+            slept: false,
             peer_helper: Helper::None,
             helper: None,
             helper_choice: Helper::Default,

@@ -102,6 +102,7 @@ module! {
 /// running handlers, so none can still be using a state that goes.
 #[pin_data]
 struct Vnat {
+    _pm: ffi::PmRegistration,
     _inetaddr: ffi::InetaddrRegistration,
     _genl: ffi::GenlRegistration,
     _kprobes: ffi::KprobeRegistration,
@@ -127,6 +128,7 @@ impl kernel::InPlaceModule for Vnat {
                 _pernet: ffi::PernetRegistration::new()?,
                 _genl: ffi::GenlRegistration::new()?,
                 _inetaddr: ffi::InetaddrRegistration::new()?,
+                _pm: ffi::PmRegistration::new()?,
             }))
         })
     }

@@ -231,6 +231,17 @@ impl<'a> Conversation<'a> {
         self.peer.addr()
     }
 
+    /// The local address it speaks from.
+    pub(super) fn from(&self) -> u32 {
+        self.from
+    }
+
+    /// Whether it carries a message about connection `key` that is not
+    /// answered yet.
+    pub(super) fn carries(&self, key: Key) -> bool {
+        self.items[self.answered..].iter().any(|it| it.key == key)
+    }
+
     /// Whether it asks for keys.
     pub(super) fn keying(&self) -> bool {
         self.keying
@@ -260,14 +271,19 @@ impl<'a> Conversation<'a> {
     }
 
     /// Whether the update of `it` is still this conversation's to send: its
-    /// connection still moves to the address the conversation is from.
+    /// connection still moves to the address the conversation is from, and
+    /// its peer is still where the conversation goes (a peer that moved
+    /// meanwhile, and told us, gets the update at its new address in
+    /// another conversation: [`crate::migration::resend`]).
     fn current(&self, it: &Item) -> bool {
         it.kind() == Kind::Update
             && self
                 .state
                 .connections
                 .with(it.key, |c| {
-                    c.state == State::Resuming && c.mapping.local_physical.addr == self.from
+                    c.state == State::Resuming
+                        && c.mapping.local_physical.addr == self.from
+                        && c.mapping.remote_physical.addr == self.peer.addr()
                 })
                 .unwrap_or(false)
     }

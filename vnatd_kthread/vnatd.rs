@@ -68,7 +68,7 @@ use kernel::{
     bindings,
     prelude::*,
     sync::{
-        atomic::{Acquire, Relaxed},
+        atomic::{Acquire, Relaxed, Release},
         Arc,
     },
     time::{delay::fsleep, msecs_to_jiffies, Delta},
@@ -447,8 +447,21 @@ impl<'a> Daemon<'a> {
         let mut verdicts = KVec::new();
         let mut more = false;
         for i in 0..self.clients.len() {
+            let changed_from = self.to_kick.len();
             let v = self.clients[i].read(self.state, &mut self.rules_changed, &mut self.to_kick);
             more |= matches!(v, Ok(Progress::Budget));
+            // A peer that moved while our own move's update was on its way
+            // to its old address gets it again, at the new one.
+            for k in changed_from..self.to_kick.len() {
+                let key = self.to_kick[k];
+                if let Some(o) = migration::resend(self.state, key) {
+                    if !self.conversations.iter().any(|c| {
+                        !c.keying() && c.peer() == o.peer && c.from() == o.from && c.carries(key)
+                    }) {
+                        self.add_conversations(core::slice::from_ref(&o));
+                    }
+                }
+            }
             if verdicts.push(v, GFP_KERNEL).is_err() {
                 // Out of memory: the next round tries again.
                 return false;
@@ -493,65 +506,91 @@ impl<'a> Daemon<'a> {
         more
     }
 
-    /// Takes the requests queued for the daemon and starts their conversations.
+    /// Takes the requests queued for the daemon and starts their conversations,
+    /// until none is left (looking at the routes or waking up queues more).
     fn requests(&mut self) {
         let rerouted = self.state.requests.take_reroute();
         if rerouted {
             self.reroute_again = migration::reroute(self.state);
+            // Cleared only once every connection that sleep suspended found
+            // a route: an address or route that comes meanwhile asks again.
+            if self.state.wake_pending.load(Relaxed) && !migration::wake(self.state) {
+                self.state.wake_pending.store(false, Relaxed);
+            }
         }
-        for r in self.state.requests.take() {
-            let (which, to) = match r {
-                Request::Migrate { which, to } => (which, to),
-                Request::Suspend { which } => {
-                    let mut out = KVec::new();
-                    if migration::begin_suspend(self.state, which, &mut out).is_err() {
-                        pr_warn!(
-                            "netns {}: out of memory suspending connections\n",
-                            self.state.net().inum()
-                        );
-                    }
-                    if !out.is_empty() {
-                        pr_info!(
-                            "netns {}: suspending {} connection(s) {}\n",
-                            self.state.net().inum(),
-                            out.len(),
-                            which
-                        );
-                    }
-                    self.add_conversations(&out);
-                    continue;
-                }
-            };
-            let mut out = KVec::new();
-            if migration::begin(self.state, which, to, &mut out).is_err() {
-                pr_warn!(
-                    "netns {}: out of memory resuming connections\n",
-                    self.state.net().inum()
-                );
+        loop {
+            let queued = self.state.requests.take();
+            if queued.is_empty() {
+                break;
             }
-            if out.is_empty() {
-                continue;
+            for r in queued {
+                self.request(r);
             }
-            pr_info!(
-                "netns {}: resuming {} connection(s) {} at {}\n",
-                self.state.net().inum(),
-                out.len(),
-                which,
-                Ipv4(to)
-            );
-            // Incoming rules go live before any update leaves.
-            self.rules_changed = true;
-            self.publish();
-            for o in &out {
-                events::event_raw(self.state, Event::Resuming, &o.event, None);
-            }
-            self.add_conversations(&out);
         }
         if rerouted {
             // Counted once its moves began: a test that sees the count sees
             // them.
             self.state.count(Counter::RouteChecks, 1);
         }
+    }
+
+    /// Starts what request `r` asks for.
+    fn request(&mut self, r: Request) {
+        let (which, to) = match r {
+            Request::Migrate { which, to } => (which, to),
+            Request::Suspend { which, sleep } => {
+                let mut out = KVec::new();
+                if migration::begin_suspend(self.state, which, sleep, &mut out).is_err() {
+                    pr_warn!(
+                        "netns {}: out of memory suspending connections\n",
+                        self.state.net().inum()
+                    );
+                }
+                if !out.is_empty() {
+                    pr_info!(
+                        "netns {}: suspending {} connection(s) {}{}\n",
+                        self.state.net().inum(),
+                        out.len(),
+                        which,
+                        if sleep {
+                            ": the host goes to sleep"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                self.add_conversations(&out);
+                if sleep {
+                    // The sleep notifier waits for this (and the answers).
+                    self.state.sleeps_begun.fetch_add(1, Release);
+                }
+                return;
+            }
+        };
+        let mut out = KVec::new();
+        if migration::begin(self.state, which, to, &mut out).is_err() {
+            pr_warn!(
+                "netns {}: out of memory resuming connections\n",
+                self.state.net().inum()
+            );
+        }
+        if out.is_empty() {
+            return;
+        }
+        pr_info!(
+            "netns {}: resuming {} connection(s) {} at {}\n",
+            self.state.net().inum(),
+            out.len(),
+            which,
+            Ipv4(to)
+        );
+        // Incoming rules go live before any update leaves.
+        self.rules_changed = true;
+        self.publish();
+        for o in &out {
+            events::event_raw(self.state, Event::Resuming, &o.event, None);
+        }
+        self.add_conversations(&out);
     }
 
     /// Asks the peers for the keys of the connections that want one, batched

@@ -17,6 +17,7 @@ check_eq(read_knob("vcmp_max_clients_per_source"), "4", "vcmp_max_clients_per_so
 check_eq(read_knob("vcmp_max_refusals"), "8", "vcmp_max_refusals default")
 check_eq(read_knob("vcmp_udp_flows"), "0", "vcmp_udp_flows default: off")
 check_eq(read_knob("resume_deadline_s"), "120", "resume_deadline_s default")
+check_eq(read_knob("sleep_suspend"), "1", "sleep_suspend default: on")
 for name, good, bad in [
         ("vcmp_max_clients", "128", ["0", "1025", "-1", "abc", "\n", "12 ", "99999999999"]),
         ("vcmp_idle_timeout_ms", "1000", ["99", "3600001", "1e3", "0x10"]),
@@ -26,7 +27,8 @@ for name, good, bad in [
         ("vcmp_max_clients_per_source", "16", ["0", "1025"]),
         ("vcmp_max_refusals", "100", ["0", "65536"]),
         ("vcmp_udp_flows", "1", ["2", "on"]),
-        ("resume_deadline_s", "0", ["86401", "-5", "2m"])]:
+        ("resume_deadline_s", "0", ["86401", "-5", "2m"]),
+        ("sleep_suspend", "0", ["2", "yes"])]:
     check_eq(write_knob(name, good + "\n"), None, f"{name}={good} accepted")
     check_eq(read_knob(name), good, f"{name} reads back {good}")
     mark = kmsg_mark()

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Automatic resume (paper 3.3.1): the address notifier, and each
- * namespace's route notifier.
+ * Automatic suspend and resume (paper 3.3.1): the address notifier, each
+ * namespace's route notifier, and the system sleep notifier.
  * vnat/ffi.rs (registration), vnat/migration.rs (vnat_rs_addr_event,
- * vnat_rs_route_event), pernet.c (the route notifier's life).
+ * vnat_rs_route_event, vnat_rs_sleep), pernet.c (the route notifier's life).
  */
 
+#include <linux/delay.h>
 #include <linux/inetdevice.h>
 #include <linux/netdevice.h>
 #include <linux/slab.h>
+#include <linux/suspend.h>
 #include <net/fib_notifier.h>
+#include <net/net_namespace.h>
 
 #include "shim.h"
 
@@ -109,4 +112,73 @@ void vnat_route_notifier_unregister(struct vnat_route_notifier *rn)
 		return;
 	unregister_fib_notifier(rn->net, &rn->nb);
 	kfree(rn);
+}
+
+/* What vnat_rs_sleep() is asked (vnat/migration.rs, SleepAsk). */
+enum { VNAT_SLEEP, VNAT_WAKE, VNAT_SETTLED };
+
+/* How long the sleep notifier waits for the peers to answer the suspensions. */
+#define VNAT_SLEEP_WAIT_MS 3000
+
+/* Asks every namespace; true if any said yes (settled: all did). */
+static bool vnat_sleep_each(unsigned int ask)
+{
+	bool any = false, all = true;
+	struct net *net;
+
+	rcu_read_lock();
+	for_each_net_rcu(net) {
+		const void *state = vnat_state(net);
+		bool yes;
+
+		if (!state)
+			continue;
+		yes = vnat_rs_sleep(state, ask);
+		any |= yes;
+		all &= yes;
+	}
+	rcu_read_unlock();
+	return ask == VNAT_SETTLED ? all : any;
+}
+
+/*
+ * Before the system sleeps, every namespace's connections are suspended
+ * (VNAT_SUS to their peers), and the notifier waits, boundedly, for the
+ * answers: the network may be gone once tasks are frozen. On wake (or a
+ * sleep that failed), they resume.
+ */
+static int vnat_pm_event(struct notifier_block *nb, unsigned long event, void *unused)
+{
+	unsigned long end;
+
+	switch (event) {
+	case PM_SUSPEND_PREPARE:
+	case PM_HIBERNATION_PREPARE:
+		if (!vnat_sleep_each(VNAT_SLEEP))
+			return NOTIFY_DONE;
+		end = jiffies + msecs_to_jiffies(VNAT_SLEEP_WAIT_MS);
+		while (!vnat_sleep_each(VNAT_SETTLED) && time_before(jiffies, end))
+			msleep(20);
+		return NOTIFY_DONE;
+	case PM_POST_SUSPEND:
+	case PM_POST_HIBERNATION:
+		vnat_sleep_each(VNAT_WAKE);
+		return NOTIFY_DONE;
+	default:
+		return NOTIFY_DONE;
+	}
+}
+
+static struct notifier_block vnat_pm_nb = {
+	.notifier_call = vnat_pm_event,
+};
+
+int vnat_shim_pm_register(void)
+{
+	return register_pm_notifier(&vnat_pm_nb);
+}
+
+void vnat_shim_pm_unregister(void)
+{
+	unregister_pm_notifier(&vnat_pm_nb);
 }

@@ -31,6 +31,7 @@ void vnat_rs_sock_event(const void *state, unsigned int event, const struct sock
 bool vnat_rs_bind_hidden(const void *state, __be32 addr);
 void vnat_rs_addr_event(const void *state, bool up, __be32 addr);
 void vnat_rs_route_event(const void *state);
+bool vnat_rs_sleep(const void *state, unsigned int ask);
 
 /* Between the C files. */
 const void *vnat_state(const struct net *net);
@@ -48,6 +49,8 @@ void vnat_shim_kprobes_unregister(void);
 unsigned long vnat_shim_kprobes_missed(void);
 int vnat_shim_inetaddr_register(void);
 void vnat_shim_inetaddr_unregister(void);
+int vnat_shim_pm_register(void);
+void vnat_shim_pm_unregister(void);
 __be32 vnat_shim_route_source(struct net *net, __be32 daddr);
 __be32 vnat_shim_route_moved(struct net *net, __be32 saddr, __be32 daddr);
 

@@ -69,6 +69,36 @@ proptest! {
         prop_assert!(tcp.unconnected_twin(&tcp.rules()[2].unwrap()).is_none(), "none for TCP");
     }
 
+    /// What the peer sent to a local physical endpoint this end moved away
+    /// from (and the host still has) reaches the socket as the peer's
+    /// packets to the virtual endpoint do; nothing is taken at the
+    /// endpoint the connection is at, or at its virtual one.
+    #[test]
+    fn packets_to_the_endpoint_left_reach_the_socket(lv in endpoint(), lp in endpoint(), left in endpoint(), rv in endpoint(), rp in endpoint()) {
+        let m = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        prop_assert!(m.arrival_at(lp).is_none() && m.arrival_at(lv).is_none());
+        prop_assume!(left != lp && left != lv);
+        let r = m.arrival_at(left).expect("a rule for the endpoint left");
+        prop_assert_eq!((r.hook, r.action), (Hook::PreRouting, Action::Rewrite));
+        prop_assert_eq!(r.matches, Tuple { proto: PROTO_TCP, src: rp, dst: left });
+        let now = through(&m, &[Hook::PreRouting], Tuple { proto: PROTO_TCP, src: rp, dst: lp });
+        prop_assert_eq!(r.rewrite, now, "as what comes to where the connection is");
+    }
+
+    /// While a move waits for the peer, what the connection sends keeps its
+    /// untranslated source and goes to the peer's physical endpoint (which
+    /// the peer may have changed meanwhile): held always behind a NAT, else
+    /// only if the host lost the source address.
+    #[test]
+    fn a_resuming_connection_sends_to_where_the_peer_is(lv in endpoint(), lp in endpoint(), rv in endpoint(), rp in endpoint(), nat in any::<bool>()) {
+        let m = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        let h = m.hold(nat);
+        prop_assert_eq!(h.hook, Hook::LocalOut);
+        prop_assert_eq!(h.matches, Tuple { proto: PROTO_TCP, src: lv, dst: rv });
+        prop_assert_eq!(h.rewrite, Tuple { proto: PROTO_TCP, src: lv, dst: rp });
+        prop_assert_eq!(h.action, if nat { Action::Hold } else { Action::HoldIfGone });
+    }
+
     /// The rule a validating connection waits on sees the peer's packets as
     /// LOCAL_IN gets them from the new physical endpoint (after PREROUTING),
     /// translates them as the mapping's own rule does (or not at all, for a
