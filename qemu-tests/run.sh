@@ -63,6 +63,7 @@ declare -A weight=(
 	[33-udp-socat.py]=17 [34-vsftpd-curl.py]=60 [35-iperf3.py]=40
 	[36-ftp-location-hiding.py]=55 [37-dual-stack.py]=30 [38-resume-retry.py]=60
 	[39-make-before-break.py]=25 [40-system-sleep.py]=45
+	[41-both-ends-move.py]=40 [42-home-while-retrying.py]=30
 )
 if [ $# -gt 0 ]; then
 	guests=1

@@ -139,6 +139,37 @@ def ip_batch(ns, cmds):
     sh(f"ip {f'-n {ns} ' if ns else ''}-batch -", input="\n".join(cmds) + "\n")
 
 
+
+def at_once(*batches):
+    """Runs `ip` batches, each a (namespace, commands) pair, at nearly the
+    same moment (two hosts that move at once): each `ip` is started first
+    (an exec takes about a second under TCG) and waits for its batch on a
+    FIFO; then the batches are written one right after the other. Returns,
+    when all are done, when the first was written (monotonic) and the
+    seconds from it to the last."""
+    import tempfile
+    d = tempfile.mkdtemp()
+    procs = []
+    for i, (ns, cmds) in enumerate(batches):
+        fifo = f"{d}/{i}"
+        os.mkfifo(fifo)
+        p = subprocess.Popen(["ip", "-n", ns, "-batch", fifo], stderr=subprocess.PIPE, text=True)
+        procs.append((p, fifo, cmds))
+    # Opening a FIFO for writing waits until its `ip` opened it to read.
+    files = [open(fifo, "w") for _, fifo, _ in procs]
+    first = time.monotonic()
+    for f, (_, _, cmds) in zip(files, procs):
+        f.write("\n".join(cmds) + "\n")
+        f.close()
+    spread = time.monotonic() - first
+    for p, fifo, cmds in procs:
+        _, err = p.communicate()
+        os.unlink(fifo)
+        if p.returncode:
+            raise RuntimeError(f"ip -batch {cmds} failed: {err}")
+    os.rmdir(d)
+    return first, spread
+
 def set_sysctl(ns, key, value):
     """Writes a sysctl of namespace `ns` from this process (no `sysctl`
     started: see ip_batch)."""
@@ -766,3 +797,70 @@ class Transfer:
         check_eq(self.progress["c"], self.size, "client received every byte")
         check_eq(self.got.get("s"), self.sent.get("c"), "SHA-256 client -> server equal")
         check_eq(self.got.get("c"), self.sent.get("s"), "SHA-256 server -> client equal")
+
+
+class Pacer:
+    """A paced echo on a TCP connection: 64-byte messages every `period`
+    s from `sock`, echoed by `peer`; records when each echo came back, so
+    that a test sees the data gap a move caused and that nothing was lost
+    or reordered."""
+
+    def __init__(self, sock, peer, period=0.02, timeout=60):
+        self.sock, self.peer, self.period = sock, peer, period
+        self.stop = threading.Event()
+        self.arrivals = []
+        self.errors = []
+        self.sent = 0
+        for s in (sock, peer):
+            s.settimeout(timeout)
+        self.threads = [threading.Thread(target=f, daemon=True) for f in (self._send, self._echo, self._recv)]
+        for t in self.threads:
+            t.start()
+
+    def _send(self):
+        try:
+            while not self.stop.wait(self.period):
+                self.sock.sendall(self.sent.to_bytes(8, "big") * 8)
+                self.sent += 1
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            self.errors.append(f"send: {e!r}")
+
+    def _echo(self):
+        try:
+            while d := self.peer.recv(4096):
+                self.peer.sendall(d)
+            self.peer.shutdown(socket.SHUT_WR)
+        except OSError as e:
+            self.errors.append(f"echo: {e!r}")
+
+    def _recv(self):
+        try:
+            got = b""
+            while d := self.sock.recv(4096):
+                got += d
+                while len(got) >= 64:
+                    self.arrivals.append((time.monotonic(), int.from_bytes(got[:8], "big")))
+                    got = got[64:]
+        except OSError as e:
+            self.errors.append(f"recv: {e!r}")
+
+    def wait_more(self, n, what, timeout=30):
+        """Waits until `n` more echoes came back."""
+        had = len(self.arrivals)
+        wait_for(lambda: len(self.arrivals) >= had + n, what, timeout)
+
+    def largest_gap(self, since):
+        """The longest time without an echo since `since` (monotonic)."""
+        times = [at for at, _ in self.arrivals if at >= since]
+        return max((b - a for a, b in zip(times, times[1:])), default=float("inf"))
+
+    def finish(self):
+        """Stops, and checks that no error came and every echo came back,
+        in order."""
+        self.stop.set()
+        for t in self.threads:
+            t.join(60)
+        check_eq(self.errors, [], "no error on the paced connection")
+        check([n for _, n in self.arrivals] == list(range(self.sent)),
+              f"every echo came back, in order ({self.sent} messages)")

@@ -253,6 +253,31 @@ impl Mapping {
         })
     }
 
+    /// The rule that takes what a peer in the middle of its own move sends
+    /// to this end's physical endpoint: until its move is answered, the
+    /// peer's packets keep their untranslated source, our remote virtual
+    /// endpoint ([`Mapping::hold`]), and they reach this end's socket as
+    /// those sent to its virtual endpoint do (at PREROUTING, as
+    /// [`Mapping::rules`]' first). Without it, a peer that moves while this
+    /// end is away from its virtual endpoint (or both at once, paper 3.4.2)
+    /// has its packets in flight when this end takes its update answered by
+    /// a reset. `None` where [`Mapping::rules`] take them already: this end
+    /// is at its virtual endpoint, or the peer at its own.
+    pub fn from_moving_peer(&self) -> Option<Rule> {
+        let (lv, lp, rv, rp) = (
+            self.local_virtual,
+            self.local_physical,
+            self.remote_virtual,
+            self.remote_physical,
+        );
+        (lp != lv && rp != rv).then(|| Rule {
+            hook: Hook::PreRouting,
+            matches: self.tuple(rv, lp),
+            rewrite: self.tuple(rv, lv),
+            action: Action::Rewrite,
+        })
+    }
+
     /// The rules that translate this connection, at most one per hook.
     pub fn rules(&self) -> [Option<Rule>; 4] {
         let (lv, lp, rv, rp) = (

@@ -559,11 +559,15 @@ fn udp_flow(state: &NetState, u: &Update) -> Result<Option<Key>, ()> {
 }
 
 /// Step 4: the peer, reached at `peer`, answered the update of connection
-/// `key`. Its reply is believed as an update is ([`Source`]). Under the
-/// key, the peer also said where the update came from (`seen`): if not
-/// from this end's address, a NAT is between, the `resumed` event says
-/// where the peer sees this end, and true is returned: the peer validates
-/// the path, waiting for a packet of the connection.
+/// `key`: the move is complete. Where the reply says the peer is, is
+/// believed as an update is ([`Source`]), else the peer stays where it is
+/// recorded: a peer that moves too answers from the old address it was
+/// reached at, naming its new one, which is taken only from its own update
+/// (both ends moving at once, paper 3.4.2). Under the key, the peer also
+/// said where the update came from (`seen`): if not from this end's
+/// address, a NAT is between, the `resumed` event says where the peer sees
+/// this end, and true is returned: the peer validates the path, waiting for
+/// a packet of the connection.
 pub(crate) fn finish(
     state: &NetState,
     key: Key,
@@ -571,14 +575,6 @@ pub(crate) fn finish(
     peer: Source,
     seen: Option<Endpoint>,
 ) -> bool {
-    let doubt = (!reply.is_refused())
-        .then(|| peer.refuses(reply.local_physical.addr))
-        .flatten();
-    if let Some((why, reason)) = doubt {
-        state.count(why, 1);
-        abort(state, key, reason);
-        return false;
-    }
     if reply.is_refused() {
         state.count(Counter::UpdatesRefused, 1);
         abort(
@@ -588,12 +584,13 @@ pub(crate) fn finish(
         );
         return false;
     }
+    let believed = peer.refuses(reply.local_physical.addr).is_none();
     let done = state.connections.with_sock(key, |sk, c| {
         // The peer answered from where it says it is: seen there.
-        if reply.local_physical != c.mapping.remote_physical {
+        if believed && reply.local_physical != c.mapping.remote_physical {
             c.unvalidated = false;
+            c.mapping.remote_physical = reply.local_physical;
         }
-        c.mapping.remote_physical = reply.local_physical;
         c.updated_ns = ffi::now_ns();
         c.vcmp = VcmpState::Idle;
         c.peer_helper = Helper::None;

@@ -45,34 +45,32 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
     let [pre, inp, out, post] = c.mapping.rules();
     let twin = |out: Option<Rule>| out.and_then(|r| c.mapping.unconnected_twin(&r));
     match c.state {
-        State::Native => [
-            c.mapping.arrival_at(c.left),
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        ],
+        State::Native => {
+            let mut all = [None; RULES_MAX];
+            all[0] = c.mapping.arrival_at(c.left);
+            all
+        }
         // Incoming only until the peer confirmed; what it sends meanwhile
         // keeps its old form, and is dropped where that form cannot go:
         // behind a NAT (the peer knows this end by another address), which
         // would give it the new address, answered by the peer with a reset;
         // and once the host no longer has the old address, which the new
         // network would carry as a spoofed source (and drop, where it
-        // filters them).
-        // What the peer sends to where the connection was, while the host
-        // still has that address, is the connection's too.
+        // filters them). What the peer sends to where the connection was,
+        // while the host still has that address, is the connection's too;
+        // so is, here and once migrated, what a peer in the middle of its
+        // own move sends.
         State::Resuming => {
             let nat = c.key.named != c.mapping.local_virtual;
             let hold = Some(c.mapping.hold(nat));
             let was = c.mapping.arrival_at(c.previous_local);
-            [pre, inp, hold, twin(hold), was, None, None, None]
+            let moving = c.mapping.from_moving_peer();
+            [pre, inp, hold, twin(hold), was, moving, None, None]
         }
         State::Migrated => {
             let was = c.mapping.arrival_at(c.left);
-            [pre, inp, out, post, twin(out), was, None, None]
+            let moving = c.mapping.from_moving_peer();
+            [pre, inp, out, post, twin(out), was, moving, None]
         }
         State::Validating => {
             let v = c.mapping.validating(c.previous_remote);

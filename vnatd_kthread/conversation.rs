@@ -659,6 +659,15 @@ impl<'a> Conversation<'a> {
             return false;
         };
         let (key, counter) = (it.key, it.counter);
+        // An answer to a move that a later one replaced (the host moved on,
+        // or the peer moved and we told it again) completes nothing.
+        let stale = it.kind() == Kind::Update && !self.current(it);
+        let mut report = |r: Report| {
+            if !stale {
+                report(r)
+            }
+        };
+        let report = &mut report;
         let taken = match (frame, &it.ask) {
             (Frame::V2(b), Ask::Key(req)) => match (vcmp2::Message::decode(b), &self.stream) {
                 (Ok(vcmp2::Message::KeyReply(r)), Some(s)) => {

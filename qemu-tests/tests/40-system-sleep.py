@@ -28,7 +28,6 @@ each end suspends towards the other, and each is the other's peer.
    address at once (both ends moving: issue 14), well before
    `resume_deadline_s`. A paced echo (every 20 ms) goes on, in order.
 """
-import threading
 from vnattest import *
 
 SIZE = 2 << 20
@@ -100,43 +99,8 @@ try:
     c2 = tcp_connect("cli", topo.server_addr(), 5000)
     a2, _ = srv.accept()
     wait_keyed("cli", "srv")
-    echoes, stop, errors = [], threading.Event(), []
-
-    def pace():
-        try:
-            n = 0
-            while not stop.wait(0.02):
-                c2.sendall(n.to_bytes(8, "big"))
-                n += 1
-            c2.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            errors.append(f"send: {e!r}")
-
-    def echo():
-        try:
-            while d := a2.recv(4096):
-                a2.sendall(d)
-            a2.shutdown(socket.SHUT_WR)
-        except OSError as e:
-            errors.append(f"echo: {e!r}")
-
-    def recv():
-        try:
-            got = b""
-            while d := c2.recv(4096):
-                got += d
-                while len(got) >= 8:
-                    echoes.append(int.from_bytes(got[:8], "big"))
-                    got = got[8:]
-        except OSError as e:
-            errors.append(f"recv: {e!r}")
-
-    for s in (c2, a2):
-        s.settimeout(120)
-    threads = [threading.Thread(target=f, daemon=True) for f in (pace, echo, recv)]
-    for th in threads:
-        th.start()
-    wait_for(lambda: len(echoes) > 10, "echoes come back")
+    pace = Pacer(c2, a2, timeout=120)
+    pace.wait_more(10, "echoes come back")
     mon_cli.drain()
     mon_srv.drain()
     before_cli, before_srv = stats("cli"), stats("srv")
@@ -162,13 +126,8 @@ try:
     wait_for(lambda: all(r["remote_physical"].startswith("10.0.2.2:") and r["state"] == "migrated"
                          for r in connection_rows("srv")),
              "the server, which resumed towards the client's old address, completed its move", timeout=30)
-    n = len(echoes)
-    wait_for(lambda: len(echoes) > n + 25, "echoes go on after the wake")
-    stop.set()
-    for th in threads:
-        th.join(60)
-    check_eq(errors, [], "no error on the paced connection")
-    check_eq(echoes, list(range(len(echoes))), f"every echo came back, in order ({len(echoes)})")
+    pace.wait_more(25, "echoes go on after the wake")
+    pace.finish()
     after_cli, after_srv = stats("cli"), stats("srv")
     check_eq((after_cli["migrations_failed"] - before_cli["migrations_failed"],
               after_srv["migrations_failed"] - before_srv["migrations_failed"]), (0, 0), "no migration failed")

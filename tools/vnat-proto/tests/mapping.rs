@@ -99,6 +99,31 @@ proptest! {
         prop_assert_eq!(h.action, if nat { Action::Hold } else { Action::HoldIfGone });
     }
 
+    /// What a peer in the middle of its own move sends (its hold rule: its
+    /// virtual endpoint as the source, to where this end is) reaches this
+    /// end's socket as the peer's translated packets do, once this end
+    /// moved away from its virtual endpoint and knows the peer elsewhere;
+    /// where this end's own rules take it already, there is no such rule.
+    #[test]
+    fn a_moving_peers_packets_reach_the_socket(lv in endpoint(), lp in endpoint(), rv in endpoint(), rp in endpoint()) {
+        let a = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        let hold = mirror(&a).hold(false);
+        let wire = hold.rewrite;
+        prop_assert_eq!(wire, Tuple { proto: PROTO_TCP, src: rv, dst: lp });
+        let sees = Tuple { proto: PROTO_TCP, src: rv, dst: lv };
+        match a.from_moving_peer() {
+            Some(r) => {
+                prop_assert!(lp != lv && rp != rv);
+                prop_assert_eq!((r.hook, r.action), (Hook::PreRouting, Action::Rewrite));
+                prop_assert_eq!((r.matches, r.rewrite), (wire, sees));
+                prop_assert!(a.rules().iter().flatten().all(|o| (o.hook, o.matches) != (r.hook, r.matches)),
+                             "it collides with none of the connection's own rules");
+            }
+            None => prop_assert_eq!(through(&a, &[Hook::PreRouting, Hook::LocalIn], wire), sees,
+                                    "the connection's own rules take it"),
+        }
+    }
+
     /// The rule a validating connection waits on sees the peer's packets as
     /// LOCAL_IN gets them from the new physical endpoint (after PREROUTING),
     /// translates them as the mapping's own rule does (or not at all, for a
