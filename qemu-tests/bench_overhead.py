@@ -1,24 +1,39 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0
 """make bench, part two, inside a one-vCPU guest whose clock counts
-instructions (QEMU -icount shift=0,align=off,sleep=off): the paper's
-figures 5-1, 5-3 and 5-5 (netperf TCP_STREAM, TCP_RR, TCP_CRR) as ratios
-against a baseline measured in the same run, and the data gap of a move.
+instructions (QEMU -icount shift=0,align=off,sleep=off), on the benchmark
+kernel (no debug options): the paper's figures 5-1 to 5-5 (netperf-style
+TCP_STREAM, TCP_RR and TCP_CRR, and the CPU each costs) for every message
+size of VNAT_BENCH_SIZES, as ratios against a baseline measured in the same
+run, and the data gap of a move.
 
-Client and server namespaces talk through the router namespace. The three
-systems of the paper: "without VNAT" (module not loaded; netfilter is built
-in), "VNAT, not migrated" (loaded; the connection is virtualized, nothing
-to translate: the paper's VNAT1) and "VNAT, migrated" (the client moved to
-another subnet after connecting, so both ends translate every packet: the
-paper's VNAT2). Connection setup (TCP_CRR) has no migrated variant: a new
-connection is never translated. The baseline is measured first and again
-last, after rmmod, so that an effect of the order of the runs shows.
-
-The security key: "VNAT" runs at vcmp_auth's default (required: vnatd
-agrees a key for every new connection, and moves go in version 2 under
-it); TCP_CRR and the data gap are measured once more at vcmp_auth=off (no
-key, version 1), in the same run, so the cost of key agreement and of the
-MAC shows as the difference."""
+Client and server namespaces talk through the router namespace. The
+systems, in the order they run:
+1. "vanilla": no module, no nftables table: netfilter is built in, but no
+   hook of conntrack or NAT is registered;
+2. "netfilter" (the paper's second system): an empty NAT table at both
+   ends, which puts conntrack and NAT in the path, as a plain NAT setup
+   would have;
+3. "nftables NAT": the rewrite VNAT does for a moved client, done by hand
+   with stateful NAT instead: the client at 10.0.2.2 keeps 10.0.1.2 (on
+   lo, its connections' source), SNAT to 10.0.2.2 on the way out, and the
+   server SNATs 10.0.2.2 back to 10.0.1.2 on input; conntrack reverses both
+   for the replies;
+4. "VNAT, not migrated" (the paper's VNAT1: loaded, connections
+   virtualized, nothing translated), at vcmp_auth's default (required: a
+   key agreed for every new connection), and for TCP_CRR once more at
+   vcmp_auth=off, so that the cost of key agreement shows;
+5. "VNAT, migrated" (VNAT2: the client moved after connecting, both ends
+   translate every packet); TCP_CRR has none (a new connection is never
+   translated);
+6. "vanilla, after rmmod": the baseline again, last, so that an effect of
+   the order of the runs shows.
+Each figure is the median of VNAT_BENCH_RUNS runs of VNAT_BENCH_SECS s of
+guest time, with the spread (max/min - 1). The CPU cost is the time the
+guest's one vCPU was busy (/proc/stat) per transaction, or per megabyte
+for TCP_STREAM. A table per test goes to standard output; every figure
+also to qemu-tests/results/bench-overhead.json."""
+import json
 import os
 import statistics
 import subprocess
@@ -26,18 +41,58 @@ import sys
 import threading
 import time
 
-from vnattest import Topology, insmod, rmmod, round_trip, stats, tcp_connect, tcp_listen, wait_for, write_knob
+from vnattest import (Topology, insmod, ip_batch, rmmod, round_trip, sh, stats, tcp_connect, tcp_listen,
+                      wait_for, write_knob)
 
 PERF = os.environ["VNAT_PERF"]
-SECS = float(os.environ.get("VNAT_BENCH_SECS", "3"))
-RUNS = int(os.environ.get("VNAT_BENCH_RUNS", "3"))
+SECS = float(os.environ.get("VNAT_BENCH_SECS", "1"))
+RUNS = int(os.environ.get("VNAT_BENCH_RUNS", "5"))
+SIZES = [int(n) for n in os.environ.get("VNAT_BENCH_SIZES", "64,128,256,512,1024,2048,4096,8192").split(",")]
 PORT = 6000
 
+EMPTY_NAT = """table ip bench {
+    chain pre { type nat hook prerouting priority dstnat; }
+    chain in { type nat hook input priority srcnat; }
+    chain out { type nat hook output priority dstnat; }
+    chain post { type nat hook postrouting priority srcnat; }
+}"""
+CLIENT_NAT = """table ip bench {
+    chain post { type nat hook postrouting priority srcnat; ip saddr 10.0.1.2 oifname "c2" snat to 10.0.2.2; }
+}"""
+SERVER_NAT = """table ip bench {
+    chain in { type nat hook input priority srcnat; ip saddr 10.0.2.2 snat to 10.0.1.2; }
+}"""
 
-def client(test, wait=False, move=None):
+
+def nft(ns, ruleset):
+    sh(f"ip netns exec {ns} nft -f -", input=ruleset)
+
+
+def no_nft():
+    for ns in ("cli", "srv"):
+        sh(f"ip netns exec {ns} nft delete table ip bench")
+
+
+def nat_by_hand():
+    """System 3: the client at 10.0.2.2 keeps sending from 10.0.1.2, which
+    stateful NAT rewrites at both ends."""
+    topo.attach_client(2)
+    ip_batch("cli", ["addr add 10.0.1.2/32 dev lo", "route replace default via 10.0.2.1 src 10.0.1.2"])
+    nft("cli", CLIENT_NAT)
+    nft("srv", SERVER_NAT)
+
+
+def no_nat_by_hand():
+    no_nft()
+    ip_batch("cli", ["addr del 10.0.1.2/32 dev lo"])
+    topo.attach_client(1)
+
+
+def client(test, size, wait=False, move=None):
     """Runs a vnat-perf client in the client namespace; with `move`, the
-    connection is opened, `move()` runs, then the measurement starts."""
-    args = ["ip", "netns", "exec", "cli", PERF, test, f"{topo.server_addr()}:{PORT}", str(SECS)]
+    connection is opened, `move()` runs, then the measurement starts.
+    Returns (rate, CPU busy fraction)."""
+    args = ["ip", "netns", "exec", "cli", PERF, test, f"{topo.server_addr()}:{PORT}", str(SECS), "--size", str(size)]
     if wait:
         args.append("--wait")
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -52,7 +107,8 @@ def client(test, wait=False, move=None):
     out, _ = p.communicate()
     if p.returncode != 0:
         sys.exit(f"vnat-perf {test} failed")
-    return float(out.strip().splitlines()[-1])
+    rate, busy = out.strip().splitlines()[-1].split()
+    return float(rate), float(busy)
 
 
 def move_and_wait():
@@ -63,22 +119,29 @@ def move_and_wait():
 
 
 def measure(system, tests=("stream", "rr", "crr")):
-    """Median of RUNS runs of each test for one system."""
+    """For each test and size: the median of RUNS runs of the rate, the
+    spread, and the median CPU cost per operation (busy s per transaction,
+    or per byte)."""
     res = {}
     for test in tests:
         if system == "migrated" and test == "crr":
             continue
-        vals = []
-        for _ in range(RUNS):
-            if system == "migrated":
-                # Start each run at home, so that the move is the same one.
-                if topo.client_at != 1:
-                    topo.attach_client(1)
-                vals.append(client(test, wait=True, move=move_and_wait))
-            else:
-                # TCP_CRR opens its connections as it measures.
-                vals.append(client(test, wait=test != "crr"))
-        res[test] = (statistics.median(vals), max(vals) / min(vals) - 1)
+        for size in SIZES:
+            rates, costs = [], []
+            for _ in range(RUNS):
+                if system == "migrated":
+                    # Start each run at home, so that the move is the same one.
+                    if topo.client_at != 1:
+                        topo.attach_client(1)
+                    rate, busy = client(test, size, wait=True, move=move_and_wait)
+                else:
+                    # TCP_CRR opens its connections as it measures.
+                    rate, busy = client(test, size, wait=test != "crr")
+                rates.append(rate)
+                costs.append(busy / rate)
+            res[(test, size)] = (statistics.median(rates), max(rates) / min(rates) - 1, statistics.median(costs))
+            print(f"# {system} {test} {size}: {res[(test, size)][0]:.1f} ({res[(test, size)][1] * 100:.1f} %)",
+                  file=sys.stderr, flush=True)
     return res
 
 
@@ -126,7 +189,14 @@ def data_gap():
 topo = Topology()
 serve = subprocess.Popen(["ip", "netns", "exec", "srv", PERF, "serve", f"0.0.0.0:{PORT}"])
 time.sleep(0.5)
-results = {"without VNAT": measure("without")}
+results = {"vanilla": measure("without")}
+for ns in ("cli", "srv"):
+    nft(ns, EMPTY_NAT)
+results["netfilter (conntrack, empty NAT table)"] = measure("without")
+no_nft()
+nat_by_hand()
+results["nftables NAT doing VNAT2's rewrite"] = measure("without")
+no_nat_by_hand()
 insmod()
 
 
@@ -139,32 +209,52 @@ def without_key(f):
         write_knob("vcmp_auth", "required")
 
 
-results["VNAT, not migrated"] = measure("native")
-results["VNAT, not migrated, no key (vcmp_auth=off)"] = without_key(lambda: measure("native", ("crr",)))
-results["VNAT, migrated"] = measure("migrated")
+results["VNAT1: loaded, not migrated"] = measure("native")
+results["VNAT1, no key (vcmp_auth=off)"] = without_key(lambda: measure("native", ("crr",)))
+results["VNAT2: migrated, both ends translate"] = measure("migrated")
 gap, rtt = data_gap()
 gap_off, rtt_off = without_key(data_gap)
 rmmod()
 # The baseline once more, last: the first and this one bracket the others,
 # so an effect of the order of the runs shows as a difference between them.
-results["without VNAT, after rmmod"] = measure("without")
+results["vanilla, after rmmod"] = measure("without")
 serve.kill()
 
-base = results["without VNAT"]
-names = {"stream": "TCP_STREAM (MB/s)", "rr": "TCP_RR (transactions/s)", "crr": "TCP_CRR (connections/s)"}
-print(f"Each figure: median of {RUNS} runs of {SECS:g} s (guest time; 1 vCPU, QEMU "
-      "-icount shift=0,align=off,sleep=off); spread = max/min - 1 of the runs.\n")
-print("| test | system | result | ratio to without VNAT | spread |")
-print("|---|---|---:|---:|---:|")
-for test in ("stream", "rr", "crr"):
+base = results["vanilla"]
+names = {"stream": ("TCP_STREAM", "MB/s", 1e-6, "CPU ms per MB", 1e9),
+         "rr": ("TCP_RR", "transactions/s", 1, "CPU µs per transaction", 1e6),
+         "crr": ("TCP_CRR", "connections/s", 1, "CPU µs per connection", 1e6)}
+print(f"Each figure: median of {RUNS} runs of {SECS:g} s of guest time (1 vCPU, QEMU "
+      "-icount shift=0,align=off,sleep=off; the benchmark kernel, without debug options); "
+      "spread = max/min - 1 of the runs; CPU = the time the vCPU was busy (/proc/stat) per operation. "
+      "Ratios are to vanilla, measured first in the same run.\n")
+for test, (title, unit, scale, cpu_unit, cpu_scale) in names.items():
+    print(f"{title}: vanilla's rate ({unit}), then each system's rate as a ratio to vanilla's, per message size "
+          "(bytes); the largest spread of the row in the last column.\n")
+    print("| system | " + " | ".join(str(n) for n in SIZES) + " | spread |")
+    print("|---|" + "---:|" * (len(SIZES) + 1))
+    print(f"| vanilla ({unit}) | " + " | ".join(f"{base[(test, n)][0] * scale:.1f}" for n in SIZES) +
+          f" | {max(base[(test, n)][1] for n in SIZES) * 100:.1f} % |")
     for system, res in results.items():
-        if test not in res:
+        if (test, SIZES[0]) not in res or system == "vanilla":
             continue
-        v, spread = res[test]
-        shown = v / 1e6 if test == "stream" else v
-        print(f"| {names[test]} | {system} | {shown:.1f} | {v / base[test][0]:.3f} | {spread * 100:.1f} % |")
-print()
+        print(f"| {system} | " + " | ".join(f"{res[(test, n)][0] / base[(test, n)][0]:.3f}" for n in SIZES) +
+              f" | {max(res[(test, n)][1] for n in SIZES) * 100:.1f} % |")
+    print(f"\n{title}, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to vanilla's.\n")
+    print("| system | " + " | ".join(str(n) for n in SIZES) + " |")
+    print("|---|" + "---:|" * len(SIZES))
+    print(f"| vanilla ({cpu_unit}) | " + " | ".join(f"{base[(test, n)][2] * cpu_scale:.3f}" for n in SIZES) + " |")
+    for system, res in results.items():
+        if (test, SIZES[0]) not in res or system == "vanilla":
+            continue
+        print(f"| {system} | " + " | ".join(f"{res[(test, n)][2] / base[(test, n)][2]:.3f}" for n in SIZES) + " |")
+    print()
 print(f"Data gap of a move (longest pause of a receiving stream around the move): "
       f"{gap * 1000:.1f} ms = {gap / rtt:.1f} TCP round trips of {rtt * 1000:.3f} ms measured in the same run "
       f"(version 2 under the key); without the key (vcmp_auth=off, version 1): {gap_off * 1000:.1f} ms = "
       f"{gap_off / rtt_off:.1f} round trips of {rtt_off * 1000:.3f} ms.")
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench-overhead.json")
+with open(out, "w") as f:
+    json.dump({"runs": RUNS, "secs": SECS, "sizes": SIZES, "gap_s": gap, "rtt_s": rtt,
+               "systems": {sys_: {f"{t}/{n}": {"rate": v[0], "spread": v[1], "cpu_per_op": v[2]}
+                                  for (t, n), v in res.items()} for sys_, res in results.items()}}, f, indent=1)

@@ -15,11 +15,27 @@ VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
 LINUX_SOURCE_PKG=$_vnat_LINUX_SOURCE_PKG
 LINUX_SOURCE_TARBALL=$_vnat_LINUX_SOURCE_TARBALL
 
+# `kernel.sh bench`: the benchmark kernel, without the debug options
+# (kernel-bench.config), cached apart (bench-kernel-KEY, one kept).
+variant=${1:-test}
+fragment=$(mktemp)
+trap 'rm -f "$fragment"' EXIT
+case "$variant" in
+test) cp "$here/kernel.config" "$fragment" ;;
+bench)
+	dropped=$(grep -oE '^# CONFIG_[A-Z0-9_]+ is not set' "$here/kernel-bench.config" | awk '{print $2}' | paste -sd'|')
+	# An option named there goes with the options of its name's prefix
+	# (CONFIG_DEBUG_KMEMLEAK_MEM_POOL_SIZE with CONFIG_DEBUG_KMEMLEAK).
+	{ grep -vE "^(# )?($dropped)(_[A-Z0-9_]+)?[= ]" "$here/kernel.config"; grep -E '^# CONFIG_' "$here/kernel-bench.config"; } > "$fragment"
+	;;
+*) echo "usage: $0 [test|bench]" >&2; exit 2 ;;
+esac
+
 pkgver=$(dpkg-query -W -f='${Version}' "$LINUX_SOURCE_PKG")
 key=$( { echo "$LINUX_SOURCE_PKG $pkgver"; rustc --version; clang-19 --version | head -n1
-	  cat "$here/kernel.config"; } | sha256sum | cut -c1-16)
+	  cat "$fragment"; } | sha256sum | cut -c1-16)
 src="$VNAT_CACHE/src/$LINUX_SOURCE_PKG-$pkgver"
-out="$VNAT_CACHE/kernel-$key"
+if [ "$variant" = bench ]; then out="$VNAT_CACHE/bench-kernel-$key"; else out="$VNAT_CACHE/kernel-$key"; fi
 log() { printf 'kernel: %s\n' "$*" >&2; }
 
 if [ -f "$out/.vnat-done" ]; then
@@ -39,7 +55,7 @@ fi
 mk=(make -C "$src" O="$out" LLVM=-19 -j"$(nproc)")
 mkdir -p "$out"
 "${mk[@]}" -s allnoconfig
-"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$here/kernel.config" >/dev/null
+"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$fragment" >/dev/null
 "${mk[@]}" -s olddefconfig
 
 # Every option the fragment asks for must have survived olddefconfig.
@@ -56,7 +72,7 @@ while IFS= read -r line; do
 		log "config: asked '$want', got '$got'"
 		bad=1
 	fi
-done < "$here/kernel.config"
+done < "$fragment"
 [ "$bad" = 0 ] || { log "the config fragment does not apply; see above"; exit 1; }
 
 # A kernel of the same source and toolchain built with another fragment is a
@@ -103,7 +119,11 @@ touch "$out/.vnat-done"
 # Keep the disk from filling up: this kernel and the one built before it
 # stay (a worktree of an older commit needs the older one, and each is the
 # head start of the other), the rest go.
-ls -t "$VNAT_CACHE"/kernel-*/.vnat-done | tail -n +3 | while read -r old; do
+if [ "$variant" = bench ]; then
+	ls -t "$VNAT_CACHE"/bench-kernel-*/.vnat-done | tail -n +2
+else
+	ls -t "$VNAT_CACHE"/kernel-*/.vnat-done | tail -n +3
+fi | while read -r old; do
 	rm -rf "$(dirname "$old")"
 done
 echo "$out"

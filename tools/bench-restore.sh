@@ -5,6 +5,8 @@
 # connections) in a one-vCPU guest whose clock counts instructions
 # (QEMU -icount shift=0,align=off,sleep=off), so that figures repeat.
 set -euo pipefail
+# The benchmark kernel (no debug options) unless VNAT_KERNEL=test.
+export VNAT_KERNEL=${VNAT_KERNEL:-bench}
 . "$(dirname "$0")/guest-env.sh"
 mkdir -p qemu-tests/results
 "$VNG" --run "$kdir" --disable-kvm --cpus 1 --memory 3G --user root --cwd "$PWD" \

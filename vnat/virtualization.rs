@@ -13,7 +13,7 @@ use crate::{
     ffi::{self, Secret, Sock, SockKey},
     helper::{Active, Helper},
     knobs::{VcmpAuth, CONFLICT_POLICY},
-    mapping::{Mapping, PROTO_TCP},
+    mapping::Mapping,
     vcmp::Endpoint,
     vcmp2::Replay,
 };
@@ -796,6 +796,7 @@ impl PinnedDrop for ConnectionTable {
 #[kunit_tests(vnat_virtualization)]
 mod tests {
     use super::*;
+    use crate::mapping::PROTO_TCP;
 
     fn conn(lport: u16, pid: i32) -> VirtualConnection {
         VirtualConnection::new(

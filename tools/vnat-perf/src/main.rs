@@ -7,16 +7,23 @@
 //! ```text
 //! vnat-perf serve ADDR:PORT             # the other end, runs until killed
 //! vnat-perf stream ADDR:PORT SECONDS    # TCP_STREAM: bytes per second
-//! vnat-perf rr ADDR:PORT SECONDS        # TCP_RR: 1-byte transactions per second
+//! vnat-perf rr ADDR:PORT SECONDS        # TCP_RR: transactions per second
 //! vnat-perf crr ADDR:PORT SECONDS       # TCP_CRR: connect, transaction, close, per second
 //! ```
 //!
-//! With `--wait` after SECONDS, `stream` and `rr` connect, print
+//! Options after SECONDS: `--size N`, the message size in bytes (what each
+//! `write()` of `stream` sends; the request and the response of `rr` and
+//! `crr`), 1 by default for `rr` and `crr` and 131072 for `stream`, as
+//! netperf's `-m` and `-r`; `--wait`: `stream` and `rr` connect, print
 //! `connected` and start measuring only once a line arrives on stdin, so
 //! that the connection can be migrated first.
 //!
-//! Each client prints one number. Time is the guest's `CLOCK_MONOTONIC`;
-//! under QEMU `-icount` it counts instructions, so results repeat.
+//! Each client prints two numbers: the rate, and the CPU time the whole
+//! system was busy per second of the run (from `/proc/stat`: user, system,
+//! interrupts; with one vCPU, 1.0 is a saturated CPU), so that the CPU cost
+//! of a transaction or a byte is the second divided by the first. Time is
+//! the guest's `CLOCK_MONOTONIC`; under QEMU `-icount` it counts
+//! instructions, so results repeat.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -27,19 +34,27 @@ const STREAM: u8 = b'S';
 const RR: u8 = b'R';
 const CRR: u8 = b'C';
 
+/// The largest message size.
+const SIZE_MAX: usize = 1 << 20;
+
 fn serve_one(mut s: TcpStream) -> std::io::Result<()> {
     s.set_nodelay(true)?;
-    let mut mode = [0u8; 1];
-    s.read_exact(&mut mode)?;
-    let mut buf = vec![0u8; 128 * 1024];
-    match mode[0] {
+    let mut hello = [0u8; 5];
+    s.read_exact(&mut hello)?;
+    let size = u32::from_be_bytes([hello[1], hello[2], hello[3], hello[4]]) as usize;
+    if size == 0 || size > SIZE_MAX {
+        return Err(std::io::Error::other("bad message size"));
+    }
+    let mut buf = vec![0u8; size.max(128 * 1024)];
+    match hello[0] {
         STREAM => while s.read(&mut buf)? > 0 {},
         RR | CRR => loop {
-            if s.read(&mut buf[..1])? == 0 {
-                break;
+            match s.read_exact(&mut buf[..size]) {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+                r => r?,
             }
-            s.write_all(&buf[..1])?;
-            if mode[0] == CRR {
+            s.write_all(&buf[..size])?;
+            if hello[0] == CRR {
                 break;
             }
         },
@@ -57,17 +72,32 @@ fn serve(addr: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-fn open(addr: &str, mode: u8) -> std::io::Result<TcpStream> {
+fn open(addr: &str, mode: u8, size: usize) -> std::io::Result<TcpStream> {
     let mut s = TcpStream::connect(addr)?;
     s.set_nodelay(true)?;
-    s.write_all(&[mode])?;
+    let n = (size as u32).to_be_bytes();
+    s.write_all(&[mode, n[0], n[1], n[2], n[3]])?;
     Ok(s)
 }
 
-fn transaction(s: &mut TcpStream) -> std::io::Result<()> {
-    let mut b = [b'x'];
-    s.write_all(&b)?;
-    s.read_exact(&mut b)
+fn transaction(s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<()> {
+    s.write_all(buf)?;
+    s.read_exact(buf)
+}
+
+/// The jiffies the system was busy and all jiffies so far (`/proc/stat`'s
+/// first line: busy is everything but idle and iowait).
+fn cpu_jiffies() -> std::io::Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().unwrap_or_default();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let all: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Ok((all - idle, all))
 }
 
 /// Prints `connected` and waits for a line on stdin, if asked to.
@@ -80,15 +110,26 @@ fn ready(wait: bool) -> std::io::Result<Instant> {
     Ok(Instant::now())
 }
 
-fn run(test: &str, addr: &str, secs: f64, wait: bool) -> std::io::Result<f64> {
+/// Runs `test` for `secs`; returns its rate and the fraction of the time
+/// the system was busy.
+fn run(
+    test: &str,
+    addr: &str,
+    secs: f64,
+    size: Option<usize>,
+    wait: bool,
+) -> std::io::Result<(f64, f64)> {
     let span = Duration::from_secs_f64(secs);
     let mut t0 = Instant::now();
+    let mut cpu0 = cpu_jiffies()?;
     let mut n: u64 = 0;
     match test {
         "stream" => {
-            let mut s = open(addr, STREAM)?;
+            let size = size.unwrap_or(128 * 1024);
+            let mut s = open(addr, STREAM, size)?;
             t0 = ready(wait)?;
-            let buf = vec![0x5au8; 128 * 1024];
+            cpu0 = cpu_jiffies()?;
+            let buf = vec![0x5au8; size];
             while t0.elapsed() < span {
                 s.write_all(&buf)?;
                 n += buf.len() as u64;
@@ -100,40 +141,66 @@ fn run(test: &str, addr: &str, secs: f64, wait: bool) -> std::io::Result<f64> {
             }
         }
         "rr" => {
-            let mut s = open(addr, RR)?;
+            let mut buf = vec![b'x'; size.unwrap_or(1)];
+            let mut s = open(addr, RR, buf.len())?;
             t0 = ready(wait)?;
+            cpu0 = cpu_jiffies()?;
             while t0.elapsed() < span {
-                transaction(&mut s)?;
+                transaction(&mut s, &mut buf)?;
                 n += 1;
             }
         }
         "crr" => {
+            let mut buf = vec![b'x'; size.unwrap_or(1)];
             while t0.elapsed() < span {
-                let mut s = open(addr, CRR)?;
-                transaction(&mut s)?;
+                let mut s = open(addr, CRR, buf.len())?;
+                transaction(&mut s, &mut buf)?;
                 n += 1;
             }
         }
         _ => return Err(std::io::Error::other(format!("unknown test {test}"))),
     }
-    Ok(n as f64 / t0.elapsed().as_secs_f64())
+    let took = t0.elapsed().as_secs_f64();
+    let cpu1 = cpu_jiffies()?;
+    let busy = (cpu1.0 - cpu0.0) as f64 / ((cpu1.1 - cpu0.1).max(1)) as f64;
+    Ok((n as f64 / took, busy))
+}
+
+/// The options after SECONDS: `--size N` and `--wait`.
+fn options(rest: &[String]) -> Option<(Option<usize>, bool)> {
+    let (mut size, mut wait) = (None, false);
+    let mut it = rest.iter();
+    while let Some(o) = it.next() {
+        match o.as_str() {
+            "--wait" => wait = true,
+            "--size" => {
+                let n: usize = it.next()?.parse().ok()?;
+                if n == 0 || n > SIZE_MAX {
+                    return None;
+                }
+                size = Some(n);
+            }
+            _ => return None,
+        }
+    }
+    Some((size, wait))
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.as_slice() {
         [cmd, addr] if cmd == "serve" => serve(addr),
-        [test, addr, secs, rest @ ..] if rest.is_empty() || rest == ["--wait"] => {
+        [test, addr, secs, rest @ ..] if options(rest).is_some() => {
+            let (size, wait) = options(rest).unwrap_or_default();
             match secs.parse::<f64>() {
-                Ok(secs) if secs > 0.0 => {
-                    run(test, addr, secs, !rest.is_empty()).map(|v| println!("{v:.3}"))
-                }
+                Ok(secs) if secs > 0.0 => run(test, addr, secs, size, wait)
+                    .map(|(rate, busy)| println!("{rate:.3} {busy:.4}")),
                 _ => Err(std::io::Error::other("SECONDS must be a positive number")),
             }
         }
         _ => {
             eprintln!(
-                "usage: vnat-perf serve ADDR:PORT | vnat-perf stream|rr|crr ADDR:PORT SECONDS [--wait]"
+                "usage: vnat-perf serve ADDR:PORT | vnat-perf stream|rr|crr ADDR:PORT SECONDS [--size N] [--wait]"
             );
             return ExitCode::from(2);
         }
