@@ -10,7 +10,8 @@ tools/setup.sh
 # is the test kernel's).
 if [ "${VNAT_KERNEL:-test}" = bench ]; then
 	kdir=$(qemu-tests/kernel.sh bench)
-	ko_src=$VNAT_CACHE/bench-module
+	# Under the tree: the guest sees the host's /var as its own tmpfs.
+	ko_src=$PWD/qemu-tests/results/bench-module
 	rm -rf "$ko_src" && mkdir -p "$ko_src"
 	cp -r Kbuild vnat vnatd_kthread "$ko_src/"
 	(. tools/kenv.sh "$kdir" && make -s -C "$kdir" M="$ko_src" clean &&
