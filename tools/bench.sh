@@ -25,7 +25,7 @@ done
 # The figures as PNG files (matplotlib on the host, installed here: only
 # make bench needs it).
 if [ "${VNAT_BENCH_ONLY:-overhead}" = overhead ]; then
-	python3 -c 'import matplotlib' 2>/dev/null ||
+	/usr/bin/python3 -c 'import matplotlib' 2>/dev/null ||
 		apt-get install -y -qq --no-install-recommends python3-matplotlib >/dev/null
-	python3 tools/bench-plot.py
+	/usr/bin/python3 tools/bench-plot.py
 fi
