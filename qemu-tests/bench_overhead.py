@@ -234,26 +234,33 @@ print(f"Each figure: median of {RUNS} runs of {SECS:g} s of guest time (1 vCPU, 
       "-icount shift=0,align=off,sleep=off; the benchmark kernel, without debug options); "
       "spread = max/min - 1 of the runs; CPU = the time the vCPU was busy (/proc/stat) per operation. "
       "Ratios are to vanilla, measured first in the same run.\n")
+
+
+def table(test, i, first, unit, scale, fmt, spread):
+    """The markdown table of field `i` of each system's results for `test`:
+    vanilla's value (times `scale`, in `unit`), then each system's as a
+    ratio to it, per size; with `spread`, the row's largest spread."""
+    print("| system | " + " | ".join(str(n) for n in SIZES) + (" | spread |" if spread else " |"))
+    print("|---|" + "---:|" * (len(SIZES) + spread))
+    for system, res in results.items():
+        if (test, SIZES[0]) not in res:
+            continue
+        if system == first:
+            cells = [f"{res[(test, n)][i] * scale:{fmt}}" for n in SIZES]
+            system = f"{system} ({unit})"
+        else:
+            cells = [f"{res[(test, n)][i] / base[(test, n)][i]:.3f}" for n in SIZES]
+        if spread:
+            cells.append(f"{max(res[(test, n)][1] for n in SIZES) * 100:.1f} %")
+        print(f"| {system} | " + " | ".join(cells) + " |")
+
+
 for test, (title, unit, scale, cpu_unit, cpu_scale) in names.items():
     print(f"{title}: vanilla's rate ({unit}), then each system's rate as a ratio to vanilla's, per message size "
           "(bytes); the largest spread of the row in the last column.\n")
-    print("| system | " + " | ".join(str(n) for n in SIZES) + " | spread |")
-    print("|---|" + "---:|" * (len(SIZES) + 1))
-    print(f"| vanilla ({unit}) | " + " | ".join(f"{base[(test, n)][0] * scale:.1f}" for n in SIZES) +
-          f" | {max(base[(test, n)][1] for n in SIZES) * 100:.1f} % |")
-    for system, res in results.items():
-        if (test, SIZES[0]) not in res or system == "vanilla":
-            continue
-        print(f"| {system} | " + " | ".join(f"{res[(test, n)][0] / base[(test, n)][0]:.3f}" for n in SIZES) +
-              f" | {max(res[(test, n)][1] for n in SIZES) * 100:.1f} % |")
+    table(test, 0, "vanilla", unit, scale, ".1f", True)
     print(f"\n{title}, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to vanilla's.\n")
-    print("| system | " + " | ".join(str(n) for n in SIZES) + " |")
-    print("|---|" + "---:|" * len(SIZES))
-    print(f"| vanilla ({cpu_unit}) | " + " | ".join(f"{base[(test, n)][2] * cpu_scale:.3f}" for n in SIZES) + " |")
-    for system, res in results.items():
-        if (test, SIZES[0]) not in res or system == "vanilla":
-            continue
-        print(f"| {system} | " + " | ".join(f"{res[(test, n)][2] / base[(test, n)][2]:.3f}" for n in SIZES) + " |")
+    table(test, 2, "vanilla", cpu_unit, cpu_scale, ".3f", False)
     print()
 print(f"Data gap of a move (longest pause of a receiving stream around the move): "
       f"{gap * 1000:.1f} ms = {gap / rtt:.1f} TCP round trips of {rtt * 1000:.3f} ms measured in the same run "

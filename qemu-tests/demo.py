@@ -18,7 +18,8 @@ import socket
 import threading
 import time
 
-from vnattest import Topology, ctl, insmod, ip_batch, sh, stats, tcp_connect, tcp_listen, write_knob
+from vnattest import (Topology, ctl, insmod, ip_batch, portal_close, portal_open, sh, stats, tcp_connect, tcp_listen,
+                      write_knob)
 
 BOLD, END = "\033[1m", "\033[0m"
 
@@ -97,13 +98,6 @@ for t in threads:
 # while the transfer runs): done before the timeline, not at its first move.
 stats("cli")
 say("timeline (throughput every 100 ms; guest time under QEMU emulation)")
-PORTAL = """table inet portal {
-    chain forward {
-        type filter hook forward priority 0; policy accept;
-        iifname "r1" drop
-        oifname "r1" drop
-    }
-}"""
 
 
 def break_before_make(subnet):
@@ -128,13 +122,13 @@ def leave(subnet):
 
 
 def captive_portal(subnet):
-    sh("ip netns exec rtr nft -f -", input=PORTAL)
+    portal_close("r1")
     topo.attach_client(subnet)
     return f"the laptop leaves {old}, joins {topo.client_addr()}, behind a captive portal (everything dropped)"
 
 
 def portal_opens(_):
-    sh("ip netns exec rtr nft delete table inet portal")
+    portal_open()
     return "the captive portal opens: the retrying move goes through"
 
 

@@ -634,6 +634,21 @@ class Topology:
             stats("srv")
         return srv, c, a
 
+    def bulk_and_paced(self, size, pace_timeout=60):
+        """Two connections from the client to the server's port 5000, both
+        keyed: a Transfer of `size` bytes each way, running (a quarter
+        through) and held at half, and a Pacer whose echoes come back.
+        Returns (transfer, pacer, the sockets to close at the end)."""
+        srv, c, a = self.connection()
+        c2 = tcp_connect("cli", self.server_addr(), 5000)
+        a2, _ = srv.accept()
+        wait_keyed("cli", "srv")
+        t = Transfer(c, a, size, hold=0.5)
+        t.wait_progress(0.25)
+        pace = Pacer(c2, a2, timeout=pace_timeout)
+        pace.wait_more(10, "echoes come back")
+        return t, pace, (c, a, c2, a2, srv)
+
     def attach_client(self, s):
         self._move("cli", "c", self.client_at, s)
         self.client_at = s
@@ -641,6 +656,27 @@ class Topology:
     def attach_server(self, s):
         self._move("srv", "s", self.server_at, s)
         self.server_at = s
+
+
+PORTAL = """table inet portal {{
+    chain forward {{
+        type filter hook forward priority 0; policy accept;
+        iifname "{dev}" drop
+        oifname "{dev}" drop
+    }}
+}}"""
+
+
+def portal_close(dev):
+    """A captive portal at the router: from now on it drops all it forwards
+    from and to its interface `dev` (a network that lets nothing through
+    until its page is accepted)."""
+    sh("ip netns exec rtr nft -f -", input=PORTAL.format(dev=dev))
+
+
+def portal_open():
+    """The portal's page is accepted: the router forwards everything again."""
+    sh("ip netns exec rtr nft delete table inet portal")
 
 
 class Capture:

@@ -14,7 +14,7 @@ if [ "${VNAT_KERNEL:-test}" = bench ]; then
 	ko_src=$PWD/qemu-tests/results/bench-module
 	rm -rf "$ko_src" && mkdir -p "$ko_src"
 	cp -r Kbuild vnat vnatd_kthread "$ko_src/"
-	(. tools/kenv.sh "$kdir" && make -s -C "$kdir" M="$ko_src" clean &&
+	(. tools/kenv.sh "$kdir" &&
 		make -s -C "$kdir" M="$ko_src" LLVM=-19 KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings modules)
 	ko=$ko_src/vnat.ko
 else

@@ -117,39 +117,15 @@ extern "C" fn vnat_rs_route_event(state: *const c_void) {
 pub(crate) fn reroute(state: &NetState) -> bool {
     let any = MigrateOn::get() == MigrateOn::RouteChange;
     let net = state.net();
-    // Room for every connection's path, and a few that come meanwhile.
-    let mut paths = KVVec::<(u32, u32)>::new();
     let mut skipped = false;
-    loop {
-        let want = state.connections.len() + 16;
-        if paths.reserve(want, GFP_KERNEL).is_err() {
-            return false;
-        }
-        let mut full = false;
-        state.connections.for_each(|_, c| {
-            if c.state == State::Resuming || c.suspended {
-                skipped = true;
-                return;
-            }
-            let p = (
-                c.mapping.local_physical.addr,
-                c.mapping.remote_physical.addr,
-            );
-            full |= paths.push_within_capacity(p).is_err();
-        });
-        if !full {
-            break;
-        }
-        paths.clear();
-        skipped = false;
-    }
-    paths.sort_unstable();
-    let mut last = None;
+    let Some(paths) = paths_of(state, |c| {
+        let busy = c.state == State::Resuming || c.suspended;
+        skipped |= busy;
+        !busy
+    }) else {
+        return false;
+    };
     for &(from, peer) in paths.iter() {
-        if last == Some((from, peer)) {
-            continue;
-        }
-        last = Some((from, peer));
         // Without `on-route-change`, only the paths whose address went.
         let moves = any || !net.is_local(from);
         if !moves || !net.is_remote_unicast(peer) {
@@ -163,6 +139,45 @@ pub(crate) fn reroute(state: &NetState) -> bool {
         }
     }
     skipped
+}
+
+/// The distinct paths (local physical address, remote physical address)
+/// of the connections `pick` takes, sorted; `None` if memory is short.
+/// Copied out under the table lock, so that each path is looked up once,
+/// outside it.
+fn paths_of(
+    state: &NetState,
+    mut pick: impl FnMut(&VirtualConnection) -> bool,
+) -> Option<KVVec<(u32, u32)>> {
+    let mut paths = KVVec::new();
+    loop {
+        // Room for every connection's path, and a few that come meanwhile.
+        paths
+            .reserve(state.connections.len() + 16, GFP_KERNEL)
+            .ok()?;
+        let mut full = false;
+        state.connections.for_each(|_, c| {
+            if pick(c) {
+                let p = (
+                    c.mapping.local_physical.addr,
+                    c.mapping.remote_physical.addr,
+                );
+                full |= paths.push_within_capacity(p).is_err();
+            }
+        });
+        if !full {
+            break;
+        }
+        paths.clear();
+    }
+    paths.sort_unstable();
+    let mut last = None;
+    paths.retain(|p| {
+        let new = last != Some(*p);
+        last = Some(*p);
+        new
+    });
+    Some(paths)
 }
 
 /// Called by the shim's inetaddr notifier when `addr` (network byte order)
@@ -815,37 +830,11 @@ extern "C" fn vnat_rs_sleep(state: *const c_void, ask: c_uint) -> bool {
 /// have no route to their peer yet (they resume when an address or a
 /// route comes: [`NetState::wake_pending`]). Called by vnatd.
 pub(crate) fn wake(state: &NetState) -> bool {
-    let mut paths = KVVec::<(u32, u32)>::new();
-    loop {
-        if paths
-            .reserve(state.connections.len() + 16, GFP_KERNEL)
-            .is_err()
-        {
-            return true;
-        }
-        let mut full = false;
-        state.connections.for_each(|_, c| {
-            if c.slept {
-                let p = (
-                    c.mapping.local_physical.addr,
-                    c.mapping.remote_physical.addr,
-                );
-                full |= paths.push_within_capacity(p).is_err();
-            }
-        });
-        if !full {
-            break;
-        }
-        paths.clear();
-    }
-    paths.sort_unstable();
-    let mut last = None;
+    let Some(paths) = paths_of(state, |c| c.slept) else {
+        return true;
+    };
     let mut unroutable = false;
     for &(from, peer) in paths.iter() {
-        if last == Some((from, peer)) {
-            continue;
-        }
-        last = Some((from, peer));
         match state.net().route_source(peer) {
             Some(to) => {
                 let which = Selector::Slept { from, peer };

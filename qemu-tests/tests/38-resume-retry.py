@@ -26,13 +26,6 @@ until `resume_deadline_s`:
 import struct
 from vnattest import *
 
-PORTAL = """table inet portal {{
-    chain forward {{
-        type filter hook forward priority 0; policy accept;
-        iifname "{dev}" drop
-        oifname "{dev}" drop
-    }}
-}}"""
 
 insmod()
 check_eq(write_knob("resume_deadline_s", "120"), None, "resume_deadline_s 120")
@@ -44,7 +37,7 @@ t.wait_progress(0.25)
 wait_keyed("cli", "srv")
 
 # 1. The captive portal.
-sh("ip netns exec rtr nft -f -", input=PORTAL.format(dev="r2"))
+portal_close("r2")
 before = stats("cli")
 moved = time.monotonic()
 topo.attach_client(2)
@@ -66,7 +59,7 @@ check(rc == 0 and "resuming, retry in " in out, f"vnatctl list says it too: {out
 check_eq(stats("cli")["migrations_failed"], before["migrations_failed"], "no migration failed")
 # The portal's page is accepted 20 s after the move.
 time.sleep(max(0.0, 20 - (time.monotonic() - moved)))
-sh("ip netns exec rtr nft delete table inet portal")
+portal_open()
 opened = time.monotonic()
 log(f"rtr lets subnet 2 through, {opened - moved:.1f} s after the move")
 wait_for(lambda: stats("cli")["migrations_completed"] > before["migrations_completed"],
@@ -87,7 +80,7 @@ c2 = tcp_connect("cli", topo.server_addr(), 5000)
 a2, _ = srv.accept()
 wait_keyed("cli", "srv")
 check_eq(write_knob("resume_deadline_s", "10"), None, "resume_deadline_s 10")
-sh("ip netns exec rtr nft -f -", input=PORTAL.format(dev="r3"))
+portal_close("r3")
 mon.drain()
 before = stats("cli")
 # What reaches subnet 3 from the client while its moves wait (the router
@@ -122,7 +115,7 @@ for s in (c, c2):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
 wait_for(lambda: stats("cli")["connections"] == 0, "the failed connections' records go with their sockets")
-sh("ip netns exec rtr nft delete table inet portal")
+portal_open()
 check_eq(write_knob("resume_deadline_s", "120"), None, "resume_deadline_s back to 120")
 mon.stop()
 a.close(); a2.close(); srv.close()

@@ -49,14 +49,7 @@ def moved_to(addr):
 insmod()
 check_eq(write_knob("migrate_on", "on-route-change"), None, "migrate_on on-route-change")
 topo = Topology()
-srv, c, a = topo.connection()
-c2 = tcp_connect("cli", topo.server_addr(), 5000)
-a2, _ = srv.accept()
-wait_keyed("cli", "srv")
-t = Transfer(c, a, SIZE, hold=0.5)
-t.wait_progress(0.25)
-pace = Pacer(c2, a2)
-wait_for(lambda: len(pace.arrivals) > 10, "echoes come back")
+t, pace, socks = topo.bulk_and_paced(SIZE)
 
 # 1. Make-before-break.
 before = stats("cli")
@@ -124,6 +117,6 @@ wait_for(lambda: len(pace.arrivals) > n + 25, "echoes go on after the move")
 log(f"largest gap between echoes since the address went: {pace.largest_gap(left) * 1000:.0f} ms")
 pace.finish()
 check_eq(stats("cli")["migrations_failed"], 0, "no migration failed")
-for s in (c, a, c2, a2, srv):
+for s in socks:
     s.close()
 done()

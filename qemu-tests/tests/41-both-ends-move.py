@@ -79,18 +79,27 @@ def both_move(cli, srv, cli_to, srv_to, cli_from, srv_from):
     return at
 
 
+def cut(link, net, left, at, meanwhile=None):
+    """After the moves (made at `at`): the router cuts network `net` (its
+    interface `link`); the echo goes on, and (while `meanwhile` runs, too)
+    the router sees no packet of the addresses `left` that the ends left."""
+    log(f"largest gap between echoes since the moves: {pace.largest_gap(at) * 1000:.0f} ms")
+    cap = Capture("rtr", "tcp port 5000")
+    ip_batch("rtr", [f"link set {link} down"])
+    log(f"rtr: network {net} is cut")
+    pace.wait_more(25, "echoes go on after the cut")
+    if meanwhile:
+        meanwhile()
+    cap.stop()
+    check_eq(cap.count(" or ".join(f"host {h}" for h in left)), 0,
+             f"the router sees no packet of {' or '.join(left)} after the moves")
+
+
 insmod()
 check_eq(write_knob("migrate_on", "on-route-change"), None, "migrate_on on-route-change")
 topo = Topology()
 mon_cli = Monitor("cli")
-srv, c, a = topo.connection()
-c2 = tcp_connect("cli", topo.server_addr(), 5000)
-a2, _ = srv.accept()
-wait_keyed("cli", "srv")
-t = Transfer(c, a, SIZE, hold=0.5)
-t.wait_progress(0.25)
-pace = Pacer(c2, a2)
-pace.wait_more(10, "echoes come back")
+t, pace, socks = topo.bulk_and_paced(SIZE)
 
 # 1. The client makes before it breaks; the server breaks.
 ip_batch("cli", ["link set c2 up", "addr add 10.0.2.2/24 dev c2"])
@@ -99,14 +108,7 @@ at = both_move(["route replace default via 10.0.2.1 dev c2"],
                 "addr add 10.0.10.2/24 dev s10", "route replace default via 10.0.10.1"],
                "10.0.2.2", "10.0.10.2", "10.0.1.2", "10.0.9.2")
 log("cli: default route via c2, 10.0.1.2 stays; srv: 10.0.9.2 went, 10.0.10.2 came")
-log(f"largest gap between echoes since the moves: {pace.largest_gap(at) * 1000:.0f} ms")
-cap = Capture("rtr", "tcp port 5000")
-ip_batch("rtr", ["link set r1 down"])
-log("rtr: network 1 is cut")
-pace.wait_more(25, "echoes go on after the cut")
-cap.stop()
-check_eq(cap.count("host 10.0.1.2 or host 10.0.9.2"), 0,
-         "the router sees no packet of 10.0.1.2 or 10.0.9.2 after the moves")
+cut("r1", 1, ("10.0.1.2", "10.0.9.2"), at)
 
 # 2. The client breaks; the server makes before it breaks.
 ip_batch("srv", ["link set s11 up", "addr add 10.0.11.2/24 dev s11"])
@@ -117,17 +119,9 @@ at = both_move(["addr del 10.0.2.2/24 dev c2", "link set c2 down", "link set c3 
                ["route replace default via 10.0.11.1 dev s11"],
                "10.0.3.2", "10.0.11.2", "10.0.2.2", "10.0.10.2")
 log("cli: 10.0.2.2 went, 10.0.3.2 came; srv: default route via s11, 10.0.10.2 stays")
-log(f"largest gap between echoes since the moves: {pace.largest_gap(at) * 1000:.0f} ms")
-cap = Capture("rtr", "tcp port 5000")
-ip_batch("rtr", ["link set r10 down"])
-log("rtr: network 10 is cut")
-pace.wait_more(25, "echoes go on after the cut")
-t.join()
-cap.stop()
-check_eq(cap.count("host 10.0.2.2 or host 10.0.10.2"), 0,
-         "the router sees no packet of 10.0.2.2 or 10.0.10.2 after the moves")
+cut("r10", 10, ("10.0.2.2", "10.0.10.2"), at, meanwhile=t.join)
 pace.finish()
 mon_cli.stop()
-for s in (c, a, c2, a2, srv):
+for s in socks:
     s.close()
 done()

@@ -18,28 +18,14 @@ router never forwarded a packet of subnet 2.
 """
 from vnattest import *
 
-PORTAL = """table inet portal {
-    chain forward {
-        type filter hook forward priority 0; policy accept;
-        iifname "r2" drop
-        oifname "r2" drop
-    }
-}"""
 
 insmod()
 check_eq(write_knob("resume_deadline_s", "120"), None, "resume_deadline_s 120")
 topo = Topology()
-srv, c, a = topo.connection()
-c2 = tcp_connect("cli", topo.server_addr(), 5000)
-a2, _ = srv.accept()
 mon = Monitor("cli")
-wait_keyed("cli", "srv")
-t = Transfer(c, a, 2 << 20, hold=0.5)
-t.wait_progress(0.25)
-pace = Pacer(c2, a2, timeout=120)
-pace.wait_more(10, "echoes come back")
+t, pace, socks = topo.bulk_and_paced(2 << 20, pace_timeout=120)
 
-sh("ip netns exec rtr nft -f -", input=PORTAL)
+portal_close("r2")
 before = stats("cli")
 tried = Capture("rtr", "src host 10.0.2.2", iface="r2")
 heard = Capture("srv", "host 10.0.2.2")
@@ -69,6 +55,6 @@ heard.stop()
 check(tried.count("tcp dst port 2031") > 0, "the client sent its update from subnet 2")
 check_eq(heard.count("ip"), 0, "the server never got a packet of subnet 2 (the portal let nothing through)")
 mon.stop()
-for s in (c, a, c2, a2, srv):
+for s in socks:
     s.close()
 done()

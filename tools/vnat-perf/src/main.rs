@@ -186,24 +186,24 @@ fn options(rest: &[String]) -> Option<(Option<usize>, bool)> {
     Some((size, wait))
 }
 
+fn usage() -> ExitCode {
+    eprintln!(
+        "usage: vnat-perf serve ADDR:PORT | vnat-perf stream|rr|crr ADDR:PORT SECONDS [--size N] [--wait]"
+    );
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args.as_slice() {
         [cmd, addr] if cmd == "serve" => serve(addr),
-        [test, addr, secs, rest @ ..] if options(rest).is_some() => {
-            let (size, wait) = options(rest).unwrap_or_default();
-            match secs.parse::<f64>() {
-                Ok(secs) if secs > 0.0 => run(test, addr, secs, size, wait)
-                    .map(|(rate, busy)| println!("{rate:.3} {busy:.4}")),
-                _ => Err(std::io::Error::other("SECONDS must be a positive number")),
-            }
-        }
-        _ => {
-            eprintln!(
-                "usage: vnat-perf serve ADDR:PORT | vnat-perf stream|rr|crr ADDR:PORT SECONDS [--size N] [--wait]"
-            );
-            return ExitCode::from(2);
-        }
+        [test, addr, secs, rest @ ..] => match (options(rest), secs.parse::<f64>()) {
+            (None, _) => return usage(),
+            (Some((size, wait)), Ok(secs)) if secs > 0.0 => run(test, addr, secs, size, wait)
+                .map(|(rate, busy)| println!("{rate:.3} {busy:.4}")),
+            _ => Err(std::io::Error::other("SECONDS must be a positive number")),
+        },
+        _ => return usage(),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
