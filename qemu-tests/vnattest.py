@@ -253,7 +253,8 @@ def ynl_connection_rows(ns=None):
     """The virtual connections of a namespace as the kernel's own ynl dumps
     them (conn-get), with the keys of `connection_rows`."""
     def ep(d, a, p):
-        return f"{d[a]}:{d[p]}"
+        # An IPv6 connection has the addresses' *-addr6 forms instead.
+        return f"{d[a]}:{d[p]}" if a in d else f"[{d[a + '6']}]:{d[p]}"
     return [{"proto": {6: "tcp", 17: "udp"}.get(d["proto"], str(d["proto"])),
              "local": ep(d, "local-addr", "local-port"), "remote": ep(d, "remote-addr", "remote-port"),
              "pid": str(d["pid"]), "origin": d["origin"], "state": d["state"],
@@ -588,15 +589,26 @@ class Topology:
     10.0.1.0/24 .. 10.0.N.0/24 and 10.0.9.0/24, and a client host that can
     be attached to any of 1..N. Host k of subnet s is 10.0.s.k: the router
     is .1, the client .2; the server sits on 10.0.9.0/24 as 10.0.9.2 and
-    can be moved to other server subnets (10.0.10.x, 10.0.11.x)."""
+    can be moved to other server subnets (10.0.10.x, 10.0.11.x).
 
-    def __init__(self, subnets=3, server_subnets=(9, 10, 11)):
+    With `ipv6`, every subnet is dual-stack: fd00:0:s::/64 beside
+    10.0.s.0/24, host k being fd00:0:s::k; a move changes both addresses
+    at once, as a laptop's on a dual-stack network. Addresses are added
+    `nodad` (duplicate address detection would make them tentative for a
+    second)."""
+
+    def __init__(self, subnets=3, server_subnets=(9, 10, 11), ipv6=False):
+        self.ipv6 = ipv6
         for ns in ("cli", "rtr", "srv"):
             add_netns(ns)
         set_sysctl("rtr", "net.ipv4.ip_forward", 1)
+        if ipv6:
+            set_sysctl("rtr", "net.ipv6.conf.all.forwarding", 1)
         links = [(f"c{s}", "cli", s) for s in range(1, subnets + 1)] + [(f"s{s}", "srv", s) for s in server_subnets]
         ip_batch(None, [f"link add {dev} netns {ns} type veth peer name r{s} netns rtr" for dev, ns, s in links])
         ip_batch("rtr", [c for _, _, s in links for c in (f"addr add 10.0.{s}.1/24 dev r{s}", f"link set r{s} up")])
+        if ipv6:
+            ip_batch("rtr", [f"addr add fd00:0:{s}::1/64 dev r{s} nodad" for _, _, s in links])
         self.client_at = None
         self.server_at = None
         self.attach_client(1)
@@ -609,15 +621,27 @@ class Topology:
     def server_addr(self, s=None):
         return f"10.0.{s or self.server_at}.2"
 
+    def client_addr6(self, s=None):
+        return f"fd00:0:{s or self.client_at}::2"
+
+    def server_addr6(self, s=None):
+        return f"fd00:0:{s or self.server_at}::2"
+
     def _move(self, ns, prefix, old, new):
         """Moves host `ns` from subnet `old` to `new`: the old address goes
         away (as when a laptop leaves a network), then the new one comes
         with its default route."""
         cmds = []
         if old is not None:
-            cmds += [f"addr del 10.0.{old}.2/24 dev {prefix}{old}", f"link set {prefix}{old} down"]
+            cmds += [f"addr del 10.0.{old}.2/24 dev {prefix}{old}"]
+            if self.ipv6:
+                cmds += [f"addr del fd00:0:{old}::2/64 dev {prefix}{old}"]
+            cmds += [f"link set {prefix}{old} down"]
         cmds += [f"link set {prefix}{new} up", f"addr add 10.0.{new}.2/24 dev {prefix}{new}",
                  f"route replace default via 10.0.{new}.1"]
+        if self.ipv6:
+            cmds += [f"addr add fd00:0:{new}::2/64 dev {prefix}{new} nodad",
+                     f"route replace default via fd00:0:{new}::1"]
         # One ip process: the move takes as little time as the kernel needs.
         ip_batch(ns, cmds)
 

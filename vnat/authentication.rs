@@ -35,12 +35,14 @@ use crate::{
     vcmp2::{self, Addr, Hello, KeyReply, KeyRequest, Reply, MAX_LEN, STATUS_OK, STATUS_REFUSED},
     virtualization::{Asking, Auth, ConnectionKeys, Key, Origin, VirtualConnection},
 };
+use core::net::IpAddr;
 use kernel::{prelude::*, sync::atomic::Release};
 
 /// Whether `addr` may be another host's physical address: not a martian,
 /// nor this host's own, nor a broadcast address.
-pub(crate) fn is_peer_address(state: &NetState, addr: u32) -> bool {
-    !Endpoint::new(addr, 0).is_martian() && state.net().is_remote_unicast(addr)
+pub(crate) fn is_peer_address(state: &NetState, addr: IpAddr) -> bool {
+    let e = Endpoint::from_ip(addr, 0);
+    !e.is_martian() && !e.is_link_local() && state.net().is_remote_unicast(e.addr)
 }
 
 /// The address at the other end of a VCMP stream, judged once per stream.
@@ -50,13 +52,15 @@ pub(crate) fn is_peer_address(state: &NetState, addr: u32) -> bool {
 /// host, at a broadcast address or back at this host.
 #[derive(Clone, Copy)]
 pub(crate) struct Source {
-    addr: u32,
+    addr: IpAddr,
     is_peer: bool,
 }
 
 impl Source {
     /// The stream's other end is at `addr`.
-    pub(crate) fn new(state: &NetState, addr: u32) -> Self {
+    pub(crate) fn new(state: &NetState, addr: IpAddr) -> Self {
+        // A dual-stack listener sees IPv4 peers v4-mapped: they are IPv4.
+        let addr = Endpoint::from_ip(addr, 0).addr;
         Self {
             addr,
             is_peer: is_peer_address(state, addr),
@@ -64,13 +68,13 @@ impl Source {
     }
 
     /// The address.
-    pub(crate) fn addr(&self) -> u32 {
+    pub(crate) fn addr(&self) -> IpAddr {
         self.addr
     }
 
     /// Why a message from here is not believed about physical address
     /// `named`, if it is not: the counter and the reason.
-    pub(crate) fn refuses(&self, named: u32) -> Option<(Counter, &'static CStr)> {
+    pub(crate) fn refuses(&self, named: IpAddr) -> Option<(Counter, &'static CStr)> {
         if named != self.addr {
             Some((
                 Counter::VcmpWrongSource,
@@ -101,11 +105,19 @@ impl Source {
         named: Endpoint,
         authenticated: bool,
     ) -> Result<(Endpoint, bool), (Counter, &'static CStr)> {
+        // A connection keeps its family: an update over a stream of the
+        // other family is believed only about an address of the stream's.
+        if named.addr.is_ipv6() != self.addr.is_ipv6() {
+            return Err((
+                Counter::VcmpWrongSource,
+                c"not from the physical address it is about",
+            ));
+        }
         let checked = if authenticated { self.addr } else { named.addr };
         match self.refuses(checked) {
             Some(refusal) => Err(refusal),
             None => Ok((
-                Endpoint::new(self.addr, named.port),
+                Endpoint::from_ip(self.addr, named.port),
                 named.addr != self.addr,
             )),
         }
@@ -158,10 +170,14 @@ pub(crate) fn settled(state: &NetState, key: Key) -> bool {
 /// no key, and `vcmp_auth` is not `required` (the mover would have to
 /// believe an unauthenticated answer).
 pub(crate) fn may_send_v1(state: &NetState, key: Key) -> bool {
+    // Version 1 carries IPv4 addresses only: an IPv6 connection moves by
+    // version 2 or not at all.
     VcmpAuth::get() != VcmpAuth::Required
         && state
             .connections
-            .with(key, |c| c.key.auth != Auth::Keyed)
+            .with(key, |c| {
+                c.key.auth != Auth::Keyed && !c.mapping.local_virtual.is_v6()
+            })
             .unwrap_or(false)
 }
 
@@ -170,8 +186,8 @@ pub(crate) fn may_send_v1(state: &NetState, key: Key) -> bool {
 fn request(c: &VirtualConnection) -> KeyRequest {
     KeyRequest {
         proto: c.mapping.proto,
-        remote_virtual: Addr::from_v4(c.mapping.remote_virtual),
-        local_virtual: Addr::from_v4(c.mapping.local_virtual),
+        remote_virtual: Addr::from_endpoint(c.mapping.remote_virtual),
+        local_virtual: Addr::from_endpoint(c.mapping.local_virtual),
         isn: 0,
     }
 }
@@ -181,9 +197,9 @@ pub(crate) struct Wanted {
     /// The connection.
     pub(crate) key: Key,
     /// The peer's vnatd: the connection's remote physical address.
-    pub(crate) peer: u32,
+    pub(crate) peer: IpAddr,
     /// The local physical address it is asked from.
-    pub(crate) from: u32,
+    pub(crate) from: IpAddr,
     /// The KEY message's fields.
     pub(crate) request: KeyRequest,
     /// This end opened it (TCP): the KEY carries its ISN.
@@ -366,9 +382,11 @@ pub(crate) fn grant(
     if !vcmp2::verify::<HmacSha256>(bytes, stream.bytes()) {
         return refuse(Some(Counter::VcmpAuthFailed), out);
     }
-    let (Some(ours), Some(named)) = (req.remote_virtual.v4(), req.local_virtual.v4()) else {
+    let (ours, named) = (req.remote_virtual.endpoint(), req.local_virtual.endpoint());
+    // A connection is of one family, and its vnatds talk over it.
+    if !ours.same_family(&named) || named.addr.is_ipv6() != from.addr().is_ipv6() {
         return refuse(Some(Counter::VcmpUnknownConnection), out);
-    };
+    }
     // The asker names its end as it has it; behind a NAT, we know it by
     // the NAT's address (the stream's), with the same port if the NAT keeps
     // ports. Hosts behind one NAT share its address: a connection found so
@@ -379,7 +397,7 @@ pub(crate) fn grant(
     // peer's. Each connection found is believed only from its remote
     // physical address.
     let mut why = Counter::VcmpUnknownConnection;
-    let nat = Endpoint::new(from.addr(), named.port);
+    let nat = Endpoint::from_ip(from.addr(), named.port);
     // A connection that the asker opened from its new address after a move
     // and that location hiding gave its old one here: we know its end by
     // that (and check its ISN as behind a NAT).
@@ -387,7 +405,7 @@ pub(crate) fn grant(
         .get_bool()
         .then(|| state.rules.hidden_peer(from.addr()))
         .flatten()
-        .map(|addr| Endpoint::new(addr, named.port))
+        .map(|addr| Endpoint::from_ip(addr, named.port))
         .filter(|&h| h != named && h != nat);
     let found = [
         Some((named, false)),
@@ -439,7 +457,7 @@ pub(crate) fn grant(
     let r = vcmp2::Message::KeyReply(KeyReply {
         status: STATUS_OK,
         key_id: id,
-        named: Addr::from_v4(c.mapping.remote_virtual),
+        named: Addr::from_endpoint(c.mapping.remote_virtual),
     });
     let len = r.encode::<HmacSha256>(Some(keys.send.bytes()), out);
     match state
@@ -511,9 +529,10 @@ pub(crate) fn granted(
         return false;
     }
     // How the peer knows our end: the connection's port, behind a NAT at
-    // the NAT's address (an address of this version is IPv4).
-    let named = match reply.named.v4() {
-        Some(n) if req.local_virtual.v4().is_some_and(|l| l.port == n.port) => n,
+    // the NAT's address, of the connection's family.
+    let (named, ours) = (reply.named.endpoint(), req.local_virtual.endpoint());
+    let named = match named {
+        n if n.port == ours.port && n.same_family(&ours) => n,
         _ => {
             state.count(Counter::VcmpAuthFailed, 1);
             return false;
@@ -640,12 +659,12 @@ pub(crate) fn seal_reply(
         key_id: 0,
         counter: u.counter,
         local_physical: if ok {
-            Addr::from_v4(f.local_physical)
+            Addr::from_endpoint(f.local_physical)
         } else {
             Addr::ZERO
         },
         observed: if ok {
-            Addr::from_v4(f.observed)
+            Addr::from_endpoint(f.observed)
         } else {
             Addr::ZERO
         },
@@ -716,8 +735,8 @@ mod tests {
         assert_eq!(sa.bytes(), sb.bytes());
         let req = KeyRequest {
             proto: vcmp::PROTO_TCP,
-            remote_virtual: Addr::from_v4(Endpoint::new(0x0a00_0902, 5000)),
-            local_virtual: Addr::from_v4(Endpoint::new(0x0a00_0102, 40000)),
+            remote_virtual: Addr::from_endpoint(Endpoint::new(0x0a00_0902, 5000)),
+            local_virtual: Addr::from_endpoint(Endpoint::new(0x0a00_0102, 40000)),
             isn: 1,
         };
         let asked = connection_keys(&sa, 7, &req, true);
@@ -735,7 +754,7 @@ mod tests {
     #[test]
     fn an_update_is_believed_from_where_it_comes() {
         let nat = Source {
-            addr: 0xcb00_7102,
+            addr: Endpoint::new(0xcb00_7102, 0).addr,
             is_peer: true,
         };
         let named = Endpoint::new(0xc0a8_0202, 40000);

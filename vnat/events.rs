@@ -4,10 +4,11 @@
 //! group of the netlink family (`vnatctl monitor`, `ynl --subscribe`), and
 //! how a connection's record reads on the wire (the attributes and enums of
 //! `vnat/vnat.yaml`, generated into `vnat/generated/netlink.rs`, in `struct
-//! vnat_nl_conn`).
+//! vnat_nl_conn`: an IPv4 connection's addresses as the u32 attributes, an
+//! IPv6 one's as their `*-addr6` forms).
 
 use crate::{
-    ffi::{self, NlConn},
+    ffi::{self, NlConn, RawAddr},
     mapping::Hook,
     netns::NetState,
     nl_gen,
@@ -40,10 +41,12 @@ impl From<&VirtualConnection> for NlConn {
             packets_in: dir(Hook::PreRouting, Hook::LocalIn, &h.packets),
             bytes_out: dir(Hook::LocalOut, Hook::PostRouting, &h.bytes),
             bytes_in: dir(Hook::PreRouting, Hook::LocalIn, &h.bytes),
-            local_addr: m.local_virtual.addr.to_be(),
-            remote_addr: m.remote_virtual.addr.to_be(),
-            local_phys_addr: m.local_physical.addr.to_be(),
-            remote_phys_addr: m.remote_physical.addr.to_be(),
+            // IPv4 v4-mapped: the shim puts those as the u32 attributes,
+            // IPv6 ones as the *-addr6 ones.
+            local_addr: RawAddr::from(m.local_virtual.addr),
+            remote_addr: RawAddr::from(m.remote_virtual.addr),
+            local_phys_addr: RawAddr::from(m.local_physical.addr),
+            remote_phys_addr: RawAddr::from(m.remote_physical.addr),
             local_port: m.local_virtual.port.to_be(),
             remote_port: m.remote_virtual.port.to_be(),
             local_phys_port: m.local_physical.port.to_be(),

@@ -37,7 +37,8 @@ pub(crate) use skb::{Skb, TcpFound};
 pub(crate) use sock::{Process, Sock, SockKey, MAX_HOLDERS};
 pub(crate) use waker::{RawWaker, Waker};
 
-use core::ptr::NonNull;
+use crate::vcmp::Endpoint;
+use core::{net::IpAddr, ptr::NonNull};
 use kernel::{bindings, error::to_result, prelude::*};
 
 // Pointers to bindgen's kernel structures are fine to pass: C only sees
@@ -57,21 +58,42 @@ extern "C" {
     fn vnat_shim_inetaddr_unregister();
     fn vnat_shim_pm_register() -> c_int;
     fn vnat_shim_pm_unregister();
-    fn vnat_shim_route_source(net: *mut bindings::net, daddr: u32) -> u32;
-    fn vnat_shim_route_moved(net: *mut bindings::net, saddr: u32, daddr: u32) -> u32;
+    fn vnat_shim_route_source(
+        net: *mut bindings::net,
+        daddr: *const RawAddr,
+        out: *mut RawAddr,
+    ) -> bool;
+    fn vnat_shim_route_moved(
+        net: *mut bindings::net,
+        saddr: *const RawAddr,
+        daddr: *const RawAddr,
+        out: *mut RawAddr,
+    ) -> bool;
+    fn vnat_shim_addr_kind(net: *mut bindings::net, a: *const RawAddr) -> c_int;
 }
 
-// Exported by `net/ipv4/fib_frontend.c`; `net/route.h` is not among the
-// headers the kernel crate's bindings are made from. A pointer, as above.
-#[expect(improper_ctypes)]
-extern "C" {
-    fn inet_addr_type(net: *mut bindings::net, addr: u32) -> c_uint;
+/// `VNAT_ADDR_LOCAL` of `vnat/shim/shim.h`.
+const ADDR_LOCAL: c_int = 1;
+/// `VNAT_ADDR_REMOTE`.
+const ADDR_REMOTE: c_int = 2;
+
+/// An address as the shim takes it: `struct in6_addr`, an IPv4 address
+/// v4-mapped (`::ffff:a.b.c.d`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RawAddr(pub(crate) [u8; 16]);
+
+impl From<IpAddr> for RawAddr {
+    fn from(a: IpAddr) -> Self {
+        Self(Endpoint::from_ip(a, 0).octets16())
+    }
 }
 
-/// `RTN_UNICAST` of the uapi `linux/rtnetlink.h` (a stable number).
-const RTN_UNICAST: c_uint = 1;
-/// `RTN_LOCAL` of the same enum.
-const RTN_LOCAL: c_uint = 2;
+impl From<RawAddr> for IpAddr {
+    fn from(a: RawAddr) -> Self {
+        Endpoint::from_v6(a.0, 0).addr
+    }
+}
 
 /// Nanoseconds of the monotonic clock.
 pub(crate) fn now_ns() -> i64 {
@@ -120,40 +142,61 @@ impl Net {
         unsafe { (*self.as_ptr()).ns.inum }
     }
 
-    /// The source address (host byte order) the namespace would use now to
-    /// send to `daddr`, or `None` without a route.
-    pub(crate) fn route_source(&self, daddr: u32) -> Option<u32> {
-        // SAFETY: `ptr` is valid by the type invariant; a route lookup may
-        // be done from any context.
-        let a = unsafe { vnat_shim_route_source(self.as_ptr(), daddr.to_be()) };
-        (a != 0).then(|| u32::from_be(a))
+    /// The source address the namespace would use now to send to `daddr`,
+    /// of its family, or `None` without a route (or, over IPv6, without a
+    /// usable source address: a tentative or link-local one is not).
+    pub(crate) fn route_source(&self, daddr: IpAddr) -> Option<IpAddr> {
+        let (d, mut out) = (RawAddr::from(daddr), RawAddr::default());
+        // SAFETY: `ptr` is valid by the type invariant; both addresses are
+        // valid for the call; a route lookup may be done from any context.
+        unsafe { vnat_shim_route_source(self.as_ptr(), &d, &mut out) }
+            .then(|| out.into())
+            .filter(|&a| usable_source(a))
     }
 
     /// The address the host now sends to `daddr` from, if the route there
     /// no longer leaves through the interface of `saddr` (or `saddr` is
-    /// gone); host byte order.
-    pub(crate) fn route_moved(&self, saddr: u32, daddr: u32) -> Option<u32> {
+    /// gone). `None` also for addresses of two families.
+    pub(crate) fn route_moved(&self, saddr: IpAddr, daddr: IpAddr) -> Option<IpAddr> {
+        let (s, d, mut out) = (
+            RawAddr::from(saddr),
+            RawAddr::from(daddr),
+            RawAddr::default(),
+        );
         // SAFETY: As in `route_source`; the shim takes RCU itself for the
         // address lookup.
-        let a = unsafe { vnat_shim_route_moved(self.as_ptr(), saddr.to_be(), daddr.to_be()) };
-        (a != 0).then(|| u32::from_be(a))
+        unsafe { vnat_shim_route_moved(self.as_ptr(), &s, &d, &mut out) }
+            .then(|| out.into())
+            .filter(|&a| usable_source(a))
     }
 
-    /// Whether `addr` (host byte order) is the unicast address of another
-    /// host as the namespace sees it: not its own, nor a broadcast (also of
-    /// one of its subnets) or multicast address.
-    pub(crate) fn is_remote_unicast(&self, addr: u32) -> bool {
-        // SAFETY: `ptr` is valid by the type invariant; the lookup takes
-        // RCU itself and may be done from any context.
-        unsafe { inet_addr_type(self.as_ptr(), addr.to_be()) == RTN_UNICAST }
+    fn addr_kind(&self, addr: IpAddr) -> c_int {
+        let a = RawAddr::from(addr);
+        // SAFETY: `ptr` is valid by the type invariant; the lookups take
+        // RCU themselves and may be done from any context.
+        unsafe { vnat_shim_addr_kind(self.as_ptr(), &a) }
     }
 
-    /// Whether `addr` (host byte order) is one of the namespace's own
-    /// addresses.
-    pub(crate) fn is_local(&self, addr: u32) -> bool {
-        // SAFETY: As in `is_remote_unicast`.
-        unsafe { inet_addr_type(self.as_ptr(), addr.to_be()) == RTN_LOCAL }
+    /// Whether `addr` is the unicast address of another host as the
+    /// namespace sees it: not its own, nor a broadcast (also of one of its
+    /// subnets), multicast, loopback or unspecified address.
+    pub(crate) fn is_remote_unicast(&self, addr: IpAddr) -> bool {
+        self.addr_kind(addr) == ADDR_REMOTE
     }
+
+    /// Whether `addr` is one of the namespace's own addresses (over IPv6,
+    /// also while it is tentative).
+    pub(crate) fn is_local(&self, addr: IpAddr) -> bool {
+        self.addr_kind(addr) == ADDR_LOCAL
+    }
+}
+
+/// Whether a source address the kernel chose is one a connection may move
+/// to: not an IPv6 link-local one, which the kernel takes when an
+/// interface has no other address yet (it means nothing off the link, and
+/// VNAT's peers are not on it).
+fn usable_source(a: IpAddr) -> bool {
+    !Endpoint::from_ip(a, 0).is_link_local()
 }
 
 /// Declares a registration with the shim: `new()` registers, `Drop`

@@ -37,13 +37,14 @@
 use crate::{
     counters::Counter,
     events::{self, Event},
-    ffi::Sock,
+    ffi::{RawAddr, Sock},
     helper,
     knobs::LOCATION_HIDING,
     netns::NetState,
     vcmp::Endpoint,
     virtualization::{Asking, Origin, VirtualConnection},
 };
+use core::net::{IpAddr, Ipv4Addr};
 use kernel::{bindings, prelude::*, sync::atomic::Release};
 
 /// Forgets the records of socket `sk`, which was destroyed; returns how many
@@ -108,7 +109,10 @@ pub(crate) fn forget_destroyed(state: &NetState) -> usize {
 extern "C" fn vnat_rs_bind_hidden(state: *const c_void, addr: u32) -> bool {
     // SAFETY: As in `vnat_rs_sock_event`.
     let state = unsafe { NetState::borrow(state) };
-    LOCATION_HIDING.get_bool() && state.rules.hidden_local(u32::from_be(addr))
+    LOCATION_HIDING.get_bool()
+        && state
+            .rules
+            .hidden_local(IpAddr::V4(Ipv4Addr::from_bits(u32::from_be(addr))))
 }
 
 /// What a probe saw (`enum vnat_ev` of `vnat/shim/probes.c`).
@@ -144,9 +148,9 @@ extern "C" fn vnat_rs_sock_event(
     event: c_uint,
     sk: *const bindings::sock,
     proto: u8,
-    saddr: u32,
+    saddr: *const RawAddr,
     sport: u16,
-    daddr: u32,
+    daddr: *const RawAddr,
     dport: u16,
     pid: c_int,
 ) {
@@ -167,10 +171,13 @@ extern "C" fn vnat_rs_sock_event(
         }
         Err(_) => return,
     };
+    // SAFETY: The shim passes two addresses on its stack, valid for the
+    // call.
+    let (saddr, daddr) = unsafe { (*saddr, *daddr) };
     // Virtual endpoints are the initial physical ones (paper 3.1).
     let (local, remote) = (
-        Endpoint::new(u32::from_be(saddr), u16::from_be(sport)),
-        Endpoint::new(u32::from_be(daddr), u16::from_be(dport)),
+        Endpoint::from_v6(saddr.0, u16::from_be(sport)),
+        Endpoint::from_v6(daddr.0, u16::from_be(dport)),
     );
     let mut conn = VirtualConnection::new(proto, local, remote, pid, origin);
     // Location hiding: a connection opened between two hosts whose

@@ -44,6 +44,7 @@ use crate::{
     mapping::{Hook, Mapping, Tuple, PROTO_TCP},
     vcmp::Endpoint,
 };
+use core::net::IpAddr;
 
 /// Most distinct moves a namespace hides; the connections of others get
 /// their addresses as they are.
@@ -51,16 +52,16 @@ pub const MAX_MOVES: usize = 32;
 
 /// The addresses of one pair of hosts whose connections moved: this host
 /// (local) and a peer (remote), each virtual and physical.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Move {
     /// This host's address as its connections know it.
-    pub local_virtual: u32,
+    pub local_virtual: IpAddr,
     /// This host's address on the wire now.
-    pub local_physical: u32,
+    pub local_physical: IpAddr,
     /// The peer's address as the connections know it.
-    pub remote_virtual: u32,
+    pub remote_virtual: IpAddr,
     /// The peer's address on the wire now.
-    pub remote_physical: u32,
+    pub remote_physical: IpAddr,
 }
 
 impl Move {
@@ -82,11 +83,19 @@ impl Move {
     }
 }
 
+const UNSPECIFIED: IpAddr = IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED);
+
 /// The moves of one namespace.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub struct Moves {
     moves: [Move; MAX_MOVES],
     len: usize,
+}
+
+impl Default for Moves {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Moves {
@@ -94,10 +103,10 @@ impl Moves {
     pub const fn new() -> Self {
         Self {
             moves: [Move {
-                local_virtual: 0,
-                local_physical: 0,
-                remote_virtual: 0,
-                remote_physical: 0,
+                local_virtual: UNSPECIFIED,
+                local_physical: UNSPECIFIED,
+                remote_virtual: UNSPECIFIED,
+                remote_physical: UNSPECIFIED,
             }; MAX_MOVES],
             len: 0,
         }
@@ -141,15 +150,15 @@ impl Moves {
         Some(Mapping {
             proto,
             local_virtual: local,
-            local_physical: Endpoint::new(mv.local_physical, local.port),
+            local_physical: Endpoint::from_ip(mv.local_physical, local.port),
             remote_virtual: remote,
-            remote_physical: Endpoint::new(mv.remote_physical, remote.port),
+            remote_physical: Endpoint::from_ip(mv.remote_physical, remote.port),
         })
     }
 
     /// The virtual address of the peer that moved to physical address
     /// `physical`, if one did.
-    pub fn remote_virtual_of(&self, physical: u32) -> Option<u32> {
+    pub fn remote_virtual_of(&self, physical: IpAddr) -> Option<IpAddr> {
         self.as_slice()
             .iter()
             .find(|mv| mv.remote_moved() && mv.remote_physical == physical)
@@ -158,7 +167,7 @@ impl Moves {
 
     /// Whether `addr` is this host's virtual address of a move: one that
     /// the host no longer has, which its applications may still bind.
-    pub fn is_local_virtual(&self, addr: u32) -> bool {
+    pub fn is_local_virtual(&self, addr: IpAddr) -> bool {
         self.as_slice()
             .iter()
             .any(|mv| mv.local_moved() && mv.local_virtual == addr)
@@ -209,7 +218,7 @@ impl Moves {
                 // As the socket will see it, once LOCAL_IN has given the
                 // source its virtual address too.
                 let seen = Tuple {
-                    src: Endpoint::new(mv.remote_virtual, t.src.port),
+                    src: Endpoint::from_ip(mv.remote_virtual, t.src.port),
                     ..out
                 };
                 if taken(t, false) || !taken(&seen, true) {

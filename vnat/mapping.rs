@@ -21,6 +21,7 @@
 
 use crate::vcmp::Endpoint;
 pub use crate::vcmp::{PROTO_TCP, PROTO_UDP};
+use core::net::IpAddr;
 
 /// The four netfilter hooks, numbered as the shim numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -380,11 +381,24 @@ fn mix(mut h: u32, v: u32) -> u32 {
     h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
 }
 
+fn mix_addr(h: u32, e: &Endpoint) -> u32 {
+    match e.addr {
+        IpAddr::V4(a) => mix(h, a.to_bits()),
+        IpAddr::V6(a) => {
+            let b = a.to_bits();
+            let h = mix(h, (b >> 96) as u32);
+            let h = mix(h, (b >> 64) as u32);
+            let h = mix(h, (b >> 32) as u32);
+            mix(h, b as u32)
+        }
+    }
+}
+
 fn hash(seed: u32, hook: u8, t: &Tuple) -> u32 {
     let mut h = seed;
     h = mix(h, u32::from(hook) << 8 | u32::from(t.proto));
-    h = mix(h, t.src.addr);
-    h = mix(h, t.dst.addr);
+    h = mix_addr(h, &t.src);
+    h = mix_addr(h, &t.dst);
     h = mix(h, u32::from(t.src.port) << 16 | u32::from(t.dst.port));
     // fmix32 of MurmurHash3.
     h ^= h >> 16;

@@ -38,14 +38,15 @@ use crate::{
     authentication::{self, Source},
     counters::Counter,
     events::{self, Event},
-    ffi::{self, NlConn, Sock},
+    ffi::{self, NlConn, RawAddr, Sock},
     helper::{self, Helper},
     knobs::{MigrateOn, VcmpAuth, AUTO_MIGRATE, SLEEP_SUSPEND, VCMP_UDP_FLOWS},
-    netns::{Ipv4, NetState},
+    netns::{NetState, Show},
     requests::{Request, Selector},
     vcmp::{Endpoint, Message, SuspendReply, Update, UpdateReply, PROTO_UDP},
     virtualization::{Key, Origin, State, VcmpState, VirtualConnection},
 };
+use core::net::IpAddr;
 use kernel::{
     prelude::*,
     str::CString,
@@ -55,9 +56,9 @@ use kernel::{
     },
 };
 
-/// The address notifier saw `addr` (host byte order) appear or go away.
+/// The address notifier saw `addr` appear or go away.
 /// Returns whether vnatd has a new request.
-pub(crate) fn address_event(state: &NetState, up: bool, addr: u32) -> bool {
+pub(crate) fn address_event(state: &NetState, up: bool, addr: IpAddr) -> bool {
     if up {
         // A move that is retrying tries again now: the network may be
         // ready (also when this address is not the one it moved to).
@@ -148,7 +149,7 @@ pub(crate) fn reroute(state: &NetState) -> bool {
 fn paths_of(
     state: &NetState,
     mut pick: impl FnMut(&VirtualConnection) -> bool,
-) -> Option<KVVec<(u32, u32)>> {
+) -> Option<KVVec<(IpAddr, IpAddr)>> {
     let mut paths = KVVec::new();
     loop {
         // Room for every connection's path, and a few that come meanwhile.
@@ -180,14 +181,17 @@ fn paths_of(
     Some(paths)
 }
 
-/// Called by the shim's inetaddr notifier when `addr` (network byte order)
-/// appears on or goes away from an interface of the namespace.
+/// Called by the shim's inetaddr and inet6addr notifiers when `addr`
+/// (IPv4 v4-mapped) appears on or goes away from an interface of the
+/// namespace.
 #[no_mangle]
-extern "C" fn vnat_rs_addr_event(state: *const c_void, up: bool, addr: u32) {
+extern "C" fn vnat_rs_addr_event(state: *const c_void, up: bool, addr: *const RawAddr) {
     // SAFETY: The shim passes the state of the namespace whose address
     // changed; the notifier runs under RTNL while the namespace is alive.
     let state = unsafe { NetState::borrow(state) };
-    if address_event(state, up, u32::from_be(addr)) {
+    // SAFETY: The shim passes an address valid for the call.
+    let addr = IpAddr::from(unsafe { *addr });
+    if address_event(state, up, addr) {
         state.kick();
     }
 }
@@ -197,10 +201,10 @@ pub(crate) struct Outgoing {
     /// The connection.
     pub(crate) key: Key,
     /// The peer's vnatd address (the connection's remote physical address).
-    pub(crate) peer: u32,
+    pub(crate) peer: IpAddr,
     /// The local physical address the message names, which the peer
     /// believes it only from: where it is sent from.
-    pub(crate) from: u32,
+    pub(crate) from: IpAddr,
     /// The `VNAT_UPD` or `VNAT_SUS` for it.
     pub(crate) msg: Message,
     /// The connection as the `resuming` event shows it.
@@ -223,22 +227,24 @@ fn sync_transparency(sk: &Sock, c: &VirtualConnection) {
 pub(crate) fn begin(
     state: &NetState,
     which: Selector,
-    to: u32,
+    to: IpAddr,
     out: &mut KVec<Outgoing>,
 ) -> Result {
     let mut err = Ok(());
     state.connections.update(|key, sk, c| {
         // A suspended connection resumes also where it is: its peer must
-        // hear of it, to undo its helper.
+        // hear of it, to undo its helper. A connection keeps its family: an
+        // address of the other is not one to move it to.
         let moves = c.mapping.local_physical.addr != to || c.suspended;
-        if !which.matches(c) || !moves || err.is_err() {
+        let family = c.mapping.local_physical.addr.is_ipv6() == to.is_ipv6();
+        if !which.matches(c) || !moves || !family || err.is_err() {
             return false;
         }
         let update = Update {
             proto: c.mapping.proto,
             remote_virtual: c.mapping.remote_virtual,
             local_virtual: c.mapping.local_virtual,
-            local_physical: Endpoint::new(to, c.mapping.local_physical.port),
+            local_physical: Endpoint::from_ip(to, c.mapping.local_physical.port),
         };
         let peer = c.mapping.remote_physical.addr;
         let previous = c.mapping.local_physical;
@@ -503,7 +509,7 @@ fn refuse(state: &NetState, u: &Update, reason: &CStr) {
         Origin::Update,
     );
     let mut asked = NlConn::from(&asked);
-    asked.remote_phys_addr = u.local_physical.addr.to_be();
+    asked.remote_phys_addr = RawAddr::from(u.local_physical.addr);
     asked.remote_phys_port = u.local_physical.port.to_be();
     events::event_raw(state, Event::Refused, &asked, Some(reason));
 }
@@ -620,9 +626,8 @@ pub(crate) fn finish(
     let nat = seen.filter(|s| s.addr != ours);
     let behind = nat.and_then(|s| {
         CString::try_from_fmt(fmt!(
-            "a NAT is between: the peer sees this end's updates come from {}:{}",
-            Ipv4(s.addr),
-            s.port
+            "a NAT is between: the peer sees this end's updates come from {}",
+            Show(s)
         ))
         .ok()
     });

@@ -6,6 +6,10 @@
 //! 3.3: VNAT "simply needs to be notified"). `vnat/shim/netlink.c` registers the
 //! family and frames the messages; this file decides what they say.
 //!
+//! Addresses are IPv4 or IPv6: an IPv4 one is the u32 attribute it always
+//! was (`local-addr`, ...), an IPv6 one its `*-addr6` form; the shim frames
+//! and parses either, and hands them over as [`RawAddr`] (IPv4 v4-mapped).
+//!
 //! - `conn-get` (dump): the virtual connections of the caller's namespace,
 //!   with their virtual and physical endpoints, state, origin and owner;
 //!   all of them with `CAP_NET_ADMIN` in the namespace's user namespace,
@@ -24,7 +28,7 @@
 
 use crate::{
     counters::Counter,
-    ffi::{self, NlConn},
+    ffi::{self, NlConn, RawAddr},
     helper::Helper,
     netns::NetState,
     nl_gen::attr::stats,
@@ -32,10 +36,17 @@ use crate::{
     vcmp::Endpoint,
     virtualization::{Key, Policy},
 };
+use core::net::IpAddr;
 use kernel::prelude::*;
 
+/// The words of a dump's memory between parts (`cb->args`, of six) that
+/// [`vnat_rs_nl_dump`] uses: the socket of the last connection put (0: no
+/// part yet), its remote address's 16 bytes as four 32-bit words (a `long`
+/// may have 32 bits), and its remote port.
+const DUMP_ARGS: usize = 6;
+
 /// Called by the shim for each part of a `conn-get` dump. `args` are the
-/// dump's three words of memory between parts: whether a part ended early,
+/// dump's six words of memory between parts: whether a part ended early,
 /// and the key of the last connection it put. `all`: the caller may see
 /// every connection; else only those of sockets of user `uid` (a kernel
 /// uid, as the caller's socket has it).
@@ -54,11 +65,16 @@ extern "C" fn vnat_rs_nl_dump(
     let (state, args) = unsafe {
         (
             NetState::borrow(state),
-            core::slice::from_raw_parts_mut(args, 3),
+            core::slice::from_raw_parts_mut(args, DUMP_ARGS),
         )
     };
-    let after =
-        (args[0] != 0).then(|| Key::from_raw(args[0] as usize, args[1] as u32, args[2] as u16));
+    // Each word holds 32 bits at most: as u32 first, so that a negative
+    // long (bit 31 set, on a 32-bit machine) comes back whole.
+    let word = |i: usize| u64::from(args[i] as u32);
+    let after = (args[0] != 0).then(|| {
+        let addr = [(word(1) << 32) | word(2), (word(3) << 32) | word(4)];
+        Key::from_raw(args[0] as usize, addr, args[5] as u16)
+    });
     let mut last = after;
     state.connections.for_each_after(after, |k, sk, c| {
         if !all && sk.uid() != uid {
@@ -79,8 +95,11 @@ extern "C" fn vnat_rs_nl_dump(
     if let Some(k) = last {
         let (sk, addr, port) = k.to_raw();
         args[0] = sk as c_long;
-        args[1] = addr as c_long;
-        args[2] = port as c_long;
+        args[1] = (addr[0] >> 32) as u32 as c_long;
+        args[2] = addr[0] as u32 as c_long;
+        args[3] = (addr[1] >> 32) as u32 as c_long;
+        args[4] = addr[1] as u32 as c_long;
+        args[5] = port as c_long;
     }
 }
 
@@ -140,12 +159,17 @@ fn nothing_matches(which: &Selector) -> Refusal {
 }
 
 /// Called by the shim for `conn-resume`: the connections `r` selects
-/// resume at `r.new_addr`; if that is 0, at the address the host would use
-/// now to reach the first one's peer, written back to `r.new_addr`.
-/// Returns how many connections that covers, or a negative errno with its
-/// reason in `why`: `EINVAL` for a zero address, `ENOENT` when nothing
-/// matches, `EALREADY` when everything that matches is at the new address,
-/// `EHOSTUNREACH` when no address could be chosen.
+/// resume at `r.new_addr` (the shim checked that it is local); if that is
+/// all zero (none given), at the address the host would use now to reach
+/// the first one's peer, written back to `r.new_addr`. A new address of
+/// the other family than some of the connections is queued as it is: a
+/// connection keeps its family, and vnatd decides what becomes of those
+/// (`migration.rs`). Returns how many connections that covers, or a
+/// negative errno with its reason in `why`: `EINVAL` for a zero address or
+/// a five-tuple of two families, `EADDRNOTAVAIL` for a link-local new
+/// address, `ENOENT` when nothing matches, `EALREADY` when everything that
+/// matches is at the new address, `EHOSTUNREACH` when no address could be
+/// chosen.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_resume(
     state: *const c_void,
@@ -160,8 +184,7 @@ extern "C" fn vnat_rs_nl_resume(
 
 fn resume(state: &NetState, r: &mut ffi::NlResume) -> Result<c_int, Refusal> {
     let which = selector(r)?;
-    let mut to = u32::from_be(r.new_addr);
-    if to == 0 {
+    let to = if r.new_addr == RawAddr::default() {
         let mut peer = None;
         state.connections.for_each(|_, c| {
             if peer.is_none() && which.matches(c) {
@@ -169,11 +192,20 @@ fn resume(state: &NetState, r: &mut ffi::NlResume) -> Result<c_int, Refusal> {
             }
         });
         let peer = peer.ok_or_else(|| nothing_matches(&which))?;
-        to = state.net().route_source(peer).ok_or(Refusal::new(
+        let to = state.net().route_source(peer).ok_or(Refusal::new(
             EHOSTUNREACH,
             c"no route to the peer to choose an address by: give new-addr",
         ))?;
-        r.new_addr = to.to_be();
+        r.new_addr = RawAddr::from(to);
+        to
+    } else {
+        IpAddr::from(r.new_addr)
+    };
+    if Endpoint::from_ip(to, 0).is_link_local() {
+        return Err(Refusal::new(
+            EADDRNOTAVAIL,
+            c"new-addr is link-local, which means nothing without its interface",
+        ));
     }
     let (mut matching, mut to_move): (c_int, c_int) = (0, 0);
     state.connections.for_each(|_, c| {
@@ -198,27 +230,50 @@ fn resume(state: &NetState, r: &mut ffi::NlResume) -> Result<c_int, Refusal> {
     Ok(to_move)
 }
 
+/// The virtual endpoints of the five-tuple `r` names (IPv4 ones as IPv4,
+/// also if the request gave them v4-mapped in the `*-addr6` form); `EINVAL`
+/// if they are of two families, which no connection has.
+fn tuple(r: &ffi::NlResume) -> Result<(Endpoint, Endpoint), Refusal> {
+    let local = Endpoint::from_ip(r.local_addr.into(), u16::from_be(r.local_port));
+    let remote = Endpoint::from_ip(r.remote_addr.into(), u16::from_be(r.remote_port));
+    if !local.same_family(&remote) {
+        return Err(Refusal::new(
+            EINVAL,
+            c"local and remote addresses of two families: a connection has one",
+        ));
+    }
+    Ok((local, remote))
+}
+
 /// The connections a `conn-resume` or `conn-suspend` request selects.
 fn selector(r: &ffi::NlResume) -> Result<Selector, Refusal> {
     let which = match ffi::NlBy::try_from(r.by)? {
-        ffi::NlBy::Address => Selector::Address(u32::from_be(r.local_addr)),
+        ffi::NlBy::Address => Selector::Address(r.local_addr.into()),
         ffi::NlBy::Pid => Selector::Pid(r.pid as i32),
-        ffi::NlBy::Connection => Selector::Connection {
-            proto: r.proto,
-            local: Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port)),
-            remote: Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port)),
-        },
+        ffi::NlBy::Connection => {
+            let (local, remote) = tuple(r)?;
+            Selector::Connection {
+                proto: r.proto,
+                local,
+                remote,
+            }
+        }
     };
-    if which == Selector::Address(0) {
-        return Err(Refusal::new(EINVAL, c"local-addr 0.0.0.0 is no address"));
+    match which {
+        Selector::Address(IpAddr::V4(a)) if a.is_unspecified() => {
+            Err(Refusal::new(EINVAL, c"local-addr 0.0.0.0 is no address"))
+        }
+        Selector::Address(IpAddr::V6(a)) if a.is_unspecified() => {
+            Err(Refusal::new(EINVAL, c"local-addr6 :: is no address"))
+        }
+        _ => Ok(which),
     }
-    Ok(which)
 }
 
 /// Called by the shim for `conn-suspend`: the connections `r` selects are
 /// suspended. Returns how many that covers, or a negative errno with its
-/// reason in `why`: `EINVAL` (address 0), `ENOENT` (nothing matches),
-/// `EALREADY` (all of them are suspended).
+/// reason in `why`: `EINVAL` (address 0, a five-tuple of two families),
+/// `ENOENT` (nothing matches), `EALREADY` (all of them are suspended).
 #[no_mangle]
 extern "C" fn vnat_rs_nl_suspend(
     state: *const c_void,
@@ -260,8 +315,8 @@ fn suspend(state: &NetState, r: &ffi::NlResume) -> Result<c_int, Refusal> {
 /// names (`by` is five-tuple) become `policy` and `helper`, each unless
 /// `u8::MAX` (what the shim passes for an attribute the request did not
 /// carry). `default` (either) makes the connection follow its knob
-/// (`conflict_policy`, `suspend_helper`). Returns 0, or `-ENOENT` with its
-/// reason in `why`.
+/// (`conflict_policy`, `suspend_helper`). Returns 0, or `-ENOENT` (or
+/// `-EINVAL` for a five-tuple of two families) with its reason in `why`.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_set(
     state: *const c_void,
@@ -275,8 +330,7 @@ extern "C" fn vnat_rs_nl_set(
 }
 
 fn set(state: &NetState, r: &ffi::NlResume, policy: u8, helper: u8) -> Result<c_int, Refusal> {
-    let local = Endpoint::new(u32::from_be(r.local_addr), u16::from_be(r.local_port));
-    let remote = Endpoint::new(u32::from_be(r.remote_addr), u16::from_be(r.remote_port));
+    let (local, remote) = tuple(r)?;
     // Values the request's policy refuses do not come here; u8::MAX is
     // "not given".
     let policy = Policy::try_from(policy).ok();

@@ -159,11 +159,12 @@ impl NetState {
     }
 }
 
-/// Formats an IPv4 address in host byte order as dotted quad.
-pub(crate) struct Ipv4(pub(crate) u32);
+/// Shows what core formats (an address, an endpoint) in the kernel's
+/// formatting macros, which take their own `Display`.
+pub(crate) struct Show<T>(pub(crate) T);
 
-impl kernel::fmt::Display for Ipv4 {
+impl<T: core::fmt::Display> kernel::fmt::Display for Show<T> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        core::fmt::Display::fmt(&core::net::Ipv4Addr::from_bits(self.0), f)
+        core::fmt::Display::fmt(&self.0, f)
     }
 }

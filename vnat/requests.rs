@@ -9,34 +9,35 @@ use crate::{
     vcmp::Endpoint,
     virtualization::{State, VirtualConnection},
 };
+use core::net::IpAddr;
 use kernel::{new_spinlock_irq, prelude::*, sync::SpinLockIrq};
 
 /// Which connections a request moves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Selector {
-    /// Those whose local physical address is this one (host byte order):
+    /// Those whose local physical address is this one:
     /// a host's move.
-    Address(u32),
+    Address(IpAddr),
     /// Those opened by this process (thread group id): a process's move.
     Pid(i32),
     /// Those whose local physical address is `from` and whose peer's
     /// (remote physical) is `peer`, and that are neither in the middle of
     /// a move nor suspended: the connections whose route changed.
     Path {
-        /// Local physical address (host byte order).
-        from: u32,
-        /// Remote physical address (host byte order).
-        peer: u32,
+        /// Local physical address.
+        from: IpAddr,
+        /// Remote physical address.
+        peer: IpAddr,
     },
     /// Every connection: the host goes to sleep.
     All,
     /// Those that system sleep suspended, on this path (as
     /// [`Selector::Path`]): the host woke up.
     Slept {
-        /// Local physical address (host byte order).
-        from: u32,
-        /// Remote physical address (host byte order).
-        peer: u32,
+        /// Local physical address.
+        from: IpAddr,
+        /// Remote physical address.
+        peer: IpAddr,
     },
     /// The one with these virtual endpoints.
     Connection {
@@ -77,23 +78,13 @@ impl Selector {
 
 impl kernel::fmt::Display for Selector {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let ip = core::net::Ipv4Addr::from_bits;
         match self {
-            Selector::Address(a) => write!(f, "from {}", ip(*a)),
+            Selector::Address(a) => write!(f, "from {a}"),
             Selector::Pid(p) => write!(f, "of pid {p}"),
-            Selector::Path { from, peer } => write!(f, "from {} to {}", ip(*from), ip(*peer)),
+            Selector::Path { from, peer } => write!(f, "from {from} to {peer}"),
             Selector::All => write!(f, "of the host"),
-            Selector::Slept { from, peer } => {
-                write!(f, "from {} to {}, asleep", ip(*from), ip(*peer))
-            }
-            Selector::Connection { local, remote, .. } => write!(
-                f,
-                "{}:{} -> {}:{}",
-                ip(local.addr),
-                local.port,
-                ip(remote.addr),
-                remote.port
-            ),
+            Selector::Slept { from, peer } => write!(f, "from {from} to {peer}, asleep"),
+            Selector::Connection { local, remote, .. } => write!(f, "{local} -> {remote}"),
         }
     }
 }
@@ -107,7 +98,7 @@ pub(crate) enum Request {
         /// Which connections.
         which: Selector,
         /// The address they use from now on.
-        to: u32,
+        to: IpAddr,
     },
     /// The selected connections are suspended here (paper 3.3.1).
     Suspend {
@@ -131,7 +122,7 @@ pub(crate) struct Requests {
 
 struct RequestsInner {
     queue: KVec<Request>,
-    lost: KVec<u32>,
+    lost: KVec<IpAddr>,
     reroute: bool,
 }
 
@@ -155,7 +146,7 @@ impl Requests {
 
     /// Remembers that `addr` went away while connections used it; `false`
     /// if memory was short.
-    pub(crate) fn address_lost(&self, addr: u32) -> bool {
+    pub(crate) fn address_lost(&self, addr: IpAddr) -> bool {
         let mut inner = self.inner.lock();
         inner.lost.contains(&addr) || inner.lost.push(addr, GFP_ATOMIC).is_ok()
     }
@@ -172,14 +163,17 @@ impl Requests {
         core::mem::take(&mut self.inner.lock().reroute)
     }
 
-    /// `addr` appeared: queues a move to it of what used each lost address.
-    /// Returns whether a request was queued.
-    pub(crate) fn address_found(&self, addr: u32) -> bool {
-        let mut inner = self.inner.lock();
-        let lost = core::mem::take(&mut inner.lost);
+    /// `addr` appeared: queues a move to it of what used each lost address
+    /// of its family (a connection keeps its family; the lost addresses of
+    /// the other wait for an address of theirs). Returns whether a request
+    /// was queued.
+    pub(crate) fn address_found(&self, addr: IpAddr) -> bool {
+        let mut guard = self.inner.lock();
+        let inner = &mut *guard;
         let mut queued = false;
-        for from in lost {
-            if from != addr
+        for &from in inner.lost.iter() {
+            if from.is_ipv6() == addr.is_ipv6()
+                && from != addr
                 && inner
                     .queue
                     .push(
@@ -194,6 +188,7 @@ impl Requests {
                 queued = true;
             }
         }
+        inner.lost.retain(|from| from.is_ipv6() != addr.is_ipv6());
         queued
     }
 }

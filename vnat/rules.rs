@@ -25,7 +25,7 @@ use crate::{
     vcmp::Endpoint,
     virtualization::{ConnectionTable, HookHits, Key, State, VirtualConnection},
 };
-use core::ptr;
+use core::{net::IpAddr, ptr};
 use kernel::{
     prelude::*,
     sync::{
@@ -170,7 +170,7 @@ impl RuleTable {
             let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
             slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
             let mut owners = KVVec::with_capacity(cap, GFP_KERNEL)?;
-            owners.extend_with(cap, Key::from_raw(0, 0, 0), GFP_KERNEL)?;
+            owners.extend_with(cap, Key::from_raw(0, [0, 0], 0), GFP_KERNEL)?;
             let mut hits = KVVec::with_capacity(cap, GFP_KERNEL)?;
             for _ in 0..cap {
                 hits.push(
@@ -377,13 +377,13 @@ impl RuleTable {
 
     /// Location hiding: the virtual address of the peer that moved to
     /// `physical`, if one did. Takes the RCU read lock itself.
-    pub(crate) fn hidden_peer(&self, physical: u32) -> Option<u32> {
+    pub(crate) fn hidden_peer(&self, physical: IpAddr) -> Option<IpAddr> {
         self.read(|rules| rules?.moves.remote_virtual_of(physical))
     }
 
     /// Location hiding: whether `addr` is a virtual address this host moved
     /// away from. Takes the RCU read lock itself.
-    pub(crate) fn hidden_local(&self, addr: u32) -> bool {
+    pub(crate) fn hidden_local(&self, addr: IpAddr) -> bool {
         self.read(|rules| rules.is_some_and(|r| r.moves.is_local_virtual(addr)))
     }
 

@@ -2,8 +2,9 @@
 
 //! Connection translation (paper sections 3.2 and 4.2).
 //!
-//! VNAT translates migrated connections with four IPv4 netfilter hooks,
-//! registered per namespace by the shim at the points the paper gives:
+//! VNAT translates migrated connections with four netfilter hooks per
+//! family (IPv4 and IPv6), registered per namespace by the shim at the
+//! points the paper gives (`NF_IP6_PRI_*` alike for IPv6):
 //!
 //! | hook        | priority             | translation (once migrated)          |
 //! |-------------|----------------------|--------------------------------------|
@@ -61,7 +62,8 @@ const fn translated_counter(h: Hook) -> Counter {
     }
 }
 
-/// Called by the shim's hook function for every IPv4 packet at each hook.
+/// Called by the shim's hook function for every IPv4 and IPv6 packet at
+/// each hook.
 #[no_mangle]
 extern "C" fn vnat_rs_hook(
     state: *const c_void,
@@ -172,15 +174,19 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
         // virtual one.
         skb.route_local(t.dst.addr).map_err(|_| EHOSTUNREACH)?;
     }
+    // A rule never changes a packet's family (a connection keeps its own).
+    if !rewrite.src.same_family(&t.src) || !rewrite.dst.same_family(&t.dst) {
+        return Err(EINVAL);
+    }
     // Making the headers writable may move them: they are found again.
     let h = skb.headers_mut()?;
     let mut pkt = Packet::new(h.bytes, h.partial).ok_or(EINVAL)?;
     let mut changes = [None, None];
     if t.src != rewrite.src {
-        changes[0] = pkt.rewrite(false, t.src, rewrite.src);
+        changes[0] = pkt.rewrite(false, t.src, rewrite.src).map_err(|_| EINVAL)?;
     }
     if t.dst != rewrite.dst {
-        changes[1] = pkt.rewrite(true, t.dst, rewrite.dst);
+        changes[1] = pkt.rewrite(true, t.dst, rewrite.dst).map_err(|_| EINVAL)?;
     }
     if let Some(csum) = h.csum {
         // `skb->csum` sums the words as the CPU loads them: give it the
@@ -207,8 +213,8 @@ mod tests {
         b[2..4].copy_from_slice(&44u16.to_be_bytes());
         b[8] = 64;
         b[9] = PROTO_TCP;
-        b[12..16].copy_from_slice(&src.addr.to_be_bytes());
-        b[16..20].copy_from_slice(&dst.addr.to_be_bytes());
+        b[12..16].copy_from_slice(&src.octets16()[12..]);
+        b[16..20].copy_from_slice(&dst.octets16()[12..]);
         b[20..22].copy_from_slice(&src.port.to_be_bytes());
         b[22..24].copy_from_slice(&dst.port.to_be_bytes());
         b[32] = 0x50;
@@ -248,7 +254,7 @@ mod tests {
         );
         let mut buf = packet(a, b);
         let mut pkt = Packet::new(&mut buf[..40], false).unwrap();
-        pkt.rewrite(false, a, c);
+        assert!(pkt.rewrite(false, a, c).is_ok());
         assert_eq!(
             pkt.tuple(),
             Tuple {
@@ -259,5 +265,57 @@ mod tests {
         );
         let want = packet(c, b);
         assert_eq!(buf, want);
+    }
+
+    /// An IPv6 + TCP header with a valid checksum (RFC 8200 8.1 pseudo
+    /// header) over a small payload.
+    fn packet6(src: Endpoint, dst: Endpoint) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0] = 0x60;
+        b[4..6].copy_from_slice(&24u16.to_be_bytes());
+        b[6] = PROTO_TCP;
+        b[7] = 64;
+        b[8..24].copy_from_slice(&src.octets16());
+        b[24..40].copy_from_slice(&dst.octets16());
+        b[40..42].copy_from_slice(&src.port.to_be_bytes());
+        b[42..44].copy_from_slice(&dst.port.to_be_bytes());
+        b[52] = 0x50;
+        b[60..64].copy_from_slice(b"vnat");
+        let mut s = 0;
+        for w in b[8..40].chunks(2) {
+            s = checksum::add(s, u16::from_be_bytes([w[0], w[1]]));
+        }
+        s = checksum::add(s, 24);
+        s = checksum::add(s, u16::from(PROTO_TCP));
+        let c = checksum::checksum(s, &b[40..]);
+        b[56..58].copy_from_slice(&c.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn ipv6_rewrite_keeps_the_checksum_valid() {
+        let v6 = |last: u8, port| {
+            let mut a = [0u8; 16];
+            a[..4].copy_from_slice(&[0xfd, 0, 0, 1]);
+            a[15] = last;
+            Endpoint::from_v6(a, port)
+        };
+        let (a, b, c) = (v6(2, 40000), v6(9, 5000), v6(0x22, 40001));
+        let mut buf = packet6(a, b);
+        let mut pkt = Packet::new(&mut buf[..60], false).unwrap();
+        assert!(pkt.rewrite(false, a, c).is_ok());
+        // An IPv4 endpoint is never written into an IPv6 packet.
+        assert!(pkt
+            .rewrite(true, b, Endpoint::new(0x0a00_0902, 5000))
+            .is_err());
+        assert_eq!(
+            pkt.tuple(),
+            Tuple {
+                proto: PROTO_TCP,
+                src: c,
+                dst: b
+            }
+        );
+        assert_eq!(buf, packet6(c, b));
     }
 }

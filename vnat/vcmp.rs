@@ -55,6 +55,8 @@
 //! includes it, and so does the host crate `tools/vnat-proto`, whose tests and
 //! fuzz targets exercise it.
 
+use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 /// The VCMP version this implementation speaks.
 pub const VERSION: u8 = 1;
 /// Command code of `VNAT_UPD` (figure 3-4).
@@ -84,36 +86,144 @@ pub const MSG_LEN: usize = 20;
 /// The well-known TCP port of `vnatd` (paper section 4.3).
 pub const DEFAULT_PORT: u16 = 2031;
 
-/// An IPv4 endpoint: address and port, both in host byte order.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// An endpoint: an IPv4 or IPv6 address and a port in host byte order.
+///
+/// An IPv4 connection of a dual-stack socket (an `AF_INET6` socket with
+/// `::ffff:a.b.c.d` addresses) has IPv4 endpoints: it is IPv4 on the wire.
+/// A connection keeps its family: both its endpoints, virtual and
+/// physical, are of one family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
-    /// IPv4 address, host byte order (`10.0.0.1` is `0x0a00_0001`).
-    pub addr: u32,
+    /// The address.
+    pub addr: IpAddr,
     /// Port, host byte order.
     pub port: u16,
 }
 
+impl Default for Endpoint {
+    fn default() -> Self {
+        Self::new(0, 0)
+    }
+}
+
 impl Endpoint {
-    /// Creates an endpoint from an address and a port in host byte order.
+    /// The first endpoint in the order of endpoints (`0.0.0.0:0`: IPv4
+    /// comes before IPv6).
+    pub const MIN: Self = Self::new(0, 0);
+
+    /// An IPv4 endpoint from an address and a port in host byte order
+    /// (`10.0.0.1` is `0x0a00_0001`).
     pub const fn new(addr: u32, port: u16) -> Self {
+        Self {
+            addr: IpAddr::V4(Ipv4Addr::from_bits(addr)),
+            port,
+        }
+    }
+
+    /// An endpoint of `addr`, which is IPv4 if it is IPv4-mapped.
+    pub const fn from_ip(addr: IpAddr, port: u16) -> Self {
+        let addr = match addr {
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => addr,
+            },
+            IpAddr::V4(_) => addr,
+        };
         Self { addr, port }
+    }
+
+    /// An IPv6 endpoint from the address's 16 bytes, as on the wire
+    /// (IPv4-mapped ones make an IPv4 endpoint).
+    pub const fn from_v6(addr: [u8; 16], port: u16) -> Self {
+        Self::from_ip(
+            IpAddr::V6(Ipv6Addr::from_bits(u128::from_be_bytes(addr))),
+            port,
+        )
+    }
+
+    /// The IPv4 address in host byte order, if the endpoint is IPv4.
+    pub const fn v4(&self) -> Option<u32> {
+        match self.addr {
+            IpAddr::V4(a) => Some(a.to_bits()),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    /// Whether the endpoint is IPv6 (and not IPv4-mapped).
+    pub const fn is_v6(&self) -> bool {
+        matches!(self.addr, IpAddr::V6(_))
+    }
+
+    /// Whether `other` is of the same family.
+    pub const fn same_family(&self, other: &Endpoint) -> bool {
+        self.is_v6() == other.is_v6()
+    }
+
+    /// The address's 16 bytes as on the wire: IPv6, or IPv4 as
+    /// `::ffff:a.b.c.d` (RFC 4291 2.5.5.2).
+    pub const fn octets16(&self) -> [u8; 16] {
+        match self.addr {
+            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V6(a) => a.octets(),
+        }
+    }
+
+    /// The same endpoint with another port.
+    pub const fn with_port(&self, port: u16) -> Self {
+        Self {
+            addr: self.addr,
+            port,
+        }
     }
 
     /// Whether address and port are both non-zero, as every endpoint of an
     /// established connection is.
     pub const fn is_specified(&self) -> bool {
-        self.addr != 0 && self.port != 0
+        let unspecified = match self.addr {
+            IpAddr::V4(a) => a.to_bits() == 0,
+            IpAddr::V6(a) => a.to_bits() == 0,
+        };
+        !unspecified && self.port != 0
     }
 
     /// Whether the address can never be another host's physical address
-    /// (a "martian"): "this network" 0.0.0.0/8, loopback 127.0.0.0/8,
-    /// multicast 224.0.0.0/4, and 240.0.0.0/4 with the limited broadcast
-    /// 255.255.255.255. A VCMP message naming one is refused; whether an
-    /// address is one of the receiving host's own, or a broadcast address
-    /// of its subnets, only that host can tell.
+    /// (a "martian"). IPv4: "this network" 0.0.0.0/8, loopback
+    /// 127.0.0.0/8, multicast 224.0.0.0/4, and 240.0.0.0/4 with the limited
+    /// broadcast 255.255.255.255. IPv6: the unspecified address, loopback,
+    /// multicast ff00::/8, and the IPv4-compatible ::/96 (deprecated). A
+    /// VCMP message naming one is refused; whether an address is one of the
+    /// receiving host's own, or a broadcast address of its subnets, only
+    /// that host can tell.
     pub const fn is_martian(&self) -> bool {
-        let first = (self.addr >> 24) as u8;
-        first == 0 || first == 127 || first >= 224
+        match self.addr {
+            IpAddr::V4(a) => {
+                let first = a.octets()[0];
+                first == 0 || first == 127 || first >= 224
+            }
+            IpAddr::V6(a) => {
+                let o = a.octets();
+                o[0] == 0xff || a.to_bits() >> 32 == 0
+            }
+        }
+    }
+
+    /// Whether the address is an IPv6 link-local one (fe80::/10), which
+    /// means nothing without its interface: not an address to move to.
+    pub const fn is_link_local(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(_) => false,
+            IpAddr::V6(a) => a.octets()[0] == 0xfe && a.octets()[1] & 0xc0 == 0x80,
+        }
+    }
+}
+
+impl core::fmt::Display for Endpoint {
+    /// `a.b.c.d:port` or `[v6]:port`.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.addr {
+            IpAddr::V4(a) => write!(f, "{}:{}", a, self.port),
+            IpAddr::V6(a) => write!(f, "[{}]:{}", a, self.port),
+        }
     }
 }
 
@@ -147,7 +257,7 @@ impl UpdateReply {
 
     /// Whether the reply refuses the update.
     pub const fn is_refused(&self) -> bool {
-        self.local_physical.addr == 0 && self.local_physical.port == 0
+        self.local_physical.addr.is_unspecified() && self.local_physical.port == 0
     }
 }
 
@@ -169,7 +279,7 @@ impl SuspendReply {
 
     /// Whether the peer had no such connection.
     pub const fn is_refused(&self) -> bool {
-        self.local_physical.addr == 0 && self.local_physical.port == 0
+        self.local_physical.addr.is_unspecified() && self.local_physical.port == 0
     }
 }
 
@@ -231,6 +341,16 @@ fn be32(b: &[u8; MSG_LEN], at: usize) -> u32 {
     u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
+/// An endpoint's IPv4 address as version 1 carries it; an IPv6 one, which
+/// version 1 cannot carry, as 0.0.0.0, which the receiver refuses (the
+/// module sends IPv6 connections' messages only in version 2).
+const fn v4_bytes(e: &Endpoint) -> [u8; 4] {
+    match e.v4() {
+        Some(a) => a.to_be_bytes(),
+        None => [0; 4],
+    }
+}
+
 impl Message {
     /// Encodes the message into its 20-byte wire form.
     pub fn encode(&self) -> [u8; MSG_LEN] {
@@ -245,21 +365,21 @@ impl Message {
                     (_, true) => CMD_SUS_UDP,
                 };
                 b[2..4].copy_from_slice(&u.remote_virtual.port.to_be_bytes());
-                b[4..8].copy_from_slice(&u.remote_virtual.addr.to_be_bytes());
-                b[8..12].copy_from_slice(&u.local_virtual.addr.to_be_bytes());
-                b[12..16].copy_from_slice(&u.local_physical.addr.to_be_bytes());
+                b[4..8].copy_from_slice(&v4_bytes(&u.remote_virtual));
+                b[8..12].copy_from_slice(&v4_bytes(&u.local_virtual));
+                b[12..16].copy_from_slice(&v4_bytes(&u.local_physical));
                 b[16..18].copy_from_slice(&u.local_virtual.port.to_be_bytes());
                 b[18..20].copy_from_slice(&u.local_physical.port.to_be_bytes());
             }
             Self::UpdateReply(r) => {
                 b[1] = CMD_UPD_R;
-                b[12..16].copy_from_slice(&r.local_physical.addr.to_be_bytes());
+                b[12..16].copy_from_slice(&v4_bytes(&r.local_physical));
                 b[18..20].copy_from_slice(&r.local_physical.port.to_be_bytes());
             }
             Self::SuspendReply(r) => {
                 b[1] = CMD_SUS_R;
                 b[2..4].copy_from_slice(&u16::from(r.helper).to_be_bytes());
-                b[12..16].copy_from_slice(&r.local_physical.addr.to_be_bytes());
+                b[12..16].copy_from_slice(&v4_bytes(&r.local_physical));
                 b[18..20].copy_from_slice(&r.local_physical.port.to_be_bytes());
             }
         }

@@ -128,36 +128,23 @@ impl Addr {
         port: 0,
     };
 
-    /// `e` as `::ffff:a.b.c.d`.
-    pub const fn from_v4(e: Endpoint) -> Self {
-        let a = e.addr.to_be_bytes();
+    /// `e` on the wire: IPv6, or IPv4 as `::ffff:a.b.c.d`.
+    pub const fn from_endpoint(e: Endpoint) -> Self {
         Self {
-            ip: [
-                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a[0], a[1], a[2], a[3],
-            ],
+            ip: e.octets16(),
             port: e.port,
         }
     }
 
-    /// The IPv4 endpoint, if the address is IPv4-mapped.
-    pub fn v4(&self) -> Option<Endpoint> {
-        let (prefix, a) = self.ip.split_at(12);
-        if prefix != [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff] {
-            return None;
-        }
-        Some(Endpoint::new(
-            u32::from_be_bytes([a[0], a[1], a[2], a[3]]),
-            self.port,
-        ))
+    /// The endpoint: IPv4 if the address is IPv4-mapped, else IPv6.
+    pub const fn endpoint(&self) -> Endpoint {
+        Endpoint::from_v6(self.ip, self.port)
     }
 
     /// Whether neither the address nor the port is zero (for an IPv4-mapped
     /// address, the IPv4 address).
-    pub fn is_specified(&self) -> bool {
-        match self.v4() {
-            Some(e) => e.is_specified(),
-            None => self.port != 0 && self.ip != [0; 16],
-        }
+    pub const fn is_specified(&self) -> bool {
+        self.endpoint().is_specified()
     }
 }
 
@@ -255,21 +242,25 @@ impl Update {
             proto: u.proto,
             key_id,
             counter,
-            remote_virtual: Addr::from_v4(u.remote_virtual),
-            local_virtual: Addr::from_v4(u.local_virtual),
-            local_physical: Addr::from_v4(u.local_physical),
+            remote_virtual: Addr::from_endpoint(u.remote_virtual),
+            local_virtual: Addr::from_endpoint(u.local_virtual),
+            local_physical: Addr::from_endpoint(u.local_physical),
         }
     }
 
-    /// The paper's fields, if every endpoint is IPv4 (this version of the
-    /// module moves only IPv4 connections).
+    /// The paper's fields, if every endpoint is of one family (a
+    /// connection keeps its family: an update that moves an IPv4 one to an
+    /// IPv6 address, or names endpoints of both, is refused).
     pub fn to_v1(&self) -> Option<crate::vcmp::Update> {
-        Some(crate::vcmp::Update {
+        let u = crate::vcmp::Update {
             proto: self.proto,
-            remote_virtual: self.remote_virtual.v4()?,
-            local_virtual: self.local_virtual.v4()?,
-            local_physical: self.local_physical.v4()?,
-        })
+            remote_virtual: self.remote_virtual.endpoint(),
+            local_virtual: self.local_virtual.endpoint(),
+            local_physical: self.local_physical.endpoint(),
+        };
+        (u.remote_virtual.same_family(&u.local_virtual)
+            && u.local_virtual.same_family(&u.local_physical))
+        .then_some(u)
     }
 }
 
@@ -293,12 +284,12 @@ pub struct Reply {
 
 impl Reply {
     /// The paper's `VNAT_UPD_R` with what this UPD_R says: the replier's
-    /// physical endpoint, or a refusal (also when it is not IPv4).
+    /// physical endpoint, or a refusal.
     pub fn to_v1_update(&self) -> crate::vcmp::UpdateReply {
-        match self.local_physical.v4() {
-            Some(local_physical) if self.status == STATUS_OK => {
-                crate::vcmp::UpdateReply { local_physical }
-            }
+        match self.status {
+            STATUS_OK => crate::vcmp::UpdateReply {
+                local_physical: self.local_physical.endpoint(),
+            },
             _ => crate::vcmp::UpdateReply::REFUSED,
         }
     }
@@ -306,9 +297,9 @@ impl Reply {
     /// The `VNAT_SUS_R` with what this SUS_R says, as
     /// [`Reply::to_v1_update`] does.
     pub fn to_v1_suspend(&self) -> crate::vcmp::SuspendReply {
-        match self.local_physical.v4() {
-            Some(local_physical) if self.status == STATUS_OK => crate::vcmp::SuspendReply {
-                local_physical,
+        match self.status {
+            STATUS_OK => crate::vcmp::SuspendReply {
+                local_physical: self.local_physical.endpoint(),
                 helper: self.helper,
             },
             _ => crate::vcmp::SuspendReply::REFUSED,

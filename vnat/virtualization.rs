@@ -319,44 +319,49 @@ impl VirtualConnection {
 pub(crate) struct Key {
     /// The socket.
     pub(crate) sk: SockKey,
-    remote: (u32, u16),
+    remote: Endpoint,
 }
 
 impl Key {
     fn of(sk: SockKey, c: &VirtualConnection) -> Self {
-        let r = c.remote();
         Self {
             sk,
-            remote: (r.addr, r.port),
+            remote: c.remote(),
         }
     }
 
     /// The first key of socket `sk`, in key order.
     fn first(sk: SockKey) -> Self {
-        Self { sk, remote: (0, 0) }
+        Self {
+            sk,
+            remote: Endpoint::MIN,
+        }
     }
 
-    /// The key as three numbers, to be kept outside the table (a netlink
-    /// dump's position).
-    pub(crate) fn to_raw(self) -> (usize, u32, u16) {
-        (self.sk, self.remote.0, self.remote.1)
+    /// The key as numbers, to be kept outside the table (a netlink dump's
+    /// position): the socket, the remote address's 16 bytes (IPv4
+    /// v4-mapped) as two halves, and the port.
+    pub(crate) fn to_raw(self) -> (usize, [u64; 2], u16) {
+        let b = u128::from_be_bytes(self.remote.octets16());
+        (self.sk, [(b >> 64) as u64, b as u64], self.remote.port)
     }
 
     /// The key [`Key::to_raw`] gave; it may no longer be in the table.
-    pub(crate) fn from_raw(sk: usize, addr: u32, port: u16) -> Self {
+    pub(crate) fn from_raw(sk: usize, addr: [u64; 2], port: u16) -> Self {
+        let b = (u128::from(addr[0]) << 64) | u128::from(addr[1]);
         Self {
             sk,
-            remote: (addr, port),
+            remote: Endpoint::from_v6(b.to_be_bytes(), port),
         }
     }
 }
 
 /// A virtual 5-tuple: protocol, local address and port, remote address and
 /// port.
-type TupleKey = (u8, u32, u16, u32, u16);
+type TupleKey = (u8, Endpoint, Endpoint);
 
 fn tuple_key(proto: u8, l: Endpoint, r: Endpoint) -> TupleKey {
-    (proto, l.addr, l.port, r.addr, r.port)
+    (proto, l, r)
 }
 
 fn tuple_key_of(c: &VirtualConnection) -> TupleKey {

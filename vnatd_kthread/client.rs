@@ -37,6 +37,7 @@ use crate::{
     vcmp2::{self, Frame, StreamReader, MAX_LEN},
     virtualization::Key,
 };
+use core::net::IpAddr;
 use kernel::{
     prelude::*,
     time::{Delta, Instant, Monotonic},
@@ -105,7 +106,7 @@ impl<'a> Client<'a> {
         Ok(Self {
             sock,
             from,
-            observed: Endpoint::new(from.addr(), port),
+            observed: Endpoint::from_ip(from.addr(), port),
             reader: StreamReader::new(),
             stream: None,
             hello: false,
@@ -117,7 +118,7 @@ impl<'a> Client<'a> {
     }
 
     /// The address the client connects from.
-    pub(super) fn from(&self) -> u32 {
+    pub(super) fn from(&self) -> IpAddr {
         self.from.addr()
     }
 

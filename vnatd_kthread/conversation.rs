@@ -44,11 +44,12 @@ use crate::{
     ffi::{self, random_u32},
     ffi::{HmacSha256, Secret},
     knobs::{peer_vcmp_port, RESUME_DEADLINE_S, VCMP_RETRIES, VCMP_TIMEOUT_MS},
-    netns::{Ipv4, NetState},
+    netns::{NetState, Show},
     vcmp::{self, Endpoint, Message, SuspendReply, UpdateReply, MSG_LEN},
     vcmp2::{self, Frame, KeyRequest, StreamReader, MAX_LEN},
     virtualization::{Key, State, VcmpState},
 };
+use core::net::IpAddr;
 use kernel::{
     prelude::*,
     time::{Delta, Instant, Monotonic},
@@ -155,7 +156,7 @@ pub(super) struct Conversation<'a> {
     peer: Source,
     /// The local address the messages name, which the peer believes them
     /// only from: the conversation's connections go from it.
-    from: u32,
+    from: IpAddr,
     /// It asks for keys (and carries nothing else).
     keying: bool,
     sock: Option<Watch<'a>>,
@@ -198,7 +199,7 @@ const RETRY_MAX_MS: u32 = 8000;
 impl<'a> Conversation<'a> {
     /// A conversation with the vnatd of `peer`, from local address `from`,
     /// asking for keys (`keying`) or not, with nothing queued yet.
-    pub(super) fn new(state: &'a NetState, peer: u32, from: u32, keying: bool) -> Self {
+    pub(super) fn new(state: &'a NetState, peer: IpAddr, from: IpAddr, keying: bool) -> Self {
         let now = Instant::now();
         Self {
             state,
@@ -227,12 +228,12 @@ impl<'a> Conversation<'a> {
     }
 
     /// The address of the peer's vnatd.
-    pub(super) fn peer(&self) -> u32 {
+    pub(super) fn peer(&self) -> IpAddr {
         self.peer.addr()
     }
 
     /// The local address it speaks from.
-    pub(super) fn from(&self) -> u32 {
+    pub(super) fn from(&self) -> IpAddr {
         self.from
     }
 
@@ -251,7 +252,7 @@ impl<'a> Conversation<'a> {
     /// request (`keying`) or not, may join this conversation's batch: it is
     /// of the same sort, with `peer` from `from`, and no attempt counts
     /// yet, so nothing of it went out.
-    pub(super) fn takes(&self, peer: u32, from: u32, keying: bool) -> bool {
+    pub(super) fn takes(&self, peer: IpAddr, from: IpAddr, keying: bool) -> bool {
         self.peer.addr() == peer && self.from == from && self.keying == keying && self.attempts == 0
     }
 
@@ -682,7 +683,10 @@ impl<'a> Conversation<'a> {
                     Ok(vcmp2::Message::UpdateReply(r))
                         if authentication::open_reply(state, key, b, &r, counter) =>
                     {
-                        Some((Message::UpdateReply(r.to_v1_update()), r.observed.v4()))
+                        Some((
+                            Message::UpdateReply(r.to_v1_update()),
+                            Some(r.observed.endpoint()),
+                        ))
                     }
                     Ok(vcmp2::Message::SuspendReply(r))
                         if authentication::open_reply(state, key, b, &r, counter) =>
@@ -757,7 +761,7 @@ impl<'a> Conversation<'a> {
             pr_info!(
                 "netns {}: vnatd of {} gave no keys after {} attempt(s); {} connection(s) left without\n",
                 self.state.net().inum(),
-                Ipv4(self.peer.addr()),
+                Show(self.peer.addr()),
                 self.attempts,
                 self.items.len() - self.answered
             );
@@ -765,7 +769,7 @@ impl<'a> Conversation<'a> {
             pr_warn!(
                 "netns {}: vnatd of {} did not answer after {} attempt(s); {} connection(s) left as they were\n",
                 self.state.net().inum(),
-                Ipv4(self.peer.addr()),
+                Show(self.peer.addr()),
                 self.attempts,
                 self.items.len() - self.answered
             );

@@ -7,7 +7,8 @@
 //! for its sockets' callbacks (see [`Watch`]).
 
 use crate::ffi::{self, Net, Waker};
-use core::ptr::NonNull;
+use crate::vcmp::Endpoint;
+use core::{mem::size_of, net::IpAddr, ptr::NonNull};
 use kernel::{bindings, error::to_result, prelude::*};
 
 // `vnat/shim/kthread.c`.
@@ -37,15 +38,57 @@ pub(crate) struct Socket {
 // value is only ever used by one thread at a time (it is not `Sync`).
 unsafe impl Send for Socket {}
 
-/// The IPv4 socket address `addr:port` (host byte order).
-fn sockaddr_in(addr: u32, port: u16) -> bindings::sockaddr_in {
-    bindings::sockaddr_in {
-        sin_family: bindings::AF_INET as u16,
-        sin_port: port.to_be(),
-        sin_addr: bindings::in_addr {
-            s_addr: addr.to_be(),
-        },
-        ..Default::default()
+/// A socket address of either family, as the kernel's calls take it.
+enum SockAddr {
+    V4(bindings::sockaddr_in),
+    V6(bindings::sockaddr_in6),
+}
+
+impl SockAddr {
+    /// The socket address `addr:port` (`addr` IPv4 or IPv6).
+    fn new(addr: IpAddr, port: u16) -> Self {
+        match addr {
+            IpAddr::V4(a) => Self::V4(bindings::sockaddr_in {
+                sin_family: bindings::AF_INET as u16,
+                sin_port: port.to_be(),
+                sin_addr: bindings::in_addr {
+                    s_addr: a.to_bits().to_be(),
+                },
+                ..Default::default()
+            }),
+            IpAddr::V6(a) => {
+                let mut sin6 = bindings::sockaddr_in6 {
+                    sin6_family: bindings::AF_INET6 as u16,
+                    sin6_port: port.to_be(),
+                    ..Default::default()
+                };
+                sin6.sin6_addr.in6_u.u6_addr8 = a.octets();
+                Self::V6(sin6)
+            }
+        }
+    }
+
+    /// The protocol family of a socket for it.
+    fn family(&self) -> c_int {
+        match self {
+            Self::V4(_) => bindings::PF_INET as c_int,
+            Self::V6(_) => bindings::PF_INET6 as c_int,
+        }
+    }
+
+    /// A pointer to it and its length, for `kernel_bind()` and
+    /// `kernel_connect()`, which copy it before they return.
+    fn raw(&mut self) -> (*mut bindings::sockaddr_unsized, c_int) {
+        match self {
+            Self::V4(sin) => (
+                (&raw mut *sin).cast(),
+                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
+            ),
+            Self::V6(sin6) => (
+                (&raw mut *sin6).cast(),
+                core::mem::size_of::<bindings::sockaddr_in6>() as c_int,
+            ),
+        }
     }
 }
 
@@ -60,14 +103,14 @@ pub(crate) enum Received {
 }
 
 impl Socket {
-    /// Creates an IPv4 TCP socket in `net`.
-    fn create(net: &Net) -> Result<Self> {
+    /// Creates a TCP socket of protocol family `family` in `net`.
+    fn create(net: &Net, family: c_int) -> Result<Self> {
         let mut raw: *mut bindings::socket = core::ptr::null_mut();
         // SAFETY: `net` is alive (its invariant); `raw` is a valid out pointer.
         to_result(unsafe {
             bindings::sock_create_kern(
                 net.as_ptr(),
-                bindings::PF_INET as c_int,
+                family,
                 bindings::sock_type_SOCK_STREAM as c_int,
                 bindings::IPPROTO_TCP as c_int,
                 &mut raw,
@@ -79,23 +122,22 @@ impl Socket {
         })
     }
 
-    /// Starts connecting from local address `from` to `addr:port` (host
-    /// byte order) without waiting; see [`Socket::is_established`] and
+    /// Starts connecting from local address `from` to `addr:port` (both
+    /// of one family) without waiting; see [`Socket::is_established`] and
     /// [`Socket::is_dead`].
-    pub(crate) fn connect(net: &Net, from: u32, addr: u32, port: u16) -> Result<Self> {
-        let sock = Self::create(net)?;
+    pub(crate) fn connect(net: &Net, from: IpAddr, addr: IpAddr, port: u16) -> Result<Self> {
+        if from.is_ipv6() != addr.is_ipv6() {
+            return Err(EAFNOSUPPORT);
+        }
+        let mut sa = SockAddr::new(addr, port);
+        let sock = Self::create(net, sa.family())?;
         sock.bind(from, 0)?;
-        let mut sin = sockaddr_in(addr, port);
-        // SAFETY: The socket is valid and unconnected; `sin` is a
-        // `sockaddr_in` of the given length, which `kernel_connect()` copies
-        // before returning.
+        let (ptr, len) = sa.raw();
+        // SAFETY: The socket is valid and unconnected; `ptr` is a socket
+        // address of its family and of length `len`, which
+        // `kernel_connect()` copies before returning.
         let err = unsafe {
-            bindings::kernel_connect(
-                sock.as_ptr(),
-                (&raw mut sin).cast(),
-                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
-                bindings::O_NONBLOCK as c_int,
-            )
+            bindings::kernel_connect(sock.as_ptr(), ptr, len, bindings::O_NONBLOCK as c_int)
         };
         if err != EINPROGRESS.to_errno() {
             to_result(err)?;
@@ -132,14 +174,22 @@ impl Socket {
         }
     }
 
-    /// Creates a socket in `net` listening on `0.0.0.0:port`.
-    /// The connections it accepts have send and receive buffers of
-    /// `buffer` bytes each (see [`Socket::limit_buffers`]).
+    /// Creates a socket in `net` listening on `[::]:port`, which takes
+    /// IPv4 connections too (v4-mapped); on `0.0.0.0:port` if the kernel
+    /// has no IPv6 (booted with `ipv6.disable=1`). The connections it
+    /// accepts have send and receive buffers of `buffer` bytes each (see
+    /// [`Socket::limit_buffers`]).
     pub(crate) fn listen(net: &Net, port: u16, backlog: i32, buffer: i32) -> Result<Self> {
-        let sock = Self::create(net)?;
+        let any6 = IpAddr::V6(core::net::Ipv6Addr::UNSPECIFIED);
+        let any4 = IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED);
+        let (sock, any) = match Self::create(net, bindings::PF_INET6 as c_int) {
+            Ok(sock) => (sock, any6),
+            Err(e) if e == EAFNOSUPPORT => (Self::create(net, bindings::PF_INET as c_int)?, any4),
+            Err(e) => return Err(e),
+        };
         // SAFETY: The socket is valid (freshly created above).
         unsafe { vnat_shim_sock_reuseaddr(sock.as_ptr()) };
-        sock.bind(0, port)?;
+        sock.bind(any, port)?;
         // Accepted sockets inherit them, also the window their handshake
         // offers.
         sock.limit_buffers(buffer);
@@ -148,18 +198,14 @@ impl Socket {
         Ok(sock)
     }
 
-    /// Binds the socket to `addr:port` (host byte order).
-    fn bind(&self, addr: u32, port: u16) -> Result {
-        let mut sin = sockaddr_in(addr, port);
-        // SAFETY: The socket is valid; `sin` is a `sockaddr_in` of the given
-        // length, which `kernel_bind()` copies before returning.
-        to_result(unsafe {
-            bindings::kernel_bind(
-                self.as_ptr(),
-                (&raw mut sin).cast(),
-                core::mem::size_of::<bindings::sockaddr_in>() as c_int,
-            )
-        })
+    /// Binds the socket to `addr:port`, an address of its family.
+    fn bind(&self, addr: IpAddr, port: u16) -> Result {
+        let mut sa = SockAddr::new(addr, port);
+        let (ptr, len) = sa.raw();
+        // SAFETY: The socket is valid; `ptr` is a socket address of length
+        // `len`, which `kernel_bind()` copies before returning (and refuses
+        // if it is not of the socket's family).
+        to_result(unsafe { bindings::kernel_bind(self.as_ptr(), ptr, len) })
     }
 
     fn as_ptr(&self) -> *mut bindings::socket {
@@ -182,24 +228,40 @@ impl Socket {
         }
     }
 
-    /// The address and port (host byte order) of the peer of a connected
-    /// socket.
-    pub(crate) fn peer(&self) -> Result<(u32, u16)> {
-        let mut sin = bindings::sockaddr_in::default();
-        // SAFETY: The socket is valid; `sin` is large enough for the IPv4
-        // address of an IPv4 socket, which is all `kernel_getpeername()`
-        // writes (it returns the length written).
-        let len = unsafe { bindings::kernel_getpeername(self.as_ptr(), (&raw mut sin).cast()) };
+    /// The endpoint of the peer of a connected socket (IPv4 also when a
+    /// dual-stack listener took it, v4-mapped).
+    pub(crate) fn peer(&self) -> Result<Endpoint> {
+        let mut ss = bindings::__kernel_sockaddr_storage::default();
+        // SAFETY: The socket is valid; `ss` is large enough for any socket
+        // address, which is all `kernel_getpeername()` writes (it returns
+        // the length written).
+        let len = unsafe { bindings::kernel_getpeername(self.as_ptr(), (&raw mut ss).cast()) };
         if len < 0 {
             return Err(Error::from_errno(len));
         }
-        if sin.sin_family != bindings::AF_INET as u16 {
-            return Err(EAFNOSUPPORT);
+        let at = (&raw const ss).cast::<u16>();
+        // SAFETY: Every socket address starts with its family, a `u16`, and
+        // `ss` is aligned for all of them.
+        let family = unsafe { at.read() };
+        if family == bindings::AF_INET as u16 && len as usize >= size_of::<bindings::sockaddr_in>()
+        {
+            // SAFETY: The kernel wrote a `sockaddr_in` there.
+            let sin = unsafe { (&raw const ss).cast::<bindings::sockaddr_in>().read() };
+            return Ok(Endpoint::new(
+                u32::from_be(sin.sin_addr.s_addr),
+                u16::from_be(sin.sin_port),
+            ));
         }
-        Ok((
-            u32::from_be(sin.sin_addr.s_addr),
-            u16::from_be(sin.sin_port),
-        ))
+        if family == bindings::AF_INET6 as u16
+            && len as usize >= size_of::<bindings::sockaddr_in6>()
+        {
+            // SAFETY: The kernel wrote a `sockaddr_in6` there.
+            let sin6 = unsafe { (&raw const ss).cast::<bindings::sockaddr_in6>().read() };
+            // SAFETY: Every bit pattern of the union is valid bytes.
+            let a = unsafe { sin6.sin6_addr.in6_u.u6_addr8 };
+            return Ok(Endpoint::from_v6(a, u16::from_be(sin6.sin6_port)));
+        }
+        Err(EAFNOSUPPORT)
     }
 
     /// Fixes the socket's send and receive buffers at `bytes` each, as
@@ -329,8 +391,11 @@ mod tests {
                 Origin::Connect,
             )
         };
-        let live = Socket::create(&net)?;
-        let gone = [Socket::create(&net)?, Socket::create(&net)?];
+        let live = Socket::create(&net, bindings::PF_INET as c_int)?;
+        let gone = [
+            Socket::create(&net, bindings::PF_INET as c_int)?,
+            Socket::create(&net, bindings::PF_INET as c_int)?,
+        ];
         let gone_sk = [sk(&gone[0]), sk(&gone[1])];
         let gone_keys = [gone_sk[0].key(), gone_sk[1].key()];
         table.insert(&sk(&live), conn(1000))?;

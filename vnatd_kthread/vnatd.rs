@@ -57,12 +57,14 @@ use crate::{
         VCMP_PORT,
     },
     migration::{self, Outgoing},
-    netns::{Ipv4, NetState},
+    netns::{NetState, Show},
     requests::Request,
+    vcmp::Endpoint,
     virtualization::Key,
 };
 use client::{Client, Close, Progress};
 use conversation::{Conversation, Kind, Report, Step};
+use core::net::IpAddr;
 use core::ptr::NonNull;
 use kernel::{
     bindings,
@@ -313,7 +315,7 @@ impl<'a> Daemon<'a> {
             // Watch at once: children inherit the listener's callbacks, which
             // must be detached before any of them is released.
             let sock = sock.watch(self.state.waker());
-            let Ok((from, port)) = sock.socket().peer() else {
+            let Ok(Endpoint { addr: from, port }) = sock.socket().peer() else {
                 // Reset before we got to it.
                 continue;
             };
@@ -582,7 +584,7 @@ impl<'a> Daemon<'a> {
             self.state.net().inum(),
             out.len(),
             which,
-            Ipv4(to)
+            Show(to)
         );
         // Incoming rules go live before any update leaves.
         self.rules_changed = true;
@@ -623,8 +625,8 @@ impl<'a> Daemon<'a> {
     /// that nothing went out of yet, or a new one behind the others.
     fn conversation(
         &mut self,
-        peer: u32,
-        from: u32,
+        peer: IpAddr,
+        from: IpAddr,
         keying: bool,
     ) -> Result<&mut Conversation<'a>> {
         let i = match self

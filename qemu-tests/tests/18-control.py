@@ -32,7 +32,7 @@ bad = [
     ("port 0", {"proto": 6, "local-addr": old, "local-port": 0, "remote-addr": old, "remote-port": 1},
      errno.ERANGE, {"msg": "integer out of range", "bad-attr": ".local-port"}),
     ("an attribute conn-resume does not take", {"local-addr": old, "new-addr": new, "helper": 1},
-     errno.EINVAL, {"msg": "Unknown attribute type"}),
+     errno.EINVAL, {"msg": "Unsupported attribute", "bad-attr": ".helper"}),
     ("local-addr 0.0.0.0", {"local-addr": "0.0.0.0", "new-addr": new}, errno.EINVAL,
      {"msg": "local-addr 0.0.0.0 is no address"}),
     ("an address no connection has", {"local-addr": "10.0.7.7", "new-addr": new}, errno.ENOENT,

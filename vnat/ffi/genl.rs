@@ -3,7 +3,7 @@
 //! The generic netlink family's C side (`vnat/shim/netlink.c`): the records
 //! it frames, and the events it multicasts.
 
-use super::Net;
+use super::{Net, RawAddr};
 use kernel::prelude::*;
 
 // Pointers to bindgen's kernel structures are fine to pass: C only sees
@@ -21,7 +21,9 @@ extern "C" {
 }
 
 /// `struct vnat_nl_conn` of the shim: one connection of a netlink dump,
-/// addresses and ports in network byte order.
+/// ports in network byte order, addresses of either family (IPv4 ones
+/// v4-mapped, which the shim puts as the u32 attributes; IPv6 ones go as
+/// the `*-addr6` attributes).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct NlConn {
@@ -29,10 +31,10 @@ pub(crate) struct NlConn {
     pub(crate) packets_in: u64,
     pub(crate) bytes_out: u64,
     pub(crate) bytes_in: u64,
-    pub(crate) local_addr: u32,
-    pub(crate) remote_addr: u32,
-    pub(crate) local_phys_addr: u32,
-    pub(crate) remote_phys_addr: u32,
+    pub(crate) local_addr: RawAddr,
+    pub(crate) remote_addr: RawAddr,
+    pub(crate) local_phys_addr: RawAddr,
+    pub(crate) remote_phys_addr: RawAddr,
     pub(crate) local_port: u16,
     pub(crate) remote_port: u16,
     pub(crate) local_phys_port: u16,
@@ -56,14 +58,18 @@ pub(crate) struct NlConn {
 // The layouts `struct vnat_nl_conn` and `struct vnat_nl_resume` have
 // (vnat/shim/shim.h checks the same).
 const _: () = {
-    assert!(core::mem::size_of::<NlConn>() == 80);
-    assert!(core::mem::offset_of!(NlConn, local_port) == 48);
-    assert!(core::mem::offset_of!(NlConn, pid) == 56);
-    assert!(core::mem::offset_of!(NlConn, proto) == 64);
-    assert!(core::mem::offset_of!(NlConn, vcmp_next_ms) == 76);
-    assert!(core::mem::size_of::<NlResume>() == 24);
-    assert!(core::mem::offset_of!(NlResume, pid) == 16);
-    assert!(core::mem::offset_of!(NlResume, proto) == 20);
+    assert!(core::mem::size_of::<NlConn>() == 128);
+    assert!(core::mem::offset_of!(NlConn, local_addr) == 32);
+    assert!(core::mem::offset_of!(NlConn, remote_phys_addr) == 80);
+    assert!(core::mem::offset_of!(NlConn, local_port) == 96);
+    assert!(core::mem::offset_of!(NlConn, pid) == 104);
+    assert!(core::mem::offset_of!(NlConn, proto) == 112);
+    assert!(core::mem::offset_of!(NlConn, vcmp_next_ms) == 124);
+    assert!(core::mem::size_of::<NlResume>() == 60);
+    assert!(core::mem::offset_of!(NlResume, new_addr) == 32);
+    assert!(core::mem::offset_of!(NlResume, local_port) == 48);
+    assert!(core::mem::offset_of!(NlResume, pid) == 52);
+    assert!(core::mem::offset_of!(NlResume, proto) == 56);
 };
 
 /// How a command selects connections (`enum vnat_nl_by` of the shim).
@@ -93,13 +99,15 @@ impl TryFrom<u8> for NlBy {
 
 /// `struct vnat_nl_resume` of the shim: which connections a `conn-resume`
 /// request moves (`by`: 0 local address, 1 pid, 2 five-tuple) and where;
-/// addresses and ports in network byte order.
+/// ports in network byte order, addresses of either family as the request
+/// gave them (IPv4 ones v4-mapped). `new_addr` all zero (`::`): none given
+/// (the shim makes `0.0.0.0` that too).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub(crate) struct NlResume {
-    pub(crate) local_addr: u32,
-    pub(crate) remote_addr: u32,
-    pub(crate) new_addr: u32,
+    pub(crate) local_addr: RawAddr,
+    pub(crate) remote_addr: RawAddr,
+    pub(crate) new_addr: RawAddr,
     pub(crate) local_port: u16,
     pub(crate) remote_port: u16,
     pub(crate) pid: u32,

@@ -3,8 +3,9 @@
 //! A packet at a netfilter hook (`vnat/shim/hooks.c`): its headers as byte
 //! slices, and the two routing calls translation needs.
 
-use super::Net;
+use super::{Net, RawAddr};
 use crate::vcmp::Endpoint;
+use core::net::IpAddr;
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
 /// `struct vnat_pkt` of the shim: where a packet's IP header starts, how
@@ -32,13 +33,13 @@ const _: () = {
 #[expect(improper_ctypes)]
 extern "C" {
     fn vnat_shim_pkt_parse(skb: *mut bindings::sk_buff, p: *mut RawPkt, writable: bool) -> c_int;
-    fn vnat_shim_route_local(skb: *mut bindings::sk_buff, daddr: u32) -> c_int;
+    fn vnat_shim_route_local(skb: *mut bindings::sk_buff, daddr: *const RawAddr) -> c_int;
     fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
     fn vnat_shim_tcp_lookup(
         skb: *mut bindings::sk_buff,
-        saddr: u32,
+        saddr: *const RawAddr,
         sport: u16,
-        daddr: u32,
+        daddr: *const RawAddr,
         dport: u16,
         syn: bool,
     ) -> c_int;
@@ -135,12 +136,15 @@ impl Skb {
         })
     }
 
-    /// PREROUTING: routes the packet as addressed to `daddr` (host byte
-    /// order), so that it is delivered locally once its destination becomes
-    /// a virtual address that need not be local any more.
-    pub(crate) fn route_local(&mut self, daddr: u32) -> Result {
-        // SAFETY: The packet is ours; hooks run under RCU, as routing needs.
-        to_result(unsafe { vnat_shim_route_local(self.as_ptr(), daddr.to_be()) })
+    /// PREROUTING: routes the packet as addressed to `daddr`, so that it
+    /// is delivered locally once its destination becomes a virtual address
+    /// that need not be local any more. Called before the destination is
+    /// rewritten (IPv6 routes by the header).
+    pub(crate) fn route_local(&mut self, daddr: IpAddr) -> Result {
+        let d = RawAddr::from(daddr);
+        // SAFETY: The packet is ours; hooks run under RCU, as routing needs;
+        // `d` is valid for the call.
+        to_result(unsafe { vnat_shim_route_local(self.as_ptr(), &d) })
     }
 
     /// What an incoming TCP packet from `src` to `dst` (a SYN if `syn`)
@@ -148,14 +152,16 @@ impl Skb {
     /// `IP_TRANSPARENT` (see `vnat_shim_tcp_lookup`). Nothing for a packet
     /// that has no input device (one sent by this host).
     pub(crate) fn tcp_lookup(&mut self, src: Endpoint, dst: Endpoint, syn: bool) -> TcpFound {
+        let (s, d) = (RawAddr::from(src.addr), RawAddr::from(dst.addr));
         // SAFETY: The packet is ours; hooks run under RCU, as the lookups
-        // need; the shim checks the device.
+        // need; the shim checks the device; `s` and `d` are valid for the
+        // call.
         let found = unsafe {
             vnat_shim_tcp_lookup(
                 self.as_ptr(),
-                src.addr.to_be(),
+                &s,
                 src.port.to_be(),
-                dst.addr.to_be(),
+                &d,
                 dst.port.to_be(),
                 syn,
             )

@@ -4,7 +4,7 @@
 //! `struct sock` behind a reference-counted Rust type, so that holding one
 //! is what keeps it alive, and every operation on it is safe.
 
-use super::Net;
+use super::{Net, RawAddr};
 use crate::vcmp::Endpoint;
 use core::ptr::NonNull;
 use kernel::{
@@ -36,9 +36,9 @@ extern "C" {
     fn vnat_shim_signal_process(nr: c_int, start_boottime: u64, sig: c_int);
     fn vnat_shim_udp_lookup(
         net: *mut bindings::net,
-        laddr: u32,
+        laddr: *const RawAddr,
         lport: u16,
-        raddr: u32,
+        raddr: *const RawAddr,
         rport: u16,
     ) -> *mut bindings::sock;
 }
@@ -166,14 +166,19 @@ impl Sock {
     /// The user-space UDP socket of `net` that would receive the datagrams
     /// of `remote` sent to `local`, if any.
     pub(crate) fn udp_lookup(net: &Net, local: Endpoint, remote: Endpoint) -> Option<ARef<Sock>> {
-        // SAFETY: `net` is alive (its invariant); the shim looks the socket
-        // up under RCU and returns it with a reference taken, or null.
+        if !local.same_family(&remote) {
+            return None;
+        }
+        let (l, r) = (RawAddr::from(local.addr), RawAddr::from(remote.addr));
+        // SAFETY: `net` is alive (its invariant); `l` and `r` are valid for
+        // the call; the shim looks the socket up under RCU and returns it
+        // with a reference taken, or null.
         let sk = unsafe {
             vnat_shim_udp_lookup(
                 net.as_ptr(),
-                local.addr.to_be(),
+                &l,
                 local.port.to_be(),
-                remote.addr.to_be(),
+                &r,
                 remote.port.to_be(),
             )
         };

@@ -12,7 +12,7 @@
 #include <uapi/linux/vnat.h>
 
 /* VNAT_CMD_CONN_RESUME - do */
-static const struct nla_policy vnat_conn_resume_nl_policy[VNAT_A_CONN_NEW_ADDR + 1] = {
+static const struct nla_policy vnat_conn_resume_nl_policy[VNAT_A_CONN_NEW_ADDR6 + 1] = {
 	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
 	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, 6, 17),
 	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32, },
@@ -20,10 +20,13 @@ static const struct nla_policy vnat_conn_resume_nl_policy[VNAT_A_CONN_NEW_ADDR +
 	[VNAT_A_CONN_REMOTE_ADDR] = { .type = NLA_BE32, },
 	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
 	[VNAT_A_CONN_NEW_ADDR] = { .type = NLA_BE32, },
+	[VNAT_A_CONN_LOCAL_ADDR6] = NLA_POLICY_EXACT_LEN(16),
+	[VNAT_A_CONN_REMOTE_ADDR6] = NLA_POLICY_EXACT_LEN(16),
+	[VNAT_A_CONN_NEW_ADDR6] = NLA_POLICY_EXACT_LEN(16),
 };
 
 /* VNAT_CMD_CONN_SET - do */
-static const struct nla_policy vnat_conn_set_nl_policy[VNAT_A_CONN_HELPER + 1] = {
+static const struct nla_policy vnat_conn_set_nl_policy[VNAT_A_CONN_REMOTE_ADDR6 + 1] = {
 	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, 6, 17),
 	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32, },
 	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
@@ -31,17 +34,22 @@ static const struct nla_policy vnat_conn_set_nl_policy[VNAT_A_CONN_HELPER + 1] =
 	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
 	[VNAT_A_CONN_POLICY] = NLA_POLICY_MAX(NLA_U8, 2),
 	[VNAT_A_CONN_HELPER] = NLA_POLICY_MAX(NLA_U8, 3),
+	[VNAT_A_CONN_LOCAL_ADDR6] = NLA_POLICY_EXACT_LEN(16),
+	[VNAT_A_CONN_REMOTE_ADDR6] = NLA_POLICY_EXACT_LEN(16),
 };
 
 /* VNAT_CMD_CONN_SUSPEND - do */
-static const struct nla_policy vnat_conn_suspend_nl_policy[VNAT_A_CONN_NEW_ADDR + 1] = {
+static const struct nla_policy vnat_conn_suspend_nl_policy[VNAT_A_CONN_NEW_ADDR6 + 1] = {
 	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
 	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, 6, 17),
 	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32, },
 	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
 	[VNAT_A_CONN_REMOTE_ADDR] = { .type = NLA_BE32, },
 	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
+	[VNAT_A_CONN_LOCAL_ADDR6] = NLA_POLICY_EXACT_LEN(16),
+	[VNAT_A_CONN_REMOTE_ADDR6] = NLA_POLICY_EXACT_LEN(16),
 	[VNAT_A_CONN_NEW_ADDR] = { .type = NLA_BE32, },
+	[VNAT_A_CONN_NEW_ADDR6] = NLA_POLICY_EXACT_LEN(16),
 };
 
 /* Ops table for vnat */
@@ -55,21 +63,21 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 		.cmd		= VNAT_CMD_CONN_RESUME,
 		.doit		= vnat_nl_conn_resume_doit,
 		.policy		= vnat_conn_resume_nl_policy,
-		.maxattr	= VNAT_A_CONN_NEW_ADDR,
+		.maxattr	= VNAT_A_CONN_NEW_ADDR6,
 		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{
 		.cmd		= VNAT_CMD_CONN_SET,
 		.doit		= vnat_nl_conn_set_doit,
 		.policy		= vnat_conn_set_nl_policy,
-		.maxattr	= VNAT_A_CONN_HELPER,
+		.maxattr	= VNAT_A_CONN_REMOTE_ADDR6,
 		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{
 		.cmd		= VNAT_CMD_CONN_SUSPEND,
 		.doit		= vnat_nl_conn_suspend_doit,
 		.policy		= vnat_conn_suspend_nl_policy,
-		.maxattr	= VNAT_A_CONN_NEW_ADDR,
+		.maxattr	= VNAT_A_CONN_NEW_ADDR6,
 		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{

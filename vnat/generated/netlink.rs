@@ -67,6 +67,11 @@ pub(crate) mod attr {
         pub(crate) const PEER_SUSPENDED: u16 = 27;
         pub(crate) const AUTH: u16 = 28;
         pub(crate) const VCMP_NEXT_MS: u16 = 29;
+        pub(crate) const LOCAL_ADDR6: u16 = 30;
+        pub(crate) const REMOTE_ADDR6: u16 = 31;
+        pub(crate) const LOCAL_PHYS_ADDR6: u16 = 32;
+        pub(crate) const REMOTE_PHYS_ADDR6: u16 = 33;
+        pub(crate) const NEW_ADDR6: u16 = 34;
     }
 
     /// Attribute set `stats`.

@@ -1,13 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * The four IPv4 netfilter hooks of a namespace (paper 4.2) and what
- * translation needs of their packets: the headers, and routing.
+ * The four netfilter hooks of a namespace (paper 4.2), for IPv4 and IPv6,
+ * and what translation needs of their packets: the headers, and routing.
  * vnat/translation.rs, vnat/ffi/skb.rs.
  */
 
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6.h>
 #include <net/ip.h>
+#include <net/ip6_route.h>
+#include <net/ipv6.h>
 #include <net/route.h>
 
 #include "shim.h"
@@ -40,6 +43,14 @@ static const struct nf_hook_ops vnat_nf_ops[] = {
 	  .priority = NF_IP_PRI_NAT_DST, .priv = (void *)VNAT_HOOK_LOCAL_OUT },
 	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV4, .hooknum = NF_INET_POST_ROUTING,
 	  .priority = NF_IP_PRI_NAT_SRC, .priv = (void *)VNAT_HOOK_POST_ROUTING },
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_PRE_ROUTING,
+	  .priority = NF_IP6_PRI_NAT_DST, .priv = (void *)VNAT_HOOK_PRE_ROUTING },
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_IN,
+	  .priority = NF_IP6_PRI_NAT_SRC, .priv = (void *)VNAT_HOOK_LOCAL_IN },
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_LOCAL_OUT,
+	  .priority = NF_IP6_PRI_NAT_DST, .priv = (void *)VNAT_HOOK_LOCAL_OUT },
+	{ .hook = vnat_nf_hook, .pf = NFPROTO_IPV6, .hooknum = NF_INET_POST_ROUTING,
+	  .priority = NF_IP6_PRI_NAT_SRC, .priv = (void *)VNAT_HOOK_POST_ROUTING },
 };
 
 int vnat_shim_hooks_register(struct net *net)
@@ -53,23 +64,58 @@ void vnat_shim_hooks_unregister(struct net *net)
 }
 
 /*
- * Finds the TCP or UDP header of an IPv4 packet that is not a fragment and
- * makes the IP and transport headers linear (and, if @writable, writable).
- * Returns 0 and fills @p, or -ENOENT for a packet VNAT does not translate,
- * or -ENOMEM.
+ * The offset after the IP header (and, over IPv6, the extension headers
+ * vnat/packet.rs skips) of a TCP or UDP packet that is not a fragment, and
+ * its protocol; -ENOENT for any other packet.
+ */
+static bool vnat_is_ipv6(const struct sk_buff *skb)
+{
+	/* The version of the IP header: each hook is of one family. */
+	return ip_hdr(skb)->version == 6;
+}
+
+static int vnat_l4(struct sk_buff *skb, u8 *proto)
+{
+	if (vnat_is_ipv6(skb)) {
+		__be16 frag_off = 0;
+		u8 next = ipv6_hdr(skb)->nexthdr;
+		int off = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(struct ipv6hdr),
+					   &next, &frag_off);
+
+		/* A fragment header, even of a first fragment, is refused. */
+		if (off < 0 || frag_off || ipv6_ext_hdr(next))
+			return -ENOENT;
+		*proto = next;
+		return off - skb_network_offset(skb);
+	} else {
+		const struct iphdr *iph = ip_hdr(skb);
+
+		if (ip_is_fragment(iph))
+			return -ENOENT;
+		*proto = iph->protocol;
+		return iph->ihl * 4;
+	}
+}
+
+/*
+ * Finds the TCP or UDP header of an IPv4 or IPv6 packet that is not a
+ * fragment and makes the IP (with IPv6 extension headers) and transport
+ * headers linear (and, if @writable, writable). Returns 0 and fills @p, or
+ * -ENOENT for a packet VNAT does not translate, or -ENOMEM.
  */
 int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable)
 {
-	const struct iphdr *iph = ip_hdr(skb);
-	unsigned int len = iph->ihl * 4;
+	int len;
+	u8 proto;
 
-	if (iph->protocol == IPPROTO_TCP)
+	len = vnat_l4(skb, &proto);
+	if (len < 0)
+		return len;
+	if (proto == IPPROTO_TCP)
 		len += sizeof(struct tcphdr);
-	else if (iph->protocol == IPPROTO_UDP)
+	else if (proto == IPPROTO_UDP)
 		len += sizeof(struct udphdr);
 	else
-		return -ENOENT;
-	if (ip_is_fragment(iph))
 		return -ENOENT;
 	if (writable) {
 		if (skb_ensure_writable(skb, skb_network_offset(skb) + len))
@@ -88,20 +134,32 @@ int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable)
  * PREROUTING: routes the packet as addressed to @daddr (its physical, local
  * destination), so that it is delivered locally after its destination has
  * been rewritten to the virtual one, which need not be local any more.
- * Called under RCU, as hooks are.
+ * Over IPv6, the packet still carries @daddr (it is rewritten after this),
+ * and is routed by its header. Called under RCU, as hooks are.
  */
-int vnat_shim_route_local(struct sk_buff *skb, __be32 daddr)
+int vnat_shim_route_local(struct sk_buff *skb, const struct in6_addr *daddr)
 {
-	const struct iphdr *iph = ip_hdr(skb);
+	const struct iphdr *iph;
 
 	if (skb_dst(skb))
 		return 0;
-	return ip_route_input_noref(skb, daddr, iph->saddr, ip4h_dscp(iph),
+	if (vnat_is_ipv6(skb)) {
+		if (!ipv6_addr_equal(&ipv6_hdr(skb)->daddr, daddr))
+			return -EHOSTUNREACH;
+		ip6_route_input(skb);
+		return skb_dst(skb) && !skb_dst(skb)->error ? 0 : -EHOSTUNREACH;
+	}
+	if (!ipv6_addr_v4mapped(daddr))
+		return -EHOSTUNREACH;
+	iph = ip_hdr(skb);
+	return ip_route_input_noref(skb, daddr->s6_addr32[3], iph->saddr, ip4h_dscp(iph),
 				    skb->dev) ? -EHOSTUNREACH : 0;
 }
 
 /* LOCAL_OUT: routes the packet again after its destination changed. */
 int vnat_shim_reroute(struct net *net, struct sk_buff *skb)
 {
+	if (vnat_is_ipv6(skb))
+		return ip6_route_me_harder(net, skb->sk, skb);
 	return ip_route_me_harder(net, skb->sk, skb, RTN_UNSPEC);
 }

@@ -8,26 +8,41 @@
  * in the user namespace of the network namespace (uns-admin-perm in the
  * spec), and so does the events group; the dump shows a caller without it
  * only the connections of its own sockets, as `ss -p` shows processes;
- * the counters are for anyone.
+ * the counters are for anyone. Addresses are struct in6_addr, IPv4 ones
+ * v4-mapped, as Rust passes them; on the wire an IPv4 address is its u32
+ * attribute (local-addr, ...), as it always was, an IPv6 one its *-addr6
+ * form, and a request may give either form (not both).
  */
 
 #include <linux/module.h>
 #include <net/genetlink.h>
-#include <net/route.h>
+#include <net/ipv6.h>
 
 #include "shim.h"
 #include "../generated/netlink.h"
 
+/* Address @addr: attribute @v4 if it is IPv4 (v4-mapped), else @v6. */
+static int vnat_nl_put_addr(struct sk_buff *skb, int v4, int v6, const struct in6_addr *addr)
+{
+	if (ipv6_addr_v4mapped(addr))
+		return nla_put_in_addr(skb, v4, addr->s6_addr32[3]);
+	return nla_put_in6_addr(skb, v6, addr);
+}
+
 static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 {
 	if (nla_put_u8(skb, VNAT_A_CONN_PROTO, c->proto) ||
-	    nla_put_in_addr(skb, VNAT_A_CONN_LOCAL_ADDR, c->local_addr) ||
+	    vnat_nl_put_addr(skb, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6,
+			     &c->local_addr) ||
 	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PORT, c->local_port) ||
-	    nla_put_in_addr(skb, VNAT_A_CONN_REMOTE_ADDR, c->remote_addr) ||
+	    vnat_nl_put_addr(skb, VNAT_A_CONN_REMOTE_ADDR, VNAT_A_CONN_REMOTE_ADDR6,
+			     &c->remote_addr) ||
 	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PORT, c->remote_port) ||
-	    nla_put_in_addr(skb, VNAT_A_CONN_LOCAL_PHYS_ADDR, c->local_phys_addr) ||
+	    vnat_nl_put_addr(skb, VNAT_A_CONN_LOCAL_PHYS_ADDR, VNAT_A_CONN_LOCAL_PHYS_ADDR6,
+			     &c->local_phys_addr) ||
 	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PHYS_PORT, c->local_phys_port) ||
-	    nla_put_in_addr(skb, VNAT_A_CONN_REMOTE_PHYS_ADDR, c->remote_phys_addr) ||
+	    vnat_nl_put_addr(skb, VNAT_A_CONN_REMOTE_PHYS_ADDR, VNAT_A_CONN_REMOTE_PHYS_ADDR6,
+			     &c->remote_phys_addr) ||
 	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PHYS_PORT, c->remote_phys_port) ||
 	    nla_put_u8(skb, VNAT_A_CONN_STATE, c->state) ||
 	    nla_put_u8(skb, VNAT_A_CONN_ORIGIN, c->origin) ||
@@ -109,27 +124,65 @@ int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 
 	if (!state)
 		return 0;
-	/* cb->args[0..2]: where the previous part of the dump stopped. */
+	/* cb->args[0..5]: where the previous part of the dump stopped. */
+	BUILD_BUG_ON(ARRAY_SIZE(cb->args) < 6);
 	vnat_rs_nl_dump(state, skb, cb, cb->args, all, uid);
 	return skb->len;
 }
 
-/* A connection's virtual five-tuple from a request; -EINVAL if incomplete. */
+/*
+ * An address of a request, given as attribute @v4 (IPv4) or @v6 (its IPv6
+ * form), into @out (IPv4 v4-mapped). 1 if one was given, 0 if neither
+ * (@out untouched), -EINVAL with an extack message if both.
+ */
+static int vnat_nl_get_addr(struct genl_info *info, int v4, int v6, struct in6_addr *out)
+{
+	struct nlattr **a = info->attrs;
+
+	if (a[v4] && a[v6]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[v6],
+				    "an address given in both forms: give the IPv4 one or the IPv6 one");
+		return -EINVAL;
+	}
+	if (a[v4])
+		ipv6_addr_set_v4mapped(nla_get_in_addr(a[v4]), out);
+	else if (a[v6])
+		*out = nla_get_in6_addr(a[v6]);
+	else
+		return 0;
+	return 1;
+}
+
+/* Whether the request has attribute @v4 or its IPv6 form @v6. */
+static bool vnat_nl_has_addr(struct genl_info *info, int v4, int v6)
+{
+	return info->attrs[v4] || info->attrs[v6];
+}
+
+/*
+ * A connection's virtual five-tuple from a request; -EINVAL if incomplete
+ * (an address missing in both forms is reported as its IPv4 attribute) or
+ * an address is given in both forms. Two families (an IPv4 local address
+ * with an IPv6 remote one) are Rust's to refuse.
+ */
 static int vnat_nl_get_tuple(struct genl_info *info, struct vnat_nl_resume *r)
 {
 	struct nlattr **a = info->attrs;
 
 	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_PROTO) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR) ||
+	    (!a[VNAT_A_CONN_LOCAL_ADDR6] && GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR)) ||
 	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_PORT) ||
-	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR) ||
+	    (!a[VNAT_A_CONN_REMOTE_ADDR6] && GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_ADDR)) ||
 	    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_REMOTE_PORT))
+		return -EINVAL;
+	if (vnat_nl_get_addr(info, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6,
+			     &r->local_addr) < 0 ||
+	    vnat_nl_get_addr(info, VNAT_A_CONN_REMOTE_ADDR, VNAT_A_CONN_REMOTE_ADDR6,
+			     &r->remote_addr) < 0)
 		return -EINVAL;
 	r->by = VNAT_NL_BY_CONN;
 	r->proto = nla_get_u8(a[VNAT_A_CONN_PROTO]);
-	r->local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
 	r->local_port = nla_get_be16(a[VNAT_A_CONN_LOCAL_PORT]);
-	r->remote_addr = nla_get_in_addr(a[VNAT_A_CONN_REMOTE_ADDR]);
 	r->remote_port = nla_get_be16(a[VNAT_A_CONN_REMOTE_PORT]);
 	return 0;
 }
@@ -144,7 +197,8 @@ static int vnat_nl_get_selector(struct genl_info *info, struct vnat_nl_resume *r
 	struct nlattr **a = info->attrs;
 
 	if (a[VNAT_A_CONN_PID]) {
-		if (a[VNAT_A_CONN_LOCAL_ADDR] || a[VNAT_A_CONN_LOCAL_PORT]) {
+		if (vnat_nl_has_addr(info, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6) ||
+		    a[VNAT_A_CONN_LOCAL_PORT]) {
 			NL_SET_ERR_MSG(info->extack,
 				       "select by pid, by connection or by local-addr, not several");
 			return -EINVAL;
@@ -155,10 +209,13 @@ static int vnat_nl_get_selector(struct genl_info *info, struct vnat_nl_resume *r
 		if (vnat_nl_get_tuple(info, r))
 			return -EINVAL;
 	} else {
-		if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR))
+		if (!vnat_nl_has_addr(info, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6) &&
+		    GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_LOCAL_ADDR))
+			return -EINVAL;
+		if (vnat_nl_get_addr(info, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6,
+				     &r->local_addr) < 0)
 			return -EINVAL;
 		r->by = VNAT_NL_BY_ADDR;
-		r->local_addr = nla_get_in_addr(a[VNAT_A_CONN_LOCAL_ADDR]);
 	}
 	return 0;
 }
@@ -177,18 +234,24 @@ static int vnat_nl_refused(struct genl_info *info, int err, const char *why)
 	return err;
 }
 
-/* Answers a command with the number of connections it covers. */
-static int vnat_nl_reply_count(struct genl_info *info, int n, __be32 new_addr)
+/*
+ * Answers a command with the number of connections it covers, and the
+ * address they resume at unless @new_addr is NULL (as new-addr if it is
+ * IPv4, else as new-addr6).
+ */
+static int vnat_nl_reply_count(struct genl_info *info, int n, const struct in6_addr *new_addr)
 {
 	struct sk_buff *msg;
 	void *hdr;
 
-	msg = genlmsg_new(2 * nla_total_size(sizeof(u32)), GFP_KERNEL);
+	msg = genlmsg_new(nla_total_size(sizeof(u32)) + nla_total_size(sizeof(struct in6_addr)),
+			  GFP_KERNEL);
 	if (!msg)
 		return -ENOMEM;
 	hdr = genlmsg_iput(msg, info);
 	if (!hdr || nla_put_u32(msg, VNAT_A_CONN_COUNT, n) ||
-	    (new_addr && nla_put_in_addr(msg, VNAT_A_CONN_NEW_ADDR, new_addr))) {
+	    (new_addr && vnat_nl_put_addr(msg, VNAT_A_CONN_NEW_ADDR, VNAT_A_CONN_NEW_ADDR6,
+					  new_addr))) {
 		nlmsg_free(msg);
 		return -EMSGSIZE;
 	}
@@ -207,21 +270,28 @@ int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 
 	if (!state)
 		return -ENODEV;
-	/* Without new-addr: the address the host would send to the peer from. */
-	if (a[VNAT_A_CONN_NEW_ADDR])
-		r.new_addr = nla_get_in_addr(a[VNAT_A_CONN_NEW_ADDR]);
+	/*
+	 * Without new-addr (or with 0.0.0.0 or ::): the address the host
+	 * would send to the peer from, which Rust writes to r.new_addr.
+	 */
+	if (vnat_nl_get_addr(info, VNAT_A_CONN_NEW_ADDR, VNAT_A_CONN_NEW_ADDR6, &r.new_addr) < 0)
+		return -EINVAL;
+	if (ipv6_addr_v4mapped(&r.new_addr) && !r.new_addr.s6_addr32[3])
+		r.new_addr = (struct in6_addr){};
 	if (vnat_nl_get_selector(info, &r))
 		return -EINVAL;
 	/* Updates would name an address the peer cannot reach us at. */
-	if (r.new_addr && inet_addr_type(net, r.new_addr) != RTN_LOCAL) {
-		NL_SET_ERR_MSG_ATTR(info->extack, a[VNAT_A_CONN_NEW_ADDR],
+	if (!ipv6_addr_any(&r.new_addr) &&
+	    vnat_shim_addr_kind(net, &r.new_addr) != VNAT_ADDR_LOCAL) {
+		NL_SET_ERR_MSG_ATTR(info->extack,
+				    a[VNAT_A_CONN_NEW_ADDR] ?: a[VNAT_A_CONN_NEW_ADDR6],
 				    "new-addr is not an address of this host");
 		return -EADDRNOTAVAIL;
 	}
 	n = vnat_rs_nl_resume(state, &r, &why);
 	if (n < 0)
 		return vnat_nl_refused(info, n, why);
-	return vnat_nl_reply_count(info, n, r.new_addr);
+	return vnat_nl_reply_count(info, n, ipv6_addr_any(&r.new_addr) ? NULL : &r.new_addr);
 }
 
 /*
@@ -231,14 +301,16 @@ int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info)
 int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
 {
 	const void *state = vnat_state(genl_info_net(info));
+	struct nlattr **a = info->attrs;
 	struct vnat_nl_resume r = {};
 	const char *why = NULL;
 	int n;
 
 	if (!state)
 		return -ENODEV;
-	if (info->attrs[VNAT_A_CONN_NEW_ADDR]) {
-		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[VNAT_A_CONN_NEW_ADDR],
+	if (vnat_nl_has_addr(info, VNAT_A_CONN_NEW_ADDR, VNAT_A_CONN_NEW_ADDR6)) {
+		NL_SET_ERR_MSG_ATTR(info->extack,
+				    a[VNAT_A_CONN_NEW_ADDR] ?: a[VNAT_A_CONN_NEW_ADDR6],
 				    "a suspended connection moves nowhere: give new-addr to conn-resume");
 		return -EINVAL;
 	}
@@ -247,7 +319,7 @@ int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info)
 	n = vnat_rs_nl_suspend(state, &r, &why);
 	if (n < 0)
 		return vnat_nl_refused(info, n, why);
-	return vnat_nl_reply_count(info, n, 0);
+	return vnat_nl_reply_count(info, n, NULL);
 }
 
 int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)

@@ -11,7 +11,9 @@
 #include <linux/netdevice.h>
 #include <linux/slab.h>
 #include <linux/suspend.h>
+#include <net/addrconf.h>
 #include <net/fib_notifier.h>
+#include <net/ipv6.h>
 #include <net/net_namespace.h>
 
 #include "shim.h"
@@ -21,6 +23,7 @@ static int vnat_inetaddr_event(struct notifier_block *nb, unsigned long event,
 {
 	struct in_ifaddr *ifa = ptr;
 	struct net_device *dev = ifa->ifa_dev->dev;
+	struct in6_addr addr;
 	const void *state;
 
 	if (event != NETDEV_UP && event != NETDEV_DOWN)
@@ -28,8 +31,10 @@ static int vnat_inetaddr_event(struct notifier_block *nb, unsigned long event,
 	if (dev->flags & IFF_LOOPBACK)
 		return NOTIFY_DONE;
 	state = vnat_state(dev_net(dev));
-	if (state)
-		vnat_rs_addr_event(state, event == NETDEV_UP, ifa->ifa_local);
+	if (!state)
+		return NOTIFY_DONE;
+	ipv6_addr_set_v4mapped(ifa->ifa_local, &addr);
+	vnat_rs_addr_event(state, event == NETDEV_UP, &addr);
 	return NOTIFY_DONE;
 }
 
@@ -37,13 +42,47 @@ static struct notifier_block vnat_inetaddr_nb = {
 	.notifier_call = vnat_inetaddr_event,
 };
 
+/*
+ * The same for IPv6 addresses (under RTNL, or from the DAD worker for a
+ * failed one). Link-local addresses are not where a connection moves, nor
+ * used by connections VNAT moves (their peers are on the link).
+ */
+static int vnat_inet6addr_event(struct notifier_block *nb, unsigned long event,
+				void *ptr)
+{
+	struct inet6_ifaddr *ifa = ptr;
+	struct net_device *dev = ifa->idev->dev;
+	const void *state;
+
+	if (event != NETDEV_UP && event != NETDEV_DOWN)
+		return NOTIFY_DONE;
+	if ((dev->flags & IFF_LOOPBACK) || (ipv6_addr_type(&ifa->addr) & IPV6_ADDR_LINKLOCAL))
+		return NOTIFY_DONE;
+	state = vnat_state(dev_net(dev));
+	if (state)
+		vnat_rs_addr_event(state, event == NETDEV_UP, &ifa->addr);
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block vnat_inet6addr_nb = {
+	.notifier_call = vnat_inet6addr_event,
+};
+
 int vnat_shim_inetaddr_register(void)
 {
-	return register_inetaddr_notifier(&vnat_inetaddr_nb);
+	int err = register_inetaddr_notifier(&vnat_inetaddr_nb);
+
+	if (err)
+		return err;
+	err = register_inet6addr_notifier(&vnat_inet6addr_nb);
+	if (err)
+		unregister_inetaddr_notifier(&vnat_inetaddr_nb);
+	return err;
 }
 
 void vnat_shim_inetaddr_unregister(void)
 {
+	unregister_inet6addr_notifier(&vnat_inet6addr_nb);
 	unregister_inetaddr_notifier(&vnat_inetaddr_nb);
 }
 
@@ -60,7 +99,7 @@ static int vnat_route_event(struct notifier_block *nb, unsigned long event, void
 	struct fib_notifier_info *info = ptr;
 	const void *state;
 
-	if (info->family != AF_INET)
+	if (info->family != AF_INET && info->family != AF_INET6)
 		return NOTIFY_DONE;
 	switch (event) {
 	case FIB_EVENT_ENTRY_REPLACE:

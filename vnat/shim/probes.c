@@ -37,29 +37,53 @@ static bool vnat_sock_is_ipv4(const struct sock *sk)
 	return false;
 }
 
+/* Whether @sk's connection is IPv6 on the wire (not v4-mapped). */
+static bool vnat_sock_is_ipv6(const struct sock *sk)
+{
+#if IS_ENABLED(CONFIG_IPV6)
+	return sk->sk_family == AF_INET6 && !ipv6_addr_v4mapped(&sk->sk_v6_daddr);
+#else
+	return false;
+#endif
+}
+
 static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
 {
 	const struct inet_sock *inet;
+	struct in6_addr saddr, daddr;
 	const void *state;
 
 	/*
-	 * IPv4 TCP and UDP connections of user space only: vnatd's own are
-	 * kernel sockets. Any socket's close, though: an unconnected AF_INET6
-	 * socket (no v4-mapped peer) may have flows recorded on its peers'
-	 * updates, which go with it.
+	 * TCP and UDP connections of user space only: vnatd's own are kernel
+	 * sockets. Any socket's close, though: an unconnected AF_INET6 socket
+	 * may have flows recorded on its peers' updates, which go with it.
 	 */
-	if (!sk || (event != VNAT_EV_CLOSE && !vnat_sock_is_ipv4(sk)) || sk->sk_kern_sock ||
+	if (!sk || sk->sk_kern_sock ||
 	    (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP))
 		return;
 	state = vnat_state(sock_net(sk));
 	if (!state)
 		return;
 	inet = inet_sk(sk);
-	vnat_rs_sock_event(state, event, sk, sk->sk_protocol, inet->inet_saddr,
-			   inet->inet_sport, inet->inet_daddr, inet->inet_dport, pid);
+	if (vnat_sock_is_ipv4(sk)) {
+		ipv6_addr_set_v4mapped(inet->inet_saddr, &saddr);
+		ipv6_addr_set_v4mapped(inet->inet_daddr, &daddr);
+	} else if (vnat_sock_is_ipv6(sk)) {
+#if IS_ENABLED(CONFIG_IPV6)
+		saddr = sk->sk_v6_rcv_saddr;
+		daddr = sk->sk_v6_daddr;
+#endif
+	} else {
+		/* Another family: only its close means something. */
+		if (event != VNAT_EV_CLOSE)
+			return;
+		saddr = in6addr_any;
+		daddr = in6addr_any;
+	}
+	vnat_rs_sock_event(state, event, sk, sk->sk_protocol, &saddr, inet->inet_sport, &daddr,
+			   inet->inet_dport, pid);
 }
 
-/* Records the connections of @net that exist already (their owner unknown: pid 0). */
 void vnat_track_existing(struct net *net)
 {
 	struct inet_hashinfo *hinfo = net->ipv4.tcp_death_row.hashinfo;
@@ -150,15 +174,8 @@ static int vnat_krp_udp_connect_ret(struct kretprobe_instance *ri,
 	if (regs_return_value(regs) != 0 || sk->sk_protocol != IPPROTO_UDP ||
 	    !inet_sk(sk)->inet_dport)
 		return 0;
-	/*
-	 * A dual-stack socket that connects to an IPv6 peer after a v4-mapped
-	 * one has left its IPv4 flow: its record goes (an IPv4 connect
-	 * replaces the record itself). The kernel refuses that connect to a
-	 * socket bound to a v4-mapped address (and a disconnect is seen
-	 * already), so this is for a socket bound to [::] by hand.
-	 */
-	vnat_sock_event(vnat_sock_is_ipv4(sk) ? VNAT_EV_CONNECT : VNAT_EV_CLOSE, sk,
-			task_tgid_nr(current));
+	/* A new connect replaces the record, whatever its family. */
+	vnat_sock_event(VNAT_EV_CONNECT, sk, task_tgid_nr(current));
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 #include <linux/stddef.h>
 #include <linux/types.h>
 
+struct in6_addr;
 struct net;
 struct sk_buff;
 struct sock;
@@ -26,10 +27,10 @@ void *vnat_rs_net_init(struct net *net, const void **state);
 void vnat_rs_net_exit(void *entry);
 unsigned int vnat_rs_hook(const void *state, unsigned int hook, struct sk_buff *skb);
 void vnat_rs_sock_event(const void *state, unsigned int event, const struct sock *sk,
-			u8 proto, __be32 saddr, __be16 sport, __be32 daddr, __be16 dport,
-			int pid);
+			u8 proto, const struct in6_addr *saddr, __be16 sport,
+			const struct in6_addr *daddr, __be16 dport, int pid);
 bool vnat_rs_bind_hidden(const void *state, __be32 addr);
-void vnat_rs_addr_event(const void *state, bool up, __be32 addr);
+void vnat_rs_addr_event(const void *state, bool up, const struct in6_addr *addr);
 void vnat_rs_route_event(const void *state);
 bool vnat_rs_sleep(const void *state, unsigned int ask);
 
@@ -51,8 +52,13 @@ int vnat_shim_inetaddr_register(void);
 void vnat_shim_inetaddr_unregister(void);
 int vnat_shim_pm_register(void);
 void vnat_shim_pm_unregister(void);
-__be32 vnat_shim_route_source(struct net *net, __be32 daddr);
-__be32 vnat_shim_route_moved(struct net *net, __be32 saddr, __be32 daddr);
+
+/* addr.c: vnat/ffi.rs. Addresses of either family, IPv4 ones v4-mapped. */
+enum { VNAT_ADDR_OTHER, VNAT_ADDR_LOCAL, VNAT_ADDR_REMOTE };
+bool vnat_shim_route_source(struct net *net, const struct in6_addr *daddr, struct in6_addr *out);
+bool vnat_shim_route_moved(struct net *net, const struct in6_addr *saddr,
+			   const struct in6_addr *daddr, struct in6_addr *out);
+int vnat_shim_addr_kind(struct net *net, const struct in6_addr *a);
 
 /* hooks.c: vnat/ffi/skb.rs. A packet's headers, as translation sees them. */
 struct vnat_pkt {
@@ -64,7 +70,7 @@ struct vnat_pkt {
 static_assert(sizeof(struct vnat_pkt) == 24 && offsetof(struct vnat_pkt, len) == 8 &&
 	      offsetof(struct vnat_pkt, partial) == 12 && offsetof(struct vnat_pkt, csum) == 16);
 int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable);
-int vnat_shim_route_local(struct sk_buff *skb, __be32 daddr);
+int vnat_shim_route_local(struct sk_buff *skb, const struct in6_addr *daddr);
 int vnat_shim_reroute(struct net *net, struct sk_buff *skb);
 
 /* counters.c: vnat/ffi/percpu.rs */
@@ -91,14 +97,14 @@ bool vnat_shim_tcp_isn(struct sock *sk, bool ours, u32 *isn);
 bool vnat_shim_sock_destroyed(struct sock *sk);
 u32 vnat_shim_sock_uid(const struct sock *sk);
 enum vnat_tcp_found { VNAT_TCP_NONE = 0, VNAT_TCP_CONN = 1, VNAT_TCP_LISTENER = 2 };
-int vnat_shim_tcp_lookup(struct sk_buff *skb, __be32 saddr, __be16 sport, __be32 daddr,
-			 __be16 dport, bool syn);
+int vnat_shim_tcp_lookup(struct sk_buff *skb, const struct in6_addr *src, __be16 sport,
+			 const struct in6_addr *dst, __be16 dport, bool syn);
 void vnat_shim_sock_destroy(struct sock *sk);
 bool vnat_shim_sock_keepalive(struct sock *sk, bool on);
 int vnat_shim_signal_holders(struct sock *sk, int sig, struct vnat_process *procs, int max);
 void vnat_shim_signal_process(int nr, u64 start_boottime, int sig);
-struct sock *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
-				  __be32 raddr, __be16 rport);
+struct sock *vnat_shim_udp_lookup(struct net *net, const struct in6_addr *laddr, __be16 lport,
+				  const struct in6_addr *raddr, __be16 rport);
 
 /* kthread.c: vnat/ffi/waker.rs, vnatd_kthread/socket.rs */
 struct vnat_waker *vnat_shim_waker_new(void);
@@ -114,10 +120,16 @@ bool vnat_shim_sock_dead(struct socket *sock);
 bool vnat_shim_sock_established(struct socket *sock);
 
 /* netlink.c: vnat/ffi/genl.rs */
-/* One virtual connection as a netlink dump shows it (network byte order). */
+#include <linux/in6.h>	/* struct in6_addr, which the records hold */
+/*
+ * One virtual connection as a netlink dump shows it (network byte order).
+ * Addresses of either family, IPv4 ones v4-mapped (::ffff:a.b.c.d): the
+ * shim puts a v4-mapped one as the u32 attribute, any other as its *-addr6
+ * form.
+ */
 struct vnat_nl_conn {
 	u64 packets_out, packets_in, bytes_out, bytes_in;
-	__be32 local_addr, remote_addr, local_phys_addr, remote_phys_addr;
+	struct in6_addr local_addr, remote_addr, local_phys_addr, remote_phys_addr;
 	__be16 local_port, remote_port, local_phys_port, remote_phys_port;
 	u32 pid;
 	u32 update_age_ms;	/* U32_MAX: never updated */
@@ -125,24 +137,33 @@ struct vnat_nl_conn {
 	u8 helper, peer_suspended, auth;
 	u32 vcmp_next_ms;	/* U32_MAX: no attempt planned */
 };
-static_assert(sizeof(struct vnat_nl_conn) == 80 &&
-	      offsetof(struct vnat_nl_conn, local_port) == 48 &&
-	      offsetof(struct vnat_nl_conn, pid) == 56 &&
-	      offsetof(struct vnat_nl_conn, proto) == 64 &&
-	      offsetof(struct vnat_nl_conn, vcmp_next_ms) == 76);
+static_assert(sizeof(struct vnat_nl_conn) == 128 &&
+	      offsetof(struct vnat_nl_conn, local_addr) == 32 &&
+	      offsetof(struct vnat_nl_conn, remote_phys_addr) == 80 &&
+	      offsetof(struct vnat_nl_conn, local_port) == 96 &&
+	      offsetof(struct vnat_nl_conn, pid) == 104 &&
+	      offsetof(struct vnat_nl_conn, proto) == 112 &&
+	      offsetof(struct vnat_nl_conn, vcmp_next_ms) == 124);
 
-/* Which connections a command selects, and where they go. */
+/*
+ * Which connections a command selects, and where they go. Addresses as in
+ * struct vnat_nl_conn, whichever form the request gave; new_addr all zero
+ * (::): none given (also for new-addr 0.0.0.0).
+ */
 enum vnat_nl_by { VNAT_NL_BY_ADDR, VNAT_NL_BY_PID, VNAT_NL_BY_CONN };
 struct vnat_nl_resume {
-	__be32 local_addr, remote_addr, new_addr;
+	struct in6_addr local_addr, remote_addr, new_addr;
 	__be16 local_port, remote_port;
 	u32 pid;
 	u8 proto, by;
 };
-static_assert(sizeof(struct vnat_nl_resume) == 24 &&
-	      offsetof(struct vnat_nl_resume, pid) == 16 &&
-	      offsetof(struct vnat_nl_resume, proto) == 20);
+static_assert(sizeof(struct vnat_nl_resume) == 60 &&
+	      offsetof(struct vnat_nl_resume, new_addr) == 32 &&
+	      offsetof(struct vnat_nl_resume, local_port) == 48 &&
+	      offsetof(struct vnat_nl_resume, pid) == 52 &&
+	      offsetof(struct vnat_nl_resume, proto) == 56);
 
+/* args: the dump's cb->args, all six of them. */
 void vnat_rs_nl_dump(const void *state, void *skb, void *cb, long *args, bool all, u32 uid);
 /* A refusal's reason, static, is written to *why for the extack. */
 int vnat_rs_nl_resume(const void *state, struct vnat_nl_resume *r, const char **why);

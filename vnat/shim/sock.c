@@ -10,6 +10,7 @@
 #include <linux/inetdevice.h>
 #include <linux/sched/signal.h>
 #include <net/inet_sock.h>
+#include <net/ipv6.h>
 #include <net/route.h>
 #include <net/sock.h>
 #include <net/tcp.h>
@@ -97,57 +98,6 @@ bool vnat_shim_tcp_isn(struct sock *sk, bool ours, u32 *isn)
 }
 
 /*
- * Where the host now sends to @daddr from, if the route there no longer
- * leaves through the interface that has @saddr (or @saddr is gone): the
- * address it would use on the route's interface (network byte order).
- * The route is looked up from @saddr while the host has it, so that rules
- * that route by source keep their connections where they are. 0 if there
- * is no route, the route still leaves through @saddr's interface, or
- * @saddr is on a loopback interface (a service address, sent from through
- * whatever interface the route says, on purpose).
- */
-__be32 vnat_shim_route_moved(struct net *net, __be32 saddr, __be32 daddr)
-{
-	struct flowi4 fl4 = { .daddr = daddr };
-	struct net_device *dev;
-	struct rtable *rt;
-	__be32 src = 0;
-
-	rcu_read_lock();
-	dev = __ip_dev_find(net, saddr, false);
-	if (dev && (dev->flags & IFF_LOOPBACK))
-		goto out;
-	if (dev)
-		fl4.saddr = saddr;
-	rt = ip_route_output_key(net, &fl4);
-	if (IS_ERR(rt))
-		goto out;
-	if (rt->dst.dev != dev)
-		src = dev ? inet_select_addr(rt->dst.dev, rt_nexthop(rt, daddr), RT_SCOPE_UNIVERSE) :
-			    fl4.saddr;
-	ip_rt_put(rt);
-out:
-	rcu_read_unlock();
-	return src;
-}
-
-/*
- * The source address the host would use now to send to @daddr (network
- * byte order), or 0 if there is no route.
- */
-__be32 vnat_shim_route_source(struct net *net, __be32 daddr)
-{
-	struct flowi4 fl4 = { .daddr = daddr };
-	struct rtable *rt;
-
-	rt = ip_route_output_key(net, &fl4);
-	if (IS_ERR(rt))
-		return 0;
-	ip_rt_put(rt);
-	return fl4.saddr;
-}
-
-/*
  * Aborts a connection as `ss --kill` does (sock_diag destroy): a TCP one
  * sends a reset and its owner sees ECONNABORTED. Process context; the
  * caller holds a reference.
@@ -161,15 +111,20 @@ void vnat_shim_sock_destroy(struct sock *sk)
 
 /*
  * The UDP socket that would receive datagrams from @raddr:@rport to
- * @laddr:@lport, with a reference, or NULL. Kernel sockets are not offered.
+ * @laddr:@lport (addresses of one family, IPv4 ones v4-mapped), with a
+ * reference, or NULL. Kernel sockets are not offered.
  */
-struct sock *vnat_shim_udp_lookup(struct net *net, __be32 laddr, __be16 lport,
-			   __be32 raddr, __be16 rport)
+struct sock *vnat_shim_udp_lookup(struct net *net, const struct in6_addr *laddr, __be16 lport,
+				  const struct in6_addr *raddr, __be16 rport)
 {
 	struct sock *sk;
 
 	rcu_read_lock();
-	sk = __udp4_lib_lookup(net, raddr, rport, laddr, lport, 0, 0, NULL);
+	if (ipv6_addr_v4mapped(laddr))
+		sk = __udp4_lib_lookup(net, raddr->s6_addr32[3], rport, laddr->s6_addr32[3],
+				       lport, 0, 0, NULL);
+	else
+		sk = __udp6_lib_lookup(net, raddr, rport, laddr, lport, 0, 0, NULL);
 	if (sk && (sk->sk_kern_sock || !refcount_inc_not_zero(&sk->sk_refcnt)))
 		sk = NULL;
 	rcu_read_unlock();
@@ -303,13 +258,17 @@ bool vnat_shim_sock_destroyed(struct sock *sk)
  * LOCAL_IN (its device and namespace are the lookup's); called from the
  * hook, under RCU.
  */
-int vnat_shim_tcp_lookup(struct sk_buff *skb, __be32 saddr, __be16 sport, __be32 daddr,
-			 __be16 dport, bool syn)
+int vnat_shim_tcp_lookup(struct sk_buff *skb, const struct in6_addr *src, __be16 sport,
+			 const struct in6_addr *dst, __be16 dport, bool syn)
 {
+	__be32 saddr = src->s6_addr32[3], daddr = dst->s6_addr32[3];
 	struct net *net;
 	struct sock *sk;
 	int dif;
 
+	/* Location hiding is of IPv4 connections only. */
+	if (!ipv6_addr_v4mapped(src) || !ipv6_addr_v4mapped(dst))
+		return VNAT_TCP_NONE;
 	if (!skb->dev)
 		return VNAT_TCP_NONE;
 	net = dev_net(skb->dev);

@@ -7,6 +7,7 @@
 //! did.
 
 use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr};
 use vnat_proto::location_hiding::*;
 use vnat_proto::mapping::*;
 use vnat_proto::vcmp::Endpoint;
@@ -46,6 +47,11 @@ impl Host {
         let t = self.pass(Hook::PreRouting, t);
         self.pass(Hook::LocalIn, t)
     }
+}
+
+/// The IPv4 address `a` (host byte order).
+fn ip(a: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::from(a))
 }
 
 fn tcp(src: Endpoint, dst: Endpoint) -> Tuple {
@@ -108,16 +114,16 @@ proptest! {
     #[test]
     fn new_connection_between_virtual_addresses(m in moved(), p in app_port(), q in app_port(), a_opens in any::<bool>()) {
         let (mut a, mut b) = hosts(&m);
-        let a_end = Endpoint::new(m.local_virtual.addr, p);
-        let b_end = Endpoint::new(m.remote_virtual.addr, q);
+        let a_end = m.local_virtual.with_port(p);
+        let b_end = m.remote_virtual.with_port(q);
         // The end that listens, at its virtual address.
         if a_opens {
             b.listeners.push(b_end);
         } else {
             a.listeners.push(a_end);
         }
-        let wire_a = Endpoint::new(m.local_physical.addr, p);
-        let wire_b = Endpoint::new(m.remote_physical.addr, q);
+        let wire_a = m.local_physical.with_port(p);
+        let wire_b = m.remote_physical.with_port(q);
         // The SYN, then the socket exists at the listening end.
         let (from, to, sender, receiver) = if a_opens {
             (a_end, b_end, &a, &b)
@@ -153,10 +159,10 @@ proptest! {
         let m = Mapping { remote_physical: m.remote_virtual, ..m };
         prop_assume!(m.local_physical != m.local_virtual);
         let (mut a, mut b) = hosts(&m);
-        let a_end = Endpoint::new(m.local_physical.addr, p);
-        let b_end = Endpoint::new(m.remote_virtual.addr, q);
+        let a_end = m.local_physical.with_port(p);
+        let b_end = m.remote_virtual.with_port(q);
         b.listeners.push(b_end);
-        let seen_by_b = Endpoint::new(m.local_virtual.addr, p);
+        let seen_by_b = m.local_virtual.with_port(p);
         a.sockets.push(tcp(b_end, a_end));
         let syn = a.send(tcp(a_end, b_end));
         prop_assert_eq!(syn, tcp(a_end, b_end));
@@ -174,9 +180,9 @@ proptest! {
         let (a, _) = hosts(&m);
         let hook = Hook::try_from(hook).unwrap();
         let (udp, p, q) = t;
-        let mut t = tcp(Endpoint::new(m.local_virtual.addr, p), Endpoint::new(m.remote_virtual.addr, q));
+        let mut t = tcp(m.local_virtual.with_port(p), m.remote_virtual.with_port(q));
         if matches!(hook, Hook::PreRouting | Hook::LocalIn) {
-            t = tcp(Endpoint::new(m.remote_physical.addr, q), Endpoint::new(m.local_physical.addr, p));
+            t = tcp(m.remote_physical.with_port(q), m.local_physical.with_port(p));
         }
         if udp {
             t.proto = PROTO_UDP;
@@ -211,7 +217,7 @@ fn moves_are_distinct_and_bounded() {
         ..native
     };
     assert!(!moves.add(&one_more));
-    assert_eq!(moves.remote_virtual_of(2), None);
+    assert_eq!(moves.remote_virtual_of(ip(2)), None);
 }
 
 #[test]
@@ -226,11 +232,11 @@ fn ftp_after_a_client_move() {
         remote_physical: Endpoint::new(server, 21),
     };
     let (client, server_host) = hosts(&control);
-    assert_eq!(server_host.moves.remote_virtual_of(new), Some(old));
+    assert_eq!(server_host.moves.remote_virtual_of(ip(new)), Some(ip(old)));
     // curl may bind its old address, and only that one.
-    assert!(client.moves.is_local_virtual(old));
-    assert!(!client.moves.is_local_virtual(new));
-    assert!(!server_host.moves.is_local_virtual(server));
+    assert!(client.moves.is_local_virtual(ip(old)));
+    assert!(!client.moves.is_local_virtual(ip(new)));
+    assert!(!server_host.moves.is_local_virtual(ip(server)));
     // Passive: the client connects from its new address; vsftpd sees the
     // control connection's peer.
     let data = tcp(Endpoint::new(new, 40001), Endpoint::new(server, 30000));

@@ -6,6 +6,7 @@
 //! the rules put in it.
 
 use proptest::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use vnat_proto::mapping::*;
 use vnat_proto::vcmp::Endpoint;
 
@@ -257,4 +258,124 @@ fn full_table_is_refused() {
         action: Action::Rewrite,
     };
     assert_eq!(insert(&mut slots, 0, &r), Err(InsertError::Full));
+}
+
+/// An IPv6 endpoint of a few addresses and ports, so that they collide.
+fn endpoint6() -> impl Strategy<Value = Endpoint> {
+    (1u16..5, 1u16..4).prop_map(|(a, p)| {
+        Endpoint::from_ip(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, a)),
+            p,
+        )
+    })
+}
+
+/// `e`'s IPv4 address as an IPv6 one: IPv4-compatible (`::a.b.c.d`), or
+/// IPv4-mapped (`::ffff:a.b.c.d`) set directly, as `Endpoint::from_v6`
+/// never makes it.
+fn as_v6(e: Endpoint, mapped: bool) -> Endpoint {
+    let a = Ipv4Addr::from(e.v4().unwrap());
+    let ip = if mapped {
+        a.to_ipv6_mapped()
+    } else {
+        a.to_ipv6_compatible()
+    };
+    Endpoint {
+        addr: IpAddr::V6(ip),
+        port: e.port,
+    }
+}
+
+proptest! {
+    /// As `end_to_end_both_directions`, over IPv6.
+    #[test]
+    fn end_to_end_v6(lv in endpoint6(), lp in endpoint6(), rv in endpoint6(), rp in endpoint6(), udp in any::<bool>()) {
+        let proto = if udp { PROTO_UDP } else { PROTO_TCP };
+        let a = Mapping { proto, local_virtual: lv, local_physical: lp, remote_virtual: rv, remote_physical: rp };
+        let b = mirror(&a);
+        let sent = Tuple { proto, src: lv, dst: rv };
+        let wire = through(&a, &[Hook::LocalOut, Hook::PostRouting], sent);
+        prop_assert_eq!(wire, Tuple { proto, src: lp, dst: rp });
+        prop_assert_eq!(through(&b, &[Hook::PreRouting, Hook::LocalIn], wire), sent);
+        let reply = Tuple { proto, src: rv, dst: lv };
+        let wire = through(&b, &[Hook::LocalOut, Hook::PostRouting], reply);
+        prop_assert_eq!(wire, Tuple { proto, src: rp, dst: lp });
+        prop_assert_eq!(through(&a, &[Hook::PreRouting, Hook::LocalIn], wire), reply);
+    }
+
+    /// IPv6 rules in a table are found by lookup, each with its rewrite,
+    /// also among IPv4 ones; a tuple of no rule is not found.
+    #[test]
+    fn table_finds_v6_rules(conns in proptest::collection::vec((any::<u128>(), 1u16.., any::<u128>(), 1u16.., any::<u128>(), any::<u32>()), 1..200),
+                            seed in any::<u32>()) {
+        let v6 = |a: u128, p: u16| Endpoint::from_ip(IpAddr::V6(Ipv6Addr::from(a | 1 << 120)), p);
+        let mut rules = Vec::new();
+        for (i, (a, p, b, q, n, four)) in conns.iter().enumerate() {
+            let lv = v6(*a, 1 + i as u16);
+            let m = Mapping { proto: PROTO_TCP, local_virtual: lv, local_physical: v6(*n, *p),
+                              remote_virtual: v6(*b, *q), remote_physical: v6(*b ^ 1, *q) };
+            prop_assert!(m.rules().iter().flatten().all(|r| r.matches.src.is_v6() && r.matches.dst.is_v6()));
+            rules.extend(m.rules().into_iter().flatten());
+            // An IPv4 connection beside it.
+            let m4 = Mapping { proto: PROTO_TCP, local_virtual: Endpoint::new(*four, 1 + i as u16),
+                               local_physical: Endpoint::new(*four ^ 2, *p),
+                               remote_virtual: Endpoint::new(*four ^ 4, *q), remote_physical: Endpoint::new(*four ^ 8, *q) };
+            rules.extend(m4.rules().into_iter().flatten());
+        }
+        let mut slots = vec![Slot::default(); capacity_for(rules.len())];
+        let mut inserted = Vec::new();
+        for r in &rules {
+            if insert(&mut slots, seed, r).is_ok() {
+                inserted.push(*r);
+            }
+        }
+        prop_assert!(inserted.iter().any(|r| r.matches.src.is_v6()));
+        for r in &inserted {
+            let s = lookup(&slots, seed, r.hook, &r.matches);
+            prop_assert_eq!(s.map(|s| (s.matches, s.rewrite)), Some((r.matches, r.rewrite)));
+        }
+        let absent = Tuple { proto: PROTO_TCP, src: v6(0, 0), dst: v6(0, 0) };
+        for h in Hook::ALL {
+            prop_assert!(lookup(&slots, seed, h, &absent).is_none());
+        }
+    }
+
+    /// An IPv4 tuple and an IPv6 one never match each other, not even with
+    /// the IPv4 addresses written as IPv6 ones (IPv4-compatible or
+    /// IPv4-mapped): their rules share a table without conflict, and each
+    /// lookup finds the rule of its family.
+    #[test]
+    fn v4_and_v6_tuples_never_match(lv in (1u32..5, 1u16..4), lp in (5u32..9, 1u16..4), rv in (9u32..13, 1u16..4), rp in (13u32..17, 1u16..4),
+                                    mapped in any::<bool>(), seed in any::<u32>(), udp in any::<bool>()) {
+        let e = |(a, p): (u32, u16)| Endpoint::new(0x0a00_0000 + a, p);
+        let proto = if udp { PROTO_UDP } else { PROTO_TCP };
+        let m4 = Mapping { proto, local_virtual: e(lv), local_physical: e(lp), remote_virtual: e(rv), remote_physical: e(rp) };
+        let six = |x: Endpoint| as_v6(x, mapped);
+        let m6 = Mapping { proto, local_virtual: six(m4.local_virtual), local_physical: six(m4.local_physical),
+                           remote_virtual: six(m4.remote_virtual), remote_physical: six(m4.remote_physical) };
+        let r4: Vec<Rule> = m4.rules().into_iter().flatten().collect();
+        let r6: Vec<Rule> = m6.rules().into_iter().flatten().collect();
+        prop_assert_eq!(r4.len(), r6.len());
+        let mut slots = vec![Slot::default(); capacity_for(r4.len() + r6.len())];
+        for r in r4.iter().chain(&r6) {
+            prop_assert!(insert(&mut slots, seed, r).is_ok(), "no conflict across families: {:?}", r);
+        }
+        for (a, b) in r4.iter().zip(&r6) {
+            prop_assert_ne!(a.matches, b.matches);
+            prop_assert_eq!(lookup(&slots, seed, a.hook, &a.matches).map(|s| s.rewrite), Some(a.rewrite));
+            prop_assert_eq!(lookup(&slots, seed, b.hook, &b.matches).map(|s| s.rewrite), Some(b.rewrite));
+        }
+        // With only one family's rules, the other's tuples find nothing.
+        for (mine, other) in [(&r4, &r6), (&r6, &r4)] {
+            let mut slots = vec![Slot::default(); capacity_for(mine.len())];
+            for r in mine.iter() {
+                insert(&mut slots, seed, r).unwrap();
+            }
+            for r in other.iter() {
+                for h in Hook::ALL {
+                    prop_assert!(lookup(&slots, seed, h, &r.matches).is_none());
+                }
+            }
+        }
+    }
 }

@@ -197,11 +197,11 @@ fn zero_endpoints_are_refused() {
     for field in 0..6 {
         let mut u = ok;
         match field {
-            0 => u.remote_virtual.addr = 0,
+            0 => u.remote_virtual = Endpoint::new(0, u.remote_virtual.port),
             1 => u.remote_virtual.port = 0,
-            2 => u.local_virtual.addr = 0,
+            2 => u.local_virtual = Endpoint::new(0, u.local_virtual.port),
             3 => u.local_virtual.port = 0,
-            4 => u.local_physical.addr = 0,
+            4 => u.local_physical = Endpoint::new(0, u.local_physical.port),
             _ => u.local_physical.port = 0,
         }
         assert_eq!(

@@ -4,13 +4,14 @@
 //! change, and a stream of both versions split anywhere.
 
 use proptest::prelude::*;
+use std::net::{IpAddr, Ipv6Addr};
 use vnat_proto::vcmp::{self, Endpoint, PROTO_TCP, PROTO_UDP};
 use vnat_proto::vcmp2::*;
 use vnat_proto::HmacSha256;
 
 fn addr() -> impl Strategy<Value = Addr> {
     prop_oneof![
-        (1u32.., 1u16..).prop_map(|(a, p)| Addr::from_v4(Endpoint::new(a, p))),
+        (1u32.., 1u16..).prop_map(|(a, p)| Addr::from_endpoint(Endpoint::new(a, p))),
         (any::<[u8; 16]>(), 1u16..)
             .prop_filter("specified", |(ip, _)| *ip != [0; 16])
             .prop_map(|(ip, port)| Addr { ip, port }),
@@ -85,9 +86,9 @@ fn update_layout_is_as_documented() {
         proto: PROTO_TCP,
         key_id: 0x0102_0304,
         counter: 5,
-        remote_virtual: Addr::from_v4(Endpoint::new(0x1414_1414, 80)),
-        local_virtual: Addr::from_v4(Endpoint::new(0x0a0a_0a0a, 40000)),
-        local_physical: Addr::from_v4(Endpoint::new(0x1e1e_1e1e, 40001)),
+        remote_virtual: Addr::from_endpoint(Endpoint::new(0x1414_1414, 80)),
+        local_virtual: Addr::from_endpoint(Endpoint::new(0x0a0a_0a0a, 40000)),
+        local_physical: Addr::from_endpoint(Endpoint::new(0x1e1e_1e1e, 40001)),
     };
     let b = encode(&Message::Update(u), &[9; 32]);
     let v4 = |a: [u8; 4], p: u16| {
@@ -137,15 +138,124 @@ fn a_version_1_peer_refuses_version_2() {
 #[test]
 fn mapped_addresses() {
     let e = Endpoint::new(0x0a00_0102, 2031);
-    assert_eq!(Addr::from_v4(e).v4(), Some(e));
+    let a = Addr::from_endpoint(e);
+    assert_eq!(a.ip[..12], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]);
+    assert_eq!(a.endpoint(), e);
+    assert_eq!(a.endpoint().v4(), Some(0x0a00_0102));
     let v6 = Addr {
         ip: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
         port: 1,
     };
-    assert_eq!(v6.v4(), None);
+    assert!(v6.endpoint().is_v6());
+    assert_eq!(v6.endpoint().v4(), None);
+    assert_eq!(v6.endpoint().to_string(), "[2001:db8::1]:1");
+    assert_eq!(Addr::from_endpoint(v6.endpoint()), v6);
     assert!(v6.is_specified());
-    assert!(!Addr::from_v4(Endpoint::new(0, 80)).is_specified());
+    assert!(!Addr::from_endpoint(Endpoint::new(0, 80)).is_specified());
     assert!(!Addr::ZERO.is_specified());
+    assert!(!Addr {
+        ip: [0; 16],
+        port: 80
+    }
+    .is_specified());
+    assert!(!Addr { port: 0, ..v6 }.is_specified());
+}
+
+/// An IPv6 endpoint (not IPv4-mapped).
+fn v6_endpoint() -> impl Strategy<Value = Endpoint> {
+    (any::<[u8; 16]>(), 1u16..)
+        .prop_map(|(ip, port)| Endpoint::from_ip(IpAddr::V6(Ipv6Addr::from(ip)), port))
+        .prop_filter("IPv6, specified", |e| e.is_v6() && e.is_specified())
+}
+
+fn v4_endpoint() -> impl Strategy<Value = Endpoint> {
+    (1u32.., 1u16..).prop_map(|(a, p)| Endpoint::new(a, p))
+}
+
+fn any_endpoint() -> impl Strategy<Value = Endpoint> {
+    prop_oneof![v4_endpoint(), v6_endpoint()]
+}
+
+proptest! {
+    /// An endpoint of either family goes onto the wire and back unchanged,
+    /// and any 16 wire bytes come back as they were.
+    #[test]
+    fn endpoints_round_trip_through_addr(e in any_endpoint(), ip in any::<[u8; 16]>(), port in any::<u16>()) {
+        let a = Addr::from_endpoint(e);
+        prop_assert_eq!(a.endpoint(), e);
+        prop_assert_eq!(a.endpoint().is_v6(), e.is_v6());
+        prop_assert_eq!(a.ip, e.octets16());
+        prop_assert_eq!(a.port, e.port);
+        let wire = Addr { ip, port };
+        prop_assert_eq!(Addr::from_endpoint(wire.endpoint()), wire);
+    }
+
+    /// UPD and SUS with IPv6 endpoints: encoded, decoded, verified, and
+    /// read back as the paper's fields, with IPv6 endpoints.
+    #[test]
+    fn v6_update_round_trips(udp in any::<bool>(), sus in any::<bool>(), r in v6_endpoint(), l in v6_endpoint(), p in v6_endpoint(),
+                             id in any::<u32>(), counter in any::<u64>(), key in any::<[u8; 32]>()) {
+        let u = vcmp::Update { proto: if udp { PROTO_UDP } else { PROTO_TCP }, remote_virtual: r, local_virtual: l, local_physical: p };
+        let v2 = Update::from_v1(&u, id, counter);
+        let m = if sus { Message::Suspend(v2) } else { Message::Update(v2) };
+        let b = encode(&m, &key);
+        prop_assert_eq!(b.len(), 90);
+        prop_assert_eq!(&b[20..36], &r.octets16()[..]);
+        prop_assert_eq!(&b[38..54], &l.octets16()[..]);
+        prop_assert_eq!(&b[56..72], &p.octets16()[..]);
+        prop_assert_eq!(Message::decode(&b), Ok(m));
+        prop_assert!(verify::<HmacSha256>(&b, &key));
+        prop_assert_eq!(v2.to_v1(), Some(u));
+    }
+
+    /// A connection keeps its family: an update naming endpoints of both
+    /// has no paper's form (whatever the family of each of the three).
+    #[test]
+    fn mixed_families_have_no_v1_form(proto in proto(), r in any_endpoint(), l in any_endpoint(), p in any_endpoint()) {
+        let u = vcmp::Update { proto, remote_virtual: r, local_virtual: l, local_physical: p };
+        let v2 = Update::from_v1(&u, 1, 1);
+        let one_family = r.is_v6() == l.is_v6() && l.is_v6() == p.is_v6();
+        prop_assert_eq!(v2.to_v1(), one_family.then_some(u));
+        // It still goes onto the wire and back as it is.
+        let b = encode(&Message::Update(v2), &[3; 32]);
+        prop_assert_eq!(Message::decode(&b), Ok(Message::Update(v2)));
+    }
+}
+
+#[test]
+fn one_v6_endpoint_is_enough_to_refuse_the_v1_form() {
+    let v4 = Endpoint::new(0x0a00_0102, 40000);
+    let v6 = Endpoint::from_v6(
+        [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+        40000,
+    );
+    let all = vcmp::Update {
+        proto: PROTO_TCP,
+        remote_virtual: v4,
+        local_virtual: v4,
+        local_physical: v4,
+    };
+    assert!(Update::from_v1(&all, 1, 1).to_v1().is_some());
+    for i in 0..3 {
+        let mut u = all;
+        *[
+            &mut u.remote_virtual,
+            &mut u.local_virtual,
+            &mut u.local_physical,
+        ][i] = v6;
+        assert_eq!(Update::from_v1(&u, 1, 1).to_v1(), None, "IPv6 at {i}");
+    }
+    // An IPv4-mapped IPv6 address is IPv4.
+    let mapped = Endpoint::from_v6(
+        [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 0, 1, 2],
+        40000,
+    );
+    assert_eq!(mapped, v4);
+    let u = vcmp::Update {
+        local_physical: mapped,
+        ..all
+    };
+    assert_eq!(Update::from_v1(&u, 1, 1).to_v1(), Some(all));
 }
 
 #[test]
@@ -239,8 +349,8 @@ proptest! {
 fn key_request_names_the_connection_as_on_the_wire() {
     let k = KeyRequest {
         proto: PROTO_TCP,
-        remote_virtual: Addr::from_v4(Endpoint::new(0x0a00_0902, 5000)),
-        local_virtual: Addr::from_v4(Endpoint::new(0x0a00_0102, 40000)),
+        remote_virtual: Addr::from_endpoint(Endpoint::new(0x0a00_0902, 5000)),
+        local_virtual: Addr::from_endpoint(Endpoint::new(0x0a00_0102, 40000)),
         isn: 0x1234_5678,
     };
     let wire = encode(&Message::Key(k), &[1; 32]);
@@ -293,8 +403,8 @@ proptest! {
     }
 }
 
-/// A version-2 reply reads as the paper's: accepted with an IPv4 endpoint,
-/// or refused (also when its endpoint is not IPv4).
+/// A version-2 reply reads as the paper's: accepted with its endpoint (of
+/// either family: the caller checks it is the connection's), or refused.
 #[test]
 fn replies_read_as_the_papers() {
     let e = Endpoint::new(0x0a00_0202, 40000);
@@ -303,8 +413,8 @@ fn replies_read_as_the_papers() {
         helper: vcmp::HELPER_STOP,
         key_id: 1,
         counter: 2,
-        local_physical: Addr::from_v4(e),
-        observed: Addr::from_v4(e),
+        local_physical: Addr::from_endpoint(e),
+        observed: Addr::from_endpoint(e),
     };
     assert_eq!(ok.to_v1_update(), vcmp::UpdateReply { local_physical: e });
     assert_eq!(
@@ -314,20 +424,31 @@ fn replies_read_as_the_papers() {
             helper: vcmp::HELPER_STOP
         }
     );
-    for r in [
-        Reply {
-            status: STATUS_REFUSED,
-            ..ok
-        },
-        Reply {
-            local_physical: Addr {
-                ip: [1; 16],
-                port: 1,
-            },
-            ..ok
-        },
-    ] {
-        assert_eq!(r.to_v1_update(), vcmp::UpdateReply::REFUSED);
-        assert_eq!(r.to_v1_suspend(), vcmp::SuspendReply::REFUSED);
-    }
+    let refused = Reply {
+        status: STATUS_REFUSED,
+        ..ok
+    };
+    assert_eq!(refused.to_v1_update(), vcmp::UpdateReply::REFUSED);
+    assert_eq!(refused.to_v1_suspend(), vcmp::SuspendReply::REFUSED);
+    let v6 = Endpoint::from_v6([1; 16], 1);
+    assert!(v6.is_v6());
+    let ok6 = Reply {
+        local_physical: Addr::from_endpoint(v6),
+        ..ok
+    };
+    assert_eq!(ok6.to_v1_update(), vcmp::UpdateReply { local_physical: v6 });
+    assert!(!ok6.to_v1_update().is_refused());
+    assert_eq!(
+        ok6.to_v1_suspend(),
+        vcmp::SuspendReply {
+            local_physical: v6,
+            helper: vcmp::HELPER_STOP
+        }
+    );
+    let refused6 = Reply {
+        status: STATUS_REFUSED,
+        ..ok6
+    };
+    assert_eq!(refused6.to_v1_update(), vcmp::UpdateReply::REFUSED);
+    assert_eq!(refused6.to_v1_suspend(), vcmp::SuspendReply::REFUSED);
 }

@@ -3,6 +3,9 @@
 //! The generic netlink family `vnat` as messages: attributes, and the
 //! records a dump, an event or `stats-get` carries. The numbers and names
 //! are generated from the spec `vnat/vnat.yaml` (`generated.rs`).
+//!
+//! An IPv4 address is its u32 attribute (`local-addr`, ...), an IPv6 one
+//! its `*-addr6` form (16 bytes): a connection has one or the other.
 
 use crate::generated;
 pub use crate::generated::{cmd, conn as attr, FAMILY_NAME, FAMILY_VERSION, MCGRP_EVENTS};
@@ -12,7 +15,7 @@ use netlink_packet_core::{
     NlasIterator, Parseable, ParseableParametrized,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// Names of an enum of the spec, by value.
 pub const STATES: &[&str] = generated::state::NAMES;
@@ -62,6 +65,13 @@ pub enum Attr {
     PeerSuspended(u8),
     Auth(u8),
     VcmpNextMs(u32),
+    /// The IPv6 forms of `LocalAddr`, `RemoteAddr`, `LocalPhysAddr`,
+    /// `RemotePhysAddr` and `NewAddr`.
+    LocalAddr6(Ipv6Addr),
+    RemoteAddr6(Ipv6Addr),
+    LocalPhysAddr6(Ipv6Addr),
+    RemotePhysAddr6(Ipv6Addr),
+    NewAddr6(Ipv6Addr),
     /// An attribute of the set `stats` (a `stats-get` reply): its number
     /// and value, whatever its width.
     Stat(u16, u64),
@@ -76,10 +86,34 @@ enum Value<'a> {
     U32(u32),
     U64(u64),
     Addr(Ipv4Addr),
+    Addr6(Ipv6Addr),
     Str(&'a str),
 }
 
 impl Attr {
+    /// Address `a` as the attribute of its family: `v4` (the u32 form) for
+    /// IPv4, also for an IPv4-mapped IPv6 address, else `v6`.
+    pub fn addr(a: IpAddr, v4: fn(Ipv4Addr) -> Attr, v6: fn(Ipv6Addr) -> Attr) -> Attr {
+        match a.to_canonical() {
+            IpAddr::V4(a) => v4(a),
+            IpAddr::V6(a) => v6(a),
+        }
+    }
+
+    /// The address of `local-addr`, `new-addr` and the like, in either
+    /// form.
+    pub fn ip(&self) -> Option<IpAddr> {
+        use Attr::*;
+        match self {
+            LocalAddr(a) | RemoteAddr(a) | LocalPhysAddr(a) | RemotePhysAddr(a) | NewAddr(a) => {
+                Some((*a).into())
+            }
+            LocalAddr6(a) | RemoteAddr6(a) | LocalPhysAddr6(a) | RemotePhysAddr6(a)
+            | NewAddr6(a) => Some((*a).into()),
+            _ => None,
+        }
+    }
+
     fn value(&self) -> Option<Value<'_>> {
         use Attr::*;
         Some(match self {
@@ -91,6 +125,8 @@ impl Attr {
             LocalAddr(a) | RemoteAddr(a) | LocalPhysAddr(a) | RemotePhysAddr(a) | NewAddr(a) => {
                 Value::Addr(*a)
             }
+            LocalAddr6(a) | RemoteAddr6(a) | LocalPhysAddr6(a) | RemotePhysAddr6(a)
+            | NewAddr6(a) => Value::Addr6(*a),
             Reason(s) => Value::Str(s),
             Other(_) => return None,
         })
@@ -104,6 +140,7 @@ impl Nla for Attr {
             Some(Value::U16Be(_)) => 2,
             Some(Value::U32(_) | Value::Addr(_)) => 4,
             Some(Value::U64(_)) => 8,
+            Some(Value::Addr6(_)) => 16,
             Some(Value::Str(s)) => s.len() + 1,
             None => match self {
                 Attr::Other(n) => n.value_len(),
@@ -143,6 +180,11 @@ impl Nla for Attr {
             PeerSuspended(_) => attr::PEER_SUSPENDED,
             Auth(_) => attr::AUTH,
             VcmpNextMs(_) => attr::VCMP_NEXT_MS,
+            LocalAddr6(_) => attr::LOCAL_ADDR6,
+            RemoteAddr6(_) => attr::REMOTE_ADDR6,
+            LocalPhysAddr6(_) => attr::LOCAL_PHYS_ADDR6,
+            RemotePhysAddr6(_) => attr::REMOTE_PHYS_ADDR6,
+            NewAddr6(_) => attr::NEW_ADDR6,
             Stat(k, _) => *k,
             Other(n) => n.kind(),
         }
@@ -155,6 +197,7 @@ impl Nla for Attr {
             Some(Value::U32(v)) => emit_u32(buf, v).expect("4 bytes"),
             Some(Value::U64(v)) => emit_u64(buf, v).expect("8 bytes"),
             Some(Value::Addr(a)) => emit_u32_be(buf, a.into()).expect("4 bytes"),
+            Some(Value::Addr6(a)) => buf[..16].copy_from_slice(&a.octets()),
             Some(Value::Str(s)) => {
                 buf[..s.len()].copy_from_slice(s.as_bytes());
                 buf[s.len()] = 0;
@@ -172,6 +215,11 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
     fn parse(buf: &NlaBuffer<&T>) -> Result<Self, DecodeError> {
         let v = buf.value();
         let addr = |v: &[u8]| parse_u32_be(v).map(Ipv4Addr::from);
+        let addr6 = |v: &[u8]| {
+            <[u8; 16]>::try_from(v)
+                .map(Ipv6Addr::from)
+                .map_err(|_| DecodeError::from(format!("an IPv6 address of {} bytes", v.len())))
+        };
         Ok(match buf.kind() {
             attr::PROTO => Attr::Proto(parse_u8(v)?),
             attr::LOCAL_ADDR => Attr::LocalAddr(addr(v)?),
@@ -201,6 +249,11 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::PEER_SUSPENDED => Attr::PeerSuspended(parse_u8(v)?),
             attr::AUTH => Attr::Auth(parse_u8(v)?),
             attr::VCMP_NEXT_MS => Attr::VcmpNextMs(parse_u32(v)?),
+            attr::LOCAL_ADDR6 => Attr::LocalAddr6(addr6(v)?),
+            attr::REMOTE_ADDR6 => Attr::RemoteAddr6(addr6(v)?),
+            attr::LOCAL_PHYS_ADDR6 => Attr::LocalPhysAddr6(addr6(v)?),
+            attr::REMOTE_PHYS_ADDR6 => Attr::RemotePhysAddr6(addr6(v)?),
+            attr::NEW_ADDR6 => Attr::NewAddr6(addr6(v)?),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
     }
@@ -285,11 +338,13 @@ pub struct Conn {
     /// IP protocol number.
     pub proto: u8,
     /// Virtual endpoints: what the sockets see, for the connection's life.
-    pub local: SocketAddrV4,
-    pub remote: SocketAddrV4,
+    /// All four endpoints are of one family; an IPv6 one shows as
+    /// `[addr]:port`.
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
     /// Physical endpoints: what the wire carries now.
-    pub local_phys: SocketAddrV4,
-    pub remote_phys: SocketAddrV4,
+    pub local_phys: SocketAddr,
+    pub remote_phys: SocketAddr,
     /// `STATES` index.
     pub state: u8,
     /// `ORIGINS` index.
@@ -356,12 +411,13 @@ impl Conn {
 
     /// The record in `attrs`; `Err` names the first attribute missing.
     pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
+        let none = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0);
         let mut c = Self {
             proto: 0,
-            local: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-            remote: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-            local_phys: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
-            remote_phys: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            local: none,
+            remote: none,
+            local_phys: none,
+            remote_phys: none,
             state: 0,
             origin: 0,
             pid: 0,
@@ -378,18 +434,22 @@ impl Conn {
             peer_suspended: false,
             auth: 0,
         };
-        let mut seen = 0u32;
+        let mut seen = 0u64;
         for a in attrs {
-            seen |= 1 << a.kind().min(31);
+            seen |= 1 << a.kind().min(63);
             match a {
                 Attr::Proto(v) => c.proto = *v,
-                Attr::LocalAddr(v) => c.local.set_ip(*v),
+                Attr::LocalAddr(v) => c.local.set_ip((*v).into()),
+                Attr::LocalAddr6(v) => c.local.set_ip((*v).into()),
                 Attr::LocalPort(v) => c.local.set_port(*v),
-                Attr::RemoteAddr(v) => c.remote.set_ip(*v),
+                Attr::RemoteAddr(v) => c.remote.set_ip((*v).into()),
+                Attr::RemoteAddr6(v) => c.remote.set_ip((*v).into()),
                 Attr::RemotePort(v) => c.remote.set_port(*v),
-                Attr::LocalPhysAddr(v) => c.local_phys.set_ip(*v),
+                Attr::LocalPhysAddr(v) => c.local_phys.set_ip((*v).into()),
+                Attr::LocalPhysAddr6(v) => c.local_phys.set_ip((*v).into()),
                 Attr::LocalPhysPort(v) => c.local_phys.set_port(*v),
-                Attr::RemotePhysAddr(v) => c.remote_phys.set_ip(*v),
+                Attr::RemotePhysAddr(v) => c.remote_phys.set_ip((*v).into()),
+                Attr::RemotePhysAddr6(v) => c.remote_phys.set_ip((*v).into()),
                 Attr::RemotePhysPort(v) => c.remote_phys.set_port(*v),
                 Attr::State(v) => c.state = *v,
                 Attr::Origin(v) => c.origin = *v,
@@ -409,14 +469,16 @@ impl Conn {
                 _ => {}
             }
         }
-        for (k, name) in [
-            (attr::PROTO, "proto"),
-            (attr::LOCAL_ADDR, "local-addr"),
-            (attr::LOCAL_PORT, "local-port"),
-            (attr::REMOTE_ADDR, "remote-addr"),
-            (attr::REMOTE_PORT, "remote-port"),
+        // An address in either form; a missing one is named by its IPv4
+        // form, as the kernel names it.
+        for (k, k6, name) in [
+            (attr::PROTO, attr::PROTO, "proto"),
+            (attr::LOCAL_ADDR, attr::LOCAL_ADDR6, "local-addr"),
+            (attr::LOCAL_PORT, attr::LOCAL_PORT, "local-port"),
+            (attr::REMOTE_ADDR, attr::REMOTE_ADDR6, "remote-addr"),
+            (attr::REMOTE_PORT, attr::REMOTE_PORT, "remote-port"),
         ] {
-            if seen & (1 << k) == 0 {
+            if seen & (1 << k | 1 << k6) == 0 {
                 return Err(format!("the kernel sent a connection without {name}"));
             }
         }
@@ -428,13 +490,21 @@ impl Conn {
     pub fn to_attrs(&self) -> Vec<Attr> {
         vec![
             Attr::Proto(self.proto),
-            Attr::LocalAddr(*self.local.ip()),
+            Attr::addr(self.local.ip(), Attr::LocalAddr, Attr::LocalAddr6),
             Attr::LocalPort(self.local.port()),
-            Attr::RemoteAddr(*self.remote.ip()),
+            Attr::addr(self.remote.ip(), Attr::RemoteAddr, Attr::RemoteAddr6),
             Attr::RemotePort(self.remote.port()),
-            Attr::LocalPhysAddr(*self.local_phys.ip()),
+            Attr::addr(
+                self.local_phys.ip(),
+                Attr::LocalPhysAddr,
+                Attr::LocalPhysAddr6,
+            ),
             Attr::LocalPhysPort(self.local_phys.port()),
-            Attr::RemotePhysAddr(*self.remote_phys.ip()),
+            Attr::addr(
+                self.remote_phys.ip(),
+                Attr::RemotePhysAddr,
+                Attr::RemotePhysAddr6,
+            ),
             Attr::RemotePhysPort(self.remote_phys.port()),
             Attr::State(self.state),
             Attr::Origin(self.origin),
@@ -542,6 +612,17 @@ pub(crate) mod tests {
         }
     }
 
+    /// An IPv6 connection: `sample()` with IPv6 endpoints.
+    pub(crate) fn sample6() -> Conn {
+        Conn {
+            local: "[2001:db8:1::2]:40000".parse().unwrap(),
+            remote: "[2001:db8::2]:5000".parse().unwrap(),
+            local_phys: "[2001:db8:2::2]:40000".parse().unwrap(),
+            remote_phys: "[2001:db8::2]:5000".parse().unwrap(),
+            ..sample()
+        }
+    }
+
     /// Serializes a message as the kernel would frame it, then parses it.
     fn round_trip(m: Message) -> Message {
         let mut g = GenlMessage::from_payload(m);
@@ -591,6 +672,86 @@ pub(crate) mod tests {
         assert_eq!(&buf[4..8], &[10, 0, 1, 2]);
         Attr::LocalPort(0x1234).emit(&mut buf);
         assert_eq!(&buf[4..6], &[0x12, 0x34]);
+    }
+
+    #[test]
+    fn ipv4_connections_have_only_the_u32_addresses() {
+        let kinds: Vec<u16> = sample().to_attrs().iter().map(Nla::kind).collect();
+        for k in [
+            attr::LOCAL_ADDR,
+            attr::REMOTE_ADDR,
+            attr::LOCAL_PHYS_ADDR,
+            attr::REMOTE_PHYS_ADDR,
+        ] {
+            assert!(kinds.contains(&k), "{k}");
+        }
+        assert!(kinds.iter().all(|k| *k < attr::LOCAL_ADDR6), "{kinds:?}");
+    }
+
+    #[test]
+    fn ipv6_connection_round_trips_as_addr6() {
+        let c = sample6();
+        let attrs = c.to_attrs();
+        let kinds: Vec<u16> = attrs.iter().map(Nla::kind).collect();
+        for (k4, k6) in [
+            (attr::LOCAL_ADDR, attr::LOCAL_ADDR6),
+            (attr::REMOTE_ADDR, attr::REMOTE_ADDR6),
+            (attr::LOCAL_PHYS_ADDR, attr::LOCAL_PHYS_ADDR6),
+            (attr::REMOTE_PHYS_ADDR, attr::REMOTE_PHYS_ADDR6),
+        ] {
+            assert!(!kinds.contains(&k4) && kinds.contains(&k6), "{kinds:?}");
+        }
+        let m = round_trip(Message {
+            cmd: cmd::CONN_GET,
+            attrs,
+        });
+        assert_eq!(Conn::from_attrs(&m.attrs).unwrap(), c);
+        assert_eq!(c.local.to_string(), "[2001:db8:1::2]:40000");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_16_bytes_on_the_wire() {
+        let a: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let mut buf = vec![0u8; 20];
+        Attr::NewAddr6(a).emit(&mut buf);
+        assert_eq!(u16::from_ne_bytes([buf[0], buf[1]]), 20);
+        assert_eq!(u16::from_ne_bytes([buf[2], buf[3]]), attr::NEW_ADDR6);
+        assert_eq!(&buf[4..], &a.octets());
+        assert_eq!(
+            Attr::parse(&NlaBuffer::new(&buf[..])).unwrap(),
+            Attr::NewAddr6(a)
+        );
+        // The kernel's policy takes 16 bytes only; so does vnatctl.
+        let mut short = buf[..8].to_vec();
+        short[..2].copy_from_slice(&8u16.to_ne_bytes());
+        assert!(Attr::parse(&NlaBuffer::new(&short[..])).is_err());
+    }
+
+    #[test]
+    fn addresses_take_the_attribute_of_their_family() {
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let a = |ip| Attr::addr(ip, Attr::NewAddr, Attr::NewAddr6);
+        assert_eq!(a(v4), Attr::NewAddr(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(a(mapped), Attr::NewAddr(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(a(v6), Attr::NewAddr6("2001:db8::1".parse().unwrap()));
+        assert_eq!(a(v6).ip(), Some(v6));
+        assert_eq!(a(v4).ip(), Some(v4));
+        assert_eq!(Attr::Pid(1).ip(), None);
+    }
+
+    #[test]
+    fn a_record_with_its_tuple_in_ipv6_form_is_whole() {
+        let attrs: Vec<Attr> = sample6()
+            .to_attrs()
+            .into_iter()
+            .filter(|a| a.kind() != attr::REMOTE_ADDR6)
+            .collect();
+        assert_eq!(
+            Conn::from_attrs(&attrs).unwrap_err(),
+            "the kernel sent a connection without remote-addr"
+        );
     }
 
     #[test]

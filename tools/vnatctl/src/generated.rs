@@ -62,6 +62,11 @@ pub mod conn {
     pub const PEER_SUSPENDED: u16 = 27;
     pub const AUTH: u16 = 28;
     pub const VCMP_NEXT_MS: u16 = 29;
+    pub const LOCAL_ADDR6: u16 = 30;
+    pub const REMOTE_ADDR6: u16 = 31;
+    pub const LOCAL_PHYS_ADDR6: u16 = 32;
+    pub const REMOTE_PHYS_ADDR6: u16 = 33;
+    pub const NEW_ADDR6: u16 = 34;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -93,6 +98,11 @@ pub mod conn {
         (27, "peer-suspended"),
         (28, "auth"),
         (29, "vcmp-next-ms"),
+        (30, "local-addr6"),
+        (31, "remote-addr6"),
+        (32, "local-phys-addr6"),
+        (33, "remote-phys-addr6"),
+        (34, "new-addr6"),
     ];
 }
 

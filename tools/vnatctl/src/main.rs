@@ -15,7 +15,12 @@ use clap::{builder::PossibleValuesParser, CommandFactory, Parser, Subcommand};
 use family::Attr;
 use nl::{Client, Error};
 use render::Filter;
-use std::{fs, io::Write, net::Ipv4Addr, process::ExitCode};
+use std::{
+    fs,
+    io::Write,
+    net::{IpAddr, Ipv6Addr},
+    process::ExitCode,
+};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -26,6 +31,8 @@ Examples:
   vnatctl resume --pid 4242 10.0.2.2          one process's connections
   vnatctl resume --pid 4242                   ... at the address the host would use now
   vnatctl resume --conn tcp 10.0.1.2:40000 10.0.0.2:5000 10.0.2.2
+  vnatctl resume 2001:db8:1::2 2001:db8:2::2  IPv6 as IPv4
+  vnatctl resume --conn tcp [2001:db8:1::2]:40000 [2001:db8::2]:5000
   vnatctl suspend 10.0.1.2                    the host is about to go: peers keep its connections
   vnatctl suspend --pid 4242                  one process is about to be checkpointed
   vnatctl resume 10.0.1.2 10.0.1.2            ... it came back where it was
@@ -67,9 +74,9 @@ enum Cmd {
         /// Only this protocol
         #[arg(long, value_parser = ["tcp", "udp"])]
         proto: Option<String>,
-        /// Only connections with this address at any endpoint
+        /// Only connections with this address (IPv4 or IPv6) at any endpoint
         #[arg(long, value_parser = parse_addr)]
-        addr: Option<Ipv4Addr>,
+        addr: Option<IpAddr>,
         /// Only connections with this port at any endpoint
         #[arg(long)]
         port: Option<u16>,
@@ -91,8 +98,9 @@ enum Cmd {
     /// Resume connections at a new local address: those of a whole host
     /// (FROM [TO]), of one process (--pid PID [TO]) or one connection
     /// (--conn PROTO LOCAL REMOTE [TO], virtual endpoints as `list` shows
-    /// them). Without TO: the address the host would use now to reach the
-    /// peer
+    /// them: ADDRESS:PORT, [IPV6-ADDRESS]:PORT). Addresses IPv4 or IPv6; a
+    /// connection keeps its family. Without TO: the address the host would
+    /// use now to reach the peer
     Resume {
         /// Resume this process's connections
         #[arg(long, conflicts_with = "conn")]
@@ -102,7 +110,7 @@ enum Cmd {
         conn: Option<Vec<String>>,
         /// FROM [TO], or [TO] with --pid/--conn
         #[arg(value_parser = parse_addr, num_args = 0..=2, value_name = "ADDR")]
-        addrs: Vec<Ipv4Addr>,
+        addrs: Vec<IpAddr>,
     },
     /// Set the virtual address conflict policy of one connection (paper
     /// 3.4.3): when a migration would give it the endpoints of another live
@@ -111,7 +119,8 @@ enum Cmd {
     Policy {
         /// tcp or udp
         proto: String,
-        /// Local virtual endpoint, ADDRESS:PORT, as `list` shows it
+        /// Local virtual endpoint, ADDRESS:PORT or [IPV6-ADDRESS]:PORT, as
+        /// `list` shows it
         local: String,
         /// Remote virtual endpoint
         remote: String,
@@ -134,7 +143,7 @@ enum Cmd {
         /// The local address whose connections are suspended (without
         /// --pid/--conn)
         #[arg(value_parser = parse_addr, value_name = "ADDR")]
-        addr: Option<Ipv4Addr>,
+        addr: Option<IpAddr>,
     },
     /// Set the helper that keeps one connection alive here while its peer
     /// is suspended (paper 3.3.1): none, keepalive (TCP keepalive off),
@@ -143,7 +152,8 @@ enum Cmd {
     Helper {
         /// tcp or udp
         proto: String,
-        /// Local virtual endpoint, ADDRESS:PORT, as `list` shows it
+        /// Local virtual endpoint, ADDRESS:PORT or [IPV6-ADDRESS]:PORT, as
+        /// `list` shows it
         local: String,
         /// Remote virtual endpoint
         remote: String,
@@ -178,14 +188,28 @@ enum ConfigOp {
     },
 }
 
-fn parse_addr(s: &str) -> Result<Ipv4Addr, String> {
-    s.parse()
-        .map_err(|_| format!("'{s}' is not an IPv4 address"))
+/// An IPv4 or IPv6 address (this one also in brackets, as in an
+/// endpoint); an IPv4-mapped IPv6 one (`::ffff:a.b.c.d`) is the IPv4
+/// address, as the kernel takes it.
+fn parse_addr(s: &str) -> Result<IpAddr, String> {
+    let bare = s
+        .strip_prefix('[')
+        .and_then(|a| a.strip_suffix(']'))
+        .map(|a| a.parse::<Ipv6Addr>().map(IpAddr::V6));
+    bare.unwrap_or_else(|| s.parse())
+        .map(|a| a.to_canonical())
+        .map_err(|_| format!("'{s}' is not an IPv4 address, nor an IPv6 one"))
 }
 
-fn parse_endpoint(s: &str) -> Result<(Ipv4Addr, u16), String> {
-    let bad = || format!("'{s}' is not ADDRESS:PORT");
+/// ADDRESS:PORT, an IPv6 address in brackets ([ADDRESS]:PORT), as `list`
+/// shows endpoints.
+fn parse_endpoint(s: &str) -> Result<(IpAddr, u16), String> {
+    let bad = || format!("'{s}' is not ADDRESS:PORT (an IPv6 address in brackets: [ADDRESS]:PORT)");
     let (a, p) = s.rsplit_once(':').ok_or_else(bad)?;
+    // Without brackets, the last colon of an IPv6 address is no port's.
+    if a.contains(':') && !a.starts_with('[') {
+        return Err(bad());
+    }
     Ok((parse_addr(a)?, p.parse().map_err(|_| bad())?))
 }
 
@@ -274,7 +298,8 @@ fn monitor(json: bool, count: Option<u64>) -> Result<(), Fail> {
     }
 }
 
-/// The five-tuple attributes of one connection.
+/// The five-tuple attributes of one connection (IPv4 addresses as the u32
+/// attributes, IPv6 ones as their *-addr6 forms).
 fn conn_selector(proto: &str, local: &str, remote: &str) -> Result<Vec<Attr>, Fail> {
     let proto = match proto {
         "tcp" => 6,
@@ -283,11 +308,16 @@ fn conn_selector(proto: &str, local: &str, remote: &str) -> Result<Vec<Attr>, Fa
     };
     let (la, lp) = parse_endpoint(local).map_err(usage)?;
     let (ra, rp) = parse_endpoint(remote).map_err(usage)?;
+    if la.is_ipv6() != ra.is_ipv6() {
+        return Err(usage(format!(
+            "{local} and {remote} are of two families: a connection has one"
+        )));
+    }
     Ok(vec![
         Attr::Proto(proto),
-        Attr::LocalAddr(la),
+        Attr::addr(la, Attr::LocalAddr, Attr::LocalAddr6),
         Attr::LocalPort(lp),
-        Attr::RemoteAddr(ra),
+        Attr::addr(ra, Attr::RemoteAddr, Attr::RemoteAddr6),
         Attr::RemotePort(rp),
     ])
 }
@@ -320,18 +350,17 @@ fn helper(proto: &str, local: &str, remote: &str, helper: &str) -> Result<(), Fa
     Ok(())
 }
 
-fn suspend(
-    pid: Option<u32>,
-    conn: Option<Vec<String>>,
-    addr: Option<Ipv4Addr>,
-) -> Result<(), Fail> {
+fn suspend(pid: Option<u32>, conn: Option<Vec<String>>, addr: Option<IpAddr>) -> Result<(), Fail> {
     let (sel, what) = match (pid, conn, addr) {
         (Some(p), None, None) => (vec![Attr::Pid(p)], format!("of process {p}")),
         (None, Some(c), None) => (
             conn_selector(&c[0], &c[1], &c[2])?,
             format!("{} {} -> {}", c[0], c[1], c[2]),
         ),
-        (None, None, Some(a)) => (vec![Attr::LocalAddr(a)], format!("of {a}")),
+        (None, None, Some(a)) => (
+            vec![Attr::addr(a, Attr::LocalAddr, Attr::LocalAddr6)],
+            format!("of {a}"),
+        ),
         _ => {
             return Err(usage(
                 "suspend ADDR, suspend --pid PID or suspend --conn PROTO LOCAL REMOTE".into(),
@@ -346,10 +375,10 @@ fn suspend(
     Ok(())
 }
 
-fn resume(pid: Option<u32>, conn: Option<Vec<String>>, addrs: &[Ipv4Addr]) -> Result<(), Fail> {
+fn resume(pid: Option<u32>, conn: Option<Vec<String>>, addrs: &[IpAddr]) -> Result<(), Fail> {
     let (sel, to, what) = match (pid, conn, addrs) {
         (None, None, [from, to @ ..]) if to.len() <= 1 => (
-            vec![Attr::LocalAddr(*from)],
+            vec![Attr::addr(*from, Attr::LocalAddr, Attr::LocalAddr6)],
             to.first(),
             format!("of {from}"),
         ),
@@ -369,7 +398,7 @@ fn resume(pid: Option<u32>, conn: Option<Vec<String>>, addrs: &[Ipv4Addr]) -> Re
         }
     };
     let mut all = sel;
-    all.extend(to.map(|a| Attr::NewAddr(*a)));
+    all.extend(to.map(|a| Attr::addr(*a, Attr::NewAddr, Attr::NewAddr6)));
     let (n, at) = Client::open()?.resume(all)?;
     let at = at
         .or(to.copied())
@@ -627,6 +656,69 @@ mod tests {
         );
         assert!(parse_endpoint("10.0.0.1").is_err());
         assert!(parse_endpoint("10.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_and_endpoints() {
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(parse_addr("2001:db8::1"), Ok(v6));
+        assert_eq!(parse_addr("[2001:db8::1]"), Ok(v6));
+        // IPv4-mapped: the IPv4 address, sent as such.
+        assert_eq!(
+            parse_addr("::ffff:10.0.0.1"),
+            Ok("10.0.0.1".parse().unwrap())
+        );
+        assert!(parse_addr("2001:db8::g")
+            .unwrap_err()
+            .contains("is not an IPv4 address, nor an IPv6 one"));
+        assert_eq!(parse_endpoint("[2001:db8::1]:80"), Ok((v6, 80)));
+        // The last group is no port without brackets.
+        assert!(parse_endpoint("2001:db8::1:80").is_err());
+        assert!(parse_endpoint("[2001:db8::1]").is_err());
+        assert!(parse_endpoint("[10.0.0.1]:80").is_err());
+        let c = parse(&["resume", "2001:db8:1::2", "2001:db8:2::2"]).unwrap();
+        assert!(
+            matches!(c.cmd, Cmd::Resume { ref addrs, .. } if addrs.iter().all(IpAddr::is_ipv6))
+        );
+        let c = parse(&["suspend", "2001:db8:1::2"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Suspend { addr: Some(a), .. } if a.is_ipv6()));
+        let c = parse(&["list", "--addr", "2001:db8:1::2"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::List { addr: Some(a), .. } if a.is_ipv6()));
+    }
+
+    #[test]
+    fn conn_selectors_of_either_family() {
+        let Ok(v4) = conn_selector("tcp", "10.0.1.2:1", "10.0.0.2:2") else {
+            panic!("an IPv4 five-tuple refused");
+        };
+        assert_eq!(
+            v4,
+            [
+                Attr::Proto(6),
+                Attr::LocalAddr("10.0.1.2".parse().unwrap()),
+                Attr::LocalPort(1),
+                Attr::RemoteAddr("10.0.0.2".parse().unwrap()),
+                Attr::RemotePort(2),
+            ]
+        );
+        let Ok(v6) = conn_selector("udp", "[2001:db8:1::2]:1", "[2001:db8::2]:2") else {
+            panic!("an IPv6 five-tuple refused");
+        };
+        assert_eq!(
+            v6,
+            [
+                Attr::Proto(17),
+                Attr::LocalAddr6("2001:db8:1::2".parse().unwrap()),
+                Attr::LocalPort(1),
+                Attr::RemoteAddr6("2001:db8::2".parse().unwrap()),
+                Attr::RemotePort(2),
+            ]
+        );
+        let Err(Fail(code, msg)) = conn_selector("tcp", "10.0.1.2:1", "[2001:db8::2]:2") else {
+            panic!("a five-tuple of two families accepted");
+        };
+        assert_eq!(code, 2);
+        assert!(msg.contains("two families"), "{msg}");
     }
 
     #[test]

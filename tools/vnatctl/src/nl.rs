@@ -17,7 +17,7 @@ use netlink_packet_generic::{
     GenlFamily, GenlMessage,
 };
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
-use std::{fmt, io, net::Ipv4Addr};
+use std::{fmt, io, net::IpAddr};
 
 /// Why a request did not work, in the terms the user acts on.
 #[derive(Debug)]
@@ -221,7 +221,7 @@ impl Client {
 
     /// `conn-resume` with selector `sel` (see `vnat.yaml`); returns how
     /// many connections it covers and the address they resume at.
-    pub fn resume(&mut self, sel: Vec<Attr>) -> Result<(u32, Option<Ipv4Addr>), Error> {
+    pub fn resume(&mut self, sel: Vec<Attr>) -> Result<(u32, Option<IpAddr>), Error> {
         self.counted(cmd::CONN_RESUME, sel)
     }
 
@@ -231,8 +231,9 @@ impl Client {
         Ok(self.counted(cmd::CONN_SUSPEND, sel)?.0)
     }
 
-    /// A command answered with a count (and maybe an address).
-    fn counted(&mut self, cmd: u8, sel: Vec<Attr>) -> Result<(u32, Option<Ipv4Addr>), Error> {
+    /// A command answered with a count (and maybe an address, new-addr or
+    /// new-addr6).
+    fn counted(&mut self, cmd: u8, sel: Vec<Attr>) -> Result<(u32, Option<IpAddr>), Error> {
         let r = self.request(cmd, sel, NLM_F_REQUEST | NLM_F_ACK)?;
         let attrs = || r.iter().flat_map(|m| m.attrs.iter());
         let count = attrs()
@@ -242,7 +243,7 @@ impl Client {
             })
             .ok_or_else(|| Error::Decode("the kernel answered without a count".into()))?;
         let at = attrs().find_map(|a| match a {
-            Attr::NewAddr(a) => Some(*a),
+            Attr::NewAddr(_) | Attr::NewAddr6(_) => a.ip(),
             _ => None,
         });
         Ok((count, at))

@@ -5,7 +5,7 @@
 
 use crate::family::{Conn, Event};
 use serde_json::{json, Value};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Aligns columns; the first row is the header.
 pub fn table(rows: &[Vec<String>]) -> String {
@@ -163,7 +163,7 @@ pub fn event_line(e: &Event) -> String {
 pub struct Filter {
     pub state: Option<String>,
     pub proto: Option<String>,
-    pub addr: Option<Ipv4Addr>,
+    pub addr: Option<IpAddr>,
     pub port: Option<u16>,
     pub pid: Option<u32>,
 }
@@ -175,7 +175,7 @@ impl Filter {
         let eps = [c.local, c.remote, c.local_phys, c.remote_phys];
         self.state.as_ref().is_none_or(|s| *s == c.state_name())
             && self.proto.as_ref().is_none_or(|p| *p == c.proto_name())
-            && self.addr.is_none_or(|a| eps.iter().any(|e| *e.ip() == a))
+            && self.addr.is_none_or(|a| eps.iter().any(|e| e.ip() == a))
             && self.port.is_none_or(|p| eps.iter().any(|e| e.port() == p))
             && self.pid.is_none_or(|p| p == c.pid)
     }
@@ -184,7 +184,7 @@ impl Filter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::family::tests::sample;
+    use crate::family::tests::{sample, sample6};
 
     #[test]
     fn table_is_aligned_like_ss() {
@@ -222,6 +222,42 @@ mod tests {
             conn_json(&sample()).to_string(),
             r#"{"auth":"keyed","bytes-in":624,"bytes-out":15000,"helper":"none","local":"10.0.1.2:40000","local-phys":"10.0.2.2:40000","origin":"connect","packets-in":12,"packets-out":10,"peer-suspended":false,"pid":4242,"policy":"default","proto":"tcp","remote":"10.0.0.2:5000","remote-phys":"10.0.0.2:5000","state":"migrated","update-age-ms":1500,"vcmp-attempts":1,"vcmp-next-ms":null,"vcmp-state":"idle"}"#
         );
+    }
+
+    #[test]
+    fn ipv6_endpoints_are_bracketed() {
+        let t = conn_table(&[sample(), sample6()]);
+        let rows: Vec<Vec<&str>> = t.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(
+            rows[2][2..6],
+            [
+                "[2001:db8:1::2]:40000",
+                "[2001:db8::2]:5000",
+                "[2001:db8:2::2]:40000",
+                "[2001:db8::2]:5000"
+            ],
+            "{t}"
+        );
+        let j = conn_json(&sample6());
+        assert_eq!(j["local"], "[2001:db8:1::2]:40000");
+        assert_eq!(j["remote-phys"], "[2001:db8::2]:5000");
+        let e = Event {
+            event: 3,
+            conn: sample6(),
+            reason: None,
+        };
+        assert_eq!(
+            event_line(&e),
+            "resumed tcp [2001:db8:1::2]:40000 -> [2001:db8::2]:5000 via [2001:db8:2::2]:40000 -> [2001:db8::2]:5000 migrated pid 4242"
+        );
+        assert_eq!(event_json(&e)["local-phys"], "[2001:db8:2::2]:40000");
+        let by = |a: &str| Filter {
+            addr: Some(a.parse().unwrap()),
+            ..Default::default()
+        };
+        assert!(by("2001:db8:2::2").matches(&sample6()));
+        assert!(!by("2001:db8:2::2").matches(&sample()));
+        assert!(!by("10.0.2.2").matches(&sample6()));
     }
 
     #[test]
