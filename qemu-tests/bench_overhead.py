@@ -28,6 +28,10 @@ systems, in the order they run:
    translated);
 6. "vanilla, after rmmod": the baseline again, last, so that an effect of
    the order of the runs shows.
+Over IPv6 (issue 13; every link is dual-stack, fd00:0:s::/64 beside
+10.0.s.0/24), TCP_STREAM and TCP_RR for vanilla, VNAT1 and VNAT2, as
+ratios to vanilla over IPv6, measured in the same run (VNAT_BENCH_IPV6=0
+leaves them out).
 Each figure is the median of VNAT_BENCH_RUNS runs of VNAT_BENCH_SECS s of
 guest time, with the spread (max/min - 1). The CPU cost is the time the
 guest's one vCPU was busy (/proc/stat) per transaction, or per megabyte
@@ -49,6 +53,7 @@ SECS = float(os.environ.get("VNAT_BENCH_SECS", "1"))
 RUNS = int(os.environ.get("VNAT_BENCH_RUNS", "5"))
 SIZES = [int(n) for n in os.environ.get("VNAT_BENCH_SIZES", "64,128,256,512,1024,2048,4096,8192").split(",")]
 PORT = 6000
+IPV6 = os.environ.get("VNAT_BENCH_IPV6", "1") != "0"
 
 EMPTY_NAT = """table ip bench {
     chain pre { type nat hook prerouting priority -100; }
@@ -88,11 +93,13 @@ def no_nat_by_hand():
     topo.attach_client(1)
 
 
-def client(test, size, wait=False, move=None):
-    """Runs a vnat-perf client in the client namespace; with `move`, the
-    connection is opened, `move()` runs, then the measurement starts.
-    Returns (rate, CPU busy fraction)."""
-    args = ["ip", "netns", "exec", "cli", PERF, test, f"{topo.server_addr()}:{PORT}", str(SECS), "--size", str(size)]
+def client(test, size, wait=False, move=None, v6=False):
+    """Runs a vnat-perf client in the client namespace (to the server's
+    IPv6 address with `v6`); with `move`, the connection is opened,
+    `move()` runs, then the measurement starts. Returns (rate, CPU busy
+    fraction)."""
+    server = f"[{topo.server_addr6()}]:{PORT + 1}" if v6 else f"{topo.server_addr()}:{PORT}"
+    args = ["ip", "netns", "exec", "cli", PERF, test, server, str(SECS), "--size", str(size)]
     if wait:
         args.append("--wait")
     p = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -118,7 +125,7 @@ def move_and_wait():
     wait_for(lambda: stats("cli")["migrations_completed"] > before, "migrated", timeout=60)
 
 
-def measure(system, tests=("stream", "rr", "crr")):
+def measure(system, tests=("stream", "rr", "crr"), v6=False):
     """For each test and size: the median of RUNS runs of the rate, the
     spread, and the median CPU cost per operation (busy s per transaction,
     or per byte)."""
@@ -133,10 +140,10 @@ def measure(system, tests=("stream", "rr", "crr")):
                     # Start each run at home, so that the move is the same one.
                     if topo.client_at != 1:
                         topo.attach_client(1)
-                    rate, busy = client(test, size, wait=True, move=move_and_wait)
+                    rate, busy = client(test, size, wait=True, move=move_and_wait, v6=v6)
                 else:
                     # TCP_CRR opens its connections as it measures.
-                    rate, busy = client(test, size, wait=test != "crr")
+                    rate, busy = client(test, size, wait=test != "crr", v6=v6)
                 rates.append(rate)
                 costs.append(busy / rate)
             res[(test, size)] = (statistics.median(rates), max(rates) / min(rates) - 1, statistics.median(costs))
@@ -186,7 +193,7 @@ def data_gap():
     return gap, rtt
 
 
-topo = Topology()
+topo = Topology(ipv6=IPV6)
 # TCP_CRR opens tens of thousands of connections in a run: its client
 # reuses ports in TIME_WAIT (timestamps make it safe) and has the whole
 # range, as a netperf host would be set up; otherwise the later runs
@@ -194,8 +201,13 @@ topo = Topology()
 set_sysctl("cli", "net.ipv4.tcp_tw_reuse", 1)
 set_sysctl("cli", "net.ipv4.ip_local_port_range", "1024 65535")
 serve = subprocess.Popen(["ip", "netns", "exec", "srv", PERF, "serve", f"0.0.0.0:{PORT}"])
+serve6 = IPV6 and subprocess.Popen(["ip", "netns", "exec", "srv", PERF, "serve", f"[::]:{PORT + 1}"])
 time.sleep(0.5)
 results = {"vanilla": measure("without")}
+results6 = {}
+V6_TESTS = ("stream", "rr")
+if IPV6:
+    results6["vanilla (IPv6)"] = measure("without", V6_TESTS, v6=True)
 for ns in ("cli", "srv"):
     nft(ns, EMPTY_NAT)
 results["netfilter (conntrack, empty NAT table)"] = measure("without")
@@ -218,6 +230,9 @@ def without_key(f):
 results["VNAT1: loaded, not migrated"] = measure("native")
 results["VNAT1, no key (vcmp_auth=off)"] = without_key(lambda: measure("native", ("crr",)))
 results["VNAT2: migrated, both ends translate"] = measure("migrated")
+if IPV6:
+    results6["VNAT1 (IPv6)"] = measure("native", V6_TESTS, v6=True)
+    results6["VNAT2 (IPv6)"] = measure("migrated", V6_TESTS, v6=True)
 gap, rtt = data_gap()
 gap_off, rtt_off = without_key(data_gap)
 rmmod()
@@ -225,6 +240,8 @@ rmmod()
 # so an effect of the order of the runs shows as a difference between them.
 results["vanilla, after rmmod"] = measure("without")
 serve.kill()
+if serve6:
+    serve6.kill()
 
 base = results["vanilla"]
 names = {"stream": ("TCP_STREAM", "MB/s", 1e-6, "CPU ms per MB", 1e9),
@@ -236,10 +253,11 @@ print(f"Each figure: median of {RUNS} runs of {SECS:g} s of guest time (1 vCPU, 
       "Ratios are to vanilla, measured first in the same run.\n")
 
 
-def table(test, i, first, unit, scale, fmt, spread):
+def table(test, i, first, unit, scale, fmt, spread, results=results, base=base):
     """The markdown table of field `i` of each system's results for `test`:
-    vanilla's value (times `scale`, in `unit`), then each system's as a
-    ratio to it, per size; with `spread`, the row's largest spread."""
+    the first system's value (times `scale`, in `unit`), then each system's
+    as a ratio to `base`, per size; with `spread`, the row's largest
+    spread."""
     print("| system | " + " | ".join(str(n) for n in SIZES) + (" | spread |" if spread else " |"))
     print("|---|" + "---:|" * (len(SIZES) + spread))
     for system, res in results.items():
@@ -262,6 +280,13 @@ for test, (title, unit, scale, cpu_unit, cpu_scale) in names.items():
     print(f"\n{title}, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to vanilla's.\n")
     table(test, 2, "vanilla", cpu_unit, cpu_scale, ".3f", False)
     print()
+for test in V6_TESTS if results6 else ():
+    title, unit, scale, cpu_unit, cpu_scale = names[test]
+    print(f"{title} over IPv6: vanilla's rate over IPv6 ({unit}), then each system's as a ratio to it.\n")
+    table(test, 0, "vanilla (IPv6)", unit, scale, ".1f", True, results6, results6["vanilla (IPv6)"])
+    print(f"\n{title} over IPv6, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to it.\n")
+    table(test, 2, "vanilla (IPv6)", cpu_unit, cpu_scale, ".3f", False, results6, results6["vanilla (IPv6)"])
+    print()
 print(f"Data gap of a move (longest pause of a receiving stream around the move): "
       f"{gap * 1000:.1f} ms = {gap / rtt:.1f} TCP round trips of {rtt * 1000:.3f} ms measured in the same run "
       f"(version 2 under the key); without the key (vcmp_auth=off, version 1): {gap_off * 1000:.1f} ms = "
@@ -270,4 +295,5 @@ out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench
 with open(out, "w") as f:
     json.dump({"runs": RUNS, "secs": SECS, "sizes": SIZES, "gap_s": gap, "rtt_s": rtt,
                "systems": {sys_: {f"{t}/{n}": {"rate": v[0], "spread": v[1], "cpu_per_op": v[2]}
-                                  for (t, n), v in res.items()} for sys_, res in results.items()}}, f, indent=1)
+                                  for (t, n), v in res.items()} for sys_, res in {**results, **results6}.items()}},
+              f, indent=1)

@@ -162,8 +162,9 @@ pub(crate) static VCMP_PORT: Knob = Knob::new("vcmp_port", 2031, 1, 65535);
 
 /// VCMP connections one vnatd serves at once; more are refused and counted.
 pub(crate) static VCMP_MAX_CLIENTS: Knob = Knob::new("vcmp_max_clients", 64, 1, 1024);
-/// VCMP connections one vnatd serves at once from one address; more are
-/// refused and counted, so that one host cannot take every place.
+/// VCMP connections one vnatd serves at once from one address (IPv6: one
+/// /64); more are refused and counted, so that one host cannot take every
+/// place.
 pub(crate) static VCMP_MAX_CLIENTS_PER_SOURCE: Knob =
     Knob::new("vcmp_max_clients_per_source", 4, 1, 1024);
 /// A VCMP connection that completes no message for this long is closed and
@@ -266,7 +267,10 @@ pub(crate) static VCMP_TIMEOUT_MS: Knob = Knob::new("vcmp_timeout_ms", 2000, 100
 pub(crate) static VCMP_RETRIES: Knob = Knob::new("vcmp_retries", 2, 0, 10);
 /// How long after a move began vnatd keeps retrying its updates, in
 /// seconds, with backoff (`vnatd_kthread/conversation.rs`); 0: it gives up
-/// after `vcmp_retries`, as the paper's did.
+/// after `vcmp_retries`, as the paper's did. Also how long the connections
+/// of an address that went away wait for an address of their family
+/// before they are told failed (an IPv6 one on an IPv4-only network;
+/// 0: never).
 pub(crate) static RESUME_DEADLINE_S: Knob = Knob::new("resume_deadline_s", 120, 0, 86_400);
 /// The port of the peers' vnatd that updates go to; 0: `vcmp_port`, the
 /// port we listen on (peers are configured alike).

@@ -90,8 +90,12 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: IpAddr) -> bool {
 /// A route or routing rule of the namespace changed (any context). Returns
 /// whether vnatd has a new request.
 pub(crate) fn route_event(state: &NetState) -> bool {
+    // A lost address's connections wait for a route from another address:
+    // an IPv6 address's local route comes when its duplicate address
+    // detection is over, when it becomes usable.
     let wanted = state.wake_pending.load(Relaxed)
-        || (AUTO_MIGRATE.get_bool() && MigrateOn::get() == MigrateOn::RouteChange);
+        || (AUTO_MIGRATE.get_bool()
+            && (MigrateOn::get() == MigrateOn::RouteChange || state.requests.has_lost()));
     wanted && state.requests.reroute()
 }
 
@@ -183,11 +187,13 @@ fn paths_of(
 
 /// Called by the shim's inetaddr and inet6addr notifiers when `addr`
 /// (IPv4 v4-mapped) appears on or goes away from an interface of the
-/// namespace.
+/// namespace (any context: a router advertisement's address comes in
+/// softirq).
 #[no_mangle]
 extern "C" fn vnat_rs_addr_event(state: *const c_void, up: bool, addr: *const RawAddr) {
     // SAFETY: The shim passes the state of the namespace whose address
-    // changed; the notifier runs under RTNL while the namespace is alive.
+    // changed; the notifier runs while a device of the namespace has the
+    // address, so the namespace is alive.
     let state = unsafe { NetState::borrow(state) };
     // SAFETY: The shim passes an address valid for the call.
     let addr = IpAddr::from(unsafe { *addr });
@@ -672,6 +678,47 @@ pub(crate) fn abort(state: &NetState, key: Key, reason: &CStr) {
     });
     if let Some(back) = back {
         events::event_raw(state, Event::Failed, &back, Some(reason));
+    }
+}
+
+/// Address `addr` went away and no address of its family came for
+/// `resume_deadline_s`: its connections have nowhere to go (an IPv6 one
+/// on an IPv4-only network). Each is told failed to the events group, and
+/// left as it is: an address of its family that comes later still moves
+/// it. Called by vnatd.
+pub(crate) fn stranded(state: &NetState, addr: IpAddr) {
+    let mut rows = KVVec::new();
+    // Room for every connection's row, and a few that come meanwhile:
+    // nothing is allocated under the table lock.
+    if rows
+        .reserve(state.connections.len() + 16, GFP_KERNEL)
+        .is_err()
+    {
+        return;
+    }
+    state.connections.for_each(|_, c| {
+        if c.mapping.local_physical.addr == addr && c.state != State::Resuming && !c.suspended {
+            // Past the room: untold (connections that came since).
+            let _ = rows.push_within_capacity(NlConn::from(c));
+        }
+    });
+    let reason = if addr.is_ipv6() {
+        c"no IPv6 address to move to within resume_deadline_s: the host is on a network without IPv6"
+    } else {
+        c"no IPv4 address to move to within resume_deadline_s: the host is on a network without IPv4"
+    };
+    for row in &rows {
+        state.count(Counter::MigrationsFailed, 1);
+        events::event_raw(state, Event::Failed, row, Some(reason));
+    }
+    if !rows.is_empty() {
+        pr_info!(
+            "netns {}: {} connection(s) of {} stranded: {}\n",
+            state.net().inum(),
+            rows.len(),
+            Show(addr),
+            reason.to_str().unwrap_or("")
+        );
     }
 }
 

@@ -292,6 +292,9 @@ impl<'a> Packet<'a> {
         // A sum over the transport header sees the port change and the
         // field's answer to it cancel out: only the address's share of the
         // field's change is news to it (as `inet_proto_csum_replace4()`).
-        Ok(moved.then_some(CheckChange { old, new: by_addr }))
+        // An IPv6 packet's sum still covers its IP header when the hooks
+        // see it, where the address changed too: nothing is news to it
+        // (as `inet_proto_csum_replace16()`, which leaves `skb->csum`).
+        Ok((moved && !at.v6).then_some(CheckChange { old, new: by_addr }))
     }
 }

@@ -6,6 +6,7 @@
 //! paper 3.3.1). Queued in any context, taken by vnatd.
 
 use crate::{
+    ffi,
     vcmp::Endpoint,
     virtualization::{State, VirtualConnection},
 };
@@ -120,9 +121,19 @@ pub(crate) struct Requests {
     inner: SpinLockIrq<RequestsInner>,
 }
 
+/// An address that went away while connections used it.
+#[derive(Clone, Copy)]
+struct Lost {
+    addr: IpAddr,
+    /// When (`ffi::now_ns()`).
+    since_ns: i64,
+    /// Whether its connections were told stranded ([`Requests::stranded`]).
+    reported: bool,
+}
+
 struct RequestsInner {
     queue: KVec<Request>,
-    lost: KVec<IpAddr>,
+    lost: KVec<Lost>,
     reroute: bool,
 }
 
@@ -147,8 +158,62 @@ impl Requests {
     /// Remembers that `addr` went away while connections used it; `false`
     /// if memory was short.
     pub(crate) fn address_lost(&self, addr: IpAddr) -> bool {
+        let lost = Lost {
+            addr,
+            since_ns: ffi::now_ns(),
+            reported: false,
+        };
         let mut inner = self.inner.lock();
-        inner.lost.contains(&addr) || inner.lost.push(addr, GFP_ATOMIC).is_ok()
+        inner.lost.iter().any(|l| l.addr == addr) || inner.lost.push(lost, GFP_ATOMIC).is_ok()
+    }
+
+    /// The lost addresses that no address of their family replaced for
+    /// `after_ns`, each once: their connections are stranded (a move from
+    /// a dual-stack network to an IPv4-only one strands the IPv6 ones).
+    /// They stay lost: an address of their family that comes later still
+    /// takes their connections.
+    pub(crate) fn stranded(&self, after_ns: i64, out: &mut KVec<IpAddr>) {
+        let now = ffi::now_ns();
+        let mut inner = self.inner.lock();
+        for l in inner.lost.iter_mut() {
+            if !l.reported && now - l.since_ns >= after_ns && out.push(l.addr, GFP_ATOMIC).is_ok() {
+                l.reported = true;
+            }
+        }
+    }
+
+    /// Forgets the lost addresses that `used` says no connection has any
+    /// more (a route to their peers from another address moved them): each
+    /// is checked outside the lock.
+    pub(crate) fn prune_lost(&self, mut used: impl FnMut(IpAddr) -> bool) {
+        let mut addrs = KVec::new();
+        {
+            let inner = self.inner.lock();
+            if addrs.reserve(inner.lost.len(), GFP_ATOMIC).is_err() {
+                return;
+            }
+            for l in inner.lost.iter() {
+                let _ = addrs.push_within_capacity(l.addr);
+            }
+        }
+        let unused: KVec<IpAddr> = {
+            let mut v = KVec::new();
+            for a in addrs {
+                if !used(a) {
+                    let _ = v.push(a, GFP_KERNEL);
+                }
+            }
+            v
+        };
+        if !unused.is_empty() {
+            self.inner.lock().lost.retain(|l| !unused.contains(&l.addr));
+        }
+    }
+
+    /// Whether an address went away while connections used it, and no
+    /// move took them from it yet.
+    pub(crate) fn has_lost(&self) -> bool {
+        !self.inner.lock().lost.is_empty()
     }
 
     /// Asks vnatd to look at where its connections' routes now leave from
@@ -171,7 +236,7 @@ impl Requests {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
         let mut queued = false;
-        for &from in inner.lost.iter() {
+        for &Lost { addr: from, .. } in inner.lost.iter() {
             if from.is_ipv6() == addr.is_ipv6()
                 && from != addr
                 && inner
@@ -188,7 +253,7 @@ impl Requests {
                 queued = true;
             }
         }
-        inner.lost.retain(|from| from.is_ipv6() != addr.is_ipv6());
+        inner.lost.retain(|l| l.addr.is_ipv6() != addr.is_ipv6());
         queued
     }
 }

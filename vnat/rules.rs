@@ -203,7 +203,8 @@ impl RuleTable {
                     } else {
                         None
                     };
-                    if c.state == State::Migrated {
+                    // Location hiding is of IPv4 connections only.
+                    if c.state == State::Migrated && !c.mapping.local_virtual.is_v6() {
                         // Past the limit, new connections of other moves
                         // keep their addresses.
                         moves.add(&c.mapping);

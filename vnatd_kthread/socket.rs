@@ -19,6 +19,7 @@ extern "C" {
     fn vnat_shim_sock_watch(sock: *mut bindings::socket, w: *mut ffi::RawWaker);
     fn vnat_shim_sock_unwatch(sock: *mut bindings::socket, w: *mut ffi::RawWaker);
     fn vnat_shim_sock_reuseaddr(sock: *mut bindings::socket);
+    fn vnat_shim_sock_dual_stack(sock: *mut bindings::socket);
     fn vnat_shim_sock_limit_buffers(sock: *mut bindings::socket, bytes: c_int);
     fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
@@ -189,6 +190,10 @@ impl Socket {
         };
         // SAFETY: The socket is valid (freshly created above).
         unsafe { vnat_shim_sock_reuseaddr(sock.as_ptr()) };
+        if any.is_ipv6() {
+            // SAFETY: The socket is valid, `AF_INET6` and not bound yet.
+            unsafe { vnat_shim_sock_dual_stack(sock.as_ptr()) };
+        }
         sock.bind(any, port)?;
         // Accepted sockets inherit them, also the window their handshake
         // offers.

@@ -53,8 +53,8 @@ use crate::{
     ffi::{self, HookRegistration, KprobeRegistration},
     interception,
     knobs::{
-        HELPER_TIMEOUT_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS, VCMP_MAX_CLIENTS_PER_SOURCE,
-        VCMP_PORT,
+        HELPER_TIMEOUT_S, RESUME_DEADLINE_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS,
+        VCMP_MAX_CLIENTS_PER_SOURCE, VCMP_PORT,
     },
     migration::{self, Outgoing},
     netns::{NetState, Show},
@@ -100,6 +100,16 @@ pub(crate) struct Vnatd {
 unsafe impl Send for Vnatd {}
 // SAFETY: As above; `&self` offers nothing.
 unsafe impl Sync for Vnatd {}
+
+/// Whether two clients come from one source, as `vcmp_max_clients_per_source`
+/// counts them: one IPv4 address, or one IPv6 /64 (a host has a whole /64
+/// to pick addresses from).
+fn same_source(a: IpAddr, b: IpAddr) -> bool {
+    match (a, b) {
+        (IpAddr::V6(a), IpAddr::V6(b)) => a.octets()[..8] == b.octets()[..8],
+        _ => a == b,
+    }
+}
 
 impl Vnatd {
     /// Starts the daemon of the namespace of `state`.
@@ -232,6 +242,7 @@ impl<'a> Daemon<'a> {
                 self.listen();
             }
             self.expire_helpers();
+            self.strand();
             self.forget_destroyed();
             self.validate_paths();
             self.nudges.kick_due(self.state);
@@ -319,7 +330,11 @@ impl<'a> Daemon<'a> {
                 // Reset before we got to it.
                 continue;
             };
-            let same_source = self.clients.iter().filter(|c| c.from() == from).count();
+            let same_source = self
+                .clients
+                .iter()
+                .filter(|c| same_source(c.from(), from))
+                .count();
             if self.clients.len() >= VCMP_MAX_CLIENTS.get() as usize
                 || same_source >= VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
             {
@@ -365,6 +380,35 @@ impl<'a> Daemon<'a> {
             && migration::paths_validated(self.state, &mut self.to_kick)
         {
             self.rules_changed = true;
+        }
+    }
+
+    /// Tells the connections of lost addresses that no address of their
+    /// family replaced within `resume_deadline_s` that they are stranded
+    /// (0: never).
+    fn strand(&self) {
+        if !self.state.requests.has_lost() {
+            return;
+        }
+        // The addresses whose connections a route moved away meanwhile,
+        // and those the host has again (its connections are home).
+        self.state.requests.prune_lost(|a| {
+            let mut used = false;
+            self.state
+                .connections
+                .for_each(|_, c| used |= c.mapping.local_physical.addr == a);
+            used && !self.state.net().is_local(a)
+        });
+        let deadline = i64::from(RESUME_DEADLINE_S.get());
+        if deadline == 0 {
+            return;
+        }
+        let mut addrs = KVec::new();
+        self.state
+            .requests
+            .stranded(deadline * 1_000_000_000, &mut addrs);
+        for addr in addrs {
+            migration::stranded(self.state, addr);
         }
     }
 

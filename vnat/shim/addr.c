@@ -66,8 +66,8 @@ static bool vnat_route_moved6(struct net *net, const struct in6_addr *saddr,
 	dst = ip6_route_output(net, NULL, &fl6);
 	if (dst->error)
 		goto put;
-	if (dst->dev != dev)
-		moved = !ipv6_dev_get_saddr(net, dst->dev, daddr, 0, out);
+	if (dst_dev_rcu(dst) != dev)
+		moved = !ipv6_dev_get_saddr(net, dst_dev_rcu(dst), daddr, 0, out);
 put:
 	dst_release(dst);
 out:
@@ -114,17 +114,21 @@ bool vnat_shim_route_source(struct net *net, const struct in6_addr *daddr, struc
 		return fl4.saddr;
 	} else {
 		struct flowi6 fl6 = { .daddr = *daddr };
-		struct dst_entry *dst = ip6_route_output(net, NULL, &fl6);
-		bool ok = !dst->error && !ipv6_dev_get_saddr(net, dst->dev, daddr, 0, out);
+		struct dst_entry *dst;
+		bool ok;
 
+		rcu_read_lock();
+		dst = ip6_route_output(net, NULL, &fl6);
+		ok = !dst->error && !ipv6_dev_get_saddr(net, dst_dev_rcu(dst), daddr, 0, out);
 		dst_release(dst);
+		rcu_read_unlock();
 		return ok;
 	}
 }
 
 /*
  * What @a is to @net: VNAT_ADDR_LOCAL (one of its own; over IPv6, also a
- * tentative one), VNAT_ADDR_REMOTE (the unicast address of another host:
+ * tentative one, not one whose duplicate address detection failed), VNAT_ADDR_REMOTE (the unicast address of another host:
  * not a broadcast, also of one of its subnets, nor multicast, loopback or
  * unspecified), or VNAT_ADDR_OTHER. Any context.
  */
@@ -142,7 +146,7 @@ int vnat_shim_addr_kind(struct net *net, const struct in6_addr *a)
 			return VNAT_ADDR_OTHER;
 		}
 	}
-	if (ipv6_chk_addr_and_flags(net, a, NULL, true, 0, 0))
+	if (ipv6_chk_addr_and_flags(net, a, NULL, true, 0, IFA_F_DADFAILED))
 		return VNAT_ADDR_LOCAL;
 	type = ipv6_addr_type(a);
 	if (!(type & IPV6_ADDR_UNICAST) || (type & (IPV6_ADDR_LOOPBACK | IPV6_ADDR_MAPPED)))

@@ -68,21 +68,32 @@ void vnat_shim_hooks_unregister(struct net *net)
  * vnat/packet.rs skips) of a TCP or UDP packet that is not a fragment, and
  * its protocol; -ENOENT for any other packet.
  */
+/*
+ * The packet's family, as the stack set it (__ip_local_out(),
+ * __ip6_local_out(), the receive path): the hook's. A raw socket's
+ * IP_HDRINCL packet may carry another version in its header than its
+ * family: vnat_l4() refuses those.
+ */
 static bool vnat_is_ipv6(const struct sk_buff *skb)
 {
-	/* The version of the IP header: each hook is of one family. */
-	return ip_hdr(skb)->version == 6;
+	return skb->protocol == htons(ETH_P_IPV6);
 }
 
 static int vnat_l4(struct sk_buff *skb, u8 *proto)
 {
+	if (ip_hdr(skb)->version != (vnat_is_ipv6(skb) ? 6 : 4))
+		return -ENOENT;
 	if (vnat_is_ipv6(skb)) {
 		__be16 frag_off = 0;
 		u8 next = ipv6_hdr(skb)->nexthdr;
 		int off = ipv6_skip_exthdr(skb, skb_network_offset(skb) + sizeof(struct ipv6hdr),
 					   &next, &frag_off);
 
-		/* A fragment header, even of a first fragment, is refused. */
+		/*
+		 * A fragment that is not the first is refused here; a first (or
+		 * atomic) fragment by vnat/packet.rs, which stops at the
+		 * fragment header.
+		 */
 		if (off < 0 || frag_off || ipv6_ext_hdr(next))
 			return -ENOENT;
 		*proto = next;

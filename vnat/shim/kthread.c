@@ -162,6 +162,17 @@ void vnat_shim_sock_reuseaddr(struct socket *sock)
 }
 
 /*
+ * Makes @sock, an unbound AF_INET6 socket, take IPv4 too (v4-mapped), as
+ * IPV6_V6ONLY 0 does, whatever net.ipv6.bindv6only says.
+ */
+void vnat_shim_sock_dual_stack(struct socket *sock)
+{
+	lock_sock(sock->sk);
+	sock->sk->sk_ipv6only = false;
+	release_sock(sock->sk);
+}
+
+/*
  * Fixes @sock's send and receive buffers at @bytes each (as SO_SNDBUF and
  * SO_RCVBUF would, so no autotuning grows them): what a client that does
  * not read, or sends faster than vnatd reads, can hold of the host's memory.

@@ -43,9 +43,13 @@ static struct notifier_block vnat_inetaddr_nb = {
 };
 
 /*
- * The same for IPv6 addresses (under RTNL, or from the DAD worker for a
- * failed one). Link-local addresses are not where a connection moves, nor
- * used by connections VNAT moves (their peers are on the link).
+ * The same for IPv6 addresses (under RTNL, from the DAD worker, or in
+ * softirq for an address a router advertisement made: atomic). Link-local addresses are not where a connection moves, nor
+ * used by connections VNAT moves (their peers are on the link). A new
+ * address that is tentative (duplicate address detection, as for every
+ * SLAAC address) is not usable yet: not reported. Its local route comes
+ * once the detection is over, and the route notifier moves the lost
+ * addresses' connections then (vnat_rs_route_event()).
  */
 static int vnat_inet6addr_event(struct notifier_block *nb, unsigned long event,
 				void *ptr)
@@ -57,6 +61,8 @@ static int vnat_inet6addr_event(struct notifier_block *nb, unsigned long event,
 	if (event != NETDEV_UP && event != NETDEV_DOWN)
 		return NOTIFY_DONE;
 	if ((dev->flags & IFF_LOOPBACK) || (ipv6_addr_type(&ifa->addr) & IPV6_ADDR_LINKLOCAL))
+		return NOTIFY_DONE;
+	if (event == NETDEV_UP && (ifa->flags & IFA_F_TENTATIVE) && !(ifa->flags & IFA_F_OPTIMISTIC))
 		return NOTIFY_DONE;
 	state = vnat_state(dev_net(dev));
 	if (state)

@@ -115,6 +115,7 @@ bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout);
 void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w);
 void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w);
 void vnat_shim_sock_reuseaddr(struct socket *sock);
+void vnat_shim_sock_dual_stack(struct socket *sock);
 void vnat_shim_sock_limit_buffers(struct socket *sock, int bytes);
 bool vnat_shim_sock_dead(struct socket *sock);
 bool vnat_shim_sock_established(struct socket *sock);

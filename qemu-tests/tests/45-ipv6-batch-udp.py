@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""IPv6 at scale and over UDP (issue 13): 1,000 idle IPv6 connections, a
+busy one and a connected UDPv6 flow to an unconnected server socket move
+in one move of the client, over one batched VCMP stream.
+
+    cli ─ c1/c2 ── rtr ── s9 ─ srv      fd00:0:s::/64 (and 10.0.s.0/24)
+
+Afterwards every TCP connection carries bytes both ways, every datagram
+of the flow comes back intact, the server program only ever sees the
+client's first IPv6 endpoint, and the router sees the flow's datagrams
+from the new address only.
+"""
+import os
+import resource
+import threading
+from vnattest import *
+
+N = int(os.environ.get("VNAT_IDLE_CONNECTIONS", "1000"))
+PORT, UPORT = 5000, 5300
+resource.setrlimit(resource.RLIMIT_NOFILE, (4 * N + 256, 4 * N + 256))
+insmod()
+topo = Topology(ipv6=True)
+old, server = topo.client_addr6(), topo.server_addr6()
+with netns("srv"):
+    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("::", PORT))
+    srv.listen(256)
+    us = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    us.bind(("::", UPORT))
+pairs = []
+for i in range(N):
+    with netns("cli"):
+        c = socket.create_connection((server, PORT), timeout=10)
+    a, _ = srv.accept()
+    pairs.append((c, a))
+with netns("cli"):
+    busy_c = socket.create_connection((server, PORT), timeout=10)
+    uc = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    uc.connect((server, UPORT))
+busy_a, _ = srv.accept()
+
+sources = set()
+stop = threading.Event()
+
+
+def echo():
+    """The server program: echoes each datagram to whoever sent it."""
+    us.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            d, src = us.recvfrom(2048)
+        except socket.timeout:
+            continue
+        sources.add(src[:2])
+        us.sendto(d, src)
+
+
+threading.Thread(target=echo, daemon=True).start()
+
+
+def udp_round(i):
+    msg = i.to_bytes(4, "big") + os.urandom(60)
+    uc.settimeout(2)
+    for _ in range(10):
+        uc.send(msg)
+        try:
+            if uc.recv(2048) == msg:
+                return True
+        except (socket.timeout, OSError):
+            pass
+    return False
+
+
+check(all(udp_round(i) for i in range(5)), "the UDP flow echoes before the move")
+stats("cli")
+wait_keyed("cli", "srv", timeout=120)
+t = Transfer(busy_c, busy_a, 8 << 20)
+t.wait_progress(0.2)
+before = stats("cli")
+topo.attach_client(2)
+new = topo.client_addr6()
+wait_for(lambda: stats("cli")["migrations_completed"] - before["migrations_completed"] == N + 2,
+         f"all {N + 1} IPv6 connections and the UDP flow migrated", timeout=180)
+s = stats("cli")
+check_eq(s["migrations_failed"], before["migrations_failed"], "no migration failed")
+check_eq(s["updates_sent"] - before["updates_sent"], N + 2, "one update per connection")
+t.join()
+cap = Capture("rtr", f"ip6 and udp port {UPORT}")
+ok = sum(udp_round(i) for i in range(20))
+cap.stop()
+check_eq(ok, 20, "every datagram of the UDP flow comes back intact after the move")
+check(cap.count(f"src host {old}") == 0 and cap.count(f"src host {new}") > 0,
+      f"the router sees the flow's datagrams from {new} only")
+check_eq(sources, {(old, uc.getsockname()[1])}, "the server program only saw the client's first endpoint")
+bad = 0
+for i, (c, a) in enumerate(pairs):
+    msg = i.to_bytes(4, "big") * 4
+    c.sendall(msg)
+    a.settimeout(20)
+    got = b""
+    while len(got) < 16:
+        got += a.recv(16 - len(got))
+    a.sendall(got[::-1])
+    back = b""
+    c.settimeout(20)
+    while len(back) < 16:
+        back += c.recv(16 - len(back))
+    bad += back != msg[::-1]
+check_eq(bad, 0, f"all {N} idle IPv6 connections carry bytes both ways after the move")
+stop.set()
+for c, a in pairs:
+    c.close(); a.close()
+for x in (busy_c, busy_a, srv, uc, us):
+    x.close()
+done()
