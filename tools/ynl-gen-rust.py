@@ -78,15 +78,13 @@ class Spec:
         return out
 
     def counters(self):
-        """The u64 attributes of the `stats` set: the counters, which must be
-        attributes 1..N (the C side fills them in a loop)."""
+        """The u64 attributes of the `stats` set, with their numbers: the
+        counters (the C side puts every u64 attribute of the set; new ones
+        are appended, so that no attribute's number changes)."""
         s = next((s for s in self.sets if s["name"] == "stats"), None)
         if s is None:
             return []
-        out = [(n, a) for n, a in self.attrs(s) if a["type"] == "u64"]
-        if [n for n, _ in out] != list(range(1, len(out) + 1)):
-            sys.exit(f"{self.path}: the u64 attributes of set stats (the counters) must come first")
-        return [a for _, a in out]
+        return [(n, a) for n, a in self.attrs(s) if a["type"] == "u64"]
 
 
 def header(spec, mode, comment):
@@ -151,8 +149,10 @@ def module(spec):
     counters = spec.counters()
     if counters:
         o += ["", "/// The counters VNAT keeps, per namespace and in total: the u64 attributes",
-              "/// of set `stats`, in order (attribute number: the counter's index plus one).",
+              "/// of set `stats`, in order.",
               "#[derive(Clone, Copy, Debug, PartialEq, Eq)]", "#[repr(usize)]", f"{v} enum Counter {{"]
+        numbers = [n for n, _ in counters]
+        counters = [a for _, a in counters]
         names = [camel(a["name"]) for a in counters]
         for a, name in zip(counters, names):
             o += doc_lines(a.get("doc", ""), "    ")
@@ -164,7 +164,9 @@ def module(spec):
               f"    {v} const fn name(self) -> &'static str {{", "        match self {"]
         o += [f'            Counter::{name} => "{snake(a["name"])}",' for a, name in zip(counters, names)]
         o += ["        }", "    }", "", "    /// Its attribute in set `stats`.",
-              f"    {v} const fn attr(self) -> u16 {{", "        self as u16 + 1", "    }", "}"]
+              f"    {v} const fn attr(self) -> u16 {{", "        match self {"]
+        o += [f"            Counter::{name} => {n}," for name, n in zip(names, numbers)]
+        o += ["        }", "    }", "}"]
     return o
 
 

@@ -33,7 +33,7 @@ mod waker;
 pub(crate) use crypto::{random_bytes, random_u32, HmacSha256, Secret, X25519Secret};
 pub(crate) use genl::{nl_event, nl_listening, nl_put_conn, NlBy, NlConn, NlResume};
 pub(crate) use percpu::{total_counter, PerCpuCounters, MAX_COUNTERS};
-pub(crate) use skb::{Skb, TcpFound};
+pub(crate) use skb::{Skb, TcpFound, Unreadable};
 pub(crate) use sock::{Process, Sock, SockKey, MAX_HOLDERS};
 pub(crate) use waker::{RawWaker, Waker};
 
@@ -194,9 +194,12 @@ impl Net {
 /// Whether a source address the kernel chose is one a connection may move
 /// to: not an IPv6 link-local one, which the kernel takes when an
 /// interface has no other address yet (it means nothing off the link, and
-/// VNAT's peers are not on it).
+/// VNAT's peers are not on it), nor loopback (`::1`, which IPv6's source
+/// selection falls back to when the route's interface has only tentative
+/// addresses, during SLAAC), nor any other martian.
 fn usable_source(a: IpAddr) -> bool {
-    !Endpoint::from_ip(a, 0).is_link_local()
+    let e = Endpoint::from_ip(a, 0);
+    !e.is_link_local() && !e.is_martian()
 }
 
 /// Declares a registration with the shim: `new()` registers, `Drop`

@@ -149,9 +149,11 @@ pub fn opens_connection(hdr: &[u8]) -> bool {
     matches!(parse(hdr), Some(at) if at.proto == PROTO_TCP && hdr[at.l4 + 13] & 0x12 == 0x02)
 }
 
-/// Where the parts are, if `hdr` holds both headers whole.
-fn parse(hdr: &[u8]) -> Option<Layout> {
-    let (v6, l4, proto) = match hdr.first()? >> 4 {
+/// The family, the offset of the header after the IP header (and IPv6
+/// extension headers skipped) and its protocol, if `hdr` starts with an IP
+/// header VNAT reads (any transport).
+fn ip_layout(hdr: &[u8]) -> Option<(bool, usize, u8)> {
+    match hdr.first()? >> 4 {
         4 => {
             if hdr.len() < IP_MIN {
                 return None;
@@ -160,7 +162,7 @@ fn parse(hdr: &[u8]) -> Option<Layout> {
             if ihl < IP_MIN {
                 return None;
             }
-            (false, ihl, hdr[9])
+            Some((false, ihl, hdr[9]))
         }
         6 => {
             if hdr.len() < IP6_LEN {
@@ -188,14 +190,151 @@ fn parse(hdr: &[u8]) -> Option<Layout> {
                 at += (usize::from(hdr[at + 1]) + 1) * 8;
                 skipped += 1;
             }
-            (true, at, next)
+            Some((true, at, next))
         }
-        _ => return None,
-    };
+        _ => None,
+    }
+}
+
+/// Where the parts are, if `hdr` holds both headers whole.
+fn parse(hdr: &[u8]) -> Option<Layout> {
+    let (v6, l4, proto) = ip_layout(hdr)?;
     if hdr.len() < l4.checked_add(l4_len(proto)?)? {
         return None;
     }
     Some(Layout { v6, l4, proto })
+}
+
+/// IP protocol numbers of ICMP and ICMPv6.
+const PROTO_ICMP: u8 = 1;
+const PROTO_ICMPV6: u8 = 58;
+/// Bytes of an ICMP or ICMPv6 error's own header before the packet it
+/// quotes (type, code, checksum, 4 bytes: unused, MTU or pointer).
+const ICMP_HDR: usize = 8;
+
+/// An ICMP or ICMPv6 error (destination unreachable, also "fragmentation
+/// needed"; packet too big; time exceeded; parameter problem) about a TCP
+/// or UDP packet this host sent: a router on the path quotes the packet as
+/// it left, with its physical endpoints. The socket it is about is found by
+/// the quoted endpoints: those of a moved connection must be its virtual
+/// ones again, or the socket never learns, among other things, the path
+/// MTU (paper 4.2's translation, for the errors about a connection).
+///
+/// The whole message is in `hdr`: the outer IP header, the ICMP header and
+/// the quote (RFC 792: the IP header and 8 bytes; RFC 4443: as much as
+/// fits in 1,280 bytes).
+pub struct IcmpError<'a> {
+    hdr: &'a mut [u8],
+    v6: bool,
+    /// Offset of the ICMP header.
+    icmp: usize,
+    /// Where the ICMP message ends (the outer packet's own length).
+    end: usize,
+    /// Where the quoted packet's parts are; only its ports need be there.
+    quoted: Layout,
+}
+
+impl<'a> IcmpError<'a> {
+    /// The error whose IP packet `hdr` holds, if it is an ICMP error about
+    /// a TCP or UDP packet with both ports quoted.
+    pub fn new(hdr: &'a mut [u8]) -> Option<Self> {
+        let (v6, icmp, proto) = ip_layout(hdr)?;
+        let error = match (v6, proto, *hdr.get(icmp)?) {
+            // Destination unreachable, time exceeded, parameter problem.
+            (false, PROTO_ICMP, t) => matches!(t, 3 | 11 | 12),
+            // Destination unreachable, packet too big, time exceeded,
+            // parameter problem.
+            (true, PROTO_ICMPV6, t) => matches!(t, 1..=4),
+            _ => false,
+        };
+        if !error {
+            return None;
+        }
+        let end = if v6 {
+            IP6_LEN + usize::from(be16(hdr, 4))
+        } else {
+            usize::from(be16(hdr, 2))
+        };
+        let inner = icmp + ICMP_HDR;
+        if end > hdr.len() || end < inner {
+            return None;
+        }
+        let quote = &hdr[inner..end];
+        let (qv6, ql4, qproto) = ip_layout(quote)?;
+        // Its family is the error's; a fragment after the first quotes no
+        // ports.
+        if qv6 != v6 || l4_len(qproto).is_none() || quote.len() < ql4 + 4 {
+            return None;
+        }
+        if !v6 && be16(quote, 6) & 0x1fff != 0 {
+            return None;
+        }
+        Some(Self {
+            hdr,
+            v6,
+            icmp,
+            end,
+            quoted: Layout {
+                v6,
+                l4: inner + ql4,
+                proto: qproto,
+            },
+        })
+    }
+
+    /// The quoted packet's protocol and endpoints, as it left this host.
+    pub fn quoted(&self) -> Tuple {
+        let at = &self.quoted;
+        let inner = self.icmp + ICMP_HDR;
+        Tuple {
+            proto: at.proto,
+            src: endpoint(self.hdr, at, inner + at.src(), at.l4),
+            dst: endpoint(self.hdr, at, inner + at.dst(), at.l4 + 2),
+        }
+    }
+
+    /// Makes the quoted packet `to` (its endpoints; the protocol stays),
+    /// with the quoted IPv4 header's checksum and the ICMP checksum
+    /// recomputed (the quoted transport checksum, of which the quote may
+    /// hold nothing, is left: the error's receiver does not check it).
+    /// Refuses (changing nothing) endpoints of another family.
+    pub fn rewrite_quoted(&mut self, to: Tuple) -> Result<(), WrongFamily> {
+        if to.src.is_v6() != self.v6 || to.dst.is_v6() != self.v6 {
+            return Err(WrongFamily);
+        }
+        let at = self.quoted;
+        let inner = self.icmp + ICMP_HDR;
+        let len = at.addr_len();
+        let (src, dst) = (to.src.octets16(), to.dst.octets16());
+        self.hdr[inner + at.src()..inner + at.src() + len].copy_from_slice(&src[16 - len..]);
+        self.hdr[inner + at.dst()..inner + at.dst() + len].copy_from_slice(&dst[16 - len..]);
+        self.hdr[at.l4..at.l4 + 2].copy_from_slice(&to.src.port.to_be_bytes());
+        self.hdr[at.l4 + 2..at.l4 + 4].copy_from_slice(&to.dst.port.to_be_bytes());
+        if !self.v6 {
+            // The quoted IPv4 header is whole (`new` found its length).
+            let ihl = usize::from(self.hdr[inner] & 0xf) * 4;
+            self.hdr[inner + IP_CHECK..inner + IP_CHECK + 2].fill(0);
+            let c = checksum::checksum(0, &self.hdr[inner..inner + ihl]);
+            self.hdr[inner + IP_CHECK..inner + IP_CHECK + 2].copy_from_slice(&c.to_be_bytes());
+        }
+        // The ICMP checksum, from scratch: over the message, and for
+        // ICMPv6 the pseudo header (RFC 4443 2.3).
+        let (icmp, end) = (self.icmp, self.end);
+        self.hdr[icmp + 2..icmp + 4].fill(0);
+        let mut sum = 0;
+        if self.v6 {
+            for w in self.hdr[IP6_SRC..IP6_DST + 16].chunks(2) {
+                sum = checksum::add(sum, u16::from_be_bytes([w[0], w[1]]));
+            }
+            let n = (end - icmp) as u32;
+            sum = checksum::add(sum, (n >> 16) as u16);
+            sum = checksum::add(sum, n as u16);
+            sum = checksum::add(sum, u16::from(PROTO_ICMPV6));
+        }
+        let c = checksum::checksum(sum, &self.hdr[icmp..end]);
+        self.hdr[icmp + 2..icmp + 4].copy_from_slice(&c.to_be_bytes());
+        Ok(())
+    }
 }
 
 impl<'a> Packet<'a> {

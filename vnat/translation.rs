@@ -36,11 +36,11 @@
 use crate::{
     checksum,
     counters::Counter,
-    ffi::{Skb, TcpFound},
+    ffi::{Skb, TcpFound, Unreadable},
     knobs::{LOCATION_HIDING, VCMP_PORT},
     mapping::{Action, Hook, Tuple},
     netns::NetState,
-    packet::{self, Packet},
+    packet::{self, IcmpError, Packet},
 };
 use kernel::{bindings, prelude::*};
 
@@ -88,6 +88,10 @@ extern "C" fn vnat_rs_hook(
             bindings::NF_ACCEPT
         }
         Ok(Outcome::Untouched) => bindings::NF_ACCEPT,
+        Ok(Outcome::Untranslated) => {
+            state.count(Counter::UntranslatedPackets, 1);
+            bindings::NF_ACCEPT
+        }
         Ok(Outcome::Held) => {
             state.count(Counter::ResumingDroppedPackets, 1);
             NF_DROP_NOBUFS
@@ -110,6 +114,9 @@ const NF_DROP_NOBUFS: c_uint = (bindings::ENOBUFS << 16) | bindings::NF_DROP;
 enum Outcome {
     /// No rule changed it.
     Untouched,
+    /// A TCP or UDP packet that translation cannot read: it passes as it
+    /// is, counted.
+    Untranslated,
     /// Its rule rewrote it.
     Rewritten,
     /// Its rule holds it back: it is dropped.
@@ -135,14 +142,61 @@ fn hide(state: &NetState, hook: Hook, skb: &mut Skb, t: &Tuple, opens: bool) -> 
     Some(out)
 }
 
+/// PREROUTING: an ICMP or ICMPv6 error about a packet of a moved
+/// connection quotes it as it left, with its physical endpoints; the
+/// socket it is about (TCP's path MTU, a UDP socket's error queue) is found
+/// by its virtual ones. The quote is the connection's outgoing packet: its
+/// endpoints, swapped, are what an incoming packet of the connection
+/// carries, and the incoming rules (PREROUTING's, then LOCAL_IN's) give
+/// their virtual ones.
+fn icmp_error(state: &NetState, skb: &mut Skb, len: u32) -> Result<Outcome> {
+    let Some(bytes) = skb.icmp_error_mut() else {
+        return Ok(Outcome::Untouched);
+    };
+    let Some(mut err) = IcmpError::new(bytes) else {
+        return Ok(Outcome::Untouched);
+    };
+    let q = err.quoted();
+    let incoming = Tuple {
+        proto: q.proto,
+        src: q.dst,
+        dst: q.src,
+    };
+    let mut t = incoming;
+    for hook in [Hook::PreRouting, Hook::LocalIn] {
+        // SAFETY: `skb` is borrowed from a running netfilter hook (the
+        // contract of `Skb::from_raw`), so this runs in the hook's RCU read
+        // section.
+        if let Some(rule) = unsafe { state.rules.lookup(hook, &t, len) } {
+            t = rule.rewrite;
+        }
+    }
+    if t == incoming {
+        return Ok(Outcome::Untouched);
+    }
+    err.rewrite_quoted(Tuple {
+        proto: q.proto,
+        src: t.dst,
+        dst: t.src,
+    })
+    .map_err(|_| EINVAL)?;
+    skb.sum_changed();
+    state.count(Counter::IcmpErrorsTranslated, 1);
+    Ok(Outcome::Rewritten)
+}
+
 /// Translates one packet.
 fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     let len = skb.len();
-    let Some((t, opens)) = skb
-        .headers()
-        .and_then(|h| Some((packet::tuple(h)?, packet::opens_connection(h))))
-    else {
-        return Ok(Outcome::Untouched);
+    let (t, opens) = match skb.headers() {
+        Ok(h) => match packet::tuple(h) {
+            Some(t) => (t, packet::opens_connection(h)),
+            // TCP or UDP behind a header `packet.rs` does not skip.
+            None => return Ok(Outcome::Untranslated),
+        },
+        Err(Unreadable::TcpOrUdp) => return Ok(Outcome::Untranslated),
+        Err(Unreadable::Other) if hook == Hook::PreRouting => return icmp_error(state, skb, len),
+        Err(Unreadable::Other) => return Ok(Outcome::Untouched),
     };
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.

@@ -12,7 +12,10 @@ connections move with it as its IPv4 ones do; then the server moves.
     subnet 1 for subnet 2 (both of its addresses change at once): every
     byte arrives (SHA-256), the router sees only the client's new IPv6
     address afterwards and no reset, and each connection kept its family;
- 3. the server moves from subnet 9 to 10 during another IPv6 transfer.
+ 3. the server moves from subnet 9 to 10 during another IPv6 transfer;
+ 4. the client moves twice more, to subnet 3 and back home to 1: the
+    connection opened before insmod carries bytes after each move, and
+    at home the client's end is at its virtual endpoint again.
 """
 import os
 from vnattest import *
@@ -105,6 +108,11 @@ before = stats("srv")["migrations_completed"]
 topo.attach_server(10)
 wait_for(lambda: stats("srv")["migrations_completed"] >= before + 1,
          "the server's vnatd moved its connections", timeout=60)
+# Its first completed move may be another connection's: the client sends
+# this one's packets to the server's new address once it has its update.
+wait_for(lambda: [r for r in ynl_connection_rows("cli") if r["local"] == ep6(c6b.getsockname())
+                  and r["remote_physical"].startswith("[fd00:0:10::2]:")],
+         "the client sends the transfer's packets to fd00:0:10::2", timeout=60)
 cap = Capture("rtr", "ip6 and tcp port 5000")
 t.release()
 t.wait_more(0.3)
@@ -113,6 +121,17 @@ t.join()
 check(cap.count("host fd00:0:9::2") == 0, "the router saw no packet of fd00:0:9::2 after the server's move")
 check(cap.count("host fd00:0:10::2") > 0, "the router saw packets of fd00:0:10::2")
 check_eq(cap.count("tcp[tcpflags] & tcp-rst != 0"), 0, "no reset on the wire")
+
+log("two more moves of the client, the last one home: subnet 2 -> 3 -> 1")
+for s_, addr in ((3, "fd00:0:3::2"), (1, old6)):
+    before = stats("cli")["migrations_completed"]
+    topo.attach_client(s_)
+    wait_for(lambda: stats("cli")["migrations_completed"] > before, f"the client moved to {addr}", timeout=60)
+    exchange(pre_c, pre_a, f"the connection opened before insmod, at {addr}")
+rows = {r["local"]: r for r in connection_rows("cli")}
+r = rows.get(ep6(pre_c.getsockname()), {})
+check(r.get("local_physical") == r.get("local"),
+      f"back home, the client's end is at its virtual endpoint again: {r}")
 
 for s in (pre_c, pre_a, c6, a6, c4, a4, c6b, a6b, srv6, srv4):
     s.close()

@@ -33,6 +33,8 @@ const _: () = {
 #[expect(improper_ctypes)]
 extern "C" {
     fn vnat_shim_pkt_parse(skb: *mut bindings::sk_buff, p: *mut RawPkt, writable: bool) -> c_int;
+    fn vnat_shim_icmp_error(skb: *mut bindings::sk_buff, p: *mut RawPkt) -> c_int;
+    fn vnat_shim_csum_none(skb: *mut bindings::sk_buff);
     fn vnat_shim_route_local(skb: *mut bindings::sk_buff, daddr: *const RawAddr) -> c_int;
     fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
     fn vnat_shim_tcp_lookup(
@@ -43,6 +45,15 @@ extern "C" {
         dport: u16,
         syn: bool,
     ) -> c_int;
+}
+
+/// Why a packet's headers are not given to translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unreadable {
+    /// A TCP or UDP packet that translation cannot read (a fragment).
+    TcpOrUdp,
+    /// Any other packet (another protocol, or headers that cannot be had).
+    Other,
 }
 
 /// What an incoming TCP packet would find (`enum vnat_tcp_found`).
@@ -96,7 +107,7 @@ impl Skb {
         unsafe { (*self.as_ptr()).len }
     }
 
-    fn parse(&mut self, writable: bool) -> Option<RawPkt> {
+    fn parse(&mut self, writable: bool) -> Result<RawPkt, Unreadable> {
         let mut p = RawPkt {
             hdr: core::ptr::null_mut(),
             len: 0,
@@ -106,22 +117,26 @@ impl Skb {
         // SAFETY: The packet is valid and ours (see `from_raw`); the shim
         // pulls (and, if `writable`, unshares) the headers into the linear
         // area and fills `p`.
-        (unsafe { vnat_shim_pkt_parse(self.as_ptr(), &mut p, writable) } == 0).then_some(p)
+        match unsafe { vnat_shim_pkt_parse(self.as_ptr(), &mut p, writable) } {
+            0 => Ok(p),
+            e if e == EPROTONOSUPPORT.to_errno() => Err(Unreadable::TcpOrUdp),
+            _ => Err(Unreadable::Other),
+        }
     }
 
     /// The IP and TCP or UDP headers of a packet that is not a fragment,
-    /// to read; `None` for any other packet.
-    pub(crate) fn headers(&mut self) -> Option<&[u8]> {
+    /// to read; why not for any other packet.
+    pub(crate) fn headers(&mut self) -> Result<&[u8], Unreadable> {
         let p = self.parse(false)?;
         // SAFETY: The shim made `len` bytes at `hdr` linear; they stay so
         // while the packet is borrowed, as nothing else changes it.
-        Some(unsafe { core::slice::from_raw_parts(p.hdr, p.len as usize) })
+        Ok(unsafe { core::slice::from_raw_parts(p.hdr, p.len as usize) })
     }
 
     /// As [`Skb::headers`], made writable (unshared) first; `Err` when
     /// memory is short.
     pub(crate) fn headers_mut(&mut self) -> Result<Headers<'_>> {
-        let Some(p) = self.parse(true) else {
+        let Ok(p) = self.parse(true) else {
             return Err(ENOMEM);
         };
         // SAFETY: As in `headers`, and the shim made the bytes writable
@@ -134,6 +149,34 @@ impl Skb {
             partial: p.partial,
             csum,
         })
+    }
+
+    /// If the packet is an ICMP or ICMPv6 error, all of it (from the IP
+    /// header), writable; `None` for any other packet or when memory is
+    /// short. A caller that changes it calls [`Skb::sum_changed`].
+    pub(crate) fn icmp_error_mut(&mut self) -> Option<&mut [u8]> {
+        let mut p = RawPkt {
+            hdr: core::ptr::null_mut(),
+            len: 0,
+            partial: false,
+            csum: core::ptr::null_mut(),
+        };
+        // SAFETY: The packet is valid and ours (see `from_raw`); the shim
+        // makes it linear and writable and fills `p`.
+        if unsafe { vnat_shim_icmp_error(self.as_ptr(), &mut p) } != 0 {
+            return None;
+        }
+        // SAFETY: The shim made `len` bytes at `hdr` linear and writable;
+        // they stay so while the packet is borrowed.
+        Some(unsafe { core::slice::from_raw_parts_mut(p.hdr, p.len as usize) })
+    }
+
+    /// The bytes [`Skb::icmp_error_mut`] gave were changed: the receive
+    /// path checks the packet's checksum in software, as the sum the
+    /// device computed was over the old bytes.
+    pub(crate) fn sum_changed(&mut self) {
+        // SAFETY: The packet is ours; one field is set.
+        unsafe { vnat_shim_csum_none(self.as_ptr()) }
     }
 
     /// PREROUTING: routes the packet as addressed to `daddr`, so that it

@@ -129,6 +129,8 @@ pub(crate) mod attr {
         pub(crate) const VCMP_LISTENING: u16 = 51;
         pub(crate) const HOOKS_REGISTERED: u16 = 52;
         pub(crate) const PAD: u16 = 53;
+        pub(crate) const UNTRANSLATED_PACKETS: u16 = 54;
+        pub(crate) const ICMP_ERRORS_TRANSLATED: u16 = 55;
     }
 }
 
@@ -509,7 +511,7 @@ impl TryFrom<u8> for Event {
 }
 
 /// The counters VNAT keeps, per namespace and in total: the u64 attributes
-/// of set `stats`, in order (attribute number: the counter's index plus one).
+/// of set `stats`, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(usize)]
 pub(crate) enum Counter {
@@ -643,6 +645,18 @@ pub(crate) enum Counter {
     /// an address that connections used went away, or a route changed
     /// (with migrate_on on-route-change).
     RouteChecks,
+    /// TCP and UDP packets that the hooks could not read while connections
+    /// were translated, and let pass as they were: IPv4 fragments, IPv6
+    /// packets with a fragment header, AH, or a routing header with
+    /// segments left, and v4-mapped addresses on the wire (IPv6
+    /// fragments after the first, whose protocol they do not show, are
+    /// not counted).
+    UntranslatedPackets,
+    /// ICMP and ICMPv6 errors (destination unreachable, packet too big,
+    /// time exceeded, parameter problem) about a moved connection's
+    /// packets, whose quote got the connection's virtual endpoints, so
+    /// that its socket learns of them (the path MTU above all).
+    IcmpErrorsTranslated,
 }
 
 impl Counter {
@@ -697,6 +711,8 @@ impl Counter {
         Counter::HiddenConnections,
         Counter::HiddenPackets,
         Counter::RouteChecks,
+        Counter::UntranslatedPackets,
+        Counter::IcmpErrorsTranslated,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -751,11 +767,65 @@ impl Counter {
             Counter::HiddenConnections => "hidden_connections",
             Counter::HiddenPackets => "hidden_packets",
             Counter::RouteChecks => "route_checks",
+            Counter::UntranslatedPackets => "untranslated_packets",
+            Counter::IcmpErrorsTranslated => "icmp_errors_translated",
         }
     }
 
     /// Its attribute in set `stats`.
     pub(crate) const fn attr(self) -> u16 {
-        self as u16 + 1
+        match self {
+            Counter::HookPreroutingPackets => 1,
+            Counter::HookLocalInPackets => 2,
+            Counter::HookLocalOutPackets => 3,
+            Counter::HookPostroutingPackets => 4,
+            Counter::ConnectionsTracked => 5,
+            Counter::ConnectionsForgotten => 6,
+            Counter::ConnectionsReaped => 7,
+            Counter::ConnectionsUntrackedNomem => 8,
+            Counter::VcmpClientsAccepted => 9,
+            Counter::VcmpClientsRefused => 10,
+            Counter::VcmpClientsIdleClosed => 11,
+            Counter::VcmpMessages => 12,
+            Counter::VcmpMalformed => 13,
+            Counter::VcmpUnknownConnection => 14,
+            Counter::VcmpListenFailed => 15,
+            Counter::TranslatedPreroutingPackets => 16,
+            Counter::TranslatedLocalInPackets => 17,
+            Counter::TranslatedLocalOutPackets => 18,
+            Counter::TranslatedPostroutingPackets => 19,
+            Counter::TranslationDroppedPackets => 20,
+            Counter::RuleConflicts => 21,
+            Counter::UpdatesSent => 22,
+            Counter::UpdatesAccepted => 23,
+            Counter::UpdatesRefused => 24,
+            Counter::MigrationsCompleted => 25,
+            Counter::MigrationsFailed => 26,
+            Counter::ConflictsAborted => 27,
+            Counter::ConflictsPreempted => 28,
+            Counter::SuspendsSent => 29,
+            Counter::SuspendsAccepted => 30,
+            Counter::SuspendsRefused => 31,
+            Counter::HelpersReleased => 32,
+            Counter::HelpersExpired => 33,
+            Counter::VcmpWrongSource => 34,
+            Counter::VcmpMartian => 35,
+            Counter::VcmpUdpFlowsRefused => 36,
+            Counter::VcmpRefusalsClosed => 37,
+            Counter::VcmpReadsPaused => 38,
+            Counter::KeysEstablished => 39,
+            Counter::KeysRefused => 40,
+            Counter::KeysFailed => 41,
+            Counter::VcmpAuthFailed => 42,
+            Counter::VcmpReplayed => 43,
+            Counter::VcmpV1Refused => 44,
+            Counter::PathsValidated => 45,
+            Counter::ResumingDroppedPackets => 46,
+            Counter::HiddenConnections => 47,
+            Counter::HiddenPackets => 48,
+            Counter::RouteChecks => 49,
+            Counter::UntranslatedPackets => 54,
+            Counter::IcmpErrorsTranslated => 55,
+        }
     }
 }

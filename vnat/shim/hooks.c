@@ -8,8 +8,12 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6.h>
+#include <net/netfilter/ipv4/nf_defrag_ipv4.h>
+#include <net/netfilter/ipv6/nf_defrag_ipv6.h>
 #include <net/ip.h>
 #include <net/ip6_route.h>
+#include <linux/icmp.h>
+#include <linux/icmpv6.h>
 #include <net/ipv6.h>
 #include <net/route.h>
 
@@ -53,20 +57,46 @@ static const struct nf_hook_ops vnat_nf_ops[] = {
 	  .priority = NF_IP6_PRI_NAT_SRC, .priv = (void *)VNAT_HOOK_POST_ROUTING },
 };
 
+/*
+ * With the hooks, defragmentation before them (at priority -400, as for
+ * conntrack and NAT): a datagram larger than the path MTU to a moved
+ * connection arrives in fragments, whose ports only the first shows and
+ * which are reassembled only after PREROUTING otherwise, too late for its
+ * destination to become the virtual one. The stack fragments what it sends
+ * after POSTROUTING: outgoing datagrams are whole at the hooks.
+ */
 int vnat_shim_hooks_register(struct net *net)
 {
-	return nf_register_net_hooks(net, vnat_nf_ops, ARRAY_SIZE(vnat_nf_ops));
+	int err = nf_defrag_ipv4_enable(net);
+
+	if (err)
+		return err;
+	err = nf_defrag_ipv6_enable(net);
+	if (err)
+		goto v4;
+	err = nf_register_net_hooks(net, vnat_nf_ops, ARRAY_SIZE(vnat_nf_ops));
+	if (err)
+		goto v6;
+	return 0;
+v6:
+	nf_defrag_ipv6_disable(net);
+v4:
+	nf_defrag_ipv4_disable(net);
+	return err;
 }
 
 void vnat_shim_hooks_unregister(struct net *net)
 {
 	nf_unregister_net_hooks(net, vnat_nf_ops, ARRAY_SIZE(vnat_nf_ops));
+	nf_defrag_ipv6_disable(net);
+	nf_defrag_ipv4_disable(net);
 }
 
 /*
  * The offset after the IP header (and, over IPv6, the extension headers
  * vnat/packet.rs skips) of a TCP or UDP packet that is not a fragment, and
- * its protocol; -ENOENT for any other packet.
+ * its protocol; -EPROTONOSUPPORT for an IPv4 fragment of TCP or UDP (which
+ * translation cannot read), -ENOENT for any other packet.
  */
 /*
  * The packet's family, as the stack set it (__ip_local_out(),
@@ -102,7 +132,8 @@ static int vnat_l4(struct sk_buff *skb, u8 *proto)
 		const struct iphdr *iph = ip_hdr(skb);
 
 		if (ip_is_fragment(iph))
-			return -ENOENT;
+			return iph->protocol == IPPROTO_TCP || iph->protocol == IPPROTO_UDP ?
+				-EPROTONOSUPPORT : -ENOENT;
 		*proto = iph->protocol;
 		return iph->ihl * 4;
 	}
@@ -111,8 +142,9 @@ static int vnat_l4(struct sk_buff *skb, u8 *proto)
 /*
  * Finds the TCP or UDP header of an IPv4 or IPv6 packet that is not a
  * fragment and makes the IP (with IPv6 extension headers) and transport
- * headers linear (and, if @writable, writable). Returns 0 and fills @p, or
- * -ENOENT for a packet VNAT does not translate, or -ENOMEM.
+ * headers linear (and, if @writable, writable). Returns 0 and fills @p;
+ * -ENOENT for a packet that is not TCP or UDP, -EPROTONOSUPPORT for a TCP
+ * or UDP one that VNAT cannot translate, or -ENOMEM.
  */
 int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable)
 {
@@ -139,6 +171,50 @@ int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable)
 	p->partial = skb->ip_summed == CHECKSUM_PARTIAL;
 	p->csum = skb->ip_summed == CHECKSUM_COMPLETE ? (u32 *)&skb->csum : NULL;
 	return 0;
+}
+
+/*
+ * If the packet is an ICMP or ICMPv6 error (vnat/packet.rs, IcmpError says
+ * which), makes all of it linear and writable, and fills @p with it: the
+ * quote of the packet it is about comes after the headers. -ENOENT for
+ * any other packet, -ENOMEM. An error is at most 576 bytes (IPv4) or 1,280
+ * (IPv6) as routers send it; a larger one is not read.
+ */
+int vnat_shim_icmp_error(struct sk_buff *skb, struct vnat_pkt *p)
+{
+	unsigned int max = vnat_is_ipv6(skb) ? IPV6_MIN_MTU : 576;
+	u8 type, *tp, proto;
+	int off;
+
+	off = vnat_l4(skb, &proto);
+	if (off < 0 || proto != (vnat_is_ipv6(skb) ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
+		return -ENOENT;
+	tp = skb_header_pointer(skb, skb_network_offset(skb) + off, 1, &type);
+	if (!tp)
+		return -ENOENT;
+	if (vnat_is_ipv6(skb) ? !(*tp >= ICMPV6_DEST_UNREACH && *tp <= ICMPV6_PARAMPROB) :
+				(*tp != ICMP_DEST_UNREACH && *tp != ICMP_TIME_EXCEEDED &&
+				 *tp != ICMP_PARAMETERPROB))
+		return -ENOENT;
+	if (skb->len - skb_network_offset(skb) > max)
+		return -ENOENT;
+	if (skb_ensure_writable(skb, skb->len))
+		return -ENOMEM;
+	p->hdr = skb_network_header(skb);
+	p->len = skb->len - skb_network_offset(skb);
+	p->partial = false;
+	p->csum = NULL;
+	return 0;
+}
+
+/*
+ * After an ICMP error's quote changed (and its checksum with it): the
+ * receive path checks the checksum again, in software, instead of
+ * trusting a sum the device computed over the bytes as they came.
+ */
+void vnat_shim_csum_none(struct sk_buff *skb)
+{
+	skb->ip_summed = CHECKSUM_NONE;
 }
 
 /*

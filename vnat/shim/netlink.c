@@ -347,9 +347,9 @@ int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info)
 
 /*
  * stats-get: the namespace's counters, each its own attribute. The counters
- * are the u64 attributes of the set "stats", which come first (the Rust
- * generator checks that, and generates Counter from them); the others are
- * how things are now.
+ * are the u64 attributes of the set "stats" (the Rust generator makes
+ * Counter of them); the others (connections, vcmp-listening,
+ * hooks-registered) are how things are now.
  */
 int vnat_nl_stats_get_doit(struct sk_buff *skb, struct genl_info *info)
 {
@@ -368,9 +368,13 @@ int vnat_nl_stats_get_doit(struct sk_buff *skb, struct genl_info *info)
 	hdr = genlmsg_iput(msg, info);
 	if (!hdr)
 		goto nospace;
-	for (a = 1; a < VNAT_A_STATS_CONNECTIONS; a++)
+	for (a = 1; a <= VNAT_A_STATS_MAX; a++) {
+		if (a == VNAT_A_STATS_CONNECTIONS || a == VNAT_A_STATS_VCMP_LISTENING ||
+		    a == VNAT_A_STATS_HOOKS_REGISTERED || a == VNAT_A_STATS_PAD)
+			continue;
 		if (nla_put_u64_64bit(msg, a, v[a], VNAT_A_STATS_PAD))
 			goto nospace;
+	}
 	if (nla_put_u32(msg, VNAT_A_STATS_CONNECTIONS, v[VNAT_A_STATS_CONNECTIONS]) ||
 	    nla_put_u8(msg, VNAT_A_STATS_VCMP_LISTENING, v[VNAT_A_STATS_VCMP_LISTENING]) ||
 	    nla_put_u8(msg, VNAT_A_STATS_HOOKS_REGISTERED, v[VNAT_A_STATS_HOOKS_REGISTERED]))

@@ -161,6 +161,8 @@ pub mod stats {
     pub const VCMP_LISTENING: u16 = 51;
     pub const HOOKS_REGISTERED: u16 = 52;
     pub const PAD: u16 = 53;
+    pub const UNTRANSLATED_PACKETS: u16 = 54;
+    pub const ICMP_ERRORS_TRANSLATED: u16 = 55;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -216,6 +218,8 @@ pub mod stats {
         (50, "connections"),
         (51, "vcmp-listening"),
         (52, "hooks-registered"),
+        (54, "untranslated-packets"),
+        (55, "icmp-errors-translated"),
     ];
 }
 
