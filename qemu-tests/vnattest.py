@@ -301,7 +301,9 @@ def connections(ns=None):
 
 
 def ep(sockname):
-    return f"{sockname[0]}:{sockname[1]}"
+    """A socket address as VNAT shows endpoints: a.b.c.d:port, [v6]:port."""
+    host, port = sockname[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 TCP_LISTEN, TCP_TIME_WAIT = 0x0A, 0x06
@@ -359,12 +361,17 @@ def wait_for(cond, what, timeout=10.0):
     return check(cond(), f"{what} (within {timeout}s)")
 
 
-def tcp_listen(ns, addr, port=0):
+def tcp_listen(ns, addr, port=0, backlog=64):
+    """A listener on `addr`, IPv4 or IPv6 (an IPv6 one with IPV6_V6ONLY:
+    IPv6 only)."""
+    v6 = ":" in addr
     with netns(ns):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6:
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind((addr, port))
-        s.listen(64)
+        s.listen(backlog)
     return s
 
 
@@ -382,6 +389,47 @@ def recv_exactly(s, n):
             break
         buf += d
     return bytes(buf)
+
+
+def check_idle_pairs(pairs, what):
+    """Each (client, server) socket pair carries 16 bytes one way and
+    back, the i-th pair its own bytes: every connection is alive."""
+    bad = 0
+    for i, (c, a) in enumerate(pairs):
+        msg = i.to_bytes(4, "big") * 4
+        c.sendall(msg)
+        a.settimeout(20)
+        a.sendall(recv_exactly(a, 16)[::-1])
+        c.settimeout(20)
+        bad += recv_exactly(c, 16) != msg[::-1]
+    check_eq(bad, 0, what)
+
+
+class UdpEcho:
+    """A UDP server program on the unconnected socket `sock`: a thread
+    echoes every datagram to whoever sent it, and records the senders'
+    (address, port) in `sources`, until `stop()`."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.sources = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        self.sock.settimeout(0.1)
+        while not self._stop.is_set():
+            try:
+                d, src = self.sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            self.sources.add(src[:2])
+            self.sock.sendto(d, src)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
 
 
 def exchange(c, a, what, n=256 << 10):

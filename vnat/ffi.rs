@@ -33,7 +33,7 @@ mod waker;
 pub(crate) use crypto::{random_bytes, random_u32, HmacSha256, Secret, X25519Secret};
 pub(crate) use genl::{nl_event, nl_listening, nl_put_conn, NlBy, NlConn, NlResume};
 pub(crate) use percpu::{total_counter, PerCpuCounters, MAX_COUNTERS};
-pub(crate) use skb::{Skb, TcpFound, Unreadable};
+pub(crate) use skb::{Read, Skb, TcpFound, Unreadable};
 pub(crate) use sock::{Process, Sock, SockKey, MAX_HOLDERS};
 pub(crate) use waker::{RawWaker, Waker};
 

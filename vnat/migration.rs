@@ -238,12 +238,7 @@ pub(crate) fn begin(
 ) -> Result {
     let mut err = Ok(());
     state.connections.update(|key, sk, c| {
-        // A suspended connection resumes also where it is: its peer must
-        // hear of it, to undo its helper. A connection keeps its family: an
-        // address of the other is not one to move it to.
-        let moves = c.mapping.local_physical.addr != to || c.suspended;
-        let family = c.mapping.local_physical.addr.is_ipv6() == to.is_ipv6();
-        if !which.matches(c) || !moves || !family || err.is_err() {
+        if !which.matches(c) || !c.moves_to(to) || err.is_err() {
             return false;
         }
         let update = Update {

@@ -161,15 +161,15 @@ fn nothing_matches(which: &Selector) -> Refusal {
 /// Called by the shim for `conn-resume`: the connections `r` selects
 /// resume at `r.new_addr` (the shim checked that it is local); if that is
 /// all zero (none given), at the address the host would use now to reach
-/// the first one's peer, written back to `r.new_addr`. A new address of
-/// the other family than some of the connections is queued as it is: a
-/// connection keeps its family, and vnatd decides what becomes of those
-/// (`migration.rs`). Returns how many connections that covers, or a
-/// negative errno with its reason in `why`: `EINVAL` for a zero address or
-/// a five-tuple of two families, `EADDRNOTAVAIL` for a link-local new
-/// address, `ENOENT` when nothing matches, `EALREADY` when everything that
-/// matches is at the new address, `EHOSTUNREACH` when no address could be
-/// chosen.
+/// the first one's peer, written back to `r.new_addr`. A connection keeps
+/// its family: those of the other family than the new address stay where
+/// they are ([`VirtualConnection::moves_to`]). Returns how many connections
+/// move, or a negative errno with its reason in `why`: `EINVAL` for a zero
+/// address or a five-tuple of two families, `EADDRNOTAVAIL` for a
+/// link-local new address, `ENOENT` when nothing matches,
+/// `EAFNOSUPPORT` when nothing that matches is of the new address's
+/// family, `EALREADY` when everything that matches is at the new address,
+/// `EHOSTUNREACH` when no address could be chosen.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_resume(
     state: *const c_void,
@@ -207,17 +207,22 @@ fn resume(state: &NetState, r: &mut ffi::NlResume) -> Result<c_int, Refusal> {
             c"new-addr is link-local, which means nothing without its interface",
         ));
     }
-    let (mut matching, mut to_move): (c_int, c_int) = (0, 0);
+    let (mut matching, mut of_family, mut to_move): (c_int, c_int, c_int) = (0, 0, 0);
     state.connections.for_each(|_, c| {
         if which.matches(c) {
             matching += 1;
-            if c.mapping.local_physical.addr != to || c.suspended {
-                to_move += 1;
-            }
+            of_family += c_int::from(c.mapping.local_physical.addr.is_ipv6() == to.is_ipv6());
+            to_move += c_int::from(c.moves_to(to));
         }
     });
     if matching == 0 {
         return Err(nothing_matches(&which));
+    }
+    if of_family == 0 {
+        return Err(Refusal::new(
+            EAFNOSUPPORT,
+            c"new-addr is of another family than the connections: a connection keeps its family",
+        ));
     }
     if to_move == 0 {
         return Err(Refusal::new(

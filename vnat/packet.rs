@@ -132,21 +132,29 @@ fn endpoint(hdr: &[u8], at: &Layout, addr_at: usize, port_at: usize) -> Endpoint
     }
 }
 
-/// The tuple of IP and transport headers in `hdr`, if they are complete
-/// and of TCP or UDP.
-pub fn tuple(hdr: &[u8]) -> Option<Tuple> {
+/// The tuple of the IP and transport headers in `hdr`, and whether they
+/// are a TCP segment that opens a connection (a SYN without ACK), if they
+/// are complete and of TCP or UDP: what a hook reads, in one parse.
+pub fn read(hdr: &[u8]) -> Option<(Tuple, bool)> {
     let at = parse(hdr)?;
-    Some(Tuple {
+    let t = Tuple {
         proto: at.proto,
         src: endpoint(hdr, &at, at.src(), at.l4),
         dst: endpoint(hdr, &at, at.dst(), at.l4 + 2),
-    })
+    };
+    Some((t, at.proto == PROTO_TCP && hdr[at.l4 + 13] & 0x12 == 0x02))
+}
+
+/// The tuple of IP and transport headers in `hdr`, if they are complete
+/// and of TCP or UDP.
+pub fn tuple(hdr: &[u8]) -> Option<Tuple> {
+    read(hdr).map(|(t, _)| t)
 }
 
 /// Whether `hdr` holds a TCP segment that opens a connection: a SYN
 /// without ACK.
 pub fn opens_connection(hdr: &[u8]) -> bool {
-    matches!(parse(hdr), Some(at) if at.proto == PROTO_TCP && hdr[at.l4 + 13] & 0x12 == 0x02)
+    read(hdr).is_some_and(|(_, opens)| opens)
 }
 
 /// The family, the offset of the header after the IP header (and IPv6

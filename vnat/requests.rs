@@ -182,32 +182,22 @@ impl Requests {
         }
     }
 
-    /// Forgets the lost addresses that `used` says no connection has any
-    /// more (a route to their peers from another address moved them): each
-    /// is checked outside the lock.
-    pub(crate) fn prune_lost(&self, mut used: impl FnMut(IpAddr) -> bool) {
-        let mut addrs = KVec::new();
-        {
-            let inner = self.inner.lock();
-            if addrs.reserve(inner.lost.len(), GFP_ATOMIC).is_err() {
-                return;
-            }
+    /// The addresses lost now (none if memory is short).
+    pub(crate) fn lost_addrs(&self) -> KVec<IpAddr> {
+        let mut out = KVec::new();
+        let inner = self.inner.lock();
+        if out.reserve(inner.lost.len(), GFP_ATOMIC).is_ok() {
             for l in inner.lost.iter() {
-                let _ = addrs.push_within_capacity(l.addr);
+                let _ = out.push_within_capacity(l.addr);
             }
         }
-        let unused: KVec<IpAddr> = {
-            let mut v = KVec::new();
-            for a in addrs {
-                if !used(a) {
-                    let _ = v.push(a, GFP_KERNEL);
-                }
-            }
-            v
-        };
-        if !unused.is_empty() {
-            self.inner.lock().lost.retain(|l| !unused.contains(&l.addr));
-        }
+        out
+    }
+
+    /// Forgets the lost addresses `gone` says are no longer lost (no
+    /// connection uses them, or the host has them again).
+    pub(crate) fn forget_lost(&self, mut gone: impl FnMut(IpAddr) -> bool) {
+        self.inner.lock().lost.retain(|l| !gone(l.addr));
     }
 
     /// Whether an address went away while connections used it, and no

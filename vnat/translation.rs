@@ -36,7 +36,7 @@
 use crate::{
     checksum,
     counters::Counter,
-    ffi::{Skb, TcpFound, Unreadable},
+    ffi::{Read, Skb, TcpFound, Unreadable},
     knobs::{LOCATION_HIDING, VCMP_PORT},
     mapping::{Action, Hook, Tuple},
     netns::NetState,
@@ -148,11 +148,9 @@ fn hide(state: &NetState, hook: Hook, skb: &mut Skb, t: &Tuple, opens: bool) -> 
 /// by its virtual ones. The quote is the connection's outgoing packet: its
 /// endpoints, swapped, are what an incoming packet of the connection
 /// carries, and the incoming rules (PREROUTING's, then LOCAL_IN's) give
-/// their virtual ones.
-fn icmp_error(state: &NetState, skb: &mut Skb, len: u32) -> Result<Outcome> {
-    let Some(bytes) = skb.icmp_error_mut() else {
-        return Ok(Outcome::Untouched);
-    };
+/// their virtual ones. `bytes`: all of the error; the caller tells the
+/// packet when they changed ([`Outcome::Rewritten`]).
+fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
     let Some(mut err) = IcmpError::new(bytes) else {
         return Ok(Outcome::Untouched);
     };
@@ -164,9 +162,8 @@ fn icmp_error(state: &NetState, skb: &mut Skb, len: u32) -> Result<Outcome> {
     };
     let mut t = incoming;
     for hook in [Hook::PreRouting, Hook::LocalIn] {
-        // SAFETY: `skb` is borrowed from a running netfilter hook (the
-        // contract of `Skb::from_raw`), so this runs in the hook's RCU read
-        // section.
+        // SAFETY: Called from a running netfilter hook (`translate`), so
+        // this runs in the hook's RCU read section.
         if let Some(rule) = unsafe { state.rules.lookup(hook, &t, len) } {
             t = rule.rewrite;
         }
@@ -180,7 +177,6 @@ fn icmp_error(state: &NetState, skb: &mut Skb, len: u32) -> Result<Outcome> {
         dst: t.src,
     })
     .map_err(|_| EINVAL)?;
-    skb.sum_changed();
     state.count(Counter::IcmpErrorsTranslated, 1);
     Ok(Outcome::Rewritten)
 }
@@ -188,14 +184,20 @@ fn icmp_error(state: &NetState, skb: &mut Skb, len: u32) -> Result<Outcome> {
 /// Translates one packet.
 fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     let len = skb.len();
-    let (t, opens) = match skb.headers() {
-        Ok(h) => match packet::tuple(h) {
-            Some(t) => (t, packet::opens_connection(h)),
+    let (t, opens) = match skb.read(hook == Hook::PreRouting) {
+        Ok(Read::Transport(h)) => match packet::read(h) {
+            Some(read) => read,
             // TCP or UDP behind a header `packet.rs` does not skip.
             None => return Ok(Outcome::Untranslated),
         },
+        Ok(Read::IcmpError(bytes)) => {
+            let outcome = icmp_error(state, bytes, len)?;
+            if matches!(outcome, Outcome::Rewritten) {
+                skb.sum_changed();
+            }
+            return Ok(outcome);
+        }
         Err(Unreadable::TcpOrUdp) => return Ok(Outcome::Untranslated),
-        Err(Unreadable::Other) if hook == Hook::PreRouting => return icmp_error(state, skb, len),
         Err(Unreadable::Other) => return Ok(Outcome::Untouched),
     };
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
@@ -226,11 +228,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     if hook == Hook::PreRouting && t.dst.addr != rewrite.dst.addr {
         // Route by the physical (local) destination before it becomes the
         // virtual one.
-        skb.route_local(t.dst.addr).map_err(|_| EHOSTUNREACH)?;
-    }
-    // A rule never changes a packet's family (a connection keeps its own).
-    if !rewrite.src.same_family(&t.src) || !rewrite.dst.same_family(&t.dst) {
-        return Err(EINVAL);
+        skb.route_local().map_err(|_| EHOSTUNREACH)?;
     }
     // Making the headers writable may move them: they are found again.
     let h = skb.headers_mut()?;

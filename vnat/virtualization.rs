@@ -17,6 +17,7 @@ use crate::{
     vcmp::Endpoint,
     vcmp2::Replay,
 };
+use core::net::IpAddr;
 use kernel::{
     alloc::flags::GFP_ATOMIC,
     new_spinlock_irq,
@@ -288,6 +289,15 @@ impl VirtualConnection {
             previous_remote: mapping.remote_physical,
             ..self
         }
+    }
+
+    /// Whether a move to local address `to` moves it: it is elsewhere, or
+    /// suspended (it resumes also where it is: its peer must hear of it, to
+    /// undo its helper); never to an address of the other family (a
+    /// connection keeps its family).
+    pub(crate) fn moves_to(&self, to: IpAddr) -> bool {
+        let at = self.mapping.local_physical.addr;
+        at.is_ipv6() == to.is_ipv6() && (at != to || self.suspended)
     }
 
     /// Sets the state that fits the mapping once the peer agreed: while

@@ -187,6 +187,9 @@ struct Daemon<'a> {
     state: &'a NetState,
     listener: Option<Watch<'a>>,
     listen_error_logged: bool,
+    /// When [`Vnatd::strand`] looks at the lost addresses next
+    /// (`ffi::now_ns()`): once a tick, not every round.
+    strand_at_ns: i64,
     clients: KVec<Client<'a>>,
     /// The outgoing VCMP conversations, in the order they were asked for.
     conversations: KVec<Conversation<'a>>,
@@ -217,6 +220,7 @@ impl<'a> Daemon<'a> {
             state,
             listener: None,
             listen_error_logged: false,
+            strand_at_ns: 0,
             clients: KVec::new(),
             conversations: KVec::new(),
             rules_changed: false,
@@ -385,20 +389,38 @@ impl<'a> Daemon<'a> {
 
     /// Tells the connections of lost addresses that no address of their
     /// family replaced within `resume_deadline_s` that they are stranded
-    /// (0: never).
-    fn strand(&self) {
-        if !self.state.requests.has_lost() {
+    /// (0: never); once a tick.
+    fn strand(&mut self) {
+        let now = ffi::now_ns();
+        if now < self.strand_at_ns || !self.state.requests.has_lost() {
             return;
         }
-        // The addresses whose connections a route moved away meanwhile,
-        // and those the host has again (its connections are home).
-        self.state.requests.prune_lost(|a| {
-            let mut used = false;
-            self.state
-                .connections
-                .for_each(|_, c| used |= c.mapping.local_physical.addr == a);
-            used && !self.state.net().is_local(a)
+        self.strand_at_ns = now + i64::from(TICK_MS) * 1_000_000;
+        // Forgotten: the addresses whose connections a route moved away
+        // meanwhile, and those the host has again (its connections are
+        // home). One look at the connections for all of them (they are
+        // few).
+        let lost = self.state.requests.lost_addrs();
+        let mut used = KVec::new();
+        if used.extend_with(lost.len(), false, GFP_KERNEL).is_err() {
+            return;
+        }
+        self.state.connections.for_each(|_, c| {
+            if let Some(i) = lost
+                .iter()
+                .position(|&a| a == c.mapping.local_physical.addr)
+            {
+                used[i] = true;
+            }
         });
+        let mut gone = KVec::new();
+        for (&a, &u) in lost.iter().zip(used.iter()) {
+            if !u || self.state.net().is_local(a) {
+                // On failure, forgotten next tick.
+                let _ = gone.push(a, GFP_KERNEL);
+            }
+        }
+        self.state.requests.forget_lost(|a| gone.contains(&a));
         let deadline = i64::from(RESUME_DEADLINE_S.get());
         if deadline == 0 {
             return;

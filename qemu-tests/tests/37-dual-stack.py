@@ -25,7 +25,6 @@ import hashlib
 import os
 import socket
 import struct
-import threading
 import time
 from vnattest import *
 
@@ -68,23 +67,7 @@ stats("cli"), stats("srv")
 
 # U: the server echoes every datagram to its sender; the client sends one
 # at a time and resends every 50 ms until the echo is back.
-sources = set()
-stop = threading.Event()
-
-
-def echo():
-    us.settimeout(0.1)
-    while not stop.is_set():
-        try:
-            d, src = us.recvfrom(2048)
-        except socket.timeout:
-            continue
-        sources.add(src[:2])
-        us.sendto(d, src)
-
-
-server = threading.Thread(target=echo, daemon=True)
-server.start()
+echo = UdpEcho(us)
 uc.settimeout(0.05)
 sent, echoed = hashlib.sha256(), hashlib.sha256()
 udp_errors = []
@@ -157,11 +140,10 @@ exchange(100)
 cap.stop()
 for t in (ta, tb, te):
     t.join()
-stop.set()
-server.join()
+echo.stop()
 check_eq(udp_errors, [], "every datagram came back across both moves")
 check_eq(echoed.hexdigest(), sent.hexdigest(), f"all {seq} echoes equal what was sent")
-check_eq(sources, {(f"::ffff:{cli_old}", vport_u)}, "the UDP server only ever saw the client's virtual endpoint")
+check_eq(echo.sources, {(f"::ffff:{cli_old}", vport_u)}, "the UDP server only ever saw the client's virtual endpoint")
 for old in (cli_old, srv_old):
     if not check_eq(cap.count(f"host {old}"), 0, f"router saw no packet of {old} after the moves"):
         log(", ".join(f"{d} {old} {p}: {cap.count(f'{d} host {old} and {p}')}"

@@ -17,44 +17,26 @@ connections move with it as its IPv4 ones do; then the server moves.
     connection opened before insmod carries bytes after each move, and
     at home the client's end is at its virtual endpoint again.
 """
+import errno
 import os
 from vnattest import *
 
 SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "16")) << 20
 
 
-def listen6(ns, port):
-    with netns(ns):
-        s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        s.bind(("::", port))
-        s.listen(16)
-    return s
-
-
-def connect6(ns, addr, port):
-    with netns(ns):
-        return socket.create_connection((addr, port), timeout=10)
-
-
-def ep6(sockname):
-    return f"[{sockname[0]}]:{sockname[1]}"
-
-
 topo = Topology(ipv6=True)
 old6, old4 = topo.client_addr6(), topo.client_addr()
-srv6 = listen6("srv", 5000)
-pre_c = connect6("cli", topo.server_addr6(), 5000)
+srv6 = tcp_listen("srv", "::", 5000)
+pre_c = tcp_connect("cli", topo.server_addr6(), 5000)
 pre_a, _ = srv6.accept()
-log(f"before insmod: {ep6(pre_c.getsockname())} -> {ep6(pre_c.getpeername())}")
+log(f"before insmod: {ep(pre_c.getsockname())} -> {ep(pre_c.getpeername())}")
 
 insmod()
 rows = connection_rows("cli")
-check([r["local"] for r in rows if r["origin"] == "existing"] == [ep6(pre_c.getsockname())],
+check([r["local"] for r in rows if r["origin"] == "existing"] == [ep(pre_c.getsockname())],
       f"the IPv6 connection opened before insmod is recorded with its IPv6 endpoints: {rows}")
 
-c6 = connect6("cli", topo.server_addr6(), 5000)
+c6 = tcp_connect("cli", topo.server_addr6(), 5000)
 a6, _ = srv6.accept()
 srv4 = tcp_listen("srv", "0.0.0.0", 5002)
 c4 = tcp_connect("cli", topo.server_addr(), 5002)
@@ -84,22 +66,29 @@ check(cap.count(f"host {new6}") > 0, f"the router saw packets of {new6}")
 check_eq(cap.count("tcp[tcpflags] & tcp-rst != 0"), 0, "no reset on the wire")
 
 rows = {r["local"]: r for r in connection_rows("cli")}
-r6 = rows.get(ep6(c6.getsockname()))
+r6 = rows.get(ep(c6.getsockname()))
 check(r6 is not None and r6["state"] == "migrated" and r6["local_physical"].startswith(f"[{new6}]:"),
       f"the IPv6 connection keeps its virtual endpoint in {old6} and is at {new6}: {r6}")
 r4 = rows.get(ep(c4.getsockname()))
 check(r4 is not None and r4["local_physical"].startswith(f"{new4}:"),
       f"the IPv4 connection moved to {new4}, an IPv4 address: {r4}")
-srows = [r for r in connection_rows("srv") if r["remote"] == ep6(c6.getsockname())]
+srows = [r for r in connection_rows("srv") if r["remote"] == ep(c6.getsockname())]
 check(len(srows) == 1 and srows[0]["remote_physical"].startswith(f"[{new6}]:"),
       f"the server maps the client's virtual {old6} to {new6}: {srows}")
 exchange(pre_c, pre_a, "the connection opened before insmod, after the move")
+# A connection keeps its family: a resume of the IPv6 one to an IPv4
+# address is refused, and counts nothing as moved.
+host, port = c6.getsockname()[:2]
+err, ext = ynl_error("cli", "conn-resume", {"proto": 6, "local-addr6": host, "local-port": port,
+                                            "remote-addr6": topo.server_addr6(), "remote-port": 5000,
+                                            "new-addr": new4})
+check_eq(err, errno.EAFNOSUPPORT, f"conn-resume of an IPv6 connection to {new4} is refused: {ext}")
 s = stats("cli")
 check(s["translated_prerouting_packets"] > 0 and s["translated_postrouting_packets"] > 0,
       "the client translates")
 
 log("the server moves from subnet 9 to subnet 10 during an IPv6 transfer")
-c6b = connect6("cli", topo.server_addr6(), 5000)
+c6b = tcp_connect("cli", topo.server_addr6(), 5000)
 a6b, _ = srv6.accept()
 wait_keyed("cli", "srv")
 t = Transfer(c6b, a6b, SIZE, hold=0.6)
@@ -110,7 +99,7 @@ wait_for(lambda: stats("srv")["migrations_completed"] >= before + 1,
          "the server's vnatd moved its connections", timeout=60)
 # Its first completed move may be another connection's: the client sends
 # this one's packets to the server's new address once it has its update.
-wait_for(lambda: [r for r in ynl_connection_rows("cli") if r["local"] == ep6(c6b.getsockname())
+wait_for(lambda: [r for r in ynl_connection_rows("cli") if r["local"] == ep(c6b.getsockname())
                   and r["remote_physical"].startswith("[fd00:0:10::2]:")],
          "the client sends the transfer's packets to fd00:0:10::2", timeout=60)
 cap = Capture("rtr", "ip6 and tcp port 5000")
@@ -129,7 +118,7 @@ for s_, addr in ((3, "fd00:0:3::2"), (1, old6)):
     wait_for(lambda: stats("cli")["migrations_completed"] > before, f"the client moved to {addr}", timeout=60)
     exchange(pre_c, pre_a, f"the connection opened before insmod, at {addr}")
 rows = {r["local"]: r for r in connection_rows("cli")}
-r = rows.get(ep6(pre_c.getsockname()), {})
+r = rows.get(ep(pre_c.getsockname()), {})
 check(r.get("local_physical") == r.get("local"),
       f"back home, the client's end is at its virtual endpoint again: {r}")
 

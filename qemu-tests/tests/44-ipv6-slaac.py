@@ -55,11 +55,6 @@ def router_advertisements(ns, dev, prefix, stop):
     s.close()
 
 
-def ep6_of(sock):
-    host, port = sock.getsockname()[:2]
-    return f"[{host}]:{port}"
-
-
 def global_addrs(ns, dev):
     out = sh(f"ip -n {ns} -6 -o addr show dev {dev} scope global")
     return [(l.split()[3].split("/")[0], "tentative" in l) for l in out.splitlines()]
@@ -67,13 +62,8 @@ def global_addrs(ns, dev):
 
 topo = Topology(ipv6=True)
 insmod()
-with netns("srv"):
-    srv6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    srv6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv6.bind(("::", 5000))
-    srv6.listen(4)
-with netns("cli"):
-    c = socket.create_connection((topo.server_addr6(), 5000), timeout=10)
+srv6 = tcp_listen("srv", "::", 5000)
+c = tcp_connect("cli", topo.server_addr6(), 5000)
 a, _ = srv6.accept()
 stats("cli"); stats("srv")
 wait_keyed("cli", "srv")
@@ -123,7 +113,7 @@ ip_batch("cli", [f"addr del {new}/64 dev c2", "addr del 10.0.2.2/24 dev c2", "li
 ev = mon.until(lambda e: e["event"] == "failed", "the IPv6 connection is told failed", timeout=30)
 waited = time.monotonic() - moved
 failed = ev[-1] if ev else {}
-check(failed.get("local") == ep6_of(c) and "no IPv6 address" in (failed.get("reason") or ""),
+check(failed.get("local") == ep(c.getsockname()) and "no IPv6 address" in (failed.get("reason") or ""),
       f"the event names the IPv6 connection and why: {failed}")
 check(waited >= 3, f"not before resume_deadline_s ({waited:.1f} s)")
 check_eq(stats("cli")["migrations_failed"], before["migrations_failed"] + 1, "one migration failed, the IPv6 one")

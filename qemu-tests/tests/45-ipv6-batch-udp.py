@@ -14,7 +14,6 @@ from the new address only.
 """
 import os
 import resource
-import threading
 from vnattest import *
 
 N = int(os.environ.get("VNAT_IDLE_CONNECTIONS", "1000"))
@@ -23,42 +22,21 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (4 * N + 256, 4 * N + 256))
 insmod()
 topo = Topology(ipv6=True)
 old, server = topo.client_addr6(), topo.server_addr6()
+srv = tcp_listen("srv", "::", PORT, backlog=256)
 with netns("srv"):
-    srv = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    srv.bind(("::", PORT))
-    srv.listen(256)
     us = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     us.bind(("::", UPORT))
 pairs = []
 for i in range(N):
-    with netns("cli"):
-        c = socket.create_connection((server, PORT), timeout=10)
+    c = tcp_connect("cli", server, PORT)
     a, _ = srv.accept()
     pairs.append((c, a))
+busy_c = tcp_connect("cli", server, PORT)
+busy_a, _ = srv.accept()
 with netns("cli"):
-    busy_c = socket.create_connection((server, PORT), timeout=10)
     uc = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     uc.connect((server, UPORT))
-busy_a, _ = srv.accept()
-
-sources = set()
-stop = threading.Event()
-
-
-def echo():
-    """The server program: echoes each datagram to whoever sent it."""
-    us.settimeout(0.1)
-    while not stop.is_set():
-        try:
-            d, src = us.recvfrom(65536)
-        except socket.timeout:
-            continue
-        sources.add(src[:2])
-        us.sendto(d, src)
-
-
-threading.Thread(target=echo, daemon=True).start()
+echo = UdpEcho(us)
 
 
 def udp_round(i, size=64):
@@ -99,23 +77,9 @@ big = sum(udp_round(100 + i, 3000) for i in range(5))
 check_eq(big, 5, "datagrams of 3,000 bytes, in fragments on the wire, come back intact after the move")
 check(cap.count(f"src host {old}") == 0 and cap.count(f"src host {new}") > 0,
       f"the router sees the flow's datagrams from {new} only")
-check_eq(sources, {(old, uc.getsockname()[1])}, "the server program only saw the client's first endpoint")
-bad = 0
-for i, (c, a) in enumerate(pairs):
-    msg = i.to_bytes(4, "big") * 4
-    c.sendall(msg)
-    a.settimeout(20)
-    got = b""
-    while len(got) < 16:
-        got += a.recv(16 - len(got))
-    a.sendall(got[::-1])
-    back = b""
-    c.settimeout(20)
-    while len(back) < 16:
-        back += c.recv(16 - len(back))
-    bad += back != msg[::-1]
-check_eq(bad, 0, f"all {N} idle IPv6 connections carry bytes both ways after the move")
-stop.set()
+check_eq(echo.sources, {(old, uc.getsockname()[1])}, "the server program only saw the client's first endpoint")
+check_idle_pairs(pairs, f"all {N} idle IPv6 connections carry bytes both ways after the move")
+echo.stop()
 for c, a in pairs:
     c.close(); a.close()
 for x in (busy_c, busy_a, srv, uc, us):

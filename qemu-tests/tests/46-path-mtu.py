@@ -21,14 +21,8 @@ from vnattest import *
 SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "4")) << 20
 insmod()
 topo = Topology(ipv6=True)
-with netns("srv"):
-    l6 = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    l6.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    l6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-    l6.bind(("::", 5000))
-    l6.listen(4)
-with netns("cli"):
-    c6 = socket.create_connection((topo.server_addr6(), 5000), timeout=10)
+l6 = tcp_listen("srv", "::", 5000)
+c6 = tcp_connect("cli", topo.server_addr6(), 5000)
 a6, _ = l6.accept()
 l4 = tcp_listen("srv", "0.0.0.0", 5002)
 c4 = tcp_connect("cli", topo.server_addr(), 5002)

@@ -5,7 +5,6 @@
 
 use super::{Net, RawAddr};
 use crate::vcmp::Endpoint;
-use core::net::IpAddr;
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
 /// `struct vnat_pkt` of the shim: where a packet's IP header starts, how
@@ -32,10 +31,14 @@ const _: () = {
 // pointers, whatever Rust makes of the zero-sized members inside them.
 #[expect(improper_ctypes)]
 extern "C" {
-    fn vnat_shim_pkt_parse(skb: *mut bindings::sk_buff, p: *mut RawPkt, writable: bool) -> c_int;
-    fn vnat_shim_icmp_error(skb: *mut bindings::sk_buff, p: *mut RawPkt) -> c_int;
+    fn vnat_shim_pkt_parse(
+        skb: *mut bindings::sk_buff,
+        p: *mut RawPkt,
+        writable: bool,
+        icmp: bool,
+    ) -> c_int;
     fn vnat_shim_csum_none(skb: *mut bindings::sk_buff);
-    fn vnat_shim_route_local(skb: *mut bindings::sk_buff, daddr: *const RawAddr) -> c_int;
+    fn vnat_shim_route_local(skb: *mut bindings::sk_buff) -> c_int;
     fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
     fn vnat_shim_tcp_lookup(
         skb: *mut bindings::sk_buff,
@@ -45,6 +48,18 @@ extern "C" {
         dport: u16,
         syn: bool,
     ) -> c_int;
+}
+
+/// `VNAT_PKT_ICMP_ERROR` of the shim (`VNAT_PKT_TRANSPORT` is 0).
+const PKT_ICMP_ERROR: c_int = 1;
+
+/// A packet's bytes, to read, as [`Skb::read`] finds them.
+pub(crate) enum Read<'a> {
+    /// Its IP and TCP or UDP headers.
+    Transport(&'a [u8]),
+    /// All of an ICMP or ICMPv6 error, writable. A caller that changes it
+    /// calls [`Skb::sum_changed`].
+    IcmpError(&'a mut [u8]),
 }
 
 /// Why a packet's headers are not given to translation.
@@ -107,7 +122,9 @@ impl Skb {
         unsafe { (*self.as_ptr()).len }
     }
 
-    fn parse(&mut self, writable: bool) -> Result<RawPkt, Unreadable> {
+    /// The shim's parse: with `icmp`, an ICMP error is made all writable
+    /// and given whole; the bool says it is one.
+    fn parse(&mut self, writable: bool, icmp: bool) -> Result<(RawPkt, bool), Unreadable> {
         let mut p = RawPkt {
             hdr: core::ptr::null_mut(),
             len: 0,
@@ -117,26 +134,37 @@ impl Skb {
         // SAFETY: The packet is valid and ours (see `from_raw`); the shim
         // pulls (and, if `writable`, unshares) the headers into the linear
         // area and fills `p`.
-        match unsafe { vnat_shim_pkt_parse(self.as_ptr(), &mut p, writable) } {
-            0 => Ok(p),
+        match unsafe { vnat_shim_pkt_parse(self.as_ptr(), &mut p, writable, icmp) } {
+            0 => Ok((p, false)),
+            PKT_ICMP_ERROR => Ok((p, true)),
             e if e == EPROTONOSUPPORT.to_errno() => Err(Unreadable::TcpOrUdp),
             _ => Err(Unreadable::Other),
         }
     }
 
     /// The IP and TCP or UDP headers of a packet that is not a fragment,
-    /// to read; why not for any other packet.
-    pub(crate) fn headers(&mut self) -> Result<&[u8], Unreadable> {
-        let p = self.parse(false)?;
+    /// to read; with `icmp`, also all of an ICMP or ICMPv6 error, writable;
+    /// why not for any other packet.
+    pub(crate) fn read(&mut self, icmp: bool) -> Result<Read<'_>, Unreadable> {
+        let (p, icmp_error) = self.parse(false, icmp)?;
+        if icmp_error {
+            // SAFETY: The shim made `len` bytes at `hdr` linear and
+            // writable; they stay so while the packet is borrowed.
+            return Ok(Read::IcmpError(unsafe {
+                core::slice::from_raw_parts_mut(p.hdr, p.len as usize)
+            }));
+        }
         // SAFETY: The shim made `len` bytes at `hdr` linear; they stay so
         // while the packet is borrowed, as nothing else changes it.
-        Ok(unsafe { core::slice::from_raw_parts(p.hdr, p.len as usize) })
+        Ok(Read::Transport(unsafe {
+            core::slice::from_raw_parts(p.hdr, p.len as usize)
+        }))
     }
 
-    /// As [`Skb::headers`], made writable (unshared) first; `Err` when
-    /// memory is short.
+    /// Its IP and TCP or UDP headers, as [`Skb::read`] gives them, made
+    /// writable (unshared) first; `Err` when memory is short.
     pub(crate) fn headers_mut(&mut self) -> Result<Headers<'_>> {
-        let Ok(p) = self.parse(true) else {
+        let Ok((p, false)) = self.parse(true, false) else {
             return Err(ENOMEM);
         };
         // SAFETY: As in `headers`, and the shim made the bytes writable
@@ -151,27 +179,7 @@ impl Skb {
         })
     }
 
-    /// If the packet is an ICMP or ICMPv6 error, all of it (from the IP
-    /// header), writable; `None` for any other packet or when memory is
-    /// short. A caller that changes it calls [`Skb::sum_changed`].
-    pub(crate) fn icmp_error_mut(&mut self) -> Option<&mut [u8]> {
-        let mut p = RawPkt {
-            hdr: core::ptr::null_mut(),
-            len: 0,
-            partial: false,
-            csum: core::ptr::null_mut(),
-        };
-        // SAFETY: The packet is valid and ours (see `from_raw`); the shim
-        // makes it linear and writable and fills `p`.
-        if unsafe { vnat_shim_icmp_error(self.as_ptr(), &mut p) } != 0 {
-            return None;
-        }
-        // SAFETY: The shim made `len` bytes at `hdr` linear and writable;
-        // they stay so while the packet is borrowed.
-        Some(unsafe { core::slice::from_raw_parts_mut(p.hdr, p.len as usize) })
-    }
-
-    /// The bytes [`Skb::icmp_error_mut`] gave were changed: the receive
+    /// The bytes of a [`Read::IcmpError`] were changed: the receive
     /// path checks the packet's checksum in software, as the sum the
     /// device computed was over the old bytes.
     pub(crate) fn sum_changed(&mut self) {
@@ -179,15 +187,13 @@ impl Skb {
         unsafe { vnat_shim_csum_none(self.as_ptr()) }
     }
 
-    /// PREROUTING: routes the packet as addressed to `daddr`, so that it
-    /// is delivered locally once its destination becomes a virtual address
-    /// that need not be local any more. Called before the destination is
-    /// rewritten (IPv6 routes by the header).
-    pub(crate) fn route_local(&mut self, daddr: IpAddr) -> Result {
-        let d = RawAddr::from(daddr);
-        // SAFETY: The packet is ours; hooks run under RCU, as routing needs;
-        // `d` is valid for the call.
-        to_result(unsafe { vnat_shim_route_local(self.as_ptr(), &d) })
+    /// PREROUTING: routes the packet by its destination, the physical
+    /// (local) one, so that it is delivered locally once its destination
+    /// becomes a virtual address that need not be local any more. Called
+    /// before the destination is rewritten.
+    pub(crate) fn route_local(&mut self) -> Result {
+        // SAFETY: The packet is ours; hooks run under RCU, as routing needs.
+        to_result(unsafe { vnat_shim_route_local(self.as_ptr()) })
     }
 
     /// What an incoming TCP packet from `src` to `dst` (a SYN if `syn`)

@@ -93,12 +93,6 @@ void vnat_shim_hooks_unregister(struct net *net)
 }
 
 /*
- * The offset after the IP header (and, over IPv6, the extension headers
- * vnat/packet.rs skips) of a TCP or UDP packet that is not a fragment, and
- * its protocol; -EPROTONOSUPPORT for an IPv4 fragment of TCP or UDP (which
- * translation cannot read), -ENOENT for any other packet.
- */
-/*
  * The packet's family, as the stack set it (__ip_local_out(),
  * __ip6_local_out(), the receive path): the hook's. A raw socket's
  * IP_HDRINCL packet may carry another version in its header than its
@@ -109,6 +103,12 @@ static bool vnat_is_ipv6(const struct sk_buff *skb)
 	return skb->protocol == htons(ETH_P_IPV6);
 }
 
+/*
+ * The offset after the IP header (and, over IPv6, the extension headers
+ * vnat/packet.rs skips) of a packet that is not a fragment, and its
+ * protocol; -EPROTONOSUPPORT for an IPv4 fragment of TCP or UDP (which
+ * translation cannot read), -ENOENT for any other packet.
+ */
 static int vnat_l4(struct sk_buff *skb, u8 *proto)
 {
 	if (ip_hdr(skb)->version != (vnat_is_ipv6(skb) ? 6 : 4))
@@ -140,26 +140,54 @@ static int vnat_l4(struct sk_buff *skb, u8 *proto)
 }
 
 /*
+ * Whether the packet, whose ICMP or ICMPv6 header is at @off, is an error
+ * (vnat/packet.rs, IcmpError, reads which) of at most 576 bytes (IPv4) or
+ * 1,280 (IPv6), as routers send them.
+ */
+static bool vnat_icmp_error(struct sk_buff *skb, int off, u8 proto)
+{
+	u8 type, *tp;
+
+	if (proto != (vnat_is_ipv6(skb) ? IPPROTO_ICMPV6 : IPPROTO_ICMP) ||
+	    skb->len - skb_network_offset(skb) > (vnat_is_ipv6(skb) ? IPV6_MIN_MTU : 576))
+		return false;
+	tp = skb_header_pointer(skb, skb_network_offset(skb) + off, 1, &type);
+	if (!tp)
+		return false;
+	if (vnat_is_ipv6(skb))
+		return *tp >= ICMPV6_DEST_UNREACH && *tp <= ICMPV6_PARAMPROB;
+	return *tp == ICMP_DEST_UNREACH || *tp == ICMP_TIME_EXCEEDED || *tp == ICMP_PARAMETERPROB;
+}
+
+/*
  * Finds the TCP or UDP header of an IPv4 or IPv6 packet that is not a
  * fragment and makes the IP (with IPv6 extension headers) and transport
- * headers linear (and, if @writable, writable). Returns 0 and fills @p;
- * -ENOENT for a packet that is not TCP or UDP, -EPROTONOSUPPORT for a TCP
- * or UDP one that VNAT cannot translate, or -ENOMEM.
+ * headers linear (and, if @writable, writable): returns
+ * VNAT_PKT_TRANSPORT and fills @p. With @icmp, an ICMP or ICMPv6 error
+ * (the quote of the packet it is about follows the headers) is made all
+ * linear and writable: VNAT_PKT_ICMP_ERROR, and @p is all of it. Else
+ * -ENOENT for a packet that is neither, -EPROTONOSUPPORT for a TCP or UDP
+ * one that VNAT cannot translate, or -ENOMEM.
  */
-int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable)
+int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable, bool icmp)
 {
-	int len;
+	int len, kind = VNAT_PKT_TRANSPORT;
 	u8 proto;
 
 	len = vnat_l4(skb, &proto);
 	if (len < 0)
 		return len;
-	if (proto == IPPROTO_TCP)
+	if (proto == IPPROTO_TCP) {
 		len += sizeof(struct tcphdr);
-	else if (proto == IPPROTO_UDP)
+	} else if (proto == IPPROTO_UDP) {
 		len += sizeof(struct udphdr);
-	else
+	} else if (icmp && vnat_icmp_error(skb, len, proto)) {
+		kind = VNAT_PKT_ICMP_ERROR;
+		len = skb->len - skb_network_offset(skb);
+		writable = true;
+	} else {
 		return -ENOENT;
+	}
 	if (writable) {
 		if (skb_ensure_writable(skb, skb_network_offset(skb) + len))
 			return -ENOMEM;
@@ -170,41 +198,7 @@ int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable)
 	p->len = len;
 	p->partial = skb->ip_summed == CHECKSUM_PARTIAL;
 	p->csum = skb->ip_summed == CHECKSUM_COMPLETE ? (u32 *)&skb->csum : NULL;
-	return 0;
-}
-
-/*
- * If the packet is an ICMP or ICMPv6 error (vnat/packet.rs, IcmpError says
- * which), makes all of it linear and writable, and fills @p with it: the
- * quote of the packet it is about comes after the headers. -ENOENT for
- * any other packet, -ENOMEM. An error is at most 576 bytes (IPv4) or 1,280
- * (IPv6) as routers send it; a larger one is not read.
- */
-int vnat_shim_icmp_error(struct sk_buff *skb, struct vnat_pkt *p)
-{
-	unsigned int max = vnat_is_ipv6(skb) ? IPV6_MIN_MTU : 576;
-	u8 type, *tp, proto;
-	int off;
-
-	off = vnat_l4(skb, &proto);
-	if (off < 0 || proto != (vnat_is_ipv6(skb) ? IPPROTO_ICMPV6 : IPPROTO_ICMP))
-		return -ENOENT;
-	tp = skb_header_pointer(skb, skb_network_offset(skb) + off, 1, &type);
-	if (!tp)
-		return -ENOENT;
-	if (vnat_is_ipv6(skb) ? !(*tp >= ICMPV6_DEST_UNREACH && *tp <= ICMPV6_PARAMPROB) :
-				(*tp != ICMP_DEST_UNREACH && *tp != ICMP_TIME_EXCEEDED &&
-				 *tp != ICMP_PARAMETERPROB))
-		return -ENOENT;
-	if (skb->len - skb_network_offset(skb) > max)
-		return -ENOENT;
-	if (skb_ensure_writable(skb, skb->len))
-		return -ENOMEM;
-	p->hdr = skb_network_header(skb);
-	p->len = skb->len - skb_network_offset(skb);
-	p->partial = false;
-	p->csum = NULL;
-	return 0;
+	return kind;
 }
 
 /*
@@ -218,28 +212,23 @@ void vnat_shim_csum_none(struct sk_buff *skb)
 }
 
 /*
- * PREROUTING: routes the packet as addressed to @daddr (its physical, local
- * destination), so that it is delivered locally after its destination has
- * been rewritten to the virtual one, which need not be local any more.
- * Over IPv6, the packet still carries @daddr (it is rewritten after this),
- * and is routed by its header. Called under RCU, as hooks are.
+ * PREROUTING: routes the packet by its destination, its physical and
+ * local one (it is rewritten after this), so that it is delivered locally
+ * after its destination has become the virtual one, which need not be
+ * local any more. Called under RCU, as hooks are.
  */
-int vnat_shim_route_local(struct sk_buff *skb, const struct in6_addr *daddr)
+int vnat_shim_route_local(struct sk_buff *skb)
 {
 	const struct iphdr *iph;
 
 	if (skb_dst(skb))
 		return 0;
 	if (vnat_is_ipv6(skb)) {
-		if (!ipv6_addr_equal(&ipv6_hdr(skb)->daddr, daddr))
-			return -EHOSTUNREACH;
 		ip6_route_input(skb);
 		return skb_dst(skb) && !skb_dst(skb)->error ? 0 : -EHOSTUNREACH;
 	}
-	if (!ipv6_addr_v4mapped(daddr))
-		return -EHOSTUNREACH;
 	iph = ip_hdr(skb);
-	return ip_route_input_noref(skb, daddr->s6_addr32[3], iph->saddr, ip4h_dscp(iph),
+	return ip_route_input_noref(skb, iph->daddr, iph->saddr, ip4h_dscp(iph),
 				    skb->dev) ? -EHOSTUNREACH : 0;
 }
 

@@ -44,8 +44,9 @@ static struct notifier_block vnat_inetaddr_nb = {
 
 /*
  * The same for IPv6 addresses (under RTNL, from the DAD worker, or in
- * softirq for an address a router advertisement made: atomic). Link-local addresses are not where a connection moves, nor
- * used by connections VNAT moves (their peers are on the link). A new
+ * softirq for an address a router advertisement made: atomic).
+ * Link-local addresses are not where a connection moves, nor used by
+ * connections VNAT moves (their peers are on the link). A new
  * address that is tentative (duplicate address detection, as for every
  * SLAAC address) is not usable yet: not reported. Its local route comes
  * once the detection is over, and the route notifier moves the lost

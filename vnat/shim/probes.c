@@ -28,23 +28,14 @@ enum vnat_ev { VNAT_EV_CONNECT, VNAT_EV_ACCEPT, VNAT_EV_CLOSE, VNAT_EV_EXISTING 
  */
 static bool vnat_sock_is_ipv4(const struct sock *sk)
 {
-	if (sk->sk_family == AF_INET)
-		return true;
-#if IS_ENABLED(CONFIG_IPV6)
-	if (sk->sk_family == AF_INET6)
-		return ipv6_addr_v4mapped(&sk->sk_v6_daddr);
-#endif
-	return false;
+	return sk->sk_family == AF_INET ||
+	       (sk->sk_family == AF_INET6 && ipv6_addr_v4mapped(&sk->sk_v6_daddr));
 }
 
 /* Whether @sk's connection is IPv6 on the wire (not v4-mapped). */
 static bool vnat_sock_is_ipv6(const struct sock *sk)
 {
-#if IS_ENABLED(CONFIG_IPV6)
 	return sk->sk_family == AF_INET6 && !ipv6_addr_v4mapped(&sk->sk_v6_daddr);
-#else
-	return false;
-#endif
 }
 
 static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
@@ -69,10 +60,8 @@ static void vnat_sock_event(unsigned int event, struct sock *sk, int pid)
 		ipv6_addr_set_v4mapped(inet->inet_saddr, &saddr);
 		ipv6_addr_set_v4mapped(inet->inet_daddr, &daddr);
 	} else if (vnat_sock_is_ipv6(sk)) {
-#if IS_ENABLED(CONFIG_IPV6)
 		saddr = sk->sk_v6_rcv_saddr;
 		daddr = sk->sk_v6_daddr;
-#endif
 	} else {
 		/* Another family: only its close means something. */
 		if (event != VNAT_EV_CLOSE)

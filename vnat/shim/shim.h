@@ -69,10 +69,11 @@ struct vnat_pkt {
 };
 static_assert(sizeof(struct vnat_pkt) == 24 && offsetof(struct vnat_pkt, len) == 8 &&
 	      offsetof(struct vnat_pkt, partial) == 12 && offsetof(struct vnat_pkt, csum) == 16);
-int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable);
-int vnat_shim_icmp_error(struct sk_buff *skb, struct vnat_pkt *p);
+/* What vnat_shim_pkt_parse() found (vnat/ffi/skb.rs). */
+enum { VNAT_PKT_TRANSPORT, VNAT_PKT_ICMP_ERROR };
+int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable, bool icmp);
 void vnat_shim_csum_none(struct sk_buff *skb);
-int vnat_shim_route_local(struct sk_buff *skb, const struct in6_addr *daddr);
+int vnat_shim_route_local(struct sk_buff *skb);
 int vnat_shim_reroute(struct net *net, struct sk_buff *skb);
 
 /* counters.c: vnat/ffi/percpu.rs */
