@@ -103,9 +103,15 @@ fi
 for s in "${kunit_suites[@]}"; do
 	n=$((n + 1))
 	printf '%s\n' "$kunit" | awk -v s="$s" '$0 ~ "# Subtest: " s "$" { on = 1 } on && /(^|[^#] *)(not )?ok [0-9]+ / { print "# " $0 } $0 ~ "^(not )?ok [0-9]+ " s "$" { on = 0 }'
-	if printf '%s\n' "$kunit" | grep -qE "^\s*ok [0-9]+ $s\$" && ! printf '%s\n' "$kunit" | grep -qE "$splats"; then
+	bad=$(printf '%s\n' "$kunit" | grep -E "$splats")
+	if printf '%s\n' "$kunit" | grep -qE "^\s*ok [0-9]+ $s\$" && [ -z "$bad" ]; then
 		echo "ok $n - kunit: $s"
 	else
+		if [ -n "$bad" ] && [ -z "${kunit_splat_shown:-}" ]; then
+			echo "# kernel log while the KUnit suites ran shows a splat:"
+			printf '%s\n' "$kunit" | grep -vE '^\s*(# |ok |not ok |KTAP)' | tail -80 | sed 's/^/#   /'
+			kunit_splat_shown=1
+		fi
 		echo "not ok $n - kunit: $s"
 	fi
 done

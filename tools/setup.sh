@@ -80,7 +80,8 @@ pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-de
       cpio kmod xz-utils zstd rsync iproute2 tcpdump socat iperf3 python3-venv
       busybox-static ethtool procps udev nftables
       python3-yaml python3-jsonschema    # these two: the kernel's ynl tool
-      openssh-server openssh-client nginx curl vsftpd)   # the applications the tests move
+      openssh-server openssh-client nginx curl vsftpd    # the applications the tests move
+      criu)                                              # moves a process to another host
 missing=()
 for p in "${pkgs[@]}" "$linux_pkg"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
