@@ -14,7 +14,7 @@ cd "$(dirname "$0")/fuzz"
 runs=${1:-200000}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(vcmp_v1 vcmp_v2 vcmp_stream packet icmp)
+[ ${#targets[@]} -gt 0 ] || targets=(vcmp_v1 vcmp_v2 vcmp_stream packet icmp export)
 export RUSTC_BOOTSTRAP=1
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \

@@ -40,9 +40,11 @@ use crate::{
     ffi::{RawAddr, Sock},
     helper,
     knobs::LOCATION_HIDING,
+    mapping::PROTO_TCP,
     netns::NetState,
+    process_migration,
     vcmp::Endpoint,
-    virtualization::{Asking, Origin, VirtualConnection},
+    virtualization::{Asking, Origin, State, VirtualConnection},
 };
 use core::net::{IpAddr, Ipv4Addr};
 use kernel::{bindings, prelude::*, sync::atomic::Release};
@@ -102,17 +104,20 @@ pub(crate) fn forget_destroyed(state: &NetState) -> usize {
     }
 }
 
-/// Called by the shim's bind probe for a user TCP socket of the namespace
-/// that binds `addr` (network byte order): whether location hiding lets it,
-/// as the address is one this host's connections moved away from.
+/// Called by the shim's bind probe for a user TCP or UDP socket of the
+/// namespace that binds `addr` (network byte order): whether it may, and
+/// is made `IP_TRANSPARENT`, although the address is not this host's. So it
+/// may if location hiding is on and the address is one this host's TCP
+/// connections moved away from, or if a connection expected here
+/// (`conn-import`) has it as its local virtual address: CRIU restores a
+/// process's socket at the address it had on the other host.
 #[no_mangle]
-extern "C" fn vnat_rs_bind_hidden(state: *const c_void, addr: u32) -> bool {
+extern "C" fn vnat_rs_bind_virtual(state: *const c_void, proto: u8, addr: u32) -> bool {
     // SAFETY: As in `vnat_rs_sock_event`.
     let state = unsafe { NetState::borrow(state) };
-    LOCATION_HIDING.get_bool()
-        && state
-            .rules
-            .hidden_local(IpAddr::V4(Ipv4Addr::from_bits(u32::from_be(addr))))
+    let addr = IpAddr::V4(Ipv4Addr::from_bits(u32::from_be(addr)));
+    (proto == PROTO_TCP && LOCATION_HIDING.get_bool() && state.rules.hidden_local(addr))
+        || state.arrivals.binds(proto, addr)
 }
 
 /// What a probe saw (`enum vnat_ev` of `vnat/shim/probes.c`).
@@ -179,24 +184,47 @@ extern "C" fn vnat_rs_sock_event(
         Endpoint::from_v6(saddr.0, u16::from_be(sport)),
         Endpoint::from_v6(daddr.0, u16::from_be(dport)),
     );
-    let mut conn = VirtualConnection::new(proto, local, remote, pid, origin);
+    // A process that moved here with its connections: CRIU restores a
+    // socket as a connect from its local virtual endpoint to its remote
+    // one, which takes the connection's saved state.
+    let (arrived, expired) = match origin {
+        Origin::Existing => (None, 0),
+        _ => state.arrivals.take(proto, local, remote),
+    };
+    if expired > 0 {
+        state.count(Counter::ImportsExpired, expired as u64);
+    }
+    // `conn-import` checked the saved state: it restores.
+    let restored = arrived.and_then(|s| process_migration::restore(&s, pid).ok());
+    let imported = restored.is_some();
+    let (mut conn, keys) = restored.unwrap_or_else(|| {
+        (
+            VirtualConnection::new(proto, local, remote, pid, origin),
+            None,
+        )
+    });
     // Location hiding: a connection opened between two hosts whose
     // connections moved has their physical addresses from the start.
-    let hidden = (origin != Origin::Existing && LOCATION_HIDING.get_bool())
+    let hidden = (origin != Origin::Existing && !imported && LOCATION_HIDING.get_bool())
         .then(|| state.rules.hidden_mapping(proto, local, remote))
         .flatten();
     if let Some(m) = hidden {
         conn = conn.hidden(m);
     }
-    match state.connections.insert(sk, conn) {
+    match state.connections.insert_keyed(sk, conn, keys) {
         Ok(_) => {
             state.count(Counter::ConnectionsTracked, 1);
-            if hidden.is_some() {
-                state.count(Counter::HiddenConnections, 1);
-                // Its rules: vnatd builds them (the hooks hide its packets
-                // meanwhile).
+            if imported {
+                state.count(Counter::ConnectionsImported, 1);
+            }
+            if conn.state != State::Native {
+                // Its rules: vnatd builds them.
                 state.rules_stale.store(true, Release);
                 state.kick();
+            }
+            if hidden.is_some() {
+                // The hooks hide its packets until its rules are built.
+                state.count(Counter::HiddenConnections, 1);
             }
             events::event(state, Event::Virtualized, &conn, None);
             // This end asks the peer for the connection's key: vnatd does,

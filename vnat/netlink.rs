@@ -28,10 +28,12 @@
 
 use crate::{
     counters::Counter,
+    export::Saved,
     ffi::{self, NlConn, RawAddr},
     helper::Helper,
     netns::NetState,
     nl_gen::attr::stats,
+    process_migration::{self, NotExpected},
     requests::{Request, Selector},
     vcmp::Endpoint,
     virtualization::{Key, Policy},
@@ -68,13 +70,7 @@ extern "C" fn vnat_rs_nl_dump(
             core::slice::from_raw_parts_mut(args, DUMP_ARGS),
         )
     };
-    // Each word holds 32 bits at most: as u32 first, so that a negative
-    // long (bit 31 set, on a 32-bit machine) comes back whole.
-    let word = |i: usize| u64::from(args[i] as u32);
-    let after = (args[0] != 0).then(|| {
-        let addr = [(word(1) << 32) | word(2), (word(3) << 32) | word(4)];
-        Key::from_raw(args[0] as usize, addr, args[5] as u16)
-    });
+    let after = dump_position(args);
     let mut last = after;
     state.connections.for_each_after(after, |k, sk, c| {
         if !all && sk.uid() != uid {
@@ -92,6 +88,149 @@ extern "C" fn vnat_rs_nl_dump(
         last = Some(k);
         true
     });
+    set_dump_position(args, last);
+}
+
+/// Called by the shim for each part of a `conn-export` dump (the caller
+/// has `CAP_NET_ADMIN`): the saved state, keys included, of the
+/// connections of process `pid` (0: of all), that a process moving to
+/// another host takes with it (`process_migration.rs`). `args` as for
+/// [`vnat_rs_nl_dump`]. The UDP flows of unconnected sockets are not
+/// saved: they are their peers' moves.
+#[no_mangle]
+extern "C" fn vnat_rs_nl_export(
+    state: *const c_void,
+    skb: *mut c_void,
+    cb: *mut c_void,
+    args: *mut c_long,
+    pid: u32,
+) {
+    // SAFETY: As in `vnat_rs_nl_dump`.
+    let (state, args) = unsafe {
+        (
+            NetState::borrow(state),
+            core::slice::from_raw_parts_mut(args, DUMP_ARGS),
+        )
+    };
+    let after = dump_position(args);
+    let mut last = after;
+    state.connections.for_each_keyed_after(after, |k, c, keys| {
+        if !c.origin.owns_socket() || (pid != 0 && c.pid as u32 != pid) {
+            return true;
+        }
+        let saved = process_migration::save(c, keys);
+        let mut bytes = saved.encode();
+        // SAFETY: `skb` and `cb` are the dump's, as the shim passed them.
+        let put = unsafe { ffi::nl_put_saved(skb, cb, &NlConn::from(c), &bytes) };
+        crate::export::wipe(&mut bytes);
+        if put {
+            last = Some(k);
+        }
+        put
+    });
+    set_dump_position(args, last);
+}
+
+/// Called by the shim for `conn-import` (the caller has `CAP_NET_ADMIN`):
+/// the connection `saved` (`len` bytes) describes, which `conn-export`
+/// saved on another host, is expected here. Returns 0, or a negative
+/// errno with its reason in `why`.
+#[no_mangle]
+extern "C" fn vnat_rs_nl_import(
+    state: *const c_void,
+    saved: *const u8,
+    len: u32,
+    why: *mut *const kernel::ffi::c_char,
+) -> c_int {
+    // SAFETY: The shim passes the live state of the caller's namespace, the
+    // attribute's payload, `len` bytes valid during the call, and a place
+    // for the reason.
+    unsafe {
+        let bytes = core::slice::from_raw_parts(saved, len as usize);
+        answer(import(NetState::borrow(state), bytes).map(|()| 0), why)
+    }
+}
+
+fn import(state: &NetState, bytes: &[u8]) -> Result<(), Refusal> {
+    use crate::export::Refused;
+    let saved = match Saved::decode(bytes) {
+        Ok((s, n)) if n == bytes.len() => s,
+        Ok(_) => return Err(Refusal::new(EINVAL, c"saved state has bytes after its end")),
+        Err(Refused::Version) => {
+            return Err(Refusal::new(EPROTO, c"saved state is of another version"))
+        }
+        Err(e) => return Err(Refusal::new(EINVAL, refused_why(e))),
+    };
+    if saved.local_virtual.is_v6() {
+        return Err(Refusal::new(
+            EAFNOSUPPORT,
+            c"moving a process's IPv6 connections is not supported yet",
+        ));
+    }
+    // What the record will be: a value out of the spec's enums is refused
+    // now, not when the socket comes.
+    if process_migration::restore(&saved, 0).is_err() {
+        return Err(Refusal::new(
+            EINVAL,
+            c"saved state has an origin, policy, helper or key state this module does not know",
+        ));
+    }
+    if state
+        .connections
+        .find(saved.proto, saved.local_virtual, saved.remote_virtual)
+        .is_some()
+    {
+        return Err(Refusal::new(
+            EEXIST,
+            c"this connection is recorded here already",
+        ));
+    }
+    match state.arrivals.expect(saved) {
+        Ok(expired) => {
+            if expired > 0 {
+                state.count(Counter::ImportsExpired, expired as u64);
+            }
+            Ok(())
+        }
+        Err(NotExpected::Twice) => Err(Refusal::new(
+            EEXIST,
+            c"this connection is expected here already",
+        )),
+        Err(NotExpected::Full) => Err(Refusal::new(
+            ENOSPC,
+            c"too many connections are expected here",
+        )),
+        Err(NotExpected::NoMemory) => Err(ENOMEM.into()),
+    }
+}
+
+/// A refusal's reason, as a C string for the extack.
+fn refused_why(e: crate::export::Refused) -> &'static CStr {
+    use crate::export::Refused;
+    match e {
+        Refused::Truncated => c"saved state is truncated",
+        Refused::Version => c"saved state is of another version",
+        Refused::Length => c"saved state has a wrong length",
+        Refused::Protocol => c"saved state is of neither TCP nor UDP",
+        Refused::Endpoint => c"saved state has a bad endpoint",
+        Refused::Flags => c"saved state has bad flags or keys",
+    }
+}
+
+/// Where the previous part of a dump stopped (`args` as in
+/// [`vnat_rs_nl_dump`]).
+fn dump_position(args: &[c_long]) -> Option<Key> {
+    // Each word holds 32 bits at most: as u32 first, so that a negative
+    // long (bit 31 set, on a 32-bit machine) comes back whole.
+    let word = |i: usize| u64::from(args[i] as u32);
+    (args[0] != 0).then(|| {
+        let addr = [(word(1) << 32) | word(2), (word(3) << 32) | word(4)];
+        Key::from_raw(args[0] as usize, addr, args[5] as u16)
+    })
+}
+
+/// Keeps where this part of a dump stopped, if it put anything.
+fn set_dump_position(args: &mut [c_long], last: Option<Key>) {
     if let Some(k) = last {
         let (sk, addr, port) = k.to_raw();
         args[0] = sk as c_long;

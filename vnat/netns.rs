@@ -13,6 +13,7 @@
 use crate::{
     counters::Counter,
     ffi::{self, Net, PerCpuCounters, Waker},
+    process_migration::Arrivals,
     requests::Requests,
     rules::RuleTable,
     virtualization::ConnectionTable,
@@ -32,6 +33,9 @@ pub(crate) struct NetState {
     /// Work for vnatd.
     #[pin]
     pub(crate) requests: Requests,
+    /// Connections a process brings from another host (`conn-import`).
+    #[pin]
+    pub(crate) arrivals: Arrivals,
     /// Set when the rules must be built again (a migrated connection closed).
     pub(crate) rules_stale: Atomic<bool>,
     /// Set when a connection whose key this end asks for was recorded.
@@ -67,6 +71,7 @@ impl NetState {
         try_pin_init!(Self {
             connections <- ConnectionTable::new(),
             requests <- Requests::new(),
+            arrivals <- Arrivals::new(),
             rules_stale: Atomic::new(false),
             keys_wanted: Atomic::new(false),
             paths_arrived: Atomic::new(false),

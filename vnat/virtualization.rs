@@ -535,11 +535,22 @@ impl ConnectionTable {
     /// (probes cannot sleep) or the flows are at their limit, in which case
     /// the connection stays untracked.
     pub(crate) fn insert(&self, sk: &Sock, conn: VirtualConnection) -> Result<Key> {
+        self.insert_keyed(sk, conn, None)
+    }
+
+    /// As [`Self::insert`], for a connection that has its keys already (a
+    /// process brought it from another host: `process_migration.rs`).
+    pub(crate) fn insert_keyed(
+        &self,
+        sk: &Sock,
+        conn: VirtualConnection,
+        keys: Option<ConnectionKeys>,
+    ) -> Result<Key> {
         let key = Key::of(sk.key(), &conn);
         let record = Record {
             conn,
             sock: sk.into(),
-            keys: None,
+            keys,
         };
         let node = RBTreeNode::new(key, record, GFP_ATOMIC)?;
         let index = RBTreeNode::new(tuple_key_of(&conn), key, GFP_ATOMIC)?;
@@ -637,6 +648,16 @@ impl ConnectionTable {
         mut f: impl FnMut(Key, &Sock, &VirtualConnection) -> bool,
     ) {
         self.for_each_record_after(after, |k, r| f(k, &r.sock, &r.conn));
+    }
+
+    /// As [`Self::for_each_after`], and `f` also sees each record's keys
+    /// (`conn-export` saves them).
+    pub(crate) fn for_each_keyed_after(
+        &self,
+        after: Option<Key>,
+        mut f: impl FnMut(Key, &VirtualConnection, Option<&ConnectionKeys>) -> bool,
+    ) {
+        self.for_each_record_after(after, |k, r| f(k, &r.conn, r.keys.as_ref()));
     }
 
     fn for_each_record_after(&self, after: Option<Key>, mut f: impl FnMut(Key, &Record) -> bool) {

@@ -51,6 +51,7 @@ use kernel::prelude::*;
 
 // Pure.
 pub mod checksum;
+pub mod export;
 pub mod key;
 pub mod location_hiding;
 pub mod mapping;
@@ -67,6 +68,7 @@ mod events;
 mod helper;
 mod knobs;
 mod netns;
+mod process_migration;
 mod requests;
 mod rules;
 mod virtualization;

@@ -11,6 +11,13 @@ use kernel::prelude::*;
 #[expect(improper_ctypes)]
 extern "C" {
     fn vnat_shim_nl_put_conn(skb: *mut c_void, cb: *mut c_void, c: *const NlConn) -> c_int;
+    fn vnat_shim_nl_put_saved(
+        skb: *mut c_void,
+        cb: *mut c_void,
+        c: *const NlConn,
+        saved: *const u8,
+        len: u32,
+    ) -> c_int;
     fn vnat_shim_nl_event(
         net: *mut kernel::bindings::net,
         event: u8,
@@ -142,4 +149,26 @@ pub(crate) fn nl_event(net: &Net, event: u8, c: &NlConn, reason: Option<&CStr>) 
 pub(crate) unsafe fn nl_put_conn(skb: *mut c_void, cb: *mut c_void, c: &NlConn) -> bool {
     // SAFETY: By the function's requirements; `c` lives across the call.
     unsafe { vnat_shim_nl_put_conn(skb, cb, c) == 0 }
+}
+
+/// Adds one connection's saved state `saved` to a `conn-export` dump, with
+/// the virtual endpoints and owner of `c`; `false` when the message is
+/// full.
+///
+/// # Safety
+///
+/// `skb` and `cb` must be the dump's, as the shim passed them to the
+/// running dump callback.
+pub(crate) unsafe fn nl_put_saved(
+    skb: *mut c_void,
+    cb: *mut c_void,
+    c: &NlConn,
+    saved: &[u8],
+) -> bool {
+    let Ok(len) = u32::try_from(saved.len()) else {
+        return false;
+    };
+    // SAFETY: By the function's requirements; `c` and `saved` live across
+    // the call, which copies them into the message.
+    unsafe { vnat_shim_nl_put_saved(skb, cb, c, saved.as_ptr(), len) == 0 }
 }

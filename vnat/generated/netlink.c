@@ -52,6 +52,16 @@ static const struct nla_policy vnat_conn_suspend_nl_policy[VNAT_A_CONN_NEW_ADDR6
 	[VNAT_A_CONN_NEW_ADDR6] = NLA_POLICY_EXACT_LEN(16),
 };
 
+/* VNAT_CMD_CONN_EXPORT - dump */
+static const struct nla_policy vnat_conn_export_nl_policy[VNAT_A_CONN_PID + 1] = {
+	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
+};
+
+/* VNAT_CMD_CONN_IMPORT - do */
+static const struct nla_policy vnat_conn_import_nl_policy[VNAT_A_CONN_SAVED + 1] = {
+	[VNAT_A_CONN_SAVED] = NLA_POLICY_MAX_LEN(512),
+};
+
 /* Ops table for vnat */
 static const struct genl_split_ops vnat_nl_ops[] = {
 	{
@@ -78,6 +88,20 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 		.doit		= vnat_nl_conn_suspend_doit,
 		.policy		= vnat_conn_suspend_nl_policy,
 		.maxattr	= VNAT_A_CONN_NEW_ADDR6,
+		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
+	},
+	{
+		.cmd		= VNAT_CMD_CONN_EXPORT,
+		.dumpit		= vnat_nl_conn_export_dumpit,
+		.policy		= vnat_conn_export_nl_policy,
+		.maxattr	= VNAT_A_CONN_PID,
+		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DUMP,
+	},
+	{
+		.cmd		= VNAT_CMD_CONN_IMPORT,
+		.doit		= vnat_nl_conn_import_doit,
+		.policy		= vnat_conn_import_nl_policy,
+		.maxattr	= VNAT_A_CONN_SAVED,
 		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DO,
 	},
 	{

@@ -16,6 +16,9 @@ int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb);
 int vnat_nl_conn_resume_doit(struct sk_buff *skb, struct genl_info *info);
 int vnat_nl_conn_set_doit(struct sk_buff *skb, struct genl_info *info);
 int vnat_nl_conn_suspend_doit(struct sk_buff *skb, struct genl_info *info);
+int vnat_nl_conn_export_dumpit(struct sk_buff *skb,
+			       struct netlink_callback *cb);
+int vnat_nl_conn_import_doit(struct sk_buff *skb, struct genl_info *info);
 int vnat_nl_stats_get_doit(struct sk_buff *skb, struct genl_info *info);
 
 enum {

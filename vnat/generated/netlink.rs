@@ -30,8 +30,12 @@ pub(crate) mod cmd {
     pub(crate) const CONN_SET: u8 = 4;
     /// `conn-suspend`.
     pub(crate) const CONN_SUSPEND: u8 = 5;
+    /// `conn-export`.
+    pub(crate) const CONN_EXPORT: u8 = 6;
+    /// `conn-import`.
+    pub(crate) const CONN_IMPORT: u8 = 7;
     /// `stats-get`.
-    pub(crate) const STATS_GET: u8 = 6;
+    pub(crate) const STATS_GET: u8 = 8;
 }
 
 /// Attribute numbers, by attribute set.
@@ -72,6 +76,7 @@ pub(crate) mod attr {
         pub(crate) const LOCAL_PHYS_ADDR6: u16 = 32;
         pub(crate) const REMOTE_PHYS_ADDR6: u16 = 33;
         pub(crate) const NEW_ADDR6: u16 = 34;
+        pub(crate) const SAVED: u16 = 35;
     }
 
     /// Attribute set `stats`.
@@ -131,6 +136,8 @@ pub(crate) mod attr {
         pub(crate) const PAD: u16 = 53;
         pub(crate) const UNTRANSLATED_PACKETS: u16 = 54;
         pub(crate) const ICMP_ERRORS_TRANSLATED: u16 = 55;
+        pub(crate) const CONNECTIONS_IMPORTED: u16 = 56;
+        pub(crate) const IMPORTS_EXPIRED: u16 = 57;
     }
 }
 
@@ -657,6 +664,11 @@ pub(crate) enum Counter {
     /// packets, whose quote got the connection's virtual endpoints, so
     /// that its socket learns of them (the path MTU above all).
     IcmpErrorsTranslated,
+    /// Connections that conn-import expected and a restored socket took
+    /// (a process that moved here with them).
+    ConnectionsImported,
+    /// Expected connections that no socket took in time.
+    ImportsExpired,
 }
 
 impl Counter {
@@ -713,6 +725,8 @@ impl Counter {
         Counter::RouteChecks,
         Counter::UntranslatedPackets,
         Counter::IcmpErrorsTranslated,
+        Counter::ConnectionsImported,
+        Counter::ImportsExpired,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -769,6 +783,8 @@ impl Counter {
             Counter::RouteChecks => "route_checks",
             Counter::UntranslatedPackets => "untranslated_packets",
             Counter::IcmpErrorsTranslated => "icmp_errors_translated",
+            Counter::ConnectionsImported => "connections_imported",
+            Counter::ImportsExpired => "imports_expired",
         }
     }
 
@@ -826,6 +842,8 @@ impl Counter {
             Counter::RouteChecks => 49,
             Counter::UntranslatedPackets => 54,
             Counter::IcmpErrorsTranslated => 55,
+            Counter::ConnectionsImported => 56,
+            Counter::ImportsExpired => 57,
         }
     }
 }

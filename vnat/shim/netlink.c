@@ -131,6 +131,79 @@ int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 }
 
 /*
+ * Adds one connection's saved state to a conn-export dump, with its virtual
+ * endpoints and owner; -EMSGSIZE when the skb is full.
+ */
+int vnat_shim_nl_put_saved(void *skb_, void *cb_, const struct vnat_nl_conn *c, const u8 *saved,
+			   u32 len)
+{
+	struct sk_buff *skb = skb_;
+	struct netlink_callback *cb = cb_;
+	void *hdr;
+
+	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
+			  &vnat_nl_family, NLM_F_MULTI, VNAT_CMD_CONN_EXPORT);
+	if (!hdr)
+		return -EMSGSIZE;
+	if (nla_put_u8(skb, VNAT_A_CONN_PROTO, c->proto) ||
+	    vnat_nl_put_addr(skb, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6,
+			     &c->local_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PORT, c->local_port) ||
+	    vnat_nl_put_addr(skb, VNAT_A_CONN_REMOTE_ADDR, VNAT_A_CONN_REMOTE_ADDR6,
+			     &c->remote_addr) ||
+	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PORT, c->remote_port) ||
+	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid) ||
+	    nla_put(skb, VNAT_A_CONN_SAVED, len, saved)) {
+		genlmsg_cancel(skb, hdr);
+		return -EMSGSIZE;
+	}
+	genlmsg_end(skb, hdr);
+	return 0;
+}
+
+/*
+ * conn-export (CAP_NET_ADMIN in the namespace's user namespace, checked by
+ * genetlink: uns-admin-perm): the saved state of the connections of the
+ * process the request names, or of all, keys included.
+ */
+int vnat_nl_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	const void *state = vnat_state(sock_net(skb->sk));
+	const struct genl_info *info = genl_info_dump(cb);
+	u32 pid = 0;
+
+	if (!state)
+		return 0;
+	if (info->attrs && info->attrs[VNAT_A_CONN_PID])
+		pid = nla_get_u32(info->attrs[VNAT_A_CONN_PID]);
+	vnat_rs_nl_export(state, skb, cb, cb->args, pid);
+	return skb->len;
+}
+
+static int vnat_nl_refused(struct genl_info *info, int err, const char *why);
+
+/*
+ * conn-import: a connection that conn-export saved on another host is
+ * expected here (vnat/process_migration.rs).
+ */
+int vnat_nl_conn_import_doit(struct sk_buff *skb, struct genl_info *info)
+{
+	const void *state = vnat_state(genl_info_net(info));
+	const struct nlattr *saved = info->attrs[VNAT_A_CONN_SAVED];
+	const char *why = NULL;
+	int err;
+
+	if (!state)
+		return -ENODEV;
+	if (GENL_REQ_ATTR_CHECK(info, VNAT_A_CONN_SAVED))
+		return -EINVAL;
+	err = vnat_rs_nl_import(state, nla_data(saved), nla_len(saved), &why);
+	if (why && info->extack)
+		NL_SET_BAD_ATTR(info->extack, saved);
+	return vnat_nl_refused(info, err, why);
+}
+
+/*
  * An address of a request, given as attribute @v4 (IPv4) or @v6 (its IPv6
  * form), into @out (IPv4 v4-mapped). 1 if one was given, 0 if neither
  * (@out untouched), -EINVAL with an extack message if both.

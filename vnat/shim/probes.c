@@ -171,9 +171,11 @@ static int vnat_krp_udp_connect_ret(struct kretprobe_instance *ri,
 /*
  * __inet_bind(sk, uaddr, addr_len, flags): a TCP socket that binds a
  * virtual address of this host that moved away, while location hiding is
- * on, may (vnat/location_hiding.rs): it is made IP_TRANSPARENT, which
- * lets the bind take an address the host no longer has and the socket's
- * route lookups use it as source.
+ * on, may (vnat/location_hiding.rs), and so may a TCP or UDP socket that
+ * binds the local virtual address of a connection a process brings from
+ * another host (vnat/process_migration.rs): it is made IP_TRANSPARENT,
+ * which lets the bind take an address the host does not have and the
+ * socket's route lookups use it as source.
  */
 static int vnat_kp_bind(struct kprobe *p, struct pt_regs *regs)
 {
@@ -184,10 +186,10 @@ static int vnat_kp_bind(struct kprobe *p, struct pt_regs *regs)
 
 	if (!sk || !addr || len < (int)sizeof(*addr) || addr->sin_family != AF_INET ||
 	    !addr->sin_addr.s_addr || sk->sk_family != AF_INET || sk->sk_kern_sock ||
-	    sk->sk_protocol != IPPROTO_TCP)
+	    (sk->sk_protocol != IPPROTO_TCP && sk->sk_protocol != IPPROTO_UDP))
 		return 0;
 	state = vnat_state(sock_net(sk));
-	if (state && vnat_rs_bind_hidden(state, addr->sin_addr.s_addr))
+	if (state && vnat_rs_bind_virtual(state, sk->sk_protocol, addr->sin_addr.s_addr))
 		inet_set_bit(TRANSPARENT, sk);
 	return 0;
 }

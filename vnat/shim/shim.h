@@ -29,7 +29,7 @@ unsigned int vnat_rs_hook(const void *state, unsigned int hook, struct sk_buff *
 void vnat_rs_sock_event(const void *state, unsigned int event, const struct sock *sk,
 			u8 proto, const struct in6_addr *saddr, __be16 sport,
 			const struct in6_addr *daddr, __be16 dport, int pid);
-bool vnat_rs_bind_hidden(const void *state, __be32 addr);
+bool vnat_rs_bind_virtual(const void *state, u8 proto, __be32 addr);
 void vnat_rs_addr_event(const void *state, bool up, const struct in6_addr *addr);
 void vnat_rs_route_event(const void *state);
 bool vnat_rs_sleep(const void *state, unsigned int ask);
@@ -175,9 +175,15 @@ int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r, const 
 /* policy, helper: U8_MAX leaves it as it is. */
 int vnat_rs_nl_set(const void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper,
 		   const char **why);
+/* conn-export: pid 0 for every connection of the namespace. */
+void vnat_rs_nl_export(const void *state, void *skb, void *cb, long *args, u32 pid);
+/* conn-import: @saved, @len bytes, as conn-export gave them. */
+int vnat_rs_nl_import(const void *state, const u8 *saved, u32 len, const char **why);
 /* values[a]: attribute a of the set "stats", for 0 < a < n. */
 void vnat_rs_nl_stats(const void *state, u64 *values, unsigned int n);
 int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c);
+int vnat_shim_nl_put_saved(void *skb, void *cb, const struct vnat_nl_conn *c, const u8 *saved,
+			   u32 len);
 void vnat_shim_nl_event(struct net *net, u8 event, const struct vnat_nl_conn *c,
 			const char *reason);
 bool vnat_shim_nl_listening(struct net *net);

@@ -29,6 +29,9 @@ pub mod key;
 #[path = "../../../vnat/vcmp2.rs"]
 pub mod vcmp2;
 
+#[path = "../../../vnat/export.rs"]
+pub mod export;
+
 /// HMAC-SHA256 for the host: RustCrypto's, behind the module's [`key::Mac`]
 /// (the module's own is lib/crypto's, `vnat/ffi/crypto.rs`), so that the
 /// tests and the fuzz targets run `key.rs` and `vcmp2.rs` as the module

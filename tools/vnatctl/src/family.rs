@@ -15,7 +15,10 @@ use netlink_packet_core::{
     NlasIterator, Parseable, ParseableParametrized,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::{
+    fmt,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+};
 
 /// Names of an enum of the spec, by value.
 pub const STATES: &[&str] = generated::state::NAMES;
@@ -72,6 +75,8 @@ pub enum Attr {
     LocalPhysAddr6(Ipv6Addr),
     RemotePhysAddr6(Ipv6Addr),
     NewAddr6(Ipv6Addr),
+    /// A connection's saved state (`conn-export`, `conn-import`).
+    Saved(Record),
     /// An attribute of the set `stats` (a `stats-get` reply): its number
     /// and value, whatever its width.
     Stat(u16, u64),
@@ -88,6 +93,7 @@ enum Value<'a> {
     Addr(Ipv4Addr),
     Addr6(Ipv6Addr),
     Str(&'a str),
+    Bytes(&'a [u8]),
 }
 
 impl Attr {
@@ -128,6 +134,7 @@ impl Attr {
             LocalAddr6(a) | RemoteAddr6(a) | LocalPhysAddr6(a) | RemotePhysAddr6(a)
             | NewAddr6(a) => Value::Addr6(*a),
             Reason(s) => Value::Str(s),
+            Saved(r) => Value::Bytes(r.bytes()),
             Other(_) => return None,
         })
     }
@@ -142,6 +149,7 @@ impl Nla for Attr {
             Some(Value::U64(_)) => 8,
             Some(Value::Addr6(_)) => 16,
             Some(Value::Str(s)) => s.len() + 1,
+            Some(Value::Bytes(b)) => b.len(),
             None => match self {
                 Attr::Other(n) => n.value_len(),
                 _ => 0,
@@ -185,6 +193,7 @@ impl Nla for Attr {
             LocalPhysAddr6(_) => attr::LOCAL_PHYS_ADDR6,
             RemotePhysAddr6(_) => attr::REMOTE_PHYS_ADDR6,
             NewAddr6(_) => attr::NEW_ADDR6,
+            Saved(_) => attr::SAVED,
             Stat(k, _) => *k,
             Other(n) => n.kind(),
         }
@@ -202,6 +211,7 @@ impl Nla for Attr {
                 buf[..s.len()].copy_from_slice(s.as_bytes());
                 buf[s.len()] = 0;
             }
+            Some(Value::Bytes(b)) => buf[..b.len()].copy_from_slice(b),
             None => {
                 if let Attr::Other(n) = self {
                     n.emit_value(buf);
@@ -254,8 +264,41 @@ impl<T: AsRef<[u8]> + ?Sized> Parseable<NlaBuffer<&T>> for Attr {
             attr::LOCAL_PHYS_ADDR6 => Attr::LocalPhysAddr6(addr6(v)?),
             attr::REMOTE_PHYS_ADDR6 => Attr::RemotePhysAddr6(addr6(v)?),
             attr::NEW_ADDR6 => Attr::NewAddr6(addr6(v)?),
+            attr::SAVED => Attr::Saved(Record::new(v.to_vec())),
             _ => Attr::Other(DefaultNla::parse(buf)?),
         })
+    }
+}
+
+/// A connection's saved state as the kernel gave it (`saved`, the format
+/// of `vnat/export.rs`). It carries the connection's keys: it is never
+/// printed, and wiped when dropped.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Record(Vec<u8>);
+
+impl Record {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Record({} bytes)", self.0.len())
+    }
+}
+
+impl Drop for Record {
+    fn drop(&mut self) {
+        for b in self.0.iter_mut() {
+            // SAFETY: `b` is a valid, aligned `&mut u8`.
+            unsafe { std::ptr::write_volatile(b, 0) };
+        }
+        std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -527,6 +570,30 @@ impl Conn {
     }
 }
 
+/// A connection as a `conn-export` dump gives it: its virtual endpoints
+/// and owner (in `conn`, the rest of it unset), and its saved state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Exported {
+    pub conn: Conn,
+    pub saved: Record,
+}
+
+impl Exported {
+    pub fn from_attrs(attrs: &[Attr]) -> Result<Self, String> {
+        let saved = attrs
+            .iter()
+            .find_map(|a| match a {
+                Attr::Saved(r) => Some(r.clone()),
+                _ => None,
+            })
+            .ok_or("the kernel exported a connection without its saved state")?;
+        Ok(Self {
+            conn: Conn::from_attrs(attrs)?,
+            saved,
+        })
+    }
+}
+
 /// A message of the `events` group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
@@ -751,6 +818,36 @@ pub(crate) mod tests {
         assert_eq!(
             Conn::from_attrs(&attrs).unwrap_err(),
             "the kernel sent a connection without remote-addr"
+        );
+    }
+
+    #[test]
+    fn an_exported_connection_has_its_saved_state() {
+        let record = Record::new((0..186).map(|i| i as u8).collect());
+        let mut attrs = vec![
+            Attr::Proto(6),
+            Attr::LocalAddr(Ipv4Addr::new(10, 0, 1, 2)),
+            Attr::LocalPort(40000),
+            Attr::RemoteAddr(Ipv4Addr::new(10, 0, 0, 2)),
+            Attr::RemotePort(5000),
+            Attr::Pid(4242),
+            Attr::Saved(record.clone()),
+        ];
+        let m = round_trip(Message {
+            cmd: cmd::CONN_EXPORT,
+            attrs: attrs.clone(),
+        });
+        assert_eq!(m.attrs, attrs);
+        let e = Exported::from_attrs(&m.attrs).unwrap();
+        assert_eq!(e.saved.bytes(), record.bytes());
+        assert_eq!(e.conn.pid, 4242);
+        assert_eq!(e.conn.local.to_string(), "10.0.1.2:40000");
+        // Never the keys in a debug print.
+        assert!(format!("{e:?}").contains("saved: Record(186 bytes)"));
+        attrs.pop();
+        assert_eq!(
+            Exported::from_attrs(&attrs).unwrap_err(),
+            "the kernel exported a connection without its saved state"
         );
     }
 

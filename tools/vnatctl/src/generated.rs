@@ -27,8 +27,12 @@ pub mod cmd {
     pub const CONN_SET: u8 = 4;
     /// `conn-suspend`.
     pub const CONN_SUSPEND: u8 = 5;
+    /// `conn-export`.
+    pub const CONN_EXPORT: u8 = 6;
+    /// `conn-import`.
+    pub const CONN_IMPORT: u8 = 7;
     /// `stats-get`.
-    pub const STATS_GET: u8 = 6;
+    pub const STATS_GET: u8 = 8;
 }
 
 /// Attribute set `conn`.
@@ -67,6 +71,7 @@ pub mod conn {
     pub const LOCAL_PHYS_ADDR6: u16 = 32;
     pub const REMOTE_PHYS_ADDR6: u16 = 33;
     pub const NEW_ADDR6: u16 = 34;
+    pub const SAVED: u16 = 35;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -103,6 +108,7 @@ pub mod conn {
         (32, "local-phys-addr6"),
         (33, "remote-phys-addr6"),
         (34, "new-addr6"),
+        (35, "saved"),
     ];
 }
 
@@ -163,6 +169,8 @@ pub mod stats {
     pub const PAD: u16 = 53;
     pub const UNTRANSLATED_PACKETS: u16 = 54;
     pub const ICMP_ERRORS_TRANSLATED: u16 = 55;
+    pub const CONNECTIONS_IMPORTED: u16 = 56;
+    pub const IMPORTS_EXPIRED: u16 = 57;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -220,6 +228,8 @@ pub mod stats {
         (52, "hooks-registered"),
         (54, "untranslated-packets"),
         (55, "icmp-errors-translated"),
+        (56, "connections-imported"),
+        (57, "imports-expired"),
     ];
 }
 

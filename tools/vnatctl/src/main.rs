@@ -4,10 +4,14 @@
 //! knobs. It speaks the generic netlink family `vnat` (spec:
 //! `vnat/vnat.yaml`) of the network namespace it runs in (`-n NAME` or
 //! `ip netns exec NAME`), and reads and writes the configfs knobs under
-//! `/sys/kernel/config/vnat/`.
+//! `/sys/kernel/config/vnat/`. Run with no arguments by CRIU, it is CRIU's
+//! action script (`criu.rs`): a process moves to another host with its
+//! connections.
 
+mod criu;
 mod family;
 mod generated;
+mod migrate;
 mod nl;
 mod render;
 
@@ -19,6 +23,7 @@ use std::{
     fs,
     io::Write,
     net::{IpAddr, Ipv6Addr},
+    path::PathBuf,
     process::ExitCode,
 };
 
@@ -39,17 +44,50 @@ Examples:
   vnatctl policy tcp 10.0.0.2:5000 10.0.1.2:40000 preempt
   vnatctl helper tcp 10.0.0.2:21 10.0.1.2:40000 stop
   vnatctl config set vcmp_timeout_ms 5000
+  vnatctl export --pid 4242 -o conns.img      save a process's connections, keys included
+  vnatctl import conns.img                    ... on the host it moves to, before restoring it
+  criu dump -t 4242 -D img --tcp-established --action-script \"$(command -v vnatctl)\"
   vnatctl completions bash > /etc/bash_completion.d/vnatctl
 
 Exit status: 0 done; 1 the kernel refused (the reason is printed); 2 bad
 usage; 3 the vnat module is not loaded; 4 permission denied (commands and
 knobs need CAP_NET_ADMIN / root).";
 
+const ABOUT: &str = "See, move and watch VNAT's virtual connections";
+
+const LONG_ABOUT: &str = "\
+See, move and watch VNAT's virtual connections
+
+Moving a process to another host with CRIU: vnatctl is also CRIU's action
+script. Run with no arguments and CRTOOLS_SCRIPT_ACTION set, as CRIU runs
+its --action-script, it does on
+  post-dump     save the connections of the dumped process tree, keys
+                included, to vnat-connections.img (mode 0600) in the image
+                directory; with VNAT_CRIU_SUSPEND=1 it suspends them first,
+                so that the peers keep them alive while the process is
+                away. An IPv6 connection aborts the dump (not supported
+                yet): the process keeps running here
+  pre-restore   import that file (if there), so that the restored sockets
+                get their connections; an error aborts the restore
+  post-restore  resume the restored processes' connections at the address
+                the route chooses, and wait for them, VNAT_CRIU_WAIT_MS
+                milliseconds at most (5000); the ones still pending go on
+                resuming while the processes run
+and nothing on the other actions:
+
+  old# criu dump -t PID -D IMG --tcp-established --action-script \"$(command -v vnatctl)\"
+  ... copy IMG to the new host (it holds the connections' keys) ...
+  new# criu restore -D IMG --tcp-established --action-script \"$(command -v vnatctl)\"
+
+The file (vnatctl export, import): the 8 bytes VNATCONN, then each
+connection's saved state as conn-export gives it.";
+
 #[derive(Parser, Debug)]
 #[command(
     name = "vnatctl",
     version,
-    about = "See, move and watch VNAT's virtual connections",
+    about = ABOUT,
+    long_about = LONG_ABOUT,
     after_help = EXAMPLES
 )]
 struct Cli {
@@ -159,6 +197,25 @@ enum Cmd {
         remote: String,
         #[arg(value_parser = PossibleValuesParser::new(generated::helper::NAMES))]
         helper: String,
+    },
+    /// Save connections, keys included, for a process that moves to
+    /// another host (netlink conn-export): the 8 bytes VNATCONN, then each
+    /// connection's saved state. Those of each --pid, or all. To standard
+    /// output, or FILE (created mode 0600)
+    Export {
+        /// Only this process's connections (again for more processes)
+        #[arg(long, value_name = "PID")]
+        pid: Vec<u32>,
+        /// Write to FILE (mode 0600) rather than standard output
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Make the connections of a file of `export` expected here (netlink
+    /// conn-import), before the process is restored: its sockets take them
+    /// back. The whole file is checked before the kernel sees any of it
+    Import {
+        /// The file; standard input if none
+        file: Option<PathBuf>,
     },
     /// Counters of this network namespace (netlink stats-get)
     Stats {
@@ -536,6 +593,8 @@ fn run(cli: Cli) -> Result<(), Fail> {
             remote,
             helper: h,
         } => helper(&proto, &local, &remote, &h),
+        Cmd::Export { pid, output } => migrate::export(&pid, output.as_deref()),
+        Cmd::Import { file } => migrate::import(file.as_deref()),
         Cmd::Stats { json } => stats(json),
         Cmd::Config { op } => config(op),
         Cmd::Completions { shell } => {
@@ -551,7 +610,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let r = if criu::is_action_script() {
+        criu::action_script()
+    } else {
+        run(Cli::parse())
+    };
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(Fail(code, msg)) => {
             eprintln!("vnatctl: {msg}");
@@ -752,5 +816,27 @@ mod tests {
         let h = Cli::command().render_long_help().to_string();
         assert!(h.contains("vnatctl resume 10.0.1.2 10.0.2.2"));
         assert!(h.contains("Exit status"));
+        assert!(
+            h.contains("--action-script \"$(command -v vnatctl)\""),
+            "{h}"
+        );
+        assert!(h.contains("CRTOOLS_SCRIPT_ACTION"));
+    }
+
+    #[test]
+    fn export_and_import_forms() {
+        let c = parse(&["export"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Export { ref pid, output: None } if pid.is_empty()));
+        let c = parse(&["export", "--pid", "7", "--pid", "8", "-o", "x.img"]).unwrap();
+        assert!(
+            matches!(c.cmd, Cmd::Export { ref pid, output: Some(ref o) } if pid == &[7, 8] && o.to_str() == Some("x.img"))
+        );
+        assert!(parse(&["export", "--pid", "me"]).is_err());
+        assert!(parse(&["export", "x.img"]).is_err());
+        let c = parse(&["import", "x.img"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Import { file: Some(ref f) } if f.to_str() == Some("x.img")));
+        let c = parse(&["-n", "new", "import"]).unwrap();
+        assert!(matches!(c.cmd, Cmd::Import { file: None }));
+        assert!(parse(&["import", "a", "b"]).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! namespace: resolving it, dumps, requests with their extended-ack reason,
 //! and the events group.
 
-use crate::family::{self, cmd, Attr, Conn, Event, Message};
+use crate::family::{self, cmd, Attr, Conn, Event, Exported, Message, Record};
 use netlink_packet_core::{
     NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
     NlasIterator, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_REQUEST,
@@ -17,7 +17,12 @@ use netlink_packet_generic::{
     GenlFamily, GenlMessage,
 };
 use netlink_sys::{protocols::NETLINK_GENERIC, Socket, SocketAddr};
-use std::{fmt, io, net::IpAddr};
+use std::{
+    fmt, io,
+    net::IpAddr,
+    os::fd::AsRawFd,
+    time::{Duration, Instant},
+};
 
 /// Why a request did not work, in the terms the user acts on.
 #[derive(Debug)]
@@ -219,6 +224,24 @@ impl Client {
             .collect()
     }
 
+    /// `conn-export`: the saved state of the connections of process `pid`,
+    /// or of every connection of the namespace.
+    pub fn export(&mut self, pid: Option<u32>) -> Result<Vec<Exported>, Error> {
+        let sel = pid.map(Attr::Pid).into_iter().collect();
+        self.request(cmd::CONN_EXPORT, sel, NLM_F_REQUEST | NLM_F_DUMP)?
+            .iter()
+            .map(|m| Exported::from_attrs(&m.attrs).map_err(Error::Decode))
+            .collect()
+    }
+
+    /// `conn-import` of one saved state (`record`, as `conn-export` gave
+    /// it): the kernel expects the connection's socket.
+    pub fn import(&mut self, record: &[u8]) -> Result<(), Error> {
+        let saved = Attr::Saved(Record::new(record.to_vec()));
+        self.request(cmd::CONN_IMPORT, vec![saved], NLM_F_REQUEST | NLM_F_ACK)?;
+        Ok(())
+    }
+
     /// `conn-resume` with selector `sel` (see `vnat.yaml`); returns how
     /// many connections it covers and the address they resume at.
     pub fn resume(&mut self, sel: Vec<Attr>) -> Result<(u32, Option<IpAddr>), Error> {
@@ -284,6 +307,39 @@ impl Client {
         // Room for the events of a host's move of thousands of connections.
         self.sock.set_rx_buf_sz(4 << 20)?;
         Ok(())
+    }
+
+    /// Waits until an event is there to read, at most until `deadline`;
+    /// false if none came.
+    pub fn wait_events(&self, deadline: Instant) -> Result<bool, Error> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(false);
+            }
+            let mut p = libc::pollfd {
+                fd: self.sock.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // Whole milliseconds, rounded up: no busy loop in the last one.
+            let ms = left
+                .max(Duration::from_millis(1))
+                .as_micros()
+                .div_ceil(1000);
+            let ms = libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX);
+            // SAFETY: one valid pollfd, for the call's duration.
+            match unsafe { libc::poll(&mut p, 1, ms) } {
+                0 => continue,
+                n if n > 0 => return Ok(true),
+                _ => {
+                    let e = io::Error::last_os_error();
+                    if e.kind() != io::ErrorKind::Interrupted {
+                        return Err(e.into());
+                    }
+                }
+            }
+        }
     }
 
     /// Waits for the next batch of events.
