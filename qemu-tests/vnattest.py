@@ -407,12 +407,13 @@ def check_idle_pairs(pairs, what):
 
 class UdpEcho:
     """A UDP server program on the unconnected socket `sock`: a thread
-    echoes every datagram to whoever sent it, and records the senders'
-    (address, port) in `sources`, until `stop()`."""
+    echoes every datagram to whoever sent it, counts them in `n`, and
+    records the senders' (address, port) in `sources`, until `stop()`."""
 
     def __init__(self, sock):
         self.sock = sock
         self.sources = set()
+        self.n = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -425,6 +426,7 @@ class UdpEcho:
             except socket.timeout:
                 continue
             self.sources.add(src[:2])
+            self.n += 1
             self.sock.sendto(d, src)
 
     def stop(self):

@@ -41,6 +41,7 @@
 //! one).
 
 use crate::vcmp::{Endpoint, PROTO_TCP, PROTO_UDP};
+use core::ffi::CStr;
 
 /// The format's version.
 pub const VERSION: u8 = 1;
@@ -147,15 +148,16 @@ pub enum Refused {
 }
 
 impl Refused {
-    /// Why, in words (the extack message).
-    pub const fn why(self) -> &'static str {
+    /// Why, in words: the extack message the module answers with, and what
+    /// `vnatctl` says of a file.
+    pub const fn why(self) -> &'static CStr {
         match self {
-            Self::Truncated => "saved state is truncated",
-            Self::Version => "saved state is of another version",
-            Self::Length => "saved state has a wrong length",
-            Self::Protocol => "saved state is of neither TCP nor UDP",
-            Self::Endpoint => "saved state has a bad endpoint",
-            Self::Flags => "saved state has bad flags or keys",
+            Self::Truncated => c"saved state is truncated",
+            Self::Version => c"saved state is of another version",
+            Self::Length => c"saved state has a wrong length",
+            Self::Protocol => c"saved state is of neither TCP nor UDP",
+            Self::Endpoint => c"saved state has a bad endpoint",
+            Self::Flags => c"saved state has bad flags or keys",
         }
     }
 }

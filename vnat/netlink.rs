@@ -28,7 +28,7 @@
 
 use crate::{
     counters::Counter,
-    export::Saved,
+    export::{Refused, Saved},
     ffi::{self, NlConn, RawAddr},
     helper::Helper,
     netns::NetState,
@@ -152,14 +152,11 @@ extern "C" fn vnat_rs_nl_import(
 }
 
 fn import(state: &NetState, bytes: &[u8]) -> Result<(), Refusal> {
-    use crate::export::Refused;
     let saved = match Saved::decode(bytes) {
         Ok((s, n)) if n == bytes.len() => s,
         Ok(_) => return Err(Refusal::new(EINVAL, c"saved state has bytes after its end")),
-        Err(Refused::Version) => {
-            return Err(Refusal::new(EPROTO, c"saved state is of another version"))
-        }
-        Err(e) => return Err(Refusal::new(EINVAL, refused_why(e))),
+        Err(e @ Refused::Version) => return Err(Refusal::new(EPROTO, e.why())),
+        Err(e) => return Err(Refusal::new(EINVAL, e.why())),
     };
     if saved.local_virtual.is_v6() {
         return Err(Refusal::new(
@@ -201,19 +198,6 @@ fn import(state: &NetState, bytes: &[u8]) -> Result<(), Refusal> {
             c"too many connections are expected here",
         )),
         Err(NotExpected::NoMemory) => Err(ENOMEM.into()),
-    }
-}
-
-/// A refusal's reason, as a C string for the extack.
-fn refused_why(e: crate::export::Refused) -> &'static CStr {
-    use crate::export::Refused;
-    match e {
-        Refused::Truncated => c"saved state is truncated",
-        Refused::Version => c"saved state is of another version",
-        Refused::Length => c"saved state has a wrong length",
-        Refused::Protocol => c"saved state is of neither TCP nor UDP",
-        Refused::Endpoint => c"saved state has a bad endpoint",
-        Refused::Flags => c"saved state has bad flags or keys",
     }
 }
 

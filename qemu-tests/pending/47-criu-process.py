@@ -198,28 +198,6 @@ os.rename(out + ".tmp", out)
 """
 
 
-class UdpCounter:
-    """The UDP server program: echoes each datagram to whoever sent it,
-    counts them and records the senders, on an unconnected socket."""
-
-    def __init__(self, sock):
-        self.sock, self.n, self.sources = sock, 0, set()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        self.sock.settimeout(0.1)
-        while not self.stop.is_set():
-            try:
-                d, src = self.sock.recvfrom(2048)
-            except socket.timeout:
-                continue
-            self.sources.add(ep(src))
-            self.n += 1
-            self.sock.sendto(d, src)
-
-
 def stream_sha(seed, size):
     """SHA-256 of the stream that the mover and the server each send."""
     gen, h, left = random.Random(seed), hashlib.sha256(), size
@@ -281,7 +259,7 @@ class ServerEnd:
 
 def criu(ns, *args, log_name, env=None):
     """Runs criu in host `ns`'s network namespace (and nothing else of
-    it); returns (exit status, seconds it took). Its log (-v4) goes to
+    it); returns its exit status. Its log (-v4) goes to
     DIR/`log_name`."""
     argv = ["nsenter", f"--net=/run/netns/{ns}", "--", CRIU, *args, "-v4", "-o", log_name]
     log(f"{ns}# {' '.join(f'{k}={v}' for k, v in (env or {}).items())}{' ' if env else ''}{' '.join(argv)}")
@@ -290,7 +268,34 @@ def criu(ns, *args, log_name, env=None):
                        env={**os.environ, **(env or {})})
     took = time.monotonic() - t0
     log(f"  criu exited {r.returncode} after {took:.1f} s{(': ' + r.stderr.strip()[-500:]) if r.stderr.strip() else ''}")
-    return r.returncode, took
+    return r.returncode
+
+
+def dump(pid, images, what, env=None):
+    """The user's criu dump of process `pid` on A into `images`; whether it
+    succeeded (checked as `what`)."""
+    rc = criu("a", "dump", "-t", str(pid), "-D", images, "--tcp-established", "--network-lock",
+                 "nftables", "--action-script", VNATCTL, log_name="dump.log", env=env)
+    return criu_ok(rc, what, f"{images}/dump.log")
+
+
+def restore(images, what):
+    """The user's criu restore on B from `images`; whether it succeeded."""
+    rc = criu("b", "restore", "-D", images, "--tcp-established", "--network-lock", "nftables",
+                 "--action-script", VNATCTL, "-d", log_name="restore.log")
+    return criu_ok(rc, what, f"{images}/restore.log")
+
+
+def criu_ok(rc, what, path):
+    """Checks that criu succeeded (with the known reasons if not); shows
+    what vnatctl logged, or on a failure the log and what VNAT says."""
+    ok = check(rc == 0, f"{what}: exit {rc}{''.join('; ' + w for w in diagnose(path))}")
+    if ok:
+        show_log(path, lines=0, pattern=r"vnat|Script|action")
+    else:
+        show_log(path)
+        evidence(mark)
+    return ok
 
 
 def show_log(path, lines=60, pattern=r"Error|error|Warn|vnat|Script|action|\bfail"):
@@ -460,14 +465,9 @@ check(rc == 0 and os.path.exists(exported) and os.stat(exported).st_mode & 0o777
 before_b, before_srv = stats("b"), stats("srv")
 vcmp = Capture("rtr", "tcp port 2031")   # VCMP: vnatd to vnatd
 
-rc, took_dump = criu("a", "dump", "-t", str(pid), "-D", images, "--tcp-established",
-                     "--network-lock", "nftables", "--action-script", VNATCTL, log_name="dump.log")
-dumped = rc == 0
+dumped = dump(pid, images, "criu dump on A")
 if not dumped:
     vcmp.stop()
-    check(False, f"criu dump on A: exit {rc}; {'; '.join(diagnose(f'{images}/dump.log')) or 'see its log'}")
-    show_log(f"{images}/dump.log")
-    evidence(mark)
 else:
     try:
         mover.wait(30)
@@ -478,19 +478,12 @@ else:
     if os.path.exists(f"{images}/vnat-connections.img"):
         st = os.stat(f"{images}/vnat-connections.img")
         check_eq(st.st_mode & 0o777, 0o600, f"vnat-connections.img ({st.st_size} bytes) is for root only")
-    show_log(f"{images}/dump.log", lines=0, pattern=r"vnat|Script|action")
     wait_for(lambda: not any(r["local"] == vlocal for r in ynl_connection_rows("a")),
              "A forgets the connection once its socket is gone", 15)
 
-    rc, took_restore = criu("b", "restore", "-D", images, "--tcp-established", "--network-lock", "nftables",
-                            "--action-script", VNATCTL, "-d", log_name="restore.log")
-    restored = check(rc == 0, f"criu restore on B: exit {rc}"
-                     f"{''.join('; ' + w for w in diagnose(f'{images}/restore.log'))}")
+    restored = restore(images, "criu restore on B")
     vcmp.stop()
-    show_log(f"{images}/restore.log", lines=0 if restored else 60,
-             pattern=r"vnat|Script|action" if restored else r"Error|error|Warn|vnat|Script|action|\bfail")
     if restored:
-        log(f"dump took {took_dump:.1f} s, restore {took_restore:.1f} s")
         with netns("b"):
             ino_b = os.stat("/proc/thread-self/ns/net").st_ino
         check_eq(net_ns_of(pid), ino_b, f"process {pid} runs on, in B's network namespace")
@@ -530,7 +523,7 @@ else:
         check(ss["updates_accepted"] >= before_srv["updates_accepted"] + 1,
               f"the server accepted B's update ({ss['updates_accepted']})")
         log("b stats: " + ", ".join(f"{k}={v}" for k, v in sb.items() if v and not k.startswith("hook")))
-    if not restored or not os.path.exists(out):
+    if restored and not os.path.exists(out):
         evidence(mark)
 if mover.poll() is None:
     mover.kill()
@@ -624,12 +617,8 @@ def ping(what, sock=None):
 
 ping("the process echoes before it moves")
 last = time.monotonic()   # the server's keepalive counts from here
-rc, _ = criu("a", "dump", "-t", str(pid3), "-D", images3, "--tcp-established", "--network-lock", "nftables",
-             "--action-script", VNATCTL, log_name="dump.log", env={"VNAT_CRIU_SUSPEND": "1"})
-if check(rc == 0, f"criu dump on A, suspending the connection: exit {rc}"
-         f"{''.join('; ' + w for w in diagnose(f'{images3}/dump.log'))}"):
+if dump(pid3, images3, "criu dump on A, suspending the connection", env={"VNAT_CRIU_SUSPEND": "1"}):
     echoer.wait(30)
-    show_log(f"{images3}/dump.log", lines=0, pattern=r"vnatctl")
     rows = [r for r in listing("srv") if r["remote"] == vlocal3]
     check(len(rows) == 1 and rows[0]["peer-suspended"], f"the server knows the process is away: {rows}")
     check_eq(conn.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 0,
@@ -639,11 +628,7 @@ if check(rc == 0, f"criu dump on A, suspending the connection: exit {rc}"
     away = K + 2 + 5
     time.sleep(max(0.0, last + away - time.monotonic()))
     log(f"away for {time.monotonic() - last:.1f} s (keepalive would have given up after {K + 2} s)")
-    rc, _ = criu("b", "restore", "-D", images3, "--tcp-established", "--network-lock", "nftables",
-                 "--action-script", VNATCTL, "-d", log_name="restore.log")
-    if check(rc == 0, f"criu restore on B: exit {rc}"
-             f"{''.join('; ' + w for w in diagnose(f'{images3}/restore.log'))}"):
-        show_log(f"{images3}/restore.log", lines=0, pattern=r"vnatctl")
+    if restore(images3, "criu restore on B"):
         ping("the process echoes after it moved")
         check_eq(conn.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1, "the server's keepalive is on again")
         rows = [r for r in listing("srv") if r["remote"] == vlocal3]
@@ -654,12 +639,6 @@ if check(rc == 0, f"criu dump on A, suspending the connection: exit {rc}"
         check_eq(reap(pid3, "the restored process exits"), 0, "the restored process's exit status")
         res = json.load(open(out3)) if os.path.exists(out3) else {}
         check_eq(res.get("echoed"), echoed, "the process echoed every byte")
-    else:
-        show_log(f"{images3}/restore.log")
-        evidence(mark)
-else:
-    show_log(f"{images3}/dump.log")
-    evidence(mark)
 for p in (pid3,):
     try:
         os.kill(p, signal.SIGKILL)
@@ -688,17 +667,9 @@ conn.settimeout(60)
 vremote4 = ep(conn.getsockname())
 wait_keyed("a", "srv")
 ping("the server process echoes before it moves")
-rc, _ = criu("a", "dump", "-t", str(pid4), "-D", images4, "--tcp-established", "--network-lock", "nftables",
-             "--action-script", VNATCTL, log_name="dump.log")
-if check(rc == 0, f"criu dump of the server process on A: exit {rc}"
-         f"{''.join('; ' + w for w in diagnose(f'{images4}/dump.log'))}"):
+if dump(pid4, images4, "criu dump of the server process on A"):
     srvproc.wait(30)
-    show_log(f"{images4}/dump.log", lines=0, pattern=r"vnatctl")
-    rc, _ = criu("b", "restore", "-D", images4, "--tcp-established", "--network-lock", "nftables",
-                 "--action-script", VNATCTL, "-d", log_name="restore.log")
-    if check(rc == 0, f"criu restore of the server process on B: exit {rc}"
-             f"{''.join('; ' + w for w in diagnose(f'{images4}/restore.log'))}"):
-        show_log(f"{images4}/restore.log", lines=0, pattern=r"vnatctl")
+    if restore(images4, "criu restore of the server process on B"):
         check(SPORT in listening_ports("b"), f"B listens on {SPORT} now")
         ping("the accepted connection echoes after the move")
         rows = [r for r in connection_rows("b") if r["remote"] == vremote4]
@@ -718,12 +689,6 @@ if check(rc == 0, f"criu dump of the server process on A: exit {rc}"
         check_eq(reap(pid4, "the restored server process exits"), 0, "the restored server process's exit status")
         res = json.load(open(out4)) if os.path.exists(out4) else {}
         check_eq(res.get("echoed"), echoed, f"the server process echoed every byte ({res})")
-    else:
-        show_log(f"{images4}/restore.log")
-        evidence(mark)
-else:
-    show_log(f"{images4}/dump.log")
-    evidence(mark)
 if srvproc.poll() is None:
     srvproc.kill()
     srvproc.wait()
@@ -743,31 +708,23 @@ with open(f"{work}/udp.py", "w") as f:
 with netns("srv"):
     us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     us.bind(("0.0.0.0", UPORT))
-echo = UdpCounter(us)
+echo = UdpEcho(us)
 argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/udp.py", SRV, str(UPORT), stop5, out5]
 log(f"a: setsid {' '.join(argv)} </dev/null >{work}/udp.log 2>&1")
 udpproc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/udp.log", "w"),
                            stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
 pid5 = udpproc.pid
 wait_for(lambda: echo.n >= 10, "the UDP process's datagrams reach the server", 60)
-vudp = next(iter(echo.sources), None)
+vudp = next((ep(a) for a in echo.sources), None)
 wait_keyed("a", "srv")
-rc, _ = criu("a", "dump", "-t", str(pid5), "-D", images5, "--tcp-established", "--network-lock", "nftables",
-             "--action-script", VNATCTL, log_name="dump.log")
-if check(rc == 0, f"criu dump of the UDP process on A: exit {rc}"
-         f"{''.join('; ' + w for w in diagnose(f'{images5}/dump.log'))}"):
+if dump(pid5, images5, "criu dump of the UDP process on A"):
     udpproc.wait(30)
-    show_log(f"{images5}/dump.log", lines=0, pattern=r"vnatctl")
-    rc, _ = criu("b", "restore", "-D", images5, "--tcp-established", "--network-lock", "nftables",
-                 "--action-script", VNATCTL, "-d", log_name="restore.log")
-    if check(rc == 0, f"criu restore of the UDP process on B: exit {rc}"
-             f"{''.join('; ' + w for w in diagnose(f'{images5}/restore.log'))}"):
-        show_log(f"{images5}/restore.log", lines=0, pattern=r"vnatctl")
+    if restore(images5, "criu restore of the UDP process on B"):
         cap = Capture("rtr", f"udp port {UPORT}")
         n = echo.n
         wait_for(lambda: echo.n >= n + 20, "datagrams reach the server again after the move", 60)
         cap.stop()
-        check_eq(echo.sources, {vudp}, "the server program only ever sees the process's first address")
+        check_eq({ep(a) for a in echo.sources}, {vudp}, "the server program only ever sees the process's first address")
         check_eq(cap.count(f"host {A}"), 0, "datagrams of A after the restore")
         check(cap.count(f"src host {B}") > 0 and cap.count(f"dst host {B}") > 0,
               "the router sees the datagrams and their echoes at B's address")
@@ -783,12 +740,6 @@ if check(rc == 0, f"criu dump of the UDP process on A: exit {rc}"
         log(f"udp process: {res}; the server echoed {echo.n}")
         check_eq(res.get("errors"), [], "the UDP process saw no error")
         check(res.get("echoed", 0) >= n + 20 - 10, f"the echoes came back to the process on B ({res.get('echoed')})")
-    else:
-        show_log(f"{images5}/restore.log")
-        evidence(mark)
-else:
-    show_log(f"{images5}/dump.log")
-    evidence(mark)
 open(stop5, "w").close()
 if udpproc.poll() is None:
     udpproc.kill()
@@ -797,7 +748,7 @@ try:
     os.kill(pid5, signal.SIGKILL)
 except ProcessLookupError:
     pass
-echo.stop.set()
+echo.stop()
 us.close()
 
 shutil.rmtree(work, ignore_errors=True)

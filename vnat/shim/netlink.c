@@ -29,7 +29,8 @@ static int vnat_nl_put_addr(struct sk_buff *skb, int v4, int v6, const struct in
 	return nla_put_in6_addr(skb, v6, addr);
 }
 
-static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
+/* The virtual five-tuple of @c. */
+static int vnat_nl_put_tuple(struct sk_buff *skb, const struct vnat_nl_conn *c)
 {
 	if (nla_put_u8(skb, VNAT_A_CONN_PROTO, c->proto) ||
 	    vnat_nl_put_addr(skb, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6,
@@ -37,7 +38,14 @@ static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PORT, c->local_port) ||
 	    vnat_nl_put_addr(skb, VNAT_A_CONN_REMOTE_ADDR, VNAT_A_CONN_REMOTE_ADDR6,
 			     &c->remote_addr) ||
-	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PORT, c->remote_port) ||
+	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PORT, c->remote_port))
+		return -EMSGSIZE;
+	return 0;
+}
+
+static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
+{
+	if (vnat_nl_put_tuple(skb, c) ||
 	    vnat_nl_put_addr(skb, VNAT_A_CONN_LOCAL_PHYS_ADDR, VNAT_A_CONN_LOCAL_PHYS_ADDR6,
 			     &c->local_phys_addr) ||
 	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PHYS_PORT, c->local_phys_port) ||
@@ -65,23 +73,44 @@ static int vnat_nl_fill(struct sk_buff *skb, const struct vnat_nl_conn *c)
 	return 0;
 }
 
-/* Adds one connection to a dump; -EMSGSIZE when the skb is full. */
-int vnat_shim_nl_put_conn(void *skb_, void *cb_, const struct vnat_nl_conn *c)
+/*
+ * Adds one connection to a dump of command @cmd: all of @c, or with @saved
+ * (conn-export) its virtual endpoints, owner and @len bytes of saved state.
+ * -EMSGSIZE when the skb is full.
+ */
+static int vnat_nl_dump_put(struct sk_buff *skb, struct netlink_callback *cb, u8 cmd,
+			    const struct vnat_nl_conn *c, const u8 *saved, u32 len)
 {
-	struct sk_buff *skb = skb_;
-	struct netlink_callback *cb = cb_;
 	void *hdr;
+	int err;
 
 	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
-			  &vnat_nl_family, NLM_F_MULTI, VNAT_CMD_CONN_GET);
+			  &vnat_nl_family, NLM_F_MULTI, cmd);
 	if (!hdr)
 		return -EMSGSIZE;
-	if (vnat_nl_fill(skb, c)) {
+	if (saved)
+		err = vnat_nl_put_tuple(skb, c) || nla_put_u32(skb, VNAT_A_CONN_PID, c->pid) ||
+		      nla_put(skb, VNAT_A_CONN_SAVED, len, saved);
+	else
+		err = vnat_nl_fill(skb, c);
+	if (err) {
 		genlmsg_cancel(skb, hdr);
 		return -EMSGSIZE;
 	}
 	genlmsg_end(skb, hdr);
 	return 0;
+}
+
+int vnat_shim_nl_put_conn(void *skb, void *cb, const struct vnat_nl_conn *c)
+{
+	return vnat_nl_dump_put(skb, cb, VNAT_CMD_CONN_GET, c, NULL, 0);
+}
+
+/* conn-export: @c's virtual endpoints and owner, and its saved state. */
+int vnat_shim_nl_put_saved(void *skb, void *cb, const struct vnat_nl_conn *c, const u8 *saved,
+			   u32 len)
+{
+	return vnat_nl_dump_put(skb, cb, VNAT_CMD_CONN_EXPORT, c, saved, len);
 }
 
 /*
@@ -128,37 +157,6 @@ int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	BUILD_BUG_ON(ARRAY_SIZE(cb->args) < 6);
 	vnat_rs_nl_dump(state, skb, cb, cb->args, all, uid);
 	return skb->len;
-}
-
-/*
- * Adds one connection's saved state to a conn-export dump, with its virtual
- * endpoints and owner; -EMSGSIZE when the skb is full.
- */
-int vnat_shim_nl_put_saved(void *skb_, void *cb_, const struct vnat_nl_conn *c, const u8 *saved,
-			   u32 len)
-{
-	struct sk_buff *skb = skb_;
-	struct netlink_callback *cb = cb_;
-	void *hdr;
-
-	hdr = genlmsg_put(skb, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq,
-			  &vnat_nl_family, NLM_F_MULTI, VNAT_CMD_CONN_EXPORT);
-	if (!hdr)
-		return -EMSGSIZE;
-	if (nla_put_u8(skb, VNAT_A_CONN_PROTO, c->proto) ||
-	    vnat_nl_put_addr(skb, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6,
-			     &c->local_addr) ||
-	    nla_put_be16(skb, VNAT_A_CONN_LOCAL_PORT, c->local_port) ||
-	    vnat_nl_put_addr(skb, VNAT_A_CONN_REMOTE_ADDR, VNAT_A_CONN_REMOTE_ADDR6,
-			     &c->remote_addr) ||
-	    nla_put_be16(skb, VNAT_A_CONN_REMOTE_PORT, c->remote_port) ||
-	    nla_put_u32(skb, VNAT_A_CONN_PID, c->pid) ||
-	    nla_put(skb, VNAT_A_CONN_SAVED, len, saved)) {
-		genlmsg_cancel(skb, hdr);
-		return -EMSGSIZE;
-	}
-	genlmsg_end(skb, hdr);
-	return 0;
 }
 
 /*

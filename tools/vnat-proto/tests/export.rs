@@ -340,7 +340,7 @@ fn why_is_said_for_every_refusal() {
         Refused::Flags,
     ];
     for (i, a) in all.iter().enumerate() {
-        assert!(a.why().starts_with("saved state "));
+        assert!(a.why().to_bytes().starts_with(b"saved state "));
         for b in &all[i + 1..] {
             assert_ne!(a.why(), b.why());
         }

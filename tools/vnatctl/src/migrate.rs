@@ -68,7 +68,7 @@ pub fn decode_exported(e: &Exported) -> Result<Saved, Fail> {
                 c.proto_name(),
                 c.local,
                 c.remote,
-                r.why()
+                r.why().to_string_lossy()
             ),
         )),
     }
@@ -102,7 +102,7 @@ pub fn read_image(b: &[u8]) -> Result<Vec<(Record, Saved)>, String> {
             format!(
                 "record {} (at byte {at}) is refused: {}; nothing was imported",
                 out.len() + 1,
-                r.why()
+                r.why().to_string_lossy()
             )
         })?;
         out.push((Record::new(rest[..n].to_vec()), s));
@@ -399,7 +399,7 @@ pub(crate) mod tests {
             format!(
                 "record 2 (at byte {}) is refused: {}; nothing was imported",
                 8 + export::LEN,
-                export::Refused::Truncated.why()
+                export::Refused::Truncated.why().to_string_lossy()
             )
         );
         let e = read_image(&f[..10]).unwrap_err();
@@ -408,14 +408,16 @@ pub(crate) mod tests {
         bad[8 + export::LEN] = 9;
         let e = read_image(&bad).unwrap_err();
         assert!(
-            e.contains("record 2") && e.contains(export::Refused::Version.why()),
+            e.contains("record 2")
+                && e.contains(&*export::Refused::Version.why().to_string_lossy()),
             "{e}"
         );
         let mut bad = f;
         bad[8 + 1] = 1;
         let e = read_image(&bad).unwrap_err();
         assert!(
-            e.contains("record 1") && e.contains(export::Refused::Protocol.why()),
+            e.contains("record 1")
+                && e.contains(&*export::Refused::Protocol.why().to_string_lossy()),
             "{e}"
         );
     }
