@@ -88,8 +88,18 @@ def insmod(*params):
     sh(f"insmod {VNAT_KO} {' '.join(params)}")
 
 
-def rmmod():
-    sh("rmmod vnat")
+def rmmod(timeout=10):
+    """Unloads vnat. While migrated connections live, the module is in use
+    (their packets need its rules: rmmod is refused); this waits up to
+    `timeout` s for those that are closing (a FIN exchange) to end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = subprocess.run(["rmmod", "vnat"], text=True, capture_output=True)
+        if r.returncode == 0:
+            break
+        if "in use" not in r.stderr or time.monotonic() > deadline:
+            raise RuntimeError(f"rmmod vnat exited {r.returncode}: {r.stderr.strip()}")
+        time.sleep(0.1)
     # The family goes with the module; a later insmod registers it anew,
     # under another id, which ynl keeps for the whole process.
     for fam in _YNL_BY_NS.values():

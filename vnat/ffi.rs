@@ -101,6 +101,36 @@ pub(crate) fn now_ns() -> i64 {
     unsafe { bindings::ktime_get() }
 }
 
+/// A reference on this module, as `try_module_get()` gives one: while one
+/// exists, `rmmod vnat` is refused ("Module vnat is in use") and `lsmod`
+/// counts it. Held for a namespace's migrated connections, whose packets
+/// need the module's rules for as long as the connections live.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference.
+    pub(crate) fn new() -> Self {
+        // SAFETY: `THIS_MODULE` is this module, whose code is running, so it
+        // is loaded; `__module_get()` takes a reference on a loaded module
+        // in any context (an atomic increment), even while it is being
+        // removed (its exit then drops what holds the reference).
+        unsafe { bindings::__module_get(this_module()) };
+        Self(())
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: The reference taken by `new()`; `module_put()` may be
+        // called in any context.
+        unsafe { bindings::module_put(this_module()) };
+    }
+}
+
+fn this_module() -> *mut bindings::module {
+    <crate::LocalModule as kernel::ModuleMetadata>::THIS_MODULE.as_ptr()
+}
+
 /// A network namespace, as the kernel hands it to pernet operations. Not
 /// `Clone`: one value, owned by the namespace's state, which the pernet
 /// exit callback drops; everything else borrows it.

@@ -413,8 +413,8 @@ struct Tables {
     len: usize,
     /// Number of them with origin [`Origin::Update`].
     flows: usize,
-    /// Number of them not [`State::Native`], whose rules the hooks need.
-    translated: usize,
+    /// Those not [`State::Native`], whose rules the hooks need.
+    translated: Translated,
     /// Number of them with a helper at work.
     helpers: usize,
 }
@@ -427,22 +427,51 @@ impl VirtualConnection {
     }
 }
 
+/// The number of translated records of a namespace. While there is one,
+/// the namespace holds the module: their packets need its rules for as
+/// long as the connections live, and an `rmmod` would break them without a
+/// word, so it is refused ("Module vnat is in use") until they end.
+#[derive(Default)]
+struct Translated {
+    n: usize,
+    _held: Option<ffi::ModuleRef>,
+}
+
+impl Translated {
+    fn add(&mut self) {
+        if self.n == 0 {
+            self._held = Some(ffi::ModuleRef::new());
+        }
+        self.n += 1;
+    }
+
+    fn sub(&mut self) {
+        self.n -= 1;
+        if self.n == 0 {
+            self._held = None;
+        }
+    }
+}
+
 /// Keeps [`Tables::translated`] and [`Tables::helpers`] right while `f`
 /// changes a record.
 fn counting<R>(
-    (translated, helpers): (&mut usize, &mut usize),
+    (translated, helpers): (&mut Translated, &mut usize),
     c: &mut VirtualConnection,
     f: impl FnOnce(&mut VirtualConnection) -> R,
 ) -> R {
     let before = (c.is_translated(), c.helper.is_some());
     let r = f(c);
-    let step = |n: &mut usize, was: bool, is: bool| match (was, is) {
-        (false, true) => *n += 1,
-        (true, false) => *n -= 1,
+    match (before.0, c.is_translated()) {
+        (false, true) => translated.add(),
+        (true, false) => translated.sub(),
         _ => {}
-    };
-    step(translated, before.0, c.is_translated());
-    step(helpers, before.1, c.helper.is_some());
+    }
+    match (before.1, c.helper.is_some()) {
+        (false, true) => *helpers += 1,
+        (true, false) => *helpers -= 1,
+        _ => {}
+    }
     r
 }
 
@@ -487,7 +516,7 @@ impl Tables {
             }
             gone.records += 1;
             if c.is_translated() {
-                *translated -= 1;
+                translated.sub();
                 gone.translated = true;
             }
             if c.helper.is_some() {
@@ -520,7 +549,7 @@ impl ConnectionTable {
                     by_tuple: RBTree::new(),
                     len: 0,
                     flows: 0,
-                    translated: 0,
+                    translated: Translated::default(),
                     helpers: 0,
                 },
                 "vnat_connections"
@@ -571,7 +600,7 @@ impl ConnectionTable {
             t.flows += 1;
         }
         if conn.is_translated() {
-            t.translated += 1;
+            t.translated.add();
         }
         Ok(key)
     }
@@ -593,7 +622,7 @@ impl ConnectionTable {
     /// Number of recorded connections that are not native (those that have
     /// translation rules).
     pub(crate) fn translated(&self) -> usize {
-        self.tables.lock().translated
+        self.tables.lock().translated.n
     }
 
     /// Number of recorded connections with a helper at work.
@@ -816,7 +845,7 @@ impl PinnedDrop for ConnectionTable {
             guard.by_tuple = RBTree::new();
             guard.len = 0;
             guard.flows = 0;
-            guard.translated = 0;
+            guard.translated = Translated::default();
             guard.helpers = 0;
             core::mem::replace(&mut guard.conns, RBTree::new())
         };
