@@ -3,7 +3,8 @@
 # VNAT, out-of-tree Rust kernel module. The two commands:
 #   make check   set up the machine, build our kernel and vnat.ko, run every test
 #   make demo    set up, boot the test kernel and show VNAT at work
-# Other targets: setup, kernel, module (the default), host-test, lint, qemu-test,
+# Other targets: demo-process (a process moves to another host with CRIU), setup,
+# kernel, module (the default), host-test, lint, qemu-test,
 # bench (all benchmarks), bench-restore, fuzz [RUNS=n], clean. Build against your own
 # Rust-enabled kernel with
 #   make KDIR=/path/to/kernel/build [LLVM=1]
@@ -24,7 +25,7 @@ endif
 
 KBUILD_FLAGS = LLVM=$(LLVM) KCFLAGS=-Werror KRUSTFLAGS=-Dwarnings
 
-.PHONY: all module setup kernel check demo bench bench-restore host-test lint qemu-test fuzz clean
+.PHONY: all module setup kernel check demo demo-process bench bench-restore host-test lint qemu-test fuzz clean
 
 all: module
 
@@ -58,6 +59,10 @@ fuzz:
 
 demo:
 	@tools/demo.sh
+
+# A process moves to another host with CRIU (qemu-tests/demo_process.py).
+demo-process:
+	@tools/demo.sh process
 
 bench:
 	@tools/bench.sh

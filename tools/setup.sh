@@ -3,9 +3,10 @@
 #
 # One-time, idempotent machine set-up for building and testing VNAT.
 # Installs (as root) the Debian packages, rust-src of the same version as
-# rustc, a pinned bindgen-cli and virtme-ng (in a virtualenv), and the newest
-# linux-source-7.x. Everything it downloads or builds lives under $VNAT_CACHE.
-# A stamp file keyed by this script's content makes repeated runs fast.
+# rustc, a pinned bindgen-cli and virtme-ng (in a virtualenv), the newest
+# linux-source-7.x and CRIU 4.2.1 (tools/criu.sh). Everything it downloads or
+# builds lives under $VNAT_CACHE. A stamp file keyed by the content of this
+# script and of tools/criu.sh makes repeated runs fast.
 set -euo pipefail
 
 VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
@@ -14,14 +15,14 @@ VNG_VERSION=1.42
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$VNAT_CACHE"
 stamp="$VNAT_CACHE/setup.stamp"
-key="$(sha256sum "$0" | cut -c1-16)-$(rustc --version | tr ' ' _)"
+key="$(cat "$0" "$here/criu.sh" | sha256sum | cut -c1-16)-$(rustc --version | tr ' ' _)"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] &&
    [ -x "$VNAT_CACHE/venv/bin/vng" ] && [ -x "$VNAT_CACHE/cargo/bin/bindgen" ] &&
-   [ -f "$VNAT_CACHE/env.mk" ]; then
+   [ -f "$VNAT_CACHE/env.mk" ] && [ -x /usr/local/sbin/criu ]; then
 	exit 0
 fi
 
@@ -65,7 +66,7 @@ cmp -s "$src.new" "$src" || { mv "$src.new" "$src"; changed=1; }
 cmp -s "$pin.new" "$pin" || { mv "$pin.new" "$pin"; changed=1; }
 rm -f "$src.new" "$pin.new"
 lists_age=$(( $(date +%s) - $(stat -c %Y /var/lib/apt/lists 2>/dev/null || echo 0) ))
-if [ "$changed" = 1 ] || ! ls /var/lib/apt/lists/*trixie-backports*Packages >/dev/null 2>&1 ||
+if [ "$changed" = 1 ] || ! ls /var/lib/apt/lists/*trixie-backports*Packages* >/dev/null 2>&1 ||
    [ "$lists_age" -gt 86400 ]; then
 	log "apt-get update"
 	apt-get update -qq
@@ -80,8 +81,9 @@ pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-de
       cpio kmod xz-utils zstd rsync iproute2 tcpdump socat iperf3 python3-venv
       busybox-static ethtool procps udev nftables
       python3-yaml python3-jsonschema    # these two: the kernel's ynl tool
-      openssh-server openssh-client nginx curl vsftpd    # the applications the tests move
-      criu)                                              # moves a process to another host
+      openssh-server openssh-client nginx curl vsftpd)   # the applications the tests move
+# criu, which moves a process to another host, is not in this list: bookworm's
+# 3.17 cannot run on Linux 7.3, tools/criu.sh builds 4.2.1 at the end.
 missing=()
 for p in "${pkgs[@]}" "$linux_pkg"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -128,5 +130,8 @@ LIBCLANG_PATH := /usr/lib/llvm-19/lib
 BINDGEN := $VNAT_CACHE/cargo/bin/bindgen
 VNG := $VNAT_CACHE/venv/bin/vng
 MK
+
+# --- CRIU 4.2.1, from the upstream tarball of Debian's source package -------
+VNAT_CACHE="$VNAT_CACHE" "$here/criu.sh"
 echo "$key" > "$stamp"
 log "done"

@@ -7,8 +7,9 @@ and vnatctl, CRIU's action script, carries the connection's VNAT state
 
     host A   a  10.0.1.2 ---- r1 10.0.1.1 ┐
                                           ├ rtr 10.0.9.1 ---- srv 10.0.9.2:5000, :5001
-    host B   b  10.0.2.2 ---- r2 10.0.2.1 ┘                   (the peer: threads
-                                                               of this test)
+    host B   b  10.0.2.2 ---- r2 10.0.2.1 ┘  │                 (the peer: threads
+                                              │                 of this test)
+                                              10.0.8.1 ---- p2 10.0.8.2:5003 (a second peer)
 
 The two hosts are two network namespaces of this guest (one kernel: the
 PID the process had on A is free on B once it is gone). Each runs its own
@@ -23,9 +24,10 @@ namespace of its own, which it would then want to dump):
 
 criu must know this kernel: Debian 12's criu 3.17.1 does not run on Linux
 7.3 (no [vvar_vclock] before criu 4.1, SO_PASSCRED refused on TCP sockets
-since Linux 6.16, memfd_create(MFD_HUGETLB) ENOSYS without hugetlbfs); a
-failing criu command is explained, with the remedy (`diagnose`).
-VNAT_CRIU names another criu to run.
+since Linux 6.16, memfd_create(MFD_HUGETLB) ENOSYS without hugetlbfs), so
+the set-up builds 4.2.1 (tools/criu.sh, /usr/local/sbin/criu); a failing
+criu command is explained, with the remedy (`diagnose`). VNAT_CRIU names
+another criu to run.
 
 1. A client process moves in the middle of a stream: a Python process on
    A (its own session, its standard streams files, so no --shell-job)
@@ -37,7 +39,8 @@ VNAT_CRIU names another criu to run.
    SHA-256 equal the streams' at both ends, the router sees B's address
    and never A's after the restore, and no reset; B records the connection
    with virtual local endpoint A's and physical B's, the server maps it to
-   B, B imported it and the server accepted B's update.
+   B, B imported it and the server accepted B's update; an rmmod of the
+   module meanwhile is refused (in use) and changes nothing.
 2. Refusals, with the file of `vnatctl export --pid` of that process
    (taken before the dump; no criu needed): `vnatctl import` of a
    truncated file fails with a clear message (and conn-import of a
@@ -58,6 +61,9 @@ VNAT_CRIU names another criu to run.
    socket) and counts the echoes. After the restore on B datagrams and
    echoes flow again, at B's address on the wire, and the server program
    still sees only the process's first address.
+6. A process with three connections to two peers (two to srv, one to p2)
+   moves: each echoes after the restore on B, B records all three, and
+   each peer maps the process's virtual endpoints to B.
 """
 import ctypes
 import errno
@@ -74,7 +80,8 @@ HOLD = 24 * (64 << 10)    # 1.5 MiB: both ends stop there until the move is done
 CHUNK = 64 << 10
 SEED_C, SEED_S = 47, 74   # the client's and the server's stream
 A, B, SRV, PORT = "10.0.1.2", "10.0.2.2", "10.0.9.2", 5000
-CRIU = os.environ.get("VNAT_CRIU", "/usr/sbin/criu")   # another criu to try
+P2, MPORT = "10.0.8.2", 5003
+CRIU = os.environ.get("VNAT_CRIU", "/usr/local/sbin/criu")   # tools/criu.sh
 PR_SET_CHILD_SUBREAPER = 36
 
 # The moving process. select() rather than threads or epoll: one thread,
@@ -194,6 +201,29 @@ while not os.path.exists(stop):
         errors.append(repr(e))
 with open(out + ".tmp", "w") as f:
     json.dump({"local": local, "sent": sent, "echoed": echoed, "errors": errors[:5]}, f)
+os.rename(out + ".tmp", out)
+"""
+
+
+# The process of part 6: connects to every HOST:PORT it is given, echoes
+# on all of them until each is closed, then writes how many bytes it echoed.
+MULTI_ECHOER = r"""
+import json, os, select, socket, sys
+out, conns = sys.argv[1], []
+for t in sys.argv[2:]:
+    host, port = t.rsplit(":", 1)
+    conns.append(socket.create_connection((host, int(port)), timeout=30))
+echoed = 0
+while conns:
+    for s in select.select(conns, [], [])[0]:
+        if d := s.recv(4096):
+            s.sendall(d)
+            echoed += len(d)
+        else:
+            conns.remove(s)
+            s.close()
+with open(out + ".tmp", "w") as f:
+    json.dump({"echoed": echoed}, f)
 os.rename(out + ".tmp", out)
 """
 
@@ -398,15 +428,16 @@ def net_ns_of(pid):
 
 
 def topology():
-    for ns in ("a", "b", "rtr", "srv"):
+    for ns in ("a", "b", "rtr", "srv", "p2"):
         add_netns(ns)
     set_sysctl("rtr", "net.ipv4.ip_forward", 1)
     veth("a", A, "rtr", "10.0.1.1", name="n1")
     veth("b", B, "rtr", "10.0.2.1", name="n2")
     veth("srv", SRV, "rtr", "10.0.9.1", name="n9")
-    for ns, gw in (("a", "10.0.1.1"), ("b", "10.0.2.1"), ("srv", "10.0.9.1")):
+    veth("p2", P2, "rtr", "10.0.8.1", name="n8")
+    for ns, gw in (("a", "10.0.1.1"), ("b", "10.0.2.1"), ("srv", "10.0.9.1"), ("p2", "10.0.8.1")):
         ip_batch(ns, [f"route add default via {gw}"])
-    log("topology: a, b, rtr and srv are up")
+    log("topology: a, b, rtr, srv and p2 are up")
 
 
 # The restored process is criu's child; once criu (restore -d) exits it is
@@ -422,7 +453,7 @@ with open(f"{work}/mover.py", "w") as f:
 insmod()
 topology()
 listener = tcp_listen("srv", "0.0.0.0", PORT)
-for ns in ("a", "b", "srv"):
+for ns in ("a", "b", "srv", "p2"):
     stats(ns)   # parses the spec now (seconds under TCG), not during the move
 
 # criu itself, against this kernel: what its own check says (the dump and
@@ -494,6 +525,11 @@ else:
         check(any(r["local"] == vlocal and r["remote"] == f"{SRV}:{PORT}" and r["pid"] == str(pid)
                   and r["local_physical"].startswith(B + ":") for r in rows),
               f"B records the connection: virtual local {vlocal}, physical {B}, pid {pid}")
+        # The module is in use while a migrated connection lives: an
+        # rmmod (an upgrade, say) is refused instead of breaking it.
+        r = subprocess.run(["rmmod", "vnat"], text=True, capture_output=True)
+        check(r.returncode != 0 and "in use" in r.stderr and loaded(),
+              f"rmmod is refused while the moved connection lives ({r.stderr.strip()})")
         cap = Capture("rtr", f"tcp port {PORT}")
         server.release()
         wait_for(lambda: os.path.exists(out), "the restored process finishes its stream", 180)
@@ -750,6 +786,58 @@ except ProcessLookupError:
     pass
 echo.stop()
 us.close()
+
+# 6. A process with three connections to two peers.
+images6, out6 = f"{work}/img6", f"{work}/result6.json"
+os.mkdir(images6)
+with open(f"{work}/multi.py", "w") as f:
+    f.write(MULTI_ECHOER)
+l_srv, l_p2 = tcp_listen("srv", "0.0.0.0", MPORT), tcp_listen("p2", "0.0.0.0", MPORT)
+targets = [f"{SRV}:{MPORT}", f"{SRV}:{MPORT}", f"{P2}:{MPORT}"]
+argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/multi.py", out6, *targets]
+log(f"a: setsid {' '.join(argv)} </dev/null >{work}/multi.log 2>&1")
+proc6 = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/multi.log", "w"),
+                         stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
+pid6 = proc6.pid
+peers = []
+for l in (l_srv, l_srv, l_p2):   # the order the process connects in
+    l.settimeout(60)
+    s, _ = l.accept()
+    s.settimeout(60)
+    peers.append(s)
+wait_keyed("a", "srv", "p2")
+echoed = 0
+for i, s in enumerate(peers):
+    ping(f"connection {i + 1} of 3 echoes before the move", s)
+if dump(pid6, images6, "criu dump on A of a process with connections to two peers"):
+    proc6.wait(30)
+    if restore(images6, "criu restore on B of the process with connections to two peers"):
+        for i, s in enumerate(peers):
+            ping(f"connection {i + 1} of 3 echoes after the move", s)
+        rows = [r for r in connection_rows("b") if r["pid"] == str(pid6)]
+        check(len(rows) == 3 and all(r["local"].startswith(A + ":") and r["local_physical"].startswith(B + ":")
+                                     for r in rows),
+              f"B records the three connections, virtual at A, physical at B: {rows}")
+        for ns, n in (("srv", 2), ("p2", 1)):
+            rows = [r for r in connection_rows(ns) if r["local"].endswith(f":{MPORT}")]
+            check(len(rows) == n and all(r["remote"].startswith(A + ":") and r["remote_physical"].startswith(B + ":")
+                                         for r in rows),
+                  f"{ns} maps the process's {n} connection(s) to B: {rows}")
+        for s in peers:
+            s.shutdown(socket.SHUT_WR)
+            check_eq(s.recv(1), b"", "the process closes each connection when its peer does")
+        check_eq(reap(pid6, "the restored process exits"), 0, "the restored process's exit status")
+        res = json.load(open(out6)) if os.path.exists(out6) else {}
+        check_eq(res.get("echoed"), echoed, "the process echoed every byte")
+if proc6.poll() is None:
+    proc6.kill()
+    proc6.wait()
+try:
+    os.kill(pid6, signal.SIGKILL)
+except ProcessLookupError:
+    pass
+for s in (*peers, l_srv, l_p2):
+    s.close()
 
 shutil.rmtree(work, ignore_errors=True)
 done()
