@@ -63,7 +63,8 @@ declare -A weight=(
 	[33-udp-socat.py]=17 [34-vsftpd-curl.py]=60 [35-iperf3.py]=40
 	[36-ftp-location-hiding.py]=55 [37-dual-stack.py]=30 [38-resume-retry.py]=60
 	[39-make-before-break.py]=25 [40-system-sleep.py]=45
-	[41-both-ends-move.py]=40 [42-home-while-retrying.py]=30
+	[41-both-ends-move.py]=40 [42-home-while-retrying.py]=30 [43-ipv6.py]=140
+	[44-ipv6-slaac.py]=40 [45-ipv6-batch-udp.py]=110 [46-path-mtu.py]=37 [47-criu-process.py]=125
 )
 if [ $# -gt 0 ]; then
 	guests=1

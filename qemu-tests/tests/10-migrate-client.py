@@ -6,7 +6,7 @@ the router sees only the new client address after the move (paper 3.6)."""
 import os
 from vnattest import *
 
-SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "16")) << 20
+SIZE = int(os.environ.get("VNAT_TRANSFER_MIB", "8")) << 20
 insmod()
 topo = Topology()
 srv, c, a = topo.connection()
