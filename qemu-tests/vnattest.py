@@ -249,12 +249,13 @@ def ynl_family(ns=None):
     return _YNL_BY_NS[ns]
 
 
-def ynl_error(ns, op, attrs):
-    """Sends `op` (a do) with `attrs` through ynl in namespace `ns`; returns
-    (errno, extack dict) of the refusal, or (0, reply) if it was taken."""
+def ynl_error(ns, op, attrs, dump=False):
+    """Sends `op` (a do, or with `dump` a dump) with `attrs` through ynl in
+    namespace `ns`; returns (errno, extack dict) of the refusal, or
+    (0, reply) if it was taken (a dump's: the list of its messages)."""
     fam = ynl_family(ns)
     try:
-        return 0, fam.do(op, attrs)
+        return 0, (fam.dump if dump else fam.do)(op, attrs)
     except _pyynl().NlError as e:
         return e.error, dict(e.nl_msg.extack or {})
 

@@ -21,6 +21,10 @@
 //! - `conn-suspend` (same rights, same selectors): they are suspended, and
 //!   their peers keep them with a helper until they resume.
 //! - `conn-set` (same rights): one connection's conflict policy and helper.
+//! - `conn-export` (dump, same rights): the saved state, keys included, of
+//!   a process's connections, of one connection, or of all, for a process
+//!   that moves to another host; `conn-import` (same rights) expects them
+//!   there.
 //! - `stats-get` (unprivileged): the namespace's counters ([`Counter`]).
 //! - the `events` group (`CAP_NET_ADMIN`, as it shows every connection):
 //!   what happens to connections (`events.rs`), as it happens, for
@@ -93,29 +97,37 @@ extern "C" fn vnat_rs_nl_dump(
 
 /// Called by the shim for each part of a `conn-export` dump (the caller
 /// has `CAP_NET_ADMIN`): the saved state, keys included, of the
-/// connections of process `pid` (0: of all), that a process moving to
-/// another host takes with it (`process_migration.rs`). `args` as for
-/// [`vnat_rs_nl_dump`]. The UDP flows of unconnected sockets are not
-/// saved: they are their peers' moves.
+/// connections `r` selects (by process or one by its five-tuple; null: of
+/// all), that a process moving to another host takes with it
+/// (`process_migration.rs`). `args` as for [`vnat_rs_nl_dump`]. The UDP
+/// flows of unconnected sockets are not saved: they are their peers'
+/// moves. A dump cannot answer a refusal: the shim refuses what
+/// [`selector`] would, and a selector it refuses anyway saves nothing.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_export(
     state: *const c_void,
     skb: *mut c_void,
     cb: *mut c_void,
     args: *mut c_long,
-    pid: u32,
+    r: *const ffi::NlResume,
 ) {
-    // SAFETY: As in `vnat_rs_nl_dump`.
-    let (state, args) = unsafe {
+    // SAFETY: As in `vnat_rs_nl_dump`; `r` is null or points to the shim's
+    // request, a whole `struct vnat_nl_resume` on its stack that nothing
+    // changes during the call.
+    let (state, args, r) = unsafe {
         (
             NetState::borrow(state),
             core::slice::from_raw_parts_mut(args, DUMP_ARGS),
+            r.as_ref(),
         )
+    };
+    let Ok(which) = r.map(selector).transpose() else {
+        return;
     };
     let after = dump_position(args);
     let mut last = after;
     state.connections.for_each_keyed_after(after, |k, c, keys| {
-        if !c.origin.owns_socket() || (pid != 0 && c.pid as u32 != pid) {
+        if !c.origin.owns_socket() || which.as_ref().is_some_and(|w| !w.matches(c)) {
             return true;
         }
         let saved = process_migration::save(c, keys);
@@ -373,7 +385,8 @@ fn tuple(r: &ffi::NlResume) -> Result<(Endpoint, Endpoint), Refusal> {
     Ok((local, remote))
 }
 
-/// The connections a `conn-resume` or `conn-suspend` request selects.
+/// The connections a `conn-resume`, `conn-suspend` or `conn-export`
+/// request selects.
 fn selector(r: &ffi::NlResume) -> Result<Selector, Refusal> {
     let which = match ffi::NlBy::try_from(r.by)? {
         ffi::NlBy::Address => Selector::Address(r.local_addr.into()),

@@ -40,7 +40,12 @@ another criu to run.
    and never A's after the restore, and no reset; B records the connection
    with virtual local endpoint A's and physical B's, the server maps it to
    B, B imported it and the server accepted B's update; an rmmod of the
-   module meanwhile is refused (in use) and changes nothing.
+   module meanwhile is refused (in use) and changes nothing. Before the
+   dump, `vnatctl export --conn` of the connection saves the very record
+   `vnatctl export --pid` of the process saves; --pid with --conn is a
+   usage error, and conn-export itself refuses pid with a connection,
+   local-addr alone and a five-tuple of two families (EINVAL, with a
+   reason).
 2. Refusals, with the file of `vnatctl export --pid` of that process
    (taken before the dump; no criu needed): `vnatctl import` of a
    truncated file fails with a clear message (and conn-import of a
@@ -493,6 +498,40 @@ exported = f"{work}/export.img"
 rc, _, err = ctl("a", "export", "--pid", str(pid), "-o", exported)
 check(rc == 0 and os.path.exists(exported) and os.stat(exported).st_mode & 0o777 == 0o600,
       f"vnatctl export --pid {pid} -o FILE saves its connection, for root only ({rc}: {err})")
+# ... or that one connection, by its virtual endpoints: the same record
+# (one file's 186 bytes after its 8-byte "VNATCONN", the other's).
+vremote = f"{SRV}:{PORT}"
+exported_conn = f"{work}/export-conn.img"
+rc, _, err = ctl("a", "export", "--conn", "tcp", vlocal, vremote, "-o", exported_conn)
+check(rc == 0 and os.path.exists(exported_conn) and os.stat(exported_conn).st_mode & 0o777 == 0o600,
+      f"vnatctl export --conn tcp {vlocal} {vremote} -o FILE saves the connection, for root only ({rc}: {err})")
+if os.path.exists(exported) and os.path.exists(exported_conn):
+    by_pid, by_conn = open(exported, "rb").read(), open(exported_conn, "rb").read()
+    check(len(by_conn) == 8 + 186 and by_conn[:8] == b"VNATCONN",
+          f"the file of export --conn has exactly one record ({len(by_conn)} bytes, {by_conn[:8]!r})")
+    differ = [i for i, (x, y) in enumerate(zip(by_pid[8:], by_conn[8:])) if x != y]
+    check(by_conn[8:] == by_pid[8:],
+          f"its record is the one of export --pid, byte for byte ({len(by_pid)} and {len(by_conn)} bytes; "
+          f"offsets in the record that differ: {differ[:20]})")
+both = f"{work}/both.img"
+rc, _, err = ctl("a", "export", "--pid", str(pid), "--conn", "tcp", vlocal, vremote, "-o", both)
+check(rc == 2 and "cannot be used with" in err and not os.path.exists(both),
+      f"vnatctl export --pid with --conn is a usage error: exit 2, nothing written ({rc}: {err})")
+# The kernel refuses, for itself, what vnatctl does not send: the dump
+# ends with EINVAL and a reason.
+vaddr, vport = vlocal.rsplit(":", 1)
+conn_attrs = {"proto": 6, "local-addr": vaddr, "local-port": int(vport), "remote-addr": SRV, "remote-port": PORT}
+for what, attrs, reason in (
+        ("pid and a connection", {"pid": pid, **conn_attrs}, "not both"),
+        ("local-addr alone", {"local-addr": vaddr}, "not by local-addr"),
+        ("a five-tuple of two families", {**conn_attrs, "remote-addr": None, "remote-addr6": "2001:db8::2"},
+         "two families")):
+    attrs = {k: v for k, v in attrs.items() if v is not None}
+    e, ext = ynl_error("a", "conn-export", attrs, dump=True)
+    check(e == errno.EINVAL and reason in str(ext.get("msg", "")),
+          f"conn-export with {what}: EINVAL and a reason ({errno.errorcode.get(e, e)}, {ext})")
+e, got = ynl_error("a", "conn-export", {**conn_attrs, "local-port": int(vport) ^ 1}, dump=True)
+check_eq((e, got), (0, []), "conn-export of a connection that does not exist: an empty dump")
 before_b, before_srv = stats("b"), stats("srv")
 vcmp = Capture("rtr", "tcp port 2031")   # VCMP: vnatd to vnatd
 

@@ -53,8 +53,15 @@ static const struct nla_policy vnat_conn_suspend_nl_policy[VNAT_A_CONN_NEW_ADDR6
 };
 
 /* VNAT_CMD_CONN_EXPORT - dump */
-static const struct nla_policy vnat_conn_export_nl_policy[VNAT_A_CONN_PID + 1] = {
+static const struct nla_policy vnat_conn_export_nl_policy[VNAT_A_CONN_REMOTE_ADDR6 + 1] = {
 	[VNAT_A_CONN_PID] = NLA_POLICY_MIN(NLA_U32, 1),
+	[VNAT_A_CONN_PROTO] = NLA_POLICY_RANGE(NLA_U8, 6, 17),
+	[VNAT_A_CONN_LOCAL_ADDR] = { .type = NLA_BE32, },
+	[VNAT_A_CONN_LOCAL_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
+	[VNAT_A_CONN_REMOTE_ADDR] = { .type = NLA_BE32, },
+	[VNAT_A_CONN_REMOTE_PORT] = NLA_POLICY_MIN(NLA_BE16, 1),
+	[VNAT_A_CONN_LOCAL_ADDR6] = NLA_POLICY_EXACT_LEN(16),
+	[VNAT_A_CONN_REMOTE_ADDR6] = NLA_POLICY_EXACT_LEN(16),
 };
 
 /* VNAT_CMD_CONN_IMPORT - do */
@@ -94,7 +101,7 @@ static const struct genl_split_ops vnat_nl_ops[] = {
 		.cmd		= VNAT_CMD_CONN_EXPORT,
 		.dumpit		= vnat_nl_conn_export_dumpit,
 		.policy		= vnat_conn_export_nl_policy,
-		.maxattr	= VNAT_A_CONN_PID,
+		.maxattr	= VNAT_A_CONN_REMOTE_ADDR6,
 		.flags		= GENL_UNS_ADMIN_PERM | GENL_CMD_CAP_DUMP,
 	},
 	{

@@ -159,25 +159,6 @@ int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	return skb->len;
 }
 
-/*
- * conn-export (CAP_NET_ADMIN in the namespace's user namespace, checked by
- * genetlink: uns-admin-perm): the saved state of the connections of the
- * process the request names, or of all, keys included.
- */
-int vnat_nl_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
-{
-	const void *state = vnat_state(sock_net(skb->sk));
-	const struct genl_info *info = genl_info_dump(cb);
-	u32 pid = 0;
-
-	if (!state)
-		return 0;
-	if (info->attrs && info->attrs[VNAT_A_CONN_PID])
-		pid = nla_get_u32(info->attrs[VNAT_A_CONN_PID]);
-	vnat_rs_nl_export(state, skb, cb, cb->args, pid);
-	return skb->len;
-}
-
 static int vnat_nl_refused(struct genl_info *info, int err, const char *why);
 
 /*
@@ -206,7 +187,7 @@ int vnat_nl_conn_import_doit(struct sk_buff *skb, struct genl_info *info)
  * form), into @out (IPv4 v4-mapped). 1 if one was given, 0 if neither
  * (@out untouched), -EINVAL with an extack message if both.
  */
-static int vnat_nl_get_addr(struct genl_info *info, int v4, int v6, struct in6_addr *out)
+static int vnat_nl_get_addr(const struct genl_info *info, int v4, int v6, struct in6_addr *out)
 {
 	struct nlattr **a = info->attrs;
 
@@ -225,7 +206,7 @@ static int vnat_nl_get_addr(struct genl_info *info, int v4, int v6, struct in6_a
 }
 
 /* Whether the request has attribute @v4 or its IPv6 form @v6. */
-static bool vnat_nl_has_addr(struct genl_info *info, int v4, int v6)
+static bool vnat_nl_has_addr(const struct genl_info *info, int v4, int v6)
 {
 	return info->attrs[v4] || info->attrs[v6];
 }
@@ -236,7 +217,7 @@ static bool vnat_nl_has_addr(struct genl_info *info, int v4, int v6)
  * an address is given in both forms. Two families (an IPv4 local address
  * with an IPv6 remote one) are Rust's to refuse.
  */
-static int vnat_nl_get_tuple(struct genl_info *info, struct vnat_nl_resume *r)
+static int vnat_nl_get_tuple(const struct genl_info *info, struct vnat_nl_resume *r)
 {
 	struct nlattr **a = info->attrs;
 
@@ -261,9 +242,9 @@ static int vnat_nl_get_tuple(struct genl_info *info, struct vnat_nl_resume *r)
 /*
  * conn-resume and conn-suspend select by pid, by a connection's virtual
  * five-tuple (when local-port is given) or by local physical address (a
- * host's move).
+ * host's move); conn-export by either of the first two.
  */
-static int vnat_nl_get_selector(struct genl_info *info, struct vnat_nl_resume *r)
+static int vnat_nl_get_selector(const struct genl_info *info, struct vnat_nl_resume *r)
 {
 	struct nlattr **a = info->attrs;
 
@@ -289,6 +270,70 @@ static int vnat_nl_get_selector(struct genl_info *info, struct vnat_nl_resume *r
 		r->by = VNAT_NL_BY_ADDR;
 	}
 	return 0;
+}
+
+/*
+ * Which connections a conn-export request selects, into @r: by pid, or
+ * one connection by its virtual five-tuple, as conn-resume selects them
+ * (not by local-addr alone: a host's move is no process's). 0 if @r
+ * selects, 1 if the request has no selector (all), else -EINVAL with an
+ * extack message. A dump cannot hand Rust's refusals back: this refuses
+ * all that Rust's selector() would.
+ */
+static int vnat_nl_get_export_selector(const struct genl_info *info, struct vnat_nl_resume *r)
+{
+	struct nlattr **a = info->attrs;
+	bool conn;
+
+	if (!a)
+		return 1;
+	conn = a[VNAT_A_CONN_PROTO] || a[VNAT_A_CONN_LOCAL_PORT] || a[VNAT_A_CONN_REMOTE_PORT] ||
+	       vnat_nl_has_addr(info, VNAT_A_CONN_LOCAL_ADDR, VNAT_A_CONN_LOCAL_ADDR6) ||
+	       vnat_nl_has_addr(info, VNAT_A_CONN_REMOTE_ADDR, VNAT_A_CONN_REMOTE_ADDR6);
+	if (!a[VNAT_A_CONN_PID] && !conn)
+		return 1;
+	if (a[VNAT_A_CONN_PID] && conn) {
+		NL_SET_ERR_MSG_ATTR(info->extack, a[VNAT_A_CONN_PID],
+				    "select by pid or by connection, not both");
+		return -EINVAL;
+	}
+	/* Without local-port, vnat_nl_get_selector() would select by local-addr. */
+	if (conn && !a[VNAT_A_CONN_LOCAL_PORT]) {
+		NL_SET_ERR_MSG(info->extack,
+			       "conn-export selects by pid or by connection, not by local-addr: give the whole five-tuple");
+		NL_SET_ERR_ATTR_MISS(info->extack, NULL, VNAT_A_CONN_LOCAL_PORT);
+		return -EINVAL;
+	}
+	if (vnat_nl_get_selector(info, r))
+		return -EINVAL;
+	if (r->by == VNAT_NL_BY_CONN &&
+	    ipv6_addr_v4mapped(&r->local_addr) != ipv6_addr_v4mapped(&r->remote_addr)) {
+		NL_SET_ERR_MSG(info->extack,
+			       "local and remote addresses of two families: a connection has one");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/*
+ * conn-export (CAP_NET_ADMIN in the namespace's user namespace, checked by
+ * genetlink: uns-admin-perm): the saved state, keys included, of the
+ * connections of the process the request names, or of the one connection
+ * it names, or of all. A bad request ends the dump with its errno.
+ */
+int vnat_nl_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	const void *state = vnat_state(sock_net(skb->sk));
+	struct vnat_nl_resume r = {};
+	int err;
+
+	err = vnat_nl_get_export_selector(genl_info_dump(cb), &r);
+	if (err < 0)
+		return err;
+	if (!state)
+		return 0;
+	vnat_rs_nl_export(state, skb, cb, cb->args, err ? NULL : &r);
+	return skb->len;
 }
 
 /*

@@ -45,6 +45,7 @@ Examples:
   vnatctl helper tcp 10.0.0.2:21 10.0.1.2:40000 stop
   vnatctl config set vcmp_timeout_ms 5000
   vnatctl export --pid 4242 -o conns.img      save a process's connections, keys included
+  vnatctl export --conn tcp 10.0.1.2:40000 10.0.0.2:5000 -o conn.img
   vnatctl import conns.img                    ... on the host it moves to, before restoring it
   criu dump -t 4242 -D img --tcp-established --action-script \"$(command -v vnatctl)\"
   vnatctl completions bash > /etc/bash_completion.d/vnatctl
@@ -200,12 +201,17 @@ enum Cmd {
     },
     /// Save connections, keys included, for a process that moves to
     /// another host (netlink conn-export): the 8 bytes VNATCONN, then each
-    /// connection's saved state. Those of each --pid, or all. To standard
-    /// output, or FILE (created mode 0600)
+    /// connection's saved state. Those of each --pid, or one connection
+    /// (--conn PROTO LOCAL REMOTE, virtual endpoints as `list` shows them:
+    /// ADDRESS:PORT, [IPV6-ADDRESS]:PORT), or all. To standard output, or
+    /// FILE (created mode 0600)
     Export {
         /// Only this process's connections (again for more processes)
-        #[arg(long, value_name = "PID")]
+        #[arg(long, value_name = "PID", conflicts_with = "conn")]
         pid: Vec<u32>,
+        /// Only this one connection
+        #[arg(long, num_args = 3, value_names = ["PROTO", "LOCAL", "REMOTE"])]
+        conn: Option<Vec<String>>,
         /// Write to FILE (mode 0600) rather than standard output
         #[arg(short = 'o', long, value_name = "FILE")]
         output: Option<PathBuf>,
@@ -593,7 +599,12 @@ fn run(cli: Cli) -> Result<(), Fail> {
             remote,
             helper: h,
         } => helper(&proto, &local, &remote, &h),
-        Cmd::Export { pid, output } => migrate::export(&pid, output.as_deref()),
+        Cmd::Export { pid, conn, output } => {
+            let conn = conn
+                .map(|c| conn_selector(&c[0], &c[1], &c[2]))
+                .transpose()?;
+            migrate::export(&pid, conn, output.as_deref())
+        }
         Cmd::Import { file } => migrate::import(file.as_deref()),
         Cmd::Stats { json } => stats(json),
         Cmd::Config { op } => config(op),
@@ -826,13 +837,72 @@ mod tests {
     #[test]
     fn export_and_import_forms() {
         let c = parse(&["export"]).unwrap();
-        assert!(matches!(c.cmd, Cmd::Export { ref pid, output: None } if pid.is_empty()));
+        assert!(
+            matches!(c.cmd, Cmd::Export { ref pid, conn: None, output: None } if pid.is_empty())
+        );
         let c = parse(&["export", "--pid", "7", "--pid", "8", "-o", "x.img"]).unwrap();
         assert!(
-            matches!(c.cmd, Cmd::Export { ref pid, output: Some(ref o) } if pid == &[7, 8] && o.to_str() == Some("x.img"))
+            matches!(c.cmd, Cmd::Export { ref pid, conn: None, output: Some(ref o) } if pid == &[7, 8] && o.to_str() == Some("x.img"))
         );
         assert!(parse(&["export", "--pid", "me"]).is_err());
         assert!(parse(&["export", "x.img"]).is_err());
+        let c = parse(&[
+            "export",
+            "--conn",
+            "tcp",
+            "10.0.1.2:40000",
+            "10.0.0.2:5000",
+            "-o",
+            "c.img",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.cmd, Cmd::Export { ref pid, conn: Some(ref v), output: Some(_) } if pid.is_empty() && v == &["tcp", "10.0.1.2:40000", "10.0.0.2:5000"])
+        );
+        let c = parse(&[
+            "export",
+            "--conn",
+            "udp",
+            "[2001:db8:1::2]:1",
+            "[2001:db8::2]:2",
+        ])
+        .unwrap();
+        assert!(
+            matches!(c.cmd, Cmd::Export { conn: Some(ref v), output: None, .. } if v.len() == 3)
+        );
+        // One connection or processes, not both; --conn takes all three.
+        let e = parse(&[
+            "export",
+            "--pid",
+            "7",
+            "--conn",
+            "tcp",
+            "10.0.1.2:1",
+            "10.0.0.2:2",
+        ])
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        assert!(parse(&[
+            "export",
+            "--conn",
+            "tcp",
+            "10.0.1.2:1",
+            "10.0.0.2:2",
+            "--pid",
+            "7"
+        ])
+        .is_err());
+        assert!(parse(&["export", "--conn", "tcp", "10.0.1.2:1"]).is_err());
+        assert!(parse(&[
+            "export",
+            "--conn",
+            "tcp",
+            "10.0.1.2:1",
+            "10.0.0.2:2",
+            "x.img"
+        ])
+        .is_err());
         let c = parse(&["import", "x.img"]).unwrap();
         assert!(matches!(c.cmd, Cmd::Import { file: Some(ref f) } if f.to_str() == Some("x.img")));
         let c = parse(&["-n", "new", "import"]).unwrap();

@@ -11,7 +11,7 @@
 //! from memory once used.
 
 use crate::{
-    family::{Exported, Record},
+    family::{Attr, Exported, Record},
     nl::{Client, Error},
     Fail,
 };
@@ -141,32 +141,37 @@ pub fn write_secret(path: &Path, data: &[u8]) -> Result<(), Fail> {
     Ok(())
 }
 
+/// `conn-export` with selector `sel` (every connection if empty), each
+/// record checked.
+fn export_selected(c: &mut Client, sel: Vec<Attr>) -> Result<Vec<(Exported, Saved)>, Fail> {
+    c.export(sel)?
+        .into_iter()
+        .map(|e| decode_exported(&e).map(|s| (e, s)))
+        .collect()
+}
+
 /// `conn-export` of each of `pids` (every connection if empty), each
 /// record checked; a pid given twice is asked once.
 pub fn export_pids(c: &mut Client, pids: &[u32]) -> Result<Vec<(Exported, Saved)>, Fail> {
+    if pids.is_empty() {
+        return export_selected(c, vec![]);
+    }
     let mut asked = Vec::new();
     let mut out = Vec::new();
-    let all = [None];
-    let sel: Vec<Option<u32>> = if pids.is_empty() {
-        all.to_vec()
-    } else {
-        pids.iter().map(|p| Some(*p)).collect()
-    };
-    for p in sel {
+    for &p in pids {
         if asked.contains(&p) {
             continue;
         }
         asked.push(p);
-        for e in c.export(p)? {
-            let s = decode_exported(&e)?;
-            out.push((e, s));
-        }
+        out.extend(export_selected(c, vec![Attr::Pid(p)])?);
     }
     Ok(out)
 }
 
-/// `vnatctl export`.
-pub fn export(pids: &[u32], output: Option<&Path>) -> Result<(), Fail> {
+/// `vnatctl export`: the connections of `pids` (every connection if
+/// empty), or the one connection `conn` (its five-tuple attributes) if
+/// given.
+pub fn export(pids: &[u32], conn: Option<Vec<Attr>>, output: Option<&Path>) -> Result<(), Fail> {
     if output.is_none() && io::stdout().is_terminal() {
         return Err(Fail(
             2,
@@ -175,7 +180,11 @@ pub fn export(pids: &[u32], output: Option<&Path>) -> Result<(), Fail> {
                 .into(),
         ));
     }
-    let saved = export_pids(&mut Client::open()?, pids)?;
+    let mut c = Client::open()?;
+    let saved = match conn {
+        Some(sel) => export_selected(&mut c, sel)?,
+        None => export_pids(&mut c, pids)?,
+    };
     let data = image(&saved.iter().map(|(e, _)| &e.saved).collect::<Vec<_>>());
     match output {
         Some(p) => write_secret(p, &data)?,

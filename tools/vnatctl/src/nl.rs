@@ -6,8 +6,9 @@
 
 use crate::family::{self, cmd, Attr, Conn, Event, Exported, Message, Record};
 use netlink_packet_core::{
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
-    NlasIterator, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_REQUEST,
+    DoneMessage, NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    NetlinkSerializable, NlasIterator, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP,
+    NLM_F_REQUEST,
 };
 use netlink_packet_generic::{
     ctrl::{
@@ -84,7 +85,11 @@ pub fn extack_message(flags: u16, echoed: &[u8]) -> Option<String> {
     } else {
         (orig_len + 3) & !3
     };
-    let tlvs = echoed.get(skip..)?;
+    tlv_message(echoed.get(skip..)?)
+}
+
+/// The `NLMSGERR_ATTR_MSG` of extended-ack TLVs.
+fn tlv_message(tlvs: &[u8]) -> Option<String> {
     NlasIterator::new(tlvs).find_map(|nla| {
         let nla = nla.ok()?;
         // NLMSGERR_ATTR_MSG
@@ -93,6 +98,18 @@ pub fn extack_message(flags: u16, echoed: &[u8]) -> Option<String> {
             let end = v.iter().position(|&b| b == 0).unwrap_or(v.len());
             String::from_utf8_lossy(&v[..end]).into_owned()
         })
+    })
+}
+
+/// The refusal that ends a dump, if it ended with one (`NLMSG_DONE` with
+/// a negative errno, and the extended-ack TLVs right after it): a dumpit
+/// that refuses its request (`conn-export`) answers so.
+fn dump_error(flags: u16, d: &DoneMessage) -> Option<Error> {
+    (d.code < 0).then(|| Error::Kernel {
+        errno: -d.code,
+        msg: (flags & NLM_F_ACK_TLVS != 0)
+            .then(|| tlv_message(&d.extended_ack))
+            .flatten(),
     })
 }
 
@@ -193,7 +210,12 @@ impl Client {
                 }
                 match m.payload {
                     NetlinkPayload::InnerMessage(g) => out.push(g.payload),
-                    NetlinkPayload::Done(_) => return Ok(out),
+                    NetlinkPayload::Done(d) => {
+                        return match dump_error(m.header.flags, &d) {
+                            None => Ok(out),
+                            Some(e) => Err(e),
+                        }
+                    }
                     NetlinkPayload::Error(e) => {
                         return match e.code {
                             None => Ok(out),
@@ -224,10 +246,10 @@ impl Client {
             .collect()
     }
 
-    /// `conn-export`: the saved state of the connections of process `pid`,
-    /// or of every connection of the namespace.
-    pub fn export(&mut self, pid: Option<u32>) -> Result<Vec<Exported>, Error> {
-        let sel = pid.map(Attr::Pid).into_iter().collect();
+    /// `conn-export` with selector `sel` (see `vnat.yaml`: a pid, or one
+    /// connection's five-tuple): the saved state of the connections it
+    /// selects, or of every connection of the namespace if `sel` is empty.
+    pub fn export(&mut self, sel: Vec<Attr>) -> Result<Vec<Exported>, Error> {
         self.request(cmd::CONN_EXPORT, sel, NLM_F_REQUEST | NLM_F_DUMP)?
             .iter()
             .map(|m| Exported::from_attrs(&m.attrs).map_err(Error::Decode))
@@ -398,6 +420,23 @@ mod tests {
             extack_message(NLM_F_ACK_TLVS, &echoed).as_deref(),
             Some("why")
         );
+    }
+
+    #[test]
+    fn a_dump_that_ends_refused_is_an_error() {
+        let mut d = DoneMessage::default();
+        assert!(dump_error(NLM_F_ACK_TLVS, &d).is_none());
+        d.code = -libc::EINVAL;
+        d.extended_ack.extend_from_slice(&8u16.to_ne_bytes());
+        d.extended_ack.extend_from_slice(&1u16.to_ne_bytes());
+        d.extended_ack.extend_from_slice(b"bad\0");
+        let Some(Error::Kernel { errno, msg }) = dump_error(NLM_F_ACK_TLVS, &d) else {
+            panic!("a refused dump taken for a done one");
+        };
+        assert_eq!((errno, msg.as_deref()), (libc::EINVAL, Some("bad")));
+        let Some(Error::Kernel { msg: None, .. }) = dump_error(0, &d) else {
+            panic!("a reason read without NLM_F_ACK_TLVS");
+        };
     }
 
     #[test]
