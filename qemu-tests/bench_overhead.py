@@ -235,7 +235,7 @@ if IPV6:
     results6["VNAT2 (IPv6)"] = measure("migrated", V6_TESTS, v6=True)
 gap, rtt = data_gap()
 gap_off, rtt_off = without_key(data_gap)
-rmmod()
+rmmod(timeout=300)   # the closing connections' FIN exchanges first
 # The baseline once more, last: the first and this one bracket the others,
 # so an effect of the order of the runs shows as a difference between them.
 results["vanilla, after rmmod"] = measure("without")

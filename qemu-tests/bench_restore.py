@@ -43,7 +43,7 @@ for n in SIZES:
         c.close()
         a.close()
     srv.close()
-    rmmod()
+    rmmod(timeout=300)   # the closing connections' FIN exchanges first
     for ns in ("cli", "rtr", "srv"):
         sh(f"ip netns del {ns}")
 

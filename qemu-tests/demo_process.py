@@ -59,7 +59,10 @@ while True:
         except BlockingIOError:
             pass
     if r:
-        buf += pp.recv(4096)
+        d = pp.recv(4096)
+        if not d:
+            break   # the server went away: the result says how far it got
+        buf += d
         pongs += buf.count(b"\n")
         buf = buf[buf.rfind(b"\n") + 1:]
     if not uploading and pongs >= pings:
@@ -99,7 +102,7 @@ for ns, gw in (("a", "10.0.1.1"), ("b", "10.0.2.1"), ("srv", "10.0.9.1")):
 for ns in ("a", "b", "srv"):
     stats(ns)   # the first parses the family's spec: seconds under TCG
 print(f"A is {A}, B is {B} (another network), the server {SRV}; criu: "
-      f"{subprocess.run([CRIU, '--version'], capture_output=True, text=True).stdout.split()[1:2]}", flush=True)
+      f"{' '.join(subprocess.run([CRIU, '--version'], capture_output=True, text=True).stdout.split()[1:2])}", flush=True)
 
 # The server's program: threads of this demo, never touched.
 up_l, pp_l = tcp_listen("srv", "0.0.0.0", 5000), tcp_listen("srv", "0.0.0.0", 5001)
@@ -168,6 +171,8 @@ print(f"{time.monotonic() - t0:5.1f}s  ** on host A: criu dump (vnatctl saves th
 moved["dump"] = time.monotonic()
 rc_d, took_d = run("a", [CRIU, "dump", "-t", str(pid), "-D", images, "--tcp-established", "--network-lock",
                          "nftables", "--action-script", VNATCTL])
+if rc_d != 0:
+    proc.kill()   # criu let it run on where it was
 proc.wait(30)
 tick(time.monotonic() - t0 + 1.0)
 print(f"{time.monotonic() - t0:5.1f}s  ** on host B: criu restore (vnatctl brings the connections, "
@@ -183,11 +188,20 @@ for row in ctl("b", "list")[1].splitlines():
 open(stop, "w").close()
 
 
-def reaped():
-    try:
-        return os.waitpid(pid, 0)[1] == 0
-    except ChildProcessError:
-        return False
+def reaped(timeout=60):
+    """Whether the restored process (this program's child once criu left
+    it) exits with 0 within `timeout` s."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            w, st = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return False
+        if w:
+            return st == 0
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    return False
 
 
 ok_exit = rc_r == 0 and reaped()

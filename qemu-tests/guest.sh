@@ -63,11 +63,14 @@ loaded() { grep -q '^vnat ' /proc/modules; }
 # Unloads the module and deletes the test's namespaces. The module is in
 # use while migrated connections live (their packets need its rules): it
 # goes first if it can (connections closing at the test's end have a few
-# seconds to end their FIN exchange, with both ends still there), else
-# after the namespaces, whose sockets go with them. Fails if the module is
-# still in use 300 s after that (cleanup_net runs behind earlier tests'
-# namespaces, and a socket whose peer went first resends its FIN for
-# minutes): a reference that is never dropped would be a leak.
+# seconds to end their FIN exchange, with both ends still there). Else a
+# process the test left (one in a session of its own, as a process CRIU
+# restored, outlives the test's process group) may hold them: every
+# process outside the guest's own network namespace is killed, the
+# namespaces deleted, and the module goes once their sockets have. Fails
+# if it is still in use 300 s after that (cleanup_net runs behind earlier
+# tests' namespaces, and a socket whose peer went first resends its FIN
+# for minutes): a reference that is never dropped would be a leak.
 cleanup() {
 	local i
 	for i in $(seq 50); do
@@ -75,6 +78,13 @@ cleanup() {
 		rmmod vnat 2>/dev/null && break
 		sleep 0.1
 	done
+	if loaded; then
+		local own
+		own=$(readlink /proc/self/ns/net)
+		find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/net' -printf '%h %l\n' 2>/dev/null |
+			awk -v own="$own" '$2 ~ /^net:/ && $2 != own { sub("^/proc/", "", $1); sub("/ns$", "", $1); print $1 }' |
+			xargs -r kill -KILL 2>/dev/null
+	fi
 	# One ip for all of them (an ip process takes a second under TCG).
 	ip -all netns delete
 	for i in $(seq 600); do

@@ -91,13 +91,14 @@ def insmod(*params):
 def rmmod(timeout=10):
     """Unloads vnat. While migrated connections live, the module is in use
     (their packets need its rules: rmmod is refused); this waits up to
-    `timeout` s for those that are closing (a FIN exchange) to end."""
+    `timeout` s for those that are closing (a FIN exchange) to end. (A
+    reference taken between kmod's check and the unload gives EAGAIN.)"""
     deadline = time.monotonic() + timeout
     while True:
         r = subprocess.run(["rmmod", "vnat"], text=True, capture_output=True)
         if r.returncode == 0:
             break
-        if "in use" not in r.stderr or time.monotonic() > deadline:
+        if ("in use" not in r.stderr and "temporarily unavailable" not in r.stderr) or time.monotonic() > deadline:
             raise RuntimeError(f"rmmod vnat exited {r.returncode}: {r.stderr.strip()}")
         time.sleep(0.1)
     # The family goes with the module; a later insmod registers it anew,

@@ -101,10 +101,16 @@ pub(crate) fn now_ns() -> i64 {
     unsafe { bindings::ktime_get() }
 }
 
-/// A reference on this module, as `try_module_get()` gives one: while one
-/// exists, `rmmod vnat` is refused ("Module vnat is in use") and `lsmod`
-/// counts it. Held for a namespace's migrated connections, whose packets
-/// need the module's rules for as long as the connections live.
+/// A reference on this module: while one exists, `rmmod vnat` is refused
+/// ("Module vnat is in use") and `lsmod` counts it. Held for a namespace's
+/// migrated connections, whose packets need the module's rules for as
+/// long as the connections live.
+///
+/// # Invariants
+///
+/// Every value is owned, directly or not, by a namespace's state, which
+/// the module's exit drops (pernet exit) before the module is freed: the
+/// `module_put()` of its drop never touches a freed module.
 pub(crate) struct ModuleRef(());
 
 impl ModuleRef {
@@ -113,7 +119,8 @@ impl ModuleRef {
         // SAFETY: `THIS_MODULE` is this module, whose code is running, so it
         // is loaded; `__module_get()` takes a reference on a loaded module
         // in any context (an atomic increment), even while it is being
-        // removed (its exit then drops what holds the reference).
+        // removed (its exit then drops what holds the reference: see the
+        // type invariant).
         unsafe { bindings::__module_get(this_module()) };
         Self(())
     }
@@ -121,8 +128,9 @@ impl ModuleRef {
 
 impl Drop for ModuleRef {
     fn drop(&mut self) {
-        // SAFETY: The reference taken by `new()`; `module_put()` may be
-        // called in any context.
+        // SAFETY: The reference taken by `new()`, on a module that is not
+        // freed yet (the type invariant); `module_put()` may be called in
+        // any context.
         unsafe { bindings::module_put(this_module()) };
     }
 }
