@@ -18,8 +18,8 @@ import socket
 import threading
 import time
 
-from vnattest import (Topology, ctl, insmod, ip_batch, portal_close, portal_open, sh, stats, tcp_connect, tcp_listen,
-                      write_knob)
+from vnattest import (Sink, Topology, ctl, insmod, ip_batch, pong, portal_close, portal_open, stats, tcp_connect,
+                      tcp_listen, write_knob)
 
 BOLD, END = "\033[1m", "\033[0m"
 
@@ -45,9 +45,7 @@ for s in (bulk, bulk_in, line, line_in):
     s.settimeout(60)
 
 stop = threading.Event()
-received = [0]
-arrivals = []  # times at which the server received data
-sent_hash, got_hash = hashlib.sha256(), hashlib.sha256()
+sent_hash = hashlib.sha256()
 
 
 def sender():
@@ -56,22 +54,6 @@ def sender():
         bulk.sendall(block)
         sent_hash.update(block)
     bulk.shutdown(socket.SHUT_WR)
-
-
-def sink():
-    while True:
-        d = bulk_in.recv(1 << 16)
-        if not d:
-            break
-        got_hash.update(d)
-        received[0] += len(d)
-        arrivals.append(time.monotonic())
-
-
-def line_server():
-    f = line_in.makefile("rwb", buffering=0)
-    for l in f:
-        f.write(l.replace(b"ping", b"pong"))
 
 
 pings = {"sent": 0, "answered": 0}
@@ -90,9 +72,11 @@ def line_client():
     line.shutdown(socket.SHUT_WR)
 
 
-threads = [threading.Thread(target=f) for f in (sender, sink, line_server, line_client)]
+sink = Sink(bulk_in)
+threads = [threading.Thread(target=f) for f in (sender, line_client)]
 for t in threads:
     t.start()
+threads += [sink.thread, pong(line_in)]
 
 # The first stats() parses the family's spec (seconds under TCG, more
 # while the transfer runs): done before the timeline, not at its first move.
@@ -152,7 +136,7 @@ while time.monotonic() - t0 < done_at:
         print(f"{now:5.1f}s  ** {what.__name__.replace('_', '-').upper()}: {said} "
               f"(ip took {t_up - t_move:.2f} s)", flush=True)
     time.sleep(0.1)
-    r = received[0]
+    r = sink.received
     mbps = (r - last) * 8 / 0.1 / 1e6
     last = r
     bar = "#" * min(60, int(mbps / 20))
@@ -164,6 +148,7 @@ for t in threads:
 
 say("data gap of each move: the server's longest time without data, from the move to 2 s after")
 for (t_move, t_up, kind, old, new) in events:
+    arrivals = sink.arrivals
     before = [a for a in arrivals if a <= t_move]
     after = [a for a in arrivals if a > t_up]
     if before and after:
@@ -181,10 +166,10 @@ say("the virtual connection never changed: vnatctl -n cli list")
 for row in ctl("cli", "list")[1].splitlines():
     print(f"  {row}")
 s = stats("cli")
-ok = (sent_hash.hexdigest() == got_hash.hexdigest() and pings["answered"] == pings["sent"] and len(events) == 3
+ok = (sent_hash.hexdigest() == sink.hash.hexdigest() and pings["answered"] == pings["sent"] and len(events) == 3
       and s["migrations_completed"] >= 6 and s["migrations_failed"] == 0)
 say("verdict")
-print(f"  bulk: {received[0] / 1e6:.1f} MB, SHA-256 {'equal' if sent_hash.hexdigest() == got_hash.hexdigest() else 'DIFFERENT'}")
+print(f"  bulk: {sink.received / 1e6:.1f} MB, SHA-256 {'equal' if sent_hash.hexdigest() == sink.hash.hexdigest() else 'DIFFERENT'}")
 print(f"  interactive: {pings['answered']}/{pings['sent']} pings answered")
 print(f"  migrations completed {s['migrations_completed']}, failed {s['migrations_failed']}")
 print(f"  {BOLD}{'PASS: both connections survived the three moves' if ok else 'FAIL'}{END}", flush=True)

@@ -14,16 +14,13 @@ Prints a timeline (the server's throughput every 250 ms and where the
 process runs), the two criu commands as a user types them, the data gap,
 and a verdict."""
 import ctypes
-import hashlib
 import json
 import os
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 
-from vnattest import VNATCTL, add_netns, ctl, insmod, ip_batch, set_sysctl, stats, tcp_listen, veth
+from vnattest import VNATCTL, Sink, add_netns, ctl, insmod, ip_batch, pong, set_sysctl, stats, tcp_listen, veth
 
 BOLD, END = "\033[1m", "\033[0m"
 A, B, SRV = "10.0.1.2", "10.0.2.2", "10.0.9.2"
@@ -120,25 +117,8 @@ proc = subprocess.Popen(["nsenter", "--net=/run/netns/a", "--", "python3", f"{wo
 pid = proc.pid
 up, _ = up_l.accept()
 pp, _ = pp_l.accept()
-received, arrivals, got = [0], [], hashlib.sha256()
-
-
-def sink():
-    while d := up.recv(1 << 16):
-        got.update(d)
-        received[0] += len(d)
-        arrivals.append(time.monotonic())
-
-
-def pong():
-    f = pp.makefile("rwb", buffering=0)
-    for line in f:
-        f.write(line.replace(b"ping", b"pong"))
-
-
-threads = [threading.Thread(target=f, daemon=True) for f in (sink, pong)]
-for t in threads:
-    t.start()
+sink = Sink(up)
+threads = [sink.thread, pong(pp)]
 ns_ino = {}
 for ns in ("a", "b"):
     ns_ino[os.stat(f"/run/netns/{ns}").st_ino] = f"host {ns.upper()}"
@@ -159,7 +139,7 @@ def tick(until):
     global last
     while time.monotonic() - t0 < until:
         time.sleep(0.25)
-        r, now = received[0], time.monotonic()
+        r, now = sink.received, time.monotonic()
         mbps = (r - last[0]) * 8 / (now - last[1]) / 1e6
         last = (r, now)
         print(f"{time.monotonic() - t0:5.1f}s  {mbps:7.1f} Mbit/s  {'#' * min(50, int(mbps / 4)):50}  "
@@ -209,6 +189,7 @@ for t in threads:
     t.join(30)
 res = json.load(open(out)) if os.path.exists(out) else {}
 
+arrivals = sink.arrivals
 after = [a for a in arrivals if a > moved["restored"]]
 gap = max(b - a for a, b in zip(arrivals, arrivals[1:])) if after else None
 say("verdict")
@@ -216,8 +197,8 @@ print(f"  criu dump on A {took_d:.1f} s (exit {rc_d}), criu restore on B {took_r
 if gap is not None:
     print(f"  upload gap: {gap:.1f} s without data at the server (criu's dump and restore under emulation, "
           f"with the debug kernel's KASAN)")
-sha_ok = res.get("sha") == got.hexdigest() and res.get("sent") == received[0]
-print(f"  upload: {received[0] / 1e6:.1f} MB, SHA-256 {'equal' if sha_ok else 'DIFFERENT'}")
+sha_ok = res.get("sha") == sink.hash.hexdigest() and res.get("sent") == sink.received
+print(f"  upload: {sink.received / 1e6:.1f} MB, SHA-256 {'equal' if sha_ok else 'DIFFERENT'}")
 print(f"  ping-pong: {res.get('pongs')}/{res.get('pings')} answered")
 s = stats("srv")
 print(f"  the server's vnatd accepted {s['updates_accepted']} updates from B; its program was never told")

@@ -12,6 +12,7 @@
 # getsockopt(SO_PASSCRED) on TCP/UDP sockets, which criu before 4.2 takes
 # for a fatal error. Run as root, by tools/setup.sh; idempotent, and the
 # binary is replaced in one rename, so a failed run leaves the old one.
+# Its build dependencies are in setup.sh's package list.
 set -euo pipefail
 
 VNAT_CACHE=${VNAT_CACHE:-/var/cache/vnat}
@@ -26,15 +27,6 @@ snapshot=https://snapshot.debian.org/file
 orig=("criu_$VERSION.orig.tar.xz"
       29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
       943aa42a53e9678fee0c8cb85c544afa2d331229)
-# What building the criu binary needs, bookworm's names: the protobuf-c code
-# of the image files (protoc, its C plugin, descriptor.proto), libnl, libnet
-# (soccr), libcap headers, libuuid, and libnftables for --network-lock
-# nftables. The rest of Debian's Build-Depends is for the docs, the python
-# parts and optional features. curl and xz-utils: this script's own.
-deps=(gcc libc6-dev make pkgconf
-      protobuf-compiler protobuf-c-compiler libprotobuf-c-dev libprotobuf-dev
-      libnl-3-dev libnet1-dev libcap-dev uuid-dev libnftables-dev
-      curl ca-certificates xz-utils)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -48,22 +40,8 @@ has_version() {
 
 has_version "$dest" && exit 0
 
-[ "$(id -u)" = 0 ] || die "run as root (apt-get install, $dest)"
-export DEBIAN_FRONTEND=noninteractive
+[ "$(id -u)" = 0 ] || die "run as root ($dest)"
 start=$SECONDS
-
-# --- build dependencies (from bookworm: setup.sh pins the backports low) -----
-missing=()
-for p in "${deps[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-	log "criu: apt-get install ${missing[*]}"
-	# Stale package lists give 404s: update once and try again.
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; } ||
-		die "apt-get install of criu's build dependencies failed"
-fi
 
 # --- the tarball, verified ---------------------------------------------
 # fetch NAME SHA256 SHA1: into $src/NAME unless it is there and intact.

@@ -81,9 +81,15 @@ pkgs=(clang-19 lld-19 llvm-19 libclang-19-dev flex bison bc libelf-dev libssl-de
       cpio kmod xz-utils zstd rsync iproute2 tcpdump socat iperf3 python3-venv
       busybox-static ethtool procps udev nftables
       python3-yaml python3-jsonschema    # these two: the kernel's ynl tool
-      openssh-server openssh-client nginx curl vsftpd)   # the applications the tests move
-# criu, which moves a process to another host, is not in this list: bookworm's
-# 3.17 cannot run on Linux 7.3, tools/criu.sh builds 4.2.1 at the end.
+      openssh-server openssh-client nginx curl vsftpd    # the applications the tests move
+      ca-certificates                                    # https downloads (tools/criu.sh)
+      # What tools/criu.sh needs to build criu 4.2.1 (bookworm's 3.17 cannot
+      # run on Linux 7.3): the protobuf-c code of the image files (protoc,
+      # its C plugin, descriptor.proto), libnl, libnet (soccr), libcap,
+      # libuuid, libnftables for --network-lock nftables. The rest of
+      # Debian's Build-Depends is for the docs, python and optional parts.
+      gcc libc6-dev make pkgconf protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
+      libprotobuf-dev libnl-3-dev libnet1-dev libcap-dev uuid-dev libnftables-dev)
 missing=()
 for p in "${pkgs[@]}" "$linux_pkg"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

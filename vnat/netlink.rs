@@ -101,8 +101,9 @@ extern "C" fn vnat_rs_nl_dump(
 /// all), that a process moving to another host takes with it
 /// (`process_migration.rs`). `args` as for [`vnat_rs_nl_dump`]. The UDP
 /// flows of unconnected sockets are not saved: they are their peers'
-/// moves. A dump cannot answer a refusal: the shim refuses what
-/// [`selector`] would, and a selector it refuses anyway saves nothing.
+/// moves. Returns 0, or a refusal of `r` (nothing dumped) as a negative
+/// errno with its reason in `why`: `EINVAL` for a five-tuple of two
+/// families or a selection by address.
 #[no_mangle]
 extern "C" fn vnat_rs_nl_export(
     state: *const c_void,
@@ -110,7 +111,8 @@ extern "C" fn vnat_rs_nl_export(
     cb: *mut c_void,
     args: *mut c_long,
     r: *const ffi::NlResume,
-) {
+    why: *mut *const kernel::ffi::c_char,
+) -> c_int {
     // SAFETY: As in `vnat_rs_nl_dump`; `r` is null or points to the shim's
     // request, a whole `struct vnat_nl_resume` on its stack that nothing
     // changes during the call.
@@ -121,8 +123,10 @@ extern "C" fn vnat_rs_nl_export(
             r.as_ref(),
         )
     };
-    let Ok(which) = r.map(selector).transpose() else {
-        return;
+    let which = match r.map(export_selector).transpose() {
+        Ok(which) => which,
+        // SAFETY: The shim passes a place for the reason, read after the call.
+        Err(e) => return unsafe { answer(Err(e), why) },
     };
     let after = dump_position(args);
     let mut last = after;
@@ -141,6 +145,7 @@ extern "C" fn vnat_rs_nl_export(
         put
     });
     set_dump_position(args, last);
+    0
 }
 
 /// Called by the shim for `conn-import` (the caller has `CAP_NET_ADMIN`):
@@ -383,6 +388,18 @@ fn tuple(r: &ffi::NlResume) -> Result<(Endpoint, Endpoint), Refusal> {
         ));
     }
     Ok((local, remote))
+}
+
+/// The connections a `conn-export` request selects: as [`selector`], not
+/// by address (a host's move is no process's).
+fn export_selector(r: &ffi::NlResume) -> Result<Selector, Refusal> {
+    match selector(r)? {
+        Selector::Address(_) => Err(Refusal::new(
+            EINVAL,
+            c"conn-export selects by pid or by connection, not by local-addr: give the whole five-tuple",
+        )),
+        which => Ok(which),
+    }
 }
 
 /// The connections a `conn-resume`, `conn-suspend` or `conn-export`

@@ -425,6 +425,30 @@ def reap(pid, what):
     return code[0] if code else None
 
 
+def start(name, program, *args):
+    """Starts `program` (Python source, written to WORK/`name`.py) on A, as
+    a user starts a process there: in A's network namespace, a session of
+    its own, its standard streams files."""
+    with open(f"{work}/{name}.py", "w") as f:
+        f.write(program)
+    argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/{name}.py", *map(str, args)]
+    log(f"a: setsid {' '.join(argv)} </dev/null >{work}/{name}.log 2>&1")
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/{name}.log", "w"),
+                            stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
+
+
+def end(proc):
+    """Kills what is left of a process `start` started: on A, or restored
+    on B with the same pid."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def net_ns_of(pid):
     try:
         return os.stat(f"/proc/{pid}/ns/net").st_ino
@@ -452,8 +476,6 @@ work = tempfile.mkdtemp(prefix="vnat-criu-")
 os.chmod(work, 0o755)
 images = f"{work}/img"
 os.mkdir(images)
-with open(f"{work}/mover.py", "w") as f:
-    f.write(MOVER)
 
 insmod()
 topology()
@@ -477,11 +499,7 @@ check(r.returncode == 0, f"criu can lock the network with nftables: {(r.stdout +
 # 1. The client process moves from A to B in the middle of its stream.
 mark = kmsg_mark()
 out = f"{work}/result.json"
-argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/mover.py", SRV, str(PORT), str(SIZE),
-        str(SEED_C), out]
-log(f"a: setsid {' '.join(argv)} </dev/null >{work}/mover.log 2>&1")
-mover = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/mover.log", "w"),
-                         stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
+mover = start("mover", MOVER, SRV, PORT, SIZE, SEED_C, out)
 pid = mover.pid
 listener.settimeout(60)
 conn, peer = listener.accept()
@@ -600,13 +618,7 @@ else:
         log("b stats: " + ", ".join(f"{k}={v}" for k, v in sb.items() if v and not k.startswith("hook")))
     if restored and not os.path.exists(out):
         evidence(mark)
-if mover.poll() is None:
-    mover.kill()
-    mover.wait()
-try:
-    os.kill(pid, signal.SIGKILL)
-except ProcessLookupError:
-    pass
+end(mover)
 server.release()
 conn.close()
 listener.close()
@@ -658,12 +670,7 @@ listener = tcp_listen("srv", "0.0.0.0", PORT + 1)
 listener.settimeout(60)
 images3, out3 = f"{work}/img3", f"{work}/result3.json"
 os.mkdir(images3)
-with open(f"{work}/echoer.py", "w") as f:
-    f.write(ECHOER)
-argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/echoer.py", SRV, str(PORT + 1), out3]
-log(f"a: setsid {' '.join(argv)} </dev/null >{work}/echoer.log 2>&1")
-echoer = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/echoer.log", "w"),
-                          stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
+echoer = start("echoer", ECHOER, SRV, PORT + 1, out3)
 pid3 = echoer.pid
 conn, peer = listener.accept()
 vlocal3 = ep(peer)
@@ -714,11 +721,7 @@ if dump(pid3, images3, "criu dump on A, suspending the connection", env={"VNAT_C
         check_eq(reap(pid3, "the restored process exits"), 0, "the restored process's exit status")
         res = json.load(open(out3)) if os.path.exists(out3) else {}
         check_eq(res.get("echoed"), echoed, "the process echoed every byte")
-for p in (pid3,):
-    try:
-        os.kill(p, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+end(echoer)
 conn.close()
 listener.close()
 
@@ -728,12 +731,7 @@ listener.close()
 SPORT = 6000
 images4, out4 = f"{work}/img4", f"{work}/result4.json"
 os.mkdir(images4)
-with open(f"{work}/server.py", "w") as f:
-    f.write(ECHO_SERVER)
-argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/server.py", str(SPORT), "2", out4]
-log(f"a: setsid {' '.join(argv)} </dev/null >{work}/server.log 2>&1")
-srvproc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/server.log", "w"),
-                           stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
+srvproc = start("server", ECHO_SERVER, SPORT, 2, out4)
 pid4 = srvproc.pid
 wait_for(lambda: SPORT in listening_ports("a"), "the server process listens on A", 30)
 echoed = 0
@@ -764,13 +762,7 @@ if dump(pid4, images4, "criu dump of the server process on A"):
         check_eq(reap(pid4, "the restored server process exits"), 0, "the restored server process's exit status")
         res = json.load(open(out4)) if os.path.exists(out4) else {}
         check_eq(res.get("echoed"), echoed, f"the server process echoed every byte ({res})")
-if srvproc.poll() is None:
-    srvproc.kill()
-    srvproc.wait()
-try:
-    os.kill(pid4, signal.SIGKILL)
-except ProcessLookupError:
-    pass
+end(srvproc)
 conn.close()
 
 # 5. A connected UDP flow moves with its process: datagrams flow again from
@@ -778,16 +770,11 @@ conn.close()
 UPORT = 7000
 images5, out5, stop5 = f"{work}/img5", f"{work}/result5.json", f"{work}/stop5"
 os.mkdir(images5)
-with open(f"{work}/udp.py", "w") as f:
-    f.write(UDP_CLIENT)
 with netns("srv"):
     us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     us.bind(("0.0.0.0", UPORT))
 echo = UdpEcho(us)
-argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/udp.py", SRV, str(UPORT), stop5, out5]
-log(f"a: setsid {' '.join(argv)} </dev/null >{work}/udp.log 2>&1")
-udpproc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/udp.log", "w"),
-                           stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
+udpproc = start("udp", UDP_CLIENT, SRV, UPORT, stop5, out5)
 pid5 = udpproc.pid
 wait_for(lambda: echo.n >= 10, "the UDP process's datagrams reach the server", 60)
 vudp = next((ep(a) for a in echo.sources), None)
@@ -816,27 +803,16 @@ if dump(pid5, images5, "criu dump of the UDP process on A"):
         check_eq(res.get("errors"), [], "the UDP process saw no error")
         check(res.get("echoed", 0) >= n + 20 - 10, f"the echoes came back to the process on B ({res.get('echoed')})")
 open(stop5, "w").close()
-if udpproc.poll() is None:
-    udpproc.kill()
-    udpproc.wait()
-try:
-    os.kill(pid5, signal.SIGKILL)
-except ProcessLookupError:
-    pass
+end(udpproc)
 echo.stop()
 us.close()
 
 # 6. A process with three connections to two peers.
 images6, out6 = f"{work}/img6", f"{work}/result6.json"
 os.mkdir(images6)
-with open(f"{work}/multi.py", "w") as f:
-    f.write(MULTI_ECHOER)
 l_srv, l_p2 = tcp_listen("srv", "0.0.0.0", MPORT), tcp_listen("p2", "0.0.0.0", MPORT)
 targets = [f"{SRV}:{MPORT}", f"{SRV}:{MPORT}", f"{P2}:{MPORT}"]
-argv = ["nsenter", "--net=/run/netns/a", "--", "python3", f"{work}/multi.py", out6, *targets]
-log(f"a: setsid {' '.join(argv)} </dev/null >{work}/multi.log 2>&1")
-proc6 = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=open(f"{work}/multi.log", "w"),
-                         stderr=subprocess.STDOUT, start_new_session=True, cwd=work)
+proc6 = start("multi", MULTI_ECHOER, out6, *targets)
 pid6 = proc6.pid
 peers = []
 for l in (l_srv, l_srv, l_p2):   # the order the process connects in
@@ -868,13 +844,7 @@ if dump(pid6, images6, "criu dump on A of a process with connections to two peer
         check_eq(reap(pid6, "the restored process exits"), 0, "the restored process's exit status")
         res = json.load(open(out6)) if os.path.exists(out6) else {}
         check_eq(res.get("echoed"), echoed, "the process echoed every byte")
-if proc6.poll() is None:
-    proc6.kill()
-    proc6.wait()
-try:
-    os.kill(pid6, signal.SIGKILL)
-except ProcessLookupError:
-    pass
+end(proc6)
 for s in (*peers, l_srv, l_p2):
     s.close()
 

@@ -159,7 +159,7 @@ int vnat_nl_conn_get_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	return skb->len;
 }
 
-static int vnat_nl_refused(struct genl_info *info, int err, const char *why);
+static int vnat_nl_refused(const struct genl_info *info, int err, const char *why);
 
 /*
  * conn-import: a connection that conn-export saved on another host is
@@ -275,10 +275,8 @@ static int vnat_nl_get_selector(const struct genl_info *info, struct vnat_nl_res
 /*
  * Which connections a conn-export request selects, into @r: by pid, or
  * one connection by its virtual five-tuple, as conn-resume selects them
- * (not by local-addr alone: a host's move is no process's). 0 if @r
- * selects, 1 if the request has no selector (all), else -EINVAL with an
- * extack message. A dump cannot hand Rust's refusals back: this refuses
- * all that Rust's selector() would.
+ * (Rust refuses the rest). 0 if @r selects, 1 if the request has no
+ * selector (all), else -EINVAL with an extack message.
  */
 static int vnat_nl_get_export_selector(const struct genl_info *info, struct vnat_nl_resume *r)
 {
@@ -297,22 +295,7 @@ static int vnat_nl_get_export_selector(const struct genl_info *info, struct vnat
 				    "select by pid or by connection, not both");
 		return -EINVAL;
 	}
-	/* Without local-port, vnat_nl_get_selector() would select by local-addr. */
-	if (conn && !a[VNAT_A_CONN_LOCAL_PORT]) {
-		NL_SET_ERR_MSG(info->extack,
-			       "conn-export selects by pid or by connection, not by local-addr: give the whole five-tuple");
-		NL_SET_ERR_ATTR_MISS(info->extack, NULL, VNAT_A_CONN_LOCAL_PORT);
-		return -EINVAL;
-	}
-	if (vnat_nl_get_selector(info, r))
-		return -EINVAL;
-	if (r->by == VNAT_NL_BY_CONN &&
-	    ipv6_addr_v4mapped(&r->local_addr) != ipv6_addr_v4mapped(&r->remote_addr)) {
-		NL_SET_ERR_MSG(info->extack,
-			       "local and remote addresses of two families: a connection has one");
-		return -EINVAL;
-	}
-	return 0;
+	return vnat_nl_get_selector(info, r) ? -EINVAL : 0;
 }
 
 /*
@@ -324,15 +307,19 @@ static int vnat_nl_get_export_selector(const struct genl_info *info, struct vnat
 int vnat_nl_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 {
 	const void *state = vnat_state(sock_net(skb->sk));
+	const struct genl_info *info = genl_info_dump(cb);
 	struct vnat_nl_resume r = {};
+	const char *why = NULL;
 	int err;
 
-	err = vnat_nl_get_export_selector(genl_info_dump(cb), &r);
+	err = vnat_nl_get_export_selector(info, &r);
 	if (err < 0)
 		return err;
 	if (!state)
 		return 0;
-	vnat_rs_nl_export(state, skb, cb, cb->args, err ? NULL : &r);
+	err = vnat_rs_nl_export(state, skb, cb, cb->args, err ? NULL : &r, &why);
+	if (err < 0)
+		return vnat_nl_refused(info, err, why);
 	return skb->len;
 }
 
@@ -340,7 +327,7 @@ int vnat_nl_conn_export_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
  * A refusal from Rust: @why is its reason (a static string), or NULL. As
  * NL_SET_ERR_MSG(), which only takes literals.
  */
-static int vnat_nl_refused(struct genl_info *info, int err, const char *why)
+static int vnat_nl_refused(const struct genl_info *info, int err, const char *why)
 {
 	if (why) {
 		do_trace_netlink_extack(why);

@@ -176,11 +176,12 @@ int vnat_rs_nl_suspend(const void *state, const struct vnat_nl_resume *r, const 
 int vnat_rs_nl_set(const void *state, const struct vnat_nl_resume *r, u8 policy, u8 helper,
 		   const char **why);
 /*
- * conn-export: the connections @r selects (by pid or by connection, checked
- * by the shim), NULL for every connection of the namespace.
+ * conn-export: the connections @r selects (by pid or by connection), NULL
+ * for every connection of the namespace; 0, or a refusal of @r before the
+ * first part, with its reason as for vnat_rs_nl_resume().
  */
-void vnat_rs_nl_export(const void *state, void *skb, void *cb, long *args,
-		       const struct vnat_nl_resume *r);
+int vnat_rs_nl_export(const void *state, void *skb, void *cb, long *args,
+		      const struct vnat_nl_resume *r, const char **why);
 /* conn-import: @saved, @len bytes, as conn-export gave them. */
 int vnat_rs_nl_import(const void *state, const u8 *saved, u32 len, const char **why);
 /* values[a]: attribute a of the set "stats", for 0 < a < n. */

@@ -870,29 +870,17 @@ mod tests {
         assert!(
             matches!(c.cmd, Cmd::Export { conn: Some(ref v), output: None, .. } if v.len() == 3)
         );
-        // One connection or processes, not both; --conn takes all three.
-        let e = parse(&[
-            "export",
-            "--pid",
-            "7",
-            "--conn",
-            "tcp",
-            "10.0.1.2:1",
-            "10.0.0.2:2",
-        ])
-        .unwrap_err();
-        assert_eq!(e.exit_code(), 2);
-        assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
-        assert!(parse(&[
-            "export",
-            "--conn",
-            "tcp",
-            "10.0.1.2:1",
-            "10.0.0.2:2",
-            "--pid",
-            "7"
-        ])
-        .is_err());
+        // One connection or processes, not both, in either order; --conn
+        // takes all three.
+        let conn = ["--conn", "tcp", "10.0.1.2:1", "10.0.0.2:2"];
+        for args in [
+            [&["export", "--pid", "7"][..], &conn[..]].concat(),
+            [&["export"][..], &conn[..], &["--pid", "7"][..]].concat(),
+        ] {
+            let e = parse(&args).unwrap_err();
+            assert_eq!(e.exit_code(), 2);
+            assert_eq!(e.kind(), clap::error::ErrorKind::ArgumentConflict);
+        }
         assert!(parse(&["export", "--conn", "tcp", "10.0.1.2:1"]).is_err());
         assert!(parse(&[
             "export",
