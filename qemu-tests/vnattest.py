@@ -294,7 +294,15 @@ def wait_keyed(*nss, timeout=15):
     def keyed():
         rows = [r for ns in nss for r in ynl_connection_rows(ns)]
         return rows and all(r["auth"] == "keyed" for r in rows)
-    wait_for(keyed, f"every connection of {', '.join(nss)} has its key", timeout=timeout)
+    if wait_for(keyed, f"every connection of {', '.join(nss)} has its key", timeout=timeout):
+        return True
+    # Why not: the connections without their key, and what each end's
+    # vnatd counted of keys and VCMP.
+    for ns in nss:
+        log(f"  {ns}, not keyed: {[r for r in ynl_connection_rows(ns) if r['auth'] != 'keyed'][:5]}")
+        log(f"  {ns}: " + ", ".join(f"{k}={v}" for k, v in stats(ns).items()
+                                    if v and ("key" in k or "vcmp" in k or "auth" in k)))
+    return False
 
 
 def wait_mapped(ns, addr, port=None, timeout=30):
@@ -919,6 +927,36 @@ class Transfer:
         check_eq(self.progress["c"], self.size, "client received every byte")
         check_eq(self.got.get("s"), self.sent.get("c"), "SHA-256 client -> server equal")
         check_eq(self.got.get("c"), self.sent.get("s"), "SHA-256 server -> client equal")
+
+
+class Sink:
+    """The receiving end of a bulk stream (the demos' server), in a thread
+    that ends with the stream: hashes and counts what arrives, and when
+    each piece did (the data gap of a move)."""
+
+    def __init__(self, sock):
+        import hashlib
+        self.received, self.arrivals, self.hash = 0, [], hashlib.sha256()
+        self.thread = threading.Thread(target=self._run, args=(sock,), daemon=True)
+        self.thread.start()
+
+    def _run(self, sock):
+        while d := sock.recv(1 << 16):
+            self.hash.update(d)
+            self.received += len(d)
+            self.arrivals.append(time.monotonic())
+
+
+def pong(sock):
+    """Answers every line "ping N" on `sock` with "pong N", in a thread
+    that ends with the stream (returned)."""
+    def run():
+        f = sock.makefile("rwb", buffering=0)
+        for line in f:
+            f.write(line.replace(b"ping", b"pong"))
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
 
 
 class Pacer:
