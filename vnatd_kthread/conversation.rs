@@ -27,7 +27,13 @@
 //! asks for keys (`keying`) opens each attempt with HELLO and sends its
 //! KEYs once HELLO_R came. A peer that closes the stream on HELLO may speak
 //! only version 1 (or had no room for us): when the attempts are over, its
-//! connections are left without keys.
+//! connections are left without keys. Once HELLO_R came, an attempt waits
+//! for the answers to its KEYs up to [`KEY_SILENCE_MS`], not
+//! `vcmp_timeout_ms`: the peer keys a connection when it reads the
+//! request, and refuses every later request for it, so a stream given up
+//! before the answer came left the connection keyed at the peer and never
+//! here, and its moves failed (a busy peer, under load, answered later
+//! than `vcmp_timeout_ms`).
 //!
 //! A conversation does not act on the answers: it reports each of them, and
 //! each connection it gave up on, to the daemon ([`Report`]). The daemon owns
@@ -196,6 +202,9 @@ pub(super) struct Conversation<'a> {
 /// The longest wait between two attempts of a move that is retrying.
 const RETRY_MAX_MS: u32 = 8000;
 
+/// How long an attempt that asks for keys waits for the peer to answer.
+const KEY_SILENCE_MS: i64 = 30_000;
+
 impl<'a> Conversation<'a> {
     /// A conversation with the vnatd of `peer`, from local address `from`,
     /// asking for keys (`keying`) or not, with nothing queued yet.
@@ -347,7 +356,13 @@ impl<'a> Conversation<'a> {
     /// earlier conversation with the same peer is not over yet.
     pub(super) fn step(&mut self, behind: bool, report: &mut impl FnMut(Report)) -> Step {
         let now = Instant::now();
-        let timeout = Delta::from_millis(i64::from(VCMP_TIMEOUT_MS.get()));
+        let vcmp_timeout_ms = i64::from(VCMP_TIMEOUT_MS.get());
+        // Once HELLO_R came, this attempt's KEYs go out (see the module doc).
+        let timeout = Delta::from_millis(if self.keying && self.stream.is_some() {
+            vcmp_timeout_ms.max(KEY_SILENCE_MS)
+        } else {
+            vcmp_timeout_ms
+        });
         if !self.begin(behind, now) {
             return Step::Pending;
         }
