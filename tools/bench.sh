@@ -6,8 +6,10 @@
 # -icount shift=0,align=off,sleep=off, so that guest time counts
 # instructions and figures repeat: the paper's Table 1 (restoration time,
 # qemu-tests/bench_restore.py) and figures 5-1/5-3/5-5 as ratios plus the
-# data gap of a move (qemu-tests/bench_overhead.py). Output in
-# qemu-tests/results/bench.md. VNAT_BENCH_ONLY=restore or =overhead runs one.
+# data gap of a move (qemu-tests/bench_overhead.py), and a move dissected
+# into its steps (qemu-tests/bench_move.py). Output in
+# qemu-tests/results/bench.md. VNAT_BENCH_ONLY=restore, =overhead or =move
+# runs one.
 set -euo pipefail
 # The benchmark kernel (no debug options) unless VNAT_KERNEL=test.
 export VNAT_KERNEL=${VNAT_KERNEL:-bench}
@@ -15,12 +17,12 @@ export VNAT_KERNEL=${VNAT_KERNEL:-bench}
 (cd tools && cargo build --locked --release -q -p vnat-perf)
 mkdir -p qemu-tests/results
 script="$guest_env VNAT_PERF=$PWD/tools/target/release/vnat-perf"
-for v in VNAT_BENCH_SIZES VNAT_BENCH_RUNS VNAT_BENCH_SECS VNAT_BENCH_IPV6; do
+for v in VNAT_BENCH_SIZES VNAT_BENCH_RUNS VNAT_BENCH_SECS VNAT_BENCH_IPV6 VNAT_BENCH_MOVES; do
 	[ -n "${!v:-}" ] && script+=" $v=${!v}"
 done
 "$VNG" --run "$kdir" --disable-kvm --cpus 1 --memory 3G --user root --cwd "$PWD" --rwdir "$PWD/qemu-tests/results" \
 	--qemu-opts="-icount shift=0,align=off,sleep=off" \
-	--exec "$script sh -c '${VNAT_BENCH_ONLY:+exec python3 qemu-tests/bench_$VNAT_BENCH_ONLY.py; }python3 qemu-tests/bench_restore.py && echo && python3 qemu-tests/bench_overhead.py'" \
+	--exec "$script sh -c '${VNAT_BENCH_ONLY:+exec python3 qemu-tests/bench_$VNAT_BENCH_ONLY.py; }python3 qemu-tests/bench_restore.py && echo && python3 qemu-tests/bench_overhead.py && echo && python3 qemu-tests/bench_move.py'" \
 	</dev/null | tee qemu-tests/results/bench.md
 # The figures as PNG files (matplotlib on the host, installed here: only
 # make bench needs it).

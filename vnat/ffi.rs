@@ -22,12 +22,14 @@
 //! | `waker.rs`   | `kthread.c`      | what wakes vnatd                       |
 //! | `genl.rs`    | `netlink.c`      | the netlink family's records and events |
 //! | `crypto.rs`  | `crypto.c`       | the security key's X25519, HMAC-SHA256, comparison |
+//! | `trace.rs`   | `trace.c`        | the trace events of a move             |
 
 mod crypto;
 mod genl;
 mod percpu;
 mod skb;
 mod sock;
+pub(crate) mod trace;
 mod waker;
 
 pub(crate) use crypto::{random_bytes, random_u32, HmacSha256, Secret, X25519Secret};

@@ -90,13 +90,16 @@ pub(crate) fn address_event(state: &NetState, up: bool, addr: IpAddr) -> bool {
 /// A route or routing rule of the namespace changed (any context). Returns
 /// whether vnatd has a new request.
 pub(crate) fn route_event(state: &NetState) -> bool {
+    // A connect that found no route (a new address's event comes before
+    // its route) tries again now, not after its pause.
+    let awaited = state.route_changed();
     // A lost address's connections wait for a route from another address:
     // an IPv6 address's local route comes when its duplicate address
     // detection is over, when it becomes usable.
     let wanted = state.wake_pending.load(Relaxed)
         || (AUTO_MIGRATE.get_bool()
             && (MigrateOn::get() == MigrateOn::RouteChange || state.requests.has_lost()));
-    wanted && state.requests.reroute()
+    (wanted && state.requests.reroute()) || awaited
 }
 
 /// Called by the shim's route notifier (a FIB notifier of the namespace)

@@ -59,6 +59,11 @@ pub(crate) struct NetState {
     addresses_up: Atomic<u32>,
     /// When the last one did (`ktime_get()`, ns).
     address_up_ns: Atomic<i64>,
+    /// Counts the route changes: a connect that found no route tries again
+    /// at once when it changed (a new address's route comes after it).
+    routes_changed: Atomic<u32>,
+    /// vnatd has a connect that found no route: a route change wakes it.
+    route_wanted: Atomic<bool>,
     /// Wakes vnatd.
     waker: Waker,
     counters: PerCpuCounters,
@@ -82,6 +87,8 @@ impl NetState {
             sleeps_begun: Atomic::new(0),
             addresses_up: Atomic::new(0),
             address_up_ns: Atomic::new(i64::MIN / 2),
+            routes_changed: Atomic::new(0),
+            route_wanted: Atomic::new(false),
             rules: RuleTable::new(),
             waker: Waker::new()?,
             counters: PerCpuCounters::new()?,
@@ -138,6 +145,26 @@ impl NetState {
     /// does.
     pub(crate) fn address_epoch(&self) -> u32 {
         self.addresses_up.load(Relaxed)
+    }
+
+    /// A route of the namespace changed (any context): returns whether
+    /// vnatd waits for one.
+    pub(crate) fn route_changed(&self) -> bool {
+        // Full: vnatd sets the flag, then looks at the count
+        // ([`Self::want_route`]); one of the two sees the other's write.
+        self.routes_changed.fetch_add(1, Full);
+        self.route_wanted.load(Relaxed)
+    }
+
+    /// vnatd has a connect that found no route (`wanted`), or none; when it
+    /// has, a route change from now on wakes it.
+    pub(crate) fn want_route(&self, wanted: bool) {
+        self.route_wanted.xchg(wanted, Full);
+    }
+
+    /// How many route changes there were so far (wrapping).
+    pub(crate) fn route_epoch(&self) -> u32 {
+        self.routes_changed.load(Relaxed)
     }
 
     /// Whether vnatd listens on its port.

@@ -25,7 +25,10 @@ use crate::{
     vcmp::Endpoint,
     virtualization::{ConnectionTable, HookHits, Key, State, VirtualConnection},
 };
-use core::{net::IpAddr, ptr};
+use core::{
+    net::IpAddr,
+    ptr::{self, NonNull},
+};
 use kernel::{
     prelude::*,
     sync::{
@@ -150,10 +153,16 @@ impl RuleTable {
     }
 
     /// Replaces the table by one built from the namespace's connections.
-    /// Called from vnatd only (one writer); sleeps for a grace period.
-    /// Returns how many rules were left out because another connection's
-    /// matched the same packets (virtual address conflict, paper 3.4.3).
-    pub(crate) fn rebuild(&self, connections: &ConnectionTable) -> Result<u64> {
+    /// Called from vnatd only (one writer). Returns how many rules were left
+    /// out because another connection's matched the same packets (virtual
+    /// address conflict, paper 3.4.3), and the table replaced: the new one
+    /// is live at once, and what the caller sends because of it (an answer
+    /// to an update, a retransmission) need not wait for the grace period
+    /// after which the old one goes ([`Retired`]).
+    pub(crate) fn rebuild<'a>(
+        &self,
+        connections: &'a ConnectionTable,
+    ) -> Result<(u64, Option<Retired<'a>>)> {
         // Allocate outside the lock for the connections that have rules,
         // fill under it; retry if more came meanwhile.
         let mut conflicts = 0;
@@ -243,28 +252,10 @@ impl RuleTable {
             )?);
         };
         let new = new.map_or(ptr::null_mut(), KBox::into_raw);
-        let old = self.table.xchg(new, Release);
-        if !old.is_null() {
-            rcu::synchronize_rcu();
-            // SAFETY: `old` came from `KBox::into_raw` (type invariant) and no
-            // reader can hold it after the grace period.
-            let old = unsafe { KBox::from_raw(old) };
-            // No hook counts into it any more: what it counted goes to the
-            // records (one short lock each; idle connections cost nothing).
-            for (i, h) in old.hits.iter().enumerate() {
-                let packets = h.packets.load(Relaxed);
-                if packets == 0 {
-                    continue;
-                }
-                let hook = usize::from(old.slots[i].hook);
-                let bytes = h.bytes.load(Relaxed);
-                connections.with(old.owners[i], |c| {
-                    c.hits.packets[hook] += packets;
-                    c.hits.bytes[hook] += bytes;
-                });
-            }
-        }
-        Ok(conflicts)
+        let old = NonNull::new(self.table.xchg(new, Release));
+        // INVARIANT: `old` came from `KBox::into_raw` (type invariant of
+        // `RuleTable`) and is no longer published.
+        Ok((conflicts, old.map(|old| Retired { old, connections })))
     }
 
     /// Calls `f` with the published table, if there is one, in an RCU read
@@ -390,6 +381,43 @@ impl RuleTable {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.table.load(Relaxed).is_null()
+    }
+}
+
+/// A table that was replaced: readers may still use it until a grace
+/// period has passed. Dropping it waits for one (it sleeps), then folds what
+/// the table's rules counted into the connections' records and frees it.
+///
+/// # Invariants
+///
+/// `old` comes from `KBox::into_raw` of a `Rules` that is no longer
+/// published; nothing else frees it.
+#[must_use = "dropping it waits for a grace period: do so once what the new table allows is done"]
+pub(crate) struct Retired<'a> {
+    old: NonNull<Rules>,
+    connections: &'a ConnectionTable,
+}
+
+impl Drop for Retired<'_> {
+    fn drop(&mut self) {
+        rcu::synchronize_rcu();
+        // SAFETY: `old` came from `KBox::into_raw` and is ours alone (type
+        // invariant); no reader can hold it after the grace period.
+        let old = unsafe { KBox::from_raw(self.old.as_ptr()) };
+        // No hook counts into it any more: what it counted goes to the
+        // records (one short lock each; idle connections cost nothing).
+        for (i, h) in old.hits.iter().enumerate() {
+            let packets = h.packets.load(Relaxed);
+            if packets == 0 {
+                continue;
+            }
+            let hook = usize::from(old.slots[i].hook);
+            let bytes = h.bytes.load(Relaxed);
+            self.connections.with(old.owners[i], |c| {
+                c.hits.packets[hook] += packets;
+                c.hits.bytes[hook] += bytes;
+            });
+        }
     }
 }
 

@@ -29,7 +29,10 @@ use super::socket::{Received, Watch};
 use crate::{
     authentication::{self, Handshake, ReplyFields, Source},
     counters::Counter,
-    ffi::Secret,
+    ffi::{
+        trace::{self, Vcmp},
+        Secret,
+    },
     knobs::{VcmpAuth, VCMP_MAX_REFUSALS},
     migration,
     netns::NetState,
@@ -134,10 +137,18 @@ impl<'a> Client<'a> {
     }
 
     /// Sends what the client has not been sent yet; `Err` means close it.
-    pub(super) fn flush(&mut self) -> core::result::Result<(), Close> {
+    pub(super) fn flush(&mut self, state: &NetState) -> core::result::Result<(), Close> {
         if self.out.is_empty() {
             return Ok(());
         }
+        // Traced before: the peer may read the bytes before the call returns.
+        trace::vcmp(
+            state.net().inum(),
+            self.from(),
+            self.out.len(),
+            Vcmp::Answer,
+            true,
+        );
         let n = self
             .sock
             .socket()
@@ -193,6 +204,7 @@ impl<'a> Client<'a> {
                 Err(_) => return Err(Close::Error),
             };
             budget = budget.saturating_sub(n);
+            trace::vcmp(state.net().inum(), self.from(), n, Vcmp::Answer, false);
             self.apply(&buf[..n], state, rules_changed, to_kick)?;
         }
     }

@@ -48,7 +48,10 @@ use crate::{
     authentication::{self, Handshake, Source},
     counters::Counter,
     ffi::{self, random_u32},
-    ffi::{HmacSha256, Secret},
+    ffi::{
+        trace::{self, Vcmp},
+        HmacSha256, Secret,
+    },
     knobs::{peer_vcmp_port, RESUME_DEADLINE_S, VCMP_RETRIES, VCMP_TIMEOUT_MS},
     netns::{NetState, Show},
     vcmp::{self, Endpoint, Message, SuspendReply, UpdateReply, MSG_LEN},
@@ -188,6 +191,8 @@ pub(super) struct Conversation<'a> {
     begun: bool,
     /// The last connect failed at once.
     no_route: bool,
+    /// The namespace's route epoch when the last attempt began.
+    route_epoch: u32,
     /// The attempt whose messages all went out (their records say
     /// `waiting`); 0: none yet.
     sent_in: u32,
@@ -229,6 +234,7 @@ impl<'a> Conversation<'a> {
             created: now,
             begun: false,
             no_route: false,
+            route_epoch: 0,
             sent_in: 0,
             spacing_ms: TICK_MS,
             retry_reported: false,
@@ -269,6 +275,12 @@ impl<'a> Conversation<'a> {
     /// first `vcmp_timeout_ms`: it is tried again sooner than a tick.
     pub(super) fn no_route(&self) -> bool {
         self.no_route && self.quick()
+    }
+
+    /// Whether the last connect found no route and a route changed since:
+    /// the next attempt is due now.
+    pub(super) fn route_came(&self) -> bool {
+        self.no_route() && self.state.route_epoch() != self.route_epoch
     }
 
     /// Whether a connect that fails at once (no route) does not count as
@@ -432,6 +444,7 @@ impl<'a> Conversation<'a> {
         };
         self.attempts == 0
             || self.started.elapsed() >= Delta::from_millis(spacing.into())
+            || self.route_came()
             || (self.attempts > VCMP_RETRIES.get() && self.state.address_epoch() != self.epoch)
     }
 
@@ -462,6 +475,7 @@ impl<'a> Conversation<'a> {
         self.heard = now;
         self.spacing_ms = self.spacing();
         self.epoch = self.state.address_epoch();
+        self.route_epoch = self.state.route_epoch();
         let retrying = self.attempts > VCMP_RETRIES.get() + 1;
         if retrying && !self.retry_reported {
             self.retry_reported = true;
@@ -572,6 +586,16 @@ impl<'a> Conversation<'a> {
     fn send_queued(&mut self, sock: &Socket) -> bool {
         let mut ok = true;
         while self.sent < self.out.len() {
+            // Traced before: the peer may read the bytes before the call
+            // returns.
+            let offered = self.out.len() - self.sent;
+            trace::vcmp(
+                self.state.net().inum(),
+                self.peer.addr(),
+                offered,
+                Vcmp::Request,
+                true,
+            );
             match sock.send(&self.out[self.sent..]) {
                 Ok(0) => break,
                 Ok(n) => {
@@ -607,6 +631,13 @@ impl<'a> Conversation<'a> {
         loop {
             match sock.recv(&mut buf) {
                 Ok(Received::Data(n)) => {
+                    trace::vcmp(
+                        self.state.net().inum(),
+                        self.peer.addr(),
+                        n,
+                        Vcmp::Request,
+                        false,
+                    );
                     let answered = self.answered;
                     let ok = self.take_replies(&buf[..n], report);
                     // Only a reply counts as hearing from the peer: bytes

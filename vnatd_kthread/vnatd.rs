@@ -50,7 +50,7 @@ use crate::{
     authentication::{self, Source, Wanted},
     counters::Counter,
     events::{self, Event},
-    ffi::{self, HookRegistration, KprobeRegistration},
+    ffi::{self, trace, HookRegistration, KprobeRegistration},
     interception,
     knobs::{
         HELPER_TIMEOUT_S, RESUME_DEADLINE_S, VCMP_IDLE_TIMEOUT_MS, VCMP_MAX_CLIENTS,
@@ -59,6 +59,7 @@ use crate::{
     migration::{self, Outgoing},
     netns::{NetState, Show},
     requests::Request,
+    rules::Retired,
     vcmp::Endpoint,
     virtualization::Key,
 };
@@ -197,6 +198,9 @@ struct Daemon<'a> {
     rules_changed: bool,
     /// Connections to kick once the rules are published.
     to_kick: KVec<Key>,
+    /// Tables the rules replaced this round, freed after a grace period
+    /// at its end, once what the new rules allow went out.
+    retired: KVec<Retired<'a>>,
     /// Connections moved behind a NAT, to kick again ([`Nudges`]).
     nudges: Nudges,
     /// The namespace's hooks, while it has rules.
@@ -225,6 +229,7 @@ impl<'a> Daemon<'a> {
             conversations: KVec::new(),
             rules_changed: false,
             to_kick: KVec::new(),
+            retired: KVec::new(),
             nudges: Nudges(KVec::new()),
             hooks: None,
             hooks_error_logged: false,
@@ -258,6 +263,9 @@ impl<'a> Daemon<'a> {
                 self.rules_changed = true;
             }
             self.publish();
+            // The answers and kicks of this round are out: the tables they
+            // replaced may go (each waits for a grace period).
+            self.retired.clear();
             if more {
                 // A client sent more than a round reads, or more connections
                 // wait: the next round comes at once, after others had the
@@ -265,7 +273,13 @@ impl<'a> Daemon<'a> {
                 fsleep(Delta::from_micros(BUSY_NAP_US));
                 continue;
             }
-            let nap = if self.conversations.iter().any(|c| c.no_route()) {
+            let awaiting = self.conversations.iter().any(|c| c.no_route());
+            self.state.want_route(awaiting);
+            if self.conversations.iter().any(|c| c.route_came()) {
+                // The route came while this round ran: try again now.
+                continue;
+            }
+            let nap = if awaiting {
                 QUICK_MS
             } else if self.keys_left
                 || self.state.keys_wanted.load(Relaxed)
@@ -277,7 +291,8 @@ impl<'a> Daemon<'a> {
             } else {
                 TICK_MS
             };
-            self.state.waker().wait(msecs_to_jiffies(nap) as c_long);
+            let woken = self.state.waker().wait(msecs_to_jiffies(nap) as c_long);
+            trace::wake(self.state.net().inum(), woken);
         }
         // Nobody will be there to undo the helpers.
         migration::release_helpers(self.state, None);
@@ -449,8 +464,17 @@ impl<'a> Daemon<'a> {
         }
         self.rules_changed = false;
         match self.state.rules.rebuild(&self.state.connections) {
-            Ok(0) => {}
-            Ok(conflicts) => self.state.count(Counter::RuleConflicts, conflicts),
+            Ok((conflicts, retired)) => {
+                trace::rules(self.state.net().inum(), self.state.connections.translated());
+                if conflicts > 0 {
+                    self.state.count(Counter::RuleConflicts, conflicts);
+                }
+                // Without memory to keep it, it goes now (after a grace
+                // period).
+                if let Some(r) = retired {
+                    let _ = self.retired.push(r, GFP_KERNEL);
+                }
+            }
             Err(e) => {
                 // Try again on the next round.
                 self.rules_changed = true;
@@ -466,6 +490,9 @@ impl<'a> Daemon<'a> {
             // Try again on the next round.
             self.rules_changed = true;
             return;
+        }
+        if !self.to_kick.is_empty() {
+            trace::kick(self.state.net().inum(), self.to_kick.len());
         }
         for sk in self.to_kick.drain_all() {
             migration::kick(self.state, sk);
@@ -545,7 +572,7 @@ impl<'a> Daemon<'a> {
             // A client that sent its last update and closed, or had too many
             // refusals, still gets the replies it is owed.
             if matches!(verdict, Ok(_) | Err(Close::Eof | Close::Refused)) {
-                if let Err(e) = self.clients[i].flush() {
+                if let Err(e) = self.clients[i].flush(self.state) {
                     if !matches!(verdict, Err(Close::Refused)) {
                         verdict = Err(e);
                     }
@@ -645,6 +672,7 @@ impl<'a> Daemon<'a> {
         if out.is_empty() {
             return;
         }
+        trace::moved(self.state.net().inum(), out.len());
         pr_info!(
             "netns {}: resuming {} connection(s) {} at {}\n",
             self.state.net().inum(),

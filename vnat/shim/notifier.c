@@ -17,6 +17,7 @@
 #include <net/net_namespace.h>
 
 #include "shim.h"
+#include "trace.h"
 
 static int vnat_inetaddr_event(struct notifier_block *nb, unsigned long event,
 			       void *ptr)
@@ -34,6 +35,7 @@ static int vnat_inetaddr_event(struct notifier_block *nb, unsigned long event,
 	if (!state)
 		return NOTIFY_DONE;
 	ipv6_addr_set_v4mapped(ifa->ifa_local, &addr);
+	trace_vnat_address(dev_net(dev)->ns.inum, event == NETDEV_UP, &addr);
 	vnat_rs_addr_event(state, event == NETDEV_UP, &addr);
 	return NOTIFY_DONE;
 }
@@ -66,8 +68,10 @@ static int vnat_inet6addr_event(struct notifier_block *nb, unsigned long event,
 	if (event == NETDEV_UP && (ifa->flags & IFA_F_TENTATIVE) && !(ifa->flags & IFA_F_OPTIMISTIC))
 		return NOTIFY_DONE;
 	state = vnat_state(dev_net(dev));
-	if (state)
+	if (state) {
+		trace_vnat_address(dev_net(dev)->ns.inum, event == NETDEV_UP, &ifa->addr);
 		vnat_rs_addr_event(state, event == NETDEV_UP, &ifa->addr);
+	}
 	return NOTIFY_DONE;
 }
 
@@ -122,8 +126,10 @@ static int vnat_route_event(struct notifier_block *nb, unsigned long event, void
 		return NOTIFY_DONE;
 	}
 	state = vnat_state(rn->net);
-	if (state)
+	if (state) {
+		trace_vnat_route(rn->net->ns.inum);
 		vnat_rs_route_event(state);
+	}
 	return NOTIFY_DONE;
 }
 

@@ -109,6 +109,14 @@ void vnat_shim_signal_process(int nr, u64 start_boottime, int sig);
 struct sock *vnat_shim_udp_lookup(struct net *net, const struct in6_addr *laddr, __be16 lport,
 				  const struct in6_addr *raddr, __be16 rport);
 
+/* trace.c: vnat/ffi/trace.rs (the events are in trace.h) */
+void vnat_shim_trace_wake(unsigned int netns, bool requests);
+void vnat_shim_trace_move(unsigned int netns, unsigned int connections);
+void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsigned int bytes,
+			  bool answer, bool sent);
+void vnat_shim_trace_rules(unsigned int netns, unsigned int rules);
+void vnat_shim_trace_kick(unsigned int netns, unsigned int connections);
+
 /* kthread.c: vnat/ffi/waker.rs, vnatd_kthread/socket.rs */
 struct vnat_waker *vnat_shim_waker_new(void);
 void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task);

@@ -1,0 +1,40 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * VNAT's trace events (trace.h): defined here; the Rust side fires them
+ * through the functions below (the trace_*() calls are static inlines).
+ * vnat/ffi/trace.rs; notifier.c fires vnat_address and vnat_route itself.
+ */
+
+#define CREATE_TRACE_POINTS
+#include "trace.h"
+
+#include "shim.h"
+
+void vnat_shim_trace_wake(unsigned int netns, bool requests)
+{
+	trace_vnat_wake(netns, requests);
+}
+
+void vnat_shim_trace_move(unsigned int netns, unsigned int connections)
+{
+	trace_vnat_move(netns, connections);
+}
+
+void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsigned int bytes,
+			  bool answer, bool sent)
+{
+	if (sent)
+		trace_vnat_vcmp_sent(netns, peer, bytes, answer);
+	else
+		trace_vnat_vcmp_received(netns, peer, bytes, answer);
+}
+
+void vnat_shim_trace_rules(unsigned int netns, unsigned int rules)
+{
+	trace_vnat_rules(netns, rules);
+}
+
+void vnat_shim_trace_kick(unsigned int netns, unsigned int connections)
+{
+	trace_vnat_kick(netns, connections);
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * VNAT's trace events (`perf list 'vnat:*'`, tracefs events/vnat/): the
+ * steps of a move, each with the namespace's inode number, so that a trace
+ * of both ends in one kernel tells them apart. `make bench` dissects a move
+ * with them (qemu-tests/bench_move.py). Disabled, each costs one static
+ * branch. vnat/shim/trace.c, vnat/ffi/trace.rs.
+ */
+#undef TRACE_SYSTEM
+#define TRACE_SYSTEM vnat
+
+#if !defined(VNAT_TRACE_H) || defined(TRACE_HEADER_MULTI_READ)
+#define VNAT_TRACE_H
+
+#include <linux/in6.h>
+#include <linux/tracepoint.h>
+
+/* An address came or went (addresses of either family, IPv4 v4-mapped). */
+TRACE_EVENT(vnat_address,
+	TP_PROTO(unsigned int netns, bool up, const struct in6_addr *addr),
+	TP_ARGS(netns, up, addr),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__field(bool, up)
+		__array(u8, addr, 16)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		__entry->up = up;
+		memcpy(__entry->addr, addr, 16);
+	),
+	TP_printk("netns=%u %s %pI6c", __entry->netns, __entry->up ? "up" : "down",
+		  __entry->addr)
+);
+
+/* A route of the namespace changed (migrate_on, wake). */
+TRACE_EVENT(vnat_route,
+	TP_PROTO(unsigned int netns),
+	TP_ARGS(netns),
+	TP_STRUCT__entry(__field(unsigned int, netns)),
+	TP_fast_assign(__entry->netns = netns;),
+	TP_printk("netns=%u", __entry->netns)
+);
+
+/* vnatd woke up; @requests: whether it has requests to take. */
+TRACE_EVENT(vnat_wake,
+	TP_PROTO(unsigned int netns, bool requests),
+	TP_ARGS(netns, requests),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__field(bool, requests)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		__entry->requests = requests;
+	),
+	TP_printk("netns=%u requests=%d", __entry->netns, __entry->requests)
+);
+
+/* A move began: @connections have a new local address, updates are due. */
+TRACE_EVENT(vnat_move,
+	TP_PROTO(unsigned int netns, unsigned int connections),
+	TP_ARGS(netns, connections),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__field(unsigned int, connections)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		__entry->connections = connections;
+	),
+	TP_printk("netns=%u connections=%u", __entry->netns, __entry->connections)
+);
+
+/*
+ * VCMP bytes go to (offered to the socket: traced before, since the peer
+ * may read them before the send returns), or came from, @peer's vnatd:
+ * @answer says whether they are answers (this end serves the peer) or
+ * requests (this end asks).
+ */
+DECLARE_EVENT_CLASS(vnat_vcmp_io,
+	TP_PROTO(unsigned int netns, const struct in6_addr *peer, unsigned int bytes, bool answer),
+	TP_ARGS(netns, peer, bytes, answer),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__array(u8, peer, 16)
+		__field(unsigned int, bytes)
+		__field(bool, answer)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		memcpy(__entry->peer, peer, 16);
+		__entry->bytes = bytes;
+		__entry->answer = answer;
+	),
+	TP_printk("netns=%u peer=%pI6c bytes=%u %s", __entry->netns, __entry->peer,
+		  __entry->bytes, __entry->answer ? "answers" : "requests")
+);
+
+DEFINE_EVENT(vnat_vcmp_io, vnat_vcmp_sent,
+	TP_PROTO(unsigned int netns, const struct in6_addr *peer, unsigned int bytes, bool answer),
+	TP_ARGS(netns, peer, bytes, answer));
+
+DEFINE_EVENT(vnat_vcmp_io, vnat_vcmp_received,
+	TP_PROTO(unsigned int netns, const struct in6_addr *peer, unsigned int bytes, bool answer),
+	TP_ARGS(netns, peer, bytes, answer));
+
+/* A new table of @rules translation rules is live (the hooks use it). */
+TRACE_EVENT(vnat_rules,
+	TP_PROTO(unsigned int netns, unsigned int rules),
+	TP_ARGS(netns, rules),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__field(unsigned int, rules)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		__entry->rules = rules;
+	),
+	TP_printk("netns=%u rules=%u", __entry->netns, __entry->rules)
+);
+
+/* @connections whose rules just went live were told to retransmit now. */
+TRACE_EVENT(vnat_kick,
+	TP_PROTO(unsigned int netns, unsigned int connections),
+	TP_ARGS(netns, connections),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__field(unsigned int, connections)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		__entry->connections = connections;
+	),
+	TP_printk("netns=%u connections=%u", __entry->netns, __entry->connections)
+);
+
+#endif /* VNAT_TRACE_H */
+
+#undef TRACE_INCLUDE_PATH
+#define TRACE_INCLUDE_PATH .
+#undef TRACE_INCLUDE_FILE
+#define TRACE_INCLUDE_FILE trace
+#include <trace/define_trace.h>
