@@ -119,6 +119,14 @@ struct Rules {
     arrived: KVVec<Option<Arrived>>,
     /// The address pairs of the migrated connections, for location hiding.
     moves: Moves,
+    /// The hooks that have rules, a bit each ([`hook_bit`]): a packet at
+    /// another needs no lookup.
+    hooks: u8,
+}
+
+/// The bit of `hook` in [`Rules::hooks`] and [`RuleTable::any_at`].
+pub(crate) const fn hook_bit(hook: Hook) -> u8 {
+    1 << hook as u8
 }
 
 impl Rules {
@@ -200,6 +208,7 @@ impl RuleTable {
             let seed = random_u32();
             let mut overflow = false;
             let mut moves = Moves::new();
+            let mut hooks = 0;
             conflicts = 0;
             // vnatd is the only writer: the published table stays while
             // the new one takes its arrival flags.
@@ -222,6 +231,7 @@ impl RuleTable {
                         match mapping::insert(&mut slots, seed, r) {
                             Ok(i) => {
                                 owners[i] = k;
+                                hooks |= hook_bit(r.hook);
                                 if matches!(r.action, Action::Arrival | Action::UntilArrival(_)) {
                                     arrived[i] = flag.clone();
                                 }
@@ -247,6 +257,7 @@ impl RuleTable {
                     hits,
                     arrived,
                     moves,
+                    hooks,
                 },
                 GFP_KERNEL,
             )?);
@@ -381,6 +392,21 @@ impl RuleTable {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.table.load(Relaxed).is_null()
+    }
+
+    /// Whether the table has rules at any of `hooks` (bits of [`hook_bit`]).
+    /// A moved connection needs rules at two hooks of its four (the end
+    /// that moved: outgoing SNAT, incoming DNAT), so that a packet at the
+    /// others costs one load, not a parse and a lookup.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::lookup`]: the caller is in an RCU read section.
+    pub(crate) unsafe fn any_at(&self, hooks: u8) -> bool {
+        let table = self.table.load(Acquire);
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and the caller is in an RCU read section.
+        !table.is_null() && unsafe { (*table).hooks } & hooks != 0
     }
 }
 

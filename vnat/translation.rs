@@ -41,6 +41,7 @@ use crate::{
     mapping::{Action, Hook, Tuple},
     netns::NetState,
     packet::{self, IcmpError, Packet},
+    rules::hook_bit,
 };
 use kernel::{bindings, prelude::*};
 
@@ -78,6 +79,17 @@ extern "C" fn vnat_rs_hook(
     };
     state.count(hook_counter(hook), 1);
     if state.rules.is_empty() {
+        return bindings::NF_ACCEPT;
+    }
+    // Without location hiding, only the rules of this hook can change the
+    // packet (at PREROUTING, LOCAL_IN's as well: those of the packet an
+    // ICMP error quotes).
+    let wanted = match hook {
+        Hook::PreRouting => hook_bit(Hook::PreRouting) | hook_bit(Hook::LocalIn),
+        h => hook_bit(h),
+    };
+    // SAFETY: A netfilter hook runs in an RCU read section.
+    if !LOCATION_HIDING.get_bool() && !unsafe { state.rules.any_at(wanted) } {
         return bindings::NF_ACCEPT;
     }
     // SAFETY: The hook's packet, which the hook owns until its verdict.

@@ -52,7 +52,9 @@ use crate::{
         trace::{self, Vcmp},
         HmacSha256, Secret,
     },
-    knobs::{peer_vcmp_port, RESUME_DEADLINE_S, VCMP_RETRIES, VCMP_TIMEOUT_MS},
+    knobs::{
+        peer_vcmp_port, RESUME_DEADLINE_S, VCMP_IDLE_TIMEOUT_MS, VCMP_RETRIES, VCMP_TIMEOUT_MS,
+    },
     netns::{NetState, Show},
     vcmp::{self, Endpoint, Message, SuspendReply, UpdateReply, MSG_LEN},
     vcmp2::{self, Frame, KeyRequest, StreamReader, MAX_LEN},
@@ -210,6 +212,13 @@ const RETRY_MAX_MS: u32 = 8000;
 /// How long an attempt that asks for keys waits for the peer to answer.
 const KEY_SILENCE_MS: i64 = 30_000;
 
+/// How long a stream that asks for keys stays open once every KEY on it
+/// was answered (at most half of `vcmp_idle_timeout_ms`, so that the peer,
+/// which closes streams idle for that long, does not close it first): the
+/// KEYs of the connections opened meanwhile go on it, under its stream key,
+/// without another connect and X25519 exchange.
+const KEY_STREAM_KEEP_MS: i64 = 2_000;
+
 impl<'a> Conversation<'a> {
     /// A conversation with the vnatd of `peer`, from local address `from`,
     /// asking for keys (`keying`) or not, with nothing queued yet.
@@ -266,9 +275,26 @@ impl<'a> Conversation<'a> {
     /// Whether a message for `peer`, to go from local address `from`, a key
     /// request (`keying`) or not, may join this conversation's batch: it is
     /// of the same sort, with `peer` from `from`, and no attempt counts
-    /// yet, so nothing of it went out.
+    /// yet, so nothing of it went out; or it asks for keys on a stream
+    /// whose key is agreed, where KEYs go as they come ([`Self::open`]).
     pub(super) fn takes(&self, peer: IpAddr, from: IpAddr, keying: bool) -> bool {
-        self.peer.addr() == peer && self.from == from && self.keying == keying && self.attempts == 0
+        self.peer.addr() == peer
+            && self.from == from
+            && self.keying == keying
+            && (self.attempts == 0 || self.open())
+    }
+
+    /// Whether it asks for keys on a stream whose key is agreed (HELLO_R
+    /// came): a KEY queued now goes on it at once.
+    fn open(&self) -> bool {
+        self.keying && self.stream.is_some() && self.sock.is_some()
+    }
+
+    /// Whether it is such a stream with every KEY answered, kept for the
+    /// next ones ([`KEY_STREAM_KEEP_MS`]): no later conversation with the
+    /// peer waits for it.
+    pub(super) fn idle(&self) -> bool {
+        self.open() && self.answered == self.items.len()
     }
 
     /// Whether the last connect failed at once (no route yet) within the
@@ -358,9 +384,24 @@ impl<'a> Conversation<'a> {
         self.push(key, Ask::Paper(*msg))
     }
 
-    /// Queues a KEY for connection `key`, behind those queued before.
+    /// Queues a KEY for connection `key`, behind those queued before; on
+    /// an open stream ([`Self::open`]), encoded to go at once. A KEY that
+    /// comes to an idle stream begins a batch: its attempts and its
+    /// silence count from now, and what was answered is forgotten.
     pub(super) fn queue_key(&mut self, key: Key, request: KeyRequest) -> Result {
-        self.push(key, Ask::Key(request))
+        if !self.open() {
+            return self.push(key, Ask::Key(request));
+        }
+        if self.idle() {
+            self.items.clear();
+            self.out.clear();
+            self.sent = 0;
+            self.answered = 0;
+            self.attempts = 1;
+            self.heard = Instant::now();
+        }
+        self.push(key, Ask::Key(request))?;
+        self.encode_keys()
     }
 
     /// Advances the conversation as far as it goes without waiting, and
@@ -411,7 +452,18 @@ impl<'a> Conversation<'a> {
             failed = !self.send_queued(sock.socket()) || !self.read_replies(sock.socket(), report);
         }
         if self.answered == self.items.len() {
-            // All answered: the socket is closed here.
+            // All answered: a stream of keys stays open a while for the
+            // next ones; else the socket is closed here.
+            let keep = KEY_STREAM_KEEP_MS.min(i64::from(VCMP_IDLE_TIMEOUT_MS.get()) / 2);
+            if self.keying
+                && self.stream.is_some()
+                && !failed
+                && !sock.socket().is_dead()
+                && self.heard.elapsed() < Delta::from_millis(keep)
+            {
+                self.sock = Some(sock);
+                return Step::Pending;
+            }
             return Step::Done;
         }
         self.end_or_keep(sock, failed, timeout, report)
@@ -517,6 +569,11 @@ impl<'a> Conversation<'a> {
         self.out.clear();
         self.sent = 0;
         if self.keying {
+            // Every KEY not answered goes again once the new stream's key
+            // is agreed.
+            for it in &mut self.items[self.answered..] {
+                it.end = 0;
+            }
             let h = Handshake::new();
             let mut b = [0u8; MAX_LEN];
             let len = h.hello(false, &mut b);
@@ -562,8 +619,9 @@ impl<'a> Conversation<'a> {
         Ok(true)
     }
 
-    /// Once HELLO_R came with the stream key: appends the KEYs not answered
-    /// yet to `out`, under that key.
+    /// Once HELLO_R came with the stream key, and for each KEY queued on
+    /// an open stream after: appends the KEYs not encoded yet to `out`,
+    /// under that key.
     fn encode_keys(&mut self) -> Result {
         let Some(stream) = &self.stream else {
             return Err(EINVAL);
@@ -572,6 +630,9 @@ impl<'a> Conversation<'a> {
             let Ask::Key(req) = it.ask else {
                 continue;
             };
+            if it.end != 0 {
+                continue;
+            }
             let mut b = [0u8; MAX_LEN];
             let len = vcmp2::Message::Key(req).encode::<HmacSha256>(Some(stream.bytes()), &mut b);
             self.out.extend_from_slice(&b[..len], GFP_KERNEL)?;

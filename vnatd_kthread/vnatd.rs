@@ -761,9 +761,10 @@ impl<'a> Daemon<'a> {
             // or the peer would activate a helper after the connection resumed.
             // Key requests go beside them: a move may wait for a key.
             let (peer, keying) = (self.conversations[i].peer(), self.conversations[i].keying());
+            // A stream of keys kept open for the next ones holds no one up.
             let behind = self.conversations[..i]
                 .iter()
-                .any(|c| c.peer() == peer && c.keying() == keying);
+                .any(|c| c.peer() == peer && c.keying() == keying && !c.idle());
             let state = self.state;
             let rules_changed = &mut self.rules_changed;
             let (to_kick, nudges) = (&mut self.to_kick, &mut self.nudges);
