@@ -9,7 +9,8 @@
 # data gap of a move (qemu-tests/bench_overhead.py), and a move dissected
 # into its steps (qemu-tests/bench_move.py). Output in
 # qemu-tests/results/bench.md. VNAT_BENCH_ONLY=restore, =overhead or =move
-# runs one.
+# runs one; VNAT_BENCH_ONLY=profile runs qemu-tests/bench_profile.py
+# (where VNAT2's per-packet cost goes, by perf), which make bench does not.
 set -euo pipefail
 # The benchmark kernel (no debug options) unless VNAT_KERNEL=test.
 export VNAT_KERNEL=${VNAT_KERNEL:-bench}

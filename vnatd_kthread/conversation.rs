@@ -409,13 +409,6 @@ impl<'a> Conversation<'a> {
     /// earlier conversation with the same peer is not over yet.
     pub(super) fn step(&mut self, behind: bool, report: &mut impl FnMut(Report)) -> Step {
         let now = Instant::now();
-        let vcmp_timeout_ms = i64::from(VCMP_TIMEOUT_MS.get());
-        // Once HELLO_R came, this attempt's KEYs go out (see the module doc).
-        let timeout = Delta::from_millis(if self.keying && self.stream.is_some() {
-            vcmp_timeout_ms.max(KEY_SILENCE_MS)
-        } else {
-            vcmp_timeout_ms
-        });
         if !self.begin(behind, now) {
             return Step::Pending;
         }
@@ -466,7 +459,7 @@ impl<'a> Conversation<'a> {
             }
             return Step::Done;
         }
-        self.end_or_keep(sock, failed, timeout, report)
+        self.end_or_keep(sock, failed, report)
     }
 
     /// Whether the conversation may go on: it begins when no earlier one
@@ -760,6 +753,9 @@ impl<'a> Conversation<'a> {
                 return false;
             }
             state.count(Counter::VcmpMessages, 1);
+            // HELLO_R is the peer's answer: the attempt's silence counts
+            // from it, and its KEYs go now.
+            self.heard = Instant::now();
             return self.encode_keys().is_ok();
         }
         let Some(it) = self.items.get(self.answered) else {
@@ -840,15 +836,22 @@ impl<'a> Conversation<'a> {
     }
 
     /// Ends the attempt on `sock` if it failed, its socket died or the peer
-    /// sent nothing for `timeout`, and gives up after the last attempt;
-    /// otherwise the attempt goes on.
+    /// sent nothing for too long, and gives up after the last attempt;
+    /// otherwise the attempt goes on. Too long: `vcmp_timeout_ms`, and once
+    /// HELLO_R came (judged now, after this step's reads: its KEYs may have
+    /// gone in it), [`KEY_SILENCE_MS`].
     fn end_or_keep(
         &mut self,
         sock: Watch<'a>,
         failed: bool,
-        timeout: Delta,
         report: &mut impl FnMut(Report),
     ) -> Step {
+        let vcmp_timeout_ms = i64::from(VCMP_TIMEOUT_MS.get());
+        let timeout = Delta::from_millis(if self.keying && self.stream.is_some() {
+            vcmp_timeout_ms.max(KEY_SILENCE_MS)
+        } else {
+            vcmp_timeout_ms
+        });
         if failed || sock.socket().is_dead() || self.heard.elapsed() > timeout {
             // Drop the socket; the next attempt starts a tick after this one.
             drop(sock);
