@@ -32,41 +32,14 @@ import sys
 import threading
 import time
 
+from tracing import TRACING, first, netns_inum, read_trace, tracefs
 from vnattest import (Topology, insmod, ip_batch, netns, rmmod, round_trip, sh, stats, tcp_connect, tcp_listen, wait_for,
                       wait_keyed)
 
 MOVES = int(os.environ.get("VNAT_BENCH_MOVES", "10"))
-TRACING = "/sys/kernel/tracing"
 # A move after which no data came (before the next one): its gap is
 # infinite, and counts so in the medians.
 INF = float("inf")
-
-
-def tracefs(path, value):
-    with open(os.path.join(TRACING, path), "w") as f:
-        f.write(value)
-
-
-def netns_inum(ns):
-    return int(sh(f"ip netns exec {ns} stat -L -c %i /proc/self/ns/net").strip())
-
-
-def parse(text):
-    """The trace's events: (time, event, fields) in order."""
-    events = []
-    for line in text.splitlines():
-        if line.startswith("#") or ": " not in line:
-            continue
-        try:
-            head, rest = line.split(": ", 1)
-            t = float(head.split()[-1])
-            name, _, fields = rest.partition(": ")
-        except ValueError:
-            continue
-        kv = dict(f.split("=", 1) for f in fields.split() if "=" in f)
-        kv["_text"] = fields
-        events.append((t, name, kv))
-    return events
 
 
 def stream(c, a, move, moved):
@@ -115,24 +88,6 @@ def stream(c, a, move, moved):
         moves.append((t0, t1))
     stop.set()
     return moves, stamps
-
-
-def read_trace():
-    """Stops tracing and returns its events, the trace emptied."""
-    tracefs("tracing_on", "0")
-    with open(os.path.join(TRACING, "trace")) as f:
-        events = parse(f.read())
-    tracefs("trace", "")
-    return events
-
-
-def first(evs, after, name, netns=None, pred=lambda kv: True):
-    """The time of the first event `name` (of namespace `netns`) at or after
-    `after`, or None."""
-    for t, n, kv in evs:
-        if t >= after and n == name and (netns is None or kv.get("netns") == str(netns)) and pred(kv):
-            return t
-    return None
 
 
 def marks(events, moves, stamps):

@@ -11,5 +11,5 @@ export VNAT_KERNEL=${VNAT_KERNEL:-bench}
 mkdir -p qemu-tests/results
 "$VNG" --run "$kdir" --disable-kvm --cpus 1 --memory 3G --user root --cwd "$PWD" \
 	--qemu-opts="-icount shift=0,align=off,sleep=off" \
-	--exec "$guest_env ${VNAT_BENCH_SIZES:+VNAT_BENCH_SIZES=$VNAT_BENCH_SIZES} python3 $PWD/qemu-tests/bench_restore.py" \
+	--exec "$guest_env ${VNAT_BENCH_CONNECTIONS:+VNAT_BENCH_CONNECTIONS=$VNAT_BENCH_CONNECTIONS} python3 $PWD/qemu-tests/bench_restore.py" \
 	</dev/null | tee qemu-tests/results/bench-restore.md

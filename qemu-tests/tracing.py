@@ -1,0 +1,56 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""The benchmarks' view of the kernel's trace (tracefs): VNAT's trace events
+(vnat:*), the kernel's own and kprobes, read back with the guest's
+monotonic clock (trace_clock mono), so that they compare with a program's
+time.monotonic()."""
+import os
+
+from vnattest import sh
+
+TRACING = "/sys/kernel/tracing"
+
+
+def tracefs(path, value):
+    with open(os.path.join(TRACING, path), "w") as f:
+        f.write(value)
+
+
+def netns_inum(ns):
+    return int(sh(f"ip netns exec {ns} stat -L -c %i /proc/self/ns/net").strip())
+
+
+def parse(text):
+    """The trace's events: (time, event, fields) in order."""
+    events = []
+    for line in text.splitlines():
+        if line.startswith("#") or ": " not in line:
+            continue
+        try:
+            head, rest = line.split(": ", 1)
+            t = float(head.split()[-1])
+            name, _, fields = rest.partition(": ")
+        except ValueError:
+            continue
+        kv = dict(f.split("=", 1) for f in fields.split() if "=" in f)
+        kv["_text"] = fields
+        events.append((t, name, kv))
+    return events
+
+
+def read_trace():
+    """Stops tracing and returns its events, the trace emptied."""
+    tracefs("tracing_on", "0")
+    with open(os.path.join(TRACING, "trace")) as f:
+        events = parse(f.read())
+    tracefs("trace", "")
+    return events
+
+
+def first(evs, after, name, netns=None, pred=lambda kv: True):
+    """The time of the first event `name` (of namespace `netns`) at or after
+    `after`, or None."""
+    for t, n, kv in evs:
+        if t >= after and n == name and (netns is None or kv.get("netns") == str(netns)) and pred(kv):
+            return t
+    return None
