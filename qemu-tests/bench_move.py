@@ -32,7 +32,7 @@ import sys
 import threading
 import time
 
-from tracing import TRACING, first, netns_inum, read_trace, tracefs
+from tracing import first, netns_inum, read_trace, tracefs
 from vnattest import (Topology, insmod, ip_batch, netns, rmmod, round_trip, sh, stats, tcp_connect, tcp_listen, wait_for,
                       wait_keyed)
 
@@ -118,8 +118,6 @@ def marks(events, moves, stamps):
     return out
 
 
-if not os.path.isdir(os.path.join(TRACING, "events")):
-    sh(f"mount -t tracefs nodev {TRACING}")
 insmod()
 topo = Topology()
 ip_batch("cli", ["link set c2 up"])

@@ -5,7 +5,7 @@ instructions (QEMU -icount shift=0,align=off,sleep=off), on the benchmark
 kernel (no debug options): the paper's figures 5-1 to 5-5 (netperf-style
 TCP_STREAM, TCP_RR and TCP_CRR, and the CPU each costs) for every message
 size of VNAT_BENCH_SIZES, as ratios against a baseline measured in the same
-run, and the data gap of a move.
+run. The move itself is bench_move.py's.
 
 Client and server namespaces talk through the router namespace. The
 systems, in the order they run:
@@ -42,11 +42,9 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-from vnattest import (Topology, insmod, ip_batch, rmmod, round_trip, set_sysctl, sh, stats, tcp_connect,
-                      tcp_listen, wait_for, write_knob)
+from vnattest import Topology, insmod, ip_batch, rmmod, set_sysctl, sh, stats, wait_for, write_knob
 
 PERF = os.environ["VNAT_PERF"]
 SECS = float(os.environ.get("VNAT_BENCH_SECS", "1"))
@@ -152,47 +150,6 @@ def measure(system, tests=("stream", "rr", "crr"), v6=False):
     return res
 
 
-def data_gap():
-    """A stream from client to server while the client moves: the longest
-    pause between two reads of the receiver around the move, and the TCP
-    round trip measured just before on the same path."""
-    srv = tcp_listen("srv", "0.0.0.0", 7000)
-    c = tcp_connect("cli", topo.server_addr(), 7000)
-    a, _ = srv.accept()
-    rtt = round_trip(c, a)
-    stamps = []
-    stop = threading.Event()
-
-    def send():
-        buf = b"z" * 16384
-        while not stop.is_set():
-            c.sendall(buf)
-
-    def recv():
-        while not stop.is_set():
-            if not a.recv(65536):
-                break
-            stamps.append(time.monotonic())
-
-    ts = [threading.Thread(target=send, daemon=True), threading.Thread(target=recv, daemon=True)]
-    for t in ts:
-        t.start()
-    time.sleep(1)
-    t_move = time.monotonic()
-    before = stats("cli")["migrations_completed"]
-    topo.attach_client(2 if topo.client_at == 1 else 1)
-    wait_for(lambda: stats("cli")["migrations_completed"] > before, "migrated", timeout=60)
-    time.sleep(2)
-    stop.set()
-    window = [t for t in stamps if t >= t_move - 0.5]
-    gaps = [b - a_ for a_, b in zip(window, window[1:])]
-    gap = max(gaps) if gaps else float("nan")
-    c.close()
-    a.close()
-    srv.close()
-    return gap, rtt
-
-
 topo = Topology(ipv6=IPV6)
 # TCP_CRR opens tens of thousands of connections in a run: its client
 # reuses ports in TIME_WAIT (timestamps make it safe) and has the whole
@@ -233,8 +190,6 @@ results["VNAT2: migrated, both ends translate"] = measure("migrated")
 if IPV6:
     results6["VNAT1 (IPv6)"] = measure("native", V6_TESTS, v6=True)
     results6["VNAT2 (IPv6)"] = measure("migrated", V6_TESTS, v6=True)
-gap, rtt = data_gap()
-gap_off, rtt_off = without_key(data_gap)
 rmmod(timeout=300)   # the closing connections' FIN exchanges first
 # The baseline once more, last: the first and this one bracket the others,
 # so an effect of the order of the runs shows as a difference between them.
@@ -287,13 +242,9 @@ for test in V6_TESTS if results6 else ():
     print(f"\n{title} over IPv6, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to it.\n")
     table(test, 2, "vanilla (IPv6)", cpu_unit, cpu_scale, ".3f", False, results6, results6["vanilla (IPv6)"])
     print()
-print(f"Data gap of a move (longest pause of a receiving stream around the move): "
-      f"{gap * 1000:.1f} ms = {gap / rtt:.1f} TCP round trips of {rtt * 1000:.3f} ms measured in the same run "
-      f"(version 2 under the key); without the key (vcmp_auth=off, version 1): {gap_off * 1000:.1f} ms = "
-      f"{gap_off / rtt_off:.1f} round trips of {rtt_off * 1000:.3f} ms.")
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench-overhead.json")
 with open(out, "w") as f:
-    json.dump({"runs": RUNS, "secs": SECS, "sizes": SIZES, "gap_s": gap, "rtt_s": rtt,
+    json.dump({"runs": RUNS, "secs": SECS, "sizes": SIZES,
                "systems": {sys_: {f"{t}/{n}": {"rate": v[0], "spread": v[1], "cpu_per_op": v[2]}
                                   for (t, n), v in res.items()} for sys_, res in {**results, **results6}.items()}},
               f, indent=1)

@@ -22,19 +22,11 @@ import resource
 import sys
 import time
 
-from tracing import TRACING, first, netns_inum, read_trace, tracefs
+from tracing import first, last, netns_inum, read_trace, tracefs
 from vnattest import Topology, insmod, rmmod, round_trip, sh, stats, tcp_connect, tcp_listen, wait_for
 
 COUNTS = [int(x) for x in os.environ.get("VNAT_BENCH_CONNECTIONS", "10,50,100,500,1000,10000").split(",")]
 resource.setrlimit(resource.RLIMIT_NOFILE, (2 * max(COUNTS) + 256, 2 * max(COUNTS) + 256))
-if not os.path.isdir(os.path.join(TRACING, "events")):
-    sh(f"mount -t tracefs nodev {TRACING}")
-
-
-def last(evs, name, netns, pred=lambda kv: True):
-    """The time of the last event `name` of namespace `netns`, or None."""
-    ts = [t for t, n, kv in evs if n == name and kv.get("netns") == str(netns) and pred(kv)]
-    return ts[-1] if ts else None
 
 
 # How long the keys of N connections may take before the row is given up.

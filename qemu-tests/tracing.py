@@ -9,6 +9,8 @@ import os
 from vnattest import sh
 
 TRACING = "/sys/kernel/tracing"
+if not os.path.isdir(os.path.join(TRACING, "events")):
+    sh(f"mount -t tracefs nodev {TRACING}")
 
 
 def tracefs(path, value):
@@ -54,3 +56,9 @@ def first(evs, after, name, netns=None, pred=lambda kv: True):
         if t >= after and n == name and (netns is None or kv.get("netns") == str(netns)) and pred(kv):
             return t
     return None
+
+
+def last(evs, name, netns=None, pred=lambda kv: True):
+    """The time of the last event `name` (of namespace `netns`), or None."""
+    ts = [t for t, n, kv in evs if n == name and (netns is None or kv.get("netns") == str(netns)) and pred(kv)]
+    return ts[-1] if ts else None

@@ -5,9 +5,9 @@
 # bench: no debug options), in one guest with one vCPU and QEMU
 # -icount shift=0,align=off,sleep=off, so that guest time counts
 # instructions and figures repeat: the paper's Table 1 (restoration time,
-# qemu-tests/bench_restore.py) and figures 5-1/5-3/5-5 as ratios plus the
-# data gap of a move (qemu-tests/bench_overhead.py), and a move dissected
-# into its steps (qemu-tests/bench_move.py). Output in
+# qemu-tests/bench_restore.py), figures 5-1/5-3/5-5 as ratios
+# (qemu-tests/bench_overhead.py), and a move dissected into its steps with
+# MPTCP's handover beside it (qemu-tests/bench_move.py). Output in
 # qemu-tests/results/bench.md. VNAT_BENCH_ONLY=restore, =overhead or =move
 # runs one; VNAT_BENCH_ONLY=profile runs qemu-tests/bench_profile.py
 # (where VNAT2's per-packet cost goes, by perf), which make bench does not.

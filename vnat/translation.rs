@@ -78,18 +78,20 @@ extern "C" fn vnat_rs_hook(
         return bindings::NF_ACCEPT;
     };
     state.count(hook_counter(hook), 1);
-    if state.rules.is_empty() {
-        return bindings::NF_ACCEPT;
-    }
     // Without location hiding, only the rules of this hook can change the
     // packet (at PREROUTING, LOCAL_IN's as well: those of the packet an
-    // ICMP error quotes).
-    let wanted = match hook {
-        Hook::PreRouting => hook_bit(Hook::PreRouting) | hook_bit(Hook::LocalIn),
-        h => hook_bit(h),
+    // ICMP error quotes); with it, any table's addresses.
+    let idle = if LOCATION_HIDING.get_bool() {
+        state.rules.is_empty()
+    } else {
+        let wanted = match hook {
+            Hook::PreRouting => hook_bit(Hook::PreRouting) | hook_bit(Hook::LocalIn),
+            h => hook_bit(h),
+        };
+        // SAFETY: A netfilter hook runs in an RCU read section.
+        !unsafe { state.rules.any_at(wanted) }
     };
-    // SAFETY: A netfilter hook runs in an RCU read section.
-    if !LOCATION_HIDING.get_bool() && !unsafe { state.rules.any_at(wanted) } {
+    if idle {
         return bindings::NF_ACCEPT;
     }
     // SAFETY: The hook's packet, which the hook owns until its verdict.

@@ -19,7 +19,7 @@ extern "C" {
         answer: bool,
         sent: bool,
     );
-    fn vnat_shim_trace_rules(netns: c_uint, rules: c_uint);
+    fn vnat_shim_trace_rules(netns: c_uint, connections: c_uint);
     fn vnat_shim_trace_kick(netns: c_uint, connections: c_uint);
 }
 
@@ -65,10 +65,10 @@ pub(crate) fn vcmp(netns: u32, peer: IpAddr, bytes: usize, kind: Vcmp, sent: boo
     }
 }
 
-/// A table of `rules` translation rules is live.
-pub(crate) fn rules(netns: u32, rules: usize) {
+/// A new table of rules, of `connections` translated connections, is live.
+pub(crate) fn rules(netns: u32, connections: usize) {
     // SAFETY: No preconditions.
-    unsafe { vnat_shim_trace_rules(netns, uint(rules)) }
+    unsafe { vnat_shim_trace_rules(netns, uint(connections)) }
 }
 
 /// `connections` whose rules went live were told to retransmit now.

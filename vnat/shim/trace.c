@@ -29,9 +29,9 @@ void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsig
 		trace_vnat_vcmp_received(netns, peer, bytes, answer);
 }
 
-void vnat_shim_trace_rules(unsigned int netns, unsigned int rules)
+void vnat_shim_trace_rules(unsigned int netns, unsigned int connections)
 {
-	trace_vnat_rules(netns, rules);
+	trace_vnat_rules(netns, connections);
 }
 
 void vnat_shim_trace_kick(unsigned int netns, unsigned int connections)

@@ -57,8 +57,14 @@ TRACE_EVENT(vnat_wake,
 	TP_printk("netns=%u requests=%d", __entry->netns, __entry->requests)
 );
 
-/* A move began: @connections have a new local address, updates are due. */
-TRACE_EVENT(vnat_move,
+/*
+ * A count of a namespace's connections at a step of a move: vnat_move, a
+ * move began (@connections have a new local address, updates are due);
+ * vnat_rules, a new table of translation rules, of @connections
+ * translated connections, is live (the hooks use it); vnat_kick,
+ * @connections whose rules just went live were told to retransmit now.
+ */
+DECLARE_EVENT_CLASS(vnat_connections,
 	TP_PROTO(unsigned int netns, unsigned int connections),
 	TP_ARGS(netns, connections),
 	TP_STRUCT__entry(
@@ -71,6 +77,18 @@ TRACE_EVENT(vnat_move,
 	),
 	TP_printk("netns=%u connections=%u", __entry->netns, __entry->connections)
 );
+
+DEFINE_EVENT(vnat_connections, vnat_move,
+	TP_PROTO(unsigned int netns, unsigned int connections),
+	TP_ARGS(netns, connections));
+
+DEFINE_EVENT(vnat_connections, vnat_rules,
+	TP_PROTO(unsigned int netns, unsigned int connections),
+	TP_ARGS(netns, connections));
+
+DEFINE_EVENT(vnat_connections, vnat_kick,
+	TP_PROTO(unsigned int netns, unsigned int connections),
+	TP_ARGS(netns, connections));
 
 /*
  * VCMP bytes go to (offered to the socket: traced before, since the peer
@@ -104,36 +122,6 @@ DEFINE_EVENT(vnat_vcmp_io, vnat_vcmp_sent,
 DEFINE_EVENT(vnat_vcmp_io, vnat_vcmp_received,
 	TP_PROTO(unsigned int netns, const struct in6_addr *peer, unsigned int bytes, bool answer),
 	TP_ARGS(netns, peer, bytes, answer));
-
-/* A new table of @rules translation rules is live (the hooks use it). */
-TRACE_EVENT(vnat_rules,
-	TP_PROTO(unsigned int netns, unsigned int rules),
-	TP_ARGS(netns, rules),
-	TP_STRUCT__entry(
-		__field(unsigned int, netns)
-		__field(unsigned int, rules)
-	),
-	TP_fast_assign(
-		__entry->netns = netns;
-		__entry->rules = rules;
-	),
-	TP_printk("netns=%u rules=%u", __entry->netns, __entry->rules)
-);
-
-/* @connections whose rules just went live were told to retransmit now. */
-TRACE_EVENT(vnat_kick,
-	TP_PROTO(unsigned int netns, unsigned int connections),
-	TP_ARGS(netns, connections),
-	TP_STRUCT__entry(
-		__field(unsigned int, netns)
-		__field(unsigned int, connections)
-	),
-	TP_fast_assign(
-		__entry->netns = netns;
-		__entry->connections = connections;
-	),
-	TP_printk("netns=%u connections=%u", __entry->netns, __entry->connections)
-);
 
 #endif /* VNAT_TRACE_H */
 
