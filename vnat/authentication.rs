@@ -397,6 +397,11 @@ pub(crate) fn grant(
     // peer's. Each connection found is believed only from its remote
     // physical address.
     let mut why = Counter::VcmpUnknownConnection;
+    // A TCP connection that this host has, but has not recorded: its
+    // application has not accepted it yet (the asker asks as soon as it
+    // connects), or it ended here. Not a guess: the refusal is not
+    // suspicious, and the asker tries again.
+    let mut not_recorded = false;
     let nat = Endpoint::from_ip(from.addr(), named.port);
     // A connection that the asker opened from its new address after a move
     // and that location hiding gave its old one here: we know its end by
@@ -415,15 +420,17 @@ pub(crate) fn grant(
     .into_iter()
     .flatten()
     .find_map(|(theirs, behind_nat)| {
-        let (k, c) = state
-            .connections
-            .find(req.proto, ours, theirs)
-            .or_else(|| {
-                (req.proto == PROTO_UDP && from.addr() == theirs.addr)
-                    .then(|| record_udp_flow(state, ours, theirs))
-                    .flatten()
-                    .and_then(|k| state.connections.with(k, |c| (k, *c)))
-            })?;
+        let Some((k, c)) = state.connections.find(req.proto, ours, theirs).or_else(|| {
+            (req.proto == PROTO_UDP && from.addr() == theirs.addr)
+                .then(|| record_udp_flow(state, ours, theirs))
+                .flatten()
+                .and_then(|k| state.connections.with(k, |c| (k, *c)))
+        }) else {
+            not_recorded |= req.proto == PROTO_TCP
+                && from.refuses(theirs.addr).is_none()
+                && Sock::tcp_exists(state.net(), ours, theirs);
+            return None;
+        };
         if let Some((w, _)) = from.refuses(c.mapping.remote_physical.addr) {
             why = w;
             return None;
@@ -438,6 +445,9 @@ pub(crate) fn grant(
         Some((k, c))
     });
     let Some((k, c)) = found else {
+        if not_recorded {
+            return refuse_as(None, false, out);
+        }
         return refuse(Some(why), out);
     };
     if c.key.auth == Auth::Keyed || VcmpAuth::get() == VcmpAuth::Off {

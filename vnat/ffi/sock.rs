@@ -41,6 +41,13 @@ extern "C" {
         raddr: *const RawAddr,
         rport: u16,
     ) -> *mut bindings::sock;
+    fn vnat_shim_tcp_exists(
+        net: *mut bindings::net,
+        laddr: *const RawAddr,
+        lport: u16,
+        raddr: *const RawAddr,
+        rport: u16,
+    ) -> bool;
 }
 
 /// A socket's `struct sock`.
@@ -185,6 +192,28 @@ impl Sock {
         // SAFETY: A non-null result carries the reference the shim took,
         // which the `ARef` now owns.
         NonNull::new(sk).map(|sk| unsafe { ARef::from_raw(sk.cast()) })
+    }
+
+    /// Whether `net`'s TCP has a connection from `remote` to `local`: half
+    /// open, established (whether its application accepted it yet or not)
+    /// or in `TIME_WAIT`.
+    pub(crate) fn tcp_exists(net: &Net, local: Endpoint, remote: Endpoint) -> bool {
+        if !local.same_family(&remote) {
+            return false;
+        }
+        let (l, r) = (RawAddr::from(local.addr), RawAddr::from(remote.addr));
+        // SAFETY: `net` is alive (its invariant); `l` and `r` are valid for
+        // the call; the shim looks the socket up under RCU and puts the
+        // reference the lookup took.
+        unsafe {
+            vnat_shim_tcp_exists(
+                net.as_ptr(),
+                &l,
+                local.port.to_be(),
+                &r,
+                remote.port.to_be(),
+            )
+        }
     }
 }
 

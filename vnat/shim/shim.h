@@ -108,6 +108,8 @@ int vnat_shim_signal_holders(struct sock *sk, int sig, struct vnat_process *proc
 void vnat_shim_signal_process(int nr, u64 start_boottime, int sig);
 struct sock *vnat_shim_udp_lookup(struct net *net, const struct in6_addr *laddr, __be16 lport,
 				  const struct in6_addr *raddr, __be16 rport);
+bool vnat_shim_tcp_exists(struct net *net, const struct in6_addr *laddr, __be16 lport,
+			  const struct in6_addr *raddr, __be16 rport);
 
 /* trace.c: vnat/ffi/trace.rs (the events are in trace.h) */
 void vnat_shim_trace_wake(unsigned int netns, bool requests);

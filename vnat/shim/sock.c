@@ -1,14 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * User sockets as VNAT moves them: references, IP_TRANSPARENT, the
- * retransmission kick, aborting, the UDP lookup of a peer's flow, and the
- * migration helpers' keepalive and signals (paper 3.3.1).
+ * retransmission kick, aborting, the UDP lookup of a peer's flow, whether
+ * TCP has a connection, and the migration helpers' keepalive and signals
+ * (paper 3.3.1).
  * vnat/ffi/sock.rs.
  */
 
 #include <linux/fdtable.h>
 #include <linux/inetdevice.h>
 #include <linux/sched/signal.h>
+#include <net/inet6_hashtables.h>
 #include <net/inet_sock.h>
 #include <net/ipv6.h>
 #include <net/route.h>
@@ -129,6 +131,30 @@ struct sock *vnat_shim_udp_lookup(struct net *net, const struct in6_addr *laddr,
 		sk = NULL;
 	rcu_read_unlock();
 	return sk;
+}
+
+/*
+ * Whether @net's TCP has the connection from @raddr:@rport to @laddr:@lport
+ * (addresses of one family, IPv4 ones v4-mapped) in its established hash:
+ * half open (a request), established (accepted or not yet) or in
+ * TIME_WAIT. Process context.
+ */
+bool vnat_shim_tcp_exists(struct net *net, const struct in6_addr *laddr, __be16 lport,
+			  const struct in6_addr *raddr, __be16 rport)
+{
+	struct sock *sk;
+
+	rcu_read_lock();
+	if (ipv6_addr_v4mapped(laddr))
+		sk = __inet_lookup_established(net, raddr->s6_addr32[3], rport,
+					       laddr->s6_addr32[3], ntohs(lport), 0, 0);
+	else
+		sk = __inet6_lookup_established(net, raddr, rport, laddr, ntohs(lport), 0, 0);
+	rcu_read_unlock();
+	if (!sk)
+		return false;
+	sock_gen_put(sk);
+	return true;
 }
 
 /*
