@@ -16,15 +16,23 @@ client's last answer read, its rules live after it, its last kick.
 Restored: every connection kicked, from the new address being usable (the
 issue 16 target: 10,000 connections within one round trip plus 50 ms) and
 from `ip`'s start (the paper's restoration time, which includes the
-address change)."""
+address change).
+
+With VNAT_BENCH_PERF=1, `perf record -a` samples the vCPU from the move to
+the last kick, and the busy samples' share by object and symbol is printed
+below each row (the samples count instructions, as the guest's clock
+does)."""
 import os
 import resource
+import subprocess
 import sys
 import time
 
+from perf_report import busy_table
 from tracing import first, last, netns_inum, read_trace, tracefs
 from vnattest import Topology, insmod, rmmod, round_trip, sh, stats, tcp_connect, tcp_listen, wait_for
 
+PERF = os.environ.get("VNAT_BENCH_PERF") == "1"
 COUNTS = [int(x) for x in os.environ.get("VNAT_BENCH_CONNECTIONS", "10,50,100,500,1000,10000").split(",")]
 resource.setrlimit(resource.RLIMIT_NOFILE, (2 * max(COUNTS) + 256, 2 * max(COUNTS) + 256))
 
@@ -66,6 +74,15 @@ for n in COUNTS:
     tracefs("events/vnatbench/enable", "1")
     tracefs("events/vnat/enable", "1")
     tracefs("tracing_on", "1")
+    if PERF:
+        # The guest's /tmp: perf cannot write its data to the shared tree.
+        data = f"/tmp/vnat-restore-{n}.data"
+        stop = f"/tmp/vnat-restore-{n}.stop"
+        # Sampling until the stop file appears (a signal that came before
+        # perf was ready would kill it); its start takes a while here.
+        perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-a", "-o", data, "--",
+                                 "sh", "-c", f"while [ ! -e {stop} ]; do sleep 0.05; done"])
+        time.sleep(3)
     t0 = time.monotonic()
     topo.attach_client(2)
     t1 = time.monotonic()
@@ -75,6 +92,12 @@ for n in COUNTS:
             print(f"# {n}: timed out", flush=True)
             sys.exit(1)
         time.sleep(0.05)
+    if PERF:
+        open(stop, "w").close()
+        perf.wait()
+        busy, table = busy_table(data, top=30)
+        print(f"# {n} connections, from the move to the last kick: the vCPU busy in {busy:.1f} % of the samples"
+              f"\n{table}\n", flush=True)
     evs = [e for e in read_trace() if e[0] >= t0]
     tracefs("events/enable", "0")
     tracefs("kprobe_events", "")
@@ -90,11 +113,15 @@ for n in COUNTS:
         "read": last(evs, "vnat_vcmp_received", cli),
     }
     at["rules"] = first(evs, at["read"] or usable, "vnat_rules", cli)
+    # Rule tables built from the move to the last kick, at each end.
+    built = {ns: sum(1 for t, name, kv in evs if name == "vnat_rules" and kv.get("netns") == str(ns)
+                     and t <= (at["kicked"] or t)) for ns in (cli, srv_ns)}
     at["kicked"] = last(evs, "vnat_kick", cli)
     ms = {k: (v - usable) * 1000 if v is not None else None for k, v in at.items()}
     rows.append((n, (t1 - t0) * 1000, (usable - t0) * 1000, ms, rtt, kicked))
     print(f"# {n} connections: restored {ms['kicked']:.3f} ms after the address was usable "
-          f"({kicked} kicked)", flush=True)
+          f"({kicked} kicked); rule tables built: {built[srv_ns]} at the server, {built[cli]} at the "
+          "client", flush=True)
     for c, a in pairs:
         c.close()
         a.close()

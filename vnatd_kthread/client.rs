@@ -9,10 +9,11 @@
 //! they announce (see `Daemon::serve`).
 //!
 //! A client is hostile until shown otherwise, so what it can cost is
-//! bounded: the replies it has not read fill at most [`OUT_CAP`] bytes, and
-//! while they do its messages are not read (TCP flow control then stops
-//! it); one round reads at most [`ROUND_BUDGET`] bytes of it, so one fast
-//! client cannot starve the others; only a complete message counts as
+//! bounded: the replies it has not read fill at most [`out_cap`] bytes (5
+//! KiB, up to [`OUT_MAX`] with a large table), and while they do its
+//! messages are not read (TCP flow control then stops it); one round reads
+//! at most [`round_budget`] bytes of it, so one fast client cannot starve
+//! the others; only a complete message counts as
 //! hearing from it (an idle client that dribbles bytes is still closed);
 //! and a stream with more than `vcmp_max_refusals` messages refused for
 //! reasons that guessing gives (no such connection, wrong source, martian
@@ -48,16 +49,35 @@ use kernel::{
 
 /// Bytes read from a socket at once: four of the longest messages.
 const CHUNK: usize = 4 * MAX_LEN;
-/// The replies a client has not read yet fill at most this many bytes; while
-/// they do, nothing more is read from it. No reply is longer than its
-/// request, so a chunk's replies (and that of a message begun before it)
-/// need at most `CHUNK + MAX_LEN` bytes.
-pub(super) const OUT_CAP: usize = 256 * MSG_LEN;
-/// Bytes read from one client in one round of the daemon, at most: 64
+/// Bytes read from one client in one round of the daemon, at least: 64
 /// version-1 messages, whose replies go out (after the rules they change)
 /// before more is read, so that a large batch is answered in parts that
 /// each show the peer progress.
-pub(super) const ROUND_BUDGET: usize = 64 * MSG_LEN;
+const ROUND_MIN: usize = 64 * MSG_LEN;
+/// The replies a client has not read yet fill at most [`out_cap`] bytes,
+/// and never more than this, however large the table; while they do,
+/// nothing more is read from it.
+const OUT_MAX: usize = 64 << 10;
+
+/// Bytes read from one client in one round of a namespace with
+/// `connections` records, at most. A round ends with the rules rebuilt
+/// (`Daemon::publish`), which visits every record: a round reads at least
+/// the longest message's bytes per 16 records, so that rebuilding stays a
+/// bounded share of the work, whatever the table's size (a move of 10,000
+/// connections is answered in tens of rounds, not hundreds, each of which
+/// visited all 10,000). At least [`ROUND_MIN`].
+fn round_budget(connections: usize) -> usize {
+    (connections / 16 * MAX_LEN).clamp(ROUND_MIN, OUT_MAX - CHUNK - MAX_LEN)
+}
+
+/// The bytes of replies that a client has not read yet may fill: a round's
+/// ([`round_budget`]). No reply is longer than its request, so a chunk's
+/// replies (and that of a message begun before it) need at most `CHUNK +
+/// MAX_LEN` bytes beyond. At least 256 version-1 replies, at most
+/// [`OUT_MAX`].
+fn out_cap(connections: usize) -> usize {
+    (round_budget(connections) + CHUNK + MAX_LEN).max(256 * MSG_LEN)
+}
 
 /// Why a client connection is closed.
 pub(super) enum Close {
@@ -93,12 +113,12 @@ pub(super) struct Client<'a> {
     /// HELLO came (at most one per stream).
     hello: bool,
     last_heard: Instant<Monotonic>,
-    /// Replies not sent yet, at most [`OUT_CAP`] bytes.
-    out: KVec<u8>,
+    /// Replies not sent yet, at most [`out_cap`] bytes.
+    out: KVVec<u8>,
     /// Messages refused so far for reasons that guessing gives (see
     /// `migration::Verdict`).
     refused: u32,
-    /// The last round stopped reading at [`OUT_CAP`] (counted once each time).
+    /// The last round stopped reading at [`out_cap`] (counted once each time).
     paused: bool,
 }
 
@@ -114,7 +134,7 @@ impl<'a> Client<'a> {
             stream: None,
             hello: false,
             last_heard: Instant::now(),
-            out: KVec::with_capacity(OUT_CAP, GFP_KERNEL)?,
+            out: KVVec::with_capacity(out_cap(0), GFP_KERNEL)?,
             refused: 0,
             paused: false,
         })
@@ -125,10 +145,10 @@ impl<'a> Client<'a> {
         self.from.addr()
     }
 
-    /// Whether a round of reading would read something: its unread replies
-    /// leave room for those of another chunk.
-    pub(super) fn has_room(&self) -> bool {
-        self.out.len() + CHUNK + MAX_LEN <= OUT_CAP
+    /// Whether a round of reading in `state` would read something: its
+    /// unread replies leave room for those of another chunk.
+    pub(super) fn has_room(&self, state: &NetState) -> bool {
+        self.out.len() + CHUNK + MAX_LEN <= out_cap(state.connections.len())
     }
 
     /// Whether the client has been silent for longer than `idle`.
@@ -172,10 +192,10 @@ impl<'a> Client<'a> {
     ) -> core::result::Result<Progress, Close> {
         let mut buf = [0u8; CHUNK];
         let mut looked_again = false;
-        let mut budget = ROUND_BUDGET;
+        let mut budget = round_budget(state.connections.len());
         loop {
             // Every message of a chunk may need its reply.
-            if !self.has_room() {
+            if !self.has_room(state) {
                 if !self.paused {
                     self.paused = true;
                     state.count(Counter::VcmpReadsPaused, 1);

@@ -580,7 +580,7 @@ impl<'a> Daemon<'a> {
             }
             // Paused for replies that have now gone out: what it sent while
             // paused waits in its socket, without a wake-up to come.
-            if matches!(verdict, Ok(Progress::Paused)) && self.clients[i].has_room() {
+            if matches!(verdict, Ok(Progress::Paused)) && self.clients[i].has_room(self.state) {
                 more = true;
             }
             let idle_out = self.clients[i].idle(idle);
