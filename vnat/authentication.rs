@@ -450,9 +450,14 @@ pub(crate) fn grant(
         }
         return refuse(Some(why), out);
     };
-    if c.key.auth == Auth::Keyed || VcmpAuth::get() == VcmpAuth::Off {
+    if VcmpAuth::get() == VcmpAuth::Off {
         return refuse(None, out);
     }
+    let replacing = match c.key.auth {
+        Auth::Keyed if may_grant_again(state, k, &c, req) => Some(c.key.id),
+        Auth::Keyed => return refuse(None, out),
+        _ => None,
+    };
     if asks_first(&c) {
         // Both ends of this UDP flow connected, so both ask: this end's
         // request is the one to grant; the peer stops asking once keyed.
@@ -472,10 +477,17 @@ pub(crate) fn grant(
     let len = r.encode::<HmacSha256>(Some(keys.send.bytes()), out);
     match state
         .connections
-        .set_keys(k, id, c.mapping.local_virtual, keys)
+        .set_keys(k, id, c.mapping.local_virtual, keys, replacing)
     {
         Some(true) => {
-            state.count(Counter::KeysEstablished, 1);
+            state.count(
+                if replacing.is_some() {
+                    Counter::KeysRegranted
+                } else {
+                    Counter::KeysEstablished
+                },
+                1,
+            );
             Grant {
                 len,
                 suspicious: false,
@@ -483,6 +495,21 @@ pub(crate) fn grant(
         }
         _ => refuse(None, out),
     }
+}
+
+/// Whether a KEY `req` for connection `c` (record `k`), which has its key
+/// already, is granted again, the new key replacing the old: the answer to
+/// the asker's first request may have been lost with its stream (a reset,
+/// or a stream given up as silent), leaving this end keyed and the asker
+/// not, whose moves would then be refused. Only for TCP, with the ISN the
+/// asker opened the connection with (which only its ends and its path
+/// saw), and only while nothing went under the key either way: a key once
+/// used is never replaced.
+fn may_grant_again(state: &NetState, k: Key, c: &VirtualConnection, req: &KeyRequest) -> bool {
+    req.proto == PROTO_TCP
+        && req.isn != 0
+        && c.key.unused()
+        && state.connections.sock(k).and_then(|s| s.tcp_isn(false)) == Some(req.isn)
 }
 
 /// Whether this end's request for `c`'s key goes first when the peer asks
@@ -548,7 +575,11 @@ pub(crate) fn granted(
             return false;
         }
     };
-    if state.connections.set_keys(key, reply.key_id, named, keys) == Some(true) {
+    if state
+        .connections
+        .set_keys(key, reply.key_id, named, keys, None)
+        == Some(true)
+    {
         state.count(Counter::KeysEstablished, 1);
     }
     true

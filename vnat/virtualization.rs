@@ -107,6 +107,13 @@ pub(crate) struct KeyState {
     pub(crate) replay: Replay,
 }
 
+impl KeyState {
+    /// Whether nothing went under the key yet, either way.
+    pub(crate) fn unused(&self) -> bool {
+        self.sent == 0 && self.replay.last() == 0
+    }
+}
+
 /// A connection's two keys (one per direction), wiped when dropped.
 pub(crate) struct ConnectionKeys {
     /// What this end sends under.
@@ -772,18 +779,21 @@ impl ConnectionTable {
     }
 
     /// Gives record `k` its keys, under key id `id`, unless it has keys
-    /// already (a connection is keyed once: nobody can replace its key).
-    /// Returns whether it took them; `None` if the record is gone.
+    /// already: a connection is keyed once, but for a key granted again
+    /// (`replacing`: the id of the key it replaces) that is still the
+    /// record's and that nothing went under yet. Returns whether it took
+    /// them; `None` if the record is gone.
     pub(crate) fn set_keys(
         &self,
         k: Key,
         id: u32,
         named: Endpoint,
         keys: ConnectionKeys,
+        replacing: Option<u32>,
     ) -> Option<bool> {
         let mut t = self.tables.lock();
         let r = t.conns.get_mut(&k)?;
-        if r.keys.is_some() {
+        if r.keys.is_some() && (replacing != Some(r.conn.key.id) || !r.conn.key.unused()) {
             return Some(false);
         }
         r.keys = Some(keys);

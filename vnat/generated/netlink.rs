@@ -138,6 +138,7 @@ pub(crate) mod attr {
         pub(crate) const ICMP_ERRORS_TRANSLATED: u16 = 55;
         pub(crate) const CONNECTIONS_IMPORTED: u16 = 56;
         pub(crate) const IMPORTS_EXPIRED: u16 = 57;
+        pub(crate) const KEYS_REGRANTED: u16 = 58;
     }
 }
 
@@ -669,6 +670,10 @@ pub(crate) enum Counter {
     ConnectionsImported,
     /// Expected connections that no socket took in time.
     ImportsExpired,
+    /// TCP connections keyed again at the asker's request (with the ISN
+    /// it opened them with) before anything went under their key: the
+    /// answer to the first request was lost with its stream.
+    KeysRegranted,
 }
 
 impl Counter {
@@ -727,6 +732,7 @@ impl Counter {
         Counter::IcmpErrorsTranslated,
         Counter::ConnectionsImported,
         Counter::ImportsExpired,
+        Counter::KeysRegranted,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -785,6 +791,7 @@ impl Counter {
             Counter::IcmpErrorsTranslated => "icmp_errors_translated",
             Counter::ConnectionsImported => "connections_imported",
             Counter::ImportsExpired => "imports_expired",
+            Counter::KeysRegranted => "keys_regranted",
         }
     }
 
@@ -844,6 +851,7 @@ impl Counter {
             Counter::IcmpErrorsTranslated => 55,
             Counter::ConnectionsImported => 56,
             Counter::ImportsExpired => 57,
+            Counter::KeysRegranted => 58,
         }
     }
 }

@@ -171,6 +171,7 @@ pub mod stats {
     pub const ICMP_ERRORS_TRANSLATED: u16 = 55;
     pub const CONNECTIONS_IMPORTED: u16 = 56;
     pub const IMPORTS_EXPIRED: u16 = 57;
+    pub const KEYS_REGRANTED: u16 = 58;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -230,6 +231,7 @@ pub mod stats {
         (55, "icmp-errors-translated"),
         (56, "connections-imported"),
         (57, "imports-expired"),
+        (58, "keys-regranted"),
     ];
 }
 
