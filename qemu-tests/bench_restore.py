@@ -113,10 +113,10 @@ for n in COUNTS:
         "read": last(evs, "vnat_vcmp_received", cli),
     }
     at["rules"] = first(evs, at["read"] or usable, "vnat_rules", cli)
+    at["kicked"] = last(evs, "vnat_kick", cli)
     # Rule tables built from the move to the last kick, at each end.
     built = {ns: sum(1 for t, name, kv in evs if name == "vnat_rules" and kv.get("netns") == str(ns)
                      and t <= (at["kicked"] or t)) for ns in (cli, srv_ns)}
-    at["kicked"] = last(evs, "vnat_kick", cli)
     ms = {k: (v - usable) * 1000 if v is not None else None for k, v in at.items()}
     rows.append((n, (t1 - t0) * 1000, (usable - t0) * 1000, ms, rtt, kicked))
     print(f"# {n} connections: restored {ms['kicked']:.3f} ms after the address was usable "

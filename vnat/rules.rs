@@ -41,6 +41,13 @@ use kernel::{
 /// seven, and the twin of its LOCAL_OUT rule.
 const RULES_MAX: usize = 8;
 
+/// How many rules the recorded connections have ([`rules_of`]).
+fn rules_now(connections: &ConnectionTable) -> usize {
+    let mut n = 0;
+    connections.for_each(|_, c| n += rules_of(c).iter().flatten().count());
+    n
+}
+
 /// The rules of connection `c` in a table, by its state; each LOCAL_OUT
 /// rule of a UDP flow whose local end moved with its twin for unconnected
 /// sockets ([`mapping::Mapping::unconnected_twin`]).
@@ -178,11 +185,17 @@ impl RuleTable {
         // as well: one, or as many as the last try found missing.
         let mut flags_wanted = 1;
         let new = loop {
-            let n = RULES_MAX * connections.translated();
-            if n == 0 {
+            if connections.translated() == 0 {
                 break None;
             }
-            let cap = mapping::capacity_for(n);
+            // As many slots as the rules the connections have now (counted
+            // apart, so that the allocations are not under the lock) take
+            // at most half full; if more came meanwhile than fit, counted
+            // again. (Sized for `RULES_MAX` per connection instead, a
+            // table of migrated connections, with about four rules each,
+            // had two to four times the slots, each allocated and filled
+            // per rebuild.)
+            let cap = mapping::capacity_for(rules_now(connections).max(1));
             // Large tables (many migrated connections) may need vmalloc.
             let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
             slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
