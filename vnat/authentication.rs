@@ -399,8 +399,10 @@ pub(crate) fn grant(
     let mut why = Counter::VcmpUnknownConnection;
     // A TCP connection that this host has, but has not recorded: its
     // application has not accepted it yet (the asker asks as soon as it
-    // connects), or it ended here. Not a guess: the refusal is not
-    // suspicious, and the asker tries again.
+    // connects), it ended here, or VNAT does not record it. Not a guess:
+    // the refusal is not suspicious, and the asker tries again. Only for
+    // the endpoint the asker names, not one behind a NAT, whose neighbours
+    // could learn so which of the NAT's ports has a connection here.
     let mut not_recorded = false;
     let nat = Endpoint::from_ip(from.addr(), named.port);
     // A connection that the asker opened from its new address after a move
@@ -427,6 +429,7 @@ pub(crate) fn grant(
                 .and_then(|k| state.connections.with(k, |c| (k, *c)))
         }) else {
             not_recorded |= req.proto == PROTO_TCP
+                && !behind_nat
                 && from.refuses(theirs.addr).is_none()
                 && Sock::tcp_exists(state.net(), ours, theirs);
             return None;
@@ -503,12 +506,14 @@ pub(crate) fn grant(
 /// or a stream given up as silent), leaving this end keyed and the asker
 /// not, whose moves would then be refused. Only for TCP, with the ISN the
 /// asker opened the connection with (which only its ends and its path
-/// saw), and only while nothing went under the key either way: a key once
-/// used is never replaced.
+/// saw), only while nothing went under the key either way (a key once used
+/// is never replaced), and only within [`crate::virtualization::REGRANT_NS`]
+/// of the grant: the asker asks again within that if its answer was lost;
+/// a connection that lives on keeps its key.
 fn may_grant_again(state: &NetState, k: Key, c: &VirtualConnection, req: &KeyRequest) -> bool {
     req.proto == PROTO_TCP
         && req.isn != 0
-        && c.key.unused()
+        && c.key.regrantable(ffi::now_ns())
         && state.connections.sock(k).and_then(|s| s.tcp_isn(false)) == Some(req.isn)
 }
 

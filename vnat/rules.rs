@@ -190,8 +190,8 @@ impl RuleTable {
             }
             // As many slots as the rules the connections have now (counted
             // apart, so that the allocations are not under the lock) take
-            // at most half full; if more came meanwhile than fit, counted
-            // again. (Sized for `RULES_MAX` per connection instead, a
+            // at most half full; if more came meanwhile, so that the table
+            // is more than half full, counted again. (Sized for `RULES_MAX` per connection instead, a
             // table of migrated connections, with about four rules each,
             // had two to four times the slots, each allocated and filled
             // per rebuild.)
@@ -221,6 +221,7 @@ impl RuleTable {
             let seed = random_u32();
             let mut overflow = false;
             let mut moves = Moves::new();
+            let mut inserted = 0;
             let mut hooks = 0;
             conflicts = 0;
             // vnatd is the only writer: the published table stays while
@@ -243,6 +244,7 @@ impl RuleTable {
                     for r in rules_of(c).iter().flatten() {
                         match mapping::insert(&mut slots, seed, r) {
                             Ok(i) => {
+                                inserted += 1;
                                 owners[i] = k;
                                 hooks |= hook_bit(r.hook);
                                 if matches!(r.action, Action::Arrival | Action::UntilArrival(_)) {
@@ -255,7 +257,7 @@ impl RuleTable {
                     }
                 })
             });
-            if overflow {
+            if overflow || 2 * inserted > cap {
                 continue;
             }
             if flags_missing > 0 {

@@ -90,7 +90,7 @@ pub(crate) struct KeyState {
     /// Where the key is.
     pub(crate) auth: Auth,
     /// When the connection was recorded, for how long it may be pending;
-    /// on the end that asks, when it may ask (again).
+    /// on the end that asks, when it may ask (again); once keyed, when.
     pub(crate) since_ns: i64,
     /// Whether this end asks for it.
     pub(crate) asking: Asking,
@@ -107,10 +107,18 @@ pub(crate) struct KeyState {
     pub(crate) replay: Replay,
 }
 
+/// How long after its grant a key that nothing went under yet may be
+/// granted again (see `authentication::may_grant_again`): the asker gives a
+/// silent stream up after 30 s and asks again, refused at most 12 times in
+/// about 8 s, on the way.
+pub(crate) const REGRANT_NS: i64 = 60_000_000_000;
+
 impl KeyState {
-    /// Whether nothing went under the key yet, either way.
-    pub(crate) fn unused(&self) -> bool {
-        self.sent == 0 && self.replay.last() == 0
+    /// Whether the key, keyed at `since_ns`, may be granted again at
+    /// `now_ns`: nothing went under it yet either way, and it is at most
+    /// [`REGRANT_NS`] old.
+    pub(crate) fn regrantable(&self, now_ns: i64) -> bool {
+        self.sent == 0 && self.replay.last() == 0 && now_ns - self.since_ns < REGRANT_NS
     }
 }
 
@@ -781,7 +789,7 @@ impl ConnectionTable {
     /// Gives record `k` its keys, under key id `id`, unless it has keys
     /// already: a connection is keyed once, but for a key granted again
     /// (`replacing`: the id of the key it replaces) that is still the
-    /// record's and that nothing went under yet. Returns whether it took
+    /// record's and [`KeyState::regrantable`]. Returns whether it took
     /// them; `None` if the record is gone.
     pub(crate) fn set_keys(
         &self,
@@ -793,7 +801,8 @@ impl ConnectionTable {
     ) -> Option<bool> {
         let mut t = self.tables.lock();
         let r = t.conns.get_mut(&k)?;
-        if r.keys.is_some() && (replacing != Some(r.conn.key.id) || !r.conn.key.unused()) {
+        let now = ffi::now_ns();
+        if r.keys.is_some() && (replacing != Some(r.conn.key.id) || !r.conn.key.regrantable(now)) {
             return Some(false);
         }
         r.keys = Some(keys);
@@ -801,6 +810,7 @@ impl ConnectionTable {
         r.conn.key.id = id;
         r.conn.key.named = named;
         r.conn.key.asking = Asking::No;
+        r.conn.key.since_ns = now;
         Some(true)
     }
 

@@ -10,13 +10,16 @@
 //!
 //! A client is hostile until shown otherwise, so what it can cost is
 //! bounded: the replies it has not read fill at most [`out_cap`] bytes (5
-//! KiB, up to [`OUT_MAX`] with a large table), and while they do its
+//! KiB, up to [`OUT_MAX`] with a large table; its buffer, which grows by
+//! doubling, at most 80 KiB), and while they do its
 //! messages are not read (TCP flow control then stops it); one round reads
 //! at most [`round_budget`] bytes of it, so one fast client cannot starve
 //! the others; only a complete message counts as
 //! hearing from it (an idle client that dribbles bytes is still closed);
 //! and a stream with more than `vcmp_max_refusals` messages refused for
-//! reasons that guessing gives (no such connection, wrong source, martian
+//! reasons that guessing gives (no such connection, but for a TCP
+//! connection of the asker's address that the kernel has and VNAT has not
+//! recorded, such as one not accepted yet; wrong source, martian
 //! address; not refusals by policy) is closed, its replies so far sent, so
 //! that one stream cannot sweep a port range for a connection to take.
 //!
@@ -311,7 +314,8 @@ impl<'a> Client<'a> {
                 *rules_changed = true;
                 to_kick.push(key, GFP_KERNEL).ok();
             }
-            // Room for it was made before the chunk was read.
+            // Room for it was checked before the chunk was read; the buffer
+            // grows to it (a client is closed when memory is short).
             if out.extend_from_slice(&buf[..len], GFP_KERNEL).is_err() {
                 close = Some(Close::Error);
                 return;

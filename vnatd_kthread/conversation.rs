@@ -30,10 +30,11 @@
 //! connections are left without keys. Once HELLO_R came, an attempt waits
 //! for the answers to its KEYs up to [`KEY_SILENCE_MS`], not
 //! `vcmp_timeout_ms`: the peer keys a connection when it reads the
-//! request, and refuses every later request for it, so a stream given up
-//! before the answer came left the connection keyed at the peer and never
-//! here, and its moves failed (a busy peer, under load, answered later
-//! than `vcmp_timeout_ms`).
+//! request, so a stream given up before the answer came leaves the
+//! connection keyed at the peer and not here (a busy peer, under load,
+//! answered later than `vcmp_timeout_ms`, and its moves failed); the peer
+//! grants a TCP connection's key again only if asked within a minute, with
+//! its ISN, before anything went under it.
 //!
 //! A conversation does not act on the answers: it reports each of them, and
 //! each connection it gave up on, to the daemon ([`Report`]). The daemon owns

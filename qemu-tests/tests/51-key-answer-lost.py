@@ -5,14 +5,16 @@ connection when it reads the client's KEY, but its KEY_R never arrives
 (dropped at the server's output), and after 30 s of silence the client
 gives the stream up and asks again on a new one. The server, keyed
 already, grants the key again: the request carries the ISN the client
-opened the connection with, and nothing went under the first key yet. Both
+opened the connection with, nothing went under the first key yet, and it
+is less than a minute old. Both
 ends then have the same key, and the connection moves under it.
 
     cli 10.0.1.2 -> 10.0.2.2 --- rtr --- srv 10.0.9.2
                                           nft: output, tcp sport 2031, the
                                           payload's second byte 19 (KEY_R):
                                           dropped until the client's second
-                                          stream comes
+                                          stream comes (TCP resends what it
+                                          dropped of that stream after)
 
 Before, the server refused the second request (keyed already) and every
 one after it; the client gave up unkeyed after 12 refusals, and every move
