@@ -41,13 +41,6 @@ use kernel::{
 /// seven, and the twin of its LOCAL_OUT rule.
 const RULES_MAX: usize = 8;
 
-/// How many rules the recorded connections have ([`rules_of`]).
-fn rules_now(connections: &ConnectionTable) -> usize {
-    let mut n = 0;
-    connections.for_each(|_, c| n += rules_of(c).iter().flatten().count());
-    n
-}
-
 /// The rules of connection `c` in a table, by its state; each LOCAL_OUT
 /// rule of a UDP flow whose local end moved with its twin for unconnected
 /// sockets ([`mapping::Mapping::unconnected_twin`]).
@@ -129,6 +122,10 @@ struct Rules {
     /// The hooks that have rules, a bit each ([`hook_bit`]): a packet at
     /// another needs no lookup.
     hooks: u8,
+    /// The rules it holds, and the translated connections it was built
+    /// for: what the next table is sized from.
+    len: usize,
+    translated: usize,
 }
 
 /// The bit of `hook` in [`Rules::hooks`] and [`RuleTable::any_at`].
@@ -184,18 +181,23 @@ impl RuleTable {
         // Flags for the connections that start validating, allocated here
         // as well: one, or as many as the last try found missing.
         let mut flags_wanted = 1;
+        // Slots, at most half full, for the rules the published table
+        // holds and `RULES_MAX` for each connection translated since; if
+        // the new table fills more than half, again for as many as it
+        // took (if it filled, at least twice the slots). A table sized for
+        // `RULES_MAX` per connection each time had two to four times the
+        // slots, each allocated, filled and walked at every rebuild.
+        let translated = connections.translated();
+        let mut wanted = self.read(|old| {
+            old.map_or(RULES_MAX * translated, |o| {
+                o.len + RULES_MAX * translated.saturating_sub(o.translated)
+            })
+        });
         let new = loop {
             if connections.translated() == 0 {
                 break None;
             }
-            // As many slots as the rules the connections have now (counted
-            // apart, so that the allocations are not under the lock) take
-            // at most half full; if more came meanwhile, so that the table
-            // is more than half full, counted again. (Sized for `RULES_MAX` per connection instead, a
-            // table of migrated connections, with about four rules each,
-            // had two to four times the slots, each allocated and filled
-            // per rebuild.)
-            let cap = mapping::capacity_for(rules_now(connections).max(1));
+            let cap = mapping::capacity_for(wanted.max(1));
             // Large tables (many migrated connections) may need vmalloc.
             let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
             slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
@@ -257,7 +259,15 @@ impl RuleTable {
                     }
                 })
             });
-            if overflow || 2 * inserted > cap {
+            if overflow {
+                // At least twice the slots: native connections' rules (an
+                // arrival at the address they left) are not counted in
+                // `translated`.
+                wanted = (RULES_MAX * connections.translated()).max(cap);
+                continue;
+            }
+            if 2 * inserted > cap {
+                wanted = inserted;
                 continue;
             }
             if flags_missing > 0 {
@@ -273,6 +283,8 @@ impl RuleTable {
                     arrived,
                     moves,
                     hooks,
+                    len: inserted,
+                    translated,
                 },
                 GFP_KERNEL,
             )?);
