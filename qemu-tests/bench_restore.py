@@ -39,6 +39,39 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (2 * max(COUNTS) + 256, 2 * max(COUNT
 
 # How long the keys of N connections may take before the row is given up.
 KEY_WAIT_S = 300
+
+
+def cpu_times():
+    """The guest's CPU time so far, in clock ticks (10 ms) by kind, from
+    /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()[1:9]
+    names = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+    return dict(zip(names, map(int, fields)))
+
+
+def idle_gaps(evs, start, end, names, top=8):
+    """Where the restoration waited: the longest stretches between two
+    consecutive trace events from `start` to `end`, with the events on
+    either side, and how often vnatd woke because its sleep ran out rather
+    than because a socket or request woke it (`vnat_wake requests=0`)."""
+    window = [e for e in evs if start <= e[0] <= end]
+    gaps = sorted(((b[0] - a[0], a, b) for a, b in zip(window, window[1:])),
+                  key=lambda g: -g[0])[:top]
+    timeouts = {ns: sum(1 for _, name, kv in window if name == "vnat_wake"
+                        and kv.get("netns") == str(ns) and kv.get("requests") == "0") for ns in names}
+
+    def show(e):
+        return f"{names.get(int(e[2].get('netns', -1)), '?')} {e[1]} {e[2]['_text']}"
+
+    lines = [f"#   vnatd woke on its timeout: {', '.join(f'{n} {timeouts[ns]}' for ns, n in names.items())};"
+             f" the {len(gaps)} longest gaps between events ({sum(g for g, _, _ in gaps) * 1000:.1f} ms"
+             f" of {(end - start) * 1000:.1f} ms):"]
+    for g, a, b in gaps:
+        lines.append(f"#   {g * 1000:8.3f} ms at {(a[0] - start) * 1000:8.3f}: {show(a)} -> {show(b)}")
+    return "\n".join(lines)
+
+
 rows = []
 unkeyed = []
 for n in COUNTS:
@@ -86,6 +119,7 @@ for n in COUNTS:
         perf = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "4000", "-a", "-o", data, "--",
                                  "sh", "-c", f"while [ ! -e {stop} ]; do sleep 0.05; done"])
         time.sleep(3)
+    cpu0 = cpu_times()
     t0 = time.monotonic()
     topo.attach_client(2)
     t1 = time.monotonic()
@@ -95,6 +129,7 @@ for n in COUNTS:
             print(f"# {n}: timed out", flush=True)
             sys.exit(1)
         time.sleep(0.05)
+    cpu1 = cpu_times()
     if PERF:
         open(stop, "w").close()
         perf.wait()
@@ -129,15 +164,23 @@ for n in COUNTS:
     }
     at["rules"] = first(evs, at["read"] or usable, "vnat_rules", cli)
     at["kicked"] = last(evs, "vnat_kick", cli)
-    # Rule tables built from the move to the last kick, at each end.
-    built = {ns: sum(1 for t, name, kv in evs if name == "vnat_rules" and kv.get("netns") == str(ns)
-                     and t <= (at["kicked"] or t)) for ns in (cli, srv_ns)}
+    # Rule tables built from the move to the last kick, at each end, and of
+    # them those built whole from every record (the others were patched).
+    tables = {ns: [kv for t, name, kv in evs if name == "vnat_rules" and kv.get("netns") == str(ns)
+                   and t <= (at["kicked"] or t)] for ns in (cli, srv_ns)}
+    built = {ns: f"{len(kvs)} ({sum(kv.get('whole') == '1' for kv in kvs)} whole)" for ns, kvs in tables.items()}
     ms = {k: (v - usable) * 1000 if v is not None else None for k, v in at.items()}
     rows.append((n, (t1 - t0) * 1000, (usable - t0) * 1000, ms, rtt, kicked))
     print(f"# {n} connections: restored {ms['kicked']:.3f} ms after the address was usable "
           f"({kicked} kicked); rule tables built: {built[srv_ns]} at the server, {built[cli]} at the "
           f"client; the kernel freed deleted namespaces (cleanup_net) for {cleaning * 1000:.1f} ms of "
           f"the {(usable - t0) * 1000:.1f} ms from `ip`'s start to the address being usable", flush=True)
+    spent = {k: cpu1[k] - cpu0[k] for k in cpu0}
+    total = sum(spent.values()) or 1
+    print(f"#   the vCPU from `ip`'s start to the last kick seen (/proc/stat, {total * 10:.0f} ms): "
+          + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in spent.items() if v), flush=True)
+    if at["kicked"] is not None:
+        print(idle_gaps(evs, usable, at["kicked"], {cli: "client", srv_ns: "server"}), flush=True)
     for c, a in pairs:
         c.close()
         a.close()

@@ -317,9 +317,9 @@ fn connection_keys(stream: &Secret, id: u32, req: &KeyRequest, initiator: bool) 
         derive(Direction::FromResponder),
     );
     if initiator {
-        ConnectionKeys { send: i, recv: r }
+        ConnectionKeys::new(i, r)
     } else {
-        ConnectionKeys { send: r, recv: i }
+        ConnectionKeys::new(r, i)
     }
 }
 
@@ -477,7 +477,7 @@ pub(crate) fn grant(
         key_id: id,
         named: Addr::from_endpoint(c.mapping.remote_virtual),
     });
-    let len = r.encode::<HmacSha256>(Some(keys.send.bytes()), out);
+    let len = r.encode_prepared(Some(&keys.send_mac), out);
     match state
         .connections
         .set_keys(k, id, c.mapping.local_virtual, keys, replacing)
@@ -566,7 +566,7 @@ pub(crate) fn granted(
         return true;
     }
     let keys = connection_keys(stream, reply.key_id, req, true);
-    if !vcmp2::verify::<HmacSha256>(bytes, keys.recv.bytes()) {
+    if !vcmp2::verify_prepared(bytes, &keys.recv_mac) {
         state.count(Counter::VcmpAuthFailed, 1);
         return false;
     }
@@ -631,10 +631,7 @@ pub(crate) fn seal(
                 ..*u
             };
             let m = wrap(vcmp2::Update::from_v1(&u, c.key.id, c.key.sent));
-            Some((
-                m.encode::<HmacSha256>(Some(keys.send.bytes()), out),
-                c.key.sent,
-            ))
+            Some((m.encode_prepared(Some(&keys.send_mac), out), c.key.sent))
         })
         .flatten()
 }
@@ -660,7 +657,7 @@ pub(crate) fn open(
                 Some(k) if c.key.id == u.key_id => k,
                 _ => return Err(Counter::VcmpAuthFailed),
             };
-            if !vcmp2::verify::<HmacSha256>(bytes, keys.recv.bytes()) {
+            if !vcmp2::verify_prepared(bytes, &keys.recv_mac) {
                 return Err(Counter::VcmpAuthFailed);
             }
             if !c.key.replay.fresh(u.counter) {
@@ -728,7 +725,7 @@ pub(crate) fn seal_reply(
             .with_keys(k, |c, keys| {
                 let keys = keys?;
                 r.key_id = c.key.id;
-                Some(wrap(r).encode::<HmacSha256>(Some(keys.send.bytes()), out))
+                Some(wrap(r).encode_prepared(Some(&keys.send_mac), out))
             })
             .flatten()
     });
@@ -754,7 +751,7 @@ pub(crate) fn open_reply(
             keys.is_some_and(|k| {
                 r.key_id == c.key.id
                     && r.counter == counter
-                    && vcmp2::verify::<HmacSha256>(bytes, k.recv.bytes())
+                    && vcmp2::verify_prepared(bytes, &k.recv_mac)
             })
         })
         .unwrap_or(false);

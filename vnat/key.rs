@@ -21,8 +21,10 @@ pub const KEY_LEN: usize = 32;
 /// (RFC 5869 section 2.3: 255 blocks of the hash's length).
 pub const EXPAND_MAX: usize = 255 * KEY_LEN;
 
-/// HMAC-SHA256, computed incrementally.
-pub trait Mac: Sized {
+/// HMAC-SHA256, computed incrementally. A clone of a MAC that has seen only
+/// its key is that key prepared: each message MAC'd from it saves hashing
+/// the key's two padded blocks again.
+pub trait Mac: Sized + Clone {
     /// Starts a MAC under `key` (of any length, as RFC 2104 allows).
     fn new(key: &[u8]) -> Self;
     /// Adds `data` to the message.

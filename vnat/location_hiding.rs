@@ -85,10 +85,12 @@ impl Move {
 
 const UNSPECIFIED: IpAddr = IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED);
 
-/// The moves of one namespace.
+/// The moves of one namespace, each with the number of connections that
+/// made it.
 #[derive(Clone, Copy, Debug)]
 pub struct Moves {
     moves: [Move; MAX_MOVES],
+    counts: [u32; MAX_MOVES],
     len: usize,
 }
 
@@ -108,6 +110,7 @@ impl Moves {
                 remote_virtual: UNSPECIFIED,
                 remote_physical: UNSPECIFIED,
             }; MAX_MOVES],
+            counts: [0; MAX_MOVES],
             len: 0,
         }
     }
@@ -126,15 +129,36 @@ impl Moves {
     /// are known already or did not move; false if there was no room.
     pub fn add(&mut self, m: &Mapping) -> bool {
         let mv = Move::of(m);
-        if !(mv.local_moved() || mv.remote_moved()) || self.as_slice().contains(&mv) {
+        if !(mv.local_moved() || mv.remote_moved()) {
+            return true;
+        }
+        if let Some(i) = self.as_slice().iter().position(|x| *x == mv) {
+            self.counts[i] += 1;
             return true;
         }
         if self.len == MAX_MOVES {
             return false;
         }
         self.moves[self.len] = mv;
+        self.counts[self.len] = 1;
         self.len += 1;
         true
+    }
+
+    /// Takes back one [`Moves::add`] of `m` that returned true: the move
+    /// goes with the last connection that made it (the others keep their
+    /// order).
+    pub fn remove(&mut self, m: &Mapping) {
+        let mv = Move::of(m);
+        let Some(i) = self.as_slice().iter().position(|x| *x == mv) else {
+            return;
+        };
+        self.counts[i] -= 1;
+        if self.counts[i] == 0 {
+            self.moves.copy_within(i + 1..self.len, i);
+            self.counts.copy_within(i + 1..self.len, i);
+            self.len -= 1;
+        }
     }
 
     /// The mapping a new TCP connection with virtual endpoints `local` and

@@ -340,6 +340,11 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// Whether it holds a rule (it is neither free nor removed).
+    pub fn is_rule(&self) -> bool {
+        self.used && self.hook != REMOVED
+    }
+
     /// What the rule rewrites a packet to, `arrived` telling whether a
     /// packet matched its connection's arrival rule: `rewrite`, but the new
     /// destination for an [`Action::UntilArrival`] rule once one did.
@@ -437,6 +442,22 @@ pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, Inser
         }
     }
     Err(InsertError::Full)
+}
+
+/// The hook number of a slot whose rule was removed: no packet's, so that
+/// lookups pass over it and go on probing.
+const REMOVED: u8 = u8::MAX;
+
+/// Removes the rule in slot `i` of `slots` (filled by [`insert`]): the slot
+/// stays taken, so that the rules after it on their probe are still found,
+/// but it matches nothing and [`insert`] does not reuse it (a table is
+/// rebuilt before such slots fill it).
+pub fn remove(slots: &mut [Slot], i: usize) {
+    slots[i] = Slot {
+        used: true,
+        hook: REMOVED,
+        ..Slot::default()
+    };
 }
 
 /// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].

@@ -135,9 +135,11 @@ pub(crate) fn restore(s: &Saved, pid: i32) -> Result<(VirtualConnection, Option<
         sent: s.sent,
         replay,
     };
-    let keys = keyed.then(|| ConnectionKeys {
-        send: Secret::derive(|b| *b = s.send_key),
-        recv: Secret::derive(|b| *b = s.recv_key),
+    let keys = keyed.then(|| {
+        ConnectionKeys::new(
+            Secret::derive(|b| *b = s.send_key),
+            Secret::derive(|b| *b = s.recv_key),
+        )
     });
     Ok((c, keys))
 }
@@ -301,10 +303,10 @@ mod tests {
         c.key.id = 99;
         c.key.sent = 12;
         c.key.replay.commit(34);
-        let keys = ConnectionKeys {
-            send: Secret::derive(|b| *b = [1; 32]),
-            recv: Secret::derive(|b| *b = [2; 32]),
-        };
+        let keys = ConnectionKeys::new(
+            Secret::derive(|b| *b = [1; 32]),
+            Secret::derive(|b| *b = [2; 32]),
+        );
         let saved = save(&c, Some(&keys));
         let (r, rkeys) = restore(&saved, 8).expect("a saved state restores");
         assert_eq!(r.mapping, c.mapping);

@@ -5,17 +5,30 @@
 //!
 //! The rules of all migrated connections live in one open-addressing table
 //! (`mapping.rs`), published with RCU: hooks read it without a lock, in
-//! O(1); vnatd, the only writer, builds a new table when a mapping changes,
-//! publishes it and frees the old one after a grace period. A namespace
+//! O(1); vnatd, the only writer, makes a new table when a mapping changes,
+//! publishes it and lets the old one go after a grace period. A namespace
 //! without migrated connections has no table, and its hooks return after
 //! one load. Each rule counts what it matched; when a table is replaced,
 //! its counts go to the connections' records.
+//!
+//! A new table costs what changed, not what there is: the connection table
+//! logs which records changed what their rules are made of, and what they
+//! were made of before ([`crate::virtualization::Change`]). The table
+//! replaced two publications ago comes back after its grace period as the
+//! spare; it is brought up to date by the changes of the last two
+//! publications (each connection's old rules taken out, its new ones put
+//! in), or, when it cannot be, the published table is copied into it and
+//! the last changes applied. A table is built whole from every record only
+//! when there is no table yet, a change was not logged (the log was full),
+//! a rule conflicted (paper 3.4.3: which rule wins is then decided afresh),
+//! or the table has no room left. A move of 10,000 connections answered in
+//! 16 rounds so costs each end 16 small patches, not 16 tables of 10,000.
 //!
 //! A validating connection's arrival rule and outgoing rule share a flag
 //! that says a packet came from the new path: the first sets it, the second
 //! sends the new way from then on, and vnatd settles the connection on it.
 //! The flag passes from table to table while the connection has the same
-//! arrival rule, so that a rebuild before vnatd settles it (another
+//! arrival rule, so that a new table before vnatd settles it (another
 //! connection's move, one that closes) cannot send it the old way again.
 
 use crate::{
@@ -23,7 +36,10 @@ use crate::{
     location_hiding::Moves,
     mapping::{self, Action, Hook, Mapping, Rule, Slot, Tuple},
     vcmp::Endpoint,
-    virtualization::{ConnectionTable, HookHits, Key, State, VirtualConnection},
+    virtualization::{
+        Change, Changes, ConnectionTable, HookHits, Key, Records, RuleInputs, State,
+        VirtualConnection,
+    },
 };
 use core::{
     net::IpAddr,
@@ -32,7 +48,7 @@ use core::{
 use kernel::{
     prelude::*,
     sync::{
-        atomic::{Acquire, Atomic, Relaxed, Release},
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
         rcu, Arc,
     },
 };
@@ -41,10 +57,14 @@ use kernel::{
 /// seven, and the twin of its LOCAL_OUT rule.
 const RULES_MAX: usize = 8;
 
-/// The rules of connection `c` in a table, by its state; each LOCAL_OUT
+/// Room for changes the connection table keeps while a table is published,
+/// at least and at most (a change beyond has the next table built whole).
+const CHANGES_ROOM: (usize, usize) = (256, 8192);
+
+/// The rules of a connection made of `c`, by its state; each LOCAL_OUT
 /// rule of a UDP flow whose local end moved with its twin for unconnected
 /// sockets ([`mapping::Mapping::unconnected_twin`]).
-fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
+fn rules_of(c: &RuleInputs) -> [Option<Rule>; RULES_MAX] {
     let [pre, inp, out, post] = c.mapping.rules();
     let twin = |out: Option<Rule>| out.and_then(|r| c.mapping.unconnected_twin(&r));
     match c.state {
@@ -64,7 +84,7 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
         // so is, here and once migrated, what a peer in the middle of its
         // own move sends.
         State::Resuming => {
-            let nat = c.key.named != c.mapping.local_virtual;
+            let nat = c.named != c.mapping.local_virtual;
             let hold = Some(c.mapping.hold(nat));
             let was = c.mapping.arrival_at(c.previous_local);
             let moving = c.mapping.from_moving_peer();
@@ -88,12 +108,18 @@ fn rules_of(c: &VirtualConnection) -> [Option<Rule>; RULES_MAX] {
     }
 }
 
+/// Whether a connection made of `c` counts in the moves location hiding
+/// knows (IPv4 connections only).
+fn hides(c: &RuleInputs) -> bool {
+    c.state == State::Migrated && !c.mapping.local_virtual.is_v6()
+}
+
 /// Whether a packet came from the new path of a validating connection.
 type Arrived = Arc<Atomic<bool>>;
 
-/// The arrival flag that validating connection `k` (record `c`) has in
+/// The arrival flag that validating connection `k` (made of `c`) has in
 /// `old`, the table published now, if it has the same arrival rule there.
-fn arrival_flag(old: Option<&Rules>, k: Key, c: &VirtualConnection) -> Option<Arrived> {
+fn arrival_flag(old: Option<&Rules>, k: Key, c: &RuleInputs) -> Option<Arrived> {
     let old = old?;
     old.arrived[old.slot_of(k, &c.mapping.arrival())?].clone()
 }
@@ -104,28 +130,43 @@ struct Hits {
     bytes: Atomic<u64>,
 }
 
-/// The rules of a namespace, as one immutable table, with whose each rule
-/// is and what it matched.
+/// The rules of a namespace, as one table, with whose each rule is and
+/// what it matched. Immutable while published.
 struct Rules {
     seed: u32,
     slots: KVVec<Slot>,
     /// The connection of each used slot.
     owners: KVVec<Key>,
     /// What each slot matched while this table was published; folded into
-    /// the connections' records when it is replaced.
+    /// the connections' records (and zeroed) when it is replaced.
     hits: KVVec<Hits>,
     /// The arrival flag of each slot of a validating connection's arrival
     /// and outgoing rules.
     arrived: KVVec<Option<Arrived>>,
     /// The address pairs of the migrated connections, for location hiding.
     moves: Moves,
+    /// A migrated connection's move found no room in `moves`.
+    moves_full: bool,
     /// The hooks that have rules, a bit each ([`hook_bit`]): a packet at
     /// another needs no lookup.
     hooks: u8,
-    /// The rules it holds, and the translated connections it was built
-    /// for: what the next table is sized from.
+    /// The rules at each hook.
+    per_hook: [usize; 4],
+    /// The rules it holds, and the slots of rules taken out.
     len: usize,
+    removed: usize,
+    /// The translated connections it was made for.
     translated: usize,
+    /// Rules left out because another connection's matched the same
+    /// packets: the next table is built whole.
+    conflicts: u64,
+    /// Its place in the order in which tables were published.
+    number: u64,
+    /// It was built from every record.
+    whole: bool,
+    /// What changed between the table it replaced and it: what brings that
+    /// table (the spare, after a grace period) up to it.
+    changes: Changes,
 }
 
 /// The bit of `hook` in [`Rules::hooks`] and [`RuleTable::any_at`].
@@ -133,167 +174,496 @@ pub(crate) const fn hook_bit(hook: Hook) -> u8 {
     1 << hook as u8
 }
 
+/// What [`RuleTable::rebuild`] published.
+pub(crate) struct Built {
+    /// Rules left out because another connection's matched the same
+    /// packets (virtual address conflict, paper 3.4.3).
+    pub(crate) conflicts: u64,
+    /// It was built from every record, not patched.
+    pub(crate) whole: bool,
+    /// The records' changes it took.
+    pub(crate) changes: usize,
+}
+
+/// Why a table could not be made as tried.
+enum Retry {
+    /// Not as a patch: build it whole.
+    Whole,
+    /// Whole, with room for this many rules.
+    Room(usize),
+    /// Whole, with this many more arrival flags at hand.
+    Flags(usize),
+}
+
 impl Rules {
+    /// An empty table of `cap` slots (a power of two).
+    fn new(cap: usize) -> Result<KBox<Self>> {
+        // Large tables (many migrated connections) may need vmalloc.
+        let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
+        slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
+        let mut owners = KVVec::with_capacity(cap, GFP_KERNEL)?;
+        owners.extend_with(cap, Key::from_raw(0, [0, 0], 0), GFP_KERNEL)?;
+        let mut hits = KVVec::with_capacity(cap, GFP_KERNEL)?;
+        for _ in 0..cap {
+            hits.push(
+                Hits {
+                    packets: Atomic::new(0),
+                    bytes: Atomic::new(0),
+                },
+                GFP_KERNEL,
+            )?;
+        }
+        let mut arrived = KVVec::with_capacity(cap, GFP_KERNEL)?;
+        arrived.extend_with(cap, None, GFP_KERNEL)?;
+        Ok(KBox::new(
+            Self {
+                seed: random_u32(),
+                slots,
+                owners,
+                hits,
+                arrived,
+                moves: Moves::new(),
+                moves_full: false,
+                hooks: 0,
+                per_hook: [0; 4],
+                len: 0,
+                removed: 0,
+                translated: 0,
+                conflicts: 0,
+                number: 0,
+                whole: false,
+                changes: Changes {
+                    log: KVVec::new(),
+                    complete: false,
+                },
+            },
+            GFP_KERNEL,
+        )?)
+    }
+
+    fn capacity(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Empties it, with a new seed. Its hits are zero (a table comes back
+    /// from being published with its hits folded).
+    fn clear(&mut self) {
+        self.slots.fill(Slot::default());
+        self.arrived.fill(None);
+        self.seed = random_u32();
+        self.moves = Moves::new();
+        self.moves_full = false;
+        self.per_hook = [0; 4];
+        self.len = 0;
+        self.removed = 0;
+        self.conflicts = 0;
+    }
+
+    /// Makes it a copy of `from`, of the same capacity, but for the hits
+    /// (zero in both) and the changes.
+    fn copy_from(&mut self, from: &Rules) {
+        self.slots.copy_from_slice(&from.slots);
+        self.owners.copy_from_slice(&from.owners);
+        self.arrived.clone_from_slice(&from.arrived);
+        self.seed = from.seed;
+        self.moves = from.moves;
+        self.moves_full = from.moves_full;
+        self.per_hook = from.per_hook;
+        self.len = from.len;
+        self.removed = from.removed;
+        self.conflicts = from.conflicts;
+        self.number = from.number;
+    }
+
+    /// Whether the next table may be made from it by applying changes:
+    /// nothing in it depends on the order in which connections came (a
+    /// conflict, a move left out). The table before it may catch up with it
+    /// only if its [`Rules::changes`] are complete as well.
+    fn patchable(&self) -> bool {
+        self.conflicts == 0 && !self.moves_full
+    }
+
     /// The slot where connection `k` has a rule matching what `r` matches.
     fn slot_of(&self, k: Key, r: &Rule) -> Option<usize> {
         mapping::lookup_index(&self.slots, self.seed, r.hook, &r.matches)
             .filter(|&i| self.owners[i] == k)
     }
+
+    /// Puts in the rules of connection `k`, made of `c`, with `flag` on
+    /// its arrival rules; counts those that conflict. Returns whether its
+    /// move (if it has one) found room in [`Rules::moves`].
+    fn put(&mut self, k: Key, c: &RuleInputs, flag: Option<&Arrived>) -> Result<bool, Retry> {
+        for r in rules_of(c).iter().flatten() {
+            match mapping::insert(&mut self.slots, self.seed, r) {
+                Ok(i) => {
+                    self.owners[i] = k;
+                    self.per_hook[r.hook as usize] += 1;
+                    self.len += 1;
+                    if matches!(r.action, Action::Arrival | Action::UntilArrival(_)) {
+                        self.arrived[i] = flag.cloned();
+                    }
+                }
+                Err(mapping::InsertError::Conflict) => self.conflicts += 1,
+                Err(mapping::InsertError::Full) => return Err(Retry::Whole),
+            }
+        }
+        // Past the limit, new connections of other moves keep their
+        // addresses.
+        Ok(!hides(c) || self.moves.add(&c.mapping))
+    }
+
+    /// Takes out the rules of connection `k` that it holds, made of `was`,
+    /// and its move; if it holds none, it holds nothing of `was`.
+    fn take_out(&mut self, k: Key, was: &RuleInputs) {
+        let mut found = false;
+        for r in rules_of(was).iter().flatten() {
+            if let Some(i) = self.slot_of(k, r) {
+                mapping::remove(&mut self.slots, i);
+                self.arrived[i] = None;
+                self.per_hook[r.hook as usize] -= 1;
+                self.len -= 1;
+                self.removed += 1;
+                found = true;
+            }
+        }
+        if found && hides(was) {
+            self.moves.remove(&was.mapping);
+        }
+    }
+
+    /// Whether connection `k` (made of `c`) has its rules in already.
+    fn holds(&self, k: Key, c: &RuleInputs) -> bool {
+        rules_of(c)
+            .iter()
+            .flatten()
+            .next()
+            .is_some_and(|r| self.slot_of(k, r).is_some())
+    }
+
+    /// Fills it, empty, with the rules of every record. `old` is the
+    /// published table, whose arrival flags pass on; `spare` has flags for
+    /// the connections that start validating.
+    fn fill(
+        &mut self,
+        records: &Records<'_>,
+        old: Option<&Rules>,
+        spare: &mut KVec<Arrived>,
+    ) -> Result<(), Retry> {
+        let mut flags_missing = 0;
+        let mut full = false;
+        records.for_each(|k, c| {
+            if full {
+                return;
+            }
+            let c = c.rule_inputs();
+            let flag = if c.state == State::Validating {
+                let flag = arrival_flag(old, k, &c).or_else(|| spare.pop());
+                flags_missing += usize::from(flag.is_none());
+                flag
+            } else {
+                None
+            };
+            match self.put(k, &c, flag.as_ref()) {
+                Ok(room) => self.moves_full |= !room,
+                Err(_) => full = true,
+            }
+        });
+        if full {
+            // At least twice the slots: native connections' rules (an
+            // arrival at the address they left) are not counted in
+            // `translated`.
+            return Err(Retry::Room(
+                (RULES_MAX * records.translated()).max(self.capacity()),
+            ));
+        }
+        if 2 * self.len > self.capacity() {
+            return Err(Retry::Room(self.len));
+        }
+        if flags_missing > 0 {
+            return Err(Retry::Flags(flags_missing));
+        }
+        Ok(())
+    }
+
+    /// Applies `changes` (each connection's old rules out, its new ones in).
+    /// `old` is the published table, whose arrival flags pass on; `spare`
+    /// has flags for the connections that start validating. Fails on what
+    /// only a whole build decides: a conflict, a move without room, no
+    /// room for the rules.
+    fn patch(
+        &mut self,
+        changes: [&[Change]; 2],
+        records: &Records<'_>,
+        old: Option<&Rules>,
+        spare: &mut KVec<Arrived>,
+    ) -> Result<(), Retry> {
+        for c in changes.iter().copied().flatten() {
+            if let Some(was) = &c.was {
+                self.take_out(c.key, was);
+            }
+        }
+        for c in changes.iter().copied().flatten() {
+            let Some(now) = records.get(c.key).map(VirtualConnection::rule_inputs) else {
+                continue;
+            };
+            // A connection changed twice is in twice.
+            if self.holds(c.key, &now) {
+                continue;
+            }
+            let flag = if now.state == State::Validating {
+                Some(
+                    arrival_flag(old, c.key, &now)
+                        .or_else(|| spare.pop())
+                        .ok_or(Retry::Whole)?,
+                )
+            } else {
+                None
+            };
+            if !self.put(c.key, &now, flag.as_ref())? || self.conflicts > 0 {
+                return Err(Retry::Whole);
+            }
+        }
+        // Slots of rules taken out count: probes run over them.
+        if 2 * (self.len + self.removed) > self.capacity() {
+            return Err(Retry::Whole);
+        }
+        Ok(())
+    }
+
+    /// Sets what follows from the rules it holds.
+    fn finish(&mut self, translated: usize, number: u64, whole: bool, changes: Changes) {
+        self.hooks = Hook::ALL
+            .iter()
+            .filter(|&&h| self.per_hook[h as usize] > 0)
+            .fold(0, |b, &h| b | hook_bit(h));
+        self.translated = translated;
+        self.number = number;
+        self.whole = whole;
+        self.changes = changes;
+    }
 }
 
-/// The published table of a namespace.
+/// The published table of a namespace, and the spare.
 ///
 /// # Invariants
 ///
-/// `table` is null or comes from `KBox::into_raw` of a `Rules`, freed only
-/// after a grace period following its replacement.
+/// `table` and `spare` are null or come from `KBox::into_raw` of a `Rules`.
+/// A published `table` is freed or reused only after a grace period
+/// following its replacement; `spare` is not published.
 pub(crate) struct RuleTable {
     table: Atomic<*mut Rules>,
+    spare: Atomic<*mut Rules>,
+    /// Tables published so far.
+    published: Atomic<u64>,
 }
 
-// SAFETY: The pointer is published and read with acquire/release ordering
-// and the table is immutable once published.
+// SAFETY: The pointers are published and read with acquire/release
+// ordering, a table is immutable while published, and the spare is owned
+// by whoever takes it with an exchange.
 unsafe impl Send for RuleTable {}
 // SAFETY: As above.
 unsafe impl Sync for RuleTable {}
+
+/// Appends `more` to `to` (lost if memory is short: `to` is then
+/// incomplete).
+fn append(to: &mut Changes, more: Changes) {
+    if to.log.is_empty() {
+        to.complete &= more.complete;
+        to.log = more.log;
+    } else {
+        to.complete &= more.complete && to.log.extend_from_slice(&more.log, GFP_KERNEL).is_ok();
+    }
+}
 
 impl RuleTable {
     pub(crate) const fn new() -> Self {
         Self {
             table: Atomic::new(ptr::null_mut()),
+            spare: Atomic::new(ptr::null_mut()),
+            published: Atomic::new(0),
         }
     }
 
-    /// Replaces the table by one built from the namespace's connections.
-    /// Called from vnatd only (one writer). Returns how many rules were left
-    /// out because another connection's matched the same packets (virtual
-    /// address conflict, paper 3.4.3), and the table replaced: the new one
-    /// is live at once, and what the caller sends because of it (an answer
-    /// to an update, a retransmission) need not wait for the grace period
-    /// after which the old one goes ([`Retired`]).
+    /// Takes the spare.
+    fn take_spare(&self) -> Option<KBox<Rules>> {
+        let spare = self.spare.xchg(ptr::null_mut(), Full);
+        // SAFETY: A non-null spare came from `KBox::into_raw` and is not
+        // published (type invariant); the exchange made it ours alone.
+        (!spare.is_null()).then(|| unsafe { KBox::from_raw(spare) })
+    }
+
+    /// Keeps `rules`, no longer published, as the spare (the one before, if
+    /// any, goes).
+    fn put_spare(&self, rules: KBox<Rules>) {
+        // INVARIANT: `rules` is no longer published.
+        drop(self.take_spare());
+        let before = self.spare.xchg(KBox::into_raw(rules), Full);
+        if !before.is_null() {
+            // SAFETY: As in `take_spare`.
+            drop(unsafe { KBox::from_raw(before) });
+        }
+    }
+
+    /// Frees the spare: vnatd calls it when idle, so that a namespace
+    /// whose rules do not change keeps one table.
+    pub(crate) fn trim(&self) {
+        drop(self.take_spare());
+    }
+
+    /// Replaces the table by one made from the namespace's connections.
+    /// Called from vnatd only (one writer). Returns what it built, and the
+    /// table replaced: the new one is live at once, and what the caller
+    /// sends because of it (an answer to an update, a retransmission) need
+    /// not wait for the grace period after which the old one goes
+    /// ([`Retired`]).
     pub(crate) fn rebuild<'a>(
-        &self,
+        &'a self,
         connections: &'a ConnectionTable,
-    ) -> Result<(u64, Option<Retired<'a>>)> {
-        // Allocate outside the lock for the connections that have rules,
-        // fill under it; retry if more came meanwhile.
-        let mut conflicts = 0;
+    ) -> Result<(Built, Option<Retired<'a>>)> {
+        let mut spare_table = self.take_spare();
+        // What changed since the published table, as taken so far.
+        let mut taken = Changes {
+            log: KVVec::new(),
+            complete: true,
+        };
         // Flags for the connections that start validating, allocated here
         // as well: one, or as many as the last try found missing.
         let mut flags_wanted = 1;
-        // Slots, at most half full, for the rules the published table
-        // holds and `RULES_MAX` for each connection translated since; if
-        // the new table fills more than half, again for as many as it
-        // took (if it filled, at least twice the slots). A table sized for
-        // `RULES_MAX` per connection each time had two to four times the
-        // slots, each allocated, filled and walked at every rebuild.
-        let translated = connections.translated();
-        let mut wanted = self.read(|old| {
-            old.map_or(RULES_MAX * translated, |o| {
-                o.len + RULES_MAX * translated.saturating_sub(o.translated)
+        // `None` while a patch may be tried; otherwise the rules a whole
+        // table is sized for. Slots, at most half full, for the rules the
+        // published table holds and `RULES_MAX` for each connection
+        // translated since; if the new table fills more than half, again for
+        // as many as it took (if it filled, at least twice the slots). A
+        // table sized for `RULES_MAX` per connection each time had two to
+        // four times the slots, each allocated, filled and walked.
+        let mut whole: Option<usize> = None;
+        // Tables are numbered in the order they are published (a
+        // namespace without one included), so that the spare is known to be
+        // the one before the published one only if it is.
+        let number = self.published.fetch_add(1, Relaxed) + 1;
+        // Room for twice the changes the published table brought, eight
+        // times if they did not all fit.
+        let room = self.read(|old| {
+            old.map_or(0, |o| {
+                o.changes.log.len() * if o.changes.complete { 2 } else { 8 }
             })
         });
         let new = loop {
-            if connections.translated() == 0 {
+            let translated = connections.translated();
+            if translated == 0 {
+                // What changes while there is no table needs no log: the
+                // next table is built whole.
+                let (changes, ()) = connections.take_changes(KVVec::new(), |_, _| ());
+                append(&mut taken, changes);
                 break None;
             }
-            let cap = mapping::capacity_for(wanted.max(1));
-            // Large tables (many migrated connections) may need vmalloc.
-            let mut slots = KVVec::with_capacity(cap, GFP_KERNEL)?;
-            slots.extend_with(cap, Slot::default(), GFP_KERNEL)?;
-            let mut owners = KVVec::with_capacity(cap, GFP_KERNEL)?;
-            owners.extend_with(cap, Key::from_raw(0, [0, 0], 0), GFP_KERNEL)?;
-            let mut hits = KVVec::with_capacity(cap, GFP_KERNEL)?;
-            for _ in 0..cap {
-                hits.push(
-                    Hits {
-                        packets: Atomic::new(0),
-                        bytes: Atomic::new(0),
-                    },
-                    GFP_KERNEL,
-                )?;
-            }
-            let mut arrived = KVVec::with_capacity(cap, GFP_KERNEL)?;
-            arrived.extend_with(cap, None, GFP_KERNEL)?;
+            let room = room.clamp(CHANGES_ROOM.0, CHANGES_ROOM.1);
+            let room = KVVec::with_capacity(room, GFP_KERNEL)?;
             let mut spare = KVec::with_capacity(flags_wanted, GFP_KERNEL)?;
             for _ in 0..flags_wanted {
                 spare.push(Arc::new(Atomic::new(false), GFP_KERNEL)?, GFP_KERNEL)?;
             }
-            let mut flags_missing = 0;
-            let seed = random_u32();
-            let mut overflow = false;
-            let mut moves = Moves::new();
-            let mut inserted = 0;
-            let mut hooks = 0;
-            conflicts = 0;
-            // vnatd is the only writer: the published table stays while
-            // the new one takes its arrival flags.
-            self.read(|old| {
-                connections.for_each(|k, c| {
-                    let flag = if c.state == State::Validating {
-                        let flag = arrival_flag(old, k, c).or_else(|| spare.pop());
-                        flags_missing += usize::from(flag.is_none());
-                        flag
-                    } else {
-                        None
-                    };
-                    // Location hiding is of IPv4 connections only.
-                    if c.state == State::Migrated && !c.mapping.local_virtual.is_v6() {
-                        // Past the limit, new connections of other moves
-                        // keep their addresses.
-                        moves.add(&c.mapping);
-                    }
-                    for r in rules_of(c).iter().flatten() {
-                        match mapping::insert(&mut slots, seed, r) {
-                            Ok(i) => {
-                                inserted += 1;
-                                owners[i] = k;
-                                hooks |= hook_bit(r.hook);
-                                if matches!(r.action, Action::Arrival | Action::UntilArrival(_)) {
-                                    arrived[i] = flag.clone();
-                                }
-                            }
-                            Err(mapping::InsertError::Conflict) => conflicts += 1,
-                            Err(mapping::InsertError::Full) => overflow = true,
+            // The table to make: the published one's size if the changes
+            // can be applied to it (the spare, if it is the table before the
+            // published one, catches up with the published one's changes
+            // first; otherwise the published one is copied into it), or a
+            // whole one. Allocated, and freed, out of any lock.
+            let (cap, patch_from) =
+                self.read(
+                    |old| match old.filter(|o| whole.is_none() && o.patchable()) {
+                        Some(o) => (o.capacity(), Some((o.number, o.changes.complete))),
+                        None => {
+                            let rules = whole.unwrap_or_else(|| {
+                                old.map_or(RULES_MAX * translated, |o| {
+                                    o.len + RULES_MAX * translated.saturating_sub(o.translated)
+                                })
+                            });
+                            (mapping::capacity_for(rules.max(1)), None)
                         }
+                    },
+                );
+            let (mut t, fresh) = match spare_table.take() {
+                Some(t) if t.capacity() == cap => (t, false),
+                other => {
+                    drop(other);
+                    (Rules::new(cap)?, true)
+                }
+            };
+            let catch_up = match patch_from {
+                Some((n, complete)) if complete && !fresh && t.number + 1 == n => true,
+                Some(_) => {
+                    self.read(|old| {
+                        if let Some(o) = old {
+                            t.copy_from(o);
+                        }
+                    });
+                    false
+                }
+                None => {
+                    if !fresh {
+                        t.clear();
                     }
-                })
+                    false
+                }
+            };
+            let patching = patch_from.is_some();
+            let (changes, (result, translated)) = connections.take_changes(room, |now, records| {
+                let result = self.read(|old| {
+                    if !patching {
+                        return t.fill(records, old, &mut spare);
+                    }
+                    if !now.complete {
+                        return Err(Retry::Whole);
+                    }
+                    let before: &[Change] = match old {
+                        Some(o) if catch_up => &o.changes.log,
+                        _ => &[],
+                    };
+                    t.patch([before, &now.log], records, old, &mut spare)
+                });
+                (result, records.translated())
             });
-            if overflow {
-                // At least twice the slots: native connections' rules (an
-                // arrival at the address they left) are not counted in
-                // `translated`.
-                wanted = (RULES_MAX * connections.translated()).max(cap);
-                continue;
+            append(&mut taken, changes);
+            match result {
+                Ok(()) => {
+                    t.finish(translated, number, !patching, taken);
+                    break Some(t);
+                }
+                Err(retry) => {
+                    // What it held goes, or is reused.
+                    spare_table = Some(t);
+                    match retry {
+                        Retry::Whole => {
+                            whole = Some(whole.unwrap_or(0).max(self.read(|old| {
+                                old.map_or(RULES_MAX * translated, |o| {
+                                    o.len + RULES_MAX * translated.saturating_sub(o.translated)
+                                })
+                            })));
+                        }
+                        Retry::Room(n) => whole = Some(n),
+                        Retry::Flags(n) => flags_wanted += n,
+                    }
+                }
             }
-            if 2 * inserted > cap {
-                wanted = inserted;
-                continue;
-            }
-            if flags_missing > 0 {
-                flags_wanted += flags_missing;
-                continue;
-            }
-            break Some(KBox::new(
-                Rules {
-                    seed,
-                    slots,
-                    owners,
-                    hits,
-                    arrived,
-                    moves,
-                    hooks,
-                    len: inserted,
-                    translated,
-                },
-                GFP_KERNEL,
-            )?);
+        };
+        drop(spare_table);
+        let built = Built {
+            conflicts: new.as_ref().map_or(0, |t| t.conflicts),
+            whole: new.as_ref().is_some_and(|t| t.whole),
+            changes: new.as_ref().map_or(0, |t| t.changes.log.len()),
         };
         let new = new.map_or(ptr::null_mut(), KBox::into_raw);
         let old = NonNull::new(self.table.xchg(new, Release));
         // INVARIANT: `old` came from `KBox::into_raw` (type invariant of
         // `RuleTable`) and is no longer published.
-        Ok((conflicts, old.map(|old| Retired { old, connections })))
+        Ok((
+            built,
+            old.map(|old| Retired {
+                old,
+                connections,
+                rules: self,
+            }),
+        ))
     }
 
     /// Calls `f` with the published table, if there is one, in an RCU read
@@ -314,7 +684,7 @@ impl RuleTable {
                 return HookHits::default();
             };
             let mut out = HookHits::default();
-            for r in rules_of(c).iter().flatten() {
+            for r in rules_of(&c.rule_inputs()).iter().flatten() {
                 if let Some(i) = rules.slot_of(k, r) {
                     let hook = r.hook as usize;
                     out.packets[hook] += rules.hits[i].packets.load(Relaxed);
@@ -329,7 +699,8 @@ impl RuleTable {
     /// connection `k` (record `c`), which is validating it. Takes the RCU
     /// read lock itself.
     pub(crate) fn path_seen(&self, k: Key, c: &VirtualConnection) -> bool {
-        self.read(|rules| arrival_flag(rules, k, c).is_some_and(|f| f.load(Relaxed)))
+        let c = c.rule_inputs();
+        self.read(|rules| arrival_flag(rules, k, &c).is_some_and(|f| f.load(Relaxed)))
     }
 
     /// Looks up the rule for a packet. The packet, of `len` bytes, is
@@ -439,7 +810,8 @@ impl RuleTable {
 
 /// A table that was replaced: readers may still use it until a grace
 /// period has passed. Dropping it waits for one (it sleeps), then folds what
-/// the table's rules counted into the connections' records and frees it.
+/// the table's rules counted into the connections' records and keeps it as
+/// the spare of its [`RuleTable`].
 ///
 /// # Invariants
 ///
@@ -449,6 +821,7 @@ impl RuleTable {
 pub(crate) struct Retired<'a> {
     old: NonNull<Rules>,
     connections: &'a ConnectionTable,
+    rules: &'a RuleTable,
 }
 
 impl Drop for Retired<'_> {
@@ -458,24 +831,32 @@ impl Drop for Retired<'_> {
         // invariant); no reader can hold it after the grace period.
         let old = unsafe { KBox::from_raw(self.old.as_ptr()) };
         // No hook counts into it any more: what it counted goes to the
-        // records (one short lock each; idle connections cost nothing).
+        // records (one short lock each; idle connections cost nothing), and
+        // it starts from zero as the spare.
         for (i, h) in old.hits.iter().enumerate() {
+            if !old.slots[i].is_rule() {
+                continue;
+            }
             let packets = h.packets.load(Relaxed);
             if packets == 0 {
                 continue;
             }
             let hook = usize::from(old.slots[i].hook);
             let bytes = h.bytes.load(Relaxed);
+            h.packets.store(0, Relaxed);
+            h.bytes.store(0, Relaxed);
             self.connections.with(old.owners[i], |c| {
                 c.hits.packets[hook] += packets;
                 c.hits.bytes[hook] += bytes;
             });
         }
+        self.rules.put_spare(old);
     }
 }
 
 impl Drop for RuleTable {
     fn drop(&mut self) {
+        self.trim();
         let old = self.table.xchg(ptr::null_mut(), Relaxed);
         if !old.is_null() {
             // The hooks are unregistered (waiting for running ones) before

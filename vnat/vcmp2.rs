@@ -192,6 +192,7 @@ impl KeyRequest {
 }
 
 /// Encodes without a MAC (never called: `encode` with no key writes none).
+#[derive(Clone)]
 struct NoMac;
 
 impl Mac for NoMac {
@@ -423,6 +424,11 @@ impl Message {
     /// with a MAC gets one under `key`; `None` writes a zero MAC (only an
     /// unauthenticated refusal is sent so, and proves nothing).
     pub fn encode<M: Mac>(&self, key: Option<&[u8; KEY_LEN]>, out: &mut [u8; MAX_LEN]) -> usize {
+        self.encode_prepared(key.map(|k| M::new(k)).as_ref(), out)
+    }
+
+    /// As [`Message::encode`], under a key prepared as [`Mac`] says.
+    pub fn encode_prepared<M: Mac>(&self, key: Option<&M>, out: &mut [u8; MAX_LEN]) -> usize {
         let cmd = self.command();
         // Every command above has a length.
         let len = length_of(cmd).unwrap_or(HDR_LEN);
@@ -465,7 +471,7 @@ impl Message {
         }
         if self.has_mac() {
             if let Some(key) = key {
-                let t = tag::<M>(key, &out[..len - TAG_LEN]);
+                let t = tag_prepared(key, &out[..len - TAG_LEN]);
                 out[len - TAG_LEN..len].copy_from_slice(&t);
             }
         }
@@ -587,7 +593,14 @@ impl Message {
 
 /// The MAC of `covered` under `key`, truncated to [`TAG_LEN`].
 pub fn tag<M: Mac>(key: &[u8; KEY_LEN], covered: &[u8]) -> [u8; TAG_LEN] {
-    let full = M::mac(key, &[covered]);
+    tag_prepared(&M::new(key), covered)
+}
+
+/// As [`tag`], under a key prepared as [`Mac`] says.
+pub fn tag_prepared<M: Mac>(key: &M, covered: &[u8]) -> [u8; TAG_LEN] {
+    let mut m = key.clone();
+    m.update(covered);
+    let full = m.finish();
     let mut t = [0u8; TAG_LEN];
     t.copy_from_slice(&full[..TAG_LEN]);
     t
@@ -596,11 +609,16 @@ pub fn tag<M: Mac>(key: &[u8; KEY_LEN], covered: &[u8]) -> [u8; TAG_LEN] {
 /// Whether the message `b` (decoded by [`Message::decode`], so of a valid
 /// length) carries a valid MAC under `key`, compared in constant time.
 pub fn verify<M: Mac>(b: &[u8], key: &[u8; KEY_LEN]) -> bool {
+    verify_prepared(b, &M::new(key))
+}
+
+/// As [`verify`], under a key prepared as [`Mac`] says.
+pub fn verify_prepared<M: Mac>(b: &[u8], key: &M) -> bool {
     if b.len() < HDR_LEN + TAG_LEN {
         return false;
     }
     let (covered, got) = b.split_at(b.len() - TAG_LEN);
-    M::ct_eq(&tag::<M>(key, covered), got)
+    M::ct_eq(&tag_prepared(key, covered), got)
 }
 
 /// The highest counter accepted so far under one key in one direction: a

@@ -10,8 +10,9 @@
 //! by migration (`migration.rs`).
 
 use crate::{
-    ffi::{self, Secret, Sock, SockKey},
+    ffi::{self, HmacSha256, Secret, Sock, SockKey},
     helper::{Active, Helper},
+    key::Mac,
     knobs::{VcmpAuth, CONFLICT_POLICY},
     mapping::Mapping,
     vcmp::Endpoint,
@@ -128,6 +129,21 @@ pub(crate) struct ConnectionKeys {
     pub(crate) send: Secret,
     /// What the peer sends under.
     pub(crate) recv: Secret,
+    /// `send` and `recv` prepared for HMAC ([`Mac`]): a message's MAC
+    /// then hashes the message, not the key's padded blocks again.
+    pub(crate) send_mac: HmacSha256,
+    pub(crate) recv_mac: HmacSha256,
+}
+
+impl ConnectionKeys {
+    pub(crate) fn new(send: Secret, recv: Secret) -> Self {
+        Self {
+            send_mac: HmacSha256::new(send.bytes()),
+            recv_mac: HmacSha256::new(recv.bytes()),
+            send,
+            recv,
+        }
+    }
 }
 
 /// The record of one virtual connection.
@@ -413,6 +429,70 @@ struct Record {
     conn: VirtualConnection,
     sock: ARef<Sock>,
     keys: Option<ConnectionKeys>,
+    /// Its change is in the log ([`Tables::changes`]) already.
+    logged: bool,
+}
+
+/// What a connection's translation rules are made of: `rules.rs` makes
+/// them from this alone, so that whatever else of a record changes (its
+/// counters, its keys, where its update is) leaves its rules alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RuleInputs {
+    pub(crate) state: State,
+    pub(crate) mapping: Mapping,
+    pub(crate) left: Endpoint,
+    pub(crate) previous_local: Endpoint,
+    pub(crate) previous_remote: Endpoint,
+    /// The local physical endpoint the peer knows this end by
+    /// ([`KeyState::named`]).
+    pub(crate) named: Endpoint,
+}
+
+impl RuleInputs {
+    /// Whether they make rules: the connection is not native, or the peer
+    /// may still send to where its last move left
+    /// ([`VirtualConnection::left`]).
+    pub(crate) fn translated(&self) -> bool {
+        self.state != State::Native || self.mapping.arrival_at(self.left).is_some()
+    }
+}
+
+/// A record whose rules may have changed since the rules were last built
+/// ([`ConnectionTable::take_changes`]): its key, and what its rules were
+/// made of then (`None`: it did not exist).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Change {
+    pub(crate) key: Key,
+    pub(crate) was: Option<RuleInputs>,
+}
+
+/// The changes [`ConnectionTable::take_changes`] took.
+pub(crate) struct Changes {
+    pub(crate) log: KVVec<Change>,
+    /// Every change is in `log`: none was left out for want of room.
+    pub(crate) complete: bool,
+}
+
+/// Logs that record `key` (`logged`: whether it is logged already), made
+/// of `was` when the rules were last built, changed; or notes that a change
+/// was left out, if the log has no room (it never allocates: its lock
+/// keeps interrupts off).
+fn log_change(
+    (changes, lost): (&mut KVVec<Change>, &mut bool),
+    logged: &mut bool,
+    key: Key,
+    was: Option<RuleInputs>,
+) {
+    if *logged {
+        return;
+    }
+    *logged = true;
+    if changes.len() < changes.capacity() {
+        // Cannot fail: there is room.
+        let _ = changes.push(Change { key, was }, GFP_ATOMIC);
+    } else {
+        *lost = true;
+    }
 }
 
 /// The records, by key, and an index by virtual 5-tuple (virtual endpoints
@@ -432,13 +512,31 @@ struct Tables {
     translated: Translated,
     /// Number of them with a helper at work.
     helpers: usize,
+    /// The records whose rules may have changed since the rules were last
+    /// built, each once, with what their rules were made of then; at most
+    /// as many as the room the rules' builder left (it takes them).
+    changes: KVVec<Change>,
+    /// A change found no room in `changes`: the next rules are built from
+    /// all records.
+    changes_lost: bool,
 }
 
 impl VirtualConnection {
-    /// Whether it has rules: it is not native, or the peer may still send
-    /// to where its last move left ([`VirtualConnection::left`]).
+    /// What its translation rules are made of.
+    pub(crate) fn rule_inputs(&self) -> RuleInputs {
+        RuleInputs {
+            state: self.state,
+            mapping: self.mapping,
+            left: self.left,
+            previous_local: self.previous_local,
+            previous_remote: self.previous_remote,
+            named: self.key.named,
+        }
+    }
+
+    /// Whether it has rules.
     fn is_translated(&self) -> bool {
-        self.state != State::Native || self.mapping.arrival_at(self.left).is_some()
+        self.rule_inputs().translated()
     }
 }
 
@@ -469,14 +567,19 @@ impl Translated {
 }
 
 /// Keeps [`Tables::translated`] and [`Tables::helpers`] right while `f`
-/// changes a record.
+/// changes record `key` (`c`, `logged`), and logs a change of what its rules
+/// are made of.
 fn counting<R>(
-    (translated, helpers): (&mut Translated, &mut usize),
-    c: &mut VirtualConnection,
+    (translated, helpers, log): (&mut Translated, &mut usize, (&mut KVVec<Change>, &mut bool)),
+    (key, c, logged): (Key, &mut VirtualConnection, &mut bool),
     f: impl FnOnce(&mut VirtualConnection) -> R,
 ) -> R {
-    let before = (c.is_translated(), c.helper.is_some());
+    let inputs = c.rule_inputs();
+    let before = (inputs.translated(), c.helper.is_some());
     let r = f(c);
+    if c.rule_inputs() != inputs {
+        log_change(log, logged, key, Some(inputs));
+    }
     match (before.0, c.is_translated()) {
         (false, true) => translated.add(),
         (true, false) => translated.sub(),
@@ -505,6 +608,8 @@ impl Tables {
             flows,
             translated,
             helpers,
+            changes,
+            changes_lost,
         } = self;
         let sk = sk.key();
         let mut gone = Removed::default();
@@ -519,7 +624,12 @@ impl Tables {
                 continue;
             }
             let (next, node) = cur.remove_current();
-            let (k, r) = node.to_key_value();
+            let (k, mut r) = node.to_key_value();
+            if r.conn.is_translated() {
+                // Its rules go.
+                let was = Some(r.conn.rule_inputs());
+                log_change((changes, changes_lost), &mut r.logged, k, was);
+            }
             let c = &r.conn;
             let t = tuple_key_of(c);
             if by_tuple.get(&t) == Some(&k) {
@@ -540,6 +650,28 @@ impl Tables {
             cursor = next;
         }
         gone
+    }
+}
+
+/// The records, as [`ConnectionTable::take_changes`] shows them.
+pub(crate) struct Records<'a>(&'a Tables);
+
+impl Records<'_> {
+    /// Record `k`, if it exists.
+    pub(crate) fn get(&self, k: Key) -> Option<&VirtualConnection> {
+        self.0.conns.get(&k).map(|r| &r.conn)
+    }
+
+    /// Calls `f` on every record.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(Key, &VirtualConnection)) {
+        for (k, r) in self.0.conns.iter() {
+            f(*k, &r.conn);
+        }
+    }
+
+    /// Number of records that have rules.
+    pub(crate) fn translated(&self) -> usize {
+        self.0.translated.n
     }
 }
 
@@ -566,6 +698,8 @@ impl ConnectionTable {
                     flows: 0,
                     translated: Translated::default(),
                     helpers: 0,
+                    changes: KVVec::new(),
+                    changes_lost: false,
                 },
                 "vnat_connections"
             ),
@@ -595,6 +729,7 @@ impl ConnectionTable {
             conn,
             sock: sk.into(),
             keys,
+            logged: false,
         };
         let node = RBTreeNode::new(key, record, GFP_ATOMIC)?;
         let index = RBTreeNode::new(tuple_key_of(&conn), key, GFP_ATOMIC)?;
@@ -616,6 +751,15 @@ impl ConnectionTable {
         }
         if conn.is_translated() {
             t.translated.add();
+            let Tables {
+                conns,
+                changes,
+                changes_lost,
+                ..
+            } = &mut *t;
+            if let Some(r) = conns.get_mut(&key) {
+                log_change((changes, changes_lost), &mut r.logged, key, None);
+            }
         }
         Ok(key)
     }
@@ -651,6 +795,37 @@ impl ConnectionTable {
         for (k, r) in self.tables.lock().conns.iter() {
             f(*k, &r.conn);
         }
+    }
+
+    /// For the rules' builder: under the table's lock, takes the changes
+    /// logged since the last call (a record that changes again is logged
+    /// anew), leaves `room` (empty, with room for the next ones) to log
+    /// them in, and calls `f` with them and the records. Interrupts are off
+    /// meanwhile: `f` must be short, must not sleep nor free vmalloc'd
+    /// memory.
+    pub(crate) fn take_changes<R>(
+        &self,
+        room: KVVec<Change>,
+        f: impl FnOnce(&Changes, &Records<'_>) -> R,
+    ) -> (Changes, R) {
+        let mut guard = self.tables.lock();
+        let t = &mut *guard;
+        let log = core::mem::replace(&mut t.changes, room);
+        let complete = !core::mem::replace(&mut t.changes_lost, false);
+        if complete {
+            for c in log.iter() {
+                if let Some(r) = t.conns.get_mut(&c.key) {
+                    r.logged = false;
+                }
+            }
+        } else {
+            for (_, r) in t.conns.iter_mut() {
+                r.logged = false;
+            }
+        }
+        let changes = Changes { log, complete };
+        let r = f(&changes, &Records(t));
+        (changes, r)
     }
 
     /// Fills `out` with the sockets, recorded after `after` (all if `None`),
@@ -731,12 +906,19 @@ impl ConnectionTable {
             conns,
             translated,
             helpers,
+            changes,
+            changes_lost,
             ..
         } = &mut *guard;
         let mut n = 0;
         for (k, r) in conns.iter_mut() {
-            let Record { conn, sock, .. } = r;
-            if counting((translated, helpers), conn, |c| f(*k, sock, c)) {
+            let Record {
+                conn, sock, logged, ..
+            } = r;
+            let log = (&mut *changes, &mut *changes_lost);
+            if counting((translated, helpers, log), (*k, conn, logged), |c| {
+                f(*k, sock, c)
+            }) {
                 n += 1;
             }
         }
@@ -800,10 +982,21 @@ impl ConnectionTable {
         replacing: Option<u32>,
     ) -> Option<bool> {
         let mut t = self.tables.lock();
-        let r = t.conns.get_mut(&k)?;
+        let Tables {
+            conns,
+            changes,
+            changes_lost,
+            ..
+        } = &mut *t;
+        let r = conns.get_mut(&k)?;
         let now = ffi::now_ns();
         if r.keys.is_some() && (replacing != Some(r.conn.key.id) || !r.conn.key.regrantable(now)) {
             return Some(false);
+        }
+        if r.conn.key.named != named {
+            // A resuming connection's rules depend on it.
+            let was = Some(r.conn.rule_inputs());
+            log_change((changes, changes_lost), &mut r.logged, k, was);
         }
         r.keys = Some(keys);
         r.conn.key.auth = Auth::Keyed;
@@ -845,11 +1038,22 @@ impl ConnectionTable {
             conns,
             translated,
             helpers,
+            changes,
+            changes_lost,
             ..
         } = &mut *guard;
         conns.get_mut(&k).map(|r| {
-            let Record { conn, sock, keys } = r;
-            counting((translated, helpers), conn, |c| f(sock, c, keys.as_ref()))
+            let Record {
+                conn,
+                sock,
+                keys,
+                logged,
+            } = r;
+            counting(
+                (translated, helpers, (changes, changes_lost)),
+                (k, conn, logged),
+                |c| f(sock, c, keys.as_ref()),
+            )
         })
     }
 }

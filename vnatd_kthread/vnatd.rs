@@ -293,6 +293,10 @@ impl<'a> Daemon<'a> {
             };
             let woken = self.state.waker().wait(msecs_to_jiffies(nap) as c_long);
             trace::wake(self.state.net().inum(), woken);
+            if !woken {
+                // Nothing to do for a while: the rules' spare table goes.
+                self.state.rules.trim();
+            }
         }
         // Nobody will be there to undo the helpers.
         migration::release_helpers(self.state, None);
@@ -464,10 +468,15 @@ impl<'a> Daemon<'a> {
         }
         self.rules_changed = false;
         match self.state.rules.rebuild(&self.state.connections) {
-            Ok((conflicts, retired)) => {
-                trace::rules(self.state.net().inum(), self.state.connections.translated());
-                if conflicts > 0 {
-                    self.state.count(Counter::RuleConflicts, conflicts);
+            Ok((built, retired)) => {
+                trace::rules(
+                    self.state.net().inum(),
+                    self.state.connections.translated(),
+                    built.whole,
+                    built.changes,
+                );
+                if built.conflicts > 0 {
+                    self.state.count(Counter::RuleConflicts, built.conflicts);
                 }
                 // Without memory to keep it, it goes now (after a grace
                 // period).

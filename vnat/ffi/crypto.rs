@@ -160,6 +160,14 @@ impl Mac for HmacSha256 {
     }
 }
 
+impl Clone for HmacSha256 {
+    /// The context is plain data (hash states, a byte count, a buffer):
+    /// a copy is a MAC in the same state.
+    fn clone(&self) -> Self {
+        Self { ctx: self.ctx }
+    }
+}
+
 impl Drop for HmacSha256 {
     fn drop(&mut self) {
         // The context holds the key's inner and outer states (`finish`

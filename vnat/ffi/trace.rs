@@ -19,7 +19,7 @@ extern "C" {
         answer: bool,
         sent: bool,
     );
-    fn vnat_shim_trace_rules(netns: c_uint, connections: c_uint);
+    fn vnat_shim_trace_rules(netns: c_uint, connections: c_uint, whole: bool, changes: c_uint);
     fn vnat_shim_trace_kick(netns: c_uint, connections: c_uint);
 }
 
@@ -65,10 +65,11 @@ pub(crate) fn vcmp(netns: u32, peer: IpAddr, bytes: usize, kind: Vcmp, sent: boo
     }
 }
 
-/// A new table of rules, of `connections` translated connections, is live.
-pub(crate) fn rules(netns: u32, connections: usize) {
+/// A new table of rules, of `connections` translated connections, is live:
+/// built `whole`, or patched with `changes` records' changes.
+pub(crate) fn rules(netns: u32, connections: usize, whole: bool, changes: usize) {
     // SAFETY: No preconditions.
-    unsafe { vnat_shim_trace_rules(netns, uint(connections)) }
+    unsafe { vnat_shim_trace_rules(netns, uint(connections), whole, uint(changes)) }
 }
 
 /// `connections` whose rules went live were told to retransmit now.

@@ -116,7 +116,8 @@ void vnat_shim_trace_wake(unsigned int netns, bool requests);
 void vnat_shim_trace_move(unsigned int netns, unsigned int connections);
 void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsigned int bytes,
 			  bool answer, bool sent);
-void vnat_shim_trace_rules(unsigned int netns, unsigned int connections);
+void vnat_shim_trace_rules(unsigned int netns, unsigned int connections, bool whole,
+			   unsigned int changes);
 void vnat_shim_trace_kick(unsigned int netns, unsigned int connections);
 
 /* kthread.c: vnat/ffi/waker.rs, vnatd_kthread/socket.rs */

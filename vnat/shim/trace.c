@@ -29,9 +29,10 @@ void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsig
 		trace_vnat_vcmp_received(netns, peer, bytes, answer);
 }
 
-void vnat_shim_trace_rules(unsigned int netns, unsigned int connections)
+void vnat_shim_trace_rules(unsigned int netns, unsigned int connections, bool whole,
+			   unsigned int changes)
 {
-	trace_vnat_rules(netns, connections);
+	trace_vnat_rules(netns, connections, whole, changes);
 }
 
 void vnat_shim_trace_kick(unsigned int netns, unsigned int connections)

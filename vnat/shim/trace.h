@@ -60,9 +60,8 @@ TRACE_EVENT(vnat_wake,
 /*
  * A count of a namespace's connections at a step of a move: vnat_move, a
  * move began (@connections have a new local address, updates are due);
- * vnat_rules, a new table of translation rules, of @connections
- * translated connections, is live (the hooks use it); vnat_kick,
- * @connections whose rules just went live were told to retransmit now.
+ * vnat_kick, @connections whose rules just went live were told to
+ * retransmit now.
  */
 DECLARE_EVENT_CLASS(vnat_connections,
 	TP_PROTO(unsigned int netns, unsigned int connections),
@@ -82,9 +81,30 @@ DEFINE_EVENT(vnat_connections, vnat_move,
 	TP_PROTO(unsigned int netns, unsigned int connections),
 	TP_ARGS(netns, connections));
 
-DEFINE_EVENT(vnat_connections, vnat_rules,
-	TP_PROTO(unsigned int netns, unsigned int connections),
-	TP_ARGS(netns, connections));
+/*
+ * A new table of translation rules, of @connections translated connections,
+ * is live (the hooks use it): built @whole from every record, or patched
+ * with the @changes of records logged since the table before.
+ */
+TRACE_EVENT(vnat_rules,
+	TP_PROTO(unsigned int netns, unsigned int connections, bool whole,
+		 unsigned int changes),
+	TP_ARGS(netns, connections, whole, changes),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__field(unsigned int, connections)
+		__field(bool, whole)
+		__field(unsigned int, changes)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		__entry->connections = connections;
+		__entry->whole = whole;
+		__entry->changes = changes;
+	),
+	TP_printk("netns=%u connections=%u whole=%d changes=%u", __entry->netns,
+		  __entry->connections, __entry->whole, __entry->changes)
+);
 
 DEFINE_EVENT(vnat_connections, vnat_kick,
 	TP_PROTO(unsigned int netns, unsigned int connections),

@@ -36,6 +36,7 @@ pub mod export;
 /// (the module's own is lib/crypto's, `vnat/ffi/crypto.rs`), so that the
 /// tests and the fuzz targets run `key.rs` and `vcmp2.rs` as the module
 /// does.
+#[derive(Clone)]
 pub struct HmacSha256(hmac::Hmac<sha2::Sha256>);
 
 impl key::Mac for HmacSha256 {

@@ -221,6 +221,35 @@ fn moves_are_distinct_and_bounded() {
 }
 
 #[test]
+fn a_move_goes_with_its_last_connection() {
+    let native = Mapping::native(PROTO_TCP, Endpoint::new(1, 1), Endpoint::new(2, 2));
+    let moved = |i: u32| Mapping {
+        local_physical: Endpoint::new(100 + i, 1),
+        ..native
+    };
+    let mut moves = Moves::new();
+    // Two connections of the first move, one of each other.
+    assert!(moves.add(&moved(0)));
+    assert!(moves.add(&moved(0)));
+    assert!(moves.add(&moved(1)));
+    assert!(moves.add(&moved(2)));
+    moves.remove(&native);
+    moves.remove(&moved(0));
+    assert_eq!(moves.as_slice().len(), 3);
+    moves.remove(&moved(0));
+    // The others keep their order.
+    let left: Vec<_> = moves.as_slice().iter().map(|m| m.local_physical).collect();
+    assert_eq!(left, [ip(101), ip(102)]);
+    // Room again for one more.
+    for i in 3..=MAX_MOVES as u32 {
+        assert!(moves.add(&moved(i)));
+    }
+    assert!(!moves.add(&moved(99)));
+    moves.remove(&moved(99));
+    assert_eq!(moves.as_slice().len(), MAX_MOVES);
+}
+
+#[test]
 fn ftp_after_a_client_move() {
     // The client was at 10.0.1.2 and is at 10.0.2.2; the server at 10.0.9.2.
     let (old, new, server) = (0x0a00_0102, 0x0a00_0202, 0x0a00_0902);

@@ -213,6 +213,41 @@ proptest! {
     }
 }
 
+proptest! {
+    /// Rules removed from a table are no longer found, wherever they were on
+    /// the others' probes; the others still are, and the removed ones can
+    /// go in again.
+    #[test]
+    fn removed_rules_are_gone_and_the_others_stay(ports in proptest::collection::vec((1u16.., any::<bool>()), 1..400), seed in any::<u32>()) {
+        let rules: Vec<Rule> = ports.iter().enumerate().map(|(i, (p, _))| Rule {
+            hook: Hook::ALL[i % 4],
+            matches: Tuple { proto: PROTO_UDP, src: Endpoint::new(1 + i as u32, *p), dst: Endpoint::new(2, 2) },
+            rewrite: Tuple { proto: PROTO_UDP, src: Endpoint::new(3, *p), dst: Endpoint::new(4, i as u16) },
+            action: Action::Rewrite,
+        }).collect();
+        // Small, so that probes run into each other.
+        let mut slots = vec![Slot::default(); capacity_for(rules.len())];
+        let at: Vec<usize> = rules.iter().map(|r| insert(&mut slots, seed, r).unwrap()).collect();
+        for (i, (_, gone)) in ports.iter().enumerate() {
+            if *gone {
+                remove(&mut slots, at[i]);
+                prop_assert!(!slots[at[i]].is_rule());
+            }
+        }
+        for (r, (_, gone)) in rules.iter().zip(&ports) {
+            let found = lookup(&slots, seed, r.hook, &r.matches).map(|s| s.rewrite);
+            prop_assert_eq!(found, (!*gone).then_some(r.rewrite));
+        }
+        let used = slots.iter().filter(|s| s.used).count();
+        for (r, (_, gone)) in rules.iter().zip(&ports) {
+            if *gone && used < slots.len() {
+                prop_assert!(insert(&mut slots, seed, r).is_ok());
+                prop_assert_eq!(lookup(&slots, seed, r.hook, &r.matches).map(|s| s.rewrite), Some(r.rewrite));
+            }
+        }
+    }
+}
+
 #[test]
 fn duplicate_match_is_a_conflict() {
     let m = Mapping {

@@ -5,6 +5,7 @@
 
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv6Addr};
+use vnat_proto::key::Mac;
 use vnat_proto::vcmp::{self, Endpoint, PROTO_TCP, PROTO_UDP};
 use vnat_proto::vcmp2::*;
 use vnat_proto::HmacSha256;
@@ -278,6 +279,18 @@ proptest! {
         if m.has_mac() {
             prop_assert!(verify::<HmacSha256>(&b, &key));
             prop_assert_eq!(verify::<HmacSha256>(&b, &other), key == other);
+        }
+        // Under the key prepared once (the module keeps a connection's so),
+        // twice over: the same bytes, the same verdicts.
+        let prepared = HmacSha256::new(&key);
+        for _ in 0..2 {
+            let mut p = [0u8; MAX_LEN];
+            let n = m.encode_prepared(Some(&prepared), &mut p);
+            prop_assert_eq!(&p[..n], &b[..]);
+            if m.has_mac() {
+                prop_assert!(verify_prepared(&b, &prepared));
+                prop_assert_eq!(verify_prepared(&b, &HmacSha256::new(&other)), key == other);
+            }
         }
     }
 
