@@ -105,7 +105,8 @@ for n in COUNTS:
     # Also the kernel's freeing of deleted namespaces (one workqueue,
     # cleanup_net), which may still run for the rows before while `ip` runs.
     tracefs("kprobe_events", "r:vnatbench/route_in inet_rtm_newroute\n"
-            "p:vnatbench/cleanup_in cleanup_net\nr:vnatbench/cleanup_out cleanup_net\n")
+            "p:vnatbench/cleanup_in cleanup_net\nr:vnatbench/cleanup_out cleanup_net\n"
+            "p:vnatbench/rcu_in synchronize_rcu\nr:vnatbench/rcu_out synchronize_rcu\n")
     tracefs("trace", "")
     tracefs("events/vnatbench/enable", "1")
     tracefs("events/vnat/enable", "1")
@@ -126,7 +127,9 @@ for n in COUNTS:
     # Polled seldom: the one vCPU is vnatd's. The times come from the trace.
     while stats("cli")["migrations_completed"] < n:
         if time.monotonic() - t0 > 600:
-            print(f"# {n}: timed out", flush=True)
+            print(f"# {n}: timed out; counters at the client: {stats('cli')}, at the server: {stats('srv')}",
+                  flush=True)
+            print(sh("dmesg | tail -n 40"), flush=True)
             sys.exit(1)
         time.sleep(0.05)
     cpu1 = cpu_times()
@@ -168,13 +171,38 @@ for n in COUNTS:
     # them those built whole from every record (the others were patched).
     tables = {ns: [kv for t, name, kv in evs if name == "vnat_rules" and kv.get("netns") == str(ns)
                    and t <= (at["kicked"] or t)] for ns in (cli, srv_ns)}
-    built = {ns: f"{len(kvs)} ({sum(kv.get('whole') == '1' for kv in kvs)} whole)" for ns, kvs in tables.items()}
+    built = {ns: f"{len(kvs)} ({sum(kv.get('whole') == '1' for kv in kvs)} whole, "
+                 f"{sum(kv.get('copied') == '1' for kv in kvs)} patched copies)" for ns, kvs in tables.items()}
     ms = {k: (v - usable) * 1000 if v is not None else None for k, v in at.items()}
     rows.append((n, (t1 - t0) * 1000, (usable - t0) * 1000, ms, rtt, kicked))
     print(f"# {n} connections: restored {ms['kicked']:.3f} ms after the address was usable "
           f"({kicked} kicked); rule tables built: {built[srv_ns]} at the server, {built[cli]} at the "
           f"client; the kernel freed deleted namespaces (cleanup_net) for {cleaning * 1000:.1f} ms of "
           f"the {(usable - t0) * 1000:.1f} ms from `ip`'s start to the address being usable", flush=True)
+    # The grace periods vnatd waited for (the rules' retired tables).
+    waits, began = [], None
+    for t, name, _ in evs:
+        if name == "rcu_in":
+            began = t
+        elif name == "rcu_out" and began is not None:
+            if usable <= began <= (at["kicked"] or began):
+                waits.append(t - began)
+            began = None
+    print(f"#   synchronize_rcu() from the address being usable to the last kick: {len(waits)} calls, "
+          f"{sum(waits) * 1000:.1f} ms in all", flush=True)
+    # vnatd's rounds, by part, at each end (each round's event comes at its
+    # end: those that ended in the window).
+    parts = ("requests", "serve", "converse", "rules", "kicks", "retire")
+    for ns, who in ((cli, "client"), (srv_ns, "server")):
+        sums = [0] * len(parts)
+        rounds = 0
+        for t, name, kv in evs:
+            if name == "vnat_round" and kv.get("netns") == str(ns) and usable <= t <= (at["kicked"] or t):
+                rounds += 1
+                for i, p in enumerate(parts):
+                    sums[i] += int(kv.get(f"{p}_us", 0))
+        print(f"#   {who}'s vnatd, {rounds} rounds: "
+              + ", ".join(f"{p} {s / 1000:.1f} ms" for p, s in zip(parts, sums)), flush=True)
     spent = {k: cpu1[k] - cpu0[k] for k in cpu0}
     total = sum(spent.values()) or 1
     print(f"#   the vCPU from `ip`'s start to the last kick seen (/proc/stat, {total * 10:.0f} ms): "

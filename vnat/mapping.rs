@@ -450,14 +450,52 @@ const REMOVED: u8 = u8::MAX;
 
 /// Removes the rule in slot `i` of `slots` (filled by [`insert`]): the slot
 /// stays taken, so that the rules after it on their probe are still found,
-/// but it matches nothing and [`insert`] does not reuse it (a table is
-/// rebuilt before such slots fill it).
+/// but it matches nothing; [`insert_reusing`] may take it again.
 pub fn remove(slots: &mut [Slot], i: usize) {
     slots[i] = Slot {
         used: true,
         hook: REMOVED,
         ..Slot::default()
     };
+}
+
+/// As [`insert`], but into the first slot on the rule's probe whose rule
+/// was removed ([`remove`]), if there is one: the probe is still followed
+/// to a free slot, for a conflict. Returns the slot and whether it was a
+/// removed rule's.
+pub fn insert_reusing(
+    slots: &mut [Slot],
+    seed: u32,
+    rule: &Rule,
+) -> Result<(usize, bool), InsertError> {
+    let hook = rule.hook as u8;
+    let mut removed = None;
+    let mut free = None;
+    for i in probe(slots.len(), seed, hook, &rule.matches) {
+        let s = &slots[i];
+        if !s.used {
+            free = Some(i);
+            break;
+        }
+        if s.hook == REMOVED {
+            removed.get_or_insert(i);
+        } else if s.hook == hook && s.matches == rule.matches {
+            return Err(InsertError::Conflict);
+        }
+    }
+    let (at, reused) = match (removed, free) {
+        (Some(r), _) => (r, true),
+        (None, Some(f)) => (f, false),
+        (None, None) => return Err(InsertError::Full),
+    };
+    slots[at] = Slot {
+        used: true,
+        hook,
+        action: rule.action,
+        matches: rule.matches,
+        rewrite: rule.rewrite,
+    };
+    Ok((at, reused))
 }
 
 /// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].

@@ -181,6 +181,8 @@ pub(crate) struct Built {
     pub(crate) conflicts: u64,
     /// It was built from every record, not patched.
     pub(crate) whole: bool,
+    /// It was patched from a copy of the table before, not from the spare.
+    pub(crate) copied: bool,
     /// The records' changes it took.
     pub(crate) changes: usize,
 }
@@ -191,7 +193,8 @@ enum Retry {
     Whole,
     /// Whole, with room for this many rules.
     Room(usize),
-    /// Whole, with this many more arrival flags at hand.
+    /// As tried (a patch of a copy of the published table, or whole), with
+    /// this many more arrival flags at hand.
     Flags(usize),
 }
 
@@ -293,9 +296,21 @@ impl Rules {
     /// its arrival rules; counts those that conflict. Returns whether its
     /// move (if it has one) found room in [`Rules::moves`].
     fn put(&mut self, k: Key, c: &RuleInputs, flag: Option<&Arrived>) -> Result<bool, Retry> {
-        for r in rules_of(c).iter().flatten() {
-            match mapping::insert(&mut self.slots, self.seed, r) {
-                Ok(i) => {
+        self.put_rules(k, c, &rules_of(c), flag)
+    }
+
+    /// As [`Rules::put`], with `rules`, those of `c`.
+    fn put_rules(
+        &mut self,
+        k: Key,
+        c: &RuleInputs,
+        rules: &[Option<Rule>; RULES_MAX],
+        flag: Option<&Arrived>,
+    ) -> Result<bool, Retry> {
+        for r in rules.iter().flatten() {
+            match mapping::insert_reusing(&mut self.slots, self.seed, r) {
+                Ok((i, reused)) => {
+                    self.removed -= usize::from(reused);
                     self.owners[i] = k;
                     self.per_hook[r.hook as usize] += 1;
                     self.len += 1;
@@ -331,9 +346,9 @@ impl Rules {
         }
     }
 
-    /// Whether connection `k` (made of `c`) has its rules in already.
-    fn holds(&self, k: Key, c: &RuleInputs) -> bool {
-        rules_of(c)
+    /// Whether connection `k`, whose rules are `rules`, has them in already.
+    fn holds(&self, k: Key, rules: &[Option<Rule>; RULES_MAX]) -> bool {
+        rules
             .iter()
             .flatten()
             .next()
@@ -387,16 +402,17 @@ impl Rules {
 
     /// Applies `changes` (each connection's old rules out, its new ones in).
     /// `old` is the published table, whose arrival flags pass on; `spare`
-    /// has flags for the connections that start validating. Fails on what
-    /// only a whole build decides: a conflict, a move without room, no
-    /// room for the rules.
+    /// has flags for the connections that start validating (too few: it
+    /// fails saying how many more). Fails on what only a whole build
+    /// decides: a conflict, a move without room, no room for the rules.
     fn patch(
         &mut self,
-        changes: [&[Change]; 2],
+        changes: [&[Change]; 3],
         records: &Records<'_>,
         old: Option<&Rules>,
         spare: &mut KVec<Arrived>,
     ) -> Result<(), Retry> {
+        let mut flags_missing = 0;
         for c in changes.iter().copied().flatten() {
             if let Some(was) = &c.was {
                 self.take_out(c.key, was);
@@ -407,21 +423,26 @@ impl Rules {
                 continue;
             };
             // A connection changed twice is in twice.
-            if self.holds(c.key, &now) {
+            let rules = rules_of(&now);
+            if self.holds(c.key, &rules) {
                 continue;
             }
             let flag = if now.state == State::Validating {
-                Some(
-                    arrival_flag(old, c.key, &now)
-                        .or_else(|| spare.pop())
-                        .ok_or(Retry::Whole)?,
-                )
+                let flag = arrival_flag(old, c.key, &now).or_else(|| spare.pop());
+                if flag.is_none() {
+                    flags_missing += 1;
+                    continue;
+                }
+                flag
             } else {
                 None
             };
-            if !self.put(c.key, &now, flag.as_ref())? || self.conflicts > 0 {
+            if !self.put_rules(c.key, &now, &rules, flag.as_ref())? || self.conflicts > 0 {
                 return Err(Retry::Whole);
             }
+        }
+        if flags_missing > 0 {
+            return Err(Retry::Flags(flags_missing));
         }
         // Slots of rules taken out count: probes run over them.
         if 2 * (self.len + self.removed) > self.capacity() {
@@ -455,6 +476,9 @@ pub(crate) struct RuleTable {
     spare: Atomic<*mut Rules>,
     /// Tables published so far.
     published: Atomic<u64>,
+    /// A build failed (memory) after it took changes from the connection
+    /// table: the next is built whole.
+    lost: Atomic<bool>,
 }
 
 // SAFETY: The pointers are published and read with acquire/release
@@ -481,6 +505,7 @@ impl RuleTable {
             table: Atomic::new(ptr::null_mut()),
             spare: Atomic::new(ptr::null_mut()),
             published: Atomic::new(0),
+            lost: Atomic::new(false),
         }
     }
 
@@ -521,11 +546,16 @@ impl RuleTable {
         connections: &'a ConnectionTable,
     ) -> Result<(Built, Option<Retired<'a>>)> {
         let mut spare_table = self.take_spare();
-        // What changed since the published table, as taken so far.
+        // What changed since the published table, as taken so far: all of
+        // it, unless a build that took changes failed.
         let mut taken = Changes {
             log: KVVec::new(),
-            complete: true,
+            complete: !self.lost.load(Relaxed),
         };
+        // The table tried last was patched in part: the next try copies.
+        let mut recopy = false;
+        // The last try patched a copy of the published table.
+        let mut copied = false;
         // Flags for the connections that start validating, allocated here
         // as well: one, or as many as the last try found missing.
         let mut flags_wanted = 1;
@@ -542,7 +572,9 @@ impl RuleTable {
         // the one before the published one only if it is.
         let number = self.published.fetch_add(1, Relaxed) + 1;
         // Room for twice the changes the published table brought, eight
-        // times if they did not all fit.
+        // times if they did not all fit, and for a quarter of the
+        // translated connections (a batch answered in 16 rounds changes a
+        // sixteenth per round).
         let room = self.read(|old| {
             old.map_or(0, |o| {
                 o.changes.log.len() * if o.changes.complete { 2 } else { 8 }
@@ -555,9 +587,12 @@ impl RuleTable {
                 // next table is built whole.
                 let (changes, ()) = connections.take_changes(KVVec::new(), |_, _| ());
                 append(&mut taken, changes);
+                self.lost.store(false, Relaxed);
                 break None;
             }
-            let room = room.clamp(CHANGES_ROOM.0, CHANGES_ROOM.1);
+            let room = room
+                .max(translated / 4)
+                .clamp(CHANGES_ROOM.0, CHANGES_ROOM.1);
             let room = KVVec::with_capacity(room, GFP_KERNEL)?;
             let mut spare = KVec::with_capacity(flags_wanted, GFP_KERNEL)?;
             for _ in 0..flags_wanted {
@@ -568,20 +603,19 @@ impl RuleTable {
             // published one, catches up with the published one's changes
             // first; otherwise the published one is copied into it), or a
             // whole one. Allocated, and freed, out of any lock.
-            let (cap, patch_from) =
-                self.read(
-                    |old| match old.filter(|o| whole.is_none() && o.patchable()) {
-                        Some(o) => (o.capacity(), Some((o.number, o.changes.complete))),
-                        None => {
-                            let rules = whole.unwrap_or_else(|| {
-                                old.map_or(RULES_MAX * translated, |o| {
-                                    o.len + RULES_MAX * translated.saturating_sub(o.translated)
-                                })
-                            });
-                            (mapping::capacity_for(rules.max(1)), None)
-                        }
-                    },
-                );
+            let (cap, patch_from) = self.read(|old| {
+                match old.filter(|o| whole.is_none() && taken.complete && o.patchable()) {
+                    Some(o) => (o.capacity(), Some((o.number, o.changes.complete))),
+                    None => {
+                        let rules = whole.unwrap_or_else(|| {
+                            old.map_or(RULES_MAX * translated, |o| {
+                                o.len + RULES_MAX * translated.saturating_sub(o.translated)
+                            })
+                        });
+                        (mapping::capacity_for(rules.max(1)), None)
+                    }
+                }
+            });
             let (mut t, fresh) = match spare_table.take() {
                 Some(t) if t.capacity() == cap => (t, false),
                 other => {
@@ -590,7 +624,11 @@ impl RuleTable {
                 }
             };
             let catch_up = match patch_from {
-                Some((n, complete)) if complete && !fresh && t.number + 1 == n => true,
+                Some((n, complete))
+                    if complete && !recopy && !fresh && t.number + 1 == n && t.patchable() =>
+                {
+                    true
+                }
                 Some(_) => {
                     self.read(|old| {
                         if let Some(o) = old {
@@ -607,6 +645,7 @@ impl RuleTable {
                 }
             };
             let patching = patch_from.is_some();
+            copied = patching && !catch_up;
             let (changes, (result, translated)) = connections.take_changes(room, |now, records| {
                 let result = self.read(|old| {
                     if !patching {
@@ -619,19 +658,23 @@ impl RuleTable {
                         Some(o) if catch_up => &o.changes.log,
                         _ => &[],
                     };
-                    t.patch([before, &now.log], records, old, &mut spare)
+                    t.patch([before, &taken.log, &now.log], records, old, &mut spare)
                 });
                 (result, records.translated())
             });
+            // Lost, should this build fail.
+            self.lost.store(true, Relaxed);
             append(&mut taken, changes);
             match result {
                 Ok(()) => {
+                    self.lost.store(false, Relaxed);
                     t.finish(translated, number, !patching, taken);
                     break Some(t);
                 }
                 Err(retry) => {
                     // What it held goes, or is reused.
                     spare_table = Some(t);
+                    recopy = true;
                     match retry {
                         Retry::Whole => {
                             whole = Some(whole.unwrap_or(0).max(self.read(|old| {
@@ -650,6 +693,7 @@ impl RuleTable {
         let built = Built {
             conflicts: new.as_ref().map_or(0, |t| t.conflicts),
             whole: new.as_ref().is_some_and(|t| t.whole),
+            copied,
             changes: new.as_ref().map_or(0, |t| t.changes.log.len()),
         };
         let new = new.map_or(ptr::null_mut(), KBox::into_raw);

@@ -196,8 +196,14 @@ struct Daemon<'a> {
     conversations: KVec<Conversation<'a>>,
     /// The rules must be published again before replies go out.
     rules_changed: bool,
+    /// Nanoseconds this round spent publishing rules, and kicking.
+    round: [i64; 2],
     /// Connections to kick once the rules are published.
     to_kick: KVec<Key>,
+    /// Of them, those whose kick also sends an ACK ([`migration::kick`]):
+    /// this end moved behind a NAT, and the peer validates the new path;
+    /// or the peer's packets just validated its path here.
+    to_ack: KVec<Key>,
     /// Tables the rules replaced this round, freed after a grace period
     /// at its end, once what the new rules allow went out.
     retired: KVec<Retired<'a>>,
@@ -228,7 +234,9 @@ impl<'a> Daemon<'a> {
             clients: KVec::new(),
             conversations: KVec::new(),
             rules_changed: false,
+            round: [0; 2],
             to_kick: KVec::new(),
+            to_ack: KVec::new(),
             retired: KVec::new(),
             nudges: Nudges(KVec::new()),
             hooks: None,
@@ -256,16 +264,44 @@ impl<'a> Daemon<'a> {
             self.validate_paths();
             self.nudges.kick_due(self.state);
             self.keys();
+            // What each part of the round took, for the trace: the rules
+            // and kicks wherever they were published (`publish`), the rest
+            // by part.
+            let mut at = [0i64; 6];
+            let mut published = [0i64; 5];
+            let mut mark = |d: &Self, i: usize| {
+                at[i] = ffi::now_ns();
+                if i < 5 {
+                    published[i] = d.round[0] + d.round[1];
+                }
+            };
+            mark(&self, 0);
             self.requests();
+            mark(&self, 1);
             let more = self.accept() | self.serve();
+            mark(&self, 2);
             self.converse();
+            mark(&self, 3);
             if self.state.rules_stale.xchg(false, Acquire) {
                 self.rules_changed = true;
             }
             self.publish();
+            mark(&self, 4);
             // The answers and kicks of this round are out: the tables they
             // replaced may go (each waits for a grace period).
             self.retired.clear();
+            mark(&self, 5);
+            let part = |i: usize| at[i + 1] - at[i] - (published[i + 1] - published[i]);
+            let parts = [
+                part(0),
+                part(1),
+                part(2),
+                self.round[0],
+                self.round[1],
+                at[5] - at[4],
+            ];
+            self.round = [0; 2];
+            trace::round(self.state.net().inum(), parts);
             if more {
                 // A client sent more than a round reads, or more connections
                 // wait: the next round comes at once, after others had the
@@ -397,10 +433,12 @@ impl<'a> Daemon<'a> {
     }
 
     /// Settles the validating connections whose peer's packets arrived on
-    /// the new path (the hooks said so): their rules send there from now on.
+    /// the new path (the hooks said so): their rules send there from now on,
+    /// and their kick sends an ACK the new way at once (a NAT's path, so
+    /// few of them).
     fn validate_paths(&mut self) {
         if self.state.paths_arrived.xchg(false, Acquire)
-            && migration::paths_validated(self.state, &mut self.to_kick)
+            && migration::paths_validated(self.state, &mut self.to_ack)
         {
             self.rules_changed = true;
         }
@@ -461,10 +499,23 @@ impl<'a> Daemon<'a> {
         }
     }
 
-    /// Publishes the rules if they changed.
+    /// Publishes the rules if they changed, and kicks the connections they
+    /// made live (the time each took goes to [`Daemon::round`]).
     fn publish(&mut self) {
+        let start = ffi::now_ns();
+        let live = self.publish_rules();
+        let published = ffi::now_ns();
+        if live {
+            self.kick();
+        }
+        self.round[0] += published - start;
+        self.round[1] += ffi::now_ns() - published;
+    }
+
+    /// Publishes the rules if they changed; returns whether it did.
+    fn publish_rules(&mut self) -> bool {
         if !self.rules_changed {
-            return;
+            return false;
         }
         self.rules_changed = false;
         match self.state.rules.rebuild(&self.state.connections) {
@@ -473,6 +524,7 @@ impl<'a> Daemon<'a> {
                     self.state.net().inum(),
                     self.state.connections.translated(),
                     built.whole,
+                    built.copied,
                     built.changes,
                 );
                 if built.conflicts > 0 {
@@ -492,19 +544,28 @@ impl<'a> Daemon<'a> {
                     self.state.net().inum(),
                     e
                 );
-                return;
+                return false;
             }
         }
         if !self.sync_hooks() {
             // Try again on the next round.
             self.rules_changed = true;
-            return;
+            return false;
         }
-        if !self.to_kick.is_empty() {
-            trace::kick(self.state.net().inum(), self.to_kick.len());
+        true
+    }
+
+    /// Kicks the connections whose rules went live, once the hooks are in.
+    fn kick(&mut self) {
+        let kicks = self.to_kick.len() + self.to_ack.len();
+        if kicks > 0 {
+            trace::kick(self.state.net().inum(), kicks);
         }
-        for sk in self.to_kick.drain_all() {
-            migration::kick(self.state, sk);
+        for key in self.to_kick.drain_all() {
+            migration::kick(self.state, key, false);
+        }
+        for key in self.to_ack.drain_all() {
+            migration::kick(self.state, key, true);
         }
     }
 
@@ -643,7 +704,7 @@ impl<'a> Daemon<'a> {
         let (which, to) = match r {
             Request::Migrate { which, to } => (which, to),
             Request::Suspend { which, sleep } => {
-                let mut out = KVec::new();
+                let mut out = KVVec::new();
                 if migration::begin_suspend(self.state, which, sleep, &mut out).is_err() {
                     pr_warn!(
                         "netns {}: out of memory suspending connections\n",
@@ -671,7 +732,7 @@ impl<'a> Daemon<'a> {
                 return;
             }
         };
-        let mut out = KVec::new();
+        let mut out = KVVec::new();
         if migration::begin(self.state, which, to, &mut out).is_err() {
             pr_warn!(
                 "netns {}: out of memory resuming connections\n",
@@ -776,9 +837,16 @@ impl<'a> Daemon<'a> {
                 .any(|c| c.peer() == peer && c.keying() == keying && !c.idle());
             let state = self.state;
             let rules_changed = &mut self.rules_changed;
-            let (to_kick, nudges) = (&mut self.to_kick, &mut self.nudges);
+            let kicks = (&mut self.to_kick, &mut self.to_ack);
+            let nudges = &mut self.nudges;
             let step = self.conversations[i].step(behind, &mut |r| {
-                settle(state, rules_changed, to_kick, nudges, r)
+                settle(
+                    state,
+                    rules_changed,
+                    (&mut *kicks.0, &mut *kicks.1),
+                    nudges,
+                    r,
+                )
             });
             match step {
                 Step::Pending => i += 1,
@@ -821,7 +889,7 @@ impl Nudges {
                 i += 1;
                 continue;
             }
-            migration::kick(state, *key);
+            migration::kick(state, *key, true);
             *left -= 1;
             if *left == 0 {
                 drop(self.0.remove(i));
@@ -838,19 +906,23 @@ impl Nudges {
 fn settle(
     state: &NetState,
     rules_changed: &mut bool,
-    to_kick: &mut KVec<Key>,
+    (to_kick, to_ack): (&mut KVec<Key>, &mut KVec<Key>),
     nudges: &mut Nudges,
     report: Report,
 ) {
     match report {
         Report::Heard => *rules_changed = true,
         Report::Updated(key, reply, peer, seen) => {
+            // Kicked once the rules are live: it retries what it could not
+            // deliver during the move now, not after its backoff; behind a
+            // NAT, it also sends the packet the peer validates the path
+            // with, and again later (nudges).
             if migration::finish(state, key, &reply, peer, seen) {
                 nudges.add(key);
+                to_ack.push(key, GFP_KERNEL).ok();
+            } else {
+                to_kick.push(key, GFP_KERNEL).ok();
             }
-            // Kicked once the rules are live: it retries what it could not
-            // deliver during the move now, not after its backoff.
-            to_kick.push(key, GFP_KERNEL).ok();
         }
         Report::Suspended(key, reply) => migration::suspend_answered(state, key, Some(&reply)),
         Report::Retrying(key) => migration::retrying(state, key),

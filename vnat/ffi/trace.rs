@@ -12,6 +12,7 @@ use kernel::prelude::*;
 extern "C" {
     fn vnat_shim_trace_wake(netns: c_uint, requests: bool);
     fn vnat_shim_trace_move(netns: c_uint, connections: c_uint);
+    fn vnat_shim_trace_round(netns: c_uint, us: *const c_uint);
     fn vnat_shim_trace_vcmp(
         netns: c_uint,
         peer: *const RawAddr,
@@ -19,7 +20,13 @@ extern "C" {
         answer: bool,
         sent: bool,
     );
-    fn vnat_shim_trace_rules(netns: c_uint, connections: c_uint, whole: bool, changes: c_uint);
+    fn vnat_shim_trace_rules(
+        netns: c_uint,
+        connections: c_uint,
+        whole: bool,
+        copied: bool,
+        changes: c_uint,
+    );
     fn vnat_shim_trace_kick(netns: c_uint, connections: c_uint);
 }
 
@@ -32,6 +39,15 @@ fn uint(n: usize) -> c_uint {
 pub(crate) fn wake(netns: u32, requests: bool) {
     // SAFETY: No preconditions.
     unsafe { vnat_shim_trace_wake(netns, requests) }
+}
+
+/// The parts of one round of vnatd, in nanoseconds: taking requests,
+/// serving peers, conversing with peers, the rules, the kicks, the replaced
+/// tables (see `trace.h`).
+pub(crate) fn round(netns: u32, ns: [i64; 6]) {
+    let us = ns.map(|n| c_uint::try_from(n.max(0) / 1000).unwrap_or(c_uint::MAX));
+    // SAFETY: `us` holds the six values the shim reads, for the call.
+    unsafe { vnat_shim_trace_round(netns, us.as_ptr()) }
 }
 
 /// A move began: `connections` have a new local address.
@@ -66,10 +82,11 @@ pub(crate) fn vcmp(netns: u32, peer: IpAddr, bytes: usize, kind: Vcmp, sent: boo
 }
 
 /// A new table of rules, of `connections` translated connections, is live:
-/// built `whole`, or patched with `changes` records' changes.
-pub(crate) fn rules(netns: u32, connections: usize, whole: bool, changes: usize) {
+/// built `whole`, or patched with `changes` records' changes, from a
+/// `copied` table or the spare.
+pub(crate) fn rules(netns: u32, connections: usize, whole: bool, copied: bool, changes: usize) {
     // SAFETY: No preconditions.
-    unsafe { vnat_shim_trace_rules(netns, uint(connections), whole, uint(changes)) }
+    unsafe { vnat_shim_trace_rules(netns, uint(connections), whole, copied, uint(changes)) }
 }
 
 /// `connections` whose rules went live were told to retransmit now.

@@ -95,7 +95,7 @@ static_assert(sizeof(struct vnat_process) == 16 &&
 void vnat_shim_sock_hold(struct sock *sk);
 void vnat_shim_sock_put(struct sock *sk);
 void vnat_shim_sock_set_transparent(struct sock *sk, bool on);
-void vnat_shim_sock_kick_retransmit(struct sock *sk);
+void vnat_shim_sock_kick_retransmit(struct sock *sk, bool ack);
 bool vnat_shim_tcp_isn(struct sock *sk, bool ours, u32 *isn);
 bool vnat_shim_sock_destroyed(struct sock *sk);
 u32 vnat_shim_sock_uid(const struct sock *sk);
@@ -116,8 +116,9 @@ void vnat_shim_trace_wake(unsigned int netns, bool requests);
 void vnat_shim_trace_move(unsigned int netns, unsigned int connections);
 void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsigned int bytes,
 			  bool answer, bool sent);
+void vnat_shim_trace_round(unsigned int netns, const unsigned int *us);
 void vnat_shim_trace_rules(unsigned int netns, unsigned int connections, bool whole,
-			   unsigned int changes);
+			   bool copied, unsigned int changes);
 void vnat_shim_trace_kick(unsigned int netns, unsigned int connections);
 
 /* kthread.c: vnat/ffi/waker.rs, vnatd_kthread/socket.rs */

@@ -15,6 +15,11 @@ void vnat_shim_trace_wake(unsigned int netns, bool requests)
 	trace_vnat_wake(netns, requests);
 }
 
+void vnat_shim_trace_round(unsigned int netns, const unsigned int *us)
+{
+	trace_vnat_round(netns, us[0], us[1], us[2], us[3], us[4], us[5]);
+}
+
 void vnat_shim_trace_move(unsigned int netns, unsigned int connections)
 {
 	trace_vnat_move(netns, connections);
@@ -30,9 +35,9 @@ void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsig
 }
 
 void vnat_shim_trace_rules(unsigned int netns, unsigned int connections, bool whole,
-			   unsigned int changes)
+			   bool copied, unsigned int changes)
 {
-	trace_vnat_rules(netns, connections, whole, changes);
+	trace_vnat_rules(netns, connections, whole, copied, changes);
 }
 
 void vnat_shim_trace_kick(unsigned int netns, unsigned int connections)

@@ -82,28 +82,67 @@ DEFINE_EVENT(vnat_connections, vnat_move,
 	TP_ARGS(netns, connections));
 
 /*
+ * One round of vnatd, in microseconds of the guest's clock: @requests_us
+ * taking local requests (a move begins there), @serve_us reading and
+ * answering peers, @converse_us in its own conversations with peers,
+ * @rules_us making and publishing rule tables, @kicks_us kicking the
+ * connections they made live, @retire_us waiting for the grace periods of
+ * the tables they replaced and folding their counts.
+ */
+TRACE_EVENT(vnat_round,
+	TP_PROTO(unsigned int netns, unsigned int requests_us, unsigned int serve_us,
+		 unsigned int converse_us, unsigned int rules_us, unsigned int kicks_us,
+		 unsigned int retire_us),
+	TP_ARGS(netns, requests_us, serve_us, converse_us, rules_us, kicks_us, retire_us),
+	TP_STRUCT__entry(
+		__field(unsigned int, netns)
+		__field(unsigned int, requests_us)
+		__field(unsigned int, serve_us)
+		__field(unsigned int, converse_us)
+		__field(unsigned int, rules_us)
+		__field(unsigned int, kicks_us)
+		__field(unsigned int, retire_us)
+	),
+	TP_fast_assign(
+		__entry->netns = netns;
+		__entry->requests_us = requests_us;
+		__entry->serve_us = serve_us;
+		__entry->converse_us = converse_us;
+		__entry->rules_us = rules_us;
+		__entry->kicks_us = kicks_us;
+		__entry->retire_us = retire_us;
+	),
+	TP_printk("netns=%u requests_us=%u serve_us=%u converse_us=%u rules_us=%u kicks_us=%u retire_us=%u",
+		  __entry->netns, __entry->requests_us, __entry->serve_us, __entry->converse_us,
+		  __entry->rules_us, __entry->kicks_us, __entry->retire_us)
+);
+
+/*
  * A new table of translation rules, of @connections translated connections,
  * is live (the hooks use it): built @whole from every record, or patched
- * with the @changes of records logged since the table before.
+ * with the @changes of records logged since the table before, from a
+ * @copied of the table before or from the spare.
  */
 TRACE_EVENT(vnat_rules,
-	TP_PROTO(unsigned int netns, unsigned int connections, bool whole,
+	TP_PROTO(unsigned int netns, unsigned int connections, bool whole, bool copied,
 		 unsigned int changes),
-	TP_ARGS(netns, connections, whole, changes),
+	TP_ARGS(netns, connections, whole, copied, changes),
 	TP_STRUCT__entry(
 		__field(unsigned int, netns)
 		__field(unsigned int, connections)
 		__field(bool, whole)
+		__field(bool, copied)
 		__field(unsigned int, changes)
 	),
 	TP_fast_assign(
 		__entry->netns = netns;
 		__entry->connections = connections;
 		__entry->whole = whole;
+		__entry->copied = copied;
 		__entry->changes = changes;
 	),
-	TP_printk("netns=%u connections=%u whole=%d changes=%u", __entry->netns,
-		  __entry->connections, __entry->whole, __entry->changes)
+	TP_printk("netns=%u connections=%u whole=%d copied=%d changes=%u", __entry->netns,
+		  __entry->connections, __entry->whole, __entry->copied, __entry->changes)
 );
 
 DEFINE_EVENT(vnat_connections, vnat_kick,

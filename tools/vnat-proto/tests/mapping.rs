@@ -238,12 +238,20 @@ proptest! {
             let found = lookup(&slots, seed, r.hook, &r.matches).map(|s| s.rewrite);
             prop_assert_eq!(found, (!*gone).then_some(r.rewrite));
         }
+        // In again, into removed rules' slots: as many slots used as
+        // before, and every rule found.
         let used = slots.iter().filter(|s| s.used).count();
         for (r, (_, gone)) in rules.iter().zip(&ports) {
-            if *gone && used < slots.len() {
-                prop_assert!(insert(&mut slots, seed, r).is_ok());
-                prop_assert_eq!(lookup(&slots, seed, r.hook, &r.matches).map(|s| s.rewrite), Some(r.rewrite));
+            if *gone {
+                let (i, reused) = insert_reusing(&mut slots, seed, r).unwrap();
+                prop_assert!(reused);
+                prop_assert!(slots[i].is_rule());
             }
+            prop_assert_eq!(insert_reusing(&mut slots, seed, r), Err(InsertError::Conflict));
+        }
+        prop_assert_eq!(slots.iter().filter(|s| s.used).count(), used);
+        for r in &rules {
+            prop_assert_eq!(lookup(&slots, seed, r.hook, &r.matches).map(|s| s.rewrite), Some(r.rewrite));
         }
     }
 }
