@@ -200,10 +200,6 @@ struct Daemon<'a> {
     round: [i64; 2],
     /// Connections to kick once the rules are published.
     to_kick: KVec<Key>,
-    /// Of them, those whose kick also sends an ACK ([`migration::kick`]):
-    /// this end moved behind a NAT, and the peer validates the new path;
-    /// or the peer's packets just validated its path here.
-    to_ack: KVec<Key>,
     /// Tables the rules replaced this round, freed after a grace period
     /// at its end, once what the new rules allow went out.
     retired: KVec<Retired<'a>>,
@@ -236,7 +232,6 @@ impl<'a> Daemon<'a> {
             rules_changed: false,
             round: [0; 2],
             to_kick: KVec::new(),
-            to_ack: KVec::new(),
             retired: KVec::new(),
             nudges: Nudges(KVec::new()),
             hooks: None,
@@ -433,12 +428,10 @@ impl<'a> Daemon<'a> {
     }
 
     /// Settles the validating connections whose peer's packets arrived on
-    /// the new path (the hooks said so): their rules send there from now on,
-    /// and their kick sends an ACK the new way at once (a NAT's path, so
-    /// few of them).
+    /// the new path (the hooks said so): their rules send there from now on.
     fn validate_paths(&mut self) {
         if self.state.paths_arrived.xchg(false, Acquire)
-            && migration::paths_validated(self.state, &mut self.to_ack)
+            && migration::paths_validated(self.state, &mut self.to_kick)
         {
             self.rules_changed = true;
         }
@@ -557,15 +550,11 @@ impl<'a> Daemon<'a> {
 
     /// Kicks the connections whose rules went live, once the hooks are in.
     fn kick(&mut self) {
-        let kicks = self.to_kick.len() + self.to_ack.len();
-        if kicks > 0 {
-            trace::kick(self.state.net().inum(), kicks);
+        if !self.to_kick.is_empty() {
+            trace::kick(self.state.net().inum(), self.to_kick.len());
         }
         for key in self.to_kick.drain_all() {
-            migration::kick(self.state, key, false);
-        }
-        for key in self.to_ack.drain_all() {
-            migration::kick(self.state, key, true);
+            migration::kick(self.state, key);
         }
     }
 
@@ -837,16 +826,9 @@ impl<'a> Daemon<'a> {
                 .any(|c| c.peer() == peer && c.keying() == keying && !c.idle());
             let state = self.state;
             let rules_changed = &mut self.rules_changed;
-            let kicks = (&mut self.to_kick, &mut self.to_ack);
-            let nudges = &mut self.nudges;
+            let (to_kick, nudges) = (&mut self.to_kick, &mut self.nudges);
             let step = self.conversations[i].step(behind, &mut |r| {
-                settle(
-                    state,
-                    rules_changed,
-                    (&mut *kicks.0, &mut *kicks.1),
-                    nudges,
-                    r,
-                )
+                settle(state, rules_changed, to_kick, nudges, r)
             });
             match step {
                 Step::Pending => i += 1,
@@ -889,7 +871,7 @@ impl Nudges {
                 i += 1;
                 continue;
             }
-            migration::kick(state, *key, true);
+            migration::kick(state, *key);
             *left -= 1;
             if *left == 0 {
                 drop(self.0.remove(i));
@@ -906,23 +888,19 @@ impl Nudges {
 fn settle(
     state: &NetState,
     rules_changed: &mut bool,
-    (to_kick, to_ack): (&mut KVec<Key>, &mut KVec<Key>),
+    to_kick: &mut KVec<Key>,
     nudges: &mut Nudges,
     report: Report,
 ) {
     match report {
         Report::Heard => *rules_changed = true,
         Report::Updated(key, reply, peer, seen) => {
-            // Kicked once the rules are live: it retries what it could not
-            // deliver during the move now, not after its backoff; behind a
-            // NAT, it also sends the packet the peer validates the path
-            // with, and again later (nudges).
             if migration::finish(state, key, &reply, peer, seen) {
                 nudges.add(key);
-                to_ack.push(key, GFP_KERNEL).ok();
-            } else {
-                to_kick.push(key, GFP_KERNEL).ok();
             }
+            // Kicked once the rules are live: it retries what it could not
+            // deliver during the move now, not after its backoff.
+            to_kick.push(key, GFP_KERNEL).ok();
         }
         Report::Suspended(key, reply) => migration::suspend_answered(state, key, Some(&reply)),
         Report::Retrying(key) => migration::retrying(state, key),

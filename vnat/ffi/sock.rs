@@ -21,7 +21,7 @@ extern "C" {
     fn vnat_shim_sock_hold(sk: *mut bindings::sock);
     fn vnat_shim_sock_put(sk: *mut bindings::sock);
     fn vnat_shim_sock_set_transparent(sk: *mut bindings::sock, on: bool);
-    fn vnat_shim_sock_kick_retransmit(sk: *mut bindings::sock, ack: bool);
+    fn vnat_shim_sock_kick_retransmit(sk: *mut bindings::sock);
     fn vnat_shim_tcp_isn(sk: *mut bindings::sock, ours: bool, isn: *mut u32) -> bool;
     fn vnat_shim_sock_destroyed(sk: *mut bindings::sock) -> bool;
     fn vnat_shim_sock_uid(sk: *const bindings::sock) -> u32;
@@ -132,10 +132,10 @@ impl Sock {
 
     /// Makes a TCP socket in retransmission backoff retry at the next tick,
     /// and sends an ACK (a peer validating the path waits for a packet).
-    pub(crate) fn kick_retransmit(&self, ack: bool) {
+    pub(crate) fn kick_retransmit(&self) {
         // SAFETY: Live; the shim takes the socket's spinlock with bottom
         // halves off.
-        unsafe { vnat_shim_sock_kick_retransmit(self.as_ptr(), ack) }
+        unsafe { vnat_shim_sock_kick_retransmit(self.as_ptr()) }
     }
 
     /// Whether it was destroyed: released by its owner and, for TCP, done

@@ -95,7 +95,7 @@ static_assert(sizeof(struct vnat_process) == 16 &&
 void vnat_shim_sock_hold(struct sock *sk);
 void vnat_shim_sock_put(struct sock *sk);
 void vnat_shim_sock_set_transparent(struct sock *sk, bool on);
-void vnat_shim_sock_kick_retransmit(struct sock *sk, bool ack);
+void vnat_shim_sock_kick_retransmit(struct sock *sk);
 bool vnat_shim_tcp_isn(struct sock *sk, bool ours, u32 *isn);
 bool vnat_shim_sock_destroyed(struct sock *sk);
 u32 vnat_shim_sock_uid(const struct sock *sk);

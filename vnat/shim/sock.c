@@ -40,14 +40,14 @@ void vnat_shim_sock_set_transparent(struct sock *sk, bool on)
  * next tick rather than after another minimum RTO (200 ms: that was the
  * data gap of a move); the timer's own doubling then takes over.
  *
- * With @ack, send an ACK too (it says nothing new, as a delayed ACK would):
- * a peer that validates the new path (behind a NAT, which forwards its
- * packets only once ours have opened the mapping) waits for one of our
- * packets, and a connection with nothing in flight would otherwise send
- * none until its application writes. Skipped while the owner is in a
- * socket call, which sends what it has itself.
+ * And send an ACK (it says nothing new, as a delayed ACK would): a peer
+ * that validates the new path (behind a NAT, which forwards its packets
+ * only once ours have opened the mapping) waits for one of our packets,
+ * and a connection with nothing in flight would otherwise send none until
+ * its application writes. Skipped while the owner is in a socket call,
+ * which sends what it has itself.
  */
-void vnat_shim_sock_kick_retransmit(struct sock *sk, bool ack)
+void vnat_shim_sock_kick_retransmit(struct sock *sk)
 {
 	struct inet_connection_sock *icsk = inet_csk(sk);
 
@@ -64,8 +64,7 @@ void vnat_shim_sock_kick_retransmit(struct sock *sk, bool ack)
 		tcp_bound_rto(sk);
 		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, 1, TCP_RTO_MAX);
 	}
-	if (ack &&
-	    ((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
+	if (((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
 				    TCPF_CLOSE_WAIT | TCPF_CLOSING | TCPF_LAST_ACK)) &&
 	    !sock_owned_by_user(sk)) {
 		tcp_mstamp_refresh_inline(tcp_sk(sk));
