@@ -22,7 +22,9 @@
 //! when there is no table yet, a change was not logged (the log was full),
 //! a rule conflicted (paper 3.4.3: which rule wins is then decided afresh),
 //! or the table has no room left. A move of 10,000 connections answered in
-//! 16 rounds so costs each end 16 small patches, not 16 tables of 10,000.
+//! 16 rounds so costs the moving end one whole table and patches, and the
+//! peer, whose table grows from nothing, a whole table each time it
+//! outgrows one (five) and patches between, not 16 tables of 10,000.
 //!
 //! A validating connection's arrival rule and outgoing rule share a flag
 //! that says a packet came from the new path: the first sets it, the second
