@@ -294,15 +294,10 @@ impl Rules {
             .filter(|&i| self.owners[i] == k)
     }
 
-    /// Puts in the rules of connection `k`, made of `c`, with `flag` on
+    /// Puts in `rules`, those of connection `k` made of `c`, with `flag` on
     /// its arrival rules; counts those that conflict. Returns whether its
     /// move (if it has one) found room in [`Rules::moves`].
-    fn put(&mut self, k: Key, c: &RuleInputs, flag: Option<&Arrived>) -> Result<bool, Retry> {
-        self.put_rules(k, c, &rules_of(c), flag)
-    }
-
-    /// As [`Rules::put`], with `rules`, those of `c`.
-    fn put_rules(
+    fn put(
         &mut self,
         k: Key,
         c: &RuleInputs,
@@ -380,7 +375,7 @@ impl Rules {
             } else {
                 None
             };
-            match self.put(k, &c, flag.as_ref()) {
+            match self.put(k, &c, &rules_of(&c), flag.as_ref()) {
                 Ok(room) => self.moves_full |= !room,
                 Err(_) => full = true,
             }
@@ -439,7 +434,7 @@ impl Rules {
             } else {
                 None
             };
-            if !self.put_rules(c.key, &now, &rules, flag.as_ref())? || self.conflicts > 0 {
+            if !self.put(c.key, &now, &rules, flag.as_ref())? || self.conflicts > 0 {
                 return Err(Retry::Whole);
             }
         }
@@ -489,6 +484,15 @@ pub(crate) struct RuleTable {
 unsafe impl Send for RuleTable {}
 // SAFETY: As above.
 unsafe impl Sync for RuleTable {}
+
+/// The rules a whole table for `translated` connections is sized for: those
+/// the published table `old` holds, and [`RULES_MAX`] for each connection
+/// translated since.
+fn rules_wanted(old: Option<&Rules>, translated: usize) -> usize {
+    old.map_or(RULES_MAX * translated, |o| {
+        o.len + RULES_MAX * translated.saturating_sub(o.translated)
+    })
+}
 
 /// Appends `more` to `to` (lost if memory is short: `to` is then
 /// incomplete).
@@ -609,11 +613,7 @@ impl RuleTable {
                 match old.filter(|o| whole.is_none() && taken.complete && o.patchable()) {
                     Some(o) => (o.capacity(), Some((o.number, o.changes.complete))),
                     None => {
-                        let rules = whole.unwrap_or_else(|| {
-                            old.map_or(RULES_MAX * translated, |o| {
-                                o.len + RULES_MAX * translated.saturating_sub(o.translated)
-                            })
-                        });
+                        let rules = whole.unwrap_or_else(|| rules_wanted(old, translated));
                         (mapping::capacity_for(rules.max(1)), None)
                     }
                 }
@@ -679,11 +679,8 @@ impl RuleTable {
                     recopy = true;
                     match retry {
                         Retry::Whole => {
-                            whole = Some(whole.unwrap_or(0).max(self.read(|old| {
-                                old.map_or(RULES_MAX * translated, |o| {
-                                    o.len + RULES_MAX * translated.saturating_sub(o.translated)
-                                })
-                            })));
+                            let rules = self.read(|old| rules_wanted(old, translated));
+                            whole = Some(whole.unwrap_or(0).max(rules));
                         }
                         Retry::Room(n) => whole = Some(n),
                         Retry::Flags(n) => flags_wanted += n,

@@ -466,32 +466,35 @@ pub(crate) struct Change {
     pub(crate) was: Option<RuleInputs>,
 }
 
-/// The changes [`ConnectionTable::take_changes`] took.
+/// A log of changes: the table's, and what [`ConnectionTable::take_changes`]
+/// took of it.
 pub(crate) struct Changes {
     pub(crate) log: KVVec<Change>,
     /// Every change is in `log`: none was left out for want of room.
     pub(crate) complete: bool,
 }
 
-/// Logs that record `key` (`logged`: whether it is logged already), made
-/// of `was` when the rules were last built, changed; or notes that a change
-/// was left out, if the log has no room (it never allocates: its lock
-/// keeps interrupts off).
-fn log_change(
-    (changes, lost): (&mut KVVec<Change>, &mut bool),
-    logged: &mut bool,
-    key: Key,
-    was: Option<RuleInputs>,
-) {
-    if *logged {
-        return;
+impl Changes {
+    /// An empty log with `room` (reserved, so that logging never allocates).
+    pub(crate) fn new(room: KVVec<Change>) -> Self {
+        Self {
+            log: room,
+            complete: true,
+        }
     }
-    *logged = true;
-    if changes.len() < changes.capacity() {
-        // Cannot fail: there is room.
-        let _ = changes.push(Change { key, was }, GFP_ATOMIC);
-    } else {
-        *lost = true;
+
+    /// Logs that record `key` (`logged`: whether it is logged already), made
+    /// of `was` when the rules were last built, changed; or notes that a
+    /// change was left out, if the log has no room (it never allocates: the
+    /// table's lock keeps interrupts off).
+    fn note(&mut self, logged: &mut bool, key: Key, was: Option<RuleInputs>) {
+        if *logged {
+            return;
+        }
+        *logged = true;
+        if self.log.push_within_capacity(Change { key, was }).is_err() {
+            self.complete = false;
+        }
     }
 }
 
@@ -514,11 +517,9 @@ struct Tables {
     helpers: usize,
     /// The records whose rules may have changed since the rules were last
     /// built, each once, with what their rules were made of then; at most
-    /// as many as the room the rules' builder left (it takes them).
-    changes: KVVec<Change>,
-    /// A change found no room in `changes`: the next rules are built from
-    /// all records.
-    changes_lost: bool,
+    /// as many as the room the rules' builder left (it takes them). Not
+    /// complete: the next rules are built from all records.
+    changes: Changes,
 }
 
 impl VirtualConnection {
@@ -570,17 +571,18 @@ impl Translated {
 /// changes record `key` (`c`, `logged`), and logs a change of what its rules
 /// are made of.
 fn counting<R>(
-    (translated, helpers, log): (&mut Translated, &mut usize, (&mut KVVec<Change>, &mut bool)),
+    (translated, helpers, changes): (&mut Translated, &mut usize, &mut Changes),
     (key, c, logged): (Key, &mut VirtualConnection, &mut bool),
     f: impl FnOnce(&mut VirtualConnection) -> R,
 ) -> R {
     let inputs = c.rule_inputs();
     let before = (inputs.translated(), c.helper.is_some());
     let r = f(c);
-    if c.rule_inputs() != inputs {
-        log_change(log, logged, key, Some(inputs));
+    let after = c.rule_inputs();
+    if after != inputs {
+        changes.note(logged, key, Some(inputs));
     }
-    match (before.0, c.is_translated()) {
+    match (before.0, after.translated()) {
         (false, true) => translated.add(),
         (true, false) => translated.sub(),
         _ => {}
@@ -609,7 +611,6 @@ impl Tables {
             translated,
             helpers,
             changes,
-            changes_lost,
         } = self;
         let sk = sk.key();
         let mut gone = Removed::default();
@@ -628,7 +629,7 @@ impl Tables {
             if r.conn.is_translated() {
                 // Its rules go.
                 let was = Some(r.conn.rule_inputs());
-                log_change((changes, changes_lost), &mut r.logged, k, was);
+                changes.note(&mut r.logged, k, was);
             }
             let c = &r.conn;
             let t = tuple_key_of(c);
@@ -698,8 +699,9 @@ impl ConnectionTable {
                     flows: 0,
                     translated: Translated::default(),
                     helpers: 0,
-                    changes: KVVec::new(),
-                    changes_lost: false,
+                    // No room: what changes before the first rules are built
+                    // needs no log.
+                    changes: Changes::new(KVVec::new()),
                 },
                 "vnat_connections"
             ),
@@ -751,14 +753,9 @@ impl ConnectionTable {
         }
         if conn.is_translated() {
             t.translated.add();
-            let Tables {
-                conns,
-                changes,
-                changes_lost,
-                ..
-            } = &mut *t;
+            let Tables { conns, changes, .. } = &mut *t;
             if let Some(r) = conns.get_mut(&key) {
-                log_change((changes, changes_lost), &mut r.logged, key, None);
+                changes.note(&mut r.logged, key, None);
             }
         }
         Ok(key)
@@ -810,10 +807,9 @@ impl ConnectionTable {
     ) -> (Changes, R) {
         let mut guard = self.tables.lock();
         let t = &mut *guard;
-        let log = core::mem::replace(&mut t.changes, room);
-        let complete = !core::mem::replace(&mut t.changes_lost, false);
-        if complete {
-            for c in log.iter() {
+        let changes = core::mem::replace(&mut t.changes, Changes::new(room));
+        if changes.complete {
+            for c in changes.log.iter() {
                 if let Some(r) = t.conns.get_mut(&c.key) {
                     r.logged = false;
                 }
@@ -823,7 +819,6 @@ impl ConnectionTable {
                 r.logged = false;
             }
         }
-        let changes = Changes { log, complete };
         let r = f(&changes, &Records(t));
         (changes, r)
     }
@@ -907,7 +902,6 @@ impl ConnectionTable {
             translated,
             helpers,
             changes,
-            changes_lost,
             ..
         } = &mut *guard;
         let mut n = 0;
@@ -915,8 +909,7 @@ impl ConnectionTable {
             let Record {
                 conn, sock, logged, ..
             } = r;
-            let log = (&mut *changes, &mut *changes_lost);
-            if counting((translated, helpers, log), (*k, conn, logged), |c| {
+            if counting((translated, helpers, changes), (*k, conn, logged), |c| {
                 f(*k, sock, c)
             }) {
                 n += 1;
@@ -982,12 +975,7 @@ impl ConnectionTable {
         replacing: Option<u32>,
     ) -> Option<bool> {
         let mut t = self.tables.lock();
-        let Tables {
-            conns,
-            changes,
-            changes_lost,
-            ..
-        } = &mut *t;
+        let Tables { conns, changes, .. } = &mut *t;
         let r = conns.get_mut(&k)?;
         let now = ffi::now_ns();
         if r.keys.is_some() && (replacing != Some(r.conn.key.id) || !r.conn.key.regrantable(now)) {
@@ -996,7 +984,7 @@ impl ConnectionTable {
         if r.conn.key.named != named {
             // A resuming connection's rules depend on it.
             let was = Some(r.conn.rule_inputs());
-            log_change((changes, changes_lost), &mut r.logged, k, was);
+            changes.note(&mut r.logged, k, was);
         }
         r.keys = Some(keys);
         r.conn.key.auth = Auth::Keyed;
@@ -1039,7 +1027,6 @@ impl ConnectionTable {
             translated,
             helpers,
             changes,
-            changes_lost,
             ..
         } = &mut *guard;
         conns.get_mut(&k).map(|r| {
@@ -1049,11 +1036,9 @@ impl ConnectionTable {
                 keys,
                 logged,
             } = r;
-            counting(
-                (translated, helpers, (changes, changes_lost)),
-                (k, conn, logged),
-                |c| f(sock, c, keys.as_ref()),
-            )
+            counting((translated, helpers, changes), (k, conn, logged), |c| {
+                f(sock, c, keys.as_ref())
+            })
         })
     }
 }

@@ -183,6 +183,32 @@ const CLIENT_SOCKET_BUFFER: i32 = 64 * 1024;
 /// Listen backlog of the VCMP socket.
 const BACKLOG: i32 = 128;
 
+/// The parts of a round, timed one after the other for the trace.
+struct Laps {
+    at: i64,
+    published: i64,
+}
+
+impl Laps {
+    fn start() -> Self {
+        Self {
+            at: ffi::now_ns(),
+            published: 0,
+        }
+    }
+
+    /// The nanoseconds since the last lap, but for what publishing took
+    /// in them (`round`: [`Daemon::round`], which counts it apart).
+    fn lap(&mut self, round: [i64; 2]) -> i64 {
+        let now = ffi::now_ns();
+        let published = round[0] + round[1];
+        let part = now - self.at - (published - self.published);
+        self.at = now;
+        self.published = published;
+        part
+    }
+}
+
 /// The thread's own state: its sockets live and die with it.
 struct Daemon<'a> {
     state: &'a NetState,
@@ -259,43 +285,27 @@ impl<'a> Daemon<'a> {
             self.validate_paths();
             self.nudges.kick_due(self.state);
             self.keys();
-            // What each part of the round took, for the trace: the rules
-            // and kicks wherever they were published (`publish`), the rest
-            // by part.
-            let mut at = [0i64; 6];
-            let mut published = [0i64; 5];
-            let mut mark = |d: &Self, i: usize| {
-                at[i] = ffi::now_ns();
-                if i < 5 {
-                    published[i] = d.round[0] + d.round[1];
-                }
-            };
-            mark(&self, 0);
+            // What each part of the round took, for the trace: publishing
+            // (rules and kicks) wherever it happened, the rest by part.
+            self.round = [0; 2];
+            let mut laps = Laps::start();
             self.requests();
-            mark(&self, 1);
+            let requests = laps.lap(self.round);
             let more = self.accept() | self.serve();
-            mark(&self, 2);
+            let serve = laps.lap(self.round);
             self.converse();
-            mark(&self, 3);
+            let converse = laps.lap(self.round);
             if self.state.rules_stale.xchg(false, Acquire) {
                 self.rules_changed = true;
             }
             self.publish();
-            mark(&self, 4);
+            laps.lap(self.round);
             // The answers and kicks of this round are out: the tables they
             // replaced may go (each waits for a grace period).
             self.retired.clear();
-            mark(&self, 5);
-            let part = |i: usize| at[i + 1] - at[i] - (published[i + 1] - published[i]);
-            let parts = [
-                part(0),
-                part(1),
-                part(2),
-                self.round[0],
-                self.round[1],
-                at[5] - at[4],
-            ];
-            self.round = [0; 2];
+            let retire = laps.lap(self.round);
+            let [rules, kicks] = self.round;
+            let parts = [requests, serve, converse, rules, kicks, retire];
             trace::round(self.state.net().inum(), parts);
             if more {
                 // A client sent more than a round reads, or more connections
