@@ -782,6 +782,29 @@ impl RuleTable {
         })
     }
 
+    /// What the rule of `hook` that matches packet `t` would rewrite it to,
+    /// without counting the packet or marking an arrival; `None` if no rule
+    /// matches. For the incoming hooks, whose rewrites depend on nothing
+    /// else: the endpoints a packet will have after them.
+    ///
+    /// # Safety
+    ///
+    /// As for [`RuleTable::lookup`]: the caller is in an RCU read section.
+    pub(crate) unsafe fn rewrite_at(&self, hook: Hook, t: &Tuple) -> Option<Tuple> {
+        let table = self.table.load(Acquire);
+        if table.is_null() {
+            return None;
+        }
+        // SAFETY: Non-null tables are valid until a grace period after they
+        // are replaced, and the caller is in an RCU read section.
+        let rules = unsafe { &*table };
+        if rules.hooks & hook_bit(hook) == 0 {
+            return None;
+        }
+        let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
+        Some(rules.slots[i].rewrite)
+    }
+
     /// Location hiding: what TCP packet `t`, which no rule matched, becomes
     /// at `hook` (see [`Moves::rewrite`]).
     ///

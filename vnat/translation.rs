@@ -24,9 +24,13 @@
 //! location hiding (`location_hiding.rs`), when its knob is on.
 //!
 //! Two routing details make translation work once the old address is gone:
-//! - PREROUTING routes the packet by its physical (local) destination before
-//!   rewriting it to the virtual one, so it is delivered locally although
-//!   the virtual address is no longer the host's;
+//! - PREROUTING gives an incoming TCP segment its socket, found by the
+//!   endpoints it will have after the rewrites, and the input route that
+//!   socket keeps, as the stack's early demux does for an untranslated
+//!   one; failing that, it routes the packet by its physical (local)
+//!   destination before rewriting it to the virtual one, so it is
+//!   delivered locally although the virtual address is no longer the
+//!   host's;
 //! - LOCAL_OUT routes the packet again after rewriting its destination, and
 //!   the sockets of connections whose local address moved are marked
 //!   `IP_TRANSPARENT`, so that their route lookups accept a source address
@@ -38,7 +42,7 @@ use crate::{
     counters::Counter,
     ffi::{Read, Skb, TcpFound, Unreadable},
     knobs::{LOCATION_HIDING, VCMP_PORT},
-    mapping::{Action, Hook, Tuple},
+    mapping::{Action, Hook, Tuple, PROTO_TCP},
     netns::NetState,
     packet::{self, IcmpError, Packet},
     rules::hook_bit,
@@ -195,12 +199,36 @@ fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
     Ok(Outcome::Rewritten)
 }
 
+/// PREROUTING, for an incoming TCP segment that will have endpoints `t`
+/// after PREROUTING (`rewritten`: it rewrote them), and after LOCAL_IN's
+/// rule if one matches: gives it its socket and the socket's input route
+/// now, as the stack's early demux would after the rewrites
+/// ([`Skb::demux`]); whether it did. A segment of a translated connection
+/// is otherwise routed here by its physical destination, and at a peer of
+/// a moved end, whose LOCAL_IN rewrites the source, the stack's early demux
+/// looks it up by endpoints that are not its socket's and finds nothing.
+/// Not with location hiding, whose rewrites at LOCAL_IN depend on which
+/// sockets exist.
+fn demux(state: &NetState, skb: &mut Skb, t: &Tuple, rewritten: bool) -> bool {
+    if t.proto != PROTO_TCP || LOCATION_HIDING.get_bool() {
+        return false;
+    }
+    // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
+    // of `Skb::from_raw`), so this runs in the hook's RCU read section.
+    let end = match unsafe { state.rules.rewrite_at(Hook::LocalIn, t) } {
+        Some(end) => end,
+        None if rewritten => *t,
+        None => return false,
+    };
+    skb.demux(end.src, end.dst)
+}
+
 /// Translates one packet.
 fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     let len = skb.len();
-    let (t, opens) = match skb.read(hook == Hook::PreRouting) {
+    let (t, opens, hlen) = match skb.read(hook == Hook::PreRouting) {
         Ok(Read::Transport(h)) => match packet::read(h) {
-            Some(read) => read,
+            Some((t, opens)) => (t, opens, h.len()),
             // TCP or UDP behind a header `packet.rs` does not skip.
             None => return Ok(Outcome::Untranslated),
         },
@@ -231,7 +259,12 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
         }
         None => match hide(state, hook, skb, &t, opens) {
             Some(r) => r,
-            None => return Ok(Outcome::Untouched),
+            None => {
+                if hook == Hook::PreRouting {
+                    demux(state, skb, &t, false);
+                }
+                return Ok(Outcome::Untouched);
+            }
         },
     };
     // A rule may change nothing (the arrival rule of a peer back at its
@@ -239,13 +272,16 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     if rewrite == t {
         return Ok(Outcome::Untouched);
     }
-    if hook == Hook::PreRouting && t.dst.addr != rewrite.dst.addr {
+    if hook == Hook::PreRouting
+        && !demux(state, skb, &rewrite, true)
+        && t.dst.addr != rewrite.dst.addr
+    {
         // Route by the physical (local) destination before it becomes the
         // virtual one.
         skb.route_local().map_err(|_| EHOSTUNREACH)?;
     }
     // Making the headers writable may move them: they are found again.
-    let h = skb.headers_mut()?;
+    let h = skb.headers_mut(hlen)?;
     let mut pkt = Packet::new(h.bytes, h.partial).ok_or(EINVAL)?;
     let mut changes = [None, None];
     if t.src != rewrite.src {

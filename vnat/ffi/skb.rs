@@ -31,15 +31,18 @@ const _: () = {
 // pointers, whatever Rust makes of the zero-sized members inside them.
 #[expect(improper_ctypes)]
 extern "C" {
-    fn vnat_shim_pkt_parse(
-        skb: *mut bindings::sk_buff,
-        p: *mut RawPkt,
-        writable: bool,
-        icmp: bool,
-    ) -> c_int;
+    fn vnat_shim_pkt_parse(skb: *mut bindings::sk_buff, p: *mut RawPkt, icmp: bool) -> c_int;
+    fn vnat_shim_pkt_writable(skb: *mut bindings::sk_buff, len: u32, p: *mut RawPkt) -> c_int;
     fn vnat_shim_csum_none(skb: *mut bindings::sk_buff);
     fn vnat_shim_route_local(skb: *mut bindings::sk_buff) -> c_int;
     fn vnat_shim_reroute(net: *mut bindings::net, skb: *mut bindings::sk_buff) -> c_int;
+    fn vnat_shim_demux(
+        skb: *mut bindings::sk_buff,
+        saddr: *const RawAddr,
+        sport: u16,
+        daddr: *const RawAddr,
+        dport: u16,
+    ) -> c_int;
     fn vnat_shim_tcp_lookup(
         skb: *mut bindings::sk_buff,
         saddr: *const RawAddr,
@@ -124,7 +127,7 @@ impl Skb {
 
     /// The shim's parse: with `icmp`, an ICMP error is made all writable
     /// and given whole; the bool says it is one.
-    fn parse(&mut self, writable: bool, icmp: bool) -> Result<(RawPkt, bool), Unreadable> {
+    fn parse(&mut self, icmp: bool) -> Result<(RawPkt, bool), Unreadable> {
         let mut p = RawPkt {
             hdr: core::ptr::null_mut(),
             len: 0,
@@ -132,9 +135,9 @@ impl Skb {
             csum: core::ptr::null_mut(),
         };
         // SAFETY: The packet is valid and ours (see `from_raw`); the shim
-        // pulls (and, if `writable`, unshares) the headers into the linear
+        // pulls the headers (all of an ICMP error, unshared) into the linear
         // area and fills `p`.
-        match unsafe { vnat_shim_pkt_parse(self.as_ptr(), &mut p, writable, icmp) } {
+        match unsafe { vnat_shim_pkt_parse(self.as_ptr(), &mut p, icmp) } {
             0 => Ok((p, false)),
             PKT_ICMP_ERROR => Ok((p, true)),
             e if e == EPROTONOSUPPORT.to_errno() => Err(Unreadable::TcpOrUdp),
@@ -146,7 +149,7 @@ impl Skb {
     /// to read; with `icmp`, also all of an ICMP or ICMPv6 error, writable;
     /// why not for any other packet.
     pub(crate) fn read(&mut self, icmp: bool) -> Result<Read<'_>, Unreadable> {
-        let (p, icmp_error) = self.parse(false, icmp)?;
+        let (p, icmp_error) = self.parse(icmp)?;
         if icmp_error {
             // SAFETY: The shim made `len` bytes at `hdr` linear and
             // writable; they stay so while the packet is borrowed.
@@ -161,12 +164,21 @@ impl Skb {
         }))
     }
 
-    /// Its IP and TCP or UDP headers, as [`Skb::read`] gives them, made
-    /// writable (unshared) first; `Err` when memory is short.
-    pub(crate) fn headers_mut(&mut self) -> Result<Headers<'_>> {
-        let Ok((p, false)) = self.parse(true, false) else {
-            return Err(ENOMEM);
+    /// Its IP and TCP or UDP headers, as [`Skb::read`] gave them (`len`
+    /// bytes), made writable (unshared) first; `Err` when memory is short
+    /// (or the packet is shorter).
+    pub(crate) fn headers_mut(&mut self, len: usize) -> Result<Headers<'_>> {
+        let mut p = RawPkt {
+            hdr: core::ptr::null_mut(),
+            len: 0,
+            partial: false,
+            csum: core::ptr::null_mut(),
         };
+        let len = u32::try_from(len).map_err(|_| ENOMEM)?;
+        // SAFETY: The packet is valid and ours (see `from_raw`); the shim
+        // makes `len` bytes from its IP header linear and writable, if it
+        // has them, and fills `p`.
+        to_result(unsafe { vnat_shim_pkt_writable(self.as_ptr(), len, &mut p) })?;
         // SAFETY: As in `headers`, and the shim made the bytes writable
         // (`skb_ensure_writable()`).
         let bytes = unsafe { core::slice::from_raw_parts_mut(p.hdr, p.len as usize) };
@@ -194,6 +206,20 @@ impl Skb {
     pub(crate) fn route_local(&mut self) -> Result {
         // SAFETY: The packet is ours; hooks run under RCU, as routing needs.
         to_result(unsafe { vnat_shim_route_local(self.as_ptr()) })
+    }
+
+    /// PREROUTING, for an incoming TCP segment that PREROUTING and LOCAL_IN
+    /// will rewrite to `src` -> `dst`: gives it the socket of those
+    /// endpoints and the input route that socket keeps, as the stack's
+    /// early demux would after the rewrite (`vnat_shim_demux`); whether it
+    /// did. The segment is then neither routed nor looked up again.
+    pub(crate) fn demux(&mut self, src: Endpoint, dst: Endpoint) -> bool {
+        let (s, d) = (RawAddr::from(src.addr), RawAddr::from(dst.addr));
+        // SAFETY: The packet is ours; hooks run under RCU, as the lookup
+        // and the route need; `s` and `d` are valid for the call.
+        let r =
+            unsafe { vnat_shim_demux(self.as_ptr(), &s, src.port.to_be(), &d, dst.port.to_be()) };
+        r == 0
     }
 
     /// What an incoming TCP packet from `src` to `dst` (a SYN if `syn`)

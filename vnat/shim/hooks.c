@@ -10,6 +10,8 @@
 #include <linux/netfilter_ipv6.h>
 #include <net/netfilter/ipv4/nf_defrag_ipv4.h>
 #include <net/netfilter/ipv6/nf_defrag_ipv6.h>
+#include <net/inet_hashtables.h>
+#include <net/inet6_hashtables.h>
 #include <net/ip.h>
 #include <net/ip6_route.h>
 #include <linux/icmp.h>
@@ -159,19 +161,30 @@ static bool vnat_icmp_error(struct sk_buff *skb, int off, u8 proto)
 	return *tp == ICMP_DEST_UNREACH || *tp == ICMP_TIME_EXCEEDED || *tp == ICMP_PARAMETERPROB;
 }
 
+/* Where @len bytes from the IP header are, and the checksum state. */
+static void vnat_pkt_fill(struct sk_buff *skb, struct vnat_pkt *p, u32 len)
+{
+	p->hdr = skb_network_header(skb);
+	p->len = len;
+	p->partial = skb->ip_summed == CHECKSUM_PARTIAL;
+	p->csum = skb->ip_summed == CHECKSUM_COMPLETE ? (u32 *)&skb->csum : NULL;
+}
+
 /*
  * Finds the TCP or UDP header of an IPv4 or IPv6 packet that is not a
  * fragment and makes the IP (with IPv6 extension headers) and transport
- * headers linear (and, if @writable, writable): returns
- * VNAT_PKT_TRANSPORT and fills @p. With @icmp, an ICMP or ICMPv6 error
- * (the quote of the packet it is about follows the headers) is made all
+ * headers linear: returns VNAT_PKT_TRANSPORT and fills @p
+ * (vnat_shim_pkt_writable() makes them writable). With @icmp, an ICMP or
+ * ICMPv6 error (the quote of the packet it is about follows the headers) is
+ * made all
  * linear and writable: VNAT_PKT_ICMP_ERROR, and @p is all of it. Else
  * -ENOENT for a packet that is neither, -EPROTONOSUPPORT for a TCP or UDP
  * one that VNAT cannot translate, or -ENOMEM.
  */
-int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable, bool icmp)
+int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool icmp)
 {
 	int len, kind = VNAT_PKT_TRANSPORT;
+	bool writable = false;
 	u8 proto;
 
 	len = vnat_l4(skb, &proto);
@@ -194,11 +207,21 @@ int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable, 
 	} else if (!pskb_may_pull(skb, skb_network_offset(skb) + len)) {
 		return -ENOENT;
 	}
-	p->hdr = skb_network_header(skb);
-	p->len = len;
-	p->partial = skb->ip_summed == CHECKSUM_PARTIAL;
-	p->csum = skb->ip_summed == CHECKSUM_COMPLETE ? (u32 *)&skb->csum : NULL;
+	vnat_pkt_fill(skb, p, len);
 	return kind;
+}
+
+/*
+ * The @len bytes from the IP header on, which vnat_shim_pkt_parse() found
+ * and made linear, made writable: fills @p as it does; -ENOMEM (also for
+ * more bytes than the packet has). Parsing again is not needed.
+ */
+int vnat_shim_pkt_writable(struct sk_buff *skb, u32 len, struct vnat_pkt *p)
+{
+	if (skb_ensure_writable(skb, skb_network_offset(skb) + len))
+		return -ENOMEM;
+	vnat_pkt_fill(skb, p, len);
+	return 0;
 }
 
 /*
@@ -230,6 +253,65 @@ int vnat_shim_route_local(struct sk_buff *skb)
 	iph = ip_hdr(skb);
 	return ip_route_input_noref(skb, iph->daddr, iph->saddr, ip4h_dscp(iph),
 				    skb->dev) ? -EHOSTUNREACH : 0;
+}
+
+/*
+ * PREROUTING, for an incoming TCP segment of a translated connection, whose
+ * socket has the endpoints @src:@sport -> @dst:@dport (the segment's once
+ * PREROUTING and LOCAL_IN rewrote it): what early demux
+ * (tcp_v4_early_demux(), tcp_v6_early_demux()) does after PREROUTING,
+ * done now, by the endpoints the segment is about to get. The socket goes
+ * with the packet, and the input route it keeps for its segments, if that
+ * is still valid on this device, becomes the packet's: the stack neither
+ * routes the segment nor looks its socket up again. Without this the
+ * stack's early demux looks it up by the endpoints it has before LOCAL_IN
+ * (not the socket's, at a peer of a moved end) and finds nothing, and the
+ * segment is routed, by its physical destination (vnat_shim_route_local()):
+ * two lookups per segment that an untranslated connection does not pay.
+ * Under the same sysctls as early demux; not on an L3 master's slave
+ * device, whose packets go through the master's receive path again.
+ * Returns 0 if the packet has its socket and route, else -ENOENT (nothing
+ * changed). Called from the hook, under RCU.
+ */
+int vnat_shim_demux(struct sk_buff *skb, const struct in6_addr *src, __be16 sport,
+		    const struct in6_addr *dst, __be16 dport)
+{
+	struct dst_entry *rx;
+	struct net *net;
+	struct sock *sk;
+	bool v6 = vnat_is_ipv6(skb);
+
+	if (skb->sk || skb_dst(skb) || !skb->dev || skb->pkt_type != PACKET_HOST ||
+	    netif_is_l3_slave(skb->dev))
+		return -ENOENT;
+	net = dev_net_rcu(skb->dev);
+	if (!READ_ONCE(net->ipv4.sysctl_ip_early_demux) ||
+	    !READ_ONCE(net->ipv4.sysctl_tcp_early_demux))
+		return -ENOENT;
+	if (v6)
+		sk = __inet6_lookup_established(net, src, sport, dst, ntohs(dport),
+						inet6_iif(skb), inet6_sdif(skb));
+	else if (ipv6_addr_v4mapped(src) && ipv6_addr_v4mapped(dst))
+		sk = __inet_lookup_established(net, src->s6_addr32[3], sport, dst->s6_addr32[3],
+					       ntohs(dport), skb->skb_iif, inet_sdif(skb));
+	else
+		return -ENOENT;
+	if (!sk)
+		return -ENOENT;
+	if (!sk_fullsock(sk))
+		goto put;
+	rx = rcu_dereference(sk->sk_rx_dst);
+	if (rx)
+		rx = dst_check(rx, v6 ? sk->sk_rx_dst_cookie : 0);
+	if (!rx || sk->sk_rx_dst_ifindex != skb->skb_iif)
+		goto put;
+	skb->sk = sk;
+	skb->destructor = sock_edemux;
+	skb_dst_set_noref(skb, rx);
+	return 0;
+put:
+	sock_gen_put(sk);
+	return -ENOENT;
 }
 
 /* LOCAL_OUT: routes the packet again after its destination changed. */

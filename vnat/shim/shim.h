@@ -71,9 +71,12 @@ static_assert(sizeof(struct vnat_pkt) == 24 && offsetof(struct vnat_pkt, len) ==
 	      offsetof(struct vnat_pkt, partial) == 12 && offsetof(struct vnat_pkt, csum) == 16);
 /* What vnat_shim_pkt_parse() found (vnat/ffi/skb.rs). */
 enum { VNAT_PKT_TRANSPORT, VNAT_PKT_ICMP_ERROR };
-int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool writable, bool icmp);
+int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool icmp);
+int vnat_shim_pkt_writable(struct sk_buff *skb, u32 len, struct vnat_pkt *p);
 void vnat_shim_csum_none(struct sk_buff *skb);
 int vnat_shim_route_local(struct sk_buff *skb);
+int vnat_shim_demux(struct sk_buff *skb, const struct in6_addr *src, __be16 sport,
+		    const struct in6_addr *dst, __be16 dport);
 int vnat_shim_reroute(struct net *net, struct sk_buff *skb);
 
 /* counters.c: vnat/ffi/percpu.rs */
