@@ -37,7 +37,8 @@ const CRR: u8 = b'C';
 /// The largest message size.
 const SIZE_MAX: usize = 1 << 20;
 
-fn serve_one(mut s: TcpStream) -> std::io::Result<()> {
+/// A connection's first bytes: its test and message size.
+fn hello(s: &mut TcpStream) -> std::io::Result<(u8, usize)> {
     s.set_nodelay(true)?;
     let mut hello = [0u8; 5];
     s.read_exact(&mut hello)?;
@@ -45,16 +46,21 @@ fn serve_one(mut s: TcpStream) -> std::io::Result<()> {
     if size == 0 || size > SIZE_MAX {
         return Err(std::io::Error::other("bad message size"));
     }
-    let mut buf = vec![0u8; size.max(128 * 1024)];
-    match hello[0] {
-        STREAM => while s.read(&mut buf)? > 0 {},
+    Ok((hello[0], size))
+}
+
+/// Serves a connection of test `mode` after its hello, with `buf` (at
+/// least `size` bytes).
+fn serve_one(s: &mut TcpStream, mode: u8, size: usize, buf: &mut [u8]) -> std::io::Result<()> {
+    match mode {
+        STREAM => while s.read(buf)? > 0 {},
         RR | CRR => loop {
             match s.read_exact(&mut buf[..size]) {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 r => r?,
             }
             s.write_all(&buf[..size])?;
-            if hello[0] == CRR {
+            if mode == CRR {
                 break;
             }
         },
@@ -63,11 +69,32 @@ fn serve_one(mut s: TcpStream) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Accepts connections until killed. A TCP_CRR connection is served by
+/// the accepting thread, one after another, with one buffer, as netperf's
+/// netserver serves them: a thread and a fresh 128 KiB buffer for each
+/// cost more than the connection itself (a profile of TCP_CRR showed the
+/// zeroing of the buffers and the thread creation at over 40 % of the
+/// guest's CPU). A connection of the other tests, which lasts, gets its own
+/// thread.
 fn serve(addr: &str) -> std::io::Result<()> {
     let l = TcpListener::bind(addr)?;
+    let mut crr_buf = Vec::new();
     for s in l.incoming() {
-        let s = s?;
-        std::thread::spawn(move || serve_one(s));
+        let mut s = s?;
+        let Ok((mode, size)) = hello(&mut s) else {
+            continue;
+        };
+        if mode == CRR {
+            if crr_buf.len() < size {
+                crr_buf.resize(size, 0);
+            }
+            let _ = serve_one(&mut s, mode, size, &mut crr_buf);
+            continue;
+        }
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; size.max(128 * 1024)];
+            serve_one(&mut s, mode, size, &mut buf)
+        });
     }
     Ok(())
 }
