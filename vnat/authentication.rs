@@ -471,7 +471,10 @@ pub(crate) fn grant(
         ffi::random_bytes(&mut id);
     }
     let id = u32::from_be_bytes(id);
-    let keys = connection_keys(stream, id, req, false);
+    // Memory short: refused, and asked again a second later.
+    let Ok(keys) = KBox::new(connection_keys(stream, id, req, false), GFP_KERNEL) else {
+        return refuse_as(None, false, out);
+    };
     let r = vcmp2::Message::KeyReply(KeyReply {
         status: STATUS_OK,
         key_id: id,
@@ -544,25 +547,7 @@ pub(crate) fn granted(
 ) -> bool {
     if reply.status != STATUS_OK {
         state.count(Counter::KeysRefused, 1);
-        let given_up = state.connections.with(key, |c| {
-            if c.key.auth == Auth::Keyed {
-                // Keyed meanwhile by the peer's request (see asks_first).
-                return false;
-            }
-            c.key.refusals = c.key.refusals.saturating_add(1);
-            if c.key.refusals >= KEY_TRIES {
-                c.key.auth = Auth::Unkeyed;
-                c.key.asking = Asking::No;
-                return true;
-            }
-            c.key.asking = Asking::Due;
-            c.key.since_ns = ffi::now_ns() + retry_ns(c.key.refusals).min(1_000_000_000);
-            false
-        });
-        state.keys_wanted.store(true, Release);
-        if given_up == Some(true) {
-            state.count(Counter::KeysFailed, 1);
-        }
+        ask_again(state, key);
         return true;
     }
     let keys = connection_keys(stream, reply.key_id, req, true);
@@ -580,6 +565,12 @@ pub(crate) fn granted(
             return false;
         }
     };
+    // Memory short: asked again, as after a refusal (the peer grants the
+    // key again while nothing went under it).
+    let Ok(keys) = KBox::new(keys, GFP_KERNEL) else {
+        ask_again(state, key);
+        return true;
+    };
     if state
         .connections
         .set_keys(key, reply.key_id, named, keys, None)
@@ -588,6 +579,30 @@ pub(crate) fn granted(
         state.count(Counter::KeysEstablished, 1);
     }
     true
+}
+
+/// On the end that asks: connection `key` did not get its key this time;
+/// it asks again a second later, at most [`KEY_TRIES`] times.
+fn ask_again(state: &NetState, key: Key) {
+    let given_up = state.connections.with(key, |c| {
+        if c.key.auth == Auth::Keyed {
+            // Keyed meanwhile by the peer's request (see asks_first).
+            return false;
+        }
+        c.key.refusals = c.key.refusals.saturating_add(1);
+        if c.key.refusals >= KEY_TRIES {
+            c.key.auth = Auth::Unkeyed;
+            c.key.asking = Asking::No;
+            return true;
+        }
+        c.key.asking = Asking::Due;
+        c.key.since_ns = ffi::now_ns() + retry_ns(c.key.refusals).min(1_000_000_000);
+        false
+    });
+    state.keys_wanted.store(true, Release);
+    if given_up == Some(true) {
+        state.count(Counter::KeysFailed, 1);
+    }
 }
 
 /// On the end that asks: connection `key` gets no key (the peer speaks

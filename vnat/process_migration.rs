@@ -91,8 +91,12 @@ pub(crate) fn save(c: &VirtualConnection, keys: Option<&ConnectionKeys>) -> Save
 
 /// The record of a restored connection, from its saved state, for the
 /// socket of process `pid`, and its keys. `EINVAL` for a value that is not
-/// one of the spec's enums, or an origin that is not a socket's own.
-pub(crate) fn restore(s: &Saved, pid: i32) -> Result<(VirtualConnection, Option<ConnectionKeys>)> {
+/// one of the spec's enums, or an origin that is not a socket's own;
+/// `ENOMEM`. Any context (the keys are allocated atomically).
+pub(crate) fn restore(
+    s: &Saved,
+    pid: i32,
+) -> Result<(VirtualConnection, Option<KBox<ConnectionKeys>>)> {
     let origin = Origin::try_from(s.origin)?;
     if !origin.owns_socket() {
         return Err(EINVAL);
@@ -135,12 +139,17 @@ pub(crate) fn restore(s: &Saved, pid: i32) -> Result<(VirtualConnection, Option<
         sent: s.sent,
         replay,
     };
-    let keys = keyed.then(|| {
-        ConnectionKeys::new(
-            Secret::derive(|b| *b = s.send_key),
-            Secret::derive(|b| *b = s.recv_key),
-        )
-    });
+    let keys = keyed
+        .then(|| {
+            KBox::new(
+                ConnectionKeys::new(
+                    Secret::derive(|b| *b = s.send_key),
+                    Secret::derive(|b| *b = s.recv_key),
+                ),
+                GFP_ATOMIC,
+            )
+        })
+        .transpose()?;
     Ok((c, keys))
 }
 

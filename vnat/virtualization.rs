@@ -424,11 +424,13 @@ pub(crate) struct Removed {
 }
 
 /// A record in the table: the connection, a reference on its socket, and
-/// its keys once it has them.
+/// its keys once it has them (boxed: most records are moved, into the
+/// table and out, before they have keys, and a move copies the whole
+/// record).
 struct Record {
     conn: VirtualConnection,
     sock: ARef<Sock>,
-    keys: Option<ConnectionKeys>,
+    keys: Option<KBox<ConnectionKeys>>,
     /// Its change is in the log ([`Tables::changes`]) already.
     logged: bool,
 }
@@ -724,7 +726,7 @@ impl ConnectionTable {
         &self,
         sk: &Sock,
         conn: VirtualConnection,
-        keys: Option<ConnectionKeys>,
+        keys: Option<KBox<ConnectionKeys>>,
     ) -> Result<Key> {
         let key = Key::of(sk.key(), &conn);
         let record = Record {
@@ -871,7 +873,7 @@ impl ConnectionTable {
         after: Option<Key>,
         mut f: impl FnMut(Key, &VirtualConnection, Option<&ConnectionKeys>) -> bool,
     ) {
-        self.for_each_record_after(after, |k, r| f(k, &r.conn, r.keys.as_ref()));
+        self.for_each_record_after(after, |k, r| f(k, &r.conn, r.keys.as_deref()));
     }
 
     fn for_each_record_after(&self, after: Option<Key>, mut f: impl FnMut(Key, &Record) -> bool) {
@@ -971,7 +973,7 @@ impl ConnectionTable {
         k: Key,
         id: u32,
         named: Endpoint,
-        keys: ConnectionKeys,
+        keys: KBox<ConnectionKeys>,
         replacing: Option<u32>,
     ) -> Option<bool> {
         let mut t = self.tables.lock();
@@ -1037,7 +1039,7 @@ impl ConnectionTable {
                 logged,
             } = r;
             counting((translated, helpers, changes), (k, conn, logged), |c| {
-                f(sock, c, keys.as_ref())
+                f(sock, c, keys.as_deref())
             })
         })
     }
