@@ -31,7 +31,7 @@ systems, in the order they run:
 Over IPv6 (issue 13; every link is dual-stack, fd00:0:s::/64 beside
 10.0.s.0/24), TCP_STREAM and TCP_RR for vanilla, VNAT1 and VNAT2, as
 ratios to vanilla over IPv6, measured in the same run (VNAT_BENCH_IPV6=0
-leaves them out).
+leaves them out). VNAT_BENCH_TESTS (default stream,rr,crr) picks tests.
 Each figure is the median of VNAT_BENCH_RUNS runs of VNAT_BENCH_SECS s of
 guest time, with the spread (max/min - 1). The CPU cost is the time the
 guest's one vCPU was busy (/proc/stat) per transaction, or per megabyte
@@ -52,6 +52,7 @@ RUNS = int(os.environ.get("VNAT_BENCH_RUNS", "5"))
 SIZES = [int(n) for n in os.environ.get("VNAT_BENCH_SIZES", "64,128,256,512,1024,2048,4096,8192").split(",")]
 PORT = 6000
 IPV6 = os.environ.get("VNAT_BENCH_IPV6", "1") != "0"
+TESTS = os.environ.get("VNAT_BENCH_TESTS", "stream,rr,crr").split(",")
 
 EMPTY_NAT = """table ip bench {
     chain pre { type nat hook prerouting priority -100; }
@@ -129,7 +130,7 @@ def measure(system, tests=("stream", "rr", "crr"), v6=False):
     or per byte)."""
     res = {}
     for test in tests:
-        if system == "migrated" and test == "crr":
+        if test not in TESTS or (system == "migrated" and test == "crr"):
             continue
         for size in SIZES:
             rates, costs = [], []
@@ -229,13 +230,15 @@ def table(test, i, first, unit, scale, fmt, spread, results=results, base=base):
 
 
 for test, (title, unit, scale, cpu_unit, cpu_scale) in names.items():
+    if test not in TESTS:
+        continue
     print(f"{title}: vanilla's rate ({unit}), then each system's rate as a ratio to vanilla's, per message size "
           "(bytes); the largest spread of the row in the last column.\n")
     table(test, 0, "vanilla", unit, scale, ".1f", True)
     print(f"\n{title}, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to vanilla's.\n")
     table(test, 2, "vanilla", cpu_unit, cpu_scale, ".3f", False)
     print()
-for test in V6_TESTS if results6 else ():
+for test in [t for t in V6_TESTS if t in TESTS] if results6 else ():
     title, unit, scale, cpu_unit, cpu_scale = names[test]
     print(f"{title} over IPv6: vanilla's rate over IPv6 ({unit}), then each system's as a ratio to it.\n")
     table(test, 0, "vanilla (IPv6)", unit, scale, ".1f", True, results6, results6["vanilla (IPv6)"])

@@ -18,7 +18,7 @@ export VNAT_KERNEL=${VNAT_KERNEL:-bench}
 (cd tools && cargo build --locked --release -q -p vnat-perf)
 mkdir -p qemu-tests/results
 script="$guest_env VNAT_PERF=$PWD/tools/target/release/vnat-perf"
-for v in VNAT_BENCH_SIZES VNAT_BENCH_CONNECTIONS VNAT_BENCH_RUNS VNAT_BENCH_SECS VNAT_BENCH_IPV6 VNAT_BENCH_MOVES VNAT_BENCH_PERF; do
+for v in VNAT_BENCH_SIZES VNAT_BENCH_TESTS VNAT_BENCH_CONNECTIONS VNAT_BENCH_RUNS VNAT_BENCH_SECS VNAT_BENCH_IPV6 VNAT_BENCH_MOVES VNAT_BENCH_PERF; do
 	[ -n "${!v:-}" ] && script+=" $v=${!v}"
 done
 "$VNG" --run "$kdir" --disable-kvm --cpus 1 --memory 3G --user root --cwd "$PWD" --rwdir "$PWD/qemu-tests/results" \
