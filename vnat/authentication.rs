@@ -565,8 +565,12 @@ pub(crate) fn granted(
             return false;
         }
     };
-    // Memory short: asked again, as after a refusal (the peer grants the
-    // key again while nothing went under it).
+    // Memory short: asked again, as after a refusal. The peer has the key
+    // already, as when its answer is lost: it grants it again only within
+    // the bounds of `may_grant_again` (TCP that this end opened, soon,
+    // nothing sent under the key); otherwise the connection stays unkeyed
+    // here and keyed there, and its moves are refused. A small allocation
+    // of a kernel thread fails only when memory is all but gone.
     let Ok(keys) = KBox::new(keys, GFP_KERNEL) else {
         ask_again(state, key);
         return true;

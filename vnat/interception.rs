@@ -195,7 +195,8 @@ extern "C" fn vnat_rs_sock_event(
         state.count(Counter::ImportsExpired, expired as u64);
     }
     // `conn-import` checked the saved state: it restores.
-    let restored = arrived.and_then(|s| process_migration::restore(&s, pid).ok());
+    let restored =
+        arrived.and_then(|(s, keys)| process_migration::restore(&s, pid).ok().map(|c| (c, keys)));
     let imported = restored.is_some();
     let (mut conn, keys) = restored.unwrap_or_else(|| {
         (

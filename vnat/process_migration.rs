@@ -90,13 +90,9 @@ pub(crate) fn save(c: &VirtualConnection, keys: Option<&ConnectionKeys>) -> Save
 }
 
 /// The record of a restored connection, from its saved state, for the
-/// socket of process `pid`, and its keys. `EINVAL` for a value that is not
-/// one of the spec's enums, or an origin that is not a socket's own;
-/// `ENOMEM`. Any context (the keys are allocated atomically).
-pub(crate) fn restore(
-    s: &Saved,
-    pid: i32,
-) -> Result<(VirtualConnection, Option<KBox<ConnectionKeys>>)> {
+/// socket of process `pid` (its keys: [`saved_keys`]). `EINVAL` for a value that
+/// is not one of the spec's enums, or an origin that is not a socket's own.
+pub(crate) fn restore(s: &Saved, pid: i32) -> Result<VirtualConnection> {
     let origin = Origin::try_from(s.origin)?;
     if !origin.owns_socket() {
         return Err(EINVAL);
@@ -139,25 +135,30 @@ pub(crate) fn restore(
         sent: s.sent,
         replay,
     };
-    let keys = keyed
-        .then(|| {
-            KBox::new(
-                ConnectionKeys::new(
-                    Secret::derive(|b| *b = s.send_key),
-                    Secret::derive(|b| *b = s.recv_key),
-                ),
-                GFP_ATOMIC,
-            )
-        })
-        .transpose()?;
-    Ok((c, keys))
+    Ok(c)
+}
+
+/// The keys of a saved connection, if it had them.
+fn saved_keys(s: &Saved) -> Option<ConnectionKeys> {
+    (s.flags & FLAG_KEYED != 0).then(|| {
+        ConnectionKeys::new(
+            Secret::derive(|b| *b = s.send_key),
+            Secret::derive(|b| *b = s.recv_key),
+        )
+    })
 }
 
 /// A connection expected here, and until when.
 struct Arrival {
     saved: Saved,
+    /// Its keys, made (and allocated) when it is expected: the probe that
+    /// takes it runs where memory is had only atomically.
+    keys: Option<KBox<ConnectionKeys>>,
     until_ns: i64,
 }
+
+/// An expected connection that came: its saved state and its keys.
+pub(crate) type Arrived = (Saved, Option<KBox<ConnectionKeys>>);
 
 /// An expected connection's virtual 5-tuple.
 type Tuple = (u8, Endpoint, Endpoint);
@@ -230,10 +231,15 @@ impl Arrivals {
     pub(crate) fn expect(&self, saved: Saved) -> core::result::Result<usize, NotExpected> {
         let now = ffi::now_ns();
         let tuple = (saved.proto, saved.local_virtual, saved.remote_virtual);
+        let keys = saved_keys(&saved)
+            .map(|k| KBox::new(k, GFP_KERNEL))
+            .transpose()
+            .map_err(|_| NotExpected::NoMemory)?;
         let node = RBTreeNode::new(
             tuple,
             Arrival {
                 saved,
+                keys,
                 until_ns: now.saturating_add(ARRIVAL_TTL_NS),
             },
             GFP_KERNEL,
@@ -255,14 +261,14 @@ impl Arrivals {
     }
 
     /// Takes the expected connection `proto`, `local` to `remote` (virtual
-    /// endpoints), if it is expected; also returns how many expired ones
-    /// were forgotten. Any context.
+    /// endpoints), if it is expected, with its keys; also returns how many
+    /// expired ones were forgotten. Any context.
     pub(crate) fn take(
         &self,
         proto: u8,
         local: Endpoint,
         remote: Endpoint,
-    ) -> (Option<Saved>, usize) {
+    ) -> (Option<Arrived>, usize) {
         if self.len.load(Relaxed) == 0 {
             return (None, 0);
         }
@@ -273,7 +279,7 @@ impl Arrivals {
             list.len -= 1;
         }
         self.len.store(list.len, Relaxed);
-        (found.map(|a| a.saved), expired)
+        (found.map(|a| (a.saved, a.keys)), expired)
     }
 
     /// Whether a connection expected here has local virtual address `addr`
@@ -317,7 +323,8 @@ mod tests {
             Secret::derive(|b| *b = [2; 32]),
         );
         let saved = save(&c, Some(&keys));
-        let (r, rkeys) = restore(&saved, 8).expect("a saved state restores");
+        let r = restore(&saved, 8).expect("a saved state restores");
+        let rkeys = saved_keys(&saved);
         assert_eq!(r.mapping, c.mapping);
         assert_eq!(r.state, State::Migrated);
         assert_eq!(

@@ -785,7 +785,8 @@ impl RuleTable {
     /// What the rule of `hook` that matches packet `t` would rewrite it to,
     /// without counting the packet or marking an arrival; `None` if no rule
     /// matches. For the incoming hooks, whose rewrites depend on nothing
-    /// else: the endpoints a packet will have after them.
+    /// else: the endpoints a packet will have after them, unless another
+    /// table is published meanwhile (the shim's LOCAL_IN hook checks).
     ///
     /// # Safety
     ///

@@ -261,7 +261,16 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
             Some(r) => r,
             None => {
                 if hook == Hook::PreRouting {
-                    demux(state, skb, &t, false);
+                    // Only where no local end moved: at a moved end, a
+                    // packet that PREROUTING leaves alone may be addressed
+                    // to a virtual address the host gave up, which the
+                    // stack's routing does not deliver.
+                    // SAFETY: `skb` is borrowed from a running netfilter
+                    // hook, so this runs in the hook's RCU read section.
+                    let moved_here = unsafe { state.rules.any_at(hook_bit(Hook::PreRouting)) };
+                    if !moved_here {
+                        demux(state, skb, &t, false);
+                    }
                 }
                 return Ok(Outcome::Untouched);
             }

@@ -212,7 +212,9 @@ impl Skb {
     /// will rewrite to `src` -> `dst`: gives it the socket of those
     /// endpoints and the input route that socket keeps, as the stack's
     /// early demux would after the rewrite (`vnat_shim_demux`); whether it
-    /// did. The segment is then neither routed nor looked up again.
+    /// did. The segment is then neither routed nor looked up again. The
+    /// route is not referenced, as early demux's is not: the stack forces
+    /// a reference where a packet leaves the RCU section (a queue).
     pub(crate) fn demux(&mut self, src: Endpoint, dst: Endpoint) -> bool {
         let (s, d) = (RawAddr::from(src.addr), RawAddr::from(dst.addr));
         // SAFETY: The packet is ours; hooks run under RCU, as the lookup

@@ -29,14 +29,71 @@ enum vnat_hook {
 	VNAT_HOOK_POST_ROUTING,	/* outgoing SNAT */
 };
 
+/*
+ * The packet's family, as the stack set it (__ip_local_out(),
+ * __ip6_local_out(), the receive path): the hook's. A raw socket's
+ * IP_HDRINCL packet may carry another version in its header than its
+ * family: vnat_l4() refuses those.
+ */
+static bool vnat_is_ipv6(const struct sk_buff *skb)
+{
+	return skb->protocol == htons(ETH_P_IPV6);
+}
+
+/*
+ * LOCAL_IN, after translation: a TCP segment that early demux (the stack's,
+ * or vnat_shim_demux() at PREROUTING) gave a socket keeps it only if the
+ * segment's endpoints are now that socket's. TCP takes such a socket
+ * without looking again, and the endpoints may have changed since: a rules
+ * table published between the two hooks (a receive batch passes
+ * PREROUTING before any of it reaches LOCAL_IN; a queue in INPUT holds
+ * packets), or the stack's early demux having looked the segment up by
+ * the endpoints it had before LOCAL_IN rewrote its source. As
+ * nf_nat_ipv4_local_in() does: the socket is let go, and TCP looks the
+ * segment up by what it carries; and as there, a transparent socket (one
+ * TPROXY assigned, which need not match) is left alone. The segment's TCP
+ * header is linear: early demux pulled it.
+ */
+static void vnat_demux_check(struct sk_buff *skb)
+{
+	const struct sock *sk = skb->sk;
+	const struct tcphdr *th;
+	bool same;
+
+	if (!sk || skb->destructor != sock_edemux || inet_sk_transparent(sk))
+		return;
+	if (vnat_is_ipv6(skb)) {
+		const struct ipv6hdr *h = ipv6_hdr(skb);
+
+		if (h->nexthdr != IPPROTO_TCP)
+			return;
+		th = (const struct tcphdr *)skb_transport_header(skb);
+		same = ipv6_addr_equal(&h->saddr, &sk->sk_v6_daddr) &&
+		       ipv6_addr_equal(&h->daddr, &sk->sk_v6_rcv_saddr);
+	} else {
+		const struct iphdr *h = ip_hdr(skb);
+
+		if (h->protocol != IPPROTO_TCP)
+			return;
+		th = (const struct tcphdr *)skb_transport_header(skb);
+		same = h->saddr == sk->sk_daddr && h->daddr == sk->sk_rcv_saddr;
+	}
+	if (!same || th->source != sk->sk_dport || th->dest != htons(sk->sk_num))
+		skb_orphan(skb);
+}
+
 static unsigned int vnat_nf_hook(void *priv, struct sk_buff *skb,
 				 const struct nf_hook_state *hs)
 {
 	const void *state = vnat_state(hs->net);
+	unsigned int verdict;
 
 	if (unlikely(!state))
 		return NF_ACCEPT;
-	return vnat_rs_hook(state, (unsigned long)priv, skb);
+	verdict = vnat_rs_hook(state, (unsigned long)priv, skb);
+	if ((unsigned long)priv == VNAT_HOOK_LOCAL_IN && verdict == NF_ACCEPT)
+		vnat_demux_check(skb);
+	return verdict;
 }
 
 /* DNAT runs where conntrack's DNAT would (before routing), SNAT where SNAT would. */
@@ -92,17 +149,6 @@ void vnat_shim_hooks_unregister(struct net *net)
 	nf_unregister_net_hooks(net, vnat_nf_ops, ARRAY_SIZE(vnat_nf_ops));
 	nf_defrag_ipv6_disable(net);
 	nf_defrag_ipv4_disable(net);
-}
-
-/*
- * The packet's family, as the stack set it (__ip_local_out(),
- * __ip6_local_out(), the receive path): the hook's. A raw socket's
- * IP_HDRINCL packet may carry another version in its header than its
- * family: vnat_l4() refuses those.
- */
-static bool vnat_is_ipv6(const struct sk_buff *skb)
-{
-	return skb->protocol == htons(ETH_P_IPV6);
 }
 
 /*
