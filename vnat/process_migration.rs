@@ -90,8 +90,9 @@ pub(crate) fn save(c: &VirtualConnection, keys: Option<&ConnectionKeys>) -> Save
 }
 
 /// The record of a restored connection, from its saved state, for the
-/// socket of process `pid` (its keys: [`saved_keys`]). `EINVAL` for a value that
-/// is not one of the spec's enums, or an origin that is not a socket's own.
+/// socket of process `pid` (its keys: [`saved_keys`]). `EINVAL` for a
+/// value that is not one of the spec's enums, or an origin that is not a
+/// socket's own.
 pub(crate) fn restore(s: &Saved, pid: i32) -> Result<VirtualConnection> {
     let origin = Origin::try_from(s.origin)?;
     if !origin.owns_socket() {

@@ -713,10 +713,21 @@ impl RuleTable {
     /// section of its own.
     fn read<R>(&self, f: impl FnOnce(Option<&Rules>) -> R) -> R {
         let _guard = rcu::read_lock();
+        // SAFETY: In the read section just taken, which outlasts `f`.
+        f(unsafe { self.published() })
+    }
+
+    /// The published table, if there is one.
+    ///
+    /// # Safety
+    ///
+    /// The caller is in an RCU read section, and uses the table only within
+    /// it.
+    unsafe fn published(&self) -> Option<&Rules> {
         let table = self.table.load(Acquire);
         // SAFETY: Non-null tables are valid until a grace period after they
-        // are replaced, and we are in an RCU read section.
-        f((!table.is_null()).then(|| unsafe { &*table }))
+        // are replaced, and the caller uses it only in its read section.
+        (!table.is_null()).then(|| unsafe { &*table })
     }
 
     /// What the rules of connection `k` matched in the published table,
@@ -756,13 +767,8 @@ impl RuleTable {
     /// would cost every translated packet two calls for a section it is in
     /// already.
     pub(crate) unsafe fn lookup(&self, hook: Hook, t: &Tuple, len: u32) -> Option<Slot> {
-        let table = self.table.load(Acquire);
-        if table.is_null() {
-            return None;
-        }
-        // SAFETY: Non-null tables are valid until a grace period after they
-        // are replaced, and the caller is in an RCU read section.
-        let rules = unsafe { &*table };
+        // SAFETY: The caller is in an RCU read section, which outlasts this.
+        let rules = unsafe { self.published() }?;
         let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
         rules.hits[i].packets.add(1u64, Relaxed);
         rules.hits[i].bytes.add(u64::from(len), Relaxed);
@@ -792,13 +798,8 @@ impl RuleTable {
     ///
     /// As for [`RuleTable::lookup`]: the caller is in an RCU read section.
     pub(crate) unsafe fn rewrite_at(&self, hook: Hook, t: &Tuple) -> Option<Tuple> {
-        let table = self.table.load(Acquire);
-        if table.is_null() {
-            return None;
-        }
-        // SAFETY: Non-null tables are valid until a grace period after they
-        // are replaced, and the caller is in an RCU read section.
-        let rules = unsafe { &*table };
+        // SAFETY: The caller is in an RCU read section, which outlasts this.
+        let rules = unsafe { self.published() }?;
         if rules.hooks & hook_bit(hook) == 0 {
             return None;
         }
@@ -819,12 +820,8 @@ impl RuleTable {
         vcmp_port: u16,
         taken: impl FnMut(&Tuple, bool) -> bool,
     ) -> Option<Tuple> {
-        let table = self.table.load(Acquire);
-        if table.is_null() {
-            return None;
-        }
-        // SAFETY: As in `lookup`.
-        let rules = unsafe { &*table };
+        // SAFETY: The caller is in an RCU read section, which outlasts this.
+        let rules = unsafe { self.published() }?;
         if rules.moves.is_empty() {
             return None;
         }
@@ -868,10 +865,8 @@ impl RuleTable {
     ///
     /// As [`Self::lookup`]: the caller is in an RCU read section.
     pub(crate) unsafe fn any_at(&self, hooks: u8) -> bool {
-        let table = self.table.load(Acquire);
-        // SAFETY: Non-null tables are valid until a grace period after they
-        // are replaced, and the caller is in an RCU read section.
-        !table.is_null() && unsafe { (*table).hooks } & hooks != 0
+        // SAFETY: The caller is in an RCU read section, which outlasts this.
+        unsafe { self.published() }.is_some_and(|r| r.hooks & hooks != 0)
     }
 }
 

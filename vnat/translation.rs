@@ -208,13 +208,19 @@ fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
 /// a moved end, whose LOCAL_IN rewrites the source, the stack's early demux
 /// looks it up by endpoints that are not its socket's and finds nothing.
 /// Not with location hiding, whose rewrites at LOCAL_IN depend on which
-/// sockets exist.
+/// sockets exist; nor, unless PREROUTING rewrote it, where a local end
+/// moved: such a segment may be addressed to a virtual address the host
+/// gave up, which the stack's routing does not deliver.
 fn demux(state: &NetState, skb: &mut Skb, t: &Tuple, rewritten: bool) -> bool {
     if t.proto != PROTO_TCP || LOCATION_HIDING.get_bool() {
         return false;
     }
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.
+    if !rewritten && unsafe { state.rules.any_at(hook_bit(Hook::PreRouting)) } {
+        return false;
+    }
+    // SAFETY: As above.
     let end = match unsafe { state.rules.rewrite_at(Hook::LocalIn, t) } {
         Some(end) => end,
         None if rewritten => *t,
@@ -261,16 +267,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
             Some(r) => r,
             None => {
                 if hook == Hook::PreRouting {
-                    // Only where no local end moved: at a moved end, a
-                    // packet that PREROUTING leaves alone may be addressed
-                    // to a virtual address the host gave up, which the
-                    // stack's routing does not deliver.
-                    // SAFETY: `skb` is borrowed from a running netfilter
-                    // hook, so this runs in the hook's RCU read section.
-                    let moved_here = unsafe { state.rules.any_at(hook_bit(Hook::PreRouting)) };
-                    if !moved_here {
-                        demux(state, skb, &t, false);
-                    }
+                    demux(state, skb, &t, false);
                 }
                 return Ok(Outcome::Untouched);
             }

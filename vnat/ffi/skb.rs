@@ -19,6 +19,16 @@ struct RawPkt {
     csum: *mut u32,
 }
 
+impl RawPkt {
+    /// Nothing found yet: what the shim fills.
+    const EMPTY: Self = Self {
+        hdr: core::ptr::null_mut(),
+        len: 0,
+        partial: false,
+        csum: core::ptr::null_mut(),
+    };
+}
+
 // The layout `struct vnat_pkt` has (vnat/shim/shim.h checks the same).
 const _: () = {
     assert!(core::mem::size_of::<RawPkt>() == 24);
@@ -128,12 +138,7 @@ impl Skb {
     /// The shim's parse: with `icmp`, an ICMP error is made all writable
     /// and given whole; the bool says it is one.
     fn parse(&mut self, icmp: bool) -> Result<(RawPkt, bool), Unreadable> {
-        let mut p = RawPkt {
-            hdr: core::ptr::null_mut(),
-            len: 0,
-            partial: false,
-            csum: core::ptr::null_mut(),
-        };
+        let mut p = RawPkt::EMPTY;
         // SAFETY: The packet is valid and ours (see `from_raw`); the shim
         // pulls the headers (all of an ICMP error, unshared) into the linear
         // area and fills `p`.
@@ -168,12 +173,7 @@ impl Skb {
     /// bytes), made writable (unshared) first; `Err` when memory is short
     /// (or the packet is shorter).
     pub(crate) fn headers_mut(&mut self, len: usize) -> Result<Headers<'_>> {
-        let mut p = RawPkt {
-            hdr: core::ptr::null_mut(),
-            len: 0,
-            partial: false,
-            csum: core::ptr::null_mut(),
-        };
+        let mut p = RawPkt::EMPTY;
         let len = u32::try_from(len).map_err(|_| ENOMEM)?;
         // SAFETY: The packet is valid and ours (see `from_raw`); the shim
         // makes `len` bytes from its IP header linear and writable, if it

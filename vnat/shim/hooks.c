@@ -222,10 +222,9 @@ static void vnat_pkt_fill(struct sk_buff *skb, struct vnat_pkt *p, u32 len)
  * headers linear: returns VNAT_PKT_TRANSPORT and fills @p
  * (vnat_shim_pkt_writable() makes them writable). With @icmp, an ICMP or
  * ICMPv6 error (the quote of the packet it is about follows the headers) is
- * made all
- * linear and writable: VNAT_PKT_ICMP_ERROR, and @p is all of it. Else
- * -ENOENT for a packet that is neither, -EPROTONOSUPPORT for a TCP or UDP
- * one that VNAT cannot translate, or -ENOMEM.
+ * made all linear and writable: VNAT_PKT_ICMP_ERROR, and @p is all of it.
+ * Else -ENOENT for a packet that is neither, -EPROTONOSUPPORT for a TCP or
+ * UDP one that VNAT cannot translate, or -ENOMEM.
  */
 int vnat_shim_pkt_parse(struct sk_buff *skb, struct vnat_pkt *p, bool icmp)
 {
