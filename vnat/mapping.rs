@@ -18,8 +18,18 @@
 //! A hook with nothing to change gets no rule, so a connection that has not
 //! moved (or has moved back) costs nothing. Plain `no_std` Rust without
 //! allocation, shared with `tools/vnat-proto`.
+//!
+//! A rule is kept in the table in the form a packet is read and written
+//! in: what it matches as the header's words ([`WireKey`]), so that a hook
+//! hashes and compares the words it loads from the packet; and what its
+//! rewrite does to the checksums, computed once when the rule is put in
+//! ([`Edit`]), so that a hook adds two precomputed sums per endpoint
+//! instead of working them out from the addresses of every packet.
 
-use crate::vcmp::Endpoint;
+use crate::{
+    checksum::{add, fold},
+    vcmp::Endpoint,
+};
 pub use crate::vcmp::{PROTO_TCP, PROTO_UDP};
 use core::net::IpAddr;
 
@@ -324,6 +334,178 @@ impl Mapping {
     }
 }
 
+/// A packet's protocol and endpoints as its headers carry them: each
+/// address as 32-bit words in the order of its bytes (an IPv4 address is
+/// one word, the others zero), the two ports as one word. What the table
+/// hashes and compares: a hook loads it from the packet
+/// (`packet::read_key`) without making endpoints of it.
+#[derive(Clone, Copy, Debug, Default, Eq)]
+pub struct WireKey {
+    /// The protocol, and 1 << 8 for IPv6.
+    meta: u32,
+    /// Source port then destination port, big-endian, as one word.
+    ports: u32,
+    src: [u32; 4],
+    dst: [u32; 4],
+}
+
+/// Field by field, the words that differ most often first.
+impl PartialEq for WireKey {
+    fn eq(&self, o: &Self) -> bool {
+        self.ports == o.ports && self.src == o.src && self.dst == o.dst && self.meta == o.meta
+    }
+}
+
+const KEY_V6: u32 = 1 << 8;
+
+fn word(b: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+impl WireKey {
+    /// The key of an IPv4 packet of protocol `proto`: its addresses and
+    /// its two ports, as its headers have them.
+    pub fn v4(proto: u8, src: &[u8; 4], dst: &[u8; 4], ports: &[u8; 4]) -> Self {
+        Self {
+            meta: u32::from(proto),
+            ports: u32::from_ne_bytes(*ports),
+            src: [u32::from_ne_bytes(*src), 0, 0, 0],
+            dst: [u32::from_ne_bytes(*dst), 0, 0, 0],
+        }
+    }
+
+    /// The key of an IPv6 packet, likewise.
+    pub fn v6(proto: u8, src: &[u8; 16], dst: &[u8; 16], ports: &[u8; 4]) -> Self {
+        let words = |a: &[u8; 16]| [word(a, 0), word(a, 4), word(a, 8), word(a, 12)];
+        Self {
+            meta: u32::from(proto) | KEY_V6,
+            ports: u32::from_ne_bytes(*ports),
+            src: words(src),
+            dst: words(dst),
+        }
+    }
+
+    /// The protocol.
+    pub fn proto(&self) -> u8 {
+        self.meta as u8
+    }
+
+    /// Whether it is an IPv6 packet's.
+    pub fn is_v6(&self) -> bool {
+        self.meta & KEY_V6 != 0
+    }
+
+    /// The tuple it is the key of.
+    pub fn tuple(&self) -> Tuple {
+        let p = self.ports.to_ne_bytes();
+        let addr = |w: &[u32; 4]| -> IpAddr {
+            if self.is_v6() {
+                let mut a = [0u8; 16];
+                for (i, w) in w.iter().enumerate() {
+                    a[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
+                }
+                IpAddr::from(a)
+            } else {
+                IpAddr::from(w[0].to_ne_bytes())
+            }
+        };
+        Tuple {
+            proto: self.meta as u8,
+            src: Endpoint::from_ip(addr(&self.src), u16::from_be_bytes([p[0], p[1]])),
+            dst: Endpoint::from_ip(addr(&self.dst), u16::from_be_bytes([p[2], p[3]])),
+        }
+    }
+}
+
+impl From<&Tuple> for WireKey {
+    fn from(t: &Tuple) -> Self {
+        let [s0, s1] = t.src.port.to_be_bytes();
+        let [d0, d1] = t.dst.port.to_be_bytes();
+        let ports = [s0, s1, d0, d1];
+        match (t.src.addr, t.dst.addr) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => Self::v4(t.proto, &s.octets(), &d.octets(), &ports),
+            // Both IPv6, or (in no packet) one of each: as IPv6, an IPv4
+            // address mapped.
+            _ => Self::v6(t.proto, &t.src.octets16(), &t.dst.octets16(), &ports),
+        }
+    }
+}
+
+/// What rewriting one endpoint of a packet, from a given address and port
+/// to others, does to its checksums: the one's complement sums of the
+/// words' changes (RFC 1624 eqn. 3: ~m + m' each), folded. A rule's old
+/// and new endpoints are fixed, so these are computed once, when it is put
+/// in the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EndpointChange {
+    /// The address changes (else only the port may).
+    pub moved: bool,
+    /// The address words' change: of the IPv4 header checksum, and of the
+    /// transport checksum through the pseudo header. Zero unless `moved`.
+    pub addr: u16,
+    /// The port's change, of the transport checksum.
+    pub port: u16,
+}
+
+impl EndpointChange {
+    /// The change from `from` to `to`, endpoints of one family.
+    fn new(from: &Endpoint, to: &Endpoint) -> Self {
+        let moved = from.addr != to.addr;
+        let mut addr = 0;
+        if moved {
+            let (old, new) = (from.octets16(), to.octets16());
+            let first = if from.is_v6() { 0 } else { 12 };
+            for i in (first..16).step_by(2) {
+                addr = add(addr, !u16::from_be_bytes([old[i], old[i + 1]]));
+                addr = add(addr, u16::from_be_bytes([new[i], new[i + 1]]));
+            }
+        }
+        Self {
+            moved,
+            addr: fold(addr),
+            // As `checksum::replace16`, which changes the port's word and a
+            // zero one (~0 + 0): the same sum, zero or not.
+            port: fold(add(add(add(0, !from.port), 0xffff), to.port)),
+        }
+    }
+}
+
+/// What a rule's rewrite changes in the packets it matches
+/// (`packet::Packet::apply`): the change of each endpoint that changes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Edit {
+    /// The source endpoint's change, if it changes.
+    pub src: Option<EndpointChange>,
+    /// The destination endpoint's.
+    pub dst: Option<EndpointChange>,
+    /// A rewrite into another family (never made, never done).
+    pub cross_family: bool,
+}
+
+impl Edit {
+    /// What rewriting packet `from` to `to` changes.
+    pub fn new(from: &Tuple, to: &Tuple) -> Self {
+        let change = |a: &Endpoint, b: &Endpoint| (a != b).then(|| EndpointChange::new(a, b));
+        Self {
+            src: change(&from.src, &to.src),
+            dst: change(&from.dst, &to.dst),
+            cross_family: !from.src.same_family(&to.src) || !from.dst.same_family(&to.dst),
+        }
+    }
+
+    /// Whether it changes nothing (the arrival rule of a peer back at its
+    /// virtual endpoint).
+    pub fn is_noop(&self) -> bool {
+        self.src.is_none() && self.dst.is_none()
+    }
+
+    /// Whether it changes the destination address: the packet is routed
+    /// again.
+    pub fn moves_dst(&self) -> bool {
+        self.dst.is_some_and(|d| d.moved)
+    }
+}
+
 /// A slot of the open-addressing table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Slot {
@@ -333,13 +515,31 @@ pub struct Slot {
     pub hook: u8,
     /// The rule's [`Rule::action`].
     pub action: Action,
-    /// The tuple the rule matches.
-    pub matches: Tuple,
+    /// What the rule matches, as packets carry it.
+    pub key: WireKey,
     /// What the packet becomes.
     pub rewrite: Tuple,
+    /// What that changes in the packet.
+    pub edit: Edit,
 }
 
 impl Slot {
+    fn new(hook: u8, rule: &Rule) -> Self {
+        Self {
+            used: true,
+            hook,
+            action: rule.action,
+            key: WireKey::from(&rule.matches),
+            rewrite: rule.rewrite,
+            edit: Edit::new(&rule.matches, &rule.rewrite),
+        }
+    }
+
+    /// The tuple the rule matches.
+    pub fn matches(&self) -> Tuple {
+        self.key.tuple()
+    }
+
     /// Whether it holds a rule (it is neither free nor removed).
     pub fn is_rule(&self) -> bool {
         self.used && self.hook != REMOVED
@@ -386,25 +586,18 @@ fn mix(mut h: u32, v: u32) -> u32 {
     h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
 }
 
-fn mix_addr(h: u32, e: &Endpoint) -> u32 {
-    match e.addr {
-        IpAddr::V4(a) => mix(h, a.to_bits()),
-        IpAddr::V6(a) => {
-            let b = a.to_bits();
-            let h = mix(h, (b >> 96) as u32);
-            let h = mix(h, (b >> 64) as u32);
-            let h = mix(h, (b >> 32) as u32);
-            mix(h, b as u32)
+
+fn hash(seed: u32, hook: u8, k: &WireKey) -> u32 {
+    let mut h = seed;
+    h = mix(h, u32::from(hook) << 16 | k.meta);
+    h = mix(h, k.ports);
+    h = mix(h, k.src[0]);
+    h = mix(h, k.dst[0]);
+    if k.is_v6() {
+        for w in k.src[1..].iter().chain(&k.dst[1..]) {
+            h = mix(h, *w);
         }
     }
-}
-
-fn hash(seed: u32, hook: u8, t: &Tuple) -> u32 {
-    let mut h = seed;
-    h = mix(h, u32::from(hook) << 8 | u32::from(t.proto));
-    h = mix_addr(h, &t.src);
-    h = mix_addr(h, &t.dst);
-    h = mix(h, u32::from(t.src.port) << 16 | u32::from(t.dst.port));
     // fmix32 of MurmurHash3.
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
@@ -415,9 +608,9 @@ fn hash(seed: u32, hook: u8, t: &Tuple) -> u32 {
 
 /// The slots to try, in order, for a tuple at `hook` in a table of `len`
 /// slots (a power of two): linear probing from its hash, each slot once.
-fn probe(len: usize, seed: u32, hook: u8, t: &Tuple) -> impl Iterator<Item = usize> {
+fn probe(len: usize, seed: u32, hook: u8, k: &WireKey) -> impl Iterator<Item = usize> {
     let mask = len.wrapping_sub(1);
-    let start = hash(seed, hook, t) as usize;
+    let start = hash(seed, hook, k) as usize;
     (0..len).map(move |k| start.wrapping_add(k) & mask)
 }
 
@@ -425,19 +618,14 @@ fn probe(len: usize, seed: u32, hook: u8, t: &Tuple) -> impl Iterator<Item = usi
 /// the slot it went to.
 pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, InsertError> {
     let hook = rule.hook as u8;
-    for i in probe(slots.len(), seed, hook, &rule.matches) {
+    let key = WireKey::from(&rule.matches);
+    for i in probe(slots.len(), seed, hook, &key) {
         let s = &mut slots[i];
         if !s.used {
-            *s = Slot {
-                used: true,
-                hook,
-                action: rule.action,
-                matches: rule.matches,
-                rewrite: rule.rewrite,
-            };
+            *s = Slot::new(hook, rule);
             return Ok(i);
         }
-        if s.hook == hook && s.matches == rule.matches {
+        if s.hook == hook && s.key == key {
             return Err(InsertError::Conflict);
         }
     }
@@ -471,7 +659,8 @@ pub fn insert_reusing(
     let hook = rule.hook as u8;
     let mut removed = None;
     let mut free = None;
-    for i in probe(slots.len(), seed, hook, &rule.matches) {
+    let key = WireKey::from(&rule.matches);
+    for i in probe(slots.len(), seed, hook, &key) {
         let s = &slots[i];
         if !s.used {
             free = Some(i);
@@ -479,7 +668,7 @@ pub fn insert_reusing(
         }
         if s.hook == REMOVED {
             removed.get_or_insert(i);
-        } else if s.hook == hook && s.matches == rule.matches {
+        } else if s.hook == hook && s.key == key {
             return Err(InsertError::Conflict);
         }
     }
@@ -488,13 +677,7 @@ pub fn insert_reusing(
         (None, Some(f)) => (f, false),
         (None, None) => return Err(InsertError::Full),
     };
-    slots[at] = Slot {
-        used: true,
-        hook,
-        action: rule.action,
-        matches: rule.matches,
-        rewrite: rule.rewrite,
-    };
+    slots[at] = Slot::new(hook, rule);
     Ok((at, reused))
 }
 
@@ -505,8 +688,13 @@ pub fn lookup<'a>(slots: &'a [Slot], seed: u32, hook: Hook, packet: &Tuple) -> O
 
 /// As [`lookup`], the index of the slot.
 pub fn lookup_index(slots: &[Slot], seed: u32, hook: Hook, packet: &Tuple) -> Option<usize> {
+    lookup_key(slots, seed, hook, &WireKey::from(packet))
+}
+
+/// As [`lookup_index`], by the packet's key: what a hook does.
+pub fn lookup_key(slots: &[Slot], seed: u32, hook: Hook, key: &WireKey) -> Option<usize> {
     let hook = hook as u8;
-    probe(slots.len(), seed, hook, packet)
+    probe(slots.len(), seed, hook, key)
         .take_while(|&i| slots[i].used)
-        .find(|&i| slots[i].hook == hook && slots[i].matches == *packet)
+        .find(|&i| slots[i].hook == hook && slots[i].key == *key)
 }

@@ -17,10 +17,11 @@
 //! (`ffi/skb.rs`).
 
 use crate::{
-    checksum::{self, Summed},
-    mapping::{Tuple, PROTO_TCP, PROTO_UDP},
+    checksum::{self, add, fold, Summed},
+    mapping::{Edit, EndpointChange, Tuple, WireKey, PROTO_TCP, PROTO_UDP},
     vcmp::Endpoint,
 };
+use core::net::IpAddr;
 
 /// Offsets in the IPv4 header.
 const IP_CHECK: usize = 10;
@@ -143,6 +144,44 @@ pub fn read(hdr: &[u8]) -> Option<(Tuple, bool)> {
         dst: endpoint(hdr, &at, at.dst(), at.l4 + 2),
     };
     Some((t, at.proto == PROTO_TCP && hdr[at.l4 + 13] & 0x12 == 0x02))
+}
+
+/// What a hook reads of a packet, in one parse.
+pub struct Read {
+    /// Its protocol and endpoints, as the table compares them.
+    pub key: WireKey,
+    /// A TCP segment that opens a connection (a SYN without ACK).
+    pub opens: bool,
+    /// The length of its IP and transport headers.
+    pub len: usize,
+}
+
+/// What a hook reads of the IP and transport headers in `hdr`, if they are
+/// complete and of TCP or UDP: [`read`], without making endpoints of them.
+pub fn read_key(hdr: &[u8]) -> Option<Read> {
+    let at = parse(hdr)?;
+    let l4 = hdr.get(at.l4..at.l4 + 4)?;
+    let ports = [l4[0], l4[1], l4[2], l4[3]];
+    let key = if at.v6 {
+        let a = hdr.get(IP6_SRC..IP6_DST + 16)?;
+        let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
+        src.copy_from_slice(&a[..16]);
+        dst.copy_from_slice(&a[16..]);
+        WireKey::v6(at.proto, &src, &dst, &ports)
+    } else {
+        let a = hdr.get(IP_SRC..IP_DST + 4)?;
+        WireKey::v4(
+            at.proto,
+            &[a[0], a[1], a[2], a[3]],
+            &[a[4], a[5], a[6], a[7]],
+            &ports,
+        )
+    };
+    Some(Read {
+        key,
+        opens: at.proto == PROTO_TCP && hdr[at.l4 + 13] & 0x12 == 0x02,
+        len: at.l4 + l4_len(at.proto)?,
+    })
 }
 
 /// The tuple of IP and transport headers in `hdr`, if they are complete
@@ -369,6 +408,79 @@ impl<'a> Packet<'a> {
 
     fn put(&mut self, o: usize, bytes: &[u8]) {
         self.hdr[o..o + bytes.len()].copy_from_slice(bytes);
+    }
+
+    /// Rewrites the packet, which a rule's key matched, as that rule's
+    /// `edit` says, to `to` (the rule's rewrite), with both checksums: what
+    /// [`Packet::rewrite`] does for the source, then the destination, each
+    /// if it changes, with the checksums' changes worked out beforehand.
+    /// Returns each endpoint's change of the transport checksum field, as
+    /// [`Packet::rewrite`] does. Refuses (changing nothing) a rewrite into
+    /// another family.
+    pub fn apply(
+        &mut self,
+        to: &Tuple,
+        edit: &Edit,
+    ) -> Result<[Option<CheckChange>; 2], WrongFamily> {
+        if edit.cross_family || to.src.is_v6() != self.at.v6 {
+            return Err(WrongFamily);
+        }
+        let mut out = [None, None];
+        if let Some(c) = &edit.src {
+            out[0] = self.apply_side(false, &to.src, c);
+        }
+        if let Some(c) = &edit.dst {
+            out[1] = self.apply_side(true, &to.dst, c);
+        }
+        Ok(out)
+    }
+
+    /// One endpoint of [`Packet::apply`]: the same steps as
+    /// [`Packet::rewrite`], with sums of the words' changes added at once
+    /// (one's complement addition is associative: the same results).
+    fn apply_side(&mut self, dst: bool, to: &Endpoint, c: &EndpointChange) -> Option<CheckChange> {
+        let at = self.at;
+        let (addr_at, port_at) = if dst {
+            (at.dst(), at.l4 + 2)
+        } else {
+            (at.src(), at.l4)
+        };
+        if c.moved {
+            match to.addr {
+                IpAddr::V4(a) => {
+                    let check = !fold(add(add(0, !self.be16(IP_CHECK)), c.addr));
+                    self.put(IP_CHECK, &check.to_be_bytes());
+                    self.put(addr_at, &a.octets());
+                }
+                IpAddr::V6(a) => self.put(addr_at, &a.octets()),
+            }
+        }
+        let udp = at.proto == PROTO_UDP;
+        let check_at = at.l4 + if udp { 6 } else { 16 };
+        let old = self.be16(check_at);
+        if udp && old == 0 && !self.partial {
+            self.put(port_at, &to.port.to_be_bytes());
+            return None;
+        }
+        let mut by_addr = old;
+        let mut check = old;
+        if self.partial {
+            if c.moved {
+                by_addr = fold(add(add(0, old), c.addr));
+                check = by_addr;
+            }
+        } else {
+            if c.moved {
+                by_addr = !fold(add(add(0, !old), c.addr));
+            }
+            check = !fold(add(add(0, !by_addr), c.port));
+            if udp && check == 0 {
+                check = 0xffff;
+            }
+        }
+        self.put(port_at, &to.port.to_be_bytes());
+        self.put(check_at, &check.to_be_bytes());
+        (c.moved && !at.v6).then_some(CheckChange { old, new: by_addr })
     }
 
     /// Rewrites the destination (`dst`) or the source endpoint from `from`

@@ -36,7 +36,7 @@
 use crate::{
     ffi::random_u32,
     location_hiding::Moves,
-    mapping::{self, Action, Hook, Mapping, Rule, Slot, Tuple},
+    mapping::{self, Action, Edit, Hook, Mapping, Rule, Slot, Tuple, WireKey},
     vcmp::Endpoint,
     virtualization::{
         Change, Changes, ConnectionTable, HookHits, Key, Records, RuleInputs, State,
@@ -169,6 +169,14 @@ struct Rules {
     /// What changed between the table it replaced and it: what brings that
     /// table (the spare, after a grace period) up to it.
     changes: Changes,
+}
+
+/// What [`RuleTable::lookup`] found for a packet: its rule's action, and
+/// what the packet becomes and what that changes in it.
+pub(crate) struct Found {
+    pub(crate) action: Action,
+    pub(crate) rewrite: Tuple,
+    pub(crate) edit: Edit,
 }
 
 /// The bit of `hook` in [`Rules::hooks`] and [`RuleTable::any_at`].
@@ -766,10 +774,10 @@ impl RuleTable {
     /// which keeps the table alive while it is read. Taking a guard instead
     /// would cost every translated packet two calls for a section it is in
     /// already.
-    pub(crate) unsafe fn lookup(&self, hook: Hook, t: &Tuple, len: u32) -> Option<Slot> {
+    pub(crate) unsafe fn lookup(&self, hook: Hook, key: &WireKey, len: u32) -> Option<Found> {
         // SAFETY: The caller is in an RCU read section, which outlasts this.
         let rules = unsafe { self.published() }?;
-        let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
+        let i = mapping::lookup_key(&rules.slots, rules.seed, hook, key)?;
         rules.hits[i].packets.add(1u64, Relaxed);
         rules.hits[i].bytes.add(u64::from(len), Relaxed);
         let slot = &rules.slots[i];
@@ -782,9 +790,19 @@ impl RuleTable {
             }
             set
         });
-        Some(Slot {
-            rewrite: slot.resolved(arrived),
-            ..*slot
+        let (rewrite, edit) = match slot.action {
+            // Sent the new way: what that changes is worked out now (only
+            // a validating connection's packets, until vnatd settles it).
+            Action::UntilArrival(_) if arrived => {
+                let to = slot.resolved(true);
+                (to, Edit::new(&slot.matches(), &to))
+            }
+            _ => (slot.rewrite, slot.edit),
+        };
+        Some(Found {
+            action: slot.action,
+            rewrite,
+            edit,
         })
     }
 
@@ -797,13 +815,13 @@ impl RuleTable {
     /// # Safety
     ///
     /// As for [`RuleTable::lookup`]: the caller is in an RCU read section.
-    pub(crate) unsafe fn rewrite_at(&self, hook: Hook, t: &Tuple) -> Option<Tuple> {
+    pub(crate) unsafe fn rewrite_at(&self, hook: Hook, key: &WireKey) -> Option<Tuple> {
         // SAFETY: The caller is in an RCU read section, which outlasts this.
         let rules = unsafe { self.published() }?;
         if rules.hooks & hook_bit(hook) == 0 {
             return None;
         }
-        let i = mapping::lookup_index(&rules.slots, rules.seed, hook, t)?;
+        let i = mapping::lookup_key(&rules.slots, rules.seed, hook, key)?;
         Some(rules.slots[i].rewrite)
     }
 

@@ -42,7 +42,7 @@ use crate::{
     counters::Counter,
     ffi::{Read, Skb, TcpFound, Unreadable},
     knobs::{LOCATION_HIDING, VCMP_PORT},
-    mapping::{Action, Hook, Tuple, PROTO_TCP},
+    mapping::{Action, Edit, Hook, Tuple, WireKey, PROTO_TCP},
     netns::NetState,
     packet::{self, IcmpError, Packet},
     rules::hook_bit,
@@ -141,23 +141,30 @@ enum Outcome {
     Held,
 }
 
-/// Location hiding (`location_hiding.rs`): what packet `t`, which no rule
-/// matched, becomes, if the knob is on and the hosts' connections moved.
-/// `opens`: it is a SYN without ACK.
-fn hide(state: &NetState, hook: Hook, skb: &mut Skb, t: &Tuple, opens: bool) -> Option<Tuple> {
+/// Location hiding (`location_hiding.rs`): what packet `key`, which no
+/// rule matched, becomes, and what that changes, if the knob is on and the
+/// hosts' connections moved. `opens`: it is a SYN without ACK.
+fn hide(
+    state: &NetState,
+    hook: Hook,
+    skb: &mut Skb,
+    key: &WireKey,
+    opens: bool,
+) -> Option<(Tuple, Edit)> {
     if !LOCATION_HIDING.get_bool() {
         return None;
     }
     let vcmp_port = VCMP_PORT.get() as u16;
+    let t = key.tuple();
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.
     let out = unsafe {
-        state.rules.hidden(hook, t, vcmp_port, |t, listener| {
+        state.rules.hidden(hook, &t, vcmp_port, |t, listener| {
             skb.tcp_lookup(t.src, t.dst, listener && opens) != TcpFound::Nothing
         })
     }?;
     state.count(Counter::HiddenPackets, 1);
-    Some(out)
+    Some((out, Edit::new(&t, &out)))
 }
 
 /// PREROUTING: an ICMP or ICMPv6 error about a packet of a moved
@@ -182,7 +189,7 @@ fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
     for hook in [Hook::PreRouting, Hook::LocalIn] {
         // SAFETY: Called from a running netfilter hook (`translate`), so
         // this runs in the hook's RCU read section.
-        if let Some(rule) = unsafe { state.rules.lookup(hook, &t, len) } {
+        if let Some(rule) = unsafe { state.rules.lookup(hook, &WireKey::from(&t), len) } {
             t = rule.rewrite;
         }
     }
@@ -199,9 +206,9 @@ fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
     Ok(Outcome::Rewritten)
 }
 
-/// PREROUTING, for an incoming TCP segment that will have endpoints `t`
-/// after PREROUTING (`rewritten`: it rewrote them), and after LOCAL_IN's
-/// rule if one matches: gives it its socket and the socket's input route
+/// PREROUTING, for an incoming TCP segment that will have endpoints `key`
+/// after PREROUTING (`rewritten`: it rewrote them to these), and after
+/// LOCAL_IN's rule if one matches: gives it its socket and the socket's input route
 /// now, as the stack's early demux would after the rewrites
 /// ([`Skb::demux`]); whether it did. A segment of a translated connection
 /// is otherwise routed here by its physical destination, and at a peer of
@@ -211,20 +218,20 @@ fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
 /// sockets exist; nor, unless PREROUTING rewrote it, where a local end
 /// moved: such a segment may be addressed to a virtual address the host
 /// gave up, which the stack's routing does not deliver.
-fn demux(state: &NetState, skb: &mut Skb, t: &Tuple, rewritten: bool) -> bool {
-    if t.proto != PROTO_TCP || LOCATION_HIDING.get_bool() {
+fn demux(state: &NetState, skb: &mut Skb, key: &WireKey, rewritten: Option<&Tuple>) -> bool {
+    if key.proto() != PROTO_TCP || LOCATION_HIDING.get_bool() {
         return false;
     }
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.
-    if !rewritten && unsafe { state.rules.any_at(hook_bit(Hook::PreRouting)) } {
+    if rewritten.is_none() && unsafe { state.rules.any_at(hook_bit(Hook::PreRouting)) } {
         return false;
     }
     // SAFETY: As above.
-    let end = match unsafe { state.rules.rewrite_at(Hook::LocalIn, t) } {
-        Some(end) => end,
-        None if rewritten => *t,
-        None => return false,
+    let end = match (unsafe { state.rules.rewrite_at(Hook::LocalIn, key) }, rewritten) {
+        (Some(end), _) => end,
+        (None, Some(t)) => *t,
+        (None, None) => return false,
     };
     skb.demux(end.src, end.dst)
 }
@@ -232,9 +239,9 @@ fn demux(state: &NetState, skb: &mut Skb, t: &Tuple, rewritten: bool) -> bool {
 /// Translates one packet.
 fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     let len = skb.len();
-    let (t, opens, hlen) = match skb.read(hook == Hook::PreRouting) {
-        Ok(Read::Transport(h)) => match packet::read(h) {
-            Some((t, opens)) => (t, opens, h.len()),
+    let read = match skb.read(hook == Hook::PreRouting) {
+        Ok(Read::Transport(h)) => match packet::read_key(h) {
+            Some(read) => read,
             // TCP or UDP behind a header `packet.rs` does not skip.
             None => return Ok(Outcome::Untranslated),
         },
@@ -248,26 +255,27 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
         Err(Unreadable::TcpOrUdp) => return Ok(Outcome::Untranslated),
         Err(Unreadable::Other) => return Ok(Outcome::Untouched),
     };
+    let key = read.key;
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.
-    let rewrite = match unsafe { state.rules.lookup(hook, &t, len) } {
+    let (rewrite, edit) = match unsafe { state.rules.lookup(hook, &key, len) } {
         Some(rule) => {
             match rule.action {
                 Action::Rewrite | Action::UntilArrival(_) => {}
                 Action::Arrival => state.path_arrived(),
                 Action::Hold => return Ok(Outcome::Held),
-                Action::HoldIfGone if !state.net().is_local(t.src.addr) => {
+                Action::HoldIfGone if !state.net().is_local(key.tuple().src.addr) => {
                     return Ok(Outcome::Held)
                 }
                 Action::HoldIfGone => {}
             }
-            rule.rewrite
+            (rule.rewrite, rule.edit)
         }
-        None => match hide(state, hook, skb, &t, opens) {
-            Some(r) => r,
+        None => match hide(state, hook, skb, &key, read.opens) {
+            Some(hidden) => hidden,
             None => {
                 if hook == Hook::PreRouting {
-                    demux(state, skb, &t, false);
+                    demux(state, skb, &key, None);
                 }
                 return Ok(Outcome::Untouched);
             }
@@ -275,27 +283,21 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     };
     // A rule may change nothing (the arrival rule of a peer back at its
     // virtual endpoint): the packet stays as it is.
-    if rewrite == t {
+    if edit.is_noop() {
         return Ok(Outcome::Untouched);
     }
     if hook == Hook::PreRouting
-        && !demux(state, skb, &rewrite, true)
-        && t.dst.addr != rewrite.dst.addr
+        && !demux(state, skb, &WireKey::from(&rewrite), Some(&rewrite))
+        && edit.moves_dst()
     {
         // Route by the physical (local) destination before it becomes the
         // virtual one.
         skb.route_local().map_err(|_| EHOSTUNREACH)?;
     }
     // Making the headers writable may move them: they are found again.
-    let h = skb.headers_mut(hlen)?;
+    let h = skb.headers_mut(read.len)?;
     let mut pkt = Packet::new(h.bytes, h.partial).ok_or(EINVAL)?;
-    let mut changes = [None, None];
-    if t.src != rewrite.src {
-        changes[0] = pkt.rewrite(false, t.src, rewrite.src).map_err(|_| EINVAL)?;
-    }
-    if t.dst != rewrite.dst {
-        changes[1] = pkt.rewrite(true, t.dst, rewrite.dst).map_err(|_| EINVAL)?;
-    }
+    let changes = pkt.apply(&rewrite, &edit).map_err(|_| EINVAL)?;
     if let Some(csum) = h.csum {
         // `skb->csum` sums the words as the CPU loads them: give it the
         // fields in that order.
@@ -303,7 +305,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
             *csum = checksum::complete_adjust(*csum, c.old.to_be(), c.new.to_be());
         }
     }
-    if hook == Hook::LocalOut && t.dst.addr != rewrite.dst.addr {
+    if hook == Hook::LocalOut && edit.moves_dst() {
         skb.reroute(state.net())?;
     }
     Ok(Outcome::Rewritten)

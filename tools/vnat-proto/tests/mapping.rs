@@ -375,7 +375,7 @@ proptest! {
         prop_assert!(inserted.iter().any(|r| r.matches.src.is_v6()));
         for r in &inserted {
             let s = lookup(&slots, seed, r.hook, &r.matches);
-            prop_assert_eq!(s.map(|s| (s.matches, s.rewrite)), Some((r.matches, r.rewrite)));
+            prop_assert_eq!(s.map(|s| (s.matches(), s.rewrite)), Some((r.matches, r.rewrite)));
         }
         let absent = Tuple { proto: PROTO_TCP, src: v6(0, 0), dst: v6(0, 0) };
         for h in Hook::ALL {

@@ -10,7 +10,7 @@
 use proptest::prelude::*;
 use vnat_proto::{
     checksum::{add, checksum, fold},
-    mapping::{Tuple, PROTO_TCP, PROTO_UDP},
+    mapping::{Edit, Tuple, WireKey, PROTO_TCP, PROTO_UDP},
     packet::{self, Packet, WrongFamily},
     vcmp::Endpoint,
 };
@@ -509,7 +509,75 @@ fn udp_without_checksum_keeps_none() {
     }
 }
 
+/// `to`, or with `keep`'s bits: its address (1, 4) or its port (2, 8)
+/// those of `from` (the source's: bits 1 and 2, the destination's: 4, 8).
+fn kept(from: &Tuple, to: &Tuple, keep: u8) -> Tuple {
+    let side = |f: Endpoint, t: Endpoint, addr: bool, port: bool| Endpoint {
+        addr: if addr { f.addr } else { t.addr },
+        port: if port { f.port } else { t.port },
+    };
+    Tuple {
+        proto: from.proto,
+        src: side(from.src, to.src, keep & 1 != 0, keep & 2 != 0),
+        dst: side(from.dst, to.dst, keep & 4 != 0, keep & 8 != 0),
+    }
+}
+
+/// A checksum field as a packet may carry it, the two zeros included.
+fn field() -> impl Strategy<Value = u16> {
+    prop_oneof![Just(0u16), Just(0xffff), any::<u16>()]
+}
+
 proptest! {
+    /// What the hooks do, a rule's rewrite with the checksums' changes
+    /// worked out when the rule was made (`Packet::apply`), leaves the very
+    /// bytes, and tells the very changes, of `Packet::rewrite` for each
+    /// endpoint that changes, the way the rewrites were done before: for
+    /// both families, both protocols, full and partial checksums, and any
+    /// value the checksum fields may hold. The key a hook reads is the
+    /// table's key of the packet's tuple.
+    #[test]
+    fn apply_is_rewrite(udp in any::<bool>(), v6 in any::<bool>(), partial in any::<bool>(),
+                        e4 in (endpoint(), endpoint(), endpoint(), endpoint()),
+                        e6 in (endpoint6(), endpoint6(), endpoint6(), endpoint6()),
+                        keep in 0u8..16, checks in (field(), field()), exts in exts(), payload in payload()) {
+        let proto = if udp { PROTO_UDP } else { PROTO_TCP };
+        let (a, b, c, d) = if v6 { e6 } else { e4 };
+        let (mut pkt, l4) = if v6 {
+            let Built6 { bytes, l4 } = build6(proto, a, b, &exts, &payload);
+            (bytes, l4)
+        } else {
+            (build(proto, a, b, &payload), 20)
+        };
+        let at = l4 + check_off(proto);
+        pkt[at..at + 2].copy_from_slice(&checks.0.to_be_bytes());
+        if !v6 {
+            pkt[10..12].copy_from_slice(&checks.1.to_be_bytes());
+        }
+        let from = Tuple { proto, src: a, dst: b };
+        let to = kept(&from, &Tuple { proto, src: c, dst: d }, keep);
+        let read = packet::read_key(&pkt).unwrap();
+        prop_assert_eq!(read.key, WireKey::from(&from));
+        prop_assert_eq!(read.key.tuple(), from);
+        prop_assert_eq!(read.len, l4 + l4_len(proto));
+
+        let mut want = pkt.clone();
+        let mut p = Packet::new(&mut want, partial).unwrap();
+        let mut changes = [None, None];
+        if from.src != to.src {
+            changes[0] = p.rewrite(false, from.src, to.src).unwrap();
+        }
+        if from.dst != to.dst {
+            changes[1] = p.rewrite(true, from.dst, to.dst).unwrap();
+        }
+        let edit = Edit::new(&from, &to);
+        prop_assert_eq!(edit.is_noop(), from == to);
+        prop_assert_eq!(edit.moves_dst(), from.dst.addr != to.dst.addr);
+        let got = Packet::new(&mut pkt, partial).unwrap().apply(&to, &edit);
+        prop_assert_eq!(got, Ok(changes));
+        prop_assert_eq!(&pkt, &want);
+    }
+
     #[test]
     fn rewrite_keeps_checksums_valid(udp in any::<bool>(), dst in any::<bool>(),
                                      a in endpoint(), b in endpoint(), to in endpoint(),
@@ -689,6 +757,13 @@ proptest! {
             let mut p = Packet::new(&mut b, partial).unwrap();
             prop_assert!(p.rewrite(dst, from, ok).is_ok());
             prop_assert_eq!(if dst { p.tuple().dst } else { p.tuple().src }, ok);
+            // Nor does a rule's edit into the other family do anything.
+            let mut b = pkt.clone();
+            let t = packet::tuple(&b).unwrap();
+            let to = if dst { Tuple { dst: other, ..t } } else { Tuple { src: other, ..t } };
+            let mut p = Packet::new(&mut b, partial).unwrap();
+            prop_assert_eq!(p.apply(&to, &Edit::new(&t, &to)), Err(WrongFamily));
+            prop_assert_eq!(&b, &pkt);
         }
     }
 }
