@@ -342,7 +342,7 @@ pub(crate) fn record_udp_flow(state: &NetState, ours: Endpoint, theirs: Endpoint
         return None;
     }
     let conn = VirtualConnection::new(PROTO_UDP, ours, theirs, 0, Origin::Update);
-    let key = state.connections.insert(&sk, conn);
+    let key = state.connections.insert(&sk, &conn);
     if key.is_err() {
         state.count(Counter::ConnectionsUntrackedNomem, 1);
     }

@@ -194,25 +194,26 @@ extern "C" fn vnat_rs_sock_event(
     if expired > 0 {
         state.count(Counter::ImportsExpired, expired as u64);
     }
-    // `conn-import` checked the saved state: it restores.
-    let restored =
-        arrived.and_then(|(s, keys)| process_migration::restore(&s, pid).ok().map(|c| (c, keys)));
-    let imported = restored.is_some();
-    let (mut conn, keys) = restored.unwrap_or_else(|| {
-        (
-            VirtualConnection::new(proto, local, remote, pid, origin),
-            None,
-        )
-    });
+    // `conn-import` checked the saved state: it restores. The record is
+    // made once, here, and changed in place: it is copied once, into the
+    // table (TCP_CRR's cost per connection is mostly such copies).
+    let mut conn = VirtualConnection::new(proto, local, remote, pid, origin);
+    let mut keys = None;
+    let mut imported = false;
+    if let Some((s, k)) = arrived {
+        if let Ok(c) = process_migration::restore(&s, pid) {
+            (conn, keys, imported) = (c, k, true);
+        }
+    }
     // Location hiding: a connection opened between two hosts whose
     // connections moved has their physical addresses from the start.
     let hidden = (origin != Origin::Existing && !imported && LOCATION_HIDING.get_bool())
         .then(|| state.rules.hidden_mapping(proto, local, remote))
         .flatten();
     if let Some(m) = hidden {
-        conn = conn.hidden(m);
+        conn.hide(m);
     }
-    match state.connections.insert_keyed(sk, conn, keys) {
+    match state.connections.insert_keyed(sk, &conn, keys) {
         Ok(_) => {
             state.count(Counter::ConnectionsTracked, 1);
             if imported {

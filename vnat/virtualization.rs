@@ -23,7 +23,7 @@ use kernel::{
     alloc::flags::GFP_ATOMIC,
     new_spinlock_irq,
     prelude::*,
-    rbtree::{RBTree, RBTreeNode},
+    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
     sync::{aref::ARef, SpinLockIrq},
 };
 
@@ -309,17 +309,14 @@ impl VirtualConnection {
         self.mapping.remote_virtual
     }
 
-    /// The connection, opened after a move, with the moved addresses of
+    /// Gives the connection, opened after a move, the moved addresses of
     /// its two hosts (location hiding): migrated from birth.
-    pub(crate) fn hidden(self, mapping: Mapping) -> Self {
-        Self {
-            mapping,
-            state: State::Migrated,
-            previous_local: mapping.local_physical,
-            left: mapping.local_physical,
-            previous_remote: mapping.remote_physical,
-            ..self
-        }
+    pub(crate) fn hide(&mut self, mapping: Mapping) {
+        self.mapping = mapping;
+        self.state = State::Migrated;
+        self.previous_local = mapping.local_physical;
+        self.left = mapping.local_physical;
+        self.previous_remote = mapping.remote_physical;
     }
 
     /// Whether a move to local address `to` moves it: it is elsewhere, or
@@ -716,7 +713,7 @@ impl ConnectionTable {
     /// socket, at most [`MAX_FLOWS`] of them. Fails when memory is short
     /// (probes cannot sleep) or the flows are at their limit, in which case
     /// the connection stays untracked.
-    pub(crate) fn insert(&self, sk: &Sock, conn: VirtualConnection) -> Result<Key> {
+    pub(crate) fn insert(&self, sk: &Sock, conn: &VirtualConnection) -> Result<Key> {
         self.insert_keyed(sk, conn, None)
     }
 
@@ -725,18 +722,21 @@ impl ConnectionTable {
     pub(crate) fn insert_keyed(
         &self,
         sk: &Sock,
-        conn: VirtualConnection,
+        conn: &VirtualConnection,
         keys: Option<KBox<ConnectionKeys>>,
     ) -> Result<Key> {
-        let key = Key::of(sk.key(), &conn);
-        let record = Record {
-            conn,
-            sock: sk.into(),
-            keys,
-            logged: false,
-        };
-        let node = RBTreeNode::new(key, record, GFP_ATOMIC)?;
-        let index = RBTreeNode::new(tuple_key_of(&conn), key, GFP_ATOMIC)?;
+        let key = Key::of(sk.key(), conn);
+        let index = RBTreeNode::new(tuple_key_of(conn), key, GFP_ATOMIC)?;
+        // Written once, straight into its node.
+        let node = RBTreeNodeReservation::new(GFP_ATOMIC)?.into_node(
+            key,
+            Record {
+                conn: *conn,
+                sock: sk.into(),
+                keys,
+                logged: false,
+            },
+        );
         let mut t = self.tables.lock();
         let flow = !conn.origin.owns_socket();
         if flow && (t.flows >= MAX_FLOWS || t.conns.get(&key).is_some()) {

@@ -403,9 +403,9 @@ mod tests {
         ];
         let gone_sk = [sk(&gone[0]), sk(&gone[1])];
         let gone_keys = [gone_sk[0].key(), gone_sk[1].key()];
-        table.insert(&sk(&live), conn(1000))?;
-        table.insert(&gone_sk[0], conn(1001))?;
-        table.insert(&gone_sk[1], conn(1002))?;
+        table.insert(&sk(&live), &conn(1000))?;
+        table.insert(&gone_sk[0], &conn(1001))?;
+        table.insert(&gone_sk[1], &conn(1002))?;
         let mut out: [Option<ARef<Sock>>; 4] = Default::default();
         assert_eq!(table.destroyed(None, &mut out), (0, None));
         // Released by their owner; the probe ignores kernel sockets, so the
