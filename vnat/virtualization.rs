@@ -623,8 +623,10 @@ impl Tables {
                 cursor = cur.move_next();
                 continue;
             }
-            let (next, node) = cur.remove_current();
-            let (k, mut r) = node.to_key_value();
+            // What goes with the record is settled while it is in place;
+            // its node is then taken out and freed, the record unmoved.
+            let mut cur = cur;
+            let (&k, r) = cur.current_mut();
             if r.conn.is_translated() {
                 // Its rules go.
                 let was = Some(r.conn.rule_inputs());
@@ -647,6 +649,8 @@ impl Tables {
             if c.helper.is_some() {
                 *helpers -= 1;
             }
+            let (next, node) = cur.remove_current();
+            drop(node);
             cursor = next;
         }
         gone
