@@ -26,11 +26,11 @@
 //! ([`Edit`]), so that a hook adds two precomputed sums per endpoint
 //! instead of working them out from the addresses of every packet.
 
+pub use crate::vcmp::{PROTO_TCP, PROTO_UDP};
 use crate::{
     checksum::{add, fold},
     vcmp::Endpoint,
 };
-pub use crate::vcmp::{PROTO_TCP, PROTO_UDP};
 use core::net::IpAddr;
 
 /// The four netfilter hooks, numbered as the shim numbers them.
@@ -585,7 +585,6 @@ fn mix(mut h: u32, v: u32) -> u32 {
         .wrapping_mul(0x1b87_3593);
     h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64)
 }
-
 
 fn hash(seed: u32, hook: u8, k: &WireKey) -> u32 {
     let mut h = seed;

@@ -228,7 +228,10 @@ fn demux(state: &NetState, skb: &mut Skb, key: &WireKey, rewritten: Option<&Tupl
         return false;
     }
     // SAFETY: As above.
-    let end = match (unsafe { state.rules.rewrite_at(Hook::LocalIn, key) }, rewritten) {
+    let end = match (
+        unsafe { state.rules.rewrite_at(Hook::LocalIn, key) },
+        rewritten,
+    ) {
         (Some(end), _) => end,
         (None, Some(t)) => *t,
         (None, None) => return false,
