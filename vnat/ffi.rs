@@ -85,9 +85,13 @@ const ADDR_REMOTE: c_int = 2;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct RawAddr(pub(crate) [u8; 16]);
 
+/// IPv4 mapped; an IPv6 address as it is (a mapped one is the same bytes).
 impl From<IpAddr> for RawAddr {
     fn from(a: IpAddr) -> Self {
-        Self(Endpoint::from_ip(a, 0).octets16())
+        Self(match a {
+            IpAddr::V4(a) => crate::vcmp::mapped(a),
+            IpAddr::V6(a) => a.octets(),
+        })
     }
 }
 

@@ -390,6 +390,32 @@ impl WireKey {
         self.meta as u8
     }
 
+    /// The source and destination addresses, 16 bytes each, an IPv4 one
+    /// mapped (`::ffff:a.b.c.d`), and the ports as the header has them
+    /// (big-endian): what the kernel's socket lookups take.
+    pub fn lookup_form(&self) -> ([u8; 16], u16, [u8; 16], u16) {
+        let bytes = |w: &[u32; 4]| {
+            let mut a = [0u8; 16];
+            if self.is_v6() {
+                for (i, w) in w.iter().enumerate() {
+                    a[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
+                }
+            } else {
+                a[10] = 0xff;
+                a[11] = 0xff;
+                a[12..].copy_from_slice(&w[0].to_ne_bytes());
+            }
+            a
+        };
+        let p = self.ports.to_ne_bytes();
+        (
+            bytes(&self.src),
+            u16::from_ne_bytes([p[0], p[1]]),
+            bytes(&self.dst),
+            u16::from_ne_bytes([p[2], p[3]]),
+        )
+    }
+
     /// Whether it is an IPv6 packet's.
     pub fn is_v6(&self) -> bool {
         self.meta & KEY_V6 != 0

@@ -815,14 +815,14 @@ impl RuleTable {
     /// # Safety
     ///
     /// As for [`RuleTable::lookup`]: the caller is in an RCU read section.
-    pub(crate) unsafe fn rewrite_at(&self, hook: Hook, key: &WireKey) -> Option<Tuple> {
+    pub(crate) unsafe fn rewrite_at(&self, hook: Hook, key: &WireKey) -> Option<WireKey> {
         // SAFETY: The caller is in an RCU read section, which outlasts this.
         let rules = unsafe { self.published() }?;
         if rules.hooks & hook_bit(hook) == 0 {
             return None;
         }
         let i = mapping::lookup_key(&rules.slots, rules.seed, hook, key)?;
-        Some(rules.slots[i].rewrite)
+        Some(WireKey::from(&rules.slots[i].rewrite))
     }
 
     /// Location hiding: what TCP packet `t`, which no rule matched, becomes

@@ -208,8 +208,8 @@ fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
 
 /// PREROUTING, for an incoming TCP segment that will have endpoints `key`
 /// after PREROUTING (`rewritten`: it rewrote them to these), and after
-/// LOCAL_IN's rule if one matches: gives it its socket and the socket's input route
-/// now, as the stack's early demux would after the rewrites
+/// LOCAL_IN's rule if one matches: gives it its socket and the socket's
+/// input route now, as the stack's early demux would after the rewrites
 /// ([`Skb::demux`]); whether it did. A segment of a translated connection
 /// is otherwise routed here by its physical destination, and at a peer of
 /// a moved end, whose LOCAL_IN rewrites the source, the stack's early demux
@@ -218,25 +218,21 @@ fn icmp_error(state: &NetState, bytes: &mut [u8], len: u32) -> Result<Outcome> {
 /// sockets exist; nor, unless PREROUTING rewrote it, where a local end
 /// moved: such a segment may be addressed to a virtual address the host
 /// gave up, which the stack's routing does not deliver.
-fn demux(state: &NetState, skb: &mut Skb, key: &WireKey, rewritten: Option<&Tuple>) -> bool {
+fn demux(state: &NetState, skb: &mut Skb, key: &WireKey, rewritten: bool) -> bool {
     if key.proto() != PROTO_TCP || LOCATION_HIDING.get_bool() {
         return false;
     }
     // SAFETY: `skb` is borrowed from a running netfilter hook (the contract
     // of `Skb::from_raw`), so this runs in the hook's RCU read section.
-    if rewritten.is_none() && unsafe { state.rules.any_at(hook_bit(Hook::PreRouting)) } {
+    if !rewritten && unsafe { state.rules.any_at(hook_bit(Hook::PreRouting)) } {
         return false;
     }
     // SAFETY: As above.
-    let end = match (
-        unsafe { state.rules.rewrite_at(Hook::LocalIn, key) },
-        rewritten,
-    ) {
-        (Some(end), _) => end,
-        (None, Some(t)) => *t,
-        (None, None) => return false,
-    };
-    skb.demux(end.src, end.dst)
+    match unsafe { state.rules.rewrite_at(Hook::LocalIn, key) } {
+        Some(end) => skb.demux(&end),
+        None if rewritten => skb.demux(key),
+        None => false,
+    }
 }
 
 /// Translates one packet.
@@ -278,7 +274,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
             Some(hidden) => hidden,
             None => {
                 if hook == Hook::PreRouting {
-                    demux(state, skb, &key, None);
+                    demux(state, skb, &key, false);
                 }
                 return Ok(Outcome::Untouched);
             }
@@ -290,7 +286,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
         return Ok(Outcome::Untouched);
     }
     if hook == Hook::PreRouting
-        && !demux(state, skb, &WireKey::from(&rewrite), Some(&rewrite))
+        && !demux(state, skb, &WireKey::from(&rewrite), true)
         && edit.moves_dst()
     {
         // Route by the physical (local) destination before it becomes the

@@ -106,6 +106,15 @@ impl Default for Endpoint {
     }
 }
 
+/// The 16 bytes of IPv4 address `a` mapped (`::ffff:a.b.c.d`, RFC 4291
+/// 2.5.5.2), as `Ipv4Addr::to_ipv6_mapped` gives them, written as one
+/// array (which the compiler stores as words; the library's way goes
+/// through a `u128` and stores byte by byte, on every translated packet).
+pub const fn mapped(a: Ipv4Addr) -> [u8; 16] {
+    let [a, b, c, d] = a.octets();
+    [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d]
+}
+
 impl Endpoint {
     /// The first endpoint in the order of endpoints (`0.0.0.0:0`: IPv4
     /// comes before IPv6).
@@ -163,7 +172,7 @@ impl Endpoint {
     /// `::ffff:a.b.c.d` (RFC 4291 2.5.5.2).
     pub const fn octets16(&self) -> [u8; 16] {
         match self.addr {
-            IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+            IpAddr::V4(a) => mapped(a),
             IpAddr::V6(a) => a.octets(),
         }
     }

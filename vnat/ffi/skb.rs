@@ -4,7 +4,7 @@
 //! slices, and the two routing calls translation needs.
 
 use super::{Net, RawAddr};
-use crate::vcmp::Endpoint;
+use crate::{mapping::WireKey, vcmp::Endpoint};
 use kernel::{bindings, error::to_result, prelude::*, types::Opaque};
 
 /// `struct vnat_pkt` of the shim: where a packet's IP header starts, how
@@ -209,18 +209,18 @@ impl Skb {
     }
 
     /// PREROUTING, for an incoming TCP segment that PREROUTING and LOCAL_IN
-    /// will rewrite to `src` -> `dst`: gives it the socket of those
+    /// will rewrite to the endpoints of `to`: gives it the socket of those
     /// endpoints and the input route that socket keeps, as the stack's
     /// early demux would after the rewrite (`vnat_shim_demux`); whether it
     /// did. The segment is then neither routed nor looked up again. The
     /// route is not referenced, as early demux's is not: the stack forces
     /// a reference where a packet leaves the RCU section (a queue).
-    pub(crate) fn demux(&mut self, src: Endpoint, dst: Endpoint) -> bool {
-        let (s, d) = (RawAddr::from(src.addr), RawAddr::from(dst.addr));
+    pub(crate) fn demux(&mut self, to: &WireKey) -> bool {
+        let (s, sport, d, dport) = to.lookup_form();
+        let (s, d) = (RawAddr(s), RawAddr(d));
         // SAFETY: The packet is ours; hooks run under RCU, as the lookup
         // and the route need; `s` and `d` are valid for the call.
-        let r =
-            unsafe { vnat_shim_demux(self.as_ptr(), &s, src.port.to_be(), &d, dst.port.to_be()) };
+        let r = unsafe { vnat_shim_demux(self.as_ptr(), &s, sport, &d, dport) };
         r == 0
     }
 

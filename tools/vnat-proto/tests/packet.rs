@@ -535,7 +535,8 @@ proptest! {
     /// endpoint that changes, the way the rewrites were done before: for
     /// both families, both protocols, full and partial checksums, and any
     /// value the checksum fields may hold. The key a hook reads is the
-    /// table's key of the packet's tuple.
+    /// table's key of the packet's tuple, and gives the socket lookups its
+    /// endpoints.
     #[test]
     fn apply_is_rewrite(udp in any::<bool>(), v6 in any::<bool>(), partial in any::<bool>(),
                         e4 in (endpoint(), endpoint(), endpoint(), endpoint()),
@@ -559,6 +560,10 @@ proptest! {
         let read = packet::read_key(&pkt).unwrap();
         prop_assert_eq!(read.key, WireKey::from(&from));
         prop_assert_eq!(read.key.tuple(), from);
+        // What the socket lookups are given: addresses in 16 bytes (IPv4
+        // mapped), ports in network order.
+        prop_assert_eq!(read.key.lookup_form(),
+                        (from.src.octets16(), from.src.port.to_be(), from.dst.octets16(), from.dst.port.to_be()));
         prop_assert_eq!(read.len, l4 + l4_len(proto));
 
         let mut want = pkt.clone();

@@ -310,3 +310,14 @@ proptest! {
         prop_assert_eq!(Endpoint::new(addr, 1).is_martian(), std_martian);
     }
 }
+
+proptest! {
+    /// An IPv4 address mapped into IPv6 (what the hooks hand the kernel's
+    /// socket lookups) has the bytes the library's `to_ipv6_mapped` gives.
+    #[test]
+    fn mapped_is_the_library_mapping(a in any::<u32>()) {
+        let a = core::net::Ipv4Addr::from_bits(a);
+        prop_assert_eq!(mapped(a), a.to_ipv6_mapped().octets());
+        prop_assert_eq!(Endpoint::new(a.to_bits(), 1).octets16(), a.to_ipv6_mapped().octets());
+    }
+}
