@@ -75,6 +75,16 @@ pub struct CheckChange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WrongFamily;
 
+/// Why [`Packet::apply`] changed nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The packet is not the one the rule matches: the edit's sums, worked
+    /// out for that one, would be wrong for it.
+    OtherPacket,
+    /// The rewrite would change the packet's family.
+    WrongFamily,
+}
+
 /// Where a packet's parts are.
 #[derive(Clone, Copy, Debug)]
 struct Layout {
@@ -160,9 +170,18 @@ pub struct Read {
 /// complete and of TCP or UDP: [`read`], without making endpoints of them.
 pub fn read_key(hdr: &[u8]) -> Option<Read> {
     let at = parse(hdr)?;
+    Some(Read {
+        key: key_of(hdr, &at)?,
+        opens: at.proto == PROTO_TCP && hdr[at.l4 + 13] & 0x12 == 0x02,
+        len: at.l4 + l4_len(at.proto)?,
+    })
+}
+
+/// The key of the headers in `hdr`, whose parts are where `at` says.
+fn key_of(hdr: &[u8], at: &Layout) -> Option<WireKey> {
     let l4 = hdr.get(at.l4..at.l4 + 4)?;
     let ports = [l4[0], l4[1], l4[2], l4[3]];
-    let key = if at.v6 {
+    Some(if at.v6 {
         let a = hdr.get(IP6_SRC..IP6_DST + 16)?;
         let (mut src, mut dst) = ([0u8; 16], [0u8; 16]);
         src.copy_from_slice(&a[..16]);
@@ -176,11 +195,6 @@ pub fn read_key(hdr: &[u8]) -> Option<Read> {
             &[a[4], a[5], a[6], a[7]],
             &ports,
         )
-    };
-    Some(Read {
-        key,
-        opens: at.proto == PROTO_TCP && hdr[at.l4 + 13] & 0x12 == 0x02,
-        len: at.l4 + l4_len(at.proto)?,
     })
 }
 
@@ -410,20 +424,24 @@ impl<'a> Packet<'a> {
         self.hdr[o..o + bytes.len()].copy_from_slice(bytes);
     }
 
-    /// Rewrites the packet, which a rule's key matched, as that rule's
+    /// Rewrites the packet, if it is `from` (a rule's key), as the rule's
     /// `edit` says, to `to` (the rule's rewrite), with both checksums: what
     /// [`Packet::rewrite`] does for the source, then the destination, each
-    /// if it changes, with the checksums' changes worked out beforehand.
-    /// Returns each endpoint's change of the transport checksum field, as
-    /// [`Packet::rewrite`] does. Refuses (changing nothing) a rewrite into
-    /// another family.
+    /// if it changes, with the checksums' changes worked out beforehand
+    /// (for `from`: another packet is refused). Returns each endpoint's
+    /// change of the transport checksum field, as [`Packet::rewrite`] does.
+    /// Refuses (changing nothing) a rewrite into another family.
     pub fn apply(
         &mut self,
+        from: &WireKey,
         to: &Tuple,
         edit: &Edit,
-    ) -> Result<[Option<CheckChange>; 2], WrongFamily> {
+    ) -> Result<[Option<CheckChange>; 2], Refused> {
+        if key_of(self.hdr, &self.at).as_ref() != Some(from) {
+            return Err(Refused::OtherPacket);
+        }
         if edit.cross_family || to.src.is_v6() != self.at.v6 {
-            return Err(WrongFamily);
+            return Err(Refused::WrongFamily);
         }
         let mut out = [None, None];
         if let Some(c) = &edit.src {

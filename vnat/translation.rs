@@ -296,7 +296,7 @@ fn translate(state: &NetState, hook: Hook, skb: &mut Skb) -> Result<Outcome> {
     // Making the headers writable may move them: they are found again.
     let h = skb.headers_mut(read.len)?;
     let mut pkt = Packet::new(h.bytes, h.partial).ok_or(EINVAL)?;
-    let changes = pkt.apply(&rewrite, &edit).map_err(|_| EINVAL)?;
+    let changes = pkt.apply(&key, &rewrite, &edit).map_err(|_| EINVAL)?;
     if let Some(csum) = h.csum {
         // `skb->csum` sums the words as the CPU loads them: give it the
         // fields in that order.

@@ -23,7 +23,7 @@ use kernel::{
     alloc::flags::GFP_ATOMIC,
     new_spinlock_irq,
     prelude::*,
-    rbtree::{RBTree, RBTreeNode, RBTreeNodeReservation},
+    rbtree::{RBTree, RBTreeNode},
     sync::{aref::ARef, SpinLockIrq},
 };
 
@@ -731,16 +731,13 @@ impl ConnectionTable {
     ) -> Result<Key> {
         let key = Key::of(sk.key(), conn);
         let index = RBTreeNode::new(tuple_key_of(conn), key, GFP_ATOMIC)?;
-        // Written once, straight into its node.
-        let node = RBTreeNodeReservation::new(GFP_ATOMIC)?.into_node(
-            key,
-            Record {
-                conn: *conn,
-                sock: sk.into(),
-                keys,
-                logged: false,
-            },
-        );
+        let record = Record {
+            conn: *conn,
+            sock: sk.into(),
+            keys,
+            logged: false,
+        };
+        let node = RBTreeNode::new(key, record, GFP_ATOMIC)?;
         let mut t = self.tables.lock();
         let flow = !conn.origin.owns_socket();
         if flow && (t.flows >= MAX_FLOWS || t.conns.get(&key).is_some()) {

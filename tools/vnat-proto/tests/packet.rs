@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use vnat_proto::{
     checksum::{add, checksum, fold},
     mapping::{Edit, Tuple, WireKey, PROTO_TCP, PROTO_UDP},
-    packet::{self, Packet, WrongFamily},
+    packet::{self, Packet, Refused, WrongFamily},
     vcmp::Endpoint,
 };
 
@@ -523,6 +523,18 @@ fn kept(from: &Tuple, to: &Tuple, keep: u8) -> Tuple {
     }
 }
 
+/// An IPv4 endpoint, often one whose words sum to nothing when replaced
+/// (all ones by all zeros, and the reverse): the two zeros' edge.
+fn edge4() -> impl Strategy<Value = Endpoint> {
+    prop_oneof![
+        endpoint(),
+        Just(Endpoint::new(u32::MAX, u16::MAX)),
+        Just(Endpoint::new(0, 0)),
+        Just(Endpoint::new(u32::MAX, 0)),
+        Just(Endpoint::new(0, u16::MAX)),
+    ]
+}
+
 /// A checksum field as a packet may carry it, the two zeros included.
 fn field() -> impl Strategy<Value = u16> {
     prop_oneof![Just(0u16), Just(0xffff), any::<u16>()]
@@ -539,7 +551,7 @@ proptest! {
     /// endpoints.
     #[test]
     fn apply_is_rewrite(udp in any::<bool>(), v6 in any::<bool>(), partial in any::<bool>(),
-                        e4 in (endpoint(), endpoint(), endpoint(), endpoint()),
+                        e4 in (edge4(), edge4(), edge4(), edge4()),
                         e6 in (endpoint6(), endpoint6(), endpoint6(), endpoint6()),
                         keep in 0u8..16, checks in (field(), field()), exts in exts(), payload in payload()) {
         let proto = if udp { PROTO_UDP } else { PROTO_TCP };
@@ -578,7 +590,12 @@ proptest! {
         let edit = Edit::new(&from, &to);
         prop_assert_eq!(edit.is_noop(), from == to);
         prop_assert_eq!(edit.moves_dst(), from.dst.addr != to.dst.addr);
-        let got = Packet::new(&mut pkt, partial).unwrap().apply(&to, &edit);
+        // Another packet than the rule's is refused, unchanged.
+        let other = WireKey::from(&Tuple { proto: if udp { PROTO_TCP } else { PROTO_UDP }, ..from });
+        let before = pkt.clone();
+        prop_assert_eq!(Packet::new(&mut pkt, partial).unwrap().apply(&other, &to, &edit), Err(Refused::OtherPacket));
+        prop_assert_eq!(&pkt, &before);
+        let got = Packet::new(&mut pkt, partial).unwrap().apply(&read.key, &to, &edit);
         prop_assert_eq!(got, Ok(changes));
         prop_assert_eq!(&pkt, &want);
     }
@@ -767,7 +784,7 @@ proptest! {
             let t = packet::tuple(&b).unwrap();
             let to = if dst { Tuple { dst: other, ..t } } else { Tuple { src: other, ..t } };
             let mut p = Packet::new(&mut b, partial).unwrap();
-            prop_assert_eq!(p.apply(&to, &Edit::new(&t, &to)), Err(WrongFamily));
+            prop_assert_eq!(p.apply(&WireKey::from(&t), &to, &Edit::new(&t, &to)), Err(Refused::WrongFamily));
             prop_assert_eq!(&b, &pkt);
         }
     }
