@@ -831,6 +831,11 @@ class Capture:
         out = sh(f"tcpdump -n -tt -c 1 -r {self.path} '{filt}' 2>/dev/null")
         return float(out.split()[0]) if out.strip() else None
 
+    def show(self, filt):
+        """The captured packets matching `filt`, as tcpdump prints them
+        (time, endpoints, flags): for a failure's message."""
+        return sh(f"tcpdump -n -tt -r {self.path} '{filt}' 2>/dev/null").strip()
+
     def count(self, filt):
         """How many captured packets match `filt` (counted by tcpdump,
         which prints none of them)."""

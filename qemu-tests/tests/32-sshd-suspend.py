@@ -91,7 +91,12 @@ check(lines and lines[-1] == "end" and numbers == [f"line {i}" for i in range(le
       f"{len(numbers)} lines, all and in order, then the end")
 check(cap.count(f"host {new}") > 0, f"router saw the session from {new}")
 check_eq(cap.count(f"host {old}"), 0, f"router packets of {old} after the return")
-check_eq(cap.count("tcp[tcpflags] & tcp-rst != 0"), 0, "resets on the wire")
+# Which end reset and when, if one did (once, 2026-12-05: 2 resets as the
+# session closed; not seen again in two runs).
+rst = "tcp[tcpflags] & tcp-rst != 0"
+if cap.count(rst):
+    log(f"the resets, and the packets before them:\n{cap.show('tcp')[-3000:]}")
+check_eq(cap.count(rst), 0, "resets on the wire")
 s = stats("srv")
 check_eq((s["suspends_accepted"], s["helpers_released"]), (1, 1), "one suspension accepted, its helper released")
 sshd.stop()
