@@ -29,9 +29,9 @@
 pub use crate::vcmp::{PROTO_TCP, PROTO_UDP};
 use crate::{
     checksum::{add, fold},
-    vcmp::Endpoint,
+    vcmp::{mapped, Endpoint},
 };
-use core::net::IpAddr;
+use core::net::{IpAddr, Ipv4Addr};
 
 /// The four netfilter hooks, numbered as the shim numbers them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -395,15 +395,12 @@ impl WireKey {
     /// (big-endian): what the kernel's socket lookups take.
     pub fn lookup_form(&self) -> ([u8; 16], u16, [u8; 16], u16) {
         let bytes = |w: &[u32; 4]| {
+            if !self.is_v6() {
+                return mapped(Ipv4Addr::from(w[0].to_ne_bytes()));
+            }
             let mut a = [0u8; 16];
-            if self.is_v6() {
-                for (i, w) in w.iter().enumerate() {
-                    a[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
-                }
-            } else {
-                a[10] = 0xff;
-                a[11] = 0xff;
-                a[12..].copy_from_slice(&w[0].to_ne_bytes());
+            for (i, w) in w.iter().enumerate() {
+                a[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
             }
             a
         };
@@ -421,24 +418,14 @@ impl WireKey {
         self.meta & KEY_V6 != 0
     }
 
-    /// The tuple it is the key of.
+    /// The tuple it is the key of (a mapped address is IPv4 again, as
+    /// [`Endpoint::from_v6`] makes it).
     pub fn tuple(&self) -> Tuple {
-        let p = self.ports.to_ne_bytes();
-        let addr = |w: &[u32; 4]| -> IpAddr {
-            if self.is_v6() {
-                let mut a = [0u8; 16];
-                for (i, w) in w.iter().enumerate() {
-                    a[4 * i..4 * i + 4].copy_from_slice(&w.to_ne_bytes());
-                }
-                IpAddr::from(a)
-            } else {
-                IpAddr::from(w[0].to_ne_bytes())
-            }
-        };
+        let (src, sport, dst, dport) = self.lookup_form();
         Tuple {
-            proto: self.meta as u8,
-            src: Endpoint::from_ip(addr(&self.src), u16::from_be_bytes([p[0], p[1]])),
-            dst: Endpoint::from_ip(addr(&self.dst), u16::from_be_bytes([p[2], p[3]])),
+            proto: self.proto(),
+            src: Endpoint::from_v6(src, u16::from_be(sport)),
+            dst: Endpoint::from_v6(dst, u16::from_be(dport)),
         }
     }
 }
@@ -475,7 +462,7 @@ pub struct EndpointChange {
 
 impl EndpointChange {
     /// The change from `from` to `to`, endpoints of one family.
-    fn new(from: &Endpoint, to: &Endpoint) -> Self {
+    pub fn new(from: &Endpoint, to: &Endpoint) -> Self {
         let moved = from.addr != to.addr;
         let mut addr = 0;
         if moved {

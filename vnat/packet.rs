@@ -17,7 +17,7 @@
 //! (`ffi/skb.rs`).
 
 use crate::{
-    checksum::{self, add, fold, Summed},
+    checksum::{self, add, fold},
     mapping::{Edit, EndpointChange, Tuple, WireKey, PROTO_TCP, PROTO_UDP},
     vcmp::Endpoint,
 };
@@ -453,9 +453,9 @@ impl<'a> Packet<'a> {
         Ok(out)
     }
 
-    /// One endpoint of [`Packet::apply`]: the same steps as
-    /// [`Packet::rewrite`], with sums of the words' changes added at once
-    /// (one's complement addition is associative: the same results).
+    /// One endpoint of [`Packet::apply`] and [`Packet::rewrite`]: its
+    /// address and port become `to`'s, and the checksums follow by the
+    /// sums of `c` (RFC 1624 eqn. 3, the words' changes added at once).
     fn apply_side(&mut self, dst: bool, to: &Endpoint, c: &EndpointChange) -> Option<CheckChange> {
         let at = self.at;
         let (addr_at, port_at) = if dst {
@@ -476,6 +476,8 @@ impl<'a> Packet<'a> {
         let udp = at.proto == PROTO_UDP;
         let check_at = at.l4 + if udp { 6 } else { 16 };
         let old = self.be16(check_at);
+        // A UDP checksum of zero means "none": leave it so (over IPv6, where
+        // only tunnels may send one, the receiver decides).
         if udp && old == 0 && !self.partial {
             self.put(port_at, &to.port.to_be_bytes());
             return None;
@@ -498,6 +500,12 @@ impl<'a> Packet<'a> {
         }
         self.put(port_at, &to.port.to_be_bytes());
         self.put(check_at, &check.to_be_bytes());
+        // A sum over the transport header sees the port change and the
+        // field's answer to it cancel out: only the address's share of the
+        // field's change is news to it (as `inet_proto_csum_replace4()`).
+        // An IPv6 packet's sum still covers its IP header when the hooks
+        // see it, where the address changed too: nothing is news to it
+        // (as `inet_proto_csum_replace16()`, which leaves `skb->csum`).
         (c.moved && !at.v6).then_some(CheckChange { old, new: by_addr })
     }
 
@@ -512,66 +520,9 @@ impl<'a> Packet<'a> {
         from: Endpoint,
         to: Endpoint,
     ) -> Result<Option<CheckChange>, WrongFamily> {
-        let at = self.at;
-        if from.is_v6() != at.v6 || to.is_v6() != at.v6 {
+        if from.is_v6() != self.at.v6 || to.is_v6() != self.at.v6 {
             return Err(WrongFamily);
         }
-        let (addr_at, port_at) = if dst {
-            (at.dst(), at.l4 + 2)
-        } else {
-            (at.src(), at.l4)
-        };
-        let summed = if self.partial {
-            Summed::Partial
-        } else {
-            Summed::Full
-        };
-        // The address as 32-bit words: one for IPv4, four for IPv6.
-        let (old_ip, new_ip) = (from.octets16(), to.octets16());
-        let words = 16 - at.addr_len()..16;
-        let word =
-            |ip: &[u8; 16], i: usize| u32::from_be_bytes([ip[i], ip[i + 1], ip[i + 2], ip[i + 3]]);
-        let moved = from.addr != to.addr;
-        if moved {
-            if !at.v6 {
-                let c = checksum::replace32(
-                    self.be16(IP_CHECK),
-                    word(&old_ip, 12),
-                    word(&new_ip, 12),
-                    Summed::Full,
-                    false,
-                );
-                self.put(IP_CHECK, &c.to_be_bytes());
-            }
-            self.put(addr_at, &new_ip[words.clone()]);
-        }
-        let check_at = at.l4 + if at.proto == PROTO_UDP { 6 } else { 16 };
-        let old = self.be16(check_at);
-        // A UDP checksum of zero means "none": leave it so (over IPv6, where
-        // only tunnels may send one, the receiver decides).
-        if at.proto == PROTO_UDP && old == 0 && !self.partial {
-            self.put(port_at, &to.port.to_be_bytes());
-            return Ok(None);
-        }
-        let mut by_addr = old;
-        if moved {
-            for i in words.step_by(4) {
-                by_addr =
-                    checksum::replace32(by_addr, word(&old_ip, i), word(&new_ip, i), summed, true);
-            }
-        }
-        let mut c = checksum::replace16(by_addr, from.port, to.port, summed);
-        if at.proto == PROTO_UDP && c == 0 && !self.partial {
-            c = 0xffff;
-        }
-        self.put(port_at, &to.port.to_be_bytes());
-        self.put(check_at, &c.to_be_bytes());
-        // A sum over the transport header sees the port change and the
-        // field's answer to it cancel out: only the address's share of the
-        // field's change is news to it (as `inet_proto_csum_replace4()`).
-        // An IPv6 packet's sum still covers its IP header when the hooks
-        // see it, where the address changed too: nothing is news to it
-        // (as `inet_proto_csum_replace16()`, which leaves `skb->csum`).
-        Ok((moved && !at.v6).then_some(CheckChange { old, new: by_addr }))
+        Ok(self.apply_side(dst, &to, &EndpointChange::new(&from, &to)))
     }
 }

@@ -544,8 +544,9 @@ proptest! {
     /// What the hooks do, a rule's rewrite with the checksums' changes
     /// worked out when the rule was made (`Packet::apply`), leaves the very
     /// bytes, and tells the very changes, of `Packet::rewrite` for each
-    /// endpoint that changes, the way the rewrites were done before: for
-    /// both families, both protocols, full and partial checksums, and any
+    /// endpoint that changes, one after the other (whose checksums the
+    /// tests below check against ones computed from scratch): for both
+    /// families, both protocols, full and partial checksums, and any
     /// value the checksum fields may hold. The key a hook reads is the
     /// table's key of the packet's tuple, and gives the socket lookups its
     /// endpoints.
