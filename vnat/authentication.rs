@@ -466,11 +466,9 @@ pub(crate) fn grant(
         // request is the one to grant; the peer stops asking once keyed.
         return refuse_as(None, false, out);
     }
-    let mut id = [0u8; 4];
-    while id == [0; 4] {
-        ffi::random_bytes(&mut id);
-    }
-    let id = u32::from_be_bytes(id);
+    // Derived, not drawn: the asker can tell it without our answer
+    // (`assume_granted`).
+    let id = key::key_id::<HmacSha256>(stream.bytes(), &req.named());
     // Memory short: refused, and asked again a second later.
     let Ok(keys) = KBox::new(connection_keys(stream, id, req, false), GFP_KERNEL) else {
         return refuse_as(None, false, out);
@@ -583,6 +581,36 @@ pub(crate) fn granted(
         state.count(Counter::KeysEstablished, 1);
     }
     true
+}
+
+/// On the end that asks: the KEY `req` for connection `key` went out on a
+/// stream whose key is `stream`, and its answer cannot come any more: the
+/// address the stream is from went away (the host moved) first. Asking
+/// again cannot help, since the peer grants a key only to the
+/// connection's remote physical address, the one that went. If the peer
+/// read the KEY, it granted the key that both ends derive from the stream
+/// key and the request ([`key::key_id`]): the connection takes that key, so
+/// that its move goes under it. If the peer never read it, the move is
+/// refused, as any unkeyed one while the peer waits for the key. Our end
+/// is named as we know it: behind a NAT, which KEY_R would have told, the
+/// move is refused too. Returns whether the connection took the key.
+pub(crate) fn assume_granted(
+    state: &NetState,
+    key: Key,
+    req: &KeyRequest,
+    stream: &Secret,
+) -> bool {
+    let id = key::key_id::<HmacSha256>(stream.bytes(), &req.named());
+    let Ok(keys) = KBox::new(connection_keys(stream, id, req, true), GFP_KERNEL) else {
+        no_key(state, key);
+        return false;
+    };
+    let named = req.local_virtual.endpoint();
+    let took = state.connections.set_keys(key, id, named, keys, None) == Some(true);
+    if took {
+        state.count(Counter::KeysAssumed, 1);
+    }
+    took
 }
 
 /// On the end that asks: connection `key` did not get its key this time;
@@ -786,7 +814,7 @@ mod tests {
 
     /// Two ends of a stream agree its key from each other's HELLO, and from
     /// it the connection's keys: what one sends under, the other receives
-    /// under, and the two directions differ.
+    /// under, and the two directions differ; both derive the key's id alike.
     #[test]
     fn both_ends_derive_matching_keys() {
         let (a, b) = (Handshake::new(), Handshake::new());
@@ -808,6 +836,10 @@ mod tests {
         assert_ne!(asked.send.bytes(), asked.recv.bytes());
         let other = connection_keys(&sa, 8, &req, true);
         assert_ne!(asked.send.bytes(), other.send.bytes());
+        // The key's id too, without the grant's answer (`assume_granted`).
+        let id = |s: &Secret| key::key_id::<HmacSha256>(s.bytes(), &req.named());
+        assert_eq!(id(&sa), id(&sb));
+        assert_ne!(id(&sa), 0);
     }
 
     /// An authenticated update puts the peer at the stream's address with

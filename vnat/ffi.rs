@@ -32,7 +32,7 @@ mod sock;
 pub(crate) mod trace;
 mod waker;
 
-pub(crate) use crypto::{random_bytes, random_u32, HmacSha256, Secret, X25519Secret};
+pub(crate) use crypto::{random_u32, HmacSha256, Secret, X25519Secret};
 pub(crate) use genl::{nl_event, nl_listening, nl_put_conn, nl_put_saved, NlBy, NlConn, NlResume};
 pub(crate) use percpu::{total_counter, PerCpuCounters, MAX_COUNTERS};
 pub(crate) use skb::{Read, Skb, TcpFound, Unreadable};

@@ -88,6 +88,8 @@ pub fn expand<M: Mac>(prk: &[u8; KEY_LEN], info: &[&[u8]], out: &mut [u8]) -> Re
 const STREAM_SALT: &[u8] = b"vnat vcmp2 stream";
 /// HKDF info label of a connection's keys.
 const CONNECTION_LABEL: &[u8] = b"vnat vcmp2 connection";
+/// HKDF info label of a connection key's id.
+const KEY_ID_LABEL: &[u8] = b"vnat vcmp2 key id";
 
 /// The key of a VCMP version-2 stream, from the X25519 shared secret of its
 /// HELLO and HELLO_R and both public keys (the initiator's, who sent HELLO,
@@ -113,8 +115,20 @@ pub enum Direction {
     FromResponder,
 }
 
+/// The id of the key that a KEY naming `named` (as in [`connection_key`])
+/// is granted on the stream whose key is `stream`; never 0. Both ends derive
+/// it, so the end that asked knows which key the other granted even when
+/// the answer cannot reach it (the address it asked from went away), and no
+/// one without the stream key can tell it in advance.
+pub fn key_id<M: Mac>(stream: &[u8; KEY_LEN], named: &[u8]) -> u32 {
+    let mut id = [0u8; 4];
+    // Four bytes never exceed EXPAND_MAX.
+    let _ = expand::<M>(stream, &[KEY_ID_LABEL, named], &mut id);
+    u32::from_be_bytes(id).max(1)
+}
+
 /// One of the keys of a connection, from the stream key `stream` of the
-/// stream that agreed them, the key id the responder chose and `named`:
+/// stream that agreed them, its key id ([`key_id`]) and `named`:
 /// the bytes of the KEY message that name the connection (protocol and
 /// both virtual endpoints, as the initiator sent them), which both ends see
 /// alike. Written into `out`.

@@ -413,6 +413,11 @@ impl<'a> Conversation<'a> {
         if !self.begin(behind, now) {
             return Step::Pending;
         }
+        if self.keying && !self.state.net().is_local(self.from) {
+            // Closes the stream, if one is open.
+            self.sock = None;
+            return self.address_gone(report);
+        }
         if self.sock.is_none() {
             if self.attempts > VCMP_RETRIES.get()
                 && !self.items[self.answered..]
@@ -863,6 +868,39 @@ impl<'a> Conversation<'a> {
             self.sock = Some(sock);
         }
         Step::Pending
+    }
+
+    /// Ends a conversation that asks for keys whose address went away (the
+    /// host moved) while it waited for answers: none can reach it any more,
+    /// and no other address of ours would be granted a key. A KEY that went
+    /// out under the stream's key may have been granted: its connection
+    /// takes the key the peer would have granted
+    /// ([`authentication::assume_granted`]); the others are left without a
+    /// key, as when the peer does not answer. At once, not after
+    /// [`KEY_SILENCE_MS`]: the moves of these connections wait for it.
+    fn address_gone(&mut self, report: &mut impl FnMut(Report)) -> Step {
+        let mut assumed = 0usize;
+        for it in &self.items[self.answered..] {
+            let went = it.end != 0 && it.end <= self.sent;
+            match (&self.stream, &it.ask) {
+                (Some(s), Ask::Key(req)) if went => {
+                    if authentication::assume_granted(self.state, it.key, req, s) {
+                        assumed += 1;
+                    }
+                }
+                _ => report(Report::Unanswered(it.key, it.kind())),
+            }
+        }
+        pr_info!(
+            "netns {}: {} went away while {} connection(s) waited for their keys from {}; {} take the key it would have granted\n",
+            self.state.net().inum(),
+            Show(self.from),
+            self.items.len() - self.answered,
+            Show(self.peer.addr()),
+            assumed
+        );
+        self.answered = self.items.len();
+        Step::Failed
     }
 
     /// Gives up on the messages not answered yet: their connections are left

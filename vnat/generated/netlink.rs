@@ -139,6 +139,7 @@ pub(crate) mod attr {
         pub(crate) const CONNECTIONS_IMPORTED: u16 = 56;
         pub(crate) const IMPORTS_EXPIRED: u16 = 57;
         pub(crate) const KEYS_REGRANTED: u16 = 58;
+        pub(crate) const KEYS_ASSUMED: u16 = 59;
     }
 }
 
@@ -674,6 +675,10 @@ pub(crate) enum Counter {
     /// it opened them with) before anything went under their key: the
     /// answer to the first request was lost with its stream.
     KeysRegranted,
+    /// Connections that took the key the peer would have granted them
+    /// without its answer: the address their KEY went from went away
+    /// (the host moved) before the answer came.
+    KeysAssumed,
 }
 
 impl Counter {
@@ -733,6 +738,7 @@ impl Counter {
         Counter::ConnectionsImported,
         Counter::ImportsExpired,
         Counter::KeysRegranted,
+        Counter::KeysAssumed,
     ];
 
     /// The counter's name in configfs and `vnatctl stats`.
@@ -792,6 +798,7 @@ impl Counter {
             Counter::ConnectionsImported => "connections_imported",
             Counter::ImportsExpired => "imports_expired",
             Counter::KeysRegranted => "keys_regranted",
+            Counter::KeysAssumed => "keys_assumed",
         }
     }
 
@@ -852,6 +859,7 @@ impl Counter {
             Counter::ConnectionsImported => 56,
             Counter::ImportsExpired => 57,
             Counter::KeysRegranted => 58,
+            Counter::KeysAssumed => 59,
         }
     }
 }

@@ -172,6 +172,7 @@ pub mod stats {
     pub const CONNECTIONS_IMPORTED: u16 = 56;
     pub const IMPORTS_EXPIRED: u16 = 57;
     pub const KEYS_REGRANTED: u16 = 58;
+    pub const KEYS_ASSUMED: u16 = 59;
 
     /// Number and name of each attribute but padding.
     pub const NAMES: &[(u16, &str)] = &[
@@ -232,6 +233,7 @@ pub mod stats {
         (56, "connections-imported"),
         (57, "imports-expired"),
         (58, "keys-regranted"),
+        (59, "keys-assumed"),
     ];
 }
 
