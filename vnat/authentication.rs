@@ -349,14 +349,16 @@ pub(crate) fn record_udp_flow(state: &NetState, ours: Endpoint, theirs: Endpoint
     key.ok()
 }
 
-/// On the end that grants keys: a KEY `req` (the whole message: `bytes`)
-/// came on a stream from `from` whose key is `stream`. Gives the connection
-/// its keys, and writes the KEY_R into `out`: under the new key if granted,
-/// an unauthenticated refusal otherwise.
+/// On the end that grants keys: a KEY `req` (the whole message: `bytes`),
+/// the `index`-th on its stream, came on a stream from `from` whose key is
+/// `stream`. Gives the connection its keys, and writes the KEY_R into
+/// `out`: under the new key if granted, an unauthenticated refusal
+/// otherwise.
 pub(crate) fn grant(
     state: &NetState,
     bytes: &[u8],
     req: &KeyRequest,
+    index: u32,
     from: Source,
     stream: &Secret,
     out: &mut [u8; MAX_LEN],
@@ -468,7 +470,7 @@ pub(crate) fn grant(
     }
     // Derived, not drawn: the asker can tell it without our answer
     // (`assume_granted`).
-    let id = key::key_id::<HmacSha256>(stream.bytes(), &req.named());
+    let id = key::key_id::<HmacSha256>(stream.bytes(), index, &req.named());
     // Memory short: refused, and asked again a second later.
     let Ok(keys) = KBox::new(connection_keys(stream, id, req, false), GFP_KERNEL) else {
         return refuse_as(None, false, out);
@@ -583,26 +585,32 @@ pub(crate) fn granted(
     true
 }
 
-/// On the end that asks: the KEY `req` for connection `key` went out on a
-/// stream whose key is `stream`, and its answer cannot come any more: the
-/// address the stream is from went away (the host moved) first. Asking
-/// again cannot help, since the peer grants a key only to the
-/// connection's remote physical address, the one that went. If the peer
-/// read the KEY, it granted the key that both ends derive from the stream
-/// key and the request ([`key::key_id`]): the connection takes that key, so
-/// that its move goes under it. If the peer never read it, the move is
-/// refused, as any unkeyed one while the peer waits for the key. Our end
-/// is named as we know it: behind a NAT, which KEY_R would have told, the
-/// move is refused too. Returns whether the connection took the key.
+/// On the end that asks: the KEY `req` for connection `key`, the
+/// `index`-th on a stream whose key is `stream`, went out on the wire, and
+/// its answer cannot come any more: the address the stream is from went
+/// away (the host moved) first. Asking again from another address cannot
+/// help, since the peer grants a key only to the connection's remote
+/// physical address, the one that went. The peer granted the key that both
+/// ends derive from the stream key, the KEY's place and the request
+/// ([`key::key_id`]), if the KEY reached it and it did not refuse: the
+/// connection takes that key, so that its move goes under it (a move under
+/// a key the peer does not have is refused). Not for a UDP flow whose peer
+/// asks too and goes first (it refuses this end's KEY: see
+/// [`asks_first`]). Our end is named as we know it: behind a NAT, which
+/// KEY_R would have told, the move is refused too. Returns whether the
+/// connection took the key.
 pub(crate) fn assume_granted(
     state: &NetState,
     key: Key,
     req: &KeyRequest,
+    index: u32,
     stream: &Secret,
 ) -> bool {
-    let id = key::key_id::<HmacSha256>(stream.bytes(), &req.named());
+    if req.proto != PROTO_TCP && req.local_virtual.endpoint() > req.remote_virtual.endpoint() {
+        return false;
+    }
+    let id = key::key_id::<HmacSha256>(stream.bytes(), index, &req.named());
     let Ok(keys) = KBox::new(connection_keys(stream, id, req, true), GFP_KERNEL) else {
-        no_key(state, key);
         return false;
     };
     let named = req.local_virtual.endpoint();
@@ -615,7 +623,7 @@ pub(crate) fn assume_granted(
 
 /// On the end that asks: connection `key` did not get its key this time;
 /// it asks again a second later, at most [`KEY_TRIES`] times.
-fn ask_again(state: &NetState, key: Key) {
+pub(crate) fn ask_again(state: &NetState, key: Key) {
     let given_up = state.connections.with(key, |c| {
         if c.key.auth == Auth::Keyed {
             // Keyed meanwhile by the peer's request (see asks_first).
@@ -837,7 +845,7 @@ mod tests {
         let other = connection_keys(&sa, 8, &req, true);
         assert_ne!(asked.send.bytes(), other.send.bytes());
         // The key's id too, without the grant's answer (`assume_granted`).
-        let id = |s: &Secret| key::key_id::<HmacSha256>(s.bytes(), &req.named());
+        let id = |s: &Secret| key::key_id::<HmacSha256>(s.bytes(), 3, &req.named());
         assert_eq!(id(&sa), id(&sb));
         assert_ne!(id(&sa), 0);
     }

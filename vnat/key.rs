@@ -115,15 +115,22 @@ pub enum Direction {
     FromResponder,
 }
 
-/// The id of the key that a KEY naming `named` (as in [`connection_key`])
-/// is granted on the stream whose key is `stream`; never 0. Both ends derive
-/// it, so the end that asked knows which key the other granted even when
-/// the answer cannot reach it (the address it asked from went away), and no
-/// one without the stream key can tell it in advance.
-pub fn key_id<M: Mac>(stream: &[u8; KEY_LEN], named: &[u8]) -> u32 {
+/// The id of the key that the `index`-th KEY on the stream whose key is
+/// `stream` (0 for the first), naming `named` (as in [`connection_key`]),
+/// is granted; never 0. Both ends derive it, so the end that asked knows
+/// which key the other granted even when the answer cannot reach it (the
+/// address it asked from went away); no one without the stream key can
+/// tell it in advance; and no two KEYs of a stream get the same, even for
+/// the same connection (a UDP flow closed and opened again with the same
+/// ports: a message under the first key is no good under the second).
+pub fn key_id<M: Mac>(stream: &[u8; KEY_LEN], index: u32, named: &[u8]) -> u32 {
     let mut id = [0u8; 4];
     // Four bytes never exceed EXPAND_MAX.
-    let _ = expand::<M>(stream, &[KEY_ID_LABEL, named], &mut id);
+    let _ = expand::<M>(
+        stream,
+        &[KEY_ID_LABEL, &index.to_be_bytes(), named],
+        &mut id,
+    );
     u32::from_be_bytes(id).max(1)
 }
 

@@ -115,6 +115,9 @@ pub(super) struct Client<'a> {
     stream: Option<Secret>,
     /// HELLO came (at most one per stream).
     hello: bool,
+    /// KEYs that came on the stream so far: each one's place goes into its
+    /// key's id ([`crate::key::key_id`]).
+    keys: u32,
     last_heard: Instant<Monotonic>,
     /// Replies not sent yet, at most [`out_cap`] bytes.
     out: KVVec<u8>,
@@ -136,6 +139,7 @@ impl<'a> Client<'a> {
             reader: StreamReader::new(),
             stream: None,
             hello: false,
+            keys: 0,
             last_heard: Instant::now(),
             out: KVVec::with_capacity(out_cap(0), GFP_KERNEL)?,
             refused: 0,
@@ -249,6 +253,7 @@ impl<'a> Client<'a> {
             reader,
             stream,
             hello,
+            keys,
             out,
             refused,
             ..
@@ -278,7 +283,9 @@ impl<'a> Client<'a> {
                         }
                     }
                     Ok(vcmp2::Message::Key(req)) => stream.as_ref().map(|s| {
-                        let g = authentication::grant(state, b, &req, *from, s, &mut buf);
+                        let index = *keys;
+                        *keys = keys.wrapping_add(1);
+                        let g = authentication::grant(state, b, &req, index, *from, s, &mut buf);
                         (g.len, g.suspicious)
                     }),
                     Ok(vcmp2::Message::Update(u)) => Some(v2(

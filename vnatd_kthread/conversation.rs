@@ -148,6 +148,8 @@ struct Item {
     counter: u64,
     /// Where its bytes end in this attempt's `out`; 0: not encoded yet.
     end: usize,
+    /// A KEY: its place among the KEYs of this attempt's stream.
+    index: u32,
 }
 
 impl Item {
@@ -179,6 +181,11 @@ pub(super) struct Conversation<'a> {
     answered: usize,
     /// Bytes of `out` sent in this attempt.
     sent: usize,
+    /// Bytes of this attempt's stream before `out` (a stream of keys kept
+    /// open starts `out` anew for each batch).
+    base: usize,
+    /// KEYs encoded on this attempt's stream.
+    keys: u32,
     reader: StreamReader,
     /// This attempt's HELLO went out; HELLO_R has not come yet.
     handshake: Option<Handshake>,
@@ -235,6 +242,8 @@ impl<'a> Conversation<'a> {
             out: KVec::new(),
             answered: 0,
             sent: 0,
+            base: 0,
+            keys: 0,
             reader: StreamReader::new(),
             handshake: None,
             stream: None,
@@ -374,6 +383,7 @@ impl<'a> Conversation<'a> {
             ask,
             counter: 0,
             end: 0,
+            index: 0,
         };
         self.items.push(item, GFP_KERNEL)?;
         Ok(())
@@ -395,6 +405,7 @@ impl<'a> Conversation<'a> {
         }
         if self.idle() {
             self.items.clear();
+            self.base += self.sent;
             self.out.clear();
             self.sent = 0;
             self.answered = 0;
@@ -414,9 +425,19 @@ impl<'a> Conversation<'a> {
             return Step::Pending;
         }
         if self.keying && !self.state.net().is_local(self.from) {
-            // Closes the stream, if one is open.
-            self.sock = None;
-            return self.address_gone(report);
+            // What came before the address went is still read; then the
+            // stream closes.
+            let mut out = 0;
+            if let Some(sock) = self.sock.take() {
+                if sock.socket().is_established() {
+                    let _ = self.read_replies(sock.socket(), report);
+                    out = usize::try_from(sock.socket().transmitted()).unwrap_or(usize::MAX);
+                }
+            }
+            if self.answered == self.items.len() {
+                return Step::Done;
+            }
+            return self.address_gone(out.saturating_sub(self.base));
         }
         if self.sock.is_none() {
             if self.attempts > VCMP_RETRIES.get()
@@ -518,6 +539,8 @@ impl<'a> Conversation<'a> {
         self.reader = StreamReader::new();
         self.stream = None;
         self.handshake = None;
+        self.base = 0;
+        self.keys = 0;
         if !self.encode(report) {
             return false;
         }
@@ -636,6 +659,8 @@ impl<'a> Conversation<'a> {
             let len = vcmp2::Message::Key(req).encode::<HmacSha256>(Some(stream.bytes()), &mut b);
             self.out.extend_from_slice(&b[..len], GFP_KERNEL)?;
             it.end = self.out.len();
+            it.index = self.keys;
+            self.keys = self.keys.wrapping_add(1);
         }
         Ok(())
     }
@@ -872,27 +897,32 @@ impl<'a> Conversation<'a> {
 
     /// Ends a conversation that asks for keys whose address went away (the
     /// host moved) while it waited for answers: none can reach it any more,
-    /// and no other address of ours would be granted a key. A KEY that went
-    /// out under the stream's key may have been granted: its connection
-    /// takes the key the peer would have granted
-    /// ([`authentication::assume_granted`]); the others are left without a
-    /// key, as when the peer does not answer. At once, not after
-    /// [`KEY_SILENCE_MS`]: the moves of these connections wait for it.
-    fn address_gone(&mut self, report: &mut impl FnMut(Report)) -> Step {
+    /// and no other address of ours would be granted a key. `out`: the
+    /// bytes of `out` that went out on the wire. The peer granted a KEY
+    /// among them if it read it, unless it refused: its connection takes
+    /// the key the peer granted ([`authentication::assume_granted`]; its
+    /// TCP acknowledgment does not tell, as it comes with the answer). The
+    /// others are asked for again (the address may come back), as after a
+    /// refusal. At once, not after [`KEY_SILENCE_MS`]: the moves of these
+    /// connections wait for their keys.
+    fn address_gone(&mut self, out: usize) -> Step {
         let mut assumed = 0usize;
         for it in &self.items[self.answered..] {
-            let went = it.end != 0 && it.end <= self.sent;
-            match (&self.stream, &it.ask) {
-                (Some(s), Ask::Key(req)) if went => {
-                    if authentication::assume_granted(self.state, it.key, req, s) {
-                        assumed += 1;
-                    }
+            let reached = it.end != 0 && it.end <= out.min(self.sent);
+            let took = match (&self.stream, &it.ask) {
+                (Some(s), Ask::Key(req)) if reached => {
+                    authentication::assume_granted(self.state, it.key, req, it.index, s)
                 }
-                _ => report(Report::Unanswered(it.key, it.kind())),
+                _ => false,
+            };
+            if took {
+                assumed += 1;
+            } else {
+                authentication::ask_again(self.state, it.key);
             }
         }
         pr_info!(
-            "netns {}: {} went away while {} connection(s) waited for their keys from {}; {} take the key it would have granted\n",
+            "netns {}: {} went away while {} connection(s) waited for their keys from {}; {} take the key it granted, the others ask again\n",
             self.state.net().inum(),
             Show(self.from),
             self.items.len() - self.answered,

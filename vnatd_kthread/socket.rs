@@ -23,14 +23,16 @@ extern "C" {
     fn vnat_shim_sock_limit_buffers(sock: *mut bindings::socket, bytes: c_int);
     fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
+    fn vnat_shim_sock_transmitted(sock: *mut bindings::socket) -> u64;
 }
 
 /// An IPv4 TCP socket owned by the kernel.
 ///
 /// # Invariants
 ///
-/// `sock` points to a socket created by `sock_create_kern()` or returned by
-/// `kernel_accept()`, owned by this value and released by its `Drop`.
+/// `sock` points to a TCP socket created by `sock_create_kern()` or
+/// returned by `kernel_accept()`, owned by this value and released by its
+/// `Drop`.
 pub(crate) struct Socket {
     sock: NonNull<bindings::socket>,
 }
@@ -150,6 +152,13 @@ impl Socket {
     pub(crate) fn is_established(&self) -> bool {
         // SAFETY: The socket is valid.
         unsafe { vnat_shim_sock_established(self.as_ptr()) }
+    }
+
+    /// The bytes sent on the connection that went out on the wire at least
+    /// once (not only queued here). Sleeps.
+    pub(crate) fn transmitted(&self) -> u64 {
+        // SAFETY: The socket is valid (type invariant).
+        unsafe { vnat_shim_sock_transmitted(self.as_ptr()) }
     }
 
     /// Sends as much of `buf` as fits without blocking; returns how much.

@@ -195,6 +195,27 @@ bool vnat_shim_sock_established(struct socket *sock)
 	return READ_ONCE(sock->sk->sk_state) == TCP_ESTABLISHED;
 }
 
+/*
+ * The bytes of @sock's stream that TCP put on the wire at least once (the
+ * peer's TCP acknowledged them, or they are in flight), for a socket that
+ * connected: its SYN, which bytes_acked counts, is not; 0 if not TCP.
+ * Sleeps: takes the socket's lock, under which the counters change.
+ */
+u64 vnat_shim_sock_transmitted(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	struct tcp_sock *tp;
+	u64 out;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	tp = tcp_sk(sk);
+	lock_sock(sk);
+	out = tp->bytes_acked + (u32)(tp->snd_nxt - tp->snd_una);
+	release_sock(sk);
+	return out ? out - 1 : 0;
+}
+
 /* Whether the peer has closed or reset @sock. */
 bool vnat_shim_sock_dead(struct socket *sock)
 {

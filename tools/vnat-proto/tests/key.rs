@@ -114,14 +114,16 @@ fn both_ends_derive_the_same_keys() {
     }
 }
 
-/// A key's id is the stream's and the request's: the same for both ends,
-/// another for another stream or another connection, never 0.
+/// A key's id is the stream's, the KEY's place on it and the request's:
+/// the same for both ends, another for another stream, another place (the
+/// same connection asked again) or another connection, never 0.
 #[test]
 fn key_ids_are_derived() {
     let (s, t) = ([3u8; KEY_LEN], [4u8; KEY_LEN]);
-    let id = key::key_id::<HmacSha256>(&s, b"conn a");
-    assert_eq!(id, key::key_id::<HmacSha256>(&s, b"conn a"));
-    assert_ne!(id, key::key_id::<HmacSha256>(&t, b"conn a"));
-    assert_ne!(id, key::key_id::<HmacSha256>(&s, b"conn b"));
+    let id = key::key_id::<HmacSha256>(&s, 0, b"conn a");
+    assert_eq!(id, key::key_id::<HmacSha256>(&s, 0, b"conn a"));
+    assert_ne!(id, key::key_id::<HmacSha256>(&t, 0, b"conn a"));
+    assert_ne!(id, key::key_id::<HmacSha256>(&s, 1, b"conn a"));
+    assert_ne!(id, key::key_id::<HmacSha256>(&s, 0, b"conn b"));
     assert_ne!(id, 0);
 }
