@@ -306,11 +306,11 @@ impl Handshake {
 }
 
 /// The connection keys of the stream key `stream`, key id `id` and the
-/// request `req`, for the end that asked (`initiator`) or the other.
-fn connection_keys(stream: &Secret, id: u32, req: &KeyRequest, initiator: bool) -> ConnectionKeys {
-    let named = req.named();
+/// request whose naming bytes are `named` ([`KeyRequest::named`]), for the
+/// end that asked (`initiator`) or the other.
+fn connection_keys(stream: &Secret, id: u32, named: &[u8], initiator: bool) -> ConnectionKeys {
     let derive = |d| {
-        Secret::derive(|out| key::connection_key::<HmacSha256>(stream.bytes(), id, &named, d, out))
+        Secret::derive(|out| key::connection_key::<HmacSha256>(stream.bytes(), id, named, d, out))
     };
     let (i, r) = (
         derive(Direction::FromInitiator),
@@ -321,6 +321,21 @@ fn connection_keys(stream: &Secret, id: u32, req: &KeyRequest, initiator: bool) 
     } else {
         ConnectionKeys::new(r, i)
     }
+}
+
+/// The id and keys that the `index`-th KEY `req` on the stream whose key
+/// is `stream` is granted, for the end that asked (`initiator`) or the
+/// other: the grant's, which the asker derives alike without the answer
+/// ([`key::key_id`]).
+fn granted_keys(
+    stream: &Secret,
+    index: u32,
+    req: &KeyRequest,
+    initiator: bool,
+) -> (u32, ConnectionKeys) {
+    let named = req.named();
+    let id = key::key_id::<HmacSha256>(stream.bytes(), index, &named);
+    (id, connection_keys(stream, id, &named, initiator))
 }
 
 /// What the end that grants keys answers a KEY with.
@@ -470,9 +485,9 @@ pub(crate) fn grant(
     }
     // Derived, not drawn: the asker can tell it without our answer
     // (`assume_granted`).
-    let id = key::key_id::<HmacSha256>(stream.bytes(), index, &req.named());
+    let (id, keys) = granted_keys(stream, index, req, false);
     // Memory short: refused, and asked again a second later.
-    let Ok(keys) = KBox::new(connection_keys(stream, id, req, false), GFP_KERNEL) else {
+    let Ok(keys) = KBox::new(keys, GFP_KERNEL) else {
         return refuse_as(None, false, out);
     };
     let r = vcmp2::Message::KeyReply(KeyReply {
@@ -528,7 +543,13 @@ fn may_grant_again(state: &NetState, k: Key, c: &VirtualConnection, req: &KeyReq
 fn asks_first(c: &VirtualConnection) -> bool {
     c.mapping.proto == PROTO_UDP
         && c.key.asking != Asking::No
-        && c.mapping.local_virtual < c.mapping.remote_virtual
+        && goes_first(c.mapping.local_virtual, c.mapping.remote_virtual)
+}
+
+/// Of two ends that both ask for a connection's key, whether the one whose
+/// virtual endpoint is `ours` (the other's `theirs`) goes first: the lower.
+fn goes_first(ours: Endpoint, theirs: Endpoint) -> bool {
+    ours < theirs
 }
 
 /// On the end that asks: the peer answered the KEY `req` for connection
@@ -550,7 +571,7 @@ pub(crate) fn granted(
         ask_again(state, key);
         return true;
     }
-    let keys = connection_keys(stream, reply.key_id, req, true);
+    let keys = connection_keys(stream, reply.key_id, &req.named(), true);
     if !vcmp2::verify_prepared(bytes, &keys.recv_mac) {
         state.count(Counter::VcmpAuthFailed, 1);
         return false;
@@ -606,11 +627,13 @@ pub(crate) fn assume_granted(
     index: u32,
     stream: &Secret,
 ) -> bool {
-    if req.proto != PROTO_TCP && req.local_virtual.endpoint() > req.remote_virtual.endpoint() {
+    if req.proto == PROTO_UDP
+        && !goes_first(req.local_virtual.endpoint(), req.remote_virtual.endpoint())
+    {
         return false;
     }
-    let id = key::key_id::<HmacSha256>(stream.bytes(), index, &req.named());
-    let Ok(keys) = KBox::new(connection_keys(stream, id, req, true), GFP_KERNEL) else {
+    let (id, keys) = granted_keys(stream, index, req, true);
+    let Ok(keys) = KBox::new(keys, GFP_KERNEL) else {
         return false;
     };
     let named = req.local_virtual.endpoint();
@@ -837,17 +860,24 @@ mod tests {
             local_virtual: Addr::from_endpoint(Endpoint::new(0x0a00_0102, 40000)),
             isn: 1,
         };
-        let asked = connection_keys(&sa, 7, &req, true);
-        let granted = connection_keys(&sb, 7, &req, false);
+        let named = req.named();
+        let asked = connection_keys(&sa, 7, &named, true);
+        let granted = connection_keys(&sb, 7, &named, false);
         assert_eq!(asked.send.bytes(), granted.recv.bytes());
         assert_eq!(asked.recv.bytes(), granted.send.bytes());
         assert_ne!(asked.send.bytes(), asked.recv.bytes());
-        let other = connection_keys(&sa, 8, &req, true);
+        let other = connection_keys(&sa, 8, &named, true);
         assert_ne!(asked.send.bytes(), other.send.bytes());
-        // The key's id too, without the grant's answer (`assume_granted`).
-        let id = |s: &Secret| key::key_id::<HmacSha256>(s.bytes(), 3, &req.named());
-        assert_eq!(id(&sa), id(&sb));
-        assert_ne!(id(&sa), 0);
+        // The key's id and keys too, without the grant's answer
+        // (`assume_granted`).
+        let ((ia, ka), (ib, kb)) = (
+            granted_keys(&sa, 3, &req, true),
+            granted_keys(&sb, 3, &req, false),
+        );
+        assert_eq!(ia, ib);
+        assert_ne!(ia, 0);
+        assert_eq!(ka.send.bytes(), kb.recv.bytes());
+        assert_ne!(ia, granted_keys(&sa, 4, &req, true).0);
     }
 
     /// An authenticated update puts the peer at the stream's address with
