@@ -29,7 +29,7 @@ import sys
 import time
 
 from perf_report import busy_table
-from tracing import first, last, netns_inum, read_trace, tracefs
+from tracing import first, last, netns_inum, on_cpu, read_trace, tracefs
 from vnattest import Topology, insmod, rmmod, round_trip, sh, stats, tcp_connect, tcp_listen, wait_for
 
 PERF = os.environ.get("VNAT_BENCH_PERF") == "1"
@@ -110,6 +110,9 @@ for n in COUNTS:
     tracefs("trace", "")
     tracefs("events/vnatbench/enable", "1")
     tracefs("events/vnat/enable", "1")
+    # Which task had the one vCPU when: what each end's vnatd, the idle
+    # task and the others took of the restoration.
+    tracefs("events/sched/sched_switch/enable", "1")
     tracefs("tracing_on", "1")
     if PERF:
         # The guest's /tmp: perf cannot write its data to the shared tree.
@@ -191,18 +194,29 @@ for n in COUNTS:
     print(f"#   synchronize_rcu() from the address being usable to the last kick: {len(waits)} calls, "
           f"{sum(waits) * 1000:.1f} ms in all", flush=True)
     # vnatd's rounds, by part, at each end (each round's event comes at its
-    # end: those that ended in the window).
+    # end: those that ended in the window): its thread's CPU time in each.
     parts = ("requests", "serve", "converse", "rules", "kicks", "retire")
+    vnatd = {}
     for ns, who in ((cli, "client"), (srv_ns, "server")):
         sums = [0] * len(parts)
-        rounds = 0
+        rounds, wall = 0, 0
         for t, name, kv in evs:
             if name == "vnat_round" and kv.get("netns") == str(ns) and usable <= t <= (at["kicked"] or t):
                 rounds += 1
+                vnatd[kv["_pid"]] = f"{who}'s vnatd"
+                wall += int(kv.get("wall_us", 0))
                 for i, p in enumerate(parts):
                     sums[i] += int(kv.get(f"{p}_us", 0))
-        print(f"#   {who}'s vnatd, {rounds} rounds: "
-              + ", ".join(f"{p} {s / 1000:.1f} ms" for p, s in zip(parts, sums)), flush=True)
+        print(f"#   {who}'s vnatd, {rounds} rounds ({wall / 1000:.1f} ms on the clock), its CPU time: "
+              + ", ".join(f"{p} {s / 1000:.1f} ms" for p, s in zip(parts, sums))
+              + f"; {sum(sums) / 1000:.1f} ms in all", flush=True)
+    if at["kicked"] is not None:
+        ran, names = on_cpu(evs, usable, at["kicked"])
+        shown = sorted(ran.items(), key=lambda r: -r[1])
+        print(f"#   the vCPU from the address being usable to the last kick (sched_switch, "
+              f"{(at['kicked'] - usable) * 1000:.1f} ms): "
+              + ", ".join(f"{vnatd.get(p, names.get(p, str(p)))} {s * 1000:.1f} ms" for p, s in shown[:8]),
+              flush=True)
     spent = {k: cpu1[k] - cpu0[k] for k in cpu0}
     total = sum(spent.values()) or 1
     print(f"#   the vCPU from `ip`'s start to the last kick seen (/proc/stat, {total * 10:.0f} ms): "

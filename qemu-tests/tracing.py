@@ -5,6 +5,7 @@
 monotonic clock (trace_clock mono), so that they compare with a program's
 time.monotonic()."""
 import os
+import re
 
 from vnattest import sh
 
@@ -23,7 +24,8 @@ def netns_inum(ns):
 
 
 def parse(text):
-    """The trace's events: (time, event, fields) in order."""
+    """The trace's events: (time, event, fields) in order; fields["_pid"] is
+    the pid of the task the event came from."""
     events = []
     for line in text.splitlines():
         if line.startswith("#") or ": " not in line:
@@ -36,6 +38,8 @@ def parse(text):
             continue
         kv = dict(f.split("=", 1) for f in fields.split() if "=" in f)
         kv["_text"] = fields
+        task = re.search(r"-(\d+)\s+\[\d+\]", head)
+        kv["_pid"] = int(task.group(1)) if task else -1
         events.append((t, name, kv))
     return events
 
@@ -47,6 +51,32 @@ def read_trace():
         events = parse(f.read())
     tracefs("trace", "")
     return events
+
+
+def on_cpu(evs, start, end):
+    """From `start` to `end`, the time each task ran (by `sched_switch`
+    events: one CPU), in seconds by pid, and each pid's name; pid 0 is
+    the idle task."""
+    ran, names, running, at = {}, {0: "idle"}, None, start
+    for t, name, kv in evs:
+        if name != "sched_switch":
+            continue
+        prev, nxt = int(kv["prev_pid"]), int(kv["next_pid"])
+        names.setdefault(prev, kv["prev_comm"])
+        names.setdefault(nxt, kv["next_comm"])
+        if t <= start:
+            running = nxt
+            continue
+        if running is None:
+            running = prev
+        ran[running] = ran.get(running, 0.0) + min(t, end) - at
+        if t >= end:
+            break
+        at, running = t, nxt
+    else:
+        if running is not None and at < end:
+            ran[running] = ran.get(running, 0.0) + end - at
+    return ran, names
 
 
 def first(evs, after, name, netns=None, pred=lambda kv: True):

@@ -13,6 +13,7 @@ extern "C" {
     fn vnat_shim_trace_wake(netns: c_uint, requests: bool);
     fn vnat_shim_trace_move(netns: c_uint, connections: c_uint);
     fn vnat_shim_trace_round(netns: c_uint, us: *const c_uint);
+    fn vnat_shim_thread_cpu_ns() -> u64;
     fn vnat_shim_trace_vcmp(
         netns: c_uint,
         peer: *const RawAddr,
@@ -41,13 +42,22 @@ pub(crate) fn wake(netns: u32, requests: bool) {
     unsafe { vnat_shim_trace_wake(netns, requests) }
 }
 
-/// The parts of one round of vnatd, in nanoseconds: taking requests,
-/// serving peers, conversing with peers, the rules, the kicks, the replaced
-/// tables (see `trace.h`).
-pub(crate) fn round(netns: u32, ns: [i64; 6]) {
+/// The parts of one round of vnatd, in nanoseconds of its thread's CPU
+/// time ([`thread_cpu_ns`]): taking requests, serving peers, conversing
+/// with peers, the rules, the kicks, the replaced tables; then the round's
+/// own length on the clock (see `trace.h`).
+pub(crate) fn round(netns: u32, ns: [i64; 7]) {
     let us = ns.map(|n| c_uint::try_from(n.max(0) / 1000).unwrap_or(c_uint::MAX));
-    // SAFETY: `us` holds the six values the shim reads, for the call.
+    // SAFETY: `us` holds the seven values the shim reads, for the call.
     unsafe { vnat_shim_trace_round(netns, us.as_ptr()) }
+}
+
+/// The CPU time of the calling thread so far, in nanoseconds: what the
+/// scheduler accounts to it, the softirqs that ran on it included.
+pub(crate) fn thread_cpu_ns() -> i64 {
+    // SAFETY: No preconditions.
+    let ns = unsafe { vnat_shim_thread_cpu_ns() };
+    i64::try_from(ns).unwrap_or(i64::MAX)
 }
 
 /// A move began: `connections` have a new local address.

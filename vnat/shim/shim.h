@@ -120,6 +120,7 @@ void vnat_shim_trace_move(unsigned int netns, unsigned int connections);
 void vnat_shim_trace_vcmp(unsigned int netns, const struct in6_addr *peer, unsigned int bytes,
 			  bool answer, bool sent);
 void vnat_shim_trace_round(unsigned int netns, const unsigned int *us);
+u64 vnat_shim_thread_cpu_ns(void);
 void vnat_shim_trace_rules(unsigned int netns, unsigned int connections, bool whole,
 			   bool copied, unsigned int changes);
 void vnat_shim_trace_kick(unsigned int netns, unsigned int connections);

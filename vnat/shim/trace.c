@@ -8,6 +8,9 @@
 #define CREATE_TRACE_POINTS
 #include "trace.h"
 
+#include <linux/sched.h>
+#include <linux/sched/clock.h>
+
 #include "shim.h"
 
 void vnat_shim_trace_wake(unsigned int netns, bool requests)
@@ -17,7 +20,28 @@ void vnat_shim_trace_wake(unsigned int netns, bool requests)
 
 void vnat_shim_trace_round(unsigned int netns, const unsigned int *us)
 {
-	trace_vnat_round(netns, us[0], us[1], us[2], us[3], us[4], us[5]);
+	trace_vnat_round(netns, us[0], us[1], us[2], us[3], us[4], us[5], us[6]);
+}
+
+/*
+ * The CPU time of the calling thread so far, in nanoseconds, as the
+ * scheduler accounts it (task_sched_runtime(), which modules cannot call):
+ * what it accounted at its last tick or switch, and the time it has run
+ * since, on the clock the run queue reads. Interrupts off, so that no tick
+ * accounts in between the two loads. Without IRQ_TIME_ACCOUNTING, the
+ * interrupts and softirqs that ran on the thread count as its time.
+ */
+u64 vnat_shim_thread_cpu_ns(void)
+{
+	unsigned long flags;
+	s64 since;
+	u64 ns;
+
+	local_irq_save(flags);
+	since = (s64)(local_clock() - current->se.exec_start);
+	ns = current->se.sum_exec_runtime + max_t(s64, since, 0);
+	local_irq_restore(flags);
+	return ns;
 }
 
 void vnat_shim_trace_move(unsigned int netns, unsigned int connections)

@@ -82,18 +82,22 @@ DEFINE_EVENT(vnat_connections, vnat_move,
 	TP_ARGS(netns, connections));
 
 /*
- * One round of vnatd, in microseconds of the guest's clock: @requests_us
+ * One round of vnatd: the CPU time of its thread in each part, in
+ * microseconds (the softirqs that ran on it included; the time it slept,
+ * or waited for the CPU while another thread ran, not): @requests_us
  * taking local requests (a move begins there), @serve_us reading and
  * answering peers, @converse_us in its own conversations with peers,
  * @rules_us making and publishing rule tables, @kicks_us kicking the
- * connections they made live, @retire_us waiting for the grace periods of
- * the tables they replaced and folding their counts.
+ * connections they made live, @retire_us after the grace periods of the
+ * tables they replaced, folding their counts and freeing; @wall_us the
+ * round from its first part to its last, on the guest's clock.
  */
 TRACE_EVENT(vnat_round,
 	TP_PROTO(unsigned int netns, unsigned int requests_us, unsigned int serve_us,
 		 unsigned int converse_us, unsigned int rules_us, unsigned int kicks_us,
-		 unsigned int retire_us),
-	TP_ARGS(netns, requests_us, serve_us, converse_us, rules_us, kicks_us, retire_us),
+		 unsigned int retire_us, unsigned int wall_us),
+	TP_ARGS(netns, requests_us, serve_us, converse_us, rules_us, kicks_us, retire_us,
+		wall_us),
 	TP_STRUCT__entry(
 		__field(unsigned int, netns)
 		__field(unsigned int, requests_us)
@@ -102,6 +106,7 @@ TRACE_EVENT(vnat_round,
 		__field(unsigned int, rules_us)
 		__field(unsigned int, kicks_us)
 		__field(unsigned int, retire_us)
+		__field(unsigned int, wall_us)
 	),
 	TP_fast_assign(
 		__entry->netns = netns;
@@ -111,10 +116,11 @@ TRACE_EVENT(vnat_round,
 		__entry->rules_us = rules_us;
 		__entry->kicks_us = kicks_us;
 		__entry->retire_us = retire_us;
+		__entry->wall_us = wall_us;
 	),
-	TP_printk("netns=%u requests_us=%u serve_us=%u converse_us=%u rules_us=%u kicks_us=%u retire_us=%u",
+	TP_printk("netns=%u requests_us=%u serve_us=%u converse_us=%u rules_us=%u kicks_us=%u retire_us=%u wall_us=%u",
 		  __entry->netns, __entry->requests_us, __entry->serve_us, __entry->converse_us,
-		  __entry->rules_us, __entry->kicks_us, __entry->retire_us)
+		  __entry->rules_us, __entry->kicks_us, __entry->retire_us, __entry->wall_us)
 );
 
 /*
