@@ -693,6 +693,22 @@ pub fn insert_reusing(
     Ok((at, reused))
 }
 
+/// Puts `slot`, a rule of another table, into `slots` (whose length must be
+/// a power of two), in the first free slot on its probe; returns where.
+pub fn insert_slot(slots: &mut [Slot], seed: u32, slot: &Slot) -> Result<usize, InsertError> {
+    for i in probe(slots.len(), seed, slot.hook, &slot.key) {
+        let s = &mut slots[i];
+        if !s.used {
+            *s = *slot;
+            return Ok(i);
+        }
+        if s.hook == slot.hook && s.key == slot.key {
+            return Err(InsertError::Conflict);
+        }
+    }
+    Err(InsertError::Full)
+}
+
 /// Finds the rule for a packet at `hook`, in `slots` filled by [`insert`].
 pub fn lookup<'a>(slots: &'a [Slot], seed: u32, hook: Hook, packet: &Tuple) -> Option<&'a Slot> {
     lookup_index(slots, seed, hook, packet).map(|i| &slots[i])

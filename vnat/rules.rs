@@ -17,14 +17,14 @@
 //! replaced two publications ago comes back after its grace period as the
 //! spare; it is brought up to date by the changes of the last two
 //! publications (each connection's old rules taken out, its new ones put
-//! in), or, when it cannot be, the published table is copied into it and
+//! in), or, when it cannot be, the published table is copied into it (its
+//! rules rehashed into a larger one, when it has too little room left) and
 //! the last changes applied. A table is built whole from every record only
 //! when there is no table yet, a change was not logged (the log was full),
-//! a rule conflicted (paper 3.4.3: which rule wins is then decided afresh),
-//! or the table has no room left. A move of 10,000 connections answered in
-//! 16 rounds so costs the moving end one whole table and patches, and the
-//! peer, whose table grows from nothing, a whole table each time it
-//! outgrows one (five) and patches between, not 16 tables of 10,000.
+//! or a rule conflicted (paper 3.4.3: which rule wins is then decided
+//! afresh). A move of 10,000 connections answered in 16 rounds so costs
+//! each end one whole table and patches, the peer's table rehashed each
+//! time it outgrows one, not 16 tables of 10,000 built whole.
 //!
 //! A validating connection's arrival rule and outgoing rule share a flag
 //! that says a packet came from the new path: the first sets it, the second
@@ -58,6 +58,14 @@ use kernel::{
 /// At most how many rules a connection has: a validating connection's
 /// seven, and the twin of its LOCAL_OUT rule.
 const RULES_MAX: usize = 8;
+
+/// How many rules a translated TCP connection has, for sizing a table: a
+/// migrated or resuming one's rewrite (or hold) each way, the arrival at
+/// the address it left and what a moving peer sends. At twice this many
+/// slots per connection, a table of connections that all have
+/// [`RULES_MAX`] is full, not more: [`Rules::fill`] then asks for one
+/// twice as large.
+const RULES_TYPICAL: usize = RULES_MAX / 2;
 
 /// Room for changes the connection table keeps while a table is published,
 /// at least and at most (a change beyond has the next table built whole).
@@ -206,6 +214,9 @@ enum Retry {
     /// As tried (a patch of a copy of the published table, or whole), with
     /// this many more arrival flags at hand.
     Flags(usize),
+    /// As a patch of the published table rehashed into one with room for
+    /// this many rules.
+    Grow(usize),
 }
 
 impl Rules {
@@ -248,6 +259,7 @@ impl Rules {
                 changes: Changes {
                     log: KVVec::new(),
                     complete: false,
+                    left_out: 0,
                 },
             },
             GFP_KERNEL,
@@ -286,6 +298,31 @@ impl Rules {
         self.removed = from.removed;
         self.conflicts = from.conflicts;
         self.number = from.number;
+    }
+
+    /// Makes it, empty (just allocated or cleared), hold what `from` holds but for the
+    /// hits (zero in both) and the changes, whatever the two capacities:
+    /// each rule goes to its place here, the slots of rules taken out stay
+    /// behind. What a table that must grow costs instead of a whole build
+    /// from every record: no rule is made again.
+    fn rehash_from(&mut self, from: &Rules) -> Result<(), Retry> {
+        for (i, s) in from.slots.iter().enumerate() {
+            if !s.is_rule() {
+                continue;
+            }
+            let at =
+                mapping::insert_slot(&mut self.slots, self.seed, s).map_err(|_| Retry::Whole)?;
+            self.owners[at] = from.owners[i];
+            self.arrived[at] = from.arrived[i].clone();
+        }
+        self.moves = from.moves;
+        self.moves_full = from.moves_full;
+        self.per_hook = from.per_hook;
+        self.len = from.len;
+        self.removed = 0;
+        self.conflicts = from.conflicts;
+        self.number = from.number;
+        Ok(())
     }
 
     /// Whether the next table may be made from it by applying changes:
@@ -451,7 +488,7 @@ impl Rules {
         }
         // Slots of rules taken out count: probes run over them.
         if 2 * (self.len + self.removed) > self.capacity() {
-            return Err(Retry::Whole);
+            return Err(Retry::Grow(self.len + self.removed));
         }
         Ok(())
     }
@@ -494,17 +531,18 @@ unsafe impl Send for RuleTable {}
 unsafe impl Sync for RuleTable {}
 
 /// The rules a whole table for `translated` connections is sized for: those
-/// the published table `old` holds, and [`RULES_MAX`] for each connection
-/// translated since.
+/// the published table `old` holds, and [`RULES_TYPICAL`] for each
+/// connection translated since.
 fn rules_wanted(old: Option<&Rules>, translated: usize) -> usize {
-    old.map_or(RULES_MAX * translated, |o| {
-        o.len + RULES_MAX * translated.saturating_sub(o.translated)
+    old.map_or(RULES_TYPICAL * translated, |o| {
+        o.len + RULES_TYPICAL * translated.saturating_sub(o.translated)
     })
 }
 
 /// Appends `more` to `to` (lost if memory is short: `to` is then
 /// incomplete).
 fn append(to: &mut Changes, more: Changes) {
+    to.left_out += more.left_out;
     if to.log.is_empty() {
         to.complete &= more.complete;
         to.log = more.log;
@@ -565,6 +603,7 @@ impl RuleTable {
         let mut taken = Changes {
             log: KVVec::new(),
             complete: !self.lost.load(Relaxed),
+            left_out: 0,
         };
         // The table tried last was patched in part: the next try copies.
         let mut recopy = false;
@@ -575,25 +614,35 @@ impl RuleTable {
         let mut flags_wanted = 1;
         // `None` while a patch may be tried; otherwise the rules a whole
         // table is sized for. Slots, at most half full, for the rules the
-        // published table holds and `RULES_MAX` for each connection
+        // published table holds and `RULES_TYPICAL` for each connection
         // translated since; if the new table fills more than half, again for
         // as many as it took (if it filled, at least twice the slots). A
-        // table sized for `RULES_MAX` per connection each time had two to
-        // four times the slots, each allocated, filled and walked.
+        // table sized for `RULES_MAX` per connection had two to four times
+        // the slots, each allocated, cleared or copied, and walked when
+        // the table is retired: 262,144 slots of 108 bytes for the 10,000
+        // connections of a move, which took 71 ms to allocate and copy
+        // (benchmark guest) before the move's first patch.
         let mut whole: Option<usize> = None;
+        // The rules a grown patched table is sized for, once a patch found
+        // too little room.
+        let mut grow: Option<usize> = None;
         // Tables are numbered in the order they are published (a
         // namespace without one included), so that the spare is known to be
         // the one before the published one only if it is.
         let number = self.published.fetch_add(1, Relaxed) + 1;
-        // Room for twice the changes the published table brought, eight
-        // times if they did not all fit, and for a quarter of the
-        // translated connections (a batch answered in 16 rounds changes a
-        // sixteenth per round).
+        // Room for twice the changes the published table brought, or those
+        // this one takes (counted also where the log had no room: a peer's
+        // first batch of updates comes while there is no table, whose log
+        // has none), eight times if how many is not known (memory was
+        // short), and for a quarter of the translated connections (a batch
+        // answered in 16 rounds changes a sixteenth per round).
         let room = self.read(|old| {
             old.map_or(0, |o| {
-                o.changes.log.len() * if o.changes.complete { 2 } else { 8 }
+                let known = o.changes.complete || o.changes.left_out > 0;
+                (o.changes.log.len() + o.changes.left_out) * if known { 2 } else { 8 }
             })
         });
+        let room = room.max(2 * connections.changes_noted());
         let new = loop {
             let translated = connections.translated();
             if translated == 0 {
@@ -619,7 +668,17 @@ impl RuleTable {
             // whole one. Allocated, and freed, out of any lock.
             let (cap, patch_from) = self.read(|old| {
                 match old.filter(|o| whole.is_none() && taken.complete && o.patchable()) {
-                    Some(o) => (o.capacity(), Some((o.number, o.changes.complete))),
+                    Some(o) => {
+                        // Larger, the published table rehashed into it,
+                        // when the last try found too little room or the
+                        // connections translated since may fill more than
+                        // half (a peer's batch of moves: each connection
+                        // validates first, with RULES_MAX rules).
+                        let new = translated.saturating_sub(o.translated);
+                        let wanted = grow.unwrap_or(0).max(o.len + o.removed + RULES_MAX * new);
+                        let cap = mapping::capacity_for(wanted).max(o.capacity());
+                        (cap, Some((o.number, o.changes.complete, o.capacity())))
+                    }
                     None => {
                         let rules = whole.unwrap_or_else(|| rules_wanted(old, translated));
                         (mapping::capacity_for(rules.max(1)), None)
@@ -634,17 +693,39 @@ impl RuleTable {
                 }
             };
             let catch_up = match patch_from {
-                Some((n, complete))
-                    if complete && !recopy && !fresh && t.number + 1 == n && t.patchable() =>
+                Some((n, complete, c))
+                    if complete
+                        && c == cap
+                        && grow.is_none()
+                        && !recopy
+                        && !fresh
+                        && t.number + 1 == n
+                        && t.patchable() =>
                 {
                     true
                 }
-                Some(_) => {
-                    self.read(|old| {
-                        if let Some(o) = old {
+                Some((_, _, c)) => {
+                    // A table just allocated is empty already: its rules
+                    // are put in one by one (a 131,072-slot table copied
+                    // whole, 108 bytes a slot, is 14 MB).
+                    let rehash = c != cap || grow.is_some() || fresh;
+                    if rehash && !fresh {
+                        t.clear();
+                    }
+                    let made = self.read(|old| match old {
+                        Some(o) if !rehash => {
                             t.copy_from(o);
+                            Ok(())
                         }
+                        Some(o) => t.rehash_from(o),
+                        None => Ok(()),
                     });
+                    if made.is_err() {
+                        spare_table = Some(t);
+                        recopy = true;
+                        whole = Some(self.read(|old| rules_wanted(old, translated)));
+                        continue;
+                    }
                     false
                 }
                 None => {
@@ -692,6 +773,7 @@ impl RuleTable {
                         }
                         Retry::Room(n) => whole = Some(n),
                         Retry::Flags(n) => flags_wanted += n,
+                        Retry::Grow(n) => grow = Some(n),
                     }
                 }
             }
@@ -914,11 +996,10 @@ impl Drop for Retired<'_> {
         // records (one short lock each; idle connections cost nothing), and
         // it starts from zero as the spare.
         for (i, h) in old.hits.iter().enumerate() {
-            if !old.slots[i].is_rule() {
-                continue;
-            }
+            // Only a rule counts: the hits first, not to load every slot
+            // of a large table (108 bytes each) for the few that counted.
             let packets = h.packets.load(Relaxed);
-            if packets == 0 {
+            if packets == 0 || !old.slots[i].is_rule() {
                 continue;
             }
             let hook = usize::from(old.slots[i].hook);

@@ -471,6 +471,9 @@ pub(crate) struct Changes {
     pub(crate) log: KVVec<Change>,
     /// Every change is in `log`: none was left out for want of room.
     pub(crate) complete: bool,
+    /// The changes left out for want of room: how much room the next log
+    /// wants.
+    pub(crate) left_out: usize,
 }
 
 impl Changes {
@@ -479,6 +482,7 @@ impl Changes {
         Self {
             log: room,
             complete: true,
+            left_out: 0,
         }
     }
 
@@ -493,6 +497,7 @@ impl Changes {
         *logged = true;
         if self.log.push_within_capacity(Change { key, was }).is_err() {
             self.complete = false;
+            self.left_out += 1;
         }
     }
 }
@@ -782,6 +787,13 @@ impl ConnectionTable {
     /// translation rules).
     pub(crate) fn translated(&self) -> usize {
         self.tables.lock().translated.n
+    }
+
+    /// The changes noted since the rules were last built: the number of
+    /// records that changed what their rules are made of, logged or not.
+    pub(crate) fn changes_noted(&self) -> usize {
+        let t = self.tables.lock();
+        t.changes.log.len() + t.changes.left_out
     }
 
     /// Number of recorded connections with a helper at work.

@@ -256,6 +256,42 @@ proptest! {
     }
 }
 
+proptest! {
+    /// A table's rules put into a larger (or as large) table of another
+    /// seed (`insert_slot`, what a table that grows does): every rule is
+    /// found there with what it rewrites to, the removed ones are not, and
+    /// the slots of removed rules are left behind.
+    #[test]
+    fn rules_rehashed_into_another_table_are_all_found(ports in proptest::collection::vec((1u16.., any::<bool>()), 1..400),
+                                                      seeds in (any::<u32>(), any::<u32>()), larger in 0u32..3) {
+        let rules: Vec<Rule> = ports.iter().enumerate().map(|(i, (p, _))| Rule {
+            hook: Hook::ALL[i % 4],
+            matches: Tuple { proto: PROTO_TCP, src: Endpoint::new(1 + i as u32, *p), dst: Endpoint::new(2, 2) },
+            rewrite: Tuple { proto: PROTO_TCP, src: Endpoint::new(3, *p), dst: Endpoint::new(4, i as u16) },
+            action: Action::Rewrite,
+        }).collect();
+        let mut slots = vec![Slot::default(); capacity_for(rules.len())];
+        let at: Vec<usize> = rules.iter().map(|r| insert(&mut slots, seeds.0, r).unwrap()).collect();
+        for (i, (_, gone)) in ports.iter().enumerate() {
+            if *gone {
+                remove(&mut slots, at[i]);
+            }
+        }
+        let mut grown = vec![Slot::default(); slots.len() << larger];
+        for s in slots.iter().filter(|s| s.is_rule()) {
+            let i = insert_slot(&mut grown, seeds.1, s).unwrap();
+            prop_assert!(grown[i].is_rule());
+            prop_assert_eq!(insert_slot(&mut grown, seeds.1, s), Err(InsertError::Conflict));
+        }
+        let kept = ports.iter().filter(|(_, gone)| !gone).count();
+        prop_assert_eq!(grown.iter().filter(|s| s.used).count(), kept);
+        for (r, (_, gone)) in rules.iter().zip(&ports) {
+            let found = lookup(&grown, seeds.1, r.hook, &r.matches).map(|s| s.rewrite);
+            prop_assert_eq!(found, (!*gone).then_some(r.rewrite));
+        }
+    }
+}
+
 #[test]
 fn duplicate_match_is_a_conflict() {
     let m = Mapping {
