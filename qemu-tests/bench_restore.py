@@ -222,7 +222,9 @@ for n in COUNTS:
     print(f"#   the vCPU from `ip`'s start to the last kick seen (/proc/stat, {total * 10:.0f} ms): "
           + ", ".join(f"{k} {100 * v / total:.1f} %" for k, v in spent.items() if v), flush=True)
     if at["kicked"] is not None:
-        print(idle_gaps(evs, usable, at["kicked"], {cli: "client", srv_ns: "server"}), flush=True)
+        # Between VNAT's events and the probes', not the scheduler's.
+        steps = [e for e in evs if e[1] != "sched_switch"]
+        print(idle_gaps(steps, usable, at["kicked"], {cli: "client", srv_ns: "server"}), flush=True)
     for c, a in pairs:
         c.close()
         a.close()
