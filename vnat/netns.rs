@@ -121,6 +121,11 @@ impl NetState {
         self.waker.kick();
     }
 
+    /// Wakes vnatd at the next tick (within a jiffy), from any context.
+    pub(crate) fn kick_soon(&self) {
+        self.waker.kick_soon();
+    }
+
     /// A packet arrived on the new path of a validating connection: wakes
     /// vnatd, once until it looks (any context).
     pub(crate) fn path_arrived(&self) {

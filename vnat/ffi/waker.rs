@@ -21,6 +21,7 @@ extern "C" {
     fn vnat_shim_waker_set_task(w: *mut RawWaker, task: *mut bindings::task_struct);
     fn vnat_shim_waker_free(w: *mut RawWaker);
     fn vnat_shim_waker_kick(w: *mut RawWaker);
+    fn vnat_shim_waker_kick_soon(w: *mut RawWaker);
     fn vnat_shim_waker_wait(w: *mut RawWaker, timeout: c_long) -> bool;
 }
 
@@ -67,6 +68,13 @@ impl Waker {
     pub(crate) fn kick(&self) {
         // SAFETY: The waker is valid (type invariant).
         unsafe { vnat_shim_waker_kick(self.w.as_ptr()) };
+    }
+
+    /// Wakes the thread at the next tick (within a jiffy), from any
+    /// context: many kicks within a tick wake it once.
+    pub(crate) fn kick_soon(&self) {
+        // SAFETY: The waker is valid (type invariant).
+        unsafe { vnat_shim_waker_kick_soon(self.w.as_ptr()) };
     }
 
     /// Sleeps until a watched socket has work, `timeout` jiffies have passed,

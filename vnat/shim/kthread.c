@@ -28,6 +28,8 @@ struct vnat_waker {
 	refcount_t ref;
 	struct task_struct *task;
 	atomic_t pending;
+	/* vnat_shim_waker_kick_soon()'s; shut down when the owner lets go. */
+	struct timer_list soon;
 	void (*data_ready)(struct sock *sk);
 	void (*state_change)(struct sock *sk);
 };
@@ -62,12 +64,16 @@ static void vnat_sk_state_change(struct sock *sk)
 	vnat_waker_kick(sk, false);
 }
 
+static void vnat_waker_soon(struct timer_list *t);
+
 struct vnat_waker *vnat_shim_waker_new(void)
 {
 	struct vnat_waker *w = kzalloc(sizeof(*w), GFP_KERNEL);
 
-	if (w)
+	if (w) {
 		refcount_set(&w->ref, 1);
+		timer_setup(&w->soon, vnat_waker_soon, 0);
+	}
 	return w;
 }
 
@@ -91,9 +97,14 @@ void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task)
 		put_task_struct(task);
 }
 
-/* The owner lets go; the waker goes with the last watch. */
+/*
+ * The owner lets go (process context); the waker goes with the last watch.
+ * Its timer is shut down first: once this returns, the timer neither runs
+ * nor can be armed again.
+ */
 void vnat_shim_waker_free(struct vnat_waker *w)
 {
+	timer_shutdown_sync(&w->soon);
 	vnat_waker_put(w);
 }
 
@@ -105,6 +116,22 @@ void vnat_shim_waker_kick(struct vnat_waker *w)
 	atomic_set(&w->pending, 1);
 	if (task)
 		wake_up_process(task);
+}
+
+static void vnat_waker_soon(struct timer_list *t)
+{
+	struct vnat_waker *w = timer_container_of(w, t, soon);
+
+	vnat_shim_waker_kick(w);
+}
+
+/*
+ * Wakes @w's thread at the next tick (within one jiffy), from any context:
+ * the kicks of a tick's worth of events, one wake-up.
+ */
+void vnat_shim_waker_kick_soon(struct vnat_waker *w)
+{
+	timer_reduce(&w->soon, jiffies + 1);
 }
 
 /* Makes @sock wake @w's thread. The first socket watched provides the

@@ -130,6 +130,7 @@ struct vnat_waker *vnat_shim_waker_new(void);
 void vnat_shim_waker_set_task(struct vnat_waker *w, struct task_struct *task);
 void vnat_shim_waker_free(struct vnat_waker *w);
 void vnat_shim_waker_kick(struct vnat_waker *w);
+void vnat_shim_waker_kick_soon(struct vnat_waker *w);
 bool vnat_shim_waker_wait(struct vnat_waker *w, long timeout);
 void vnat_shim_sock_watch(struct socket *sock, struct vnat_waker *w);
 void vnat_shim_sock_unwatch(struct socket *sock, struct vnat_waker *w);
