@@ -47,7 +47,7 @@ if [ ${#names[@]} -gt 0 ]; then
 else
 	tests=("$here"/tests/*)
 fi
-kunit_suites=(vnat_virtualization vnat_knobs vnat_translation vnat_socket_tracking vnat_crypto vnat_authentication vnat_process_migration)
+kunit_suites=(vnat_virtualization vnat_knobs vnat_translation vnat_rules vnat_socket_tracking vnat_crypto vnat_authentication vnat_process_migration)
 [ "${VNAT_KUNIT:-1}" = 1 ] || kunit_suites=()
 echo "TAP version 13"
 echo "1..$(( ${#tests[@]} + ${#kunit_suites[@]} + 1 ))"

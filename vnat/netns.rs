@@ -121,7 +121,8 @@ impl NetState {
         self.waker.kick();
     }
 
-    /// Wakes vnatd at the next tick (within a jiffy), from any context.
+    /// Wakes vnatd at the next tick (within a jiffy), from any context but
+    /// NMI.
     pub(crate) fn kick_soon(&self) {
         self.waker.kick_soon();
     }

@@ -71,7 +71,7 @@ impl Waker {
     }
 
     /// Wakes the thread at the next tick (within a jiffy), from any
-    /// context: many kicks within a tick wake it once.
+    /// context but NMI: many kicks within a tick wake it once.
     pub(crate) fn kick_soon(&self) {
         // SAFETY: The waker is valid (type invariant).
         unsafe { vnat_shim_waker_kick_soon(self.w.as_ptr()) };

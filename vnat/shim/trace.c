@@ -28,8 +28,11 @@ void vnat_shim_trace_round(unsigned int netns, const unsigned int *us)
  * scheduler accounts it (task_sched_runtime(), which modules cannot call):
  * what it accounted at its last tick or switch, and the time it has run
  * since, on the clock the run queue reads. Interrupts off, so that no tick
- * accounts in between the two loads. Without IRQ_TIME_ACCOUNTING, the
- * interrupts and softirqs that ran on the thread count as its time.
+ * accounts in between the two loads; another CPU that accounts this thread
+ * meanwhile (a remote wake-up's enqueue, a read of its schedstat) can still
+ * move up to a tick between two readings, not on one CPU. Without
+ * IRQ_TIME_ACCOUNTING, the interrupts and softirqs that ran on the thread
+ * count as its time.
  */
 u64 vnat_shim_thread_cpu_ns(void)
 {
