@@ -629,19 +629,7 @@ fn probe(len: usize, seed: u32, hook: u8, k: &WireKey) -> impl Iterator<Item = u
 /// Puts `rule` into `slots`, whose length must be a power of two; returns
 /// the slot it went to.
 pub fn insert(slots: &mut [Slot], seed: u32, rule: &Rule) -> Result<usize, InsertError> {
-    let hook = rule.hook as u8;
-    let key = WireKey::from(&rule.matches);
-    for i in probe(slots.len(), seed, hook, &key) {
-        let s = &mut slots[i];
-        if !s.used {
-            *s = Slot::new(hook, rule);
-            return Ok(i);
-        }
-        if s.hook == hook && s.key == key {
-            return Err(InsertError::Conflict);
-        }
-    }
-    Err(InsertError::Full)
+    insert_slot(slots, seed, &Slot::new(rule.hook as u8, rule))
 }
 
 /// The hook number of a slot whose rule was removed: no packet's, so that

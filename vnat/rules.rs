@@ -292,11 +292,16 @@ impl Rules {
         self.owners.copy_from_slice(&from.owners);
         self.arrived.clone_from_slice(&from.arrived);
         self.seed = from.seed;
+        self.take_counts(from);
+        self.removed = from.removed;
+    }
+
+    /// What `from` says of the rules it holds, but for where they are.
+    fn take_counts(&mut self, from: &Rules) {
         self.moves = from.moves;
         self.moves_full = from.moves_full;
         self.per_hook = from.per_hook;
         self.len = from.len;
-        self.removed = from.removed;
         self.conflicts = from.conflicts;
         self.number = from.number;
     }
@@ -316,13 +321,8 @@ impl Rules {
             self.owners[at] = from.owners[i];
             self.arrived[at] = from.arrived[i].clone();
         }
-        self.moves = from.moves;
-        self.moves_full = from.moves_full;
-        self.per_hook = from.per_hook;
-        self.len = from.len;
+        self.take_counts(from);
         self.removed = 0;
-        self.conflicts = from.conflicts;
-        self.number = from.number;
         Ok(())
     }
 
@@ -582,7 +582,6 @@ fn patch_capacity(
 /// Appends `more` to `to` (lost if memory is short: `to` is then
 /// incomplete).
 fn append(to: &mut Changes, more: Changes) {
-    to.left_out += more.left_out;
     if to.log.is_empty() {
         to.complete &= more.complete;
         to.log = more.log;
@@ -670,19 +669,12 @@ impl RuleTable {
         // namespace without one included), so that the spare is known to be
         // the one before the published one only if it is.
         let number = self.published.fetch_add(1, Relaxed) + 1;
-        // Room for twice the changes the published table brought, or those
-        // this one takes (counted also where the log had no room: a peer's
-        // first batch of updates comes while there is no table, whose log
-        // has none), eight times if how many is not known (memory was
-        // short), and for a quarter of the translated connections (a batch
-        // answered in 16 rounds changes a sixteenth per round).
-        let room = self.read(|old| {
-            old.map_or(0, |o| {
-                let known = o.changes.complete || o.changes.left_out > 0;
-                (o.changes.log.len() + o.changes.left_out) * if known { 2 } else { 8 }
-            })
-        });
-        let room = room.max(2 * connections.changes_noted());
+        // Room for twice the changes this table takes (those the log had
+        // no room for counted: a peer's first batch of updates comes while
+        // there is no table, whose log has none), and for a quarter of the
+        // translated connections (a batch answered in 16 rounds changes a
+        // sixteenth per round).
+        let room = 2 * connections.changes_noted();
         let new = loop {
             let translated = connections.translated();
             if translated == 0 {

@@ -213,18 +213,36 @@ proptest! {
     }
 }
 
+/// One rule of `proto` for each port, at the four hooks in turn, each
+/// matching its own packets.
+fn rules_for(proto: u8, ports: &[(u16, bool)]) -> Vec<Rule> {
+    ports
+        .iter()
+        .enumerate()
+        .map(|(i, (p, _))| Rule {
+            hook: Hook::ALL[i % 4],
+            matches: Tuple {
+                proto,
+                src: Endpoint::new(1 + i as u32, *p),
+                dst: Endpoint::new(2, 2),
+            },
+            rewrite: Tuple {
+                proto,
+                src: Endpoint::new(3, *p),
+                dst: Endpoint::new(4, i as u16),
+            },
+            action: Action::Rewrite,
+        })
+        .collect()
+}
+
 proptest! {
     /// Rules removed from a table are no longer found, wherever they were on
     /// the others' probes; the others still are, and the removed ones can
     /// go in again.
     #[test]
     fn removed_rules_are_gone_and_the_others_stay(ports in proptest::collection::vec((1u16.., any::<bool>()), 1..400), seed in any::<u32>()) {
-        let rules: Vec<Rule> = ports.iter().enumerate().map(|(i, (p, _))| Rule {
-            hook: Hook::ALL[i % 4],
-            matches: Tuple { proto: PROTO_UDP, src: Endpoint::new(1 + i as u32, *p), dst: Endpoint::new(2, 2) },
-            rewrite: Tuple { proto: PROTO_UDP, src: Endpoint::new(3, *p), dst: Endpoint::new(4, i as u16) },
-            action: Action::Rewrite,
-        }).collect();
+        let rules = rules_for(PROTO_UDP, &ports);
         // Small, so that probes run into each other.
         let mut slots = vec![Slot::default(); capacity_for(rules.len())];
         let at: Vec<usize> = rules.iter().map(|r| insert(&mut slots, seed, r).unwrap()).collect();
@@ -264,12 +282,7 @@ proptest! {
     #[test]
     fn rules_rehashed_into_another_table_are_all_found(ports in proptest::collection::vec((1u16.., any::<bool>()), 1..400),
                                                       seeds in (any::<u32>(), any::<u32>()), larger in 0u32..3) {
-        let rules: Vec<Rule> = ports.iter().enumerate().map(|(i, (p, _))| Rule {
-            hook: Hook::ALL[i % 4],
-            matches: Tuple { proto: PROTO_TCP, src: Endpoint::new(1 + i as u32, *p), dst: Endpoint::new(2, 2) },
-            rewrite: Tuple { proto: PROTO_TCP, src: Endpoint::new(3, *p), dst: Endpoint::new(4, i as u16) },
-            action: Action::Rewrite,
-        }).collect();
+        let rules = rules_for(PROTO_TCP, &ports);
         let mut slots = vec![Slot::default(); capacity_for(rules.len())];
         let at: Vec<usize> = rules.iter().map(|r| insert(&mut slots, seeds.0, r).unwrap()).collect();
         for (i, (_, gone)) in ports.iter().enumerate() {
