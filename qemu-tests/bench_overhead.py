@@ -36,7 +36,8 @@ Each figure is the median of VNAT_BENCH_RUNS runs of VNAT_BENCH_SECS s of
 guest time, with the spread (max/min - 1). The CPU cost is the time the
 guest's one vCPU was busy (/proc/stat) per transaction, or per megabyte
 for TCP_STREAM. A table per test goes to standard output; every figure
-also to qemu-tests/results/bench-overhead.json."""
+also to qemu-tests/results/bench-overhead.json (or the file
+VNAT_BENCH_OUT names there)."""
 import json
 import os
 import statistics
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import time
 
+import bench_tables
 from vnattest import Topology, insmod, ip_batch, rmmod, set_sysctl, sh, stats, wait_for, write_knob
 
 PERF = os.environ["VNAT_PERF"]
@@ -199,55 +201,12 @@ serve.kill()
 if serve6:
     serve6.kill()
 
-base = results["vanilla"]
-names = {"stream": ("TCP_STREAM", "MB/s", 1e-6, "CPU ms per MB", 1e9),
-         "rr": ("TCP_RR", "transactions/s", 1, "CPU µs per transaction", 1e6),
-         "crr": ("TCP_CRR", "connections/s", 1, "CPU µs per connection", 1e6)}
-print(f"Each figure: median of {RUNS} runs of {SECS:g} s of guest time (1 vCPU, QEMU "
-      "-icount shift=0,align=off,sleep=off; the benchmark kernel, without debug options); "
-      "spread = max/min - 1 of the runs; CPU = the time the vCPU was busy (/proc/stat) per operation. "
-      "Ratios are to vanilla, measured first in the same run.\n")
-
-
-def table(test, i, first, unit, scale, fmt, spread, results=results, base=base):
-    """The markdown table of field `i` of each system's results for `test`:
-    the first system's value (times `scale`, in `unit`), then each system's
-    as a ratio to `base`, per size; with `spread`, the row's largest
-    spread."""
-    print("| system | " + " | ".join(str(n) for n in SIZES) + (" | spread |" if spread else " |"))
-    print("|---|" + "---:|" * (len(SIZES) + spread))
-    for system, res in results.items():
-        if (test, SIZES[0]) not in res:
-            continue
-        if system == first:
-            cells = [f"{res[(test, n)][i] * scale:{fmt}}" for n in SIZES]
-            system = f"{system} ({unit})"
-        else:
-            cells = [f"{res[(test, n)][i] / base[(test, n)][i]:.3f}" for n in SIZES]
-        if spread:
-            cells.append(f"{max(res[(test, n)][1] for n in SIZES) * 100:.1f} %")
-        print(f"| {system} | " + " | ".join(cells) + " |")
-
-
-for test, (title, unit, scale, cpu_unit, cpu_scale) in names.items():
-    if test not in TESTS:
-        continue
-    print(f"{title}: vanilla's rate ({unit}), then each system's rate as a ratio to vanilla's, per message size "
-          "(bytes); the largest spread of the row in the last column.\n")
-    table(test, 0, "vanilla", unit, scale, ".1f", True)
-    print(f"\n{title}, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to vanilla's.\n")
-    table(test, 2, "vanilla", cpu_unit, cpu_scale, ".3f", False)
-    print()
-for test in [t for t in V6_TESTS if t in TESTS] if results6 else ():
-    title, unit, scale, cpu_unit, cpu_scale = names[test]
-    print(f"{title} over IPv6: vanilla's rate over IPv6 ({unit}), then each system's as a ratio to it.\n")
-    table(test, 0, "vanilla (IPv6)", unit, scale, ".1f", True, results6, results6["vanilla (IPv6)"])
-    print(f"\n{title} over IPv6, CPU cost: vanilla's ({cpu_unit}), then each system's as a ratio to it.\n")
-    table(test, 2, "vanilla (IPv6)", cpu_unit, cpu_scale, ".3f", False, results6, results6["vanilla (IPv6)"])
-    print()
-out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench-overhead.json")
-with open(out, "w") as f:
-    json.dump({"runs": RUNS, "secs": SECS, "sizes": SIZES,
-               "systems": {sys_: {f"{t}/{n}": {"rate": v[0], "spread": v[1], "cpu_per_op": v[2]}
-                                  for (t, n), v in res.items()} for sys_, res in {**results, **results6}.items()}},
-              f, indent=1)
+data = {"runs": RUNS, "secs": SECS, "sizes": SIZES,
+        "systems": {sys_: {f"{t}/{n}": {"rate": v[0], "spread": v[1], "cpu_per_op": v[2]}
+                           for (t, n), v in res.items()} for sys_, res in {**results, **results6}.items()}}
+print(bench_tables.tables(data))
+# make bench's guests each measure some of the sizes, each in its own file
+# (VNAT_BENCH_OUT), which bench_tables.py merges on the host.
+out = os.environ.get("VNAT_BENCH_OUT", "bench-overhead.json")
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", out), "w") as f:
+    json.dump(data, f, indent=1)

@@ -115,7 +115,9 @@ run_guest() {
 			--user root --rwdir "$results" ${peer_dir:+--rwdir "$peer_dir"} --cwd "$top" \
 			${qopts[$g]:+"--qemu-opts=${qopts[$g]}"} \
 			--exec "env VNAT_YNL=$results/ynl VNAT_KUNIT=$([ "$g" = 0 ] && echo 1 || echo 0) ${genv[$g]:-} $here/guest.sh $results" \
-			</dev/null || rc=$?
+			</dev/null &
+		echo $! >>"$timeouts"
+		wait $! || rc=$?
 		[ "$rc" = 0 ] && break
 		echo "# vng exited with $rc"
 		[ -f "$results/started" ] && break
@@ -156,7 +158,12 @@ fi
 
 # Each guest's results directory, with the kernel's ynl tool and its schema.
 declare -A dirs=()
-trap 'rm -rf "${dirs[@]}" ${peer_dir:+"$peer_dir" "$links"}' EXIT
+timeouts=$(mktemp)
+trap 'rm -rf "${dirs[@]}" "$timeouts" ${peer_dir:+"$peer_dir" "$links"}' EXIT
+# Killed (a timeout around this script, ^C): each guest runs under a
+# `timeout` of its own, which is a process group of its own that a signal
+# to this script's group does not reach: stop them, or they run on.
+trap 'echo "# stopped: stopping the guests" >&2; xargs -r kill -TERM <"$timeouts" 2>/dev/null; exit 143' TERM INT
 for g in $(seq 0 $((guests - 1))) ${peer_guest:+peer}; do
 	dirs[$g]=$(mktemp -d)
 	mkdir -p "${dirs[$g]}/ynl"
