@@ -26,7 +26,7 @@ results=$PWD/qemu-tests/results
 mkdir -p "$results"
 rm -f "$results"/bench-overhead-*.json "$results"/bench-{overhead-*,restore,move,profile}.{md,log}
 script="$guest_env VNAT_PERF=$PWD/tools/target/release/vnat-perf"
-for v in VNAT_BENCH_TESTS VNAT_BENCH_CONNECTIONS VNAT_BENCH_RUNS VNAT_BENCH_SECS VNAT_BENCH_IPV6 VNAT_BENCH_MOVES VNAT_BENCH_PERF; do
+for v in VNAT_BENCH_TESTS VNAT_BENCH_CONNECTIONS VNAT_BENCH_RUNS VNAT_BENCH_SECS VNAT_BENCH_IPV6 VNAT_BENCH_MOVES VNAT_BENCH_PERF VNAT_BENCH_PROFILE_SIZE; do
 	[ -n "${!v:-}" ] && script+=" $v=${!v}"
 done
 

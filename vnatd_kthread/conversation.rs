@@ -174,6 +174,11 @@ pub(super) struct Conversation<'a> {
     /// It asks for keys (and carries nothing else).
     keying: bool,
     sock: Option<Watch<'a>>,
+    /// This attempt's second connection, started when the first was not
+    /// established [`SYN_AGAIN_MS`] after it began ([`Self::race`]).
+    second: Option<Watch<'a>>,
+    /// This attempt started its second connection (or tried to).
+    second_tried: bool,
     items: KVec<Item>,
     /// This attempt's bytes: HELLO, or the messages not answered yet.
     out: KVec<u8>,
@@ -214,6 +219,11 @@ pub(super) struct Conversation<'a> {
     epoch: u32,
 }
 
+/// How long an attempt's connection may take to be established before a
+/// second one starts beside it: RFC 8305's Connection Attempt Delay, which
+/// Happy Eyeballs waits before its next attempt.
+const SYN_AGAIN_MS: u32 = 250;
+
 /// The longest wait between two attempts of a move that is retrying.
 const RETRY_MAX_MS: u32 = 8000;
 
@@ -238,6 +248,8 @@ impl<'a> Conversation<'a> {
             from,
             keying,
             sock: None,
+            second: None,
+            second_tried: false,
             items: KVec::new(),
             out: KVec::new(),
             answered: 0,
@@ -467,6 +479,7 @@ impl<'a> Conversation<'a> {
         let Some(sock) = self.sock.take() else {
             return Step::Pending;
         };
+        let sock = self.race(sock);
         let mut failed = false;
         if sock.socket().is_established() {
             failed = !self.send_queued(sock.socket()) || !self.read_replies(sock.socket(), report);
@@ -487,6 +500,48 @@ impl<'a> Conversation<'a> {
             return Step::Done;
         }
         self.end_or_keep(sock, failed, report)
+    }
+
+    /// The connection this attempt goes on with, of `sock` (its first) and
+    /// the second. A lost SYN (the first packet on a new network often is:
+    /// a link whose queue is not active yet, a neighbour not resolved)
+    /// costs TCP's initial retransmission timeout, a second, which a move
+    /// would wait through; so an attempt whose connection is not
+    /// established [`SYN_AGAIN_MS`] after it began starts a second one
+    /// beside it, from another port, and goes on with whichever is
+    /// established first, as Happy Eyeballs does (RFC 8305). Once, per
+    /// attempt: on a path slower than that, the first one's answer comes.
+    fn race(&mut self, sock: Watch<'a>) -> Watch<'a> {
+        if sock.socket().is_established() {
+            self.second = None;
+            return sock;
+        }
+        if let Some(second) = self.second.take() {
+            if second.socket().is_established() || sock.socket().is_dead() {
+                return second;
+            }
+            self.second = Some(second);
+            return sock;
+        }
+        if !self.second_tried && self.started.elapsed() >= Delta::from_millis(SYN_AGAIN_MS.into()) {
+            self.second_tried = true;
+            let port = peer_vcmp_port();
+            if let Ok(s) = Socket::connect(self.state.net(), self.from, self.peer.addr(), port) {
+                self.second = Some(s.watch(self.state.waker()));
+            }
+        }
+        sock
+    }
+
+    /// How long until [`Self::race`] starts this attempt's second
+    /// connection, if it will (the daemon wakes for it).
+    pub(super) fn second_due_ms(&self) -> Option<u32> {
+        let sock = self.sock.as_ref()?;
+        if self.second_tried || sock.socket().is_established() {
+            return None;
+        }
+        let left = i64::from(SYN_AGAIN_MS) - self.started.elapsed().as_millis();
+        Some(u32::try_from(left.max(1)).unwrap_or(SYN_AGAIN_MS))
     }
 
     /// Whether the conversation may go on: it begins when no earlier one
@@ -539,6 +594,8 @@ impl<'a> Conversation<'a> {
         self.reader = StreamReader::new();
         self.stream = None;
         self.handshake = None;
+        self.second = None;
+        self.second_tried = false;
         self.base = 0;
         self.keys = 0;
         if !self.encode(report) {
@@ -886,6 +943,7 @@ impl<'a> Conversation<'a> {
         if failed || sock.socket().is_dead() || self.heard.elapsed() > timeout {
             // Drop the socket; the next attempt starts a tick after this one.
             drop(sock);
+            self.second = None;
             if self.out_of_attempts() {
                 return self.give_up(report);
             }

@@ -329,6 +329,14 @@ impl<'a> Daemon<'a> {
                 // The route came while this round ran: try again now.
                 continue;
             }
+            // A conversation whose connection is slow to be established
+            // starts a second one at its time.
+            let second = self
+                .conversations
+                .iter()
+                .filter_map(|c| c.second_due_ms())
+                .min()
+                .unwrap_or(u32::MAX);
             let nap = if awaiting {
                 QUICK_MS
             } else if self.keys_left
@@ -340,7 +348,8 @@ impl<'a> Daemon<'a> {
                 KEY_RETRY_MS
             } else {
                 TICK_MS
-            };
+            }
+            .min(second);
             let woken = self.state.waker().wait(msecs_to_jiffies(nap) as c_long);
             trace::wake(self.state.net().inum(), woken);
             if !woken {
