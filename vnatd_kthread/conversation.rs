@@ -514,6 +514,7 @@ impl<'a> Conversation<'a> {
     fn race(&mut self, sock: Watch<'a>) -> Watch<'a> {
         if sock.socket().is_established() {
             self.second = None;
+            self.second_tried = true;
             return sock;
         }
         if let Some(second) = self.second.take() {
@@ -523,7 +524,12 @@ impl<'a> Conversation<'a> {
             self.second = Some(second);
             return sock;
         }
-        if !self.second_tried && self.started.elapsed() >= Delta::from_millis(SYN_AGAIN_MS.into()) {
+        // A connection that is dead (reset, closed) ends the attempt
+        // (`end_or_keep`).
+        if !self.second_tried
+            && !sock.socket().is_dead()
+            && self.started.elapsed() >= Delta::from_millis(SYN_AGAIN_MS.into())
+        {
             self.second_tried = true;
             let port = peer_vcmp_port();
             if let Ok(s) = Socket::connect(self.state.net(), self.from, self.peer.addr(), port) {
@@ -537,7 +543,7 @@ impl<'a> Conversation<'a> {
     /// connection, if it will (the daemon wakes for it).
     pub(super) fn second_due_ms(&self) -> Option<u32> {
         let sock = self.sock.as_ref()?;
-        if self.second_tried || sock.socket().is_established() {
+        if self.second_tried || sock.socket().is_established() || sock.socket().is_dead() {
             return None;
         }
         let left = i64::from(SYN_AGAIN_MS) - self.started.elapsed().as_millis();

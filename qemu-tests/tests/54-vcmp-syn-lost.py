@@ -33,7 +33,7 @@ sh("ip netns exec rtr nft -f -", input="""table inet syn {
     set dropped { type inet_service; flags dynamic; }
     chain forward {
         type filter hook forward priority 0;
-        tcp dport 2031 tcp flags & (syn | ack) == syn add @ports { tcp sport }
+        tcp dport 2031 tcp flags & (syn | ack) == syn add @ports { tcp sport } counter
         tcp dport 2031 tcp flags & (syn | ack) == syn tcp dport != @dropped add @dropped { tcp dport } counter drop
     }
 }
@@ -45,10 +45,13 @@ check_eq(stats("cli")["migrations_failed"], 0, "no move failed")
 exchange(c, a, "after the move")
 ruleset = json.loads(sh("ip netns exec rtr nft -j list table inet syn"))["nftables"]
 ports = next(o["set"].get("elem", []) for o in ruleset if "set" in o and o["set"]["name"] == "ports")
-drops = next(e["counter"]["packets"] for o in ruleset if "rule" in o for e in o["rule"]["expr"] if "counter" in e)
-log(f"SYNs to port 2031 came from ports {ports}; {drops} dropped")
+syns, drops = (e["counter"]["packets"] for o in ruleset if "rule" in o for e in o["rule"]["expr"] if "counter" in e)
+log(f"{syns} SYNs to port 2031 came, from ports {ports}; {drops} dropped")
 check_eq(drops, 1, "the router dropped one SYN")
 check(len(ports) >= 2, "the move's attempt started a second connection, from another port, for the SYN lost")
+# The first connection was let go once the second was established, before
+# TCP sent its SYN again (a second after it).
+check_eq(syns, 2, "two SYNs in all: the first's was never sent again")
 for x in (c, a, srv):
     x.close()
 done()
