@@ -265,30 +265,40 @@ msrv.close()
 STEPS = ["client vnatd wakes", "move begins", "first VCMP byte sent", "server reads the update",
          "server's rules live", "server sends the answer", "client reads the answer", "client's rules live",
          "client kicks the connection", "TCP retransmits"]
-rows = {s: [] for s in STEPS}
-for m in vnat:
-    evs, usable = m["evs"], m["usable_at"]
-    up = first(evs, m["t0"], "vnat_address", cli, lambda kv: "up" in kv["_text"].split())
-    at = {}
-    at["client vnatd wakes"] = first(evs, up or m["t0"], "vnat_wake", cli)
-    at["move begins"] = first(evs, up or m["t0"], "vnat_move", cli)
-    mv = at["move begins"] or usable
-    at["first VCMP byte sent"] = first(evs, mv, "vnat_vcmp_sent", cli, lambda kv: "requests" in kv["_text"])
-    sent = at["first VCMP byte sent"] or mv
-    at["server reads the update"] = first(evs, sent, "vnat_vcmp_received", srv_ns)
-    got = at["server reads the update"] or sent
-    at["server's rules live"] = first(evs, got, "vnat_rules", srv_ns)
-    at["server sends the answer"] = first(evs, got, "vnat_vcmp_sent", srv_ns, lambda kv: "answers" in kv["_text"])
-    ans = at["server sends the answer"] or got
-    at["client reads the answer"] = first(evs, ans, "vnat_vcmp_received", cli)
-    read = at["client reads the answer"] or ans
-    at["client's rules live"] = first(evs, read, "vnat_rules", cli)
-    at["client kicks the connection"] = first(evs, read, "vnat_kick", cli)
-    kick = at["client kicks the connection"] or read
-    at["TCP retransmits"] = first(evs, kick, "tcp_retransmit_skb")
-    for s in STEPS:
-        if at[s] is not None:
-            rows[s].append((at[s] - usable) * 1000)
+
+
+def dissect(ms):
+    """Each step's times (ms from the new address being usable) over the
+    moves `ms`, from the trace."""
+    rows = {s: [] for s in STEPS}
+    for m in ms:
+        evs, usable = m["evs"], m["usable_at"]
+        up = first(evs, m["t0"], "vnat_address", cli, lambda kv: "up" in kv["_text"].split())
+        at = {}
+        at["client vnatd wakes"] = first(evs, up or m["t0"], "vnat_wake", cli)
+        at["move begins"] = first(evs, up or m["t0"], "vnat_move", cli)
+        mv = at["move begins"] or usable
+        at["first VCMP byte sent"] = first(evs, mv, "vnat_vcmp_sent", cli, lambda kv: "requests" in kv["_text"])
+        sent = at["first VCMP byte sent"] or mv
+        at["server reads the update"] = first(evs, sent, "vnat_vcmp_received", srv_ns)
+        got = at["server reads the update"] or sent
+        at["server's rules live"] = first(evs, got, "vnat_rules", srv_ns)
+        at["server sends the answer"] = first(evs, got, "vnat_vcmp_sent", srv_ns, lambda kv: "answers" in kv["_text"])
+        ans = at["server sends the answer"] or got
+        at["client reads the answer"] = first(evs, ans, "vnat_vcmp_received", cli)
+        read = at["client reads the answer"] or ans
+        at["client's rules live"] = first(evs, read, "vnat_rules", cli)
+        at["client kicks the connection"] = first(evs, read, "vnat_kick", cli)
+        kick = at["client kicks the connection"] or read
+        at["TCP retransmits"] = first(evs, kick, "tcp_retransmit_skb")
+        for s in STEPS:
+            if at[s] is not None:
+                rows[s].append((at[s] - usable) * 1000)
+    return rows
+
+
+rows = dissect(vnat)
+lossy_rows = dissect(vnat_lossy)
 
 
 def fmt(xs):
@@ -353,6 +363,12 @@ print("|---|---:|---:|---:|---:|")
 for name, ms, drops in (("VNAT", vnat_lossy, vnat_drops), ("MPTCP", mptcp_lossy, mptcp_drops)):
     gaps = col(ms, "gap")
     print(f"| {name} | {drops} | {med(gaps)} | {min(gaps):.3f} to {max(gaps):.3f} | {sum(g == INF for g in gaps)} |")
+print("\nVNAT's lossy moves dissected (ms from the new address being usable):\n")
+print("| step | median (ms) | min to max (ms) | moves |")
+print("|---|---:|---:|---:|")
+for s_ in STEPS:
+    print(f"| {s_} {fmt(lossy_rows[s_])}")
+print(f"| the server's TCP receives data (the data gap) {fmt(col(vnat_lossy, 'gap'))}")
 out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "bench-move.json")
 with open(out, "w") as f:
     counts = {}
@@ -361,4 +377,5 @@ with open(out, "w") as f:
     strip = [[{k: v for k, v in m.items() if k != "evs"} for m in ms] for ms in (vnat, mptcp, vnat_lossy, mptcp_lossy)]
     json.dump({"events": counts, "moves": MOVES, "rtt_ms": rtt * 1000, "mptcp_rtt_ms": mptcp_rtt * 1000,
                "vnat": strip[0], "mptcp": strip[1], "vnat_first_syn_lost": strip[2],
-               "mptcp_first_syn_lost": strip[3], "steps": rows}, f, indent=1)
+               "mptcp_first_syn_lost": strip[3], "steps": rows,
+               "steps_first_syn_lost": lossy_rows}, f, indent=1)

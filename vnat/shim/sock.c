@@ -38,7 +38,9 @@ void vnat_shim_sock_set_transparent(struct sock *sk, bool on)
  * backoff, its next try seconds away, and what it sent while its address
  * was gone is lost. Once its rules are live on both ends, retransmit at the
  * next tick rather than after another minimum RTO (200 ms: that was the
- * data gap of a move); the timer's own doubling then takes over.
+ * data gap of a move); the timer's own doubling then takes over. A
+ * connection with nothing in flight whose sends the move refused waits
+ * for a window probe instead: that one comes at the next tick too.
  *
  * And send an ACK (it says nothing new, as a delayed ACK would): a peer
  * that validates the new path (behind a NAT, which forwards its packets
@@ -63,6 +65,18 @@ void vnat_shim_sock_kick_retransmit(struct sock *sk)
 		icsk->icsk_rto = __tcp_set_rto(tcp_sk(sk));
 		tcp_bound_rto(sk);
 		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, 1, TCP_RTO_MAX);
+	} else if (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN &&
+		   icsk->icsk_pending == ICSK_TIME_PROBE0) {
+		/*
+		 * Nothing in flight, data held back by the move (each send
+		 * refused while the connection resumed) or a window update lost
+		 * in it: the next probe, which sends that data, would come only
+		 * after its backoff, or half a second after a send the move
+		 * refused (TCP_RESOURCE_PROBE_INTERVAL). Now.
+		 */
+		icsk->icsk_backoff = 0;
+		WRITE_ONCE(icsk->icsk_probes_out, 0);
+		inet_csk_reset_xmit_timer(sk, ICSK_TIME_PROBE0, 1, TCP_RTO_MAX);
 	}
 	if (((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
 				    TCPF_CLOSE_WAIT | TCPF_CLOSING | TCPF_LAST_ACK)) &&
