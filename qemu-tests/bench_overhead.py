@@ -35,7 +35,9 @@ leaves them out). VNAT_BENCH_TESTS (default stream,rr,crr) picks tests.
 Each figure is the median of VNAT_BENCH_RUNS runs of VNAT_BENCH_SECS s of
 guest time, with the spread (max/min - 1). The CPU cost is the time the
 guest's one vCPU was busy (/proc/stat) per transaction, or per megabyte
-for TCP_STREAM. A table per test goes to standard output; every figure
+for TCP_STREAM. A run that fails (its connection broke) is counted and
+listed with what both ends say, and the figure is the median of the
+others. A table per test goes to standard output; every figure
 also to qemu-tests/results/bench-overhead.json (or the file
 VNAT_BENCH_OUT names there)."""
 import json
@@ -46,13 +48,15 @@ import sys
 import time
 
 import bench_tables
-from vnattest import Topology, insmod, ip_batch, rmmod, set_sysctl, sh, stats, wait_for, write_knob
+from vnattest import Topology, insmod, ip_batch, loaded, rmmod, set_sysctl, sh, stats, wait_for, write_knob
 
 PERF = os.environ["VNAT_PERF"]
 SECS = float(os.environ.get("VNAT_BENCH_SECS", "1"))
 RUNS = int(os.environ.get("VNAT_BENCH_RUNS", "5"))
 SIZES = [int(n) for n in os.environ.get("VNAT_BENCH_SIZES", "64,128,256,512,1024,2048,4096,8192").split(",")]
 PORT = 6000
+# The runs that failed: (system, test, size, what vnat-perf said).
+FAILED = []
 IPV6 = os.environ.get("VNAT_BENCH_IPV6", "1") != "0"
 TESTS = os.environ.get("VNAT_BENCH_TESTS", "stream,rr,crr").split(",")
 
@@ -94,6 +98,10 @@ def no_nat_by_hand():
     topo.attach_client(1)
 
 
+class RunFailed(Exception):
+    """A run of vnat-perf failed (its connection broke, or never came)."""
+
+
 def client(test, size, wait=False, move=None, v6=False):
     """Runs a vnat-perf client in the client namespace (to the server's
     IPv6 address with `v6`); with `move`, the connection is opened,
@@ -107,14 +115,15 @@ def client(test, size, wait=False, move=None, v6=False):
     if wait:
         line = p.stdout.readline().strip()
         if line != "connected":
-            sys.exit(f"vnat-perf: {line!r}")
+            p.kill()
+            raise RunFailed(f"vnat-perf: {line!r}")
         if move:
             move()
         p.stdin.write("\n")
         p.stdin.flush()
     out, _ = p.communicate()
     if p.returncode != 0:
-        sys.exit(f"vnat-perf {test} failed")
+        raise RunFailed(f"vnat-perf {test} exited {p.returncode}")
     rate, busy = out.strip().splitlines()[-1].split()
     return float(rate), float(busy)
 
@@ -137,16 +146,32 @@ def measure(system, tests=("stream", "rr", "crr"), v6=False):
         for size in SIZES:
             rates, costs = [], []
             for _ in range(RUNS):
-                if system == "migrated":
-                    # Start each run at home, so that the move is the same one.
-                    if topo.client_at != 1:
-                        topo.attach_client(1)
-                    rate, busy = client(test, size, wait=True, move=move_and_wait, v6=v6)
-                else:
-                    # TCP_CRR opens its connections as it measures.
-                    rate, busy = client(test, size, wait=test != "crr", v6=v6)
+                try:
+                    if system == "migrated":
+                        # Start each run at home, so that the move is the same one.
+                        if topo.client_at != 1:
+                            topo.attach_client(1)
+                        rate, busy = client(test, size, wait=True, move=move_and_wait, v6=v6)
+                    else:
+                        # TCP_CRR opens its connections as it measures.
+                        rate, busy = client(test, size, wait=test != "crr", v6=v6)
+                except RunFailed as e:
+                    # Counted and shown with the figures, with what the
+                    # two ends say, rather than the whole sweep lost.
+                    FAILED.append((system, "IPv6 " + test if v6 else test, size, str(e)))
+                    print(f"# {system} {test} {size}: a run failed: {e}", file=sys.stderr, flush=True)
+                    for ns in ("cli", "srv"):
+                        print(sh(f"ip netns exec {ns} ss -tinHo state all '( dport = {PORT} or sport = {PORT} or "
+                                 f"dport = {PORT + 1} or sport = {PORT + 1} )'", check_rc=False),
+                              file=sys.stderr, flush=True)
+                    if loaded():
+                        print(stats("cli"), stats("srv"), file=sys.stderr, flush=True)
+                    print(sh("dmesg | tail -n 20", check_rc=False), file=sys.stderr, flush=True)
+                    continue
                 rates.append(rate)
                 costs.append(busy / rate)
+            if not rates:
+                continue
             res[(test, size)] = (statistics.median(rates), max(rates) / min(rates) - 1, statistics.median(costs))
             print(f"# {system} {test} {size}: {res[(test, size)][0]:.1f} ({res[(test, size)][1] * 100:.1f} %)",
                   file=sys.stderr, flush=True)
@@ -203,7 +228,8 @@ if serve6:
 
 data = {"runs": RUNS, "secs": SECS, "sizes": SIZES,
         "systems": {sys_: {f"{t}/{n}": {"rate": v[0], "spread": v[1], "cpu_per_op": v[2]}
-                           for (t, n), v in res.items()} for sys_, res in {**results, **results6}.items()}}
+                           for (t, n), v in res.items()} for sys_, res in {**results, **results6}.items()},
+        "failed": FAILED}
 print(bench_tables.tables(data))
 # make bench's guests each measure some of the sizes, each in its own file
 # (VNAT_BENCH_OUT), which bench_tables.py merges on the host.

@@ -29,7 +29,8 @@ def merge(parts):
         for system, res in p["systems"].items():
             systems.setdefault(system, {}).update(res)
     sizes = sorted({n for p in parts for n in p["sizes"]})
-    return {"runs": first["runs"], "secs": first["secs"], "sizes": sizes, "systems": systems}
+    failed = [f for p in parts for f in p.get("failed", [])]
+    return {"runs": first["runs"], "secs": first["secs"], "sizes": sizes, "systems": systems, "failed": failed}
 
 
 def table(data, test, field, base, unit, scale, fmt, spread):
@@ -76,6 +77,11 @@ def tables(data):
             out.append(f"\n{title}{over}, CPU cost: {base}'s ({cpu_unit}), then each system's as a ratio to it.\n")
             out.append(table(data, test, "cpu_per_op", base, cpu_unit, cpu_scale, ".3f", False))
             out.append("")
+    failed = data.get("failed", [])
+    if failed:
+        out.append(f"Runs that failed ({len(failed)}; each figure is the median of the others):\n")
+        out.extend(f"- {system}, {test}, {size} bytes: {what}" for system, test, size, what in failed)
+        out.append("")
     return "\n".join(out)
 
 
