@@ -67,7 +67,7 @@ declare -A weight=(
 	[44-ipv6-slaac.py]=40 [45-ipv6-batch-udp.py]=110 [46-path-mtu.py]=37 [47-criu-process.py]=125
 	[48-key-answer-late.py]=20 [49-key-stream-kept.py]=16 [50-key-before-accept.py]=22
 	[51-key-answer-lost.py]=50 [52-key-answer-cut-by-move.py]=15 [53-key-not-asked-before-move.py]=30
-	[54-vcmp-syn-lost.py]=15
+	[54-vcmp-syn-lost.py]=15 [55-leave-and-return.py]=25
 )
 if [ $# -gt 0 ]; then
 	guests=1

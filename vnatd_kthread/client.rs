@@ -158,6 +158,17 @@ impl<'a> Client<'a> {
         self.out.len() + CHUNK + MAX_LEN <= out_cap(state.connections.len())
     }
 
+    /// Whether it has been silent for longer than `idle` with every reply
+    /// sent: nothing is lost if it goes.
+    pub(super) fn spent(&self, idle: Delta) -> bool {
+        self.idle(idle) && self.out.is_empty()
+    }
+
+    /// How long it has been silent.
+    pub(super) fn silent(&self) -> Delta {
+        self.last_heard.elapsed()
+    }
+
     /// Whether the client has been silent for longer than `idle`.
     pub(super) fn idle(&self, idle: Delta) -> bool {
         self.last_heard.elapsed() > idle

@@ -167,6 +167,36 @@ unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
     0
 }
 
+/// Closes the client from the source of `from` that has been silent
+/// longest, if it has been for [`SPENT_MS`] with every reply sent: a new
+/// stream from that source takes its place. A host whose address went
+/// away cannot close its streams from there (its FIN has no source to
+/// go from), so each stays until `vcmp_idle_timeout_ms` (30 s); a
+/// laptop that leaves a network and comes back a few times within that
+/// filled `vcmp_max_clients_per_source` with them, and its next
+/// connection's KEY stream was refused: the connection got no key, and
+/// could not move. Returns whether it closed one.
+fn evict_spent(clients: &mut KVec<Client<'_>>, state: &NetState, from: IpAddr) -> bool {
+    let spent = Delta::from_millis(SPENT_MS);
+    let oldest = clients
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| same_source(c.from(), from) && c.spent(spent))
+        .max_by_key(|(_, c)| c.silent().as_nanos())
+        .map(|(i, _)| i);
+    let Some(i) = oldest else {
+        return false;
+    };
+    drop(clients.remove(i));
+    state.count(Counter::VcmpClientsIdleClosed, 1);
+    true
+}
+
+/// How long a VCMP client from a source at `vcmp_max_clients_per_source`
+/// must have been silent, every reply sent, for a new one from there to
+/// take its place ([`evict_spent`]).
+const SPENT_MS: i64 = 1000;
+
 /// How long the thread sleeps at most, and how often it retries to listen.
 const TICK_MS: u32 = 1000;
 /// How soon a connect that failed at once is tried again.
@@ -412,11 +442,16 @@ impl<'a> Daemon<'a> {
                 // Reset before we got to it.
                 continue;
             };
-            let same_source = self
+            let mut same_source = self
                 .clients
                 .iter()
                 .filter(|c| same_source(c.from(), from))
                 .count();
+            if same_source >= VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
+                && evict_spent(&mut self.clients, self.state, from)
+            {
+                same_source -= 1;
+            }
             if self.clients.len() >= VCMP_MAX_CLIENTS.get() as usize
                 || same_source >= VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
             {
