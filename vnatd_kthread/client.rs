@@ -158,10 +158,14 @@ impl<'a> Client<'a> {
         self.out.len() + CHUNK + MAX_LEN <= out_cap(state.connections.len())
     }
 
-    /// Whether it has been silent for longer than `idle` with every reply
-    /// sent: nothing is lost if it goes.
+    /// Whether it has been silent for longer than `idle`, with nothing
+    /// of a message read and nothing unread, and every reply sent and
+    /// acknowledged: nothing is lost if it goes. Sleeps.
     pub(super) fn spent(&self, idle: Delta) -> bool {
-        self.idle(idle) && self.out.is_empty()
+        self.idle(idle)
+            && self.out.is_empty()
+            && self.reader.pending() == 0
+            && self.sock.socket().is_quiet()
     }
 
     /// How long it has been silent.

@@ -24,6 +24,7 @@ extern "C" {
     fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_transmitted(sock: *mut bindings::socket) -> u64;
+    fn vnat_shim_sock_quiet(sock: *mut bindings::socket) -> bool;
 }
 
 /// An IPv4 TCP socket owned by the kernel.
@@ -159,6 +160,13 @@ impl Socket {
     pub(crate) fn transmitted(&self) -> u64 {
         // SAFETY: The socket is valid (type invariant).
         unsafe { vnat_shim_sock_transmitted(self.as_ptr()) }
+    }
+
+    /// Whether it has nothing to read and everything it sent acknowledged.
+    /// Sleeps.
+    pub(crate) fn is_quiet(&self) -> bool {
+        // SAFETY: The socket is valid (type invariant).
+        unsafe { vnat_shim_sock_quiet(self.as_ptr()) }
     }
 
     /// Sends as much of `buf` as fits without blocking; returns how much.

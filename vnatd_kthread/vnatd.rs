@@ -168,7 +168,8 @@ unsafe extern "C" fn vnatd_thread(data: *mut c_void) -> c_int {
 }
 
 /// Closes the client from the source of `from` that has been silent
-/// longest, if it has been for [`SPENT_MS`] with every reply sent: a new
+/// longest, if it has been for [`SPENT_MS`] with nothing read or unread
+/// and every reply sent and acknowledged ([`Client::spent`]): a new
 /// stream from that source takes its place. A host whose address went
 /// away cannot close its streams from there (its FIN has no source to
 /// go from), so each stays until `vcmp_idle_timeout_ms` (30 s); a
@@ -194,8 +195,9 @@ fn evict_spent(clients: &mut KVec<Client<'_>>, state: &NetState, from: IpAddr) -
 
 /// How long a VCMP client from a source at `vcmp_max_clients_per_source`
 /// must have been silent, every reply sent, for a new one from there to
-/// take its place ([`evict_spent`]).
-const SPENT_MS: i64 = 1000;
+/// take its place ([`evict_spent`]): longer than a peer keeps a stream of
+/// keys open for the next ones (2 s).
+const SPENT_MS: i64 = 3000;
 
 /// How long the thread sleeps at most, and how often it retries to listen.
 const TICK_MS: u32 = 1000;
@@ -447,7 +449,11 @@ impl<'a> Daemon<'a> {
                 .iter()
                 .filter(|c| same_source(c.from(), from))
                 .count();
-            if same_source >= VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
+            // At the limit exactly (a lowered knob leaves more, which go
+            // as they end): one that is spent makes room for it.
+            let client = Client::new(sock, Source::new(self.state, from), port);
+            if same_source == VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
+                && client.is_ok()
                 && evict_spent(&mut self.clients, self.state, from)
             {
                 same_source -= 1;
@@ -458,8 +464,7 @@ impl<'a> Daemon<'a> {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
             }
-            let pushed = Client::new(sock, Source::new(self.state, from), port)
-                .and_then(|c| self.clients.push(c, GFP_KERNEL).map_err(Into::into));
+            let pushed = client.and_then(|c| self.clients.push(c, GFP_KERNEL).map_err(Into::into));
             match pushed {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
                 Err(_) => self.state.count(Counter::VcmpClientsRefused, 1),

@@ -228,6 +228,24 @@ bool vnat_shim_sock_established(struct socket *sock)
  * connected: its SYN, which bytes_acked counts, is not; 0 if not TCP.
  * Sleeps: takes the socket's lock, under which the counters change.
  */
+/*
+ * Whether a TCP socket has nothing to read and everything it sent
+ * acknowledged. Sleeps.
+ */
+bool vnat_shim_sock_quiet(struct socket *sock)
+{
+	struct sock *sk = sock->sk;
+	bool quiet;
+
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return false;
+	lock_sock(sk);
+	quiet = skb_queue_empty(&sk->sk_receive_queue) &&
+		tcp_sk(sk)->snd_una == tcp_sk(sk)->write_seq;
+	release_sock(sk);
+	return quiet;
+}
+
 u64 vnat_shim_sock_transmitted(struct socket *sock)
 {
 	struct sock *sk = sock->sk;

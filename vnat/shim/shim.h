@@ -140,6 +140,7 @@ void vnat_shim_sock_limit_buffers(struct socket *sock, int bytes);
 bool vnat_shim_sock_dead(struct socket *sock);
 bool vnat_shim_sock_established(struct socket *sock);
 u64 vnat_shim_sock_transmitted(struct socket *sock);
+bool vnat_shim_sock_quiet(struct socket *sock);
 
 /* netlink.c: vnat/ffi/genl.rs */
 #include <linux/in6.h>	/* struct in6_addr, which the records hold */
