@@ -132,9 +132,7 @@ def client(test, size, wait=False, move=None, v6=False):
 def move_and_wait():
     # The connection's key first: at vcmp_auth=required (the default) a
     # connection that moves before its key is agreed cannot move (test 53),
-    # and it is asked for at the next tick after the connect. Without this,
-    # one VNAT2 run in ten moved first, and its connection, left at the old
-    # address, timed out.
+    # and it is asked for at the next tick after the connect.
     wait_keyed("cli", "srv")
     before = stats("cli")["migrations_completed"]
     topo.attach_client(2 if topo.client_at == 1 else 1)

@@ -258,9 +258,8 @@ impl Rules {
                 number: 0,
                 whole: false,
                 changes: Changes {
-                    log: KVVec::new(),
                     complete: false,
-                    left_out: 0,
+                    ..Changes::new(KVVec::new())
                 },
             },
             GFP_KERNEL,
@@ -640,9 +639,8 @@ impl RuleTable {
         // What changed since the published table, as taken so far: all of
         // it, unless a build that took changes failed.
         let mut taken = Changes {
-            log: KVVec::new(),
             complete: !self.lost.load(Relaxed),
-            left_out: 0,
+            ..Changes::new(KVVec::new())
         };
         // The table tried last was patched in part: the next try copies.
         let mut recopy = false;

@@ -175,7 +175,7 @@ impl<'a> Client<'a> {
 
     /// Whether the client has been silent for longer than `idle`.
     pub(super) fn idle(&self, idle: Delta) -> bool {
-        self.last_heard.elapsed() > idle
+        self.silent() > idle
     }
 
     /// Sends what the client has not been sent yet; `Err` means close it.

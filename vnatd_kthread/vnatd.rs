@@ -451,9 +451,7 @@ impl<'a> Daemon<'a> {
                 .count();
             // At the limit exactly (a lowered knob leaves more, which go
             // as they end): one that is spent makes room for it.
-            let client = Client::new(sock, Source::new(self.state, from), port);
             if same_source == VCMP_MAX_CLIENTS_PER_SOURCE.get() as usize
-                && client.is_ok()
                 && evict_spent(&mut self.clients, self.state, from)
             {
                 same_source -= 1;
@@ -464,7 +462,8 @@ impl<'a> Daemon<'a> {
                 self.state.count(Counter::VcmpClientsRefused, 1);
                 continue;
             }
-            let pushed = client.and_then(|c| self.clients.push(c, GFP_KERNEL).map_err(Into::into));
+            let pushed = Client::new(sock, Source::new(self.state, from), port)
+                .and_then(|c| self.clients.push(c, GFP_KERNEL).map_err(Into::into));
             match pushed {
                 Ok(()) => self.state.count(Counter::VcmpClientsAccepted, 1),
                 Err(_) => self.state.count(Counter::VcmpClientsRefused, 1),

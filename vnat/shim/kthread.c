@@ -223,14 +223,8 @@ bool vnat_shim_sock_established(struct socket *sock)
 }
 
 /*
- * The bytes of @sock's stream that TCP put on the wire at least once (the
- * peer's TCP acknowledged them, or they are in flight), for a socket that
- * connected: its SYN, which bytes_acked counts, is not; 0 if not TCP.
- * Sleeps: takes the socket's lock, under which the counters change.
- */
-/*
- * Whether a TCP socket has nothing to read and everything it sent
- * acknowledged. Sleeps.
+ * Whether @sock's TCP connection has nothing to read and everything it
+ * sent acknowledged; false if not TCP. Sleeps: takes the socket's lock.
  */
 bool vnat_shim_sock_quiet(struct socket *sock)
 {
@@ -246,6 +240,12 @@ bool vnat_shim_sock_quiet(struct socket *sock)
 	return quiet;
 }
 
+/*
+ * The bytes of @sock's stream that TCP put on the wire at least once (the
+ * peer's TCP acknowledged them, or they are in flight), for a socket that
+ * connected: its SYN, which bytes_acked counts, is not; 0 if not TCP.
+ * Sleeps: takes the socket's lock, under which the counters change.
+ */
 u64 vnat_shim_sock_transmitted(struct socket *sock)
 {
 	struct sock *sk = sock->sk;

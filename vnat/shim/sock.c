@@ -59,24 +59,26 @@ void vnat_shim_sock_kick_retransmit(struct sock *sk)
 	local_bh_disable();
 	bh_lock_sock(sk);
 	if (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN &&
-	    icsk->icsk_pending == ICSK_TIME_RETRANS) {
+	    (icsk->icsk_pending == ICSK_TIME_RETRANS ||
+	     icsk->icsk_pending == ICSK_TIME_PROBE0)) {
+		int what = icsk->icsk_pending;
+
 		/* The backoff was the move's doing, not congestion's. */
 		icsk->icsk_backoff = 0;
-		icsk->icsk_rto = __tcp_set_rto(tcp_sk(sk));
-		tcp_bound_rto(sk);
-		inet_csk_reset_xmit_timer(sk, ICSK_TIME_RETRANS, 1, TCP_RTO_MAX);
-	} else if (sk->sk_state != TCP_CLOSE && sk->sk_state != TCP_LISTEN &&
-		   icsk->icsk_pending == ICSK_TIME_PROBE0) {
-		/*
-		 * Nothing in flight, data held back by the move (each send
-		 * refused while the connection resumed) or a window update lost
-		 * in it: the next probe, which sends that data, would come only
-		 * after its backoff, or half a second after a send the move
-		 * refused (TCP_RESOURCE_PROBE_INTERVAL). Now.
-		 */
-		icsk->icsk_backoff = 0;
-		WRITE_ONCE(icsk->icsk_probes_out, 0);
-		inet_csk_reset_xmit_timer(sk, ICSK_TIME_PROBE0, 1, TCP_RTO_MAX);
+		if (what == ICSK_TIME_RETRANS) {
+			icsk->icsk_rto = __tcp_set_rto(tcp_sk(sk));
+			tcp_bound_rto(sk);
+		} else {
+			/*
+			 * Nothing in flight: data held back by the move (each
+			 * send refused while the connection resumed) or a
+			 * window update lost in it waits for the next probe,
+			 * after its backoff or half a second after a send the
+			 * move refused (TCP_RESOURCE_PROBE_INTERVAL).
+			 */
+			WRITE_ONCE(icsk->icsk_probes_out, 0);
+		}
+		inet_csk_reset_xmit_timer(sk, what, 1, TCP_RTO_MAX);
 	}
 	if (((1 << sk->sk_state) & (TCPF_ESTABLISHED | TCPF_FIN_WAIT1 | TCPF_FIN_WAIT2 |
 				    TCPF_CLOSE_WAIT | TCPF_CLOSING | TCPF_LAST_ACK)) &&
