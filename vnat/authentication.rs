@@ -765,7 +765,8 @@ pub(crate) struct ReplyFields {
 /// The UPD_R or SUS_R `f` to the version-2 request `u`, encoded into `out`:
 /// under the key of connection `key` if the request was opened
 /// ([`open`]), else an unauthenticated refusal (zero key id and MAC, which
-/// proves nothing). Returns its length.
+/// proves nothing but that the move is refused: `vcmp2.rs`). Returns its
+/// length.
 pub(crate) fn seal_reply(
     state: &NetState,
     key: Option<Key>,

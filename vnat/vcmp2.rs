@@ -55,7 +55,10 @@
 //!
 //! A refusal (status 1) is the same whatever the reason; one that the
 //! replier cannot authenticate (no key) carries a zero key id and MAC, and
-//! proves nothing: the mover takes it as no answer.
+//! proves nothing but a refusal: the mover takes it as one, since it can
+//! only stop a move, which whoever can put bytes into the stream can do as
+//! well by resetting it; a peer that lost the connection so says so at
+//! once, and the stream goes on for the others.
 //!
 //! Plain `no_std` Rust without allocation, shared with `tools/vnat-proto`.
 
@@ -284,6 +287,13 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Whether this is a refusal its sender could not authenticate (zero key
+    /// id: it has no key for the request, which a key id never is) of the
+    /// request with counter `counter`.
+    pub fn is_unkeyed_refusal(&self, counter: u64) -> bool {
+        self.status == STATUS_REFUSED && self.key_id == 0 && self.counter == counter
+    }
+
     /// The paper's `VNAT_UPD_R` with what this UPD_R says: the replier's
     /// physical endpoint, or a refusal.
     pub fn to_v1_update(&self) -> crate::vcmp::UpdateReply {

@@ -441,7 +441,7 @@ impl<'a> Conversation<'a> {
             // stream closes.
             let mut out = 0;
             if let Some(sock) = self.sock.take() {
-                if sock.socket().is_established() {
+                if !sock.socket().is_connecting() {
                     let _ = self.read_replies(sock.socket(), report);
                     out = usize::try_from(sock.socket().transmitted()).unwrap_or(usize::MAX);
                 }
@@ -483,6 +483,11 @@ impl<'a> Conversation<'a> {
         let mut failed = false;
         if sock.socket().is_established() {
             failed = !self.send_queued(sock.socket()) || !self.read_replies(sock.socket(), report);
+        } else if !sock.socket().is_connecting() {
+            // The peer closed or reset it: the replies it sent before are
+            // still read (a vnatd that closes a stream for its refusals
+            // sends its replies so far, which then come with the FIN).
+            failed = !self.read_replies(sock.socket(), report);
         }
         if self.answered == self.items.len() {
             // All answered: a stream of keys stays open a while for the
@@ -874,9 +879,17 @@ impl<'a> Conversation<'a> {
                 _ => false,
             },
             // A reply under the key is the peer's answer to this request,
-            // then read as the paper's.
+            // then read as the paper's; so is a refusal without it (the
+            // peer has no key for it: it lost the connection), which can
+            // only stop the move (vcmp2.rs).
             (Frame::V2(b), Ask::Paper(m)) if counter > 0 => {
                 let paper = match vcmp2::Message::decode(b) {
+                    Ok(vcmp2::Message::UpdateReply(r)) if r.is_unkeyed_refusal(counter) => {
+                        Some((Message::UpdateReply(UpdateReply::REFUSED), None))
+                    }
+                    Ok(vcmp2::Message::SuspendReply(r)) if r.is_unkeyed_refusal(counter) => {
+                        Some((Message::SuspendReply(SuspendReply::REFUSED), None))
+                    }
                     Ok(vcmp2::Message::UpdateReply(r))
                         if authentication::open_reply(state, key, b, &r, counter) =>
                     {

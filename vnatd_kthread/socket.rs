@@ -23,6 +23,7 @@ extern "C" {
     fn vnat_shim_sock_limit_buffers(sock: *mut bindings::socket, bytes: c_int);
     fn vnat_shim_sock_dead(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_established(sock: *mut bindings::socket) -> bool;
+    fn vnat_shim_sock_connecting(sock: *mut bindings::socket) -> bool;
     fn vnat_shim_sock_transmitted(sock: *mut bindings::socket) -> u64;
     fn vnat_shim_sock_quiet(sock: *mut bindings::socket) -> bool;
 }
@@ -153,6 +154,13 @@ impl Socket {
     pub(crate) fn is_established(&self) -> bool {
         // SAFETY: The socket is valid.
         unsafe { vnat_shim_sock_established(self.as_ptr()) }
+    }
+
+    /// Whether its connect is still under way. Once it is not, what the
+    /// peer sent can be read, also after the peer closed or reset it.
+    pub(crate) fn is_connecting(&self) -> bool {
+        // SAFETY: The socket is valid.
+        unsafe { vnat_shim_sock_connecting(self.as_ptr()) }
     }
 
     /// The bytes sent on the connection that went out on the wire at least

@@ -223,6 +223,15 @@ bool vnat_shim_sock_established(struct socket *sock)
 }
 
 /*
+ * Whether @sock's connect is still under way (SYN sent, no answer yet):
+ * once it is not, what the peer sent is read, even after its FIN or reset.
+ */
+bool vnat_shim_sock_connecting(struct socket *sock)
+{
+	return READ_ONCE(sock->sk->sk_state) == TCP_SYN_SENT;
+}
+
+/*
  * Whether @sock's TCP connection has nothing to read and everything it
  * sent acknowledged; false if not TCP. Sleeps: takes the socket's lock.
  */

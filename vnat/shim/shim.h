@@ -139,6 +139,7 @@ void vnat_shim_sock_dual_stack(struct socket *sock);
 void vnat_shim_sock_limit_buffers(struct socket *sock, int bytes);
 bool vnat_shim_sock_dead(struct socket *sock);
 bool vnat_shim_sock_established(struct socket *sock);
+bool vnat_shim_sock_connecting(struct socket *sock);
 u64 vnat_shim_sock_transmitted(struct socket *sock);
 bool vnat_shim_sock_quiet(struct socket *sock);
 

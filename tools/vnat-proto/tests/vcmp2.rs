@@ -465,3 +465,29 @@ fn replies_read_as_the_papers() {
     assert_eq!(refused6.to_v1_update(), vcmp::UpdateReply::REFUSED);
     assert_eq!(refused6.to_v1_suspend(), vcmp::SuspendReply::REFUSED);
 }
+
+/// A refusal without a key (zero key id) of the request with that counter is
+/// unkeyed; a keyed refusal, an acceptance or another request's is not.
+#[test]
+fn unkeyed_refusals() {
+    let unkeyed = Reply {
+        status: STATUS_REFUSED,
+        helper: 0,
+        key_id: 0,
+        counter: 7,
+        local_physical: Addr::ZERO,
+        observed: Addr::ZERO,
+    };
+    assert!(unkeyed.is_unkeyed_refusal(7));
+    assert!(!unkeyed.is_unkeyed_refusal(8));
+    assert!(!Reply {
+        key_id: 3,
+        ..unkeyed
+    }
+    .is_unkeyed_refusal(7));
+    assert!(!Reply {
+        status: STATUS_OK,
+        ..unkeyed
+    }
+    .is_unkeyed_refusal(7));
+}
