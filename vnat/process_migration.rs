@@ -89,6 +89,13 @@ pub(crate) fn save(c: &VirtualConnection, keys: Option<&ConnectionKeys>) -> Save
     }
 }
 
+/// How far a restored connection's counter skips ahead of the saved one:
+/// past the messages that may have gone out under its key on the host it
+/// left after it was saved (the suspension a dump asks for is sealed after
+/// the export read the counter, and may be sent again), which the peer
+/// would take for replays and refuse. The peer takes any greater counter.
+const RESTORED_COUNTER_SKIP: u64 = 1 << 32;
+
 /// The record of a restored connection, from its saved state, for the
 /// socket of process `pid` (its keys: [`saved_keys`]). `EINVAL` for a
 /// value that is not one of the spec's enums, or an origin that is not a
@@ -133,7 +140,7 @@ pub(crate) fn restore(s: &Saved, pid: i32) -> Result<VirtualConnection> {
         refusals: s.refusals,
         id: s.key_id,
         named: s.named,
-        sent: s.sent,
+        sent: s.sent.saturating_add(RESTORED_COUNTER_SKIP),
         replay,
     };
     Ok(c)
@@ -302,8 +309,9 @@ mod tests {
     use crate::mapping::PROTO_TCP;
 
     /// A keyed, migrated connection saved on one host is restored on
-    /// another as it was: endpoints, policy, helper, key and counters; and
-    /// saved there again, it is the same record.
+    /// another as it was: endpoints, policy, helper, key and counters (the
+    /// one it sends under skipped ahead); and saved there again, it is the
+    /// same record but for that counter.
     #[test]
     fn a_saved_connection_restores_as_it_was() {
         let (lv, rv) = (
@@ -333,13 +341,19 @@ mod tests {
             (8, Origin::Accept, Policy::Preempt)
         );
         assert_eq!(r.helper_choice, Helper::Stop);
-        assert_eq!((r.key.auth, r.key.id, r.key.sent), (Auth::Keyed, 99, 12));
+        assert_eq!(
+            (r.key.auth, r.key.id, r.key.sent),
+            (Auth::Keyed, 99, 12 + RESTORED_COUNTER_SKIP)
+        );
         assert_eq!(r.key.replay.last(), 34);
         assert_eq!(r.key.asking, Asking::No);
         let rkeys = rkeys.expect("keys restore");
         assert_eq!(rkeys.send.bytes(), &[1; 32]);
         assert_eq!(rkeys.recv.bytes(), &[2; 32]);
-        assert!(save(&r, Some(&rkeys)).encode() == saved.encode());
+        let mut again = save(&r, Some(&rkeys));
+        assert_eq!(again.sent, 12 + RESTORED_COUNTER_SKIP);
+        again.sent = saved.sent;
+        assert!(again.encode() == saved.encode());
     }
 
     /// A UDP flow's record (origin update) is not a socket's own: no socket

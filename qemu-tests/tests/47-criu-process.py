@@ -710,8 +710,12 @@ if dump(pid3, images3, "criu dump on A, suspending the connection", env={"VNAT_C
     away = K + 2 + 5
     time.sleep(max(0.0, last + away - time.monotonic()))
     log(f"away for {time.monotonic() - last:.1f} s (keepalive would have given up after {K + 2} s)")
+    replayed = stats("srv")["vcmp_replayed"]
     if restore(images3, "criu restore on B"):
         ping("the process echoes after it moved")
+        # The suspension went under the key after the export read its
+        # counter: B's update must not reuse that counter.
+        check_eq(stats("srv")["vcmp_replayed"] - replayed, 0, "the server took nothing from B for a replay")
         check_eq(conn.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE), 1, "the server's keepalive is on again")
         rows = [r for r in listing("srv") if r["remote"] == vlocal3]
         check(len(rows) == 1 and not rows[0]["peer-suspended"] and rows[0]["remote-phys"].startswith(B + ":"),
