@@ -222,6 +222,12 @@ def stats(ns=None):
     return {k.replace("-", "_"): int(v) for k, v in ynl_family(ns).do("stats-get", {}).items()}
 
 
+def nonzero(counters, *words):
+    """The counters of `counters` (a stats() dict) that are not zero and
+    whose names have one of `words`, as "name=value, ...": for a log."""
+    return ", ".join(f"{k}={v}" for k, v in counters.items() if v and any(w in k for w in words))
+
+
 
 
 YNL_SPEC = "vnat/vnat.yaml"   # validated against the schema by make check's lint stage

@@ -480,15 +480,12 @@ impl<'a> Conversation<'a> {
             return Step::Pending;
         };
         let sock = self.race(sock);
-        let mut failed = false;
-        if sock.socket().is_established() {
-            failed = !self.send_queued(sock.socket()) || !self.read_replies(sock.socket(), report);
-        } else if !sock.socket().is_connecting() {
-            // The peer closed or reset it: the replies it sent before are
-            // still read (a vnatd that closes a stream for its refusals
-            // sends its replies so far, which then come with the FIN).
-            failed = !self.read_replies(sock.socket(), report);
-        }
+        // Once connected, read also after the peer closed or reset it: a
+        // vnatd that closes a stream for its refusals sends its replies so
+        // far, which then come with the FIN.
+        let s = sock.socket();
+        let failed = !s.is_connecting()
+            && ((s.is_established() && !self.send_queued(s)) || !self.read_replies(s, report));
         if self.answered == self.items.len() {
             // All answered: a stream of keys stays open a while for the
             // next ones; else the socket is closed here.

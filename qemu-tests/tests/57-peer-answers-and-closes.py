@@ -80,7 +80,7 @@ wait_for(lambda: stats("cli")["migrations_completed"] - before["migrations_compl
 cap.stop()
 fins.stop()
 cs = stats("cli")
-log("client: " + ", ".join(f"{k}={v}" for k, v in cs.items() if v and ("vcmp" in k or "migration" in k or "update" in k)))
+log("client: " + nonzero(cs, "vcmp", "migration", "update"))
 check(len(updates) >= 1 and updates[0][:2] == b"\x01\x01", f"the peer read a VNAT_UPD ({updates[:1]})")
 check(fins.count("") >= 1, "its answer and its FIN came in one segment")
 check_eq((cs["migrations_completed"] - before["migrations_completed"],
